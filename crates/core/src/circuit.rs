@@ -1,0 +1,346 @@
+//! The circuit state machine: closed -> open -> half-open -> closed/open.
+//!
+//! State is an enum carrying its data (recloser style). One `parking_lot` mutex guards it;
+//! the open state is mirrored in an atomic deadline so the short-circuit path
+//! ([`Circuit::try_acquire`] while open) is a single atomic load, no lock.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::config::Config;
+use crate::error::FailureKind;
+use crate::observer::{StateKind, Transition, TransitionReason};
+use crate::window::{AtomicWindow, Counts, RollingWindow};
+
+/// The state-machine subset of [`Config`].
+#[derive(Clone, Debug)]
+pub struct CircuitConfig {
+    pub error_threshold_percentage: u32,
+    pub reset_timeout: Duration,
+    pub rolling_count_timeout: Duration,
+    pub rolling_count_buckets: u32,
+    pub volume_threshold: u32,
+    pub max_failures: u32,
+    pub half_open_max_calls: u32,
+}
+
+impl From<&Config> for CircuitConfig {
+    fn from(c: &Config) -> Self {
+        Self {
+            error_threshold_percentage: c.error_threshold_percentage,
+            reset_timeout: c.reset_timeout,
+            rolling_count_timeout: c.rolling_count_timeout,
+            rolling_count_buckets: c.rolling_count_buckets,
+            volume_threshold: c.volume_threshold,
+            max_failures: c.max_failures,
+            half_open_max_calls: c.half_open_max_calls,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    Closed,
+    Open { until: Duration },
+    HalfOpen { admitted: u32, succeeded: u32 },
+}
+
+impl State {
+    fn kind(&self) -> StateKind {
+        match self {
+            State::Closed => StateKind::Closed,
+            State::Open { .. } => StateKind::Open,
+            State::HalfOpen { .. } => StateKind::HalfOpen,
+        }
+    }
+}
+
+/// Permission to make one attempt. Results of permits from an earlier state
+/// (`generation` changed) are counted but cannot move the state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Permit {
+    generation: u64,
+    trial: bool,
+}
+
+impl Permit {
+    pub fn is_trial(&self) -> bool {
+        self.trial
+    }
+}
+
+/// An attempt's result as the breaker judges it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Success,
+    /// The upstream answered (4xx): healthy, but the caller's mistake.
+    ClientError,
+    Failure(FailureKind),
+}
+
+struct Inner {
+    state: State,
+    entered: Duration,
+    generation: u64,
+    consecutive_failures: u32,
+    window: RollingWindow,
+}
+
+/// Counts over the rolling window plus the state, as `stats()` returns them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    pub state: StateKind,
+    pub fires: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub timeouts: u64,
+    pub client_errors: u64,
+    pub rejects: u64,
+    pub fallbacks: u64,
+    pub retries: u64,
+    /// Failure percentage of the window; -1 while below `volumeThreshold` (as resilience4j).
+    pub failure_rate: f64,
+    pub consecutive_failures: u32,
+    pub trips: u64,
+    pub window: Duration,
+}
+
+pub struct Circuit {
+    cfg: CircuitConfig,
+    inner: Mutex<Inner>,
+    /// Nanoseconds (clock time) until which the circuit is open; 0 when not open.
+    open_until: AtomicU64,
+    state: AtomicU8,
+    trips: AtomicU64,
+    fires: AtomicWindow,
+    rejects: AtomicWindow,
+    fallbacks: AtomicWindow,
+    retries: AtomicWindow,
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos() as u64
+}
+
+impl Circuit {
+    pub fn new(cfg: CircuitConfig) -> Self {
+        let (w, b) = (cfg.rolling_count_timeout, cfg.rolling_count_buckets);
+        Self {
+            inner: Mutex::new(Inner {
+                state: State::Closed,
+                entered: Duration::ZERO,
+                generation: 0,
+                consecutive_failures: 0,
+                window: RollingWindow::new(w, b),
+            }),
+            open_until: AtomicU64::new(0),
+            state: AtomicU8::new(StateKind::Closed as u8),
+            trips: AtomicU64::new(0),
+            fires: AtomicWindow::new(w, b),
+            rejects: AtomicWindow::new(w, b),
+            fallbacks: AtomicWindow::new(w, b),
+            retries: AtomicWindow::new(w, b),
+            cfg,
+        }
+    }
+
+    /// The state as last recorded (open stays open until a call finds resetTimeout elapsed).
+    pub fn state(&self) -> StateKind {
+        StateKind::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub fn trips(&self) -> u64 {
+        self.trips.load(Ordering::Relaxed)
+    }
+
+    /// Asks to make one attempt. `None` means short-circuit: no I/O, answer with the fallback.
+    /// Lock-free while open and resetTimeout has not elapsed.
+    pub fn try_acquire(&self, now: Duration, emit: &mut dyn FnMut(&Transition)) -> Option<Permit> {
+        let until = self.open_until.load(Ordering::Acquire);
+        if until != 0 && nanos(now) < until {
+            return None;
+        }
+        let mut g = self.inner.lock();
+        match g.state {
+            State::Closed => Some(Permit { generation: g.generation, trial: false }),
+            State::Open { until } => {
+                if now < until {
+                    return None;
+                }
+                self.transition(&mut g, State::HalfOpen { admitted: 1, succeeded: 0 }, TransitionReason::ResetTimeoutElapsed, now, emit);
+                Some(Permit { generation: g.generation, trial: true })
+            }
+            State::HalfOpen { admitted, succeeded } => {
+                if admitted >= self.cfg.half_open_max_calls {
+                    return None;
+                }
+                g.state = State::HalfOpen { admitted: admitted + 1, succeeded };
+                Some(Permit { generation: g.generation, trial: true })
+            }
+        }
+    }
+
+    /// Records an attempt's result. Returns true if this result opened the circuit.
+    pub fn on_result(&self, permit: Permit, verdict: Verdict, now: Duration, emit: &mut dyn FnMut(&Transition)) -> bool {
+        let mut g = self.inner.lock();
+        {
+            let c = g.window.current(now);
+            match verdict {
+                Verdict::Success => c.successes += 1,
+                Verdict::ClientError => c.client_errors += 1,
+                Verdict::Failure(kind) => {
+                    c.failures += 1;
+                    if kind == FailureKind::Timeout {
+                        c.timeouts += 1;
+                    }
+                }
+            }
+        }
+        if permit.generation != g.generation {
+            return false;
+        }
+        match (g.state, verdict) {
+            (State::Closed, Verdict::Failure(_)) => {
+                g.consecutive_failures += 1;
+                let totals = g.window.totals(now);
+                let reason = if self.cfg.max_failures > 0 && g.consecutive_failures >= self.cfg.max_failures {
+                    Some(TransitionReason::ConsecutiveFailures)
+                } else if totals.calls() > 0
+                    && totals.calls() >= self.cfg.volume_threshold as u64
+                    && totals.failure_percent() >= self.cfg.error_threshold_percentage as f64
+                {
+                    Some(TransitionReason::FailureRate)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    self.open(&mut g, reason, now, emit);
+                    return true;
+                }
+                false
+            }
+            (State::Closed, _) => {
+                g.consecutive_failures = 0;
+                false
+            }
+            (State::HalfOpen { .. }, Verdict::Failure(_)) => {
+                g.consecutive_failures += 1;
+                self.open(&mut g, TransitionReason::TrialFailed, now, emit);
+                true
+            }
+            (State::HalfOpen { admitted, succeeded }, _) => {
+                let succeeded = succeeded + 1;
+                if succeeded >= self.cfg.half_open_max_calls {
+                    self.transition(&mut g, State::Closed, TransitionReason::TrialsSucceeded, now, emit);
+                    g.window.reset();
+                } else {
+                    g.state = State::HalfOpen { admitted, succeeded };
+                }
+                false
+            }
+            (State::Open { .. }, _) => false,
+        }
+    }
+
+    /// Gives back a permit whose attempt ended without a verdict (the caller aborted),
+    /// so a half-open trial slot is not lost.
+    pub fn release(&self, permit: Permit) {
+        if !permit.trial {
+            return;
+        }
+        let mut g = self.inner.lock();
+        if permit.generation == g.generation {
+            if let State::HalfOpen { admitted, succeeded } = g.state {
+                g.state = State::HalfOpen { admitted: admitted.saturating_sub(1), succeeded };
+            }
+        }
+    }
+
+    pub fn record_fire(&self, now: Duration) {
+        self.fires.add(now, 1);
+    }
+
+    pub fn record_reject(&self, now: Duration) {
+        self.fires.add(now, 1);
+        self.rejects.add(now, 1);
+    }
+
+    pub fn record_fallback(&self, now: Duration) {
+        self.fallbacks.add(now, 1);
+    }
+
+    pub fn record_retry(&self, now: Duration) {
+        self.retries.add(now, 1);
+    }
+
+    pub fn stats(&self, now: Duration) -> Stats {
+        let (state, totals, consecutive) = {
+            let g = self.inner.lock();
+            (g.state.kind(), g.window.totals(now), g.consecutive_failures)
+        };
+        Stats {
+            state,
+            fires: self.fires.total(now),
+            successes: totals.successes,
+            failures: totals.failures,
+            timeouts: totals.timeouts,
+            client_errors: totals.client_errors,
+            rejects: self.rejects.total(now),
+            fallbacks: self.fallbacks.total(now),
+            retries: self.retries.total(now),
+            failure_rate: self.failure_rate_of(&totals),
+            consecutive_failures: consecutive,
+            trips: self.trips(),
+            window: self.cfg.rolling_count_timeout,
+        }
+    }
+
+    fn failure_rate_of(&self, t: &Counts) -> f64 {
+        if t.calls() == 0 || t.calls() < self.cfg.volume_threshold as u64 {
+            -1.0
+        } else {
+            t.failure_percent()
+        }
+    }
+
+    fn open(&self, g: &mut Inner, reason: TransitionReason, now: Duration, emit: &mut dyn FnMut(&Transition)) {
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        let until = now + self.cfg.reset_timeout;
+        self.transition(g, State::Open { until }, reason, now, emit);
+    }
+
+    fn transition(&self, g: &mut Inner, to: State, reason: TransitionReason, now: Duration, emit: &mut dyn FnMut(&Transition)) {
+        let from = g.state.kind();
+        let totals = g.window.totals(now);
+        let t = Transition {
+            from,
+            to: to.kind(),
+            reason,
+            failures: totals.failures,
+            calls: totals.calls(),
+            failure_percent: totals.failure_percent(),
+            consecutive_failures: g.consecutive_failures,
+            time_in_previous: now.saturating_sub(g.entered),
+            trips: self.trips(),
+        };
+        g.state = to;
+        g.entered = now;
+        g.generation += 1;
+        if to.kind() != StateKind::HalfOpen {
+            g.consecutive_failures = 0;
+        }
+        let until = match to {
+            State::Open { until } => nanos(until).max(1),
+            _ => 0,
+        };
+        self.open_until.store(until, Ordering::Release);
+        self.state.store(to.kind() as u8, Ordering::Release);
+        emit(&t);
+    }
+}
+
+#[cfg(test)]
+#[path = "circuit_tests.rs"]
+mod tests;

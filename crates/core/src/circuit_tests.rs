@@ -1,0 +1,230 @@
+//! State-machine tests on a manual clock: no sleeps, every step explicit.
+
+use super::*;
+use crate::clock::{Clock, ManualClock};
+use std::sync::Arc;
+
+const MS: Duration = Duration::from_millis(1);
+const FAIL: Verdict = Verdict::Failure(FailureKind::ConnectionRefused);
+const OK: Verdict = Verdict::Success;
+
+fn cfg() -> CircuitConfig {
+    CircuitConfig {
+        error_threshold_percentage: 50,
+        reset_timeout: 1000 * MS,
+        rolling_count_timeout: 10_000 * MS,
+        rolling_count_buckets: 10,
+        volume_threshold: 10,
+        max_failures: 3,
+        half_open_max_calls: 2,
+    }
+}
+
+struct Harness {
+    c: Circuit,
+    clock: ManualClock,
+    log: Vec<Transition>,
+}
+
+impl Harness {
+    fn new(cfg: CircuitConfig) -> Self {
+        Self { c: Circuit::new(cfg), clock: ManualClock::new(), log: vec![] }
+    }
+
+    fn acquire(&mut self) -> Option<Permit> {
+        let now = self.clock.now();
+        let log = &mut self.log;
+        self.c.try_acquire(now, &mut |t| log.push(t.clone()))
+    }
+
+    fn finish(&mut self, p: Permit, v: Verdict) -> bool {
+        let now = self.clock.now();
+        let log = &mut self.log;
+        self.c.on_result(p, v, now, &mut |t| log.push(t.clone()))
+    }
+
+    /// One call: acquire, then record `v`. Returns the state after it, or None if rejected.
+    fn call(&mut self, v: Verdict) -> Option<StateKind> {
+        let p = self.acquire()?;
+        self.finish(p, v);
+        Some(self.c.state())
+    }
+
+    /// Runs a row of results and returns the row of states (`None` = short-circuited).
+    fn timeline(&mut self, row: &[Verdict]) -> Vec<Option<StateKind>> {
+        row.iter().map(|v| self.call(*v)).collect()
+    }
+}
+
+use StateKind::{Closed as C, HalfOpen as H, Open as O};
+
+#[test]
+fn opens_after_max_failures_consecutive_failures() {
+    let mut h = Harness::new(cfg());
+    //                      ok        fail     fail     ok       fail     fail     fail      fail
+    let states = h.timeline(&[OK, FAIL, FAIL, OK, FAIL, FAIL, FAIL, FAIL]);
+    assert_eq!(states, vec![Some(C), Some(C), Some(C), Some(C), Some(C), Some(C), Some(O), None]);
+    assert_eq!(h.log.len(), 1);
+    assert_eq!(h.log[0].reason, TransitionReason::ConsecutiveFailures);
+    assert_eq!(h.log[0].consecutive_failures, 3);
+    assert_eq!(h.c.trips(), 1);
+}
+
+#[test]
+fn opens_on_percentage_only_past_volume_threshold() {
+    let mut c = cfg();
+    c.max_failures = 0; // percentage only
+    let mut h = Harness::new(c);
+    // 9 calls at 66 % failures: below volumeThreshold (10), stays closed.
+    for v in [FAIL, FAIL, OK, FAIL, FAIL, OK, FAIL, FAIL, OK] {
+        assert_eq!(h.call(v), Some(C));
+    }
+    // The 10th call reaches the volume threshold with 7/10 failing.
+    assert_eq!(h.call(FAIL), Some(O));
+    assert_eq!(h.log[0].reason, TransitionReason::FailureRate);
+    assert_eq!((h.log[0].failures, h.log[0].calls), (7, 10));
+}
+
+#[test]
+fn below_threshold_percentage_stays_closed() {
+    let mut c = cfg();
+    c.max_failures = 0;
+    let mut h = Harness::new(c);
+    for i in 0..100 {
+        let v = if i % 3 == 0 { FAIL } else { OK }; // 34 %
+        assert_eq!(h.call(v), Some(C));
+    }
+}
+
+#[test]
+fn old_buckets_leave_the_window_and_stop_counting() {
+    let mut c = cfg();
+    c.max_failures = 0;
+    let mut h = Harness::new(c);
+    for _ in 0..9 {
+        h.call(FAIL);
+    }
+    // The 9 failures age out of the 10 s window before the 10th call.
+    h.clock.advance(10_000 * MS);
+    assert_eq!(h.c.stats(h.clock.now()).failures, 0);
+    assert_eq!(h.call(FAIL), Some(C));
+}
+
+#[test]
+fn open_rejects_until_reset_timeout_then_half_open_admits_exactly_max_calls() {
+    let mut h = Harness::new(cfg());
+    h.timeline(&[FAIL, FAIL, FAIL]);
+    assert_eq!(h.c.state(), O);
+    h.clock.advance(999 * MS);
+    assert!(h.acquire().is_none(), "still open 1 ms before resetTimeout");
+    h.clock.advance(MS);
+    let t1 = h.acquire().expect("first trial");
+    assert!(t1.is_trial());
+    assert_eq!(h.c.state(), H);
+    let t2 = h.acquire().expect("second trial");
+    assert!(h.acquire().is_none(), "halfOpenMaxCalls = 2: the third is rejected");
+    h.finish(t1, OK);
+    assert_eq!(h.c.state(), H, "one success of two is not enough");
+    h.finish(t2, OK);
+    assert_eq!(h.c.state(), C);
+    let reasons: Vec<_> = h.log.iter().map(|t| (t.from, t.to, t.reason)).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (C, O, TransitionReason::ConsecutiveFailures),
+            (O, H, TransitionReason::ResetTimeoutElapsed),
+            (H, C, TransitionReason::TrialsSucceeded),
+        ]
+    );
+    assert_eq!(h.log[1].time_in_previous, 1000 * MS);
+}
+
+#[test]
+fn a_failed_trial_reopens_as_a_new_trip() {
+    let mut h = Harness::new(cfg());
+    h.timeline(&[FAIL, FAIL, FAIL]);
+    h.clock.advance(1000 * MS);
+    let t1 = h.acquire().unwrap();
+    let t2 = h.acquire().unwrap();
+    assert!(h.finish(t1, FAIL), "a failed trial trips");
+    assert_eq!(h.c.state(), O);
+    assert_eq!(h.c.trips(), 2);
+    // The other trial's late success belongs to the old half-open period: no effect.
+    h.finish(t2, OK);
+    assert_eq!(h.c.state(), O);
+    assert!(h.acquire().is_none());
+    h.clock.advance(1000 * MS);
+    assert_eq!(h.timeline(&[OK, OK]), vec![Some(H), Some(C)]);
+}
+
+#[test]
+fn released_trial_frees_its_slot() {
+    let mut h = Harness::new(cfg());
+    h.timeline(&[FAIL, FAIL, FAIL]);
+    h.clock.advance(1000 * MS);
+    let t1 = h.acquire().unwrap();
+    let _t2 = h.acquire().unwrap();
+    assert!(h.acquire().is_none());
+    h.c.release(t1);
+    assert!(h.acquire().is_some());
+}
+
+#[test]
+fn client_errors_are_healthy_answers() {
+    let mut h = Harness::new(cfg());
+    let states = h.timeline(&[FAIL, FAIL, Verdict::ClientError, FAIL, FAIL]);
+    assert!(states.iter().all(|s| *s == Some(C)), "a 4xx resets the consecutive count");
+}
+
+#[test]
+fn results_from_before_a_trip_do_not_move_the_new_state() {
+    let mut h = Harness::new(cfg());
+    let slow = h.acquire().unwrap();
+    h.timeline(&[FAIL, FAIL, FAIL]);
+    assert_eq!(h.c.state(), O);
+    h.clock.advance(1000 * MS);
+    let trial = h.acquire().unwrap();
+    // A success that started while closed must not count as a trial.
+    h.finish(slow, OK);
+    assert_eq!(h.c.state(), H);
+    h.finish(trial, OK);
+    assert_eq!(h.c.state(), H, "one of two trials");
+}
+
+#[test]
+fn stats_report_failure_rate_minus_one_below_volume() {
+    let mut h = Harness::new(cfg());
+    h.call(FAIL);
+    let s = h.c.stats(h.clock.now());
+    assert_eq!(s.failure_rate, -1.0);
+    assert_eq!((s.failures, s.fires), (1, 0), "fires are recorded by the breaker, not the circuit");
+}
+
+#[test]
+fn concurrent_calls_keep_exact_counts() {
+    let mut c = cfg();
+    c.max_failures = 0;
+    c.error_threshold_percentage = 100;
+    c.volume_threshold = 1_000_000;
+    let circuit = Arc::new(Circuit::new(c));
+    let clock = Arc::new(ManualClock::new());
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let (circuit, clock) = (circuit.clone(), clock.clone());
+            std::thread::spawn(move || {
+                for n in 0..5000 {
+                    let p = circuit.try_acquire(clock.now(), &mut |_| {}).unwrap();
+                    let v = if (n + i) % 2 == 0 { OK } else { FAIL };
+                    circuit.on_result(p, v, clock.now(), &mut |_| {});
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = circuit.stats(clock.now());
+    assert_eq!(s.successes + s.failures, 20_000);
+    assert_eq!(s.successes, 10_000);
+    assert_eq!(s.state, C);
+}

@@ -1,0 +1,614 @@
+//! Every setting, its option name, its environment variable, its default and its accepted
+//! range, in one table, validated in one place ([`Config::resolve`]).
+//!
+//! Inputs arrive untyped ([`RawValue`]) from JS or from the environment, so a string where
+//! a number belongs, a NaN or an out-of-range value becomes a [`ConfigError`] that names
+//! the option or variable and the accepted range, never a panic or a silent default.
+
+use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::{CallError, Code};
+
+/// A value as it came from JS (or a Rust caller), before validation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawValue {
+    Number(f64),
+    String(String),
+    Bool(bool),
+    /// Any other JS type, by its `typeof` name.
+    Other(&'static str),
+}
+
+impl RawValue {
+    fn describe(&self) -> String {
+        match self {
+            RawValue::Number(n) => format!("{n}"),
+            RawValue::String(_) => "a string".into(),
+            RawValue::Bool(b) => format!("{b}"),
+            RawValue::Other(t) => format!("a value of type {t}"),
+        }
+    }
+}
+
+/// Options as given by the caller: name -> value, `undefined`/`null` already dropped.
+#[derive(Clone, Debug, Default)]
+pub struct RawOptions {
+    entries: Vec<(String, RawValue)>,
+}
+
+impl RawOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set(mut self, key: &str, value: RawValue) -> Self {
+        self.insert(key, value);
+        self
+    }
+
+    pub fn insert(&mut self, key: &str, value: RawValue) {
+        self.entries.retain(|(k, _)| k != key);
+        self.entries.push((key.to_string(), value));
+    }
+
+    fn get(&self, key: &str) -> Option<&RawValue> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+/// A rejected option or environment variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The option name (`timeout`) or the environment variable (`DNASTORE_TIMEOUT_MS`).
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<ConfigError> for CallError {
+    fn from(e: ConfigError) -> Self {
+        CallError::new(Code::Config, e.message)
+    }
+}
+
+/// One integer setting.
+#[derive(Clone, Copy, Debug)]
+pub struct IntSpec {
+    pub option: &'static str,
+    pub env: &'static str,
+    pub default: u64,
+    pub min: u64,
+    pub max: u64,
+    pub unit: &'static str,
+    pub doc: &'static str,
+}
+
+/// One boolean setting.
+#[derive(Clone, Copy, Debug)]
+pub struct BoolSpec {
+    pub option: &'static str,
+    pub env: &'static str,
+    pub default: bool,
+    pub doc: &'static str,
+}
+
+/// One string setting (no range; validated by its own parser).
+#[derive(Clone, Copy, Debug)]
+pub struct StrSpec {
+    pub option: &'static str,
+    /// Environment variables, first set wins.
+    pub env: &'static [&'static str],
+    pub default: Option<&'static str>,
+    /// Secret values are never echoed in errors.
+    pub secret: bool,
+    pub doc: &'static str,
+}
+
+macro_rules! int_specs {
+    ($($id:ident: $opt:literal, $env:literal, $def:expr, $min:expr, $max:expr, $unit:literal, $doc:literal;)*) => {
+        #[allow(non_upper_case_globals)]
+        pub mod spec {
+            #[allow(unused_imports)]
+            use super::{IntSpec, KIB, MIB};
+            $(pub const $id: IntSpec = IntSpec { option: $opt, env: $env, default: $def, min: $min, max: $max, unit: $unit, doc: $doc };)*
+        }
+        /// Every integer setting, in README order.
+        pub const INT_SPECS: &[IntSpec] = &[$(spec::$id),*];
+    };
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+
+int_specs! {
+    timeout: "timeout", "DNASTORE_TIMEOUT_MS", 3000, 1, 600_000, "ms",
+        "Per-attempt timeout, headers and body included; the attempt's connection is dropped when it fires.";
+    error_threshold: "errorThresholdPercentage", "DNASTORE_CIRCUIT_ERROR_THRESHOLD", 50, 1, 100, "%",
+        "Failure percentage in the rolling window that opens the circuit (once volumeThreshold calls were seen).";
+    reset_timeout: "resetTimeout", "DNASTORE_CIRCUIT_RESET_MS", 10_000, 1, 3_600_000, "ms",
+        "Time the circuit stays open before the next call is let through as a half-open trial.";
+    rolling_timeout: "rollingCountTimeout", "DNASTORE_CIRCUIT_ROLLING_MS", 10_000, 10, 3_600_000, "ms",
+        "Length of the rolling window for the failure percentage and stats().";
+    rolling_buckets: "rollingCountBuckets", "DNASTORE_CIRCUIT_ROLLING_BUCKETS", 10, 1, 1000, "buckets",
+        "Buckets in the rolling window; rollingCountTimeout must be a multiple of it.";
+    volume_threshold: "volumeThreshold", "DNASTORE_CIRCUIT_VOLUME_THRESHOLD", 20, 0, 1_000_000, "calls",
+        "Calls the window must hold before the failure percentage can open the circuit.";
+    max_failures: "maxFailures", "DNASTORE_CIRCUIT_MAX_FAILURES", 5, 0, 1_000_000, "failures",
+        "Consecutive failures that open the circuit whatever the percentage (0 disables).";
+    half_open_calls: "halfOpenMaxCalls", "DNASTORE_CIRCUIT_HALF_OPEN_CALLS", 3, 1, 1000, "calls",
+        "Trial calls let through while half-open; all must succeed to close. Other calls get the fallback.";
+    max_response_bytes: "maxResponseBytes", "DNASTORE_MAX_RESPONSE_BYTES", 10 * MIB, 1, 1024 * MIB, "bytes",
+        "Largest response body read; a larger one fails with ETOOLARGE.";
+    max_attempts: "maxAttempts", "DNASTORE_RETRY_MAX_ATTEMPTS", 3, 1, 10, "attempts",
+        "Total attempts per call, the first included (1 disables retries).";
+    retry_base: "retryBaseMs", "DNASTORE_RETRY_BASE_MS", 100, 1, 60_000, "ms",
+        "Smallest backoff delay between attempts.";
+    retry_max: "retryMaxMs", "DNASTORE_RETRY_MAX_MS", 2000, 1, 300_000, "ms",
+        "Largest backoff delay between attempts (must be >= retryBaseMs).";
+    retry_budget_percent: "retryBudgetPercent", "DNASTORE_RETRY_BUDGET_PERCENT", 20, 0, 1000, "%",
+        "Retries may add at most this percentage of the calls of the last 10 s (plus retryMinPerSec).";
+    retry_min_per_sec: "retryMinPerSec", "DNASTORE_RETRY_MIN_PER_SEC", 10, 0, 100_000, "retries/s",
+        "Retries always allowed per second on top of the percentage, so a quiet service can still retry.";
+    retry_after_max: "retryAfterMaxMs", "DNASTORE_RETRY_AFTER_MAX_MS", 5000, 0, 300_000, "ms",
+        "Cap on a Retry-After wait (429/503); the call's deadline caps it too.";
+    deadline: "deadline", "DNASTORE_DEADLINE_MS", 10_000, 1, 3_600_000, "ms",
+        "Overall budget of one fire(): every attempt and backoff sleep together.";
+    lkg_max_entries: "lkgMaxEntries", "DNASTORE_LKG_MAX_ENTRIES", 1000, 0, 10_000_000, "entries",
+        "Last-known-good cache size in entries (0 disables the cache).";
+    lkg_max_bytes: "lkgMaxBytes", "DNASTORE_LKG_MAX_BYTES", 64 * MIB, 0, 16 * 1024 * MIB, "bytes",
+        "Last-known-good cache size in bytes of stored bodies.";
+    lkg_max_entry_bytes: "lkgMaxEntryBytes", "DNASTORE_LKG_MAX_ENTRY_BYTES", 256 * KIB, 1, 1024 * MIB, "bytes",
+        "Largest body stored in the cache; larger responses are served but not cached.";
+    lkg_max_stale: "lkgMaxStaleMs", "DNASTORE_LKG_MAX_STALE_MS", 300_000, 1, 7 * 24 * 3_600_000, "ms",
+        "Oldest cached entry served as a fallback (also the Redis TTL).";
+}
+
+/// Boolean settings.
+pub const GENERATE_IDEMPOTENCY_KEYS: BoolSpec = BoolSpec {
+    option: "generateIdempotencyKeys",
+    env: "DNASTORE_RETRY_GENERATE_IDEMPOTENCY_KEYS",
+    default: false,
+    doc: "Generate one Idempotency-Key per POST/PATCH call (sent on every attempt) so those calls can be retried.",
+};
+pub const COALESCE: BoolSpec = BoolSpec {
+    option: "coalesce",
+    env: "DNASTORE_COALESCE",
+    default: true,
+    doc: "Identical concurrent GETs (same cache key) share one upstream request.",
+};
+pub const BOOL_SPECS: &[BoolSpec] = &[GENERATE_IDEMPOTENCY_KEYS, COALESCE];
+
+/// String settings.
+pub const NAME: StrSpec = StrSpec {
+    option: "name",
+    env: &["DNASTORE_BREAKER_NAME"],
+    default: Some("dnastore"),
+    secret: false,
+    doc: "Breaker name: the `name` label of every metric and the registry key (1-64 of A-Z a-z 0-9 _ . : -).",
+};
+pub const BASE_URL: StrSpec = StrSpec {
+    option: "baseUrl",
+    env: &["DNASTORE_URL"],
+    default: None,
+    secret: false,
+    doc: "Base URL that relative fire() paths resolve against (http or https).",
+};
+pub const TENANT_HEADER: StrSpec = StrSpec {
+    option: "tenantHeader",
+    env: &["DNASTORE_LKG_TENANT_HEADER"],
+    default: Some("x-tenant-id"),
+    secret: false,
+    doc: "Request header that, with Authorization, partitions the last-known-good cache.",
+};
+pub const SIGNING_SECRET: StrSpec = StrSpec {
+    option: "signingSecret",
+    env: &["DNASTORE_LKG_SECRET", "SPIRAL_EVENT_SECRET"],
+    default: None,
+    secret: true,
+    doc: "HMAC-SHA256 key that authenticates cached entries; a tampered entry is dropped, never served.",
+};
+pub const REDIS_URL: StrSpec = StrSpec {
+    option: "redisUrl",
+    env: &["DNASTORE_LKG_REDIS_URL"],
+    default: None,
+    secret: true,
+    doc: "redis:// URL of a Redis shared by replicas for last-known-good entries (off the request path).",
+};
+pub const STR_SPECS: &[StrSpec] = &[NAME, BASE_URL, TENANT_HEADER, SIGNING_SECRET, REDIS_URL];
+
+/// Retry settings, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryConfig {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+    pub budget_percent: u32,
+    pub min_per_sec: u32,
+    pub retry_after_max: Duration,
+    pub generate_idempotency_keys: bool,
+}
+
+/// Last-known-good cache settings, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LkgConfig {
+    pub max_entries: usize,
+    pub max_bytes: u64,
+    pub max_entry_bytes: u64,
+    pub max_stale: Duration,
+    pub tenant_header: String,
+    pub signing_secret: Option<String>,
+    pub redis_url: Option<String>,
+}
+
+/// A breaker's configuration, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub name: String,
+    pub base_url: Option<Url>,
+    pub timeout: Duration,
+    pub error_threshold_percentage: u32,
+    pub reset_timeout: Duration,
+    pub rolling_count_timeout: Duration,
+    pub rolling_count_buckets: u32,
+    pub volume_threshold: u32,
+    pub max_failures: u32,
+    pub half_open_max_calls: u32,
+    pub max_response_bytes: u64,
+    pub deadline: Duration,
+    pub coalesce: bool,
+    pub retry: RetryConfig,
+    pub lkg: LkgConfig,
+}
+
+/// Every accepted option name.
+pub fn option_names() -> Vec<&'static str> {
+    INT_SPECS
+        .iter()
+        .map(|s| s.option)
+        .chain(BOOL_SPECS.iter().map(|s| s.option))
+        .chain(STR_SPECS.iter().map(|s| s.option))
+        .collect()
+}
+
+struct Resolver<'a> {
+    opts: &'a RawOptions,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+fn err(key: &str, message: String) -> ConfigError {
+    ConfigError { key: key.to_string(), message }
+}
+
+impl Resolver<'_> {
+    fn int(&self, s: &IntSpec) -> Result<u64, ConfigError> {
+        let range = format!("an integer from {} to {} ({})", s.min, s.max, s.unit);
+        if let Some(v) = self.opts.get(s.option) {
+            return match v {
+                RawValue::Number(n) if n.is_finite() && n.fract() == 0.0 && *n >= s.min as f64 && *n <= s.max as f64 => {
+                    Ok(*n as u64)
+                }
+                other => Err(err(
+                    s.option,
+                    format!("invalid option `{}`: must be {range}, got {}", s.option, other.describe()),
+                )),
+            };
+        }
+        // An empty variable (`DNASTORE_TIMEOUT_MS=` in a .env file) means "unset".
+        if let Some(raw) = (self.env)(s.env).filter(|v| !v.trim().is_empty()) {
+            let t = raw.trim();
+            let parsed = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) { t.parse::<u64>().ok() } else { None };
+            return match parsed {
+                Some(n) if n >= s.min && n <= s.max => Ok(n),
+                _ => Err(err(
+                    s.env,
+                    format!("invalid environment variable {}={:?}: must be {range}", s.env, truncate(t)),
+                )),
+            };
+        }
+        Ok(s.default)
+    }
+
+    fn ms(&self, s: &IntSpec) -> Result<Duration, ConfigError> {
+        self.int(s).map(Duration::from_millis)
+    }
+
+    fn boolean(&self, s: &BoolSpec) -> Result<bool, ConfigError> {
+        if let Some(v) = self.opts.get(s.option) {
+            return match v {
+                RawValue::Bool(b) => Ok(*b),
+                other => Err(err(
+                    s.option,
+                    format!("invalid option `{}`: must be true or false, got {}", s.option, other.describe()),
+                )),
+            };
+        }
+        if let Some(raw) = (self.env)(s.env).filter(|v| !v.trim().is_empty()) {
+            return match raw.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(err(
+                    s.env,
+                    format!("invalid environment variable {}={:?}: must be true/false/1/0", s.env, truncate(&raw)),
+                )),
+            };
+        }
+        Ok(s.default)
+    }
+
+    /// The raw string and the key it came from (for error messages).
+    fn string(&self, s: &StrSpec) -> Result<Option<(String, String)>, ConfigError> {
+        if let Some(v) = self.opts.get(s.option) {
+            return match v {
+                RawValue::String(x) => Ok(Some((x.clone(), format!("option `{}`", s.option)))),
+                other => Err(err(
+                    s.option,
+                    format!("invalid option `{}`: must be a string, got {}", s.option, other.describe()),
+                )),
+            };
+        }
+        for var in s.env {
+            if let Some(raw) = (self.env)(var) {
+                if !raw.is_empty() {
+                    return Ok(Some((raw, format!("environment variable {var}"))));
+                }
+            }
+        }
+        Ok(s.default.map(|d| (d.to_string(), "default".to_string())))
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// Validates a per-call millisecond override (`init.timeout`, `init.deadline`) against the
+/// same range as its breaker-level option.
+pub fn call_ms(field: &str, spec: &IntSpec, value: f64) -> Result<Duration, CallError> {
+    if value.is_finite() && value.fract() == 0.0 && value >= spec.min as f64 && value <= spec.max as f64 {
+        Ok(Duration::from_millis(value as u64))
+    } else {
+        Err(CallError::invalid(format!(
+            "invalid {field}: must be an integer from {} to {} ({}), got {value}",
+            spec.min, spec.max, spec.unit
+        )))
+    }
+}
+
+/// Parses an upstream base URL; the error never echoes credentials.
+pub fn parse_base_url(raw: &str, source: &str, key: &str) -> Result<Url, ConfigError> {
+    let bad = |why: &str| err(key, format!("invalid {source}: {why}; must be an absolute http:// or https:// URL"));
+    let url = Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(bad(&format!("scheme {:?} is not supported", url.scheme())));
+    }
+    if url.host().is_none() {
+        return Err(bad("no host"));
+    }
+    Ok(url)
+}
+
+fn valid_name(n: &str) -> bool {
+    (1..=64).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+}
+
+impl Config {
+    /// The defaults, with no options and an empty environment.
+    pub fn defaults() -> Config {
+        Self::resolve(&RawOptions::new(), &|_| None).expect("defaults are valid")
+    }
+
+    /// Validates options (which win) and environment variables (which fill the gaps).
+    pub fn resolve(opts: &RawOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let known = option_names();
+        if let Some((k, _)) = opts.entries.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            return Err(err(k, format!("unknown option `{k}`; accepted options: {}", known.join(", "))));
+        }
+        let r = Resolver { opts, env };
+
+        let (name, name_src) = r.string(&NAME)?.expect("name has a default");
+        if !valid_name(&name) {
+            return Err(err(
+                NAME.option,
+                format!("invalid {name_src}: the breaker name must be 1-64 characters of A-Z a-z 0-9 _ . : -"),
+            ));
+        }
+        let base_url = match r.string(&BASE_URL)? {
+            Some((raw, src)) => {
+                let key = if src.starts_with("option") { BASE_URL.option } else { BASE_URL.env[0] };
+                Some(parse_base_url(&raw, &src, key)?)
+            }
+            None => None,
+        };
+
+        let rolling_count_timeout = r.ms(&spec::rolling_timeout)?;
+        let rolling_count_buckets = r.int(&spec::rolling_buckets)? as u32;
+        if rolling_count_timeout.as_millis() as u64 % rolling_count_buckets as u64 != 0 {
+            return Err(err(
+                spec::rolling_timeout.option,
+                format!(
+                    "invalid rollingCountTimeout ({} ms): must be a multiple of rollingCountBuckets ({})",
+                    rolling_count_timeout.as_millis(),
+                    rolling_count_buckets
+                ),
+            ));
+        }
+        let retry_base = r.ms(&spec::retry_base)?;
+        let retry_max = r.ms(&spec::retry_max)?;
+        if retry_max < retry_base {
+            return Err(err(
+                spec::retry_max.option,
+                format!(
+                    "invalid retryMaxMs ({} ms): must be >= retryBaseMs ({} ms)",
+                    retry_max.as_millis(),
+                    retry_base.as_millis()
+                ),
+            ));
+        }
+        let tenant_header = r.string(&TENANT_HEADER)?.map(|(v, _)| v).unwrap_or_default().to_ascii_lowercase();
+        if http::HeaderName::from_bytes(tenant_header.as_bytes()).is_err() {
+            return Err(err(TENANT_HEADER.option, "invalid tenantHeader: not a valid HTTP header name".into()));
+        }
+        let redis_url = match r.string(&REDIS_URL)? {
+            Some((raw, src)) => {
+                if !(raw.starts_with("redis://") || raw.starts_with("rediss://")) || Url::parse(&raw).is_err() {
+                    return Err(err(REDIS_URL.option, format!("invalid {src}: must be a redis:// URL")));
+                }
+                Some(raw)
+            }
+            None => None,
+        };
+
+        Ok(Config {
+            name,
+            base_url,
+            timeout: r.ms(&spec::timeout)?,
+            error_threshold_percentage: r.int(&spec::error_threshold)? as u32,
+            reset_timeout: r.ms(&spec::reset_timeout)?,
+            rolling_count_timeout,
+            rolling_count_buckets,
+            volume_threshold: r.int(&spec::volume_threshold)? as u32,
+            max_failures: r.int(&spec::max_failures)? as u32,
+            half_open_max_calls: r.int(&spec::half_open_calls)? as u32,
+            max_response_bytes: r.int(&spec::max_response_bytes)?,
+            deadline: r.ms(&spec::deadline)?,
+            coalesce: r.boolean(&COALESCE)?,
+            retry: RetryConfig {
+                max_attempts: r.int(&spec::max_attempts)? as u32,
+                base: retry_base,
+                max: retry_max,
+                budget_percent: r.int(&spec::retry_budget_percent)? as u32,
+                min_per_sec: r.int(&spec::retry_min_per_sec)? as u32,
+                retry_after_max: r.ms(&spec::retry_after_max)?,
+                generate_idempotency_keys: r.boolean(&GENERATE_IDEMPOTENCY_KEYS)?,
+            },
+            lkg: LkgConfig {
+                max_entries: r.int(&spec::lkg_max_entries)? as usize,
+                max_bytes: r.int(&spec::lkg_max_bytes)?,
+                max_entry_bytes: r.int(&spec::lkg_max_entry_bytes)?,
+                max_stale: r.ms(&spec::lkg_max_stale)?,
+                tenant_header,
+                signing_secret: r.string(&SIGNING_SECRET)?.map(|(v, _)| v),
+                redis_url,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    fn resolve_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::resolve(&RawOptions::new(), &env(pairs))
+    }
+
+    #[test]
+    fn defaults_fit_production() {
+        let c = Config::defaults();
+        assert_eq!(c.timeout, Duration::from_millis(3000));
+        assert_eq!(c.max_failures, 5);
+        assert!(c.volume_threshold > 0, "one failure must not trip the breaker");
+        assert_eq!(c.retry.max_attempts, 3);
+    }
+
+    #[test]
+    fn options_win_over_env() {
+        let o = RawOptions::new().set("timeout", RawValue::Number(250.0));
+        let c = Config::resolve(&o, &env(&[("DNASTORE_TIMEOUT_MS", "900")])).unwrap();
+        assert_eq!(c.timeout, Duration::from_millis(250));
+        assert_eq!(resolve_env(&[("DNASTORE_TIMEOUT_MS", "900")]).unwrap().timeout, Duration::from_millis(900));
+    }
+
+    #[test]
+    fn every_int_env_var_rejects_garbage_naming_var_and_range() {
+        for s in INT_SPECS {
+            // An empty variable means unset: the default applies.
+            assert!(resolve_env(&[(s.env, " ")]).is_ok());
+            for bad in ["abc", "-1", "1.5", "0x10", "NaN", "99999999999999999999999"] {
+                let e = resolve_env(&[(s.env, bad)]).unwrap_err();
+                assert_eq!(e.key, s.env, "{bad}");
+                assert!(e.message.contains(s.env) && e.message.contains(&format!("from {} to {}", s.min, s.max)), "{}", e.message);
+            }
+            if s.min > 0 {
+                assert!(resolve_env(&[(s.env, "0")]).is_err(), "{} accepts 0", s.env);
+            }
+            let over = (s.max + 1).to_string();
+            assert!(resolve_env(&[(s.env, &over)]).is_err(), "{} accepts {over}", s.env);
+        }
+    }
+
+    #[test]
+    fn options_reject_nan_strings_fractions_and_range() {
+        for bad in [RawValue::Number(f64::NAN), RawValue::Number(f64::INFINITY), RawValue::Number(-5.0),
+                    RawValue::Number(2.5), RawValue::String("3000".into()), RawValue::Bool(true), RawValue::Other("object")] {
+            let o = RawOptions::new().set("timeout", bad.clone());
+            let e = Config::resolve(&o, &|_| None).unwrap_err();
+            assert_eq!(e.key, "timeout");
+            assert!(e.message.contains("from 1 to 600000"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn unknown_option_is_named() {
+        let o = RawOptions::new().set("timout", RawValue::Number(1.0));
+        let e = Config::resolve(&o, &|_| None).unwrap_err();
+        assert!(e.message.contains("unknown option `timout`"));
+    }
+
+    #[test]
+    fn base_url_must_be_http_and_errors_hide_credentials() {
+        let e = resolve_env(&[("DNASTORE_URL", "not a url")]).unwrap_err();
+        assert_eq!(e.key, "DNASTORE_URL");
+        let e = resolve_env(&[("DNASTORE_URL", "ftp://user:hunter2@host/")]).unwrap_err();
+        assert!(!e.message.contains("hunter2"));
+        let c = resolve_env(&[("DNASTORE_URL", "http://127.0.0.1:9001")]).unwrap();
+        assert_eq!(c.base_url.unwrap().as_str(), "http://127.0.0.1:9001/");
+    }
+
+    #[test]
+    fn cross_field_rules() {
+        assert!(resolve_env(&[("DNASTORE_CIRCUIT_ROLLING_MS", "1005")]).is_err());
+        assert!(resolve_env(&[("DNASTORE_RETRY_BASE_MS", "500"), ("DNASTORE_RETRY_MAX_MS", "100")]).is_err());
+        assert!(resolve_env(&[("DNASTORE_BREAKER_NAME", "has space")]).is_err());
+        assert!(resolve_env(&[("DNASTORE_COALESCE", "maybe")]).is_err());
+        assert!(!resolve_env(&[("DNASTORE_COALESCE", "0")]).unwrap().coalesce);
+    }
+
+    #[test]
+    fn readme_and_env_example_document_every_setting() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+        let example = std::fs::read_to_string(root.join(".env.example")).expect(".env.example");
+        for s in INT_SPECS {
+            assert!(readme.contains(&format!("`{}`", s.option)), "README lacks option {}", s.option);
+            assert!(readme.contains(s.env), "README lacks {}", s.env);
+            assert!(example.contains(&format!("{}={}", s.env, s.default)), ".env.example lacks {}={}", s.env, s.default);
+        }
+        for s in BOOL_SPECS {
+            assert!(readme.contains(&format!("`{}`", s.option)) && readme.contains(s.env), "README lacks {}", s.option);
+            assert!(example.contains(&format!("{}={}", s.env, s.default)), ".env.example lacks {}", s.env);
+        }
+        for s in STR_SPECS {
+            assert!(readme.contains(&format!("`{}`", s.option)), "README lacks option {}", s.option);
+            for e in s.env {
+                assert!(readme.contains(e) && example.contains(e), "README/.env.example lack {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The HTTP client: request validation, one attempt with a body-size limit, and response
+//! classification. Timeouts and cancellation wrap `send` from outside: dropping the
+//! future drops that attempt's connection and nothing else.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use url::Url;
+
+use crate::error::{classify_transport, CallError, FailureKind};
+
+/// A validated request, ready to send (possibly several times).
+#[derive(Clone, Debug)]
+pub struct PreparedRequest {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+}
+
+impl PreparedRequest {
+    /// `scheme://host:port/path` without credentials or query, for messages.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
+    }
+
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers.contains_key(name)
+    }
+}
+
+/// A URL as it may appear in logs and errors: no userinfo, no query, no fragment.
+pub fn redact(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(p) => format!("{}://{}:{}{}", url.scheme(), host, p, url.path()),
+        None => format!("{}://{}{}", url.scheme(), host, url.path()),
+    }
+}
+
+/// Validates and resolves a fire() request. `url` is absolute or a path against `base`.
+pub fn prepare(
+    base: Option<&Url>,
+    url: &str,
+    method: Option<&str>,
+    headers: &[(String, String)],
+    body: Option<Bytes>,
+) -> Result<PreparedRequest, CallError> {
+    let url = match Url::parse(url) {
+        Ok(u) => u,
+        Err(url::ParseError::RelativeUrlWithoutBase) => match base {
+            Some(b) => b.join(url).map_err(|e| CallError::invalid(format!("cannot resolve the path against baseUrl: {e}")))?,
+            None => {
+                return Err(CallError::invalid(
+                    "a relative URL needs the baseUrl option (or DNASTORE_URL); pass an absolute URL otherwise",
+                ))
+            }
+        },
+        Err(e) => return Err(CallError::invalid(format!("invalid URL: {e}"))),
+    };
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(CallError::invalid(format!("unsupported URL scheme {:?}: use http or https", url.scheme())));
+    }
+    let method = match method {
+        None => Method::GET,
+        Some(m) => {
+            let upper = m.to_ascii_uppercase();
+            Method::from_bytes(upper.as_bytes()).map_err(|_| CallError::invalid(format!("invalid HTTP method {m:?}")))?
+        }
+    };
+    if body.is_some() && (method == Method::GET || method == Method::HEAD) {
+        return Err(CallError::invalid(format!("a {method} request cannot have a body")));
+    }
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| CallError::invalid(format!("invalid header name {k:?}")))?;
+        // The value is never echoed: it may be a credential.
+        let value = HeaderValue::from_str(v).map_err(|_| CallError::invalid(format!("invalid value for header {k:?}")))?;
+        map.append(name, value);
+    }
+    Ok(PreparedRequest { method, url, headers: map, body })
+}
+
+/// A response as read: status, headers, the whole body.
+#[derive(Clone, Debug)]
+pub struct RawResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl RawResponse {
+    pub fn is_json(&self) -> bool {
+        self.headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                ct == "application/json" || ct.ends_with("+json")
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// Why one attempt failed, with what the retry policy needs to know.
+#[derive(Clone, Debug)]
+pub struct AttemptFailure {
+    pub kind: FailureKind,
+    pub status: Option<u16>,
+    pub retry_after: Option<String>,
+}
+
+impl AttemptFailure {
+    pub fn of(kind: FailureKind) -> Self {
+        Self { kind, status: None, retry_after: None }
+    }
+}
+
+/// How a status code counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusClass {
+    Success,
+    ClientError,
+    Failure(FailureKind),
+}
+
+pub fn classify_status(s: StatusCode) -> StatusClass {
+    match s.as_u16() {
+        200..=299 => StatusClass::Success,
+        408 => StatusClass::Failure(FailureKind::Upstream),
+        429 => StatusClass::Failure(FailureKind::RateLimited),
+        500..=599 => StatusClass::Failure(FailureKind::Upstream),
+        // 1xx/3xx that reach us (redirects are followed) and other 4xx: the upstream
+        // answered; the request was wrong.
+        _ => StatusClass::ClientError,
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    client: reqwest::Client,
+}
+
+static CRYPTO: Once = Once::new();
+
+impl HttpClient {
+    pub fn new() -> Result<Self, CallError> {
+        // reqwest is built with rustls but no provider; install ring once per process.
+        // An Err means another part of the process installed one first: that one is used.
+        CRYPTO.call_once(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        let client = reqwest::Client::builder()
+            // Proxies from the environment would silently reroute the upstream; a
+            // resilience client must talk to the address it was given.
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(512)
+            .build()
+            .map_err(|_| CallError::new(crate::error::Code::Internal, "could not build the HTTP client"))?;
+        Ok(Self { client })
+    }
+
+    /// One attempt: send, then read the body up to `max_body` bytes.
+    pub async fn send(&self, req: &PreparedRequest, max_body: u64) -> Result<RawResponse, AttemptFailure> {
+        let mut builder = self.client.request(req.method.clone(), req.url.clone()).headers(req.headers.clone());
+        if let Some(b) = &req.body {
+            builder = builder.body(b.clone());
+        }
+        let mut resp = builder.send().await.map_err(|e| AttemptFailure::of(classify_transport(&e)))?;
+        if resp.content_length().is_some_and(|n| n > max_body) {
+            return Err(AttemptFailure::of(FailureKind::TooLarge));
+        }
+        let status = resp.status();
+        let headers = std::mem::take(resp.headers_mut());
+        let mut buf = BytesMut::with_capacity(resp.content_length().unwrap_or(0).min(64 * 1024) as usize);
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if buf.len() as u64 + chunk.len() as u64 > max_body {
+                        return Err(AttemptFailure::of(FailureKind::TooLarge));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(AttemptFailure::of(classify_transport(&e))),
+            }
+        }
+        Ok(RawResponse { status, headers, body: buf.freeze() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_need_a_base() {
+        let base = Url::parse("http://127.0.0.1:9001/").unwrap();
+        let r = prepare(Some(&base), "/api/sigils?x=1", None, &[], None).unwrap();
+        assert_eq!(r.url.as_str(), "http://127.0.0.1:9001/api/sigils?x=1");
+        assert_eq!(prepare(None, "/api", None, &[], None).unwrap_err().code, crate::Code::Invalid);
+    }
+
+    #[test]
+    fn bad_input_is_rejected_without_echoing_secrets() {
+        let e = prepare(None, "http://x/", None, &[("authorization".into(), "Bearer s3cret\n".into())], None).unwrap_err();
+        assert!(!e.message.contains("s3cret"));
+        assert!(prepare(None, "ftp://x/", None, &[], None).is_err());
+        assert!(prepare(None, "http://x/", Some("GE T"), &[], None).is_err());
+        assert!(prepare(None, "http://x/", Some("get"), &[], Some(Bytes::from_static(b"x"))).is_err());
+        assert!(prepare(None, "http://[::1/", None, &[], None).is_err());
+    }
+
+    #[test]
+    fn redaction_drops_userinfo_and_query() {
+        let u = Url::parse("http://user:pw@127.0.0.1:81/a/b?token=secret").unwrap();
+        assert_eq!(redact(&u), "http://127.0.0.1:81/a/b");
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(classify_status(StatusCode::OK), StatusClass::Success);
+        assert_eq!(classify_status(StatusCode::NOT_FOUND), StatusClass::ClientError);
+        assert_eq!(classify_status(StatusCode::REQUEST_TIMEOUT), StatusClass::Failure(FailureKind::Upstream));
+        assert_eq!(classify_status(StatusCode::TOO_MANY_REQUESTS), StatusClass::Failure(FailureKind::RateLimited));
+        assert_eq!(classify_status(StatusCode::BAD_GATEWAY), StatusClass::Failure(FailureKind::Upstream));
+    }
+}

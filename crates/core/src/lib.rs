@@ -1,0 +1,33 @@
+//! dnastore-core: the circuit breaker, retry policy, last-known-good cache, HTTP client
+//! and metrics behind the `dnastore-breaker` Node addon. Plain Rust: no napi here, so
+//! `cargo test` covers all behaviour without Node.
+#![forbid(unsafe_code)]
+
+pub mod circuit;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod observer;
+pub mod rng;
+pub mod window;
+
+pub use circuit::{Circuit, CircuitConfig, Permit, Stats, Verdict};
+pub use clock::{Clock, ManualClock, MonotonicClock, TokioClock};
+pub use config::{Config, ConfigError, RawOptions, RawValue};
+pub use error::{CallError, Code, FailureKind};
+pub use observer::{CallKind, Event, FallbackSource, Observer, StateKind, Transition, TransitionReason};
+pub mod breaker;
+pub mod cancel;
+pub mod http;
+pub mod lkg;
+pub mod metrics;
+pub mod outcome;
+pub mod registry;
+pub mod retry;
+#[cfg(test)]
+mod test_support;
+mod transport;
+
+pub use breaker::{Breaker, Call, Deps};
+pub use cancel::CancelToken;
+pub use outcome::{CallOutcome, Fallback, Rejection, Success};

@@ -1,0 +1,195 @@
+//! Last-known-good cache: successful GET bodies, served only when the upstream fails or the
+//! circuit is open (stale-if-error), never instead of a healthy upstream.
+//!
+//! Keys hash the breaker name, method, URL and a vary set (Authorization and the tenant
+//! header), so one user's or tenant's data is never served to another, and no credential
+//! is stored in clear. Entries are bounded by count and bytes (LRU). With a signing secret
+//! every entry carries an HMAC-SHA256 over key, body and stored-at time; an entry that
+//! fails verification is dropped and counted, never served.
+
+mod key;
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use lru::LruCache;
+use parking_lot::Mutex;
+use sha2::Sha256;
+
+pub use key::{cache_key, CacheKey};
+
+use crate::config::LkgConfig;
+use crate::metrics::BreakerMetrics;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// One cached response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub body: Bytes,
+    pub json: bool,
+    /// Wall-clock milliseconds since the Unix epoch when stored (shared across replicas).
+    pub stored_at_ms: u64,
+    pub mac: Option<[u8; 32]>,
+}
+
+/// A served entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub body: Bytes,
+    pub json: bool,
+    pub age: Duration,
+}
+
+#[derive(Default)]
+struct Store {
+    lru: Option<LruCache<CacheKey, Entry>>,
+    bytes: u64,
+}
+
+pub struct LkgCache {
+    cfg: LkgConfig,
+    store: Mutex<Store>,
+    metrics: Arc<BreakerMetrics>,
+}
+
+impl LkgCache {
+    /// None when the cache is disabled (`lkgMaxEntries` 0 or `lkgMaxBytes` 0).
+    pub fn new(cfg: LkgConfig, metrics: Arc<BreakerMetrics>) -> Option<Self> {
+        let cap = NonZeroUsize::new(cfg.max_entries)?;
+        if cfg.max_bytes == 0 {
+            return None;
+        }
+        Some(Self { store: Mutex::new(Store { lru: Some(LruCache::new(cap)), bytes: 0 }), cfg, metrics })
+    }
+
+    pub fn config(&self) -> &LkgConfig {
+        &self.cfg
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.lock().lru.as_ref().is_none_or(|l| l.is_empty())
+    }
+
+    fn mac(&self, key: &CacheKey, body: &[u8], stored_at_ms: u64) -> Option<[u8; 32]> {
+        let secret = self.cfg.signing_secret.as_ref()?;
+        let mut m = HmacSha256::new_from_slice(secret.as_bytes()).ok()?;
+        m.update(&key.0);
+        m.update(&stored_at_ms.to_be_bytes());
+        m.update(body);
+        Some(m.finalize().into_bytes().into())
+    }
+
+    fn verify(&self, key: &CacheKey, e: &Entry) -> bool {
+        let Some(secret) = self.cfg.signing_secret.as_ref() else { return true };
+        let Some(tag) = e.mac else { return false };
+        let Ok(mut m) = HmacSha256::new_from_slice(secret.as_bytes()) else { return false };
+        m.update(&key.0);
+        m.update(&e.stored_at_ms.to_be_bytes());
+        m.update(&e.body);
+        m.verify_slice(&tag).is_ok()
+    }
+
+    /// Builds a signed entry for `body` (also what is written to Redis).
+    pub fn entry(&self, key: &CacheKey, body: Bytes, json: bool, now_ms: u64) -> Entry {
+        let mac = self.mac(key, &body, now_ms);
+        Entry { body, json, stored_at_ms: now_ms, mac }
+    }
+
+    /// Stores a successful response. Returns false when it is over the per-entry limit.
+    pub fn store(&self, key: CacheKey, entry: Entry) -> bool {
+        let size = entry.body.len() as u64;
+        if size > self.cfg.max_entry_bytes || size > self.cfg.max_bytes {
+            self.metrics.lkg_too_large.inc();
+            return false;
+        }
+        let mut s = self.store.lock();
+        let Store { lru, bytes } = &mut *s;
+        let Some(lru) = lru.as_mut() else { return false };
+        let mut evicted = 0u64;
+        if let Some((old_key, old)) = lru.push(key, entry) {
+            *bytes -= old.body.len() as u64;
+            if old_key != key {
+                evicted += 1;
+            }
+        }
+        *bytes += size;
+        while *bytes > self.cfg.max_bytes {
+            match lru.pop_lru() {
+                Some((_, old)) => {
+                    *bytes -= old.body.len() as u64;
+                    evicted += 1;
+                }
+                None => break,
+            }
+        }
+        let (len, b) = (lru.len(), *bytes);
+        drop(s);
+        self.metrics.lkg_evictions.inc_by(evicted);
+        self.metrics.lkg_entries.set(len as i64);
+        self.metrics.lkg_bytes.set(b as i64);
+        true
+    }
+
+    /// The entry for `key` if it verifies and is younger than maxStale.
+    pub fn lookup(&self, key: &CacheKey, now_ms: u64) -> Option<Hit> {
+        let mut s = self.store.lock();
+        let Store { lru, bytes } = &mut *s;
+        let lru = lru.as_mut()?;
+        let e = lru.get(key)?.clone();
+        if !self.verify(key, &e) {
+            lru.pop(key);
+            *bytes -= e.body.len() as u64;
+            let (len, b) = (lru.len(), *bytes);
+            drop(s);
+            self.metrics.lkg_tampered.inc();
+            self.metrics.lkg_entries.set(len as i64);
+            self.metrics.lkg_bytes.set(b as i64);
+            return None;
+        }
+        drop(s);
+        self.fresh(e, now_ms)
+    }
+
+    /// Verifies an entry read from elsewhere (Redis) before it may be served or kept.
+    pub fn accept_remote(&self, key: &CacheKey, e: Entry, now_ms: u64) -> Option<Hit> {
+        if !self.verify(key, &e) {
+            self.metrics.lkg_tampered.inc();
+            return None;
+        }
+        let hit = self.fresh(e.clone(), now_ms)?;
+        self.store(*key, e);
+        Some(hit)
+    }
+
+    fn fresh(&self, e: Entry, now_ms: u64) -> Option<Hit> {
+        let age = Duration::from_millis(now_ms.saturating_sub(e.stored_at_ms));
+        (age <= self.cfg.max_stale).then_some(Hit { body: e.body, json: e.json, age })
+    }
+
+    pub fn len(&self) -> usize {
+        self.store.lock().lru.as_ref().map_or(0, |l| l.len())
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.store.lock().bytes
+    }
+
+    /// Test hook: flips a byte of a stored body, as an attacker with memory or Redis access would.
+    #[cfg(test)]
+    pub fn tamper(&self, key: &CacheKey) {
+        let mut s = self.store.lock();
+        if let Some(e) = s.lru.as_mut().and_then(|l| l.peek_mut(key)) {
+            let mut b = e.body.to_vec();
+            b[0] ^= 1;
+            e.body = Bytes::from(b);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

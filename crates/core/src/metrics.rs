@@ -1,0 +1,288 @@
+//! Prometheus metrics for every breaker in the process, in one registry of our own (so
+//! `metrics()` never includes series the host application registered elsewhere).
+//!
+//! Handles for each breaker's label values are resolved once at creation: the hot path
+//! increments atomics, it never hashes label values.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+use crate::error::FailureKind;
+use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind};
+
+/// `dnastore_request_duration_seconds` buckets: 1 ms to 10 s.
+pub const DURATION_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// `outcome` label values of `dnastore_requests_total`, besides the failure kinds.
+pub const OUTCOME_SUCCESS: &str = "success";
+pub const OUTCOME_CLIENT_ERROR: &str = "client_error";
+pub const OUTCOME_REJECTED: &str = "rejected";
+pub const OUTCOME_ABORTED: &str = "aborted";
+
+/// LKG rejection reasons (`dnastore_lkg_rejected_total{reason}`).
+pub const LKG_REJECT_REASONS: [&str; 2] = ["tampered", "too_large"];
+
+struct Families {
+    registry: Registry,
+    state: IntGaugeVec,
+    trips: IntCounterVec,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    failure_rate: GaugeVec,
+    retries: IntCounterVec,
+    budget_exhausted: IntCounterVec,
+    calls: IntCounterVec,
+    fallbacks: IntCounterVec,
+    lkg_entries: IntGaugeVec,
+    lkg_bytes: IntGaugeVec,
+    lkg_evictions: IntCounterVec,
+    lkg_rejected: IntCounterVec,
+    lkg_redis_errors: IntCounterVec,
+    coalesced: IntCounterVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let v = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    r.register(Box::new(v.clone())).expect("metric registered once");
+    v
+}
+
+fn int_gauge(r: &Registry, name: &str, help: &str) -> IntGaugeVec {
+    let v = IntGaugeVec::new(Opts::new(name, help), &["name"]).expect("static metric definition");
+    r.register(Box::new(v.clone())).expect("metric registered once");
+    v
+}
+
+static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
+    let r = Registry::new();
+    let duration = HistogramVec::new(
+        HistogramOpts::new(
+            "dnastore_request_duration_seconds",
+            "Duration of each upstream attempt (connect to last body byte), in seconds.",
+        )
+        .buckets(DURATION_BUCKETS.to_vec()),
+        &["name"],
+    )
+    .expect("static metric definition");
+    r.register(Box::new(duration.clone())).expect("metric registered once");
+    let failure_rate = GaugeVec::new(
+        Opts::new(
+            "dnastore_circuit_failure_rate",
+            "Failure percentage in the rolling window; -1 while below the volume threshold.",
+        ),
+        &["name"],
+    )
+    .expect("static metric definition");
+    r.register(Box::new(failure_rate.clone())).expect("metric registered once");
+    Families {
+        state: int_gauge(&r, "dnastore_circuit_state", "Circuit state: 0 closed, 1 open, 2 half-open."),
+        trips: counter(&r, "dnastore_circuit_trips_total", "Times the circuit opened.", &["name"]),
+        requests: counter(
+            &r,
+            "dnastore_requests_total",
+            "Upstream attempts by outcome, plus short-circuited (rejected) and aborted calls.",
+            &["name", "outcome"],
+        ),
+        duration,
+        failure_rate,
+        retries: counter(&r, "dnastore_retries_total", "Retries made, by the failure that caused them.", &["name", "reason"]),
+        budget_exhausted: counter(
+            &r,
+            "dnastore_retry_budget_exhausted_total",
+            "Retries skipped because the retry budget was spent.",
+            &["name"],
+        ),
+        calls: counter(&r, "dnastore_calls_total", "Logical calls by kind, as resilience4j counts them.", &["name", "kind"]),
+        fallbacks: counter(&r, "dnastore_fallbacks_total", "Calls answered with a fallback, by source.", &["name", "source"]),
+        lkg_entries: int_gauge(&r, "dnastore_lkg_entries", "Entries in the last-known-good cache."),
+        lkg_bytes: int_gauge(&r, "dnastore_lkg_bytes", "Bytes of bodies in the last-known-good cache."),
+        lkg_evictions: counter(&r, "dnastore_lkg_evictions_total", "Entries evicted from the last-known-good cache.", &["name"]),
+        lkg_rejected: counter(
+            &r,
+            "dnastore_lkg_rejected_total",
+            "Entries refused by the last-known-good cache, by reason.",
+            &["name", "reason"],
+        ),
+        lkg_redis_errors: counter(&r, "dnastore_lkg_redis_errors_total", "Failed Redis operations of the shared cache.", &["name"]),
+        coalesced: counter(
+            &r,
+            "dnastore_coalesced_total",
+            "GETs answered by another identical in-flight request.",
+            &["name"],
+        ),
+        registry: r,
+    }
+});
+
+/// One breaker's metric handles.
+pub struct BreakerMetrics {
+    name: String,
+    state: IntGauge,
+    trips: IntCounter,
+    success: IntCounter,
+    client_error: IntCounter,
+    rejected: IntCounter,
+    aborted: IntCounter,
+    failures: Vec<IntCounter>,
+    retries: Vec<IntCounter>,
+    duration: Histogram,
+    failure_rate: Gauge,
+    budget_exhausted: IntCounter,
+    calls: Vec<IntCounter>,
+    fallback_none: IntCounter,
+    fallback_cache: IntCounter,
+    fallback_function: IntCounter,
+    pub lkg_entries: IntGauge,
+    pub lkg_bytes: IntGauge,
+    pub lkg_evictions: IntCounter,
+    pub lkg_tampered: IntCounter,
+    pub lkg_too_large: IntCounter,
+    pub lkg_redis_errors: IntCounter,
+    coalesced: IntCounter,
+}
+
+impl BreakerMetrics {
+    pub fn new(name: &str) -> Self {
+        let f = &*FAMILIES;
+        let n = name;
+        let m = Self {
+            name: name.to_string(),
+            state: f.state.with_label_values(&[n]),
+            trips: f.trips.with_label_values(&[n]),
+            success: f.requests.with_label_values(&[n, OUTCOME_SUCCESS]),
+            client_error: f.requests.with_label_values(&[n, OUTCOME_CLIENT_ERROR]),
+            rejected: f.requests.with_label_values(&[n, OUTCOME_REJECTED]),
+            aborted: f.requests.with_label_values(&[n, OUTCOME_ABORTED]),
+            failures: FailureKind::ALL.iter().map(|k| f.requests.with_label_values(&[n, k.label()])).collect(),
+            retries: FailureKind::ALL.iter().map(|k| f.retries.with_label_values(&[n, k.label()])).collect(),
+            duration: f.duration.with_label_values(&[n]),
+            failure_rate: f.failure_rate.with_label_values(&[n]),
+            budget_exhausted: f.budget_exhausted.with_label_values(&[n]),
+            calls: CallKind::ALL.iter().map(|k| f.calls.with_label_values(&[n, k.as_str()])).collect(),
+            fallback_none: f.fallbacks.with_label_values(&[n, FallbackSource::None.as_str()]),
+            fallback_cache: f.fallbacks.with_label_values(&[n, FallbackSource::Cache.as_str()]),
+            fallback_function: f.fallbacks.with_label_values(&[n, FallbackSource::Function.as_str()]),
+            lkg_entries: f.lkg_entries.with_label_values(&[n]),
+            lkg_bytes: f.lkg_bytes.with_label_values(&[n]),
+            lkg_evictions: f.lkg_evictions.with_label_values(&[n]),
+            lkg_tampered: f.lkg_rejected.with_label_values(&[n, LKG_REJECT_REASONS[0]]),
+            lkg_too_large: f.lkg_rejected.with_label_values(&[n, LKG_REJECT_REASONS[1]]),
+            lkg_redis_errors: f.lkg_redis_errors.with_label_values(&[n]),
+            coalesced: f.coalesced.with_label_values(&[n]),
+        };
+        m.failure_rate.set(-1.0);
+        m
+    }
+
+    pub fn set_state(&self, s: StateKind) {
+        self.state.set(s as i64);
+    }
+
+    pub fn set_failure_rate(&self, pct: f64) {
+        self.failure_rate.set(pct);
+    }
+
+    /// Removes every series of this breaker (after its last handle shut down).
+    pub fn remove(&self) {
+        let f = &*FAMILIES;
+        let n = self.name.as_str();
+        let _ = f.state.remove_label_values(&[n]);
+        let _ = f.trips.remove_label_values(&[n]);
+        for o in [OUTCOME_SUCCESS, OUTCOME_CLIENT_ERROR, OUTCOME_REJECTED, OUTCOME_ABORTED] {
+            let _ = f.requests.remove_label_values(&[n, o]);
+        }
+        for k in FailureKind::ALL {
+            let _ = f.requests.remove_label_values(&[n, k.label()]);
+            let _ = f.retries.remove_label_values(&[n, k.label()]);
+        }
+        let _ = f.duration.remove_label_values(&[n]);
+        let _ = f.failure_rate.remove_label_values(&[n]);
+        let _ = f.budget_exhausted.remove_label_values(&[n]);
+        for k in CallKind::ALL {
+            let _ = f.calls.remove_label_values(&[n, k.as_str()]);
+        }
+        for s in [FallbackSource::None, FallbackSource::Cache, FallbackSource::Function] {
+            let _ = f.fallbacks.remove_label_values(&[n, s.as_str()]);
+        }
+        let _ = f.lkg_entries.remove_label_values(&[n]);
+        let _ = f.lkg_bytes.remove_label_values(&[n]);
+        let _ = f.lkg_evictions.remove_label_values(&[n]);
+        for r in LKG_REJECT_REASONS {
+            let _ = f.lkg_rejected.remove_label_values(&[n, r]);
+        }
+        let _ = f.lkg_redis_errors.remove_label_values(&[n]);
+        let _ = f.coalesced.remove_label_values(&[n]);
+    }
+}
+
+impl Observer for BreakerMetrics {
+    fn on_event(&self, event: &Event<'_>) {
+        match event {
+            Event::Transition(t) => {
+                self.state.set(t.to as i64);
+                if t.to == StateKind::Open {
+                    self.trips.inc();
+                }
+            }
+            Event::Success { latency } => {
+                self.success.inc();
+                self.duration.observe(latency.as_secs_f64());
+            }
+            Event::ClientError { latency, .. } => {
+                self.client_error.inc();
+                self.duration.observe(latency.as_secs_f64());
+            }
+            Event::Failure { kind, latency } => {
+                self.failures[kind.index()].inc();
+                self.duration.observe(latency.as_secs_f64());
+            }
+            Event::Reject => self.rejected.inc(),
+            Event::Aborted => self.aborted.inc(),
+            Event::Fallback { source, .. } => match source {
+                FallbackSource::None => self.fallback_none.inc(),
+                FallbackSource::Cache => self.fallback_cache.inc(),
+                FallbackSource::Function => self.fallback_function.inc(),
+            },
+            Event::Retry { reason, .. } => self.retries[reason.index()].inc(),
+            Event::RetryBudgetExhausted => self.budget_exhausted.inc(),
+            Event::Completed(kind) => self.calls[*kind as usize].inc(),
+            Event::Coalesced => self.coalesced.inc(),
+            Event::Fire | Event::Shutdown => {}
+        }
+    }
+}
+
+/// Prometheus text exposition (format 0.0.4) of every breaker's metrics.
+pub fn render() -> String {
+    let families = FAMILIES.registry.gather();
+    let mut buf = Vec::with_capacity(8 * 1024);
+    // Encoding gathered families into a Vec cannot fail.
+    let _ = TextEncoder::new().encode(&families, &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn series_appear_and_are_removed() {
+        let m = BreakerMetrics::new("metrics-test-a");
+        m.on_event(&Event::Success { latency: Duration::from_millis(3) });
+        m.set_state(StateKind::Open);
+        let text = render();
+        assert!(text.contains("dnastore_circuit_state{name=\"metrics-test-a\"} 1"));
+        assert!(text.contains("dnastore_requests_total{name=\"metrics-test-a\",outcome=\"success\"} 1"));
+        assert!(text.contains("dnastore_request_duration_seconds_bucket{name=\"metrics-test-a\",le=\"0.005\"} 1"));
+        m.remove();
+        assert!(!render().contains("metrics-test-a"));
+    }
+}

@@ -1,0 +1,179 @@
+//! What the breaker tells the outside world. Metrics, logs and JS events are all
+//! observers of the same event stream, so none of them can disagree with another.
+
+use std::time::Duration;
+
+use crate::error::{Code, FailureKind};
+
+/// Circuit state. The discriminant is the `dnastore_circuit_state` gauge value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum StateKind {
+    Closed = 0,
+    Open = 1,
+    HalfOpen = 2,
+}
+
+impl StateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateKind::Closed => "closed",
+            StateKind::Open => "open",
+            StateKind::HalfOpen => "halfOpen",
+        }
+    }
+
+    pub fn from_u8(v: u8) -> StateKind {
+        match v {
+            1 => StateKind::Open,
+            2 => StateKind::HalfOpen,
+            _ => StateKind::Closed,
+        }
+    }
+}
+
+/// Why the circuit changed state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransitionReason {
+    /// The failure percentage reached the threshold past the volume threshold.
+    FailureRate,
+    /// `maxFailures` failures in a row.
+    ConsecutiveFailures,
+    /// `resetTimeout` elapsed; the next call is a trial.
+    ResetTimeoutElapsed,
+    /// A half-open trial failed.
+    TrialFailed,
+    /// Every half-open trial succeeded.
+    TrialsSucceeded,
+}
+
+impl TransitionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionReason::FailureRate => "failure rate",
+            TransitionReason::ConsecutiveFailures => "consecutive failures",
+            TransitionReason::ResetTimeoutElapsed => "reset timeout elapsed",
+            TransitionReason::TrialFailed => "trial failed",
+            TransitionReason::TrialsSucceeded => "trial succeeded",
+        }
+    }
+}
+
+/// One state change, with the counts behind it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub from: StateKind,
+    pub to: StateKind,
+    pub reason: TransitionReason,
+    /// Failures and calls in the rolling window when it happened.
+    pub failures: u64,
+    pub calls: u64,
+    pub failure_percent: f64,
+    pub consecutive_failures: u32,
+    pub time_in_previous: Duration,
+    /// Total trips (closed/half-open -> open) of this breaker so far.
+    pub trips: u64,
+}
+
+/// Where a fallback's data came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FallbackSource {
+    None,
+    Cache,
+    /// The user's fallback function (applied by the JS facade).
+    Function,
+}
+
+impl FallbackSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackSource::None => "none",
+            FallbackSource::Cache => "cache",
+            FallbackSource::Function => "function",
+        }
+    }
+}
+
+/// How a logical call ended, as resilience4j's Retry counts calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    SuccessfulWithoutRetry,
+    SuccessfulWithRetry,
+    FailedWithoutRetry,
+    FailedWithRetry,
+}
+
+impl CallKind {
+    pub const ALL: [CallKind; 4] = [
+        CallKind::SuccessfulWithoutRetry,
+        CallKind::SuccessfulWithRetry,
+        CallKind::FailedWithoutRetry,
+        CallKind::FailedWithRetry,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::SuccessfulWithoutRetry => "successful_without_retry",
+            CallKind::SuccessfulWithRetry => "successful_with_retry",
+            CallKind::FailedWithoutRetry => "failed_without_retry",
+            CallKind::FailedWithRetry => "failed_with_retry",
+        }
+    }
+}
+
+/// Everything a breaker reports.
+#[derive(Clone, Debug)]
+pub enum Event<'a> {
+    Transition(&'a Transition),
+    /// A call was admitted (closed, or a half-open trial).
+    Fire,
+    /// An attempt got a 2xx.
+    Success { latency: Duration },
+    /// An attempt got a 4xx other than 408/429 (counts as a healthy answer).
+    ClientError { latency: Duration, status: u16 },
+    /// An attempt failed in a way that counts against the breaker.
+    Failure { kind: FailureKind, latency: Duration },
+    /// A call was short-circuited (open, or half-open with every trial slot taken).
+    Reject,
+    /// A call resolved to a fallback.
+    Fallback { code: Code, source: FallbackSource, age: Option<Duration> },
+    /// Another attempt follows after `delay`.
+    Retry { attempt: u32, delay: Duration, reason: FailureKind },
+    /// A retry was wanted but the retry budget was spent.
+    RetryBudgetExhausted,
+    /// The caller aborted the call.
+    Aborted,
+    /// A logical call ended (for the calls-by-kind counters).
+    Completed(CallKind),
+    /// Identical concurrent GETs were served by one upstream request.
+    Coalesced,
+    Shutdown,
+}
+
+impl Event<'_> {
+    /// Bit for interest masks (the JS side only asks for what it listens to).
+    pub fn bit(&self) -> u32 {
+        1 << match self {
+            Event::Transition(_) => 0,
+            Event::Fire => 1,
+            Event::Success { .. } => 2,
+            Event::ClientError { .. } => 3,
+            Event::Failure { .. } => 4,
+            Event::Reject => 5,
+            Event::Fallback { .. } => 6,
+            Event::Retry { .. } => 7,
+            Event::RetryBudgetExhausted => 8,
+            Event::Aborted => 9,
+            Event::Completed(_) => 10,
+            Event::Coalesced => 11,
+            Event::Shutdown => 12,
+        }
+    }
+}
+
+/// Watches a breaker. Called on the thread where the event happened; must not block.
+/// Transitions are delivered while the circuit lock is held, so every observer sees
+/// them in the order they happened (a transition is rare; the observers only enqueue).
+pub trait Observer: Send + Sync {
+    fn on_event(&self, event: &Event<'_>);
+}

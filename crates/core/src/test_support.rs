@@ -1,0 +1,79 @@
+//! A scripted upstream for the core's unit tests (see transport.rs for why).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use parking_lot::Mutex;
+
+use crate::error::FailureKind;
+use crate::http::{AttemptFailure, PreparedRequest, RawResponse};
+
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Answer with status, content type, body.
+    Reply(u16, &'static str, &'static str),
+    /// Answer with status and a Retry-After header.
+    ReplyRetryAfter(u16, &'static str),
+    Fail(FailureKind),
+    /// Wait (paused time), then do the next part.
+    After(Duration, Box<Step>),
+    /// Never answer.
+    Hang,
+    Panic,
+}
+
+/// Steps are consumed in order; the last one repeats forever.
+pub struct Script {
+    steps: Mutex<VecDeque<Step>>,
+    pub seen: Mutex<Vec<PreparedRequest>>,
+}
+
+impl Script {
+    pub fn new(steps: Vec<Step>) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self { steps: Mutex::new(steps.into()), seen: Mutex::new(vec![]) })
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().len()
+    }
+
+    fn next(&self) -> Step {
+        let mut s = self.steps.lock();
+        if s.len() > 1 {
+            s.pop_front().expect("non-empty")
+        } else {
+            s.front().cloned().expect("a script needs at least one step")
+        }
+    }
+
+    pub async fn send(&self, req: &PreparedRequest, max_body: u64) -> Result<RawResponse, AttemptFailure> {
+        self.seen.lock().push(req.clone());
+        let mut step = self.next();
+        loop {
+            match step {
+                Step::After(d, then) => {
+                    tokio::time::sleep(d).await;
+                    step = *then;
+                }
+                Step::Hang => std::future::pending::<()>().await,
+                Step::Panic => panic!("scripted panic"),
+                Step::Fail(k) => return Err(AttemptFailure::of(k)),
+                Step::Reply(status, ct, body) => {
+                    if body.len() as u64 > max_body {
+                        return Err(AttemptFailure::of(FailureKind::TooLarge));
+                    }
+                    let mut h = HeaderMap::new();
+                    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+                    return Ok(RawResponse { status: StatusCode::from_u16(status).expect("valid status"), headers: h, body: Bytes::from_static(body.as_bytes()) });
+                }
+                Step::ReplyRetryAfter(status, ra) => {
+                    let mut h = HeaderMap::new();
+                    h.insert(http::header::RETRY_AFTER, HeaderValue::from_static(ra));
+                    return Ok(RawResponse { status: StatusCode::from_u16(status).expect("valid status"), headers: h, body: Bytes::new() });
+                }
+            }
+        }
+    }
+}

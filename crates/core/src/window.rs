@@ -1,0 +1,232 @@
+//! Rolling counts over `rollingCountTimeout`, split in `rollingCountBuckets` buckets.
+//!
+//! Two flavours: [`RollingWindow`] is plain data guarded by the circuit's lock (exact
+//! counts for every completed call), [`AtomicWindow`] is lock-free for the paths that must
+//! not take a lock (short-circuit rejections, retry-budget deposits).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Counts of one bucket, and the sum over the window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub successes: u64,
+    pub failures: u64,
+    pub timeouts: u64,
+    pub client_errors: u64,
+    pub fallbacks: u64,
+    pub retries: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.successes += o.successes;
+        self.failures += o.failures;
+        self.timeouts += o.timeouts;
+        self.client_errors += o.client_errors;
+        self.fallbacks += o.fallbacks;
+        self.retries += o.retries;
+    }
+
+    /// Calls with a health verdict: client errors count as healthy answers.
+    pub fn calls(&self) -> u64 {
+        self.successes + self.client_errors + self.failures
+    }
+
+    /// Failure percentage 0..=100 of the calls in the window.
+    pub fn failure_percent(&self) -> f64 {
+        let calls = self.calls();
+        if calls == 0 {
+            0.0
+        } else {
+            self.failures as f64 * 100.0 / calls as f64
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Bucket {
+    epoch: u64,
+    counts: Counts,
+}
+
+/// Exact rolling counts; callers hold the circuit lock.
+#[derive(Debug)]
+pub struct RollingWindow {
+    buckets: Box<[Bucket]>,
+    width_nanos: u64,
+}
+
+impl RollingWindow {
+    pub fn new(window: Duration, buckets: u32) -> Self {
+        let n = buckets.max(1) as usize;
+        let width_nanos = (window.as_nanos() as u64 / n as u64).max(1);
+        Self {
+            buckets: vec![Bucket { epoch: u64::MAX, counts: Counts::default() }; n].into_boxed_slice(),
+            width_nanos,
+        }
+    }
+
+    fn epoch(&self, now: Duration) -> u64 {
+        now.as_nanos() as u64 / self.width_nanos
+    }
+
+    /// The bucket for `now`, cleared if it last held an older epoch.
+    pub fn current(&mut self, now: Duration) -> &mut Counts {
+        let epoch = self.epoch(now);
+        let n = self.buckets.len() as u64;
+        let b = &mut self.buckets[(epoch % n) as usize];
+        if b.epoch != epoch {
+            b.epoch = epoch;
+            b.counts = Counts::default();
+        }
+        &mut b.counts
+    }
+
+    /// Sum over the buckets still inside the window at `now`.
+    pub fn totals(&self, now: Duration) -> Counts {
+        let epoch = self.epoch(now);
+        let n = self.buckets.len() as u64;
+        let mut sum = Counts::default();
+        for b in self.buckets.iter() {
+            if b.epoch != u64::MAX && b.epoch <= epoch && epoch - b.epoch < n {
+                sum.add(&b.counts);
+            }
+        }
+        sum
+    }
+
+    pub fn reset(&mut self) {
+        for b in self.buckets.iter_mut() {
+            b.epoch = u64::MAX;
+            b.counts = Counts::default();
+        }
+    }
+}
+
+/// Lock-free rolling counter: each slot packs (epoch low 32 bits, count 32 bits) in one
+/// atomic, updated by compare-and-swap, so a bucket rollover never loses or double-counts.
+#[derive(Debug)]
+pub struct AtomicWindow {
+    slots: Box<[AtomicU64]>,
+    width_nanos: u64,
+}
+
+const COUNT_MASK: u64 = 0xFFFF_FFFF;
+
+impl AtomicWindow {
+    pub fn new(window: Duration, buckets: u32) -> Self {
+        let n = buckets.max(1) as usize;
+        Self {
+            slots: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            width_nanos: (window.as_nanos() as u64 / n as u64).max(1),
+        }
+    }
+
+    fn epoch(&self, now: Duration) -> u64 {
+        (now.as_nanos() as u64 / self.width_nanos) & COUNT_MASK
+    }
+
+    pub fn add(&self, now: Duration, n: u32) {
+        let epoch = self.epoch(now);
+        let slot = &self.slots[(epoch % self.slots.len() as u64) as usize];
+        let mut cur = slot.load(Ordering::Relaxed);
+        loop {
+            let next = if cur != u64::MAX && cur >> 32 == epoch {
+                let count = (cur & COUNT_MASK).saturating_add(n as u64).min(COUNT_MASK);
+                (epoch << 32) | count
+            } else {
+                (epoch << 32) | n as u64
+            };
+            match slot.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    pub fn total(&self, now: Duration) -> u64 {
+        let epoch = self.epoch(now);
+        let n = self.slots.len() as u64;
+        let mut sum = 0;
+        for s in self.slots.iter() {
+            let v = s.load(Ordering::Acquire);
+            if v == u64::MAX {
+                continue;
+            }
+            let e = v >> 32;
+            let age = epoch.wrapping_sub(e) & COUNT_MASK;
+            if age < n {
+                sum += v & COUNT_MASK;
+            }
+        }
+        sum
+    }
+
+    pub fn reset(&self) {
+        for s in self.slots.iter() {
+            s.store(u64::MAX, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn old_buckets_leave_the_window() {
+        // 10 buckets of 100 ms.
+        let mut w = RollingWindow::new(1000 * MS, 10);
+        w.current(Duration::ZERO).failures += 3;
+        w.current(450 * MS).successes += 2;
+        assert_eq!(w.totals(999 * MS).failures, 3);
+        assert_eq!(w.totals(999 * MS).successes, 2);
+        // At 1000 ms the first bucket (0..100 ms) has left; the 400 ms bucket stays until 1400 ms.
+        assert_eq!(w.totals(1000 * MS).failures, 0);
+        assert_eq!(w.totals(1399 * MS).successes, 2);
+        assert_eq!(w.totals(1400 * MS).successes, 0);
+    }
+
+    #[test]
+    fn a_reused_slot_is_cleared() {
+        let mut w = RollingWindow::new(1000 * MS, 10);
+        w.current(Duration::ZERO).failures += 5;
+        // Same slot index one full window later.
+        w.current(1000 * MS).failures += 1;
+        assert_eq!(w.totals(1000 * MS).failures, 1);
+    }
+
+    #[test]
+    fn atomic_window_counts_exactly_and_expires() {
+        let w = AtomicWindow::new(1000 * MS, 10);
+        for _ in 0..5 {
+            w.add(Duration::ZERO, 1);
+        }
+        w.add(950 * MS, 2);
+        assert_eq!(w.total(950 * MS), 7);
+        assert_eq!(w.total(1000 * MS), 2);
+        assert_eq!(w.total(2000 * MS), 0);
+    }
+
+    #[test]
+    fn atomic_window_is_exact_under_threads() {
+        let w = std::sync::Arc::new(AtomicWindow::new(1000 * MS, 10));
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let w = w.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        w.add(Duration::from_millis(5), 1);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(w.total(Duration::from_millis(5)), 40_000);
+    }
+}

@@ -1,0 +1,28 @@
+'use strict';
+
+// The default transition logger: one JSON line per transition on stderr, pino-shaped
+// ({ level, time, msg, ...fields }) so log pipelines can ingest it unchanged.
+function jsonLine(level) {
+  return (fields, msg) => {
+    process.stderr.write(`${JSON.stringify({ level, time: Date.now(), msg, ...fields })}\n`);
+  };
+}
+
+const defaultLogger = Object.freeze({ warn: jsonLine('warn'), info: jsonLine('info'), error: jsonLine('error') });
+const silentLogger = Object.freeze({ warn() {}, info() {}, error() {} });
+
+// `logger` may be pino, `req.log`, console-like, or false to silence.
+function resolveLogger(logger) {
+  if (logger === undefined || logger === null) return defaultLogger;
+  if (logger === false) return silentLogger;
+  for (const level of ['warn', 'info', 'error']) {
+    if (typeof logger[level] !== 'function') {
+      const err = new TypeError(`invalid option \`logger\`: must have warn, info and error functions (pino, req.log), or be false; ${level} is missing`);
+      err.code = 'ECONFIG';
+      throw err;
+    }
+  }
+  return logger;
+}
+
+module.exports = { resolveLogger, defaultLogger };

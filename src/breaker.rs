@@ -1,0 +1,204 @@
+//! `NativeBreaker`: one JS handle on a core breaker from the process-wide registry.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dnastore_core::config::{call_ms, spec};
+use dnastore_core::{registry, Breaker, Call, CallOutcome, Code, Config, Deps};
+use futures_util::FutureExt;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::abort::AbortHandle;
+use crate::convert::{self, BreakerStats, NativeOutcome, Resolved};
+use crate::events::{self, BreakerEvent, JsObserver};
+use crate::throw::throw;
+
+/// Runs a fire() future for a Promise; a panic inside (in the core or in the conversion)
+/// resolves to a rejection outcome with code EINTERNAL, which the facade turns into a
+/// rejected Promise: never a crashed process.
+pub fn guarded(fut: impl Future<Output = CallOutcome> + Send + 'static, full: bool) -> impl Future<Output = Result<Resolved>> + Send + 'static {
+    AssertUnwindSafe(async move { convert::outcome(fut.await, full) }).catch_unwind().map(|r| {
+        Ok(r.unwrap_or_else(|_| {
+            Either::B(convert::rejection(dnastore_core::CallError::new(
+                Code::Internal,
+                "internal error in dnastore-breaker (a bug; please report it)",
+            )))
+        }))
+    })
+}
+
+#[napi]
+pub struct NativeBreaker {
+    inner: Arc<Breaker>,
+    observer: Arc<JsObserver>,
+    observer_id: u64,
+    closed: AtomicBool,
+}
+
+type FireResult<'env> = Either3<Null, NativeOutcome, PromiseRaw<'env, Resolved>>;
+
+#[napi]
+impl NativeBreaker {
+    /// Validates `options` (winning) and `envVars` (filling gaps) in the core, then opens
+    /// the breaker of that name (shared with every other handle of the same name).
+    #[napi(constructor, catch_unwind)]
+    pub fn new(
+        env: Env,
+        options: Option<Object>,
+        env_vars: Option<std::collections::HashMap<String, String>>,
+        on_event: Function<FnArgs<(String, BreakerEvent)>, ()>,
+    ) -> Result<Self> {
+        let raw = convert::raw_options(options.as_ref())?;
+        let config = Config::resolve(&raw, &convert::env_lookup(env_vars)).map_err(|e| throw(&env, Code::Config, &e.message))?;
+        let inner = registry::open(config, Deps::default()).map_err(|e| throw(&env, e.code, &e.message))?;
+        let observer = Arc::new(JsObserver::new(events::build(&on_event)?));
+        let observer_id = inner.subscribe(observer.clone());
+        Ok(Self { inner, observer, observer_id, closed: AtomicBool::new(false) })
+    }
+
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.inner.name().to_string()
+    }
+
+    /// 'closed' | 'open' | 'halfOpen'
+    #[napi(getter)]
+    pub fn state(&self) -> &'static str {
+        self.inner.state().as_str()
+    }
+
+    #[napi]
+    pub fn stats(&self) -> BreakerStats {
+        self.inner.stats().into()
+    }
+
+    /// Event names the JS side has listeners for.
+    #[napi]
+    pub fn set_interest(&self, names: Vec<String>) {
+        self.observer.set_interest(&names);
+    }
+
+    #[napi]
+    pub fn note_function_fallback(&self) {
+        self.inner.note_function_fallback();
+    }
+
+    /// Whether a last-known-good cache is configured (and a Redis URL without a secret).
+    #[napi]
+    pub fn warnings(&self) -> Vec<String> {
+        let lkg = &self.inner.config().lkg;
+        let mut w = vec![];
+        if lkg.redis_url.is_some() && lkg.signing_secret.is_none() {
+            w.push("last-known-good entries shared through Redis are not authenticated: set DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET".to_string());
+        }
+        w
+    }
+
+    /// Answers synchronously while the circuit is open: `null` (the facade builds the
+    /// fallback) or a cached last-known-good outcome; otherwise a Promise.
+    #[napi(catch_unwind, ts_return_type = "null | NativeOutcome | Promise<string | NativeOutcome>")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn fire<'env>(
+        &self,
+        env: &'env Env,
+        url: String,
+        method: Option<String>,
+        headers: Option<Vec<String>>,
+        body: Option<Either<String, Uint8Array>>,
+        timeout: Option<f64>,
+        deadline: Option<f64>,
+        full_response: Option<bool>,
+        abort: Option<&AbortHandle>,
+    ) -> Result<FireResult<'env>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(Either3::B(convert::rejection(dnastore_core::CallError::new(
+                Code::Shutdown,
+                format!("breaker {:?} was shut down", self.inner.name()),
+            ))));
+        }
+        let b = &self.inner;
+        let Some(permit) = b.admit() else {
+            // Open: no runtime, no network. Validating the request is only worth it when
+            // the cache may hold an answer for it.
+            if b.may_serve_cached() {
+                if let Ok(req) = self.prepare(&url, method.as_deref(), headers, body) {
+                    return Ok(Either3::B(convert::fallback(b.rejected(Some(&req)))));
+                }
+            }
+            b.rejected(None);
+            return Ok(Either3::A(Null));
+        };
+        let call = (|| {
+            let req = self.prepare(&url, method.as_deref(), headers, body)?;
+            let mut call = Call::new(req);
+            call.timeout = timeout.map(|t| call_ms("init.timeout", &spec::timeout, t)).transpose()?;
+            call.deadline = deadline.map(|d| call_ms("init.deadline", &spec::deadline, d)).transpose()?;
+            call.cancel = abort.map(|a| a.token.clone());
+            Ok::<_, dnastore_core::CallError>(call)
+        })();
+        let call = match call {
+            Ok(c) => c,
+            Err(e) => {
+                b.release(permit);
+                return Ok(Either3::B(convert::rejection(e)));
+            }
+        };
+        let full = full_response.unwrap_or(false);
+        let fut = b.clone().execute(permit, call);
+        let promise = env.spawn_future(guarded(fut, full))?;
+        Ok(Either3::C(promise))
+    }
+
+    /// Stops this handle: later fire() calls reject with ESHUTDOWN, its events stop,
+    /// and the last handle of a name removes the breaker and its metric series.
+    #[napi]
+    pub fn shutdown(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.unsubscribe(self.observer_id);
+        registry::close(&self.inner);
+    }
+}
+
+impl NativeBreaker {
+    fn prepare(
+        &self,
+        url: &str,
+        method: Option<&str>,
+        headers: Option<Vec<String>>,
+        body: Option<Either<String, Uint8Array>>,
+    ) -> std::result::Result<dnastore_core::http::PreparedRequest, dnastore_core::CallError> {
+        let pairs: Vec<(String, String)> = match headers {
+            Some(flat) => {
+                let mut it = flat.into_iter();
+                let mut v = Vec::with_capacity(it.len() / 2);
+                while let (Some(k), Some(val)) = (it.next(), it.next()) {
+                    v.push((k, val));
+                }
+                v
+            }
+            None => Vec::new(),
+        };
+        let body = body.map(|b| match b {
+            Either::A(s) => Bytes::from(s),
+            Either::B(u) => Bytes::copy_from_slice(&u),
+        });
+        self.inner.prepare(url, method, &pairs, body)
+    }
+}
+
+impl Drop for NativeBreaker {
+    /// A handle garbage-collected without shutdown() still gives its registry slot back.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+
+
+

@@ -1,0 +1,172 @@
+//! JS values <-> core types.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use dnastore_core::config::RawValue;
+use dnastore_core::{CallOutcome, RawOptions, Stats};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+/// Options object -> untyped core options (the core validates types and ranges).
+pub fn raw_options(obj: Option<&Object>) -> Result<RawOptions> {
+    let mut out = RawOptions::new();
+    let Some(obj) = obj else { return Ok(out) };
+    for key in Object::keys(obj)? {
+        let v: Unknown = obj.get_named_property(&key)?;
+        let raw = match v.get_type()? {
+            ValueType::Undefined | ValueType::Null => continue,
+            ValueType::Number => RawValue::Number(unsafe { v.cast::<f64>() }?),
+            ValueType::String => RawValue::String(unsafe { v.cast::<String>() }?),
+            ValueType::Boolean => RawValue::Bool(unsafe { v.cast::<bool>() }?),
+            ValueType::Object => RawValue::Other("object"),
+            ValueType::Function => RawValue::Other("function"),
+            ValueType::BigInt => RawValue::Other("bigint"),
+            ValueType::Symbol => RawValue::Other("symbol"),
+            _ => RawValue::Other("unknown"),
+        };
+        out.insert(&key, raw);
+    }
+    Ok(out)
+}
+
+pub fn env_lookup(vars: Option<HashMap<String, String>>) -> impl Fn(&str) -> Option<String> {
+    let vars = vars.unwrap_or_default();
+    move |k| vars.get(k).cloned()
+}
+
+/// A fire() result as the facade receives it (it builds the public shapes).
+#[napi(object)]
+pub struct NativeOutcome {
+    /// 0 response, 1 fallback, 2 rejection.
+    pub kind: u32,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub status: Option<u32>,
+    /// Body text (JSON text when `json`).
+    pub body: Option<String>,
+    pub json: bool,
+    pub source: Option<String>,
+    pub age_ms: Option<f64>,
+    /// Response headers, only when the call asked for the full response.
+    pub headers: Option<HashMap<String, String>>,
+}
+
+/// A successful JSON body, handed to JS as a string for `JSON.parse` (V8's parser is
+/// faster than building the object through napi, one property at a time).
+pub struct JsonText(pub Bytes);
+
+impl ToNapiValue for JsonText {
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        // JSON was validated by the core, and valid JSON is valid UTF-8.
+        let s = std::str::from_utf8(&val.0).map_err(|_| Error::from_reason("response body is not UTF-8"))?;
+        unsafe { <&str>::to_napi_value(env, s) }
+    }
+}
+
+pub type Resolved = Either<JsonText, NativeOutcome>;
+
+fn text(b: &Bytes) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn outcome(o: CallOutcome, full: bool) -> Resolved {
+    match o {
+        CallOutcome::Ok(s) if s.json && !full && !s.body.is_empty() => Either::A(JsonText(s.body)),
+        CallOutcome::Ok(s) => Either::B(NativeOutcome {
+            kind: 0,
+            code: None,
+            message: None,
+            status: Some(s.status as u32),
+            body: (!s.body.is_empty()).then(|| text(&s.body)),
+            json: s.json,
+            source: None,
+            age_ms: None,
+            headers: full.then(|| {
+                s.headers
+                    .iter()
+                    .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+                    .collect()
+            }),
+        }),
+        CallOutcome::Fallback(f) => Either::B(fallback(f)),
+        CallOutcome::Rejected(r) => Either::B(NativeOutcome {
+            kind: 2,
+            code: Some(r.code.as_str().to_string()),
+            message: Some(r.message),
+            status: r.status.map(u32::from),
+            body: r.body.as_ref().map(text),
+            json: false,
+            source: None,
+            age_ms: None,
+            headers: None,
+        }),
+    }
+}
+
+pub fn fallback(f: dnastore_core::Fallback) -> NativeOutcome {
+    NativeOutcome {
+        kind: 1,
+        code: Some(f.code.as_str().to_string()),
+        message: None,
+        status: None,
+        body: f.body.as_ref().map(text),
+        json: f.json,
+        source: Some(f.source.as_str().to_string()),
+        age_ms: f.age.map(|a| a.as_millis() as f64),
+        headers: None,
+    }
+}
+
+pub fn rejection(e: dnastore_core::CallError) -> NativeOutcome {
+    NativeOutcome {
+        kind: 2,
+        code: Some(e.code.as_str().to_string()),
+        message: Some(e.message),
+        status: None,
+        body: None,
+        json: false,
+        source: None,
+        age_ms: None,
+        headers: None,
+    }
+}
+
+/// `stats()`: counts over the rolling window.
+#[napi(object)]
+pub struct BreakerStats {
+    pub state: String,
+    pub fires: f64,
+    pub successes: f64,
+    pub failures: f64,
+    pub timeouts: f64,
+    pub client_errors: f64,
+    pub rejects: f64,
+    pub fallbacks: f64,
+    pub retries: f64,
+    /// Failure percentage of the window; -1 below volumeThreshold.
+    pub failure_rate: f64,
+    pub consecutive_failures: u32,
+    pub trips: f64,
+    pub window_ms: f64,
+}
+
+impl From<Stats> for BreakerStats {
+    fn from(s: Stats) -> Self {
+        Self {
+            state: s.state.as_str().to_string(),
+            fires: s.fires as f64,
+            successes: s.successes as f64,
+            failures: s.failures as f64,
+            timeouts: s.timeouts as f64,
+            client_errors: s.client_errors as f64,
+            rejects: s.rejects as f64,
+            fallbacks: s.fallbacks as f64,
+            retries: s.retries as f64,
+            failure_rate: s.failure_rate,
+            consecutive_failures: s.consecutive_failures,
+            trips: s.trips as f64,
+            window_ms: s.window.as_millis() as f64,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Core events -> JS, through one weak (unref'd) ThreadsafeFunction per handle.
+//! Non-blocking: the core never waits for JS. Only events the JS side listens to
+//! cross the boundary (an interest mask the facade keeps up to date); transitions
+//! always do, because the facade logs them.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use dnastore_core::{Event, Observer};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+/// One event's payload; fields are set according to the event.
+#[napi(object)]
+#[derive(Default)]
+pub struct BreakerEvent {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub reason: Option<String>,
+    pub failures: Option<f64>,
+    pub calls: Option<f64>,
+    pub failure_rate: Option<f64>,
+    pub consecutive_failures: Option<u32>,
+    pub time_in_previous_ms: Option<f64>,
+    pub trips: Option<f64>,
+    pub latency_ms: Option<f64>,
+    pub code: Option<String>,
+    pub status: Option<u32>,
+    pub source: Option<String>,
+    pub age_ms: Option<f64>,
+    pub attempt: Option<u32>,
+    pub delay_ms: Option<f64>,
+    pub kind: Option<String>,
+}
+
+pub struct EventMsg {
+    name: &'static str,
+    payload: BreakerEvent,
+}
+
+pub type EventFn = ThreadsafeFunction<EventMsg, (), FnArgs<(&'static str, BreakerEvent)>, Status, false, true>;
+
+pub fn build(f: &Function<FnArgs<(String, BreakerEvent)>, ()>) -> Result<EventFn> {
+    f.build_threadsafe_function::<EventMsg>()
+        .weak::<true>()
+        .callee_handled::<false>()
+        .build_callback(|ctx| Ok(FnArgs::from((ctx.value.name, ctx.value.payload))))
+}
+
+const ALWAYS: u32 = 1 | (1 << 12); // transitions and shutdown
+
+/// Event name (as the facade's listeners use it) -> interest bit.
+pub fn bit_of(name: &str) -> u32 {
+    let probe = match name {
+        "open" | "halfOpen" | "close" => Event::Transition(&PROBE_TRANSITION),
+        "fire" => Event::Fire,
+        "success" => Event::Success { latency: Default::default() },
+        "clientError" => Event::ClientError { latency: Default::default(), status: 0 },
+        "failure" | "timeout" => Event::Failure { kind: dnastore_core::FailureKind::Timeout, latency: Default::default() },
+        "reject" => Event::Reject,
+        "fallback" => Event::Fallback { code: dnastore_core::Code::OpenBreaker, source: dnastore_core::FallbackSource::None, age: None },
+        "retry" => Event::Retry { attempt: 0, delay: Default::default(), reason: dnastore_core::FailureKind::Timeout },
+        "retryBudgetExhausted" => Event::RetryBudgetExhausted,
+        "abort" => Event::Aborted,
+        "coalesced" => Event::Coalesced,
+        "shutdown" => Event::Shutdown,
+        _ => return 0,
+    };
+    probe.bit()
+}
+
+static PROBE_TRANSITION: std::sync::LazyLock<dnastore_core::Transition> = std::sync::LazyLock::new(|| dnastore_core::Transition {
+    from: dnastore_core::StateKind::Closed,
+    to: dnastore_core::StateKind::Open,
+    reason: dnastore_core::TransitionReason::FailureRate,
+    failures: 0,
+    calls: 0,
+    failure_percent: 0.0,
+    consecutive_failures: 0,
+    time_in_previous: Default::default(),
+    trips: 0,
+});
+
+pub struct JsObserver {
+    tsfn: EventFn,
+    mask: AtomicU32,
+}
+
+impl JsObserver {
+    pub fn new(tsfn: EventFn) -> Self {
+        Self { tsfn, mask: AtomicU32::new(ALWAYS) }
+    }
+
+    pub fn set_interest(&self, names: &[String]) {
+        let m = names.iter().fold(ALWAYS, |m, n| m | bit_of(n));
+        self.mask.store(m, Ordering::Relaxed);
+    }
+}
+
+fn ms(d: std::time::Duration) -> Option<f64> {
+    Some(d.as_secs_f64() * 1000.0)
+}
+
+impl Observer for JsObserver {
+    fn on_event(&self, e: &Event<'_>) {
+        if self.mask.load(Ordering::Relaxed) & e.bit() == 0 {
+            return;
+        }
+        let (name, payload) = match e {
+            Event::Transition(t) => (
+                match t.to {
+                    dnastore_core::StateKind::Open => "open",
+                    dnastore_core::StateKind::HalfOpen => "halfOpen",
+                    dnastore_core::StateKind::Closed => "close",
+                },
+                BreakerEvent {
+                    from: Some(t.from.as_str().into()),
+                    to: Some(t.to.as_str().into()),
+                    reason: Some(t.reason.as_str().into()),
+                    failures: Some(t.failures as f64),
+                    calls: Some(t.calls as f64),
+                    failure_rate: Some(t.failure_percent),
+                    consecutive_failures: Some(t.consecutive_failures),
+                    time_in_previous_ms: ms(t.time_in_previous),
+                    trips: Some(t.trips as f64),
+                    ..Default::default()
+                },
+            ),
+            Event::Fire => ("fire", BreakerEvent::default()),
+            Event::Success { latency } => ("success", BreakerEvent { latency_ms: ms(*latency), ..Default::default() }),
+            Event::ClientError { latency, status } => (
+                "clientError",
+                BreakerEvent { latency_ms: ms(*latency), status: Some(*status as u32), ..Default::default() },
+            ),
+            Event::Failure { kind, latency } => (
+                "failure",
+                BreakerEvent {
+                    latency_ms: ms(*latency),
+                    code: Some(kind.code().as_str().into()),
+                    kind: Some(kind.label().into()),
+                    ..Default::default()
+                },
+            ),
+            Event::Reject => ("reject", BreakerEvent { code: Some("EOPENBREAKER".into()), ..Default::default() }),
+            Event::Fallback { code, source, age } => (
+                "fallback",
+                BreakerEvent {
+                    code: Some(code.as_str().into()),
+                    source: Some(source.as_str().into()),
+                    age_ms: age.map(|a| a.as_millis() as f64),
+                    ..Default::default()
+                },
+            ),
+            Event::Retry { attempt, delay, reason } => (
+                "retry",
+                BreakerEvent {
+                    attempt: Some(*attempt),
+                    delay_ms: ms(*delay),
+                    reason: Some(reason.label().into()),
+                    code: Some(reason.code().as_str().into()),
+                    ..Default::default()
+                },
+            ),
+            Event::RetryBudgetExhausted => ("retryBudgetExhausted", BreakerEvent::default()),
+            Event::Aborted => ("abort", BreakerEvent::default()),
+            Event::Completed(k) => ("completed", BreakerEvent { kind: Some(k.as_str().into()), ..Default::default() }),
+            Event::Coalesced => ("coalesced", BreakerEvent::default()),
+            Event::Shutdown => ("shutdown", BreakerEvent::default()),
+        };
+        // NonBlocking on an unbounded queue: never waits. A Closing status (the env is
+        // tearing down) means nobody is left to listen.
+        let _ = self.tsfn.call(EventMsg { name, payload }, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}

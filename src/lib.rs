@@ -1,0 +1,46 @@
+//! napi-rs binding for dnastore-core: thin adapters only. Behaviour lives in the core;
+//! this crate converts JS values in and out, and hands futures to napi's tokio runtime.
+#![deny(clippy::all)]
+
+mod abort;
+mod breaker;
+mod convert;
+mod events;
+mod throw;
+
+pub use abort::AbortHandle;
+pub use breaker::NativeBreaker;
+
+use napi_derive::napi;
+
+/// Prometheus text exposition of every breaker in this process.
+#[napi]
+pub fn metrics() -> String {
+    dnastore_core::registry::render_metrics()
+}
+
+/// The content type of `metrics()`.
+#[napi]
+pub const METRICS_CONTENT_TYPE: &str = dnastore_core::metrics::CONTENT_TYPE;
+
+/// Test hook (only with DNASTORE_BREAKER_TEST_HOOKS=1): panics inside the addon, in a
+/// synchronous call (`"sync"`) or inside a future on the runtime (`"async"`), to prove a
+/// panic surfaces as a JS error with code EINTERNAL instead of crashing the process.
+#[napi(catch_unwind, js_name = "__testPanic")]
+pub fn test_panic(env: &napi::Env, mode: String) -> napi::Result<napi::bindgen_prelude::PromiseRaw<'_, convert::Resolved>> {
+    if std::env::var("DNASTORE_BREAKER_TEST_HOOKS").as_deref() != Ok("1") {
+        return Err(throw::throw(env, dnastore_core::Code::Invalid, "test hooks are disabled"));
+    }
+    if mode == "sync" {
+        panic!("test panic (sync)");
+    }
+    env.spawn_future(breaker::guarded(
+        async {
+            if std::hint::black_box(true) {
+                panic!("test panic (async)");
+            }
+            dnastore_core::CallOutcome::Rejected(dnastore_core::CallError::invalid("unreachable").into())
+        },
+        false,
+    ))
+}
