@@ -42,9 +42,10 @@ export declare class NativeBreaker {
 }
 
 /**
- * Test hook (only with DNASTORE_BREAKER_TEST_HOOKS=1): panics inside the addon, in a
- * synchronous call (`"sync"`) or inside a future on the runtime (`"async"`), to prove a
- * panic surfaces as a JS error with code EINTERNAL instead of crashing the process.
+ * Test hook: panics inside the addon, in a synchronous call (`"sync"`) or inside a future
+ * on the runtime (`"async"`), through the same guards fire() uses, to prove a panic
+ * surfaces as a JS error with code EINTERNAL instead of crashing the process. Harmless
+ * by construction (the panic is always caught), so it needs no gate.
  */
 export declare function __testPanic(mode: string): Promise<Resolved>
 

@@ -36,6 +36,23 @@ function fromNative(err) {
   return invalid(err.message);
 }
 
+function parseBody(r) {
+  if (r.body === undefined) return null;
+  return r.json ? JSON.parse(r.body) : r.body;
+}
+
+// Native outcome -> public result. A JSON success arrives as a bare string.
+function settle(r, onFallback) {
+  if (typeof r === 'string') return JSON.parse(r);
+  if (r.kind === 0) {
+    const data = parseBody(r);
+    return r.headers ? { status: r.status, headers: r.headers, data } : data;
+  }
+  if (r.kind === 1) return onFallback({ code: r.code, source: r.source, data: parseBody(r), ageMs: r.ageMs });
+  const extra = r.status === undefined ? undefined : { status: r.status, body: r.body };
+  throw codedError(r.code, r.message, extra);
+}
+
 const TRANSITION_LOG = { open: ['warn', 'OPEN'], halfOpen: ['info', 'HALF-OPEN'], close: ['info', 'CLOSED'] };
 
 class Breaker extends EventEmitter {
@@ -144,19 +161,8 @@ class Breaker extends EventEmitter {
     }
   }
 
-  // Native outcome -> public result. A JSON success arrives as a string.
   #settle(r, url) {
-    if (typeof r === 'string') return JSON.parse(r);
-    if (r.kind === 0) {
-      const data = r.body === undefined ? null : r.json ? JSON.parse(r.body) : r.body;
-      return r.headers ? { status: r.status, headers: r.headers, data } : data;
-    }
-    if (r.kind === 1) {
-      const data = r.body === undefined ? null : r.json ? JSON.parse(r.body) : r.body;
-      return this.#fallback(r.code, r.source, data, r.ageMs, url);
-    }
-    const extra = r.status === undefined ? undefined : { status: r.status, body: r.body };
-    throw codedError(r.code, r.message, extra);
+    return settle(r, (f) => this.#fallback(f.code, f.source, f.data, f.ageMs, url));
   }
 
   #fallback(code, source, data, ageMs, url) {
@@ -188,8 +194,18 @@ function createBreaker(options) {
   return new Breaker(options);
 }
 
+// Proves the panic guards (see src/lib.rs): resolves through the same path as fire().
+function testPanic(mode) {
+  try {
+    return native.__testPanic(mode).then((r) => settle(r, (f) => f));
+  } catch (err) {
+    return Promise.reject(fromNative(err));
+  }
+}
+
 module.exports = {
   createBreaker,
+  __testPanic: testPanic,
   Breaker,
   metrics: native.metrics,
   METRICS_CONTENT_TYPE: native.METRICS_CONTENT_TYPE,

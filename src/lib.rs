@@ -23,14 +23,12 @@ pub fn metrics() -> String {
 #[napi]
 pub const METRICS_CONTENT_TYPE: &str = dnastore_core::metrics::CONTENT_TYPE;
 
-/// Test hook (only with DNASTORE_BREAKER_TEST_HOOKS=1): panics inside the addon, in a
-/// synchronous call (`"sync"`) or inside a future on the runtime (`"async"`), to prove a
-/// panic surfaces as a JS error with code EINTERNAL instead of crashing the process.
+/// Test hook: panics inside the addon, in a synchronous call (`"sync"`) or inside a future
+/// on the runtime (`"async"`), through the same guards fire() uses, to prove a panic
+/// surfaces as a JS error with code EINTERNAL instead of crashing the process. Harmless
+/// by construction (the panic is always caught), so it needs no gate.
 #[napi(catch_unwind, js_name = "__testPanic")]
 pub fn test_panic(env: &napi::Env, mode: String) -> napi::Result<napi::bindgen_prelude::PromiseRaw<'_, convert::Resolved>> {
-    if std::env::var("DNASTORE_BREAKER_TEST_HOOKS").as_deref() != Ok("1") {
-        return Err(throw::throw(env, dnastore_core::Code::Invalid, "test hooks are disabled"));
-    }
     if mode == "sync" {
         panic!("test panic (sync)");
     }

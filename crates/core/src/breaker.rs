@@ -395,8 +395,9 @@ impl Breaker {
                         if json && !json_is_valid(&resp.body) {
                             AttemptFailure { kind: FailureKind::BadBody, status: Some(resp.status.as_u16()), retry_after: None }
                         } else {
-                            self.finish(&mut guard, Verdict::Success);
+                            // The attempt's event first, then the transition it may cause.
                             self.emit(&Event::Success { latency });
+                            self.finish(&mut guard, Verdict::Success);
                             self.emit(&Event::Completed(if attempt > 1 { CallKind::SuccessfulWithRetry } else { CallKind::SuccessfulWithoutRetry }));
                             if let (Some(k), Some(c)) = (key, &self.lkg) {
                                 let entry = c.entry(&k, resp.body.clone(), json, self.wall_ms());
@@ -407,8 +408,8 @@ impl Breaker {
                     }
                     StatusClass::ClientError => {
                         let status = resp.status.as_u16();
-                        self.finish(&mut guard, Verdict::ClientError);
                         self.emit(&Event::ClientError { latency, status });
+                        self.finish(&mut guard, Verdict::ClientError);
                         self.emit(&Event::Completed(if attempt > 1 { CallKind::FailedWithRetry } else { CallKind::FailedWithoutRetry }));
                         return CallOutcome::Rejected(Rejection {
                             code: Code::Http,
@@ -429,8 +430,8 @@ impl Breaker {
                 },
             };
             let kind = failure.kind;
-            let tripped = self.finish(&mut guard, Verdict::Failure(kind));
             self.emit(&Event::Failure { kind, latency });
+            let tripped = self.finish(&mut guard, Verdict::Failure(kind));
 
             let may_retry = !tripped && attempt < self.config.retry.max_attempts && kind.is_transient() && retryable_method;
             let mut code = kind.code();

@@ -202,8 +202,14 @@ impl Circuit {
             return false;
         }
         match (g.state, verdict) {
-            (State::Closed, Verdict::Failure(_)) => {
-                g.consecutive_failures += 1;
+            (State::Closed, _) => {
+                // Evaluated after every call, as resilience4j does: reaching the volume
+                // threshold with a success can still find the rate at the threshold.
+                if matches!(verdict, Verdict::Failure(_)) {
+                    g.consecutive_failures += 1;
+                } else {
+                    g.consecutive_failures = 0;
+                }
                 let totals = g.window.totals(now);
                 let reason = if self.cfg.max_failures > 0 && g.consecutive_failures >= self.cfg.max_failures {
                     Some(TransitionReason::ConsecutiveFailures)
@@ -219,10 +225,6 @@ impl Circuit {
                     self.open(&mut g, reason, now, emit);
                     return true;
                 }
-                false
-            }
-            (State::Closed, _) => {
-                g.consecutive_failures = 0;
                 false
             }
             (State::HalfOpen { .. }, Verdict::Failure(_)) => {

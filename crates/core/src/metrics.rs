@@ -251,7 +251,8 @@ impl Observer for BreakerMetrics {
             Event::RetryBudgetExhausted => self.budget_exhausted.inc(),
             Event::Completed(kind) => self.calls[*kind as usize].inc(),
             Event::Coalesced => self.coalesced.inc(),
-            Event::Fire | Event::Shutdown => {}
+            // Redis errors are counted where they happen (lkg/redis.rs), transitions are logged.
+            Event::Fire | Event::Shutdown | Event::RedisHealth { .. } => {}
         }
     }
 }

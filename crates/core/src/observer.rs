@@ -148,6 +148,9 @@ pub enum Event<'a> {
     /// Identical concurrent GETs were served by one upstream request.
     Coalesced,
     Shutdown,
+    /// The shared LKG Redis became unreachable (`up: false`) or is back (`up: true`);
+    /// reported once per transition.
+    RedisHealth { up: bool },
 }
 
 impl Event<'_> {
@@ -167,6 +170,7 @@ impl Event<'_> {
             Event::Completed(_) => 10,
             Event::Coalesced => 11,
             Event::Shutdown => 12,
+            Event::RedisHealth { .. } => 13,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! fails verification is dropped and counted, never served.
 
 mod key;
+pub mod redis;
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;

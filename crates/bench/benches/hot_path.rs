@@ -1,0 +1,158 @@
+//! The core's per-call hot path without a server, so a regression shows up in `cargo bench`
+//! long before it shows up in req/s: the circuit's admission and result recording (closed and
+//! open), the rolling window update, the last-known-good store and lookup, and the cache key.
+//!
+//! Run: cargo bench -p dnastore-bench --bench hot_path
+//! Each call site uses the production clock (a vDSO read), as the breaker does.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dnastore_core::circuit::{Circuit, CircuitConfig, Verdict};
+use dnastore_core::clock::{Clock, MonotonicClock};
+use dnastore_core::config::Config;
+use dnastore_core::error::FailureKind;
+use dnastore_core::http::{prepare, PreparedRequest};
+use dnastore_core::lkg::{cache_key, CacheKey, LkgCache};
+use dnastore_core::metrics::BreakerMetrics;
+use dnastore_core::window::RollingWindow;
+
+/// A 1 KiB JSON body, the size of a typical DNAStore record.
+fn body() -> Bytes {
+    let mut s = String::from("{\"items\":[");
+    while s.len() < 1000 {
+        s.push_str("{\"id\":12345,\"ok\":true},");
+    }
+    s.pop();
+    s.push_str("]}");
+    Bytes::from(s)
+}
+
+fn request(path: &str) -> PreparedRequest {
+    let headers = [
+        ("authorization".to_string(), "Bearer 0123456789abcdef0123456789abcdef".to_string()),
+        ("x-tenant-id".to_string(), "tenant-42".to_string()),
+        ("accept".to_string(), "application/json".to_string()),
+    ];
+    prepare(None, &format!("http://127.0.0.1:9001{path}"), None, &headers, None).expect("valid request")
+}
+
+fn circuit(c: &mut Criterion) {
+    let cfg = CircuitConfig::from(&Config::defaults());
+    let clock = MonotonicClock::new();
+    let mut g = c.benchmark_group("circuit");
+    g.throughput(Throughput::Elements(1));
+
+    let closed = Circuit::new(cfg.clone());
+    g.bench_function("closed: try_acquire + on_result(success)", |b| {
+        b.iter(|| {
+            let now = clock.now();
+            let permit = closed.try_acquire(now, &mut |_| {}).expect("closed admits");
+            black_box(closed.on_result(permit, Verdict::Success, now, &mut |_| {}))
+        })
+    });
+
+    // Opened by maxFailures consecutive failures; resetTimeout pushed out so it stays open.
+    let open = Circuit::new(CircuitConfig { reset_timeout: Duration::from_secs(3600), ..cfg });
+    open_circuit(&open, &clock);
+    assert!(open.try_acquire(clock.now(), &mut |_| {}).is_none(), "circuit should be open");
+    g.bench_function("open: try_acquire (short-circuit)", |b| {
+        b.iter(|| black_box(open.try_acquire(clock.now(), &mut |_| {})))
+    });
+    g.bench_function("open: try_acquire + record_reject + record_fallback", |b| {
+        b.iter(|| {
+            let now = clock.now();
+            let p = open.try_acquire(now, &mut |_| {});
+            open.record_reject(now);
+            open.record_fallback(now);
+            black_box(p)
+        })
+    });
+    g.finish();
+}
+
+/// Fails calls until the circuit opens.
+fn open_circuit(c: &Circuit, clock: &MonotonicClock) {
+    let fail = Verdict::Failure(FailureKind::ConnectionRefused);
+    for _ in 0..1000 {
+        let now = clock.now();
+        match c.try_acquire(now, &mut |_| {}) {
+            Some(p) => {
+                c.on_result(p, fail, now, &mut |_| {});
+            }
+            None => return,
+        }
+    }
+    panic!("circuit never opened");
+}
+
+fn window(c: &mut Criterion) {
+    let clock = MonotonicClock::new();
+    let mut w = RollingWindow::new(Duration::from_secs(10), 10);
+    let mut g = c.benchmark_group("window");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("RollingWindow::current + increment", |b| {
+        b.iter(|| {
+            w.current(clock.now()).successes += 1;
+        })
+    });
+    g.bench_function("RollingWindow::totals", |b| b.iter(|| black_box(w.totals(clock.now()))));
+    g.finish();
+}
+
+fn lkg(c: &mut Criterion) {
+    let cfg = Config::defaults().lkg;
+    let metrics = Arc::new(BreakerMetrics::new("bench-hot-path"));
+    let cache = LkgCache::new(cfg.clone(), metrics.clone()).expect("default LKG config is enabled");
+    let body = body();
+    let key = cache_key("bench", &request("/api/sigils/1"), &cfg.tenant_header);
+    let mut g = c.benchmark_group("lkg");
+    g.throughput(Throughput::Elements(1));
+
+    // The success path of a GET: build the entry, store it (same key: replace in place).
+    g.bench_function("store (same key, 1 KiB)", |b| {
+        b.iter(|| {
+            let e = cache.entry(&key, body.clone(), true, 1_000);
+            black_box(cache.store(key, e))
+        })
+    });
+    g.bench_function("lookup (hit)", |b| b.iter(|| black_box(cache.lookup(&key, 2_000))));
+
+    // Distinct keys into a full cache: every store evicts the least recently used entry.
+    let keys: Vec<CacheKey> = (0..cfg.max_entries * 2).map(|i| cache_key("bench", &request(&format!("/api/sigils/{i}")), &cfg.tenant_header)).collect();
+    let mut i = 0usize;
+    g.bench_function("store (distinct keys, full cache, evicting)", |b| {
+        b.iter(|| {
+            let k = keys[i % keys.len()];
+            i += 1;
+            let e = cache.entry(&k, body.clone(), true, 1_000);
+            black_box(cache.store(k, e))
+        })
+    });
+
+    // With a signing secret every store and lookup pays an HMAC-SHA256 over the body.
+    let signed_cfg = { let mut s = cfg.clone(); s.signing_secret = Some("bench-secret-0123456789".into()); s };
+    let signed = LkgCache::new(signed_cfg, metrics).expect("enabled");
+    g.bench_function("store (signed, 1 KiB)", |b| {
+        b.iter(|| {
+            let e = signed.entry(&key, body.clone(), true, 1_000);
+            black_box(signed.store(key, e))
+        })
+    });
+    g.bench_function("lookup (signed, hit)", |b| b.iter(|| black_box(signed.lookup(&key, 2_000))));
+    g.finish();
+
+    let mut g = c.benchmark_group("cache_key");
+    g.throughput(Throughput::Elements(1));
+    let req = request("/api/sigils/1?include=owner");
+    g.bench_function("cache_key (GET, authorization + tenant)", |b| {
+        b.iter(|| black_box(cache_key("bench", black_box(&req), &cfg.tenant_header)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, circuit, window, lkg);
+criterion_main!(benches);

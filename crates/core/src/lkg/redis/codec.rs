@@ -1,0 +1,141 @@
+//! What the shared cache stores and where: the Redis value layout of an [`Entry`], and
+//! the connection target parsed from the redis:// URL.
+//!
+//! Value layout (all integers big-endian):
+//! `b'L'`, version `1`, flags (bit 0 JSON, bit 1 signed), stored-at ms (u64),
+//! the 32-byte HMAC when signed, then the body. 11 bytes of overhead unsigned, 43 signed.
+
+use bytes::Bytes;
+use url::Url;
+
+use crate::lkg::Entry;
+
+const MAGIC: u8 = b'L';
+const VERSION: u8 = 1;
+const JSON: u8 = 1;
+const SIGNED: u8 = 2;
+const HEAD: usize = 11;
+
+pub fn encode(e: &Entry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEAD + 32 + e.body.len());
+    let flags = if e.json { JSON } else { 0 } | if e.mac.is_some() { SIGNED } else { 0 };
+    out.extend_from_slice(&[MAGIC, VERSION, flags]);
+    out.extend_from_slice(&e.stored_at_ms.to_be_bytes());
+    if let Some(mac) = &e.mac {
+        out.extend_from_slice(mac);
+    }
+    out.extend_from_slice(&e.body);
+    out
+}
+
+/// `None` for anything this version did not write (a foreign or damaged value).
+pub fn decode(v: &Bytes) -> Option<Entry> {
+    if v.len() < HEAD || v[0] != MAGIC || v[1] != VERSION || v[2] & !(JSON | SIGNED) != 0 {
+        return None;
+    }
+    let flags = v[2];
+    let stored_at_ms = u64::from_be_bytes(v[3..HEAD].try_into().ok()?);
+    let (mac, body_at) = if flags & SIGNED != 0 {
+        (Some(<[u8; 32]>::try_from(v.get(HEAD..HEAD + 32)?).ok()?), HEAD + 32)
+    } else {
+        (None, HEAD)
+    };
+    Some(Entry { body: v.slice(body_at..), json: flags & JSON != 0, stored_at_ms, mac })
+}
+
+/// Where and how to connect. Debug never shows the credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: u32,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+fn decoded(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+impl Target {
+    /// `redis://[user[:password]@]host[:port][/db]` or `rediss://` (TLS). Errors never
+    /// repeat the URL: it may hold a password.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let u = Url::parse(raw).map_err(|_| "invalid redisUrl: not a URL".to_string())?;
+        let tls = match u.scheme() {
+            "redis" => false,
+            "rediss" => true,
+            _ => return Err("invalid redisUrl: must be a redis:// or rediss:// URL".into()),
+        };
+        let host = match u.host_str() {
+            Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            _ => return Err("invalid redisUrl: no host".into()),
+        };
+        let db = match u.path().trim_matches('/') {
+            "" => 0,
+            p => p.parse::<u32>().map_err(|_| "invalid redisUrl: the path must be a database number, e.g. redis://host:6379/0".to_string())?,
+        };
+        // A password alone is `redis://:secret@host`, as redis-cli and most clients read it.
+        let username = Some(decoded(u.username())).filter(|s| !s.is_empty());
+        let password = u.password().map(decoded);
+        Ok(Self { host, port: u.port().unwrap_or(6379), tls, username, password, db })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(mac: Option<[u8; 32]>, json: bool, body: &'static [u8]) -> Entry {
+        Entry { body: Bytes::from_static(body), json, stored_at_ms: 1_700_000_000_123, mac }
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        for e in [entry(None, true, b"{\"a\":1}"), entry(Some([7; 32]), false, b"text"), entry(Some([0; 32]), true, b"")] {
+            let v = Bytes::from(encode(&e));
+            assert_eq!(v.len(), HEAD + e.body.len() + if e.mac.is_some() { 32 } else { 0 });
+            assert_eq!(decode(&v), Some(e));
+        }
+    }
+
+    #[test]
+    fn foreign_or_damaged_values_do_not_decode() {
+        let good = Bytes::from(encode(&entry(Some([1; 32]), true, b"{}")));
+        assert!(decode(&Bytes::from_static(b"{\"a\":1}")).is_none(), "a plain value someone SET");
+        assert!(decode(&good.slice(..HEAD + 10)).is_none(), "signed but the MAC is cut short");
+        let mut v = good.to_vec();
+        v[1] = 2;
+        assert!(decode(&Bytes::from(v)).is_none(), "unknown version");
+        let mut v = good.to_vec();
+        v[2] |= 0x80;
+        assert!(decode(&Bytes::from(v)).is_none(), "unknown flag");
+    }
+
+    #[test]
+    fn parses_targets() {
+        let t = Target::parse("redis://127.0.0.1:6380/3").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.tls, t.db, t.username, t.password), ("127.0.0.1", 6380, false, 3, None, None));
+        let t = Target::parse("rediss://app:p%40s+s@cache.internal").unwrap();
+        assert_eq!((t.port, t.tls, t.db), (6379, true, 0));
+        assert_eq!((t.username.as_deref(), t.password.as_deref()), (Some("app"), Some("p@s+s")));
+        let t = Target::parse("redis://:only-secret@[::1]:7000/").unwrap();
+        assert_eq!((t.host.as_str(), t.username, t.password.as_deref()), ("::1", None, Some("only-secret")));
+        let err = Target::parse("redis://u:hunter2@h/x").unwrap_err();
+        assert!(err.contains("database") && !err.contains("hunter2"), "{err}");
+        assert!(!format!("{:?}", Target::parse("redis://u:hunter2@h").unwrap()).contains("hunter2"));
+        assert!(Target::parse("http://h").is_err());
+    }
+}

@@ -1,0 +1,200 @@
+'use strict';
+
+// The Sigil API, shaped like the ticket's server/sigil-api.cjs: every DNAStore call goes
+// through ONE dnastore-breaker breaker. During an outage reads serve the last-known-good
+// copy (200 + X-Fallback-Source/X-Fallback-Age-Ms) or 503 + Retry-After; writes answer
+// 503 + Retry-After and say the sigil was not stored, so nothing is silently dropped.
+//
+//   PORT=3000 DNASTORE_URL=http://127.0.0.1:9001 node examples/sigil-api/sigil-api.cjs
+//
+// Breaker settings come from the DNASTORE_* environment variables (see the README);
+// the library's defaults apply to the ones that are unset.
+
+const express = require('express');
+const pino = require('pino');
+const promClient = require('prom-client');
+const { createBreaker, metrics: breakerMetrics } = require('dnastore-breaker');
+
+const LIST_LIMIT = 50;
+const DEFAULT_RESET_MS = 10000; // the library's resetTimeout default
+// Codes where the request provably never reached a working DNAStore, so the write did not happen.
+const NOT_SENT = new Set(['EOPENBREAKER', 'ECONNREFUSED', 'ENOTFOUND']);
+
+function numberFrom(value, fallback) {
+  const n = Number(value);
+  return value !== undefined && value !== '' && Number.isFinite(n) ? n : fallback;
+}
+
+// prom-client's registry plus the breaker's text. Another module may provide a collector
+// that registers the breaker metrics into the registry itself; prefer it when present.
+function metricsHandler(register) {
+  let integrated = false;
+  try {
+    require('../../lib/prom-client').registerWith(register);
+    integrated = true;
+  } catch (err) {
+    if (err.code !== 'MODULE_NOT_FOUND') throw err;
+  }
+  return async (_req, res) => {
+    const text = integrated ? await register.metrics() : `${await register.metrics()}\n${breakerMetrics()}`;
+    res.type(register.contentType).send(text);
+  };
+}
+
+/**
+ * Builds the Express app. `breakerOptions` win over DNASTORE_* in `env`.
+ * The breaker is on `app.locals.breaker`; call `app.locals.close()` to shut it down.
+ */
+function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env } = {}) {
+  const log = logger ?? pino({ level: env.LOG_LEVEL || 'info' });
+  const breaker = createBreaker({
+    name: 'dnastore',
+    ...(dnastoreUrl ? { baseUrl: dnastoreUrl } : {}),
+    ...breakerOptions,
+    logger: log.child({ component: 'dnastore-breaker' }),
+    env,
+  });
+  const resetMs = breakerOptions.resetTimeout ?? numberFrom(env.DNASTORE_CIRCUIT_RESET_MS, DEFAULT_RESET_MS);
+  let openedAt = 0;
+  breaker.on('open', () => {
+    openedAt = Date.now();
+  });
+
+  // While open: the time left until the breaker lets a probe through; otherwise a short pause.
+  const retryAfterSeconds = () => {
+    const left = breaker.state === 'open' ? openedAt + resetMs - Date.now() : 1000;
+    return Math.max(1, Math.ceil(left / 1000));
+  };
+
+  const register = new promClient.Registry();
+  promClient.collectDefaultMetrics({ register });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.json({ limit: '256kb' }));
+
+  // Forward the caller's tenant so the breaker's last-known-good cache keeps tenants apart.
+  const upstreamHeaders = (req) => {
+    const h = {};
+    if (req.get('x-tenant-id')) h['x-tenant-id'] = req.get('x-tenant-id');
+    return h;
+  };
+
+  const unavailable = (res, result, extra = {}) => {
+    const seconds = retryAfterSeconds();
+    res.set('Retry-After', String(seconds)).set('X-Fallback-Source', 'none');
+    res.status(503).json({ error: 'DNAStore unavailable', code: result.code, retryAfterSeconds: seconds, ...extra });
+  };
+
+  const upstreamError = (res, err) => {
+    if (err.code === 'EHTTP') {
+      let body;
+      try {
+        body = JSON.parse(err.body);
+      } catch {
+        body = { error: err.body || `DNAStore answered ${err.status}` };
+      }
+      return res.status(err.status).json(body);
+    }
+    log.error({ code: err.code, err: err.message }, 'DNAStore call failed');
+    return res.status(err.code === 'ESHUTDOWN' ? 503 : 500).json({ error: 'internal error', code: err.code });
+  };
+
+  const read = (upstreamPath) => async (req, res) => {
+    let result;
+    try {
+      result = await breaker.fire(upstreamPath(req), { headers: upstreamHeaders(req) });
+    } catch (err) {
+      return upstreamError(res, err);
+    }
+    if (result && result.fallback === true) {
+      if (result.source === 'none') return unavailable(res, result);
+      // A stale copy is better than an error for reads; the headers let clients tell.
+      res.set('X-Fallback-Source', result.source);
+      if (result.ageMs !== undefined) res.set('X-Fallback-Age-Ms', String(result.ageMs));
+      return res.status(200).json(result.data);
+    }
+    return res.status(200).json(result);
+  };
+
+  app.get('/api/consciousness/sigils', read(() => `/api/sigils?limit=${LIST_LIMIT}`));
+  app.get('/api/consciousness/sigils/:id', read((req) => `/api/sigils/${encodeURIComponent(req.params.id)}`));
+
+  app.post('/api/consciousness/sigils', async (req, res) => {
+    if (!req.body || typeof req.body !== 'object' || Array.isArray(req.body)) {
+      return res.status(400).json({ error: 'body must be a JSON object' });
+    }
+    const headers = { ...upstreamHeaders(req), 'content-type': 'application/json' };
+    // The client's key makes its own retry (after our 503) safe to repeat upstream.
+    if (req.get('idempotency-key')) headers['idempotency-key'] = req.get('idempotency-key');
+    let result;
+    try {
+      result = await breaker.fire('/api/sigils', { method: 'POST', headers, body: JSON.stringify(req.body), fullResponse: true });
+    } catch (err) {
+      return upstreamError(res, err);
+    }
+    if (result.fallback === true) {
+      // Never pretend a write happened. After a timeout or reset the store may have
+      // applied it, so say so, and point at the Idempotency-Key that makes retrying safe.
+      const stored = NOT_SENT.has(result.code) ? false : 'unknown';
+      log.warn({ code: result.code, stored }, 'sigil write rejected: DNAStore unavailable');
+      return unavailable(res, result, {
+        stored,
+        message: stored === false
+          ? 'The sigil was NOT stored. Retry after Retry-After seconds.'
+          : 'The sigil may not have been stored. Retry with the same Idempotency-Key after Retry-After seconds.',
+      });
+    }
+    return res.status(result.status).json(result.data);
+  });
+
+  app.get('/metrics', metricsHandler(register));
+
+  // Liveness: the process answers. Nothing about DNAStore belongs here.
+  app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));
+
+  // Readiness stays 200 while the breaker is open: every replica shares the same DNAStore,
+  // so failing readiness on an upstream outage would pull ALL replicas out of the load
+  // balancer and turn a degraded service (cached reads, clear 503s on writes) into a full
+  // outage. The breaker state is reported for dashboards and humans instead.
+  app.get('/readyz', (_req, res) => {
+    const s = breaker.stats();
+    res.json({
+      status: 'ready',
+      degraded: s.state !== 'closed',
+      breakers: { [breaker.name]: { state: s.state, trips: s.trips, failureRate: s.failureRate, fallbacks: s.fallbacks, fires: s.fires } },
+    });
+  });
+
+  app.locals.breaker = breaker;
+  app.locals.close = () => breaker.shutdown();
+  return app;
+}
+
+function main() {
+  const logger = pino({ level: process.env.LOG_LEVEL || 'info' });
+  const dnastoreUrl = process.env.DNASTORE_URL || 'http://127.0.0.1:9001';
+  const app = createApp({ dnastoreUrl, logger });
+  const server = app.listen(Number(process.env.PORT ?? 3000), process.env.HOST || '127.0.0.1', () => {
+    logger.info({ port: server.address().port, dnastoreUrl }, 'sigil-api listening');
+  });
+  server.keepAliveTimeout = 65000;
+  const stop = () => {
+    app.locals.close();
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+    setTimeout(() => process.exit(0), 2000).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  // Started by a driver with a stdin pipe: exit if that parent dies without cleaning up.
+  if (process.env.EXIT_WITH_PARENT === '1') {
+    process.stdin.on('end', stop);
+    process.stdin.on('error', stop);
+    process.stdin.resume();
+  }
+}
+
+if (require.main === module) main();
+
+module.exports = { createApp };
