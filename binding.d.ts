@@ -19,7 +19,7 @@ export declare class NativeBreaker {
    * Validates `options` (winning) and `envVars` (filling gaps) in the core, then opens
    * the breaker of that name (shared with every other handle of the same name).
    */
-  constructor(options: object | undefined | null, envVars: Record<string, string> | undefined | null, onEvent: (arg0: string, arg1: BreakerEvent) => void)
+  constructor(options: BreakerOptions | undefined | null, envVars: Record<string, string> | undefined | null, onEvent: (name: string, event: BreakerEvent) => void)
   get name(): string
   /** 'closed' | 'open' | 'halfOpen' */
   get state(): string
@@ -68,6 +68,65 @@ export interface BreakerEvent {
   attempt?: number
   delayMs?: number
   kind?: string
+  /** `redis` events: whether the shared LKG Redis is reachable. */
+  up?: boolean
+}
+
+export interface BreakerOptions {
+  /** Breaker name: the `name` label of every metric and the registry key. Default 'dnastore' (DNASTORE_BREAKER_NAME). */
+  name?: string
+  /** Base URL that relative fire() paths resolve against (DNASTORE_URL). */
+  baseUrl?: string
+  /** Per-attempt timeout in ms, headers and body included. Default 3000 (DNASTORE_TIMEOUT_MS). */
+  timeout?: number
+  /** Failure % in the rolling window that opens the circuit. Default 50 (DNASTORE_CIRCUIT_ERROR_THRESHOLD). */
+  errorThresholdPercentage?: number
+  /** ms the circuit stays open before a half-open trial. Default 10000 (DNASTORE_CIRCUIT_RESET_MS). */
+  resetTimeout?: number
+  /** Rolling window length in ms. Default 10000 (DNASTORE_CIRCUIT_ROLLING_MS). */
+  rollingCountTimeout?: number
+  /** Buckets in the rolling window. Default 10 (DNASTORE_CIRCUIT_ROLLING_BUCKETS). */
+  rollingCountBuckets?: number
+  /** Calls in the window before the percentage can trip. Default 20 (DNASTORE_CIRCUIT_VOLUME_THRESHOLD). */
+  volumeThreshold?: number
+  /** Consecutive failures that trip regardless of percentage; 0 disables. Default 5 (DNASTORE_CIRCUIT_MAX_FAILURES). */
+  maxFailures?: number
+  /** Trial calls while half-open. Default 3 (DNASTORE_CIRCUIT_HALF_OPEN_CALLS). */
+  halfOpenMaxCalls?: number
+  /** Largest response body in bytes. Default 10 MiB (DNASTORE_MAX_RESPONSE_BYTES). */
+  maxResponseBytes?: number
+  /** Total attempts per call. Default 3 (DNASTORE_RETRY_MAX_ATTEMPTS). */
+  maxAttempts?: number
+  /** Smallest backoff in ms. Default 100 (DNASTORE_RETRY_BASE_MS). */
+  retryBaseMs?: number
+  /** Largest backoff in ms. Default 2000 (DNASTORE_RETRY_MAX_MS). */
+  retryMaxMs?: number
+  /** Retries as % of recent calls. Default 20 (DNASTORE_RETRY_BUDGET_PERCENT). */
+  retryBudgetPercent?: number
+  /** Retries always allowed per second. Default 10 (DNASTORE_RETRY_MIN_PER_SEC). */
+  retryMinPerSec?: number
+  /** Cap on a Retry-After wait in ms. Default 5000 (DNASTORE_RETRY_AFTER_MAX_MS). */
+  retryAfterMaxMs?: number
+  /** Whole-call budget in ms (attempts and sleeps). Default 10000 (DNASTORE_DEADLINE_MS). */
+  deadline?: number
+  /** LKG cache entries; 0 disables. Default 1000 (DNASTORE_LKG_MAX_ENTRIES). */
+  lkgMaxEntries?: number
+  /** LKG cache bytes. Default 64 MiB (DNASTORE_LKG_MAX_BYTES). */
+  lkgMaxBytes?: number
+  /** Largest body cached. Default 256 KiB (DNASTORE_LKG_MAX_ENTRY_BYTES). */
+  lkgMaxEntryBytes?: number
+  /** Oldest entry served, ms (also the Redis TTL). Default 300000 (DNASTORE_LKG_MAX_STALE_MS). */
+  lkgMaxStaleMs?: number
+  /** One Idempotency-Key per POST/PATCH call, so they can be retried. Default false. */
+  generateIdempotencyKeys?: boolean
+  /** Identical concurrent GETs share one request. Default true (DNASTORE_COALESCE). */
+  coalesce?: boolean
+  /** Header that, with Authorization, partitions the LKG cache. Default 'x-tenant-id'. */
+  tenantHeader?: string
+  /** HMAC key for cached entries (DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET). */
+  signingSecret?: string
+  /** redis:// URL for LKG entries shared by replicas (DNASTORE_LKG_REDIS_URL). */
+  redisUrl?: string
 }
 
 /** `stats()`: counts over the rolling window. */
@@ -109,3 +168,6 @@ export interface NativeOutcome {
   /** Response headers, only when the call asked for the full response. */
   headers?: Record<string, string>
 }
+
+/** Every option name `createBreaker()` accepts (the core's table). */
+export declare function optionNames(): Array<string>

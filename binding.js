@@ -840,3 +840,4 @@ module.exports.NativeBreaker = nativeBinding.NativeBreaker
 module.exports.__testPanic = nativeBinding.__testPanic
 module.exports.metrics = nativeBinding.metrics
 module.exports.METRICS_CONTENT_TYPE = nativeBinding.METRICS_CONTENT_TYPE
+module.exports.optionNames = nativeBinding.optionNames

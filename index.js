@@ -181,6 +181,10 @@ class Breaker extends EventEmitter {
     if (log) {
       const [level, label] = log;
       this.#logger[level]({ breaker: this.name, ...payload }, `DNAStore circuit breaker ${label} (${payload.reason})`);
+    } else if (name === 'redis') {
+      // Once per transition (the core dedupes); the URL is never logged: it may hold a password.
+      if (payload.up) this.#logger.info({ breaker: this.name, up: true }, 'DNAStore LKG Redis reachable again');
+      else this.#logger.warn({ breaker: this.name, up: false }, 'DNAStore LKG Redis unreachable: serving from the local cache only (errors in dnastore_lkg_redis_errors_total)');
     }
     this.emit(name, payload);
     if (name === 'failure' && payload.code === 'ETIMEDOUT') this.emit('timeout', payload);
@@ -208,5 +212,6 @@ module.exports = {
   __testPanic: testPanic,
   Breaker,
   metrics: native.metrics,
+  optionNames: native.optionNames,
   METRICS_CONTENT_TYPE: native.METRICS_CONTENT_TYPE,
 };

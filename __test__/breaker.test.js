@@ -414,3 +414,12 @@ test('metrics(): state, trips, requests by outcome and latency histogram', async
   expect(m).toMatch(/# TYPE dnastore_request_duration_seconds histogram/);
   expect(m).not.toMatch(/127\.0\.0\.1/);
 });
+
+test('the generated BreakerOptions type lists exactly the core option names', () => {
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const dts = fs.readFileSync(path.join(__dirname, '..', 'binding.d.ts'), 'utf8');
+  const body = dts.slice(dts.indexOf('export interface BreakerOptions {'));
+  const fields = body.slice(0, body.indexOf('\n}')).match(/^ {2}(\w+)\?:/gm).map((f) => f.trim().replace('?:', ''));
+  expect(fields.sort()).toEqual([...require('..').optionNames()].sort());
+});

@@ -45,7 +45,11 @@ type FireResult<'env> = Either3<Null, NativeOutcome, PromiseRaw<'env, Resolved>>
 impl NativeBreaker {
     /// Validates `options` (winning) and `envVars` (filling gaps) in the core, then opens
     /// the breaker of that name (shared with every other handle of the same name).
-    #[napi(constructor, catch_unwind)]
+    #[napi(
+        constructor,
+        catch_unwind,
+        ts_args_type = "options: BreakerOptions | undefined | null, envVars: Record<string, string> | undefined | null, onEvent: (name: string, event: BreakerEvent) => void"
+    )]
     pub fn new(
         env: Env,
         options: Option<Object>,
@@ -126,7 +130,14 @@ impl NativeBreaker {
             // the cache may hold an answer for it.
             if b.may_serve_cached() {
                 if let Ok(req) = self.prepare(&url, method.as_deref(), headers, body) {
-                    return Ok(Either3::B(convert::fallback(b.rejected(Some(&req)))));
+                    if let Some(f) = b.rejected_now(&req) {
+                        return Ok(Either3::B(convert::fallback(f)));
+                    }
+                    // A local miss with the shared Redis configured and up: a Promise that
+                    // settles within min(250 ms, the call's deadline).
+                    let deadline = deadline.and_then(|d| call_ms("init.deadline", &spec::deadline, d).ok());
+                    let fut = b.clone().rejected_shared(req, deadline).map(CallOutcome::Fallback);
+                    return Ok(Either3::C(env.spawn_future(guarded(fut, full_response.unwrap_or(false)))?));
                 }
             }
             b.rejected(None);

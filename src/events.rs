@@ -31,6 +31,8 @@ pub struct BreakerEvent {
     pub attempt: Option<u32>,
     pub delay_ms: Option<f64>,
     pub kind: Option<String>,
+    /// `redis` events: whether the shared LKG Redis is reachable.
+    pub up: Option<bool>,
 }
 
 pub struct EventMsg {
@@ -47,7 +49,7 @@ pub fn build(f: &Function<FnArgs<(String, BreakerEvent)>, ()>) -> Result<EventFn
         .build_callback(|ctx| Ok(FnArgs::from((ctx.value.name, ctx.value.payload))))
 }
 
-const ALWAYS: u32 = 1 | (1 << 12); // transitions and shutdown
+const ALWAYS: u32 = 1 | (1 << 12) | (1 << 13); // transitions, shutdown and Redis health (the facade logs them)
 
 /// Event name (as the facade's listeners use it) -> interest bit.
 pub fn bit_of(name: &str) -> u32 {
@@ -64,6 +66,7 @@ pub fn bit_of(name: &str) -> u32 {
         "abort" => Event::Aborted,
         "coalesced" => Event::Coalesced,
         "shutdown" => Event::Shutdown,
+        "redis" => Event::RedisHealth { up: false },
         _ => return 0,
     };
     probe.bit()
@@ -166,6 +169,7 @@ impl Observer for JsObserver {
             Event::Completed(k) => ("completed", BreakerEvent { kind: Some(k.as_str().into()), ..Default::default() }),
             Event::Coalesced => ("coalesced", BreakerEvent::default()),
             Event::Shutdown => ("shutdown", BreakerEvent::default()),
+            Event::RedisHealth { up } => ("redis", BreakerEvent { up: Some(*up), ..Default::default() }),
         };
         // NonBlocking on an unbounded queue: never waits. A Closing status (the env is
         // tearing down) means nobody is left to listen.

@@ -6,6 +6,7 @@ mod abort;
 mod breaker;
 mod convert;
 mod events;
+mod options;
 mod throw;
 
 pub use abort::AbortHandle;
@@ -17,6 +18,12 @@ use napi_derive::napi;
 #[napi]
 pub fn metrics() -> String {
     dnastore_core::registry::render_metrics()
+}
+
+/// Every option name `createBreaker()` accepts (the core's table).
+#[napi]
+pub fn option_names() -> Vec<&'static str> {
+    dnastore_core::config::option_names()
 }
 
 /// The content type of `metrics()`.

@@ -13,7 +13,9 @@
 const express = require('express');
 const pino = require('pino');
 const promClient = require('prom-client');
-const { createBreaker, metrics: breakerMetrics } = require('dnastore-breaker');
+const { createBreaker } = require('dnastore-breaker');
+// Registers the breaker's metric families into a prom-client registry (read from the core at scrape time).
+const { registerWith } = require('../../lib/prom-client');
 
 const LIST_LIMIT = 50;
 const DEFAULT_RESET_MS = 10000; // the library's resetTimeout default
@@ -23,22 +25,6 @@ const NOT_SENT = new Set(['EOPENBREAKER', 'ECONNREFUSED', 'ENOTFOUND']);
 function numberFrom(value, fallback) {
   const n = Number(value);
   return value !== undefined && value !== '' && Number.isFinite(n) ? n : fallback;
-}
-
-// prom-client's registry plus the breaker's text. Another module may provide a collector
-// that registers the breaker metrics into the registry itself; prefer it when present.
-function metricsHandler(register) {
-  let integrated = false;
-  try {
-    require('../../lib/prom-client').registerWith(register);
-    integrated = true;
-  } catch (err) {
-    if (err.code !== 'MODULE_NOT_FOUND') throw err;
-  }
-  return async (_req, res) => {
-    const text = integrated ? await register.metrics() : `${await register.metrics()}\n${breakerMetrics()}`;
-    res.type(register.contentType).send(text);
-  };
 }
 
 /**
@@ -66,8 +52,10 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
     return Math.max(1, Math.ceil(left / 1000));
   };
 
+  // One registry, one scrape: the process's default metrics and the breaker's.
   const register = new promClient.Registry();
   promClient.collectDefaultMetrics({ register });
+  registerWith(register);
 
   const app = express();
   app.disable('x-powered-by');
@@ -148,7 +136,9 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
     return res.status(result.status).json(result.data);
   });
 
-  app.get('/metrics', metricsHandler(register));
+  app.get('/metrics', async (_req, res) => {
+    res.type(register.contentType).send(await register.metrics());
+  });
 
   // Liveness: the process answers. Nothing about DNAStore belongs here.
   app.get('/healthz', (_req, res) => res.json({ status: 'ok' }));

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -25,7 +25,8 @@ use crate::config::Config;
 use crate::error::{CallError, Code, FailureKind};
 use crate::http::{classify_status, prepare, AttemptFailure, HttpClient, PreparedRequest, StatusClass};
 use crate::transport::Transport;
-use crate::lkg::{cache_key, CacheKey, LkgCache};
+use crate::lkg::redis::{RedisLkg, Target, READ_TIMEOUT};
+use crate::lkg::{cache_key, CacheKey, Hit, LkgCache};
 use crate::metrics::BreakerMetrics;
 use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind};
 use crate::outcome::{CallOutcome, Fallback, Rejection, Success};
@@ -75,6 +76,8 @@ pub struct Breaker {
     backoff: Backoff,
     budget: RetryBudget,
     lkg: Option<LkgCache>,
+    /// Shared last-known-good for many replicas (only with a local cache).
+    redis: Option<RedisLkg>,
     inflight: Mutex<HashMap<CacheKey, Inflight>>,
     metrics: Arc<BreakerMetrics>,
     observers: RwLock<Vec<(u64, Arc<dyn Observer>)>>,
@@ -108,6 +111,9 @@ fn json_is_valid(body: &[u8]) -> bool {
 
 impl Breaker {
     pub fn new(config: Config, deps: Deps) -> Result<Arc<Self>, CallError> {
+        if let Some(url) = &config.lkg.redis_url {
+            Target::parse(url).map_err(|m| CallError::new(Code::Config, m))?;
+        }
         Ok(Self::with_transport(config, deps, Transport::Http(HttpClient::new()?)))
     }
 
@@ -116,7 +122,8 @@ impl Breaker {
         metrics.set_state(StateKind::Closed);
         let lkg = LkgCache::new(config.lkg.clone(), metrics.clone());
         let wall_origin_ms = deps.wall_origin.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        Arc::new(Self {
+        Arc::new_cyclic(|me: &Weak<Self>| Self {
+            redis: Self::shared_lkg(&config, lkg.is_some(), &metrics, me.clone()),
             circuit: Circuit::new(CircuitConfig::from(&config)),
             http,
             wall_origin_ms,
@@ -130,6 +137,17 @@ impl Breaker {
             deps,
             config,
         })
+    }
+
+    /// The Redis side of the cache; its health transitions become events of this breaker.
+    fn shared_lkg(config: &Config, local: bool, metrics: &Arc<BreakerMetrics>, me: Weak<Self>) -> Option<RedisLkg> {
+        let target = Target::parse(config.lkg.redis_url.as_deref()?).ok().filter(|_| local)?;
+        let on_health = Box::new(move |up| {
+            if let Some(b) = me.upgrade() {
+                b.emit(&Event::RedisHealth { up });
+            }
+        });
+        Some(RedisLkg::new(target, &config.name, config.lkg.max_stale, metrics.clone(), on_health))
     }
 
     pub fn config(&self) -> &Config {
@@ -249,7 +267,25 @@ impl Breaker {
     /// True when a short-circuited call could be answered from the cache, so the binding
     /// knows whether validating the request is worth it on the open path.
     pub fn may_serve_cached(&self) -> bool {
-        self.lkg.as_ref().is_some_and(|c| !c.is_empty())
+        self.lkg.as_ref().is_some_and(|c| !c.is_empty()) || self.redis.is_some()
+    }
+
+    /// The short-circuit answer when it needs no I/O. `None`: the local cache misses and the
+    /// entry may be in the shared Redis; answer with [`Breaker::rejected_shared`] instead.
+    pub fn rejected_now(&self, req: &PreparedRequest) -> Option<Fallback> {
+        let Some((k, c)) = self.lkg_key(Some(req)) else { return Some(self.fallback_from(Code::OpenBreaker, None)) };
+        match c.lookup(&k, self.wall_ms()) {
+            Some(h) => Some(self.fallback_from(Code::OpenBreaker, Some(h))),
+            None if self.redis.as_ref().is_some_and(|r| !r.is_down()) => None,
+            None => Some(self.fallback_from(Code::OpenBreaker, None)),
+        }
+    }
+
+    /// The short-circuit answer after asking the shared Redis, waiting at most
+    /// min([`READ_TIMEOUT`], `deadline`).
+    pub async fn rejected_shared(self: Arc<Self>, req: PreparedRequest, deadline: Option<Duration>) -> Fallback {
+        let wait = deadline.unwrap_or(self.config.deadline);
+        self.fallback_shared(Code::OpenBreaker, Some(&req), wait).await
     }
 
     /// Tells the metrics that the JS fallback function supplied a fallback's value.
@@ -257,11 +293,34 @@ impl Breaker {
         self.emit(&Event::Fallback { code: Code::OpenBreaker, source: FallbackSource::Function, age: None });
     }
 
-    fn fallback(&self, code: Code, req: Option<&PreparedRequest>) -> Fallback {
-        let hit = match (req, &self.lkg) {
-            (Some(r), Some(c)) if r.method == Method::GET => c.lookup(&cache_key(&self.config.name, r, &c.config().tenant_header), self.wall_ms()),
+    /// The cache key of a GET, when there is a cache.
+    fn lkg_key(&self, req: Option<&PreparedRequest>) -> Option<(CacheKey, &LkgCache)> {
+        match (req, &self.lkg) {
+            (Some(r), Some(c)) if r.method == Method::GET => Some((cache_key(&self.config.name, r, &c.config().tenant_header), c)),
             _ => None,
-        };
+        }
+    }
+
+    fn fallback(&self, code: Code, req: Option<&PreparedRequest>) -> Fallback {
+        let hit = self.lkg_key(req).and_then(|(k, c)| c.lookup(&k, self.wall_ms()));
+        self.fallback_from(code, hit)
+    }
+
+    /// Like [`Breaker::fallback`], but a local miss asks the shared Redis, for at most
+    /// min([`READ_TIMEOUT`], `left`) so the call still ends within its deadline.
+    async fn fallback_shared(&self, code: Code, req: Option<&PreparedRequest>, left: Duration) -> Fallback {
+        let Some((k, c)) = self.lkg_key(req) else { return self.fallback_from(code, None) };
+        let mut hit = c.lookup(&k, self.wall_ms());
+        if let (None, Some(r)) = (&hit, &self.redis) {
+            if let Some(e) = r.get(&k, left.min(READ_TIMEOUT)).await {
+                // Verified (HMAC, maxStale) before it is served or kept locally.
+                hit = c.accept_remote(&k, e, self.wall_ms());
+            }
+        }
+        self.fallback_from(code, hit)
+    }
+
+    fn fallback_from(&self, code: Code, hit: Option<Hit>) -> Fallback {
         self.circuit.record_fallback(self.now());
         let f = match hit {
             Some(h) => Fallback { code, source: FallbackSource::Cache, body: Some(h.body), json: h.json, age: Some(h.age) },
@@ -401,7 +460,11 @@ impl Breaker {
                             self.emit(&Event::Completed(if attempt > 1 { CallKind::SuccessfulWithRetry } else { CallKind::SuccessfulWithoutRetry }));
                             if let (Some(k), Some(c)) = (key, &self.lkg) {
                                 let entry = c.entry(&k, resp.body.clone(), json, self.wall_ms());
-                                c.store(k, entry);
+                                if c.store(k, entry.clone()) {
+                                    if let Some(r) = &self.redis {
+                                        r.put(&k, &entry);
+                                    }
+                                }
                             }
                             return CallOutcome::Ok(Success { status: resp.status.as_u16(), headers: resp.headers, body: resp.body, json });
                         }
@@ -463,7 +526,7 @@ impl Breaker {
             }
             self.emit(&Event::Completed(if attempt > 1 { CallKind::FailedWithRetry } else { CallKind::FailedWithoutRetry }));
             let get = (req.method == Method::GET).then_some(req);
-            return CallOutcome::Fallback(self.fallback(code, get));
+            return CallOutcome::Fallback(self.fallback_shared(code, get, deadline_at.saturating_duration_since(Instant::now())).await);
         }
     }
 

@@ -1,0 +1,127 @@
+'use strict';
+
+// The Node contenders, each built the way a service would use it: a circuit breaker around
+// a GET that parses the JSON body and treats a non-2xx as a failure. Breaker settings match
+// dnastore-breaker's defaults (3 s timeout, 50 % over a 10 s window of 10 buckets, volume 20,
+// 10 s reset) so every contender does the same bookkeeping.
+//
+// create(name, target, mode) -> { call: () => Promise, close: () => Promise|void }
+//   target: { url, origin, path } of nginx; mode: 'closed' | 'open'.
+
+const OPOSSUM_OPTIONS = {
+  timeout: 3000,
+  errorThresholdPercentage: 50,
+  resetTimeout: 10_000,
+  rollingCountTimeout: 10_000,
+  rollingCountBuckets: 10,
+  volumeThreshold: 20,
+};
+
+// What every contender answers while open, the shape dnastore-breaker resolves to.
+const FALLBACK = () => ({ fallback: true, data: null, error: 'DNAStore unavailable', code: 'EOPENBREAKER', source: 'none' });
+
+function httpFailure(status) {
+  const err = new Error(`upstream answered ${status}`);
+  err.status = status;
+  return err;
+}
+
+// Clients are required once, on first use, so a child loads only its own contender.
+let nodeFetch;
+let undiciRequest;
+
+async function nodeFetchGet(url) {
+  nodeFetch ??= require('node-fetch');
+  const res = await nodeFetch(url);
+  if (!res.ok) throw httpFailure(res.status);
+  return res.json();
+}
+
+async function globalFetchGet(url) {
+  const res = await fetch(url);
+  if (!res.ok) throw httpFailure(res.status);
+  return res.json();
+}
+
+async function undiciGet(url, signal) {
+  undiciRequest ??= require('undici').request;
+  const { statusCode, body } = await undiciRequest(url, signal ? { signal } : undefined);
+  if (statusCode < 200 || statusCode >= 300) {
+    await body.dump();
+    throw httpFailure(statusCode);
+  }
+  return body.json();
+}
+
+function opossum(get) {
+  return (target, mode) => {
+    const CircuitBreaker = require('opossum');
+    const breaker = new CircuitBreaker(get, OPOSSUM_OPTIONS);
+    breaker.fallback(FALLBACK);
+    if (mode === 'open') breaker.open();
+    return { call: () => breaker.fire(target.url), close: () => breaker.shutdown() };
+  };
+}
+
+function cockatiel(target, mode) {
+  // cockatiel hangs every attempt's abort listener on one shared parent signal: 50 in
+  // flight trip Node's leak warning (10) though nothing leaks. Raise the default first.
+  require('node:events').setMaxListeners(1000);
+  const c = require('cockatiel');
+  // Retry (2 more attempts, exponential backoff) outside a sampling breaker, plus a
+  // timeout per attempt: the same policy stack dnastore-breaker applies.
+  const retry = c.retry(c.handleAll, { maxAttempts: 2, backoff: new c.ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) });
+  const breaker = c.circuitBreaker(c.handleAll, {
+    halfOpenAfter: 10_000,
+    breaker: new c.SamplingBreaker({ threshold: 0.5, duration: 10_000, minimumRps: 2 }),
+  });
+  const timeout = c.timeout(3000, c.TimeoutStrategy.Aggressive);
+  const fallback = c.fallback(c.handleType(c.BrokenCircuitError), FALLBACK);
+  const policy = c.wrap(fallback, retry, breaker, timeout);
+  if (mode === 'open') breaker.isolate();
+  return { call: () => policy.execute(({ signal }) => undiciGet(target.url, signal)), close: () => {} };
+}
+
+async function dnastore(target, mode, extra = {}) {
+  const { createBreaker } = require('dnastore-breaker');
+  if (mode !== 'open') {
+    const breaker = createBreaker({ name: 'bench', baseUrl: target.origin, logger: false, ...extra });
+    return { call: () => breaker.fire(target.path), close: () => breaker.shutdown() };
+  }
+  // Opened the way production opens it: one refused call with maxFailures 1, so the bench
+  // measures the real short-circuit path (state check, LKG lookup, fallback object).
+  const { freePort } = require('./nginx');
+  const dead = await freePort();
+  const breaker = createBreaker({
+    name: 'bench-open',
+    baseUrl: `http://127.0.0.1:${dead}`,
+    logger: false,
+    maxFailures: 1,
+    maxAttempts: 1,
+    resetTimeout: 3_600_000,
+    ...extra,
+  });
+  await breaker.fire(target.path);
+  if (breaker.state !== 'open') throw new Error(`dnastore-breaker did not open (state ${breaker.state})`);
+  return { call: () => breaker.fire(target.path), close: () => breaker.shutdown() };
+}
+
+const CONTENDERS = {
+  'opossum+node-fetch': opossum(nodeFetchGet),
+  'opossum+fetch': opossum(globalFetchGet),
+  'opossum+undici': opossum((url) => undiciGet(url)),
+  'cockatiel+undici': cockatiel,
+  // Every call is its own upstream request, as for the other contenders.
+  'dnastore-breaker': (t, m) => dnastore(t, m, { coalesce: false }),
+  // The default configuration: identical in-flight GETs share one upstream request, so at
+  // concurrency 50 it sends fewer requests than the others. Shown for information only.
+  'dnastore-breaker (coalesce)': (t, m) => dnastore(t, m),
+};
+
+async function create(name, target, mode) {
+  const make = CONTENDERS[name];
+  if (!make) throw new Error(`unknown contender ${name}`);
+  return make(target, mode);
+}
+
+module.exports = { create, names: Object.keys(CONTENDERS) };

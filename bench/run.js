@@ -1,0 +1,205 @@
+'use strict';
+
+// npm run bench [-- --quick] [-- --rounds N --duration MS --warmup MS --requests N --no-memory]
+//
+// One run, one machine state: starts nginx, builds what is under test, then measures every
+// contender in alternation (each in its own child process) and writes bench/results.md.
+
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn, spawnSync, execFileSync } = require('node:child_process');
+const { startNginx } = require('./nginx');
+const { buildBareReqwest, ensureAddon, ROOT } = require('./build');
+const { derive } = require('./stats');
+const { render } = require('./report');
+
+const CLOSED = ['opossum+node-fetch', 'opossum+fetch', 'opossum+undici', 'cockatiel+undici', 'dnastore-breaker', 'bare reqwest (2 workers)', 'bare reqwest (1 thread)'];
+// Coalescing changes how many upstream requests are made, so it is an extra row where it can matter.
+const CLOSED_EXTRA_AT_50 = ['dnastore-breaker (coalesce)'];
+const OPEN = { 'opossum (open)': 'opossum+undici', 'dnastore-breaker (open)': 'dnastore-breaker' };
+const BARE = { 'bare reqwest (2 workers)': 2, 'bare reqwest (1 thread)': 1 };
+// A child that has not answered by then is stuck: its result is dropped, the run goes on.
+const CHILD_GRACE_MS = 30_000;
+
+function parseArgs(argv) {
+  const quick = argv.includes('--quick');
+  const o = {
+    quick,
+    rounds: quick ? 1 : 3,
+    warmupMs: quick ? 500 : 1000,
+    durationMs: quick ? 2000 : 4000,
+    openDurationMs: quick ? 1000 : 3000,
+    memRequests: quick ? 100_000 : 1_000_000,
+    memory: !argv.includes('--no-memory'),
+    only: null,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i + 1];
+    if (argv[i] === '--rounds') o.rounds = Math.max(1, Number(v));
+    if (argv[i] === '--duration') o.durationMs = Number(v);
+    if (argv[i] === '--warmup') o.warmupMs = Number(v);
+    if (argv[i] === '--requests') o.memRequests = Number(v);
+    if (argv[i] === '--only') o.only = v.split(',');
+  }
+  return o;
+}
+
+function log(msg) {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+/** Runs one child to completion; resolves to its JSON line, or null (logged) if it failed. */
+function runChild(cmd, args, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      try {
+        if (code !== 0) throw new Error(`exit ${code ?? signal}`);
+        resolve(JSON.parse(out.trim().split('\n').pop()));
+      } catch (e) {
+        log(`${path.basename(args[0] ?? cmd)} failed (${e.message}): ${err.trim().slice(-2000)}`);
+        resolve(null);
+      }
+    });
+  });
+}
+
+function measure(name, spec, ctx) {
+  const timeout = spec.warmupMs + spec.durationMs + CHILD_GRACE_MS;
+  if (BARE[name]) {
+    const args = ['--url', ctx.target.url, '--concurrency', String(spec.concurrency), '--threads', String(BARE[name])];
+    args.push('--warmup-ms', String(spec.warmupMs), '--duration-ms', String(spec.durationMs));
+    return runChild(ctx.bareReqwest, args, timeout);
+  }
+  return runChild(process.execPath, [path.join(__dirname, 'contender.js'), JSON.stringify({ kind: 'load', name, target: ctx.target, ...spec })], timeout);
+}
+
+function rotate(list, by) {
+  const k = by % list.length;
+  return [...list.slice(k), ...list.slice(0, k)];
+}
+
+function describe(name, d) {
+  if (!d) return `${name}: failed`;
+  const lat = d.p50Us ? `, p50 ${d.p50Us.toFixed(0)} us, p99 ${d.p99Us.toFixed(0)} us` : '';
+  return `${name}: ${d.rps.toFixed(0)}/s, ${d.cpuPerReqUs.toFixed(2)} us CPU/req${lat}${d.errors ? `, ${d.errors} errors` : ''}`;
+}
+
+async function runRounds(opts, ctx) {
+  const pick = (names) => (opts.only ? names.filter((n) => opts.only.some((o) => n.startsWith(o))) : names);
+  const closed = { 50: {}, 1: {} };
+  for (const [c, extra] of [[50, CLOSED_EXTRA_AT_50], [1, []]]) {
+    for (const n of pick([...CLOSED, ...extra])) closed[c][n] = [];
+  }
+  const open = {};
+  for (const n of pick(Object.keys(OPEN))) open[n] = [];
+
+  for (let round = 0; round < opts.rounds; round++) {
+    for (const c of [50, 1]) {
+      for (const name of rotate(Object.keys(closed[c]), round)) {
+        const spec = { mode: 'closed', concurrency: c, warmupMs: opts.warmupMs, durationMs: opts.durationMs };
+        const r = await measure(name, spec, ctx);
+        closed[c][name][round] = r && derive(r);
+        log(`round ${round + 1}/${opts.rounds} closed c=${c} ${describe(name, closed[c][name][round])}`);
+      }
+    }
+    for (const name of rotate(Object.keys(open), round)) {
+      const spec = { mode: 'open', concurrency: 50, warmupMs: 500, durationMs: opts.openDurationMs };
+      const r = await measure(OPEN[name], spec, ctx);
+      open[name][round] = r && derive(r);
+      log(`round ${round + 1}/${opts.rounds} open ${describe(name, open[name][round])}`);
+    }
+  }
+  return { closed, open };
+}
+
+async function runMemory(opts, ctx) {
+  const every = Math.max(1, Math.round(opts.memRequests / 10));
+  const spec = { kind: 'memory', name: 'dnastore-breaker', target: ctx.target, concurrency: 50, total: opts.memRequests, every };
+  log(`memory: dnastore-breaker through ${opts.memRequests} requests, sampling every ${every}`);
+  const r = await runChild(process.execPath, ['--expose-gc', path.join(__dirname, 'contender.js'), JSON.stringify(spec)], opts.memRequests * 2 + 60_000);
+  if (r) for (const s of r.samples) log(`  ${s.requests}: rss ${(s.rss / 1048576).toFixed(1)} MB, heap ${(s.heapUsed / 1048576).toFixed(2)} MB`);
+  return r;
+}
+
+function machine() {
+  const cpus = os.cpus();
+  let rustc = 'rustc ?';
+  try {
+    rustc = execFileSync('rustc', ['--version']).toString().trim();
+  } catch {
+    /* not on PATH: the table says so */
+  }
+  // nginx -v prints its version on stderr.
+  const v = spawnSync('/usr/sbin/nginx', ['-v'], { encoding: 'utf8' });
+  const nginx = /nginx\/(\S+)/.exec(`${v.stdout ?? ''}${v.stderr ?? ''}`)?.[1] ?? '?';
+  return {
+    nproc: os.availableParallelism?.() ?? cpus.length,
+    cpuModel: cpus[0]?.model?.trim() ?? 'unknown',
+    memGb: (os.totalmem() / 2 ** 30).toFixed(1),
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    rustc,
+    nginx,
+  };
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  ensureAddon(log);
+  const bareReqwest = buildBareReqwest(log);
+  const nginx = await startNginx();
+  log(`nginx pid ${nginx.pid} serving ${nginx.url}`);
+  // Stop what we started if the run is interrupted.
+  const onSignal = (sig) => {
+    nginx.stop().finally(() => process.kill(process.pid, sig));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let results;
+  try {
+    const ctx = { target: { url: nginx.url, origin: nginx.origin, path: nginx.path }, bareReqwest };
+    const { closed, open } = await runRounds(opts, ctx);
+    const memory = opts.memory ? await runMemory(opts, ctx) : null;
+    const args = process.argv.slice(2).join(' ');
+    results = {
+      meta: {
+        date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        ...machine(),
+        command: `npm run bench${args ? ` -- ${args}` : ''}`,
+        rounds: opts.rounds,
+        warmupMs: opts.warmupMs,
+        durationMs: opts.durationMs,
+        bodyBytes: nginx.bytes,
+      },
+      closed,
+      open,
+      memory,
+    };
+  } finally {
+    await nginx.stop();
+    log('nginx stopped');
+  }
+  const { markdown, missed } = render(results);
+  // A smoke run (--quick) or a partial one (--only) must not replace the committed results.
+  const partial = opts.quick || opts.only;
+  const file = partial ? path.join(os.tmpdir(), 'dnastore-bench-results.md') : path.join(__dirname, 'results.md');
+  const raw = path.join(os.tmpdir(), 'dnastore-bench-results.json');
+  fs.writeFileSync(file, `${markdown}\n`);
+  fs.writeFileSync(raw, `${JSON.stringify(results, null, 1)}\n`);
+  process.stdout.write(`${markdown}\n`);
+  log(`wrote ${file} (raw rounds: ${raw}) in ${((Date.now() - started) / 1000).toFixed(0)} s; ${missed} target(s) missed`);
+}
+
+main().catch((err) => {
+  log(err.stack || String(err));
+  process.exitCode = 1;
+});

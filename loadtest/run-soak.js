@@ -1,0 +1,193 @@
+'use strict';
+
+// Runs the k6 soak (loadtest/soak.js) against real processes: starts the fake DNAStore and
+// the Sigil API, runs k6, and stops/starts the DNAStore process in cycles while k6 runs.
+// Exits with k6's exit code (non-zero when a threshold failed).
+//
+//   node loadtest/run-soak.js --duration 60s            # the CI run (< 2 minutes)
+//   node loadtest/run-soak.js --rate 100 --duration 30m --up 60 --down 20   # the long soak
+//
+// Options: --rate (req/s, 100), --duration (k6 syntax, 60s), --up / --down (seconds per
+// DNAStore cycle, 10 / 6), --summary (path for k6's JSON summary export).
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { startDnastore, spawnNode, stopProcess, freePort, request, HOST } = require('../examples/fake-dnastore/control');
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? fallback : process.argv[i + 1];
+}
+
+// k6 durations: 90s, 2m, 1h30m, 1m30s.
+function seconds(d) {
+  let total = 0;
+  const re = /(\d+(?:\.\d+)?)(h|m|s)/g;
+  let m;
+  let matched = '';
+  while ((m = re.exec(d))) {
+    total += Number(m[1]) * { h: 3600, m: 60, s: 1 }[m[2]];
+    matched += m[0];
+  }
+  if (!total || matched !== d) throw new Error(`--duration ${d}: expected k6 syntax such as 60s, 2m or 1h30m`);
+  return total;
+}
+
+const RATE = Number(arg('rate', 100));
+const DURATION = arg('duration', '60s');
+const DURATION_S = seconds(DURATION);
+const UP_S = Number(arg('up', 10));
+const DOWN_S = Number(arg('down', 6));
+const SUMMARY = arg('summary', path.join(os.tmpdir(), `soak-summary-${process.pid}.json`));
+const DEADLINE_MS = 1500;
+// Everything stops by itself: k6 gets its duration plus setup and a grace period.
+const HARD_LIMIT_MS = (DURATION_S + 90) * 1000;
+
+const API_ENV = {
+  DNASTORE_TIMEOUT_MS: '500',
+  DNASTORE_DEADLINE_MS: String(DEADLINE_MS),
+  DNASTORE_CIRCUIT_RESET_MS: '2000',
+  DNASTORE_CIRCUIT_VOLUME_THRESHOLD: '20',
+  DNASTORE_CIRCUIT_ROLLING_MS: '5000',
+  DNASTORE_CIRCUIT_ROLLING_BUCKETS: '5',
+  LOG_LEVEL: 'info',
+};
+
+let store;
+let api;
+let k6;
+
+async function cleanup() {
+  if (k6 && k6.exitCode === null) k6.kill('SIGTERM');
+  await Promise.all([api && stopProcess(api), store && store.close()]);
+}
+
+let stopping = false;
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    if (stopping) return;
+    stopping = true;
+    cleanup().finally(() => process.exit(130));
+  });
+}
+process.on('exit', () => {
+  if (k6 && k6.exitCode === null) k6.kill('SIGKILL');
+  if (api && api.child.exitCode === null) api.child.kill('SIGKILL');
+  if (store && store.running) process.kill(store.pid, 'SIGKILL');
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (msg) => process.stderr.write(`[run-soak +${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
+let t0 = Date.now();
+
+async function main() {
+  store = await startDnastore();
+  const port = await freePort();
+  const transitions = { OPEN: 0, 'HALF-OPEN': 0, CLOSED: 0 };
+  api = spawnNode({
+    script: path.join(__dirname, '..', 'examples', 'sigil-api', 'sigil-api.cjs'),
+    env: { ...API_ENV, PORT: String(port), DNASTORE_URL: store.url },
+    isReady: (rec) => rec.msg === 'sigil-api listening',
+    keepLines: 100,
+    onLine: (rec) => {
+      const m = /DNAStore circuit breaker (OPEN|HALF-OPEN|CLOSED)/.exec(rec.msg || '');
+      if (m) transitions[m[1]]++;
+    },
+  });
+  await api.ready;
+  const base = `http://${HOST}:${port}`;
+  t0 = Date.now();
+  log(`DNAStore pid ${store.pid} ${store.url}; Sigil API pid ${api.pid} ${base}; k6 at ${RATE} req/s for ${DURATION}; DNAStore cycles ${UP_S}s up / ${DOWN_S}s down`);
+
+  k6 = spawn('k6', ['run', '--no-color', '--summary-export', SUMMARY,
+    '-e', `BASE_URL=${base}`, '-e', `RATE=${RATE}`, '-e', `DURATION=${DURATION}`, '-e', `DEADLINE_MS=${DEADLINE_MS}`,
+    path.join(__dirname, 'soak.js')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const k6Exit = new Promise((resolve) => {
+    k6.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    k6.once('error', (err) => {
+      log(`cannot run k6: ${err.message}`);
+      resolve(127);
+    });
+  });
+  let k6Done = false;
+  k6Exit.then(() => {
+    k6Done = true;
+  });
+  const hardLimit = setTimeout(() => {
+    log('hard time limit reached: stopping k6');
+    k6.kill('SIGTERM');
+  }, HARD_LIMIT_MS);
+
+  // Give k6 time to start and warm the cache, then cycle DNAStore while it runs; the last
+  // outage ends (DNAStore back) before k6's run does, so the breaker's close is measured too.
+  await sleep(3000);
+  let outages = 0;
+  const cyclesEnd = t0 + (DURATION_S - UP_S / 2) * 1000;
+  while (!k6Done && Date.now() + (UP_S + DOWN_S) * 1000 < cyclesEnd) {
+    await sleepOrDone(UP_S * 1000, () => k6Done);
+    if (k6Done) break;
+    await store.stop();
+    outages++;
+    log(`DNAStore DOWN (outage ${outages})`);
+    await sleepOrDone(DOWN_S * 1000, () => k6Done);
+    await store.start();
+    log('DNAStore UP');
+  }
+
+  const code = await k6Exit;
+  clearTimeout(hardLimit);
+  let metricsText = '';
+  try {
+    metricsText = (await request('GET', `${base}/metrics`)).body;
+  } catch {
+    metricsText = '';
+  }
+  const trips = /^dnastore_circuit_trips_total\{[^}]*\} (\S+)/m.exec(metricsText)?.[1] ?? '?';
+  await cleanup();
+  report(code, { outages, trips, transitions });
+  return code;
+}
+
+async function sleepOrDone(ms, done) {
+  const end = Date.now() + ms;
+  while (Date.now() < end && !done()) await sleep(Math.min(200, end - Date.now()));
+}
+
+// A compact, honest line-up of the k6 summary: read failures (gated) and write failures (reported).
+function report(code, { outages, trips, transitions }) {
+  let s;
+  try {
+    s = JSON.parse(fs.readFileSync(SUMMARY, 'utf8')).metrics;
+  } catch {
+    log(`no k6 summary at ${SUMMARY}`);
+    return;
+  }
+  const rate = (m) => (s[m] ? `${(100 * s[m].value).toFixed(2)} % of ${s[m].passes + s[m].fails}` : 'n/a');
+  const count = (m) => (s[m] ? s[m].count : 0);
+  const dur = (m) => (s[m] ? `p50 ${s[m]['p(50)'].toFixed(1)} ms, p99 ${s[m]['p(99)'].toFixed(1)} ms, max ${s[m].max.toFixed(1)} ms` : 'n/a');
+  const lines = [
+    `soak: ${RATE} req/s for ${DURATION}, ${outages} DNAStore outages (${DOWN_S}s each), k6 exit ${code}`,
+    `  requests              ${count('http_reqs')} (${s.http_reqs ? s.http_reqs.rate.toFixed(1) : '?'} req/s)`,
+    `  reads failed          ${rate('read_failed')} (threshold < 1 %)`,
+    `  reads from LKG cache  ${rate('read_served_from_cache')}`,
+    `  writes failed         ${rate('write_failed')}: ${count('writes_rejected_503')} got 503 + Retry-After ` +
+      `(${count('writes_not_stored')} not stored, ${count('writes_outcome_unknown')} outcome unknown), ${count('writes_other_errors')} other errors`,
+    `  read latency          ${dur('http_req_duration{kind:read}')} (deadline ${DEADLINE_MS} ms)`,
+    `  write latency         ${dur('http_req_duration{kind:write}')}`,
+    `  breaker               ${trips} trips; log lines OPEN ${transitions.OPEN}, HALF-OPEN ${transitions['HALF-OPEN']}, CLOSED ${transitions.CLOSED}`,
+  ];
+  process.stdout.write(`\n${lines.join('\n')}\n`);
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (err) => {
+    process.stderr.write(`${err.stack || err}\n`);
+    await cleanup();
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,65 @@
+//! The TypeScript shape of `createBreaker()` options. The binding reads options untyped
+//! (`convert::raw_options`) so the core can validate types and ranges in one place and
+//! name the bad field; this struct only generates the `.d.ts`. A Jest test checks that
+//! its fields are exactly the core's option names (`optionNames()`).
+#![allow(dead_code)]
+
+use napi_derive::napi;
+
+#[napi(object)]
+pub struct BreakerOptions {
+    /// Breaker name: the `name` label of every metric and the registry key. Default 'dnastore' (DNASTORE_BREAKER_NAME).
+    pub name: Option<String>,
+    /// Base URL that relative fire() paths resolve against (DNASTORE_URL).
+    pub base_url: Option<String>,
+    /// Per-attempt timeout in ms, headers and body included. Default 3000 (DNASTORE_TIMEOUT_MS).
+    pub timeout: Option<u32>,
+    /// Failure % in the rolling window that opens the circuit. Default 50 (DNASTORE_CIRCUIT_ERROR_THRESHOLD).
+    pub error_threshold_percentage: Option<u32>,
+    /// ms the circuit stays open before a half-open trial. Default 10000 (DNASTORE_CIRCUIT_RESET_MS).
+    pub reset_timeout: Option<u32>,
+    /// Rolling window length in ms. Default 10000 (DNASTORE_CIRCUIT_ROLLING_MS).
+    pub rolling_count_timeout: Option<u32>,
+    /// Buckets in the rolling window. Default 10 (DNASTORE_CIRCUIT_ROLLING_BUCKETS).
+    pub rolling_count_buckets: Option<u32>,
+    /// Calls in the window before the percentage can trip. Default 20 (DNASTORE_CIRCUIT_VOLUME_THRESHOLD).
+    pub volume_threshold: Option<u32>,
+    /// Consecutive failures that trip regardless of percentage; 0 disables. Default 5 (DNASTORE_CIRCUIT_MAX_FAILURES).
+    pub max_failures: Option<u32>,
+    /// Trial calls while half-open. Default 3 (DNASTORE_CIRCUIT_HALF_OPEN_CALLS).
+    pub half_open_max_calls: Option<u32>,
+    /// Largest response body in bytes. Default 10 MiB (DNASTORE_MAX_RESPONSE_BYTES).
+    pub max_response_bytes: Option<f64>,
+    /// Total attempts per call. Default 3 (DNASTORE_RETRY_MAX_ATTEMPTS).
+    pub max_attempts: Option<u32>,
+    /// Smallest backoff in ms. Default 100 (DNASTORE_RETRY_BASE_MS).
+    pub retry_base_ms: Option<u32>,
+    /// Largest backoff in ms. Default 2000 (DNASTORE_RETRY_MAX_MS).
+    pub retry_max_ms: Option<u32>,
+    /// Retries as % of recent calls. Default 20 (DNASTORE_RETRY_BUDGET_PERCENT).
+    pub retry_budget_percent: Option<u32>,
+    /// Retries always allowed per second. Default 10 (DNASTORE_RETRY_MIN_PER_SEC).
+    pub retry_min_per_sec: Option<u32>,
+    /// Cap on a Retry-After wait in ms. Default 5000 (DNASTORE_RETRY_AFTER_MAX_MS).
+    pub retry_after_max_ms: Option<u32>,
+    /// Whole-call budget in ms (attempts and sleeps). Default 10000 (DNASTORE_DEADLINE_MS).
+    pub deadline: Option<u32>,
+    /// LKG cache entries; 0 disables. Default 1000 (DNASTORE_LKG_MAX_ENTRIES).
+    pub lkg_max_entries: Option<u32>,
+    /// LKG cache bytes. Default 64 MiB (DNASTORE_LKG_MAX_BYTES).
+    pub lkg_max_bytes: Option<f64>,
+    /// Largest body cached. Default 256 KiB (DNASTORE_LKG_MAX_ENTRY_BYTES).
+    pub lkg_max_entry_bytes: Option<f64>,
+    /// Oldest entry served, ms (also the Redis TTL). Default 300000 (DNASTORE_LKG_MAX_STALE_MS).
+    pub lkg_max_stale_ms: Option<f64>,
+    /// One Idempotency-Key per POST/PATCH call, so they can be retried. Default false.
+    pub generate_idempotency_keys: Option<bool>,
+    /// Identical concurrent GETs share one request. Default true (DNASTORE_COALESCE).
+    pub coalesce: Option<bool>,
+    /// Header that, with Authorization, partitions the LKG cache. Default 'x-tenant-id'.
+    pub tenant_header: Option<String>,
+    /// HMAC key for cached entries (DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET).
+    pub signing_secret: Option<String>,
+    /// redis:// URL for LKG entries shared by replicas (DNASTORE_LKG_REDIS_URL).
+    pub redis_url: Option<String>,
+}
