@@ -86,5 +86,7 @@ export declare function createBreaker(options?: BreakerOptions): Breaker;
 /** Prometheus text exposition of every breaker in the process. */
 export declare function metrics(): string;
 export declare const METRICS_CONTENT_TYPE: string;
+/** Adds every dnastore-breaker metric family to a prom-client Registry (`await register.metrics()` then includes them). */
+export declare function registerWith<R extends import('prom-client').Registry>(register: R): R;
 /** Every option name createBreaker() accepts. */
 export declare function optionNames(): string[];

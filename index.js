@@ -7,6 +7,7 @@
 const { EventEmitter } = require('node:events');
 const native = require('./binding.js');
 const { resolveLogger } = require('./lib/logger');
+const { registerWith } = require('./lib/prom-client');
 const { flattenHeaders, checkBody, checkOptional, checkUrl, invalid } = require('./lib/request');
 
 const FALLBACK_ERROR = 'DNAStore unavailable';
@@ -212,6 +213,7 @@ module.exports = {
   __testPanic: testPanic,
   Breaker,
   metrics: native.metrics,
+  registerWith,
   optionNames: native.optionNames,
   METRICS_CONTENT_TYPE: native.METRICS_CONTENT_TYPE,
 };

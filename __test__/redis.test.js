@@ -172,7 +172,6 @@ describeRedis('shared last-known-good in Redis', () => {
     process.kill(redis.proc.pid, 'SIGSTOP');
     const hung = await e.fire('/api/sigils', { deadline: 100 });
     expect(hung.value).toMatchObject({ fallback: true, source: 'none' });
-    if (process.env.REDIS_TEST_TIMES) process.stderr.write(`hung fire: ${hung.ms.toFixed(1)} ms\n`);
     expect(hung.ms).toBeLessThan(100 + 100); // min(250 ms, what is left of the deadline)
 
     // Dead: killed (by its PID) mid-test.

@@ -83,7 +83,8 @@ function cockatiel(target, mode) {
 }
 
 async function dnastore(target, mode, extra = {}) {
-  const { createBreaker } = require('dnastore-breaker');
+  // DNASTORE_BENCH_MODULE points at another copy of the package (a profiling build with symbols).
+  const { createBreaker } = require(process.env.DNASTORE_BENCH_MODULE || 'dnastore-breaker');
   if (mode !== 'open') {
     const breaker = createBreaker({ name: 'bench', baseUrl: target.origin, logger: false, ...extra });
     return { call: () => breaker.fire(target.path), close: () => breaker.shutdown() };

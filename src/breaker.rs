@@ -20,21 +20,27 @@ use crate::throw::throw;
 /// Runs a fire() future for a Promise; a panic inside (in the core or in the conversion)
 /// resolves to a rejection outcome with code EINTERNAL, which the facade turns into a
 /// rejected Promise: never a crashed process.
-pub fn guarded(fut: impl Future<Output = CallOutcome> + Send + 'static, full: bool) -> impl Future<Output = Result<Resolved>> + Send + 'static {
-    AssertUnwindSafe(async move { convert::outcome(fut.await, full) }).catch_unwind().map(|r| {
-        Ok(r.unwrap_or_else(|_| {
-            Either::B(convert::rejection(dnastore_core::CallError::new(
-                Code::Internal,
-                "internal error in dnastore-breaker (a bug; please report it)",
-            )))
-        }))
-    })
+pub fn guarded(
+    fut: impl Future<Output = CallOutcome> + Send + 'static,
+    full: bool,
+) -> impl Future<Output = Result<Resolved>> + Send + 'static {
+    AssertUnwindSafe(async move { convert::outcome(fut.await, full) })
+        .catch_unwind()
+        .map(|r| {
+            Ok(r.unwrap_or_else(|_| {
+                Either::B(convert::rejection(dnastore_core::CallError::new(
+                    Code::Internal,
+                    "internal error in dnastore-breaker (a bug; please report it)",
+                )))
+            }))
+        })
 }
 
 #[napi]
 pub struct NativeBreaker {
     inner: Arc<Breaker>,
-    observer: Arc<JsObserver>,
+    /// Taken on shutdown so the ThreadsafeFunction is released then, not at GC.
+    observer: parking_lot::Mutex<Option<Arc<JsObserver>>>,
     observer_id: u64,
     closed: AtomicBool,
 }
@@ -57,11 +63,18 @@ impl NativeBreaker {
         on_event: Function<FnArgs<(String, BreakerEvent)>, ()>,
     ) -> Result<Self> {
         let raw = convert::raw_options(options.as_ref())?;
-        let config = Config::resolve(&raw, &convert::env_lookup(env_vars)).map_err(|e| throw(&env, Code::Config, &e.message))?;
-        let inner = registry::open(config, Deps::default()).map_err(|e| throw(&env, e.code, &e.message))?;
+        let config = Config::resolve(&raw, &convert::env_lookup(env_vars))
+            .map_err(|e| throw(&env, Code::Config, &e.message))?;
+        let inner =
+            registry::open(config, Deps::default()).map_err(|e| throw(&env, e.code, &e.message))?;
         let observer = Arc::new(JsObserver::new(events::build(&on_event)?));
         let observer_id = inner.subscribe(observer.clone());
-        Ok(Self { inner, observer, observer_id, closed: AtomicBool::new(false) })
+        Ok(Self {
+            inner,
+            observer: parking_lot::Mutex::new(Some(observer)),
+            observer_id,
+            closed: AtomicBool::new(false),
+        })
     }
 
     #[napi(getter)]
@@ -83,7 +96,9 @@ impl NativeBreaker {
     /// Event names the JS side has listeners for.
     #[napi]
     pub fn set_interest(&self, names: Vec<String>) {
-        self.observer.set_interest(&names);
+        if let Some(o) = self.observer.lock().as_ref() {
+            o.set_interest(&names);
+        }
     }
 
     #[napi]
@@ -104,7 +119,10 @@ impl NativeBreaker {
 
     /// Answers synchronously while the circuit is open: `null` (the facade builds the
     /// fallback) or a cached last-known-good outcome; otherwise a Promise.
-    #[napi(catch_unwind, ts_return_type = "null | NativeOutcome | Promise<string | NativeOutcome>")]
+    #[napi(
+        catch_unwind,
+        ts_return_type = "null | NativeOutcome | Promise<string | NativeOutcome>"
+    )]
     #[allow(clippy::too_many_arguments)]
     pub fn fire<'env>(
         &self,
@@ -119,10 +137,12 @@ impl NativeBreaker {
         abort: Option<&AbortHandle>,
     ) -> Result<FireResult<'env>> {
         if self.closed.load(Ordering::Acquire) {
-            return Ok(Either3::B(convert::rejection(dnastore_core::CallError::new(
-                Code::Shutdown,
-                format!("breaker {:?} was shut down", self.inner.name()),
-            ))));
+            return Ok(Either3::B(convert::rejection(
+                dnastore_core::CallError::new(
+                    Code::Shutdown,
+                    format!("breaker {:?} was shut down", self.inner.name()),
+                ),
+            )));
         }
         let b = &self.inner;
         let Some(permit) = b.admit() else {
@@ -135,9 +155,15 @@ impl NativeBreaker {
                     }
                     // A local miss with the shared Redis configured and up: a Promise that
                     // settles within min(250 ms, the call's deadline).
-                    let deadline = deadline.and_then(|d| call_ms("init.deadline", &spec::deadline, d).ok());
-                    let fut = b.clone().rejected_shared(req, deadline).map(CallOutcome::Fallback);
-                    return Ok(Either3::C(env.spawn_future(guarded(fut, full_response.unwrap_or(false)))?));
+                    let deadline =
+                        deadline.and_then(|d| call_ms("init.deadline", &spec::deadline, d).ok());
+                    let fut = b
+                        .clone()
+                        .rejected_shared(req, deadline)
+                        .map(CallOutcome::Fallback);
+                    return Ok(Either3::C(
+                        env.spawn_future(guarded(fut, full_response.unwrap_or(false)))?,
+                    ));
                 }
             }
             b.rejected(None);
@@ -146,8 +172,12 @@ impl NativeBreaker {
         let call = (|| {
             let req = self.prepare(&url, method.as_deref(), headers, body)?;
             let mut call = Call::new(req);
-            call.timeout = timeout.map(|t| call_ms("init.timeout", &spec::timeout, t)).transpose()?;
-            call.deadline = deadline.map(|d| call_ms("init.deadline", &spec::deadline, d)).transpose()?;
+            call.timeout = timeout
+                .map(|t| call_ms("init.timeout", &spec::timeout, t))
+                .transpose()?;
+            call.deadline = deadline
+                .map(|d| call_ms("init.deadline", &spec::deadline, d))
+                .transpose()?;
             call.cancel = abort.map(|a| a.token.clone());
             Ok::<_, dnastore_core::CallError>(call)
         })();
@@ -171,7 +201,10 @@ impl NativeBreaker {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Queues the `shutdown` event, then releases the ThreadsafeFunction (queued
+        // events are still delivered) so no handle outlives the breaker.
         self.inner.unsubscribe(self.observer_id);
+        self.observer.lock().take();
         registry::close(&self.inner);
     }
 }
@@ -209,7 +242,3 @@ impl Drop for NativeBreaker {
         self.shutdown();
     }
 }
-
-
-
-

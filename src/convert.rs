@@ -59,7 +59,8 @@ pub struct JsonText(pub Bytes);
 impl ToNapiValue for JsonText {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
         // JSON was validated by the core, and valid JSON is valid UTF-8.
-        let s = std::str::from_utf8(&val.0).map_err(|_| Error::from_reason("response body is not UTF-8"))?;
+        let s = std::str::from_utf8(&val.0)
+            .map_err(|_| Error::from_reason("response body is not UTF-8"))?;
         unsafe { <&str>::to_napi_value(env, s) }
     }
 }
@@ -85,7 +86,11 @@ pub fn outcome(o: CallOutcome, full: bool) -> Resolved {
             headers: full.then(|| {
                 s.headers
                     .iter()
-                    .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+                    .filter_map(|(k, v)| {
+                        v.to_str()
+                            .ok()
+                            .map(|v| (k.as_str().to_string(), v.to_string()))
+                    })
                     .collect()
             }),
         }),

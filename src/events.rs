@@ -40,7 +40,8 @@ pub struct EventMsg {
     payload: BreakerEvent,
 }
 
-pub type EventFn = ThreadsafeFunction<EventMsg, (), FnArgs<(&'static str, BreakerEvent)>, Status, false, true>;
+pub type EventFn =
+    ThreadsafeFunction<EventMsg, (), FnArgs<(&'static str, BreakerEvent)>, Status, false, true>;
 
 pub fn build(f: &Function<FnArgs<(String, BreakerEvent)>, ()>) -> Result<EventFn> {
     f.build_threadsafe_function::<EventMsg>()
@@ -56,12 +57,28 @@ pub fn bit_of(name: &str) -> u32 {
     let probe = match name {
         "open" | "halfOpen" | "close" => Event::Transition(&PROBE_TRANSITION),
         "fire" => Event::Fire,
-        "success" => Event::Success { latency: Default::default() },
-        "clientError" => Event::ClientError { latency: Default::default(), status: 0 },
-        "failure" | "timeout" => Event::Failure { kind: dnastore_core::FailureKind::Timeout, latency: Default::default() },
+        "success" => Event::Success {
+            latency: Default::default(),
+        },
+        "clientError" => Event::ClientError {
+            latency: Default::default(),
+            status: 0,
+        },
+        "failure" | "timeout" => Event::Failure {
+            kind: dnastore_core::FailureKind::Timeout,
+            latency: Default::default(),
+        },
         "reject" => Event::Reject,
-        "fallback" => Event::Fallback { code: dnastore_core::Code::OpenBreaker, source: dnastore_core::FallbackSource::None, age: None },
-        "retry" => Event::Retry { attempt: 0, delay: Default::default(), reason: dnastore_core::FailureKind::Timeout },
+        "fallback" => Event::Fallback {
+            code: dnastore_core::Code::OpenBreaker,
+            source: dnastore_core::FallbackSource::None,
+            age: None,
+        },
+        "retry" => Event::Retry {
+            attempt: 0,
+            delay: Default::default(),
+            reason: dnastore_core::FailureKind::Timeout,
+        },
         "retryBudgetExhausted" => Event::RetryBudgetExhausted,
         "abort" => Event::Aborted,
         "coalesced" => Event::Coalesced,
@@ -72,17 +89,18 @@ pub fn bit_of(name: &str) -> u32 {
     probe.bit()
 }
 
-static PROBE_TRANSITION: std::sync::LazyLock<dnastore_core::Transition> = std::sync::LazyLock::new(|| dnastore_core::Transition {
-    from: dnastore_core::StateKind::Closed,
-    to: dnastore_core::StateKind::Open,
-    reason: dnastore_core::TransitionReason::FailureRate,
-    failures: 0,
-    calls: 0,
-    failure_percent: 0.0,
-    consecutive_failures: 0,
-    time_in_previous: Default::default(),
-    trips: 0,
-});
+static PROBE_TRANSITION: std::sync::LazyLock<dnastore_core::Transition> =
+    std::sync::LazyLock::new(|| dnastore_core::Transition {
+        from: dnastore_core::StateKind::Closed,
+        to: dnastore_core::StateKind::Open,
+        reason: dnastore_core::TransitionReason::FailureRate,
+        failures: 0,
+        calls: 0,
+        failure_percent: 0.0,
+        consecutive_failures: 0,
+        time_in_previous: Default::default(),
+        trips: 0,
+    });
 
 pub struct JsObserver {
     tsfn: EventFn,
@@ -91,7 +109,10 @@ pub struct JsObserver {
 
 impl JsObserver {
     pub fn new(tsfn: EventFn) -> Self {
-        Self { tsfn, mask: AtomicU32::new(ALWAYS) }
+        Self {
+            tsfn,
+            mask: AtomicU32::new(ALWAYS),
+        }
     }
 
     pub fn set_interest(&self, names: &[String]) {
@@ -130,10 +151,20 @@ impl Observer for JsObserver {
                 },
             ),
             Event::Fire => ("fire", BreakerEvent::default()),
-            Event::Success { latency } => ("success", BreakerEvent { latency_ms: ms(*latency), ..Default::default() }),
+            Event::Success { latency } => (
+                "success",
+                BreakerEvent {
+                    latency_ms: ms(*latency),
+                    ..Default::default()
+                },
+            ),
             Event::ClientError { latency, status } => (
                 "clientError",
-                BreakerEvent { latency_ms: ms(*latency), status: Some(*status as u32), ..Default::default() },
+                BreakerEvent {
+                    latency_ms: ms(*latency),
+                    status: Some(*status as u32),
+                    ..Default::default()
+                },
             ),
             Event::Failure { kind, latency } => (
                 "failure",
@@ -144,7 +175,13 @@ impl Observer for JsObserver {
                     ..Default::default()
                 },
             ),
-            Event::Reject => ("reject", BreakerEvent { code: Some("EOPENBREAKER".into()), ..Default::default() }),
+            Event::Reject => (
+                "reject",
+                BreakerEvent {
+                    code: Some("EOPENBREAKER".into()),
+                    ..Default::default()
+                },
+            ),
             Event::Fallback { code, source, age } => (
                 "fallback",
                 BreakerEvent {
@@ -154,7 +191,11 @@ impl Observer for JsObserver {
                     ..Default::default()
                 },
             ),
-            Event::Retry { attempt, delay, reason } => (
+            Event::Retry {
+                attempt,
+                delay,
+                reason,
+            } => (
                 "retry",
                 BreakerEvent {
                     attempt: Some(*attempt),
@@ -166,13 +207,28 @@ impl Observer for JsObserver {
             ),
             Event::RetryBudgetExhausted => ("retryBudgetExhausted", BreakerEvent::default()),
             Event::Aborted => ("abort", BreakerEvent::default()),
-            Event::Completed(k) => ("completed", BreakerEvent { kind: Some(k.as_str().into()), ..Default::default() }),
+            Event::Completed(k) => (
+                "completed",
+                BreakerEvent {
+                    kind: Some(k.as_str().into()),
+                    ..Default::default()
+                },
+            ),
             Event::Coalesced => ("coalesced", BreakerEvent::default()),
             Event::Shutdown => ("shutdown", BreakerEvent::default()),
-            Event::RedisHealth { up } => ("redis", BreakerEvent { up: Some(*up), ..Default::default() }),
+            Event::RedisHealth { up } => (
+                "redis",
+                BreakerEvent {
+                    up: Some(*up),
+                    ..Default::default()
+                },
+            ),
         };
         // NonBlocking on an unbounded queue: never waits. A Closing status (the env is
         // tearing down) means nobody is left to listen.
-        let _ = self.tsfn.call(EventMsg { name, payload }, ThreadsafeFunctionCallMode::NonBlocking);
+        let _ = self.tsfn.call(
+            EventMsg { name, payload },
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
     }
 }

@@ -35,7 +35,10 @@ pub const METRICS_CONTENT_TYPE: &str = dnastore_core::metrics::CONTENT_TYPE;
 /// surfaces as a JS error with code EINTERNAL instead of crashing the process. Harmless
 /// by construction (the panic is always caught), so it needs no gate.
 #[napi(catch_unwind, js_name = "__testPanic")]
-pub fn test_panic(env: &napi::Env, mode: String) -> napi::Result<napi::bindgen_prelude::PromiseRaw<'_, convert::Resolved>> {
+pub fn test_panic(
+    env: &napi::Env,
+    mode: String,
+) -> napi::Result<napi::bindgen_prelude::PromiseRaw<'_, convert::Resolved>> {
     if mode == "sync" {
         panic!("test panic (sync)");
     }
@@ -44,7 +47,9 @@ pub fn test_panic(env: &napi::Env, mode: String) -> napi::Result<napi::bindgen_p
             if std::hint::black_box(true) {
                 panic!("test panic (async)");
             }
-            dnastore_core::CallOutcome::Rejected(dnastore_core::CallError::invalid("unreachable").into())
+            dnastore_core::CallOutcome::Rejected(
+                dnastore_core::CallError::invalid("unreachable").into(),
+            )
         },
         false,
     ))

@@ -13,9 +13,8 @@
 const express = require('express');
 const pino = require('pino');
 const promClient = require('prom-client');
-const { createBreaker } = require('dnastore-breaker');
-// Registers the breaker's metric families into a prom-client registry (read from the core at scrape time).
-const { registerWith } = require('../../lib/prom-client');
+// registerWith adds the breaker's metric families to a prom-client registry (read from the core at scrape time).
+const { createBreaker, registerWith } = require('dnastore-breaker');
 
 const LIST_LIMIT = 50;
 const DEFAULT_RESET_MS = 10000; // the library's resetTimeout default

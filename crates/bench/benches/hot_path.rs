@@ -33,11 +33,21 @@ fn body() -> Bytes {
 
 fn request(path: &str) -> PreparedRequest {
     let headers = [
-        ("authorization".to_string(), "Bearer 0123456789abcdef0123456789abcdef".to_string()),
+        (
+            "authorization".to_string(),
+            "Bearer 0123456789abcdef0123456789abcdef".to_string(),
+        ),
         ("x-tenant-id".to_string(), "tenant-42".to_string()),
         ("accept".to_string(), "application/json".to_string()),
     ];
-    prepare(None, &format!("http://127.0.0.1:9001{path}"), None, &headers, None).expect("valid request")
+    prepare(
+        None,
+        &format!("http://127.0.0.1:9001{path}"),
+        None,
+        &headers,
+        None,
+    )
+    .expect("valid request")
 }
 
 fn circuit(c: &mut Criterion) {
@@ -56,9 +66,15 @@ fn circuit(c: &mut Criterion) {
     });
 
     // Opened by maxFailures consecutive failures; resetTimeout pushed out so it stays open.
-    let open = Circuit::new(CircuitConfig { reset_timeout: Duration::from_secs(3600), ..cfg });
+    let open = Circuit::new(CircuitConfig {
+        reset_timeout: Duration::from_secs(3600),
+        ..cfg
+    });
     open_circuit(&open, &clock);
-    assert!(open.try_acquire(clock.now(), &mut |_| {}).is_none(), "circuit should be open");
+    assert!(
+        open.try_acquire(clock.now(), &mut |_| {}).is_none(),
+        "circuit should be open"
+    );
     g.bench_function("open: try_acquire (short-circuit)", |b| {
         b.iter(|| black_box(open.try_acquire(clock.now(), &mut |_| {})))
     });
@@ -99,7 +115,9 @@ fn window(c: &mut Criterion) {
             w.current(clock.now()).successes += 1;
         })
     });
-    g.bench_function("RollingWindow::totals", |b| b.iter(|| black_box(w.totals(clock.now()))));
+    g.bench_function("RollingWindow::totals", |b| {
+        b.iter(|| black_box(w.totals(clock.now())))
+    });
     g.finish();
 }
 
@@ -119,10 +137,20 @@ fn lkg(c: &mut Criterion) {
             black_box(cache.store(key, e))
         })
     });
-    g.bench_function("lookup (hit)", |b| b.iter(|| black_box(cache.lookup(&key, 2_000))));
+    g.bench_function("lookup (hit)", |b| {
+        b.iter(|| black_box(cache.lookup(&key, 2_000)))
+    });
 
     // Distinct keys into a full cache: every store evicts the least recently used entry.
-    let keys: Vec<CacheKey> = (0..cfg.max_entries * 2).map(|i| cache_key("bench", &request(&format!("/api/sigils/{i}")), &cfg.tenant_header)).collect();
+    let keys: Vec<CacheKey> = (0..cfg.max_entries * 2)
+        .map(|i| {
+            cache_key(
+                "bench",
+                &request(&format!("/api/sigils/{i}")),
+                &cfg.tenant_header,
+            )
+        })
+        .collect();
     let mut i = 0usize;
     g.bench_function("store (distinct keys, full cache, evicting)", |b| {
         b.iter(|| {
@@ -134,7 +162,11 @@ fn lkg(c: &mut Criterion) {
     });
 
     // With a signing secret every store and lookup pays an HMAC-SHA256 over the body.
-    let signed_cfg = { let mut s = cfg.clone(); s.signing_secret = Some("bench-secret-0123456789".into()); s };
+    let signed_cfg = {
+        let mut s = cfg.clone();
+        s.signing_secret = Some("bench-secret-0123456789".into());
+        s
+    };
     let signed = LkgCache::new(signed_cfg, metrics).expect("enabled");
     g.bench_function("store (signed, 1 KiB)", |b| {
         b.iter(|| {
@@ -142,7 +174,9 @@ fn lkg(c: &mut Criterion) {
             black_box(signed.store(key, e))
         })
     });
-    g.bench_function("lookup (signed, hit)", |b| b.iter(|| black_box(signed.lookup(&key, 2_000))));
+    g.bench_function("lookup (signed, hit)", |b| {
+        b.iter(|| black_box(signed.lookup(&key, 2_000)))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("cache_key");

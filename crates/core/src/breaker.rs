@@ -23,8 +23,9 @@ use crate::circuit::{Circuit, CircuitConfig, Permit, Stats, Verdict};
 use crate::clock::{Clock, MonotonicClock};
 use crate::config::Config;
 use crate::error::{CallError, Code, FailureKind};
-use crate::http::{classify_status, prepare, AttemptFailure, HttpClient, PreparedRequest, StatusClass};
-use crate::transport::Transport;
+use crate::http::{
+    classify_status, prepare, AttemptFailure, HttpClient, PreparedRequest, StatusClass,
+};
 use crate::lkg::redis::{RedisLkg, Target, READ_TIMEOUT};
 use crate::lkg::{cache_key, CacheKey, Hit, LkgCache};
 use crate::metrics::BreakerMetrics;
@@ -32,6 +33,7 @@ use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind};
 use crate::outcome::{CallOutcome, Fallback, Rejection, Success};
 use crate::retry::{method_is_retryable, parse_retry_after, Backoff, RetryBudget, IDEMPOTENCY_KEY};
 use crate::rng::{uuid_v4, Rng, SplitMix64};
+use crate::transport::Transport;
 
 /// Injected time and randomness.
 #[derive(Clone)]
@@ -44,7 +46,11 @@ pub struct Deps {
 
 impl Default for Deps {
     fn default() -> Self {
-        Self { clock: Arc::new(MonotonicClock::new()), rng: Arc::new(SplitMix64::from_entropy()), wall_origin: SystemTime::now() }
+        Self {
+            clock: Arc::new(MonotonicClock::new()),
+            rng: Arc::new(SplitMix64::from_entropy()),
+            wall_origin: SystemTime::now(),
+        }
     }
 }
 
@@ -61,7 +67,12 @@ pub struct Call {
 
 impl Call {
     pub fn new(req: PreparedRequest) -> Self {
-        Self { req, timeout: None, deadline: None, cancel: None }
+        Self {
+            req,
+            timeout: None,
+            deadline: None,
+            cancel: None,
+        }
     }
 }
 
@@ -106,7 +117,8 @@ impl Drop for PermitGuard<'_> {
 }
 
 fn json_is_valid(body: &[u8]) -> bool {
-    body.iter().all(u8::is_ascii_whitespace) || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+    body.iter().all(u8::is_ascii_whitespace)
+        || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
 }
 
 impl Breaker {
@@ -114,14 +126,22 @@ impl Breaker {
         if let Some(url) = &config.lkg.redis_url {
             Target::parse(url).map_err(|m| CallError::new(Code::Config, m))?;
         }
-        Ok(Self::with_transport(config, deps, Transport::Http(HttpClient::new()?)))
+        Ok(Self::with_transport(
+            config,
+            deps,
+            Transport::Http(HttpClient::new()?),
+        ))
     }
 
     pub(crate) fn with_transport(config: Config, deps: Deps, http: Transport) -> Arc<Self> {
         let metrics = Arc::new(BreakerMetrics::new(&config.name));
         metrics.set_state(StateKind::Closed);
         let lkg = LkgCache::new(config.lkg.clone(), metrics.clone());
-        let wall_origin_ms = deps.wall_origin.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let wall_origin_ms = deps
+            .wall_origin
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         Arc::new_cyclic(|me: &Weak<Self>| Self {
             redis: Self::shared_lkg(&config, lkg.is_some(), &metrics, me.clone()),
             circuit: Circuit::new(CircuitConfig::from(&config)),
@@ -140,14 +160,27 @@ impl Breaker {
     }
 
     /// The Redis side of the cache; its health transitions become events of this breaker.
-    fn shared_lkg(config: &Config, local: bool, metrics: &Arc<BreakerMetrics>, me: Weak<Self>) -> Option<RedisLkg> {
-        let target = Target::parse(config.lkg.redis_url.as_deref()?).ok().filter(|_| local)?;
+    fn shared_lkg(
+        config: &Config,
+        local: bool,
+        metrics: &Arc<BreakerMetrics>,
+        me: Weak<Self>,
+    ) -> Option<RedisLkg> {
+        let target = Target::parse(config.lkg.redis_url.as_deref()?)
+            .ok()
+            .filter(|_| local)?;
         let on_health = Box::new(move |up| {
             if let Some(b) = me.upgrade() {
                 b.emit(&Event::RedisHealth { up });
             }
         });
-        Some(RedisLkg::new(target, &config.name, config.lkg.max_stale, metrics.clone(), on_health))
+        Some(RedisLkg::new(
+            target,
+            &config.name,
+            config.lkg.max_stale,
+            metrics.clone(),
+            on_health,
+        ))
     }
 
     pub fn config(&self) -> &Config {
@@ -189,7 +222,9 @@ impl Breaker {
     pub fn unsubscribe(&self, id: u64) {
         let removed = {
             let mut obs = self.observers.write();
-            obs.iter().position(|(i, _)| *i == id).map(|pos| obs.remove(pos).1)
+            obs.iter()
+                .position(|(i, _)| *i == id)
+                .map(|pos| obs.remove(pos).1)
         };
         if let Some(o) = removed {
             o.on_event(&Event::Shutdown);
@@ -244,7 +279,9 @@ impl Breaker {
     pub fn admit(&self) -> Option<Permit> {
         let now = self.now();
         self.emit(&Event::Fire);
-        let p = self.circuit.try_acquire(now, &mut |t| self.emit(&Event::Transition(t)));
+        let p = self
+            .circuit
+            .try_acquire(now, &mut |t| self.emit(&Event::Transition(t)));
         if p.is_none() {
             self.circuit.record_reject(now);
             self.emit(&Event::Reject);
@@ -273,7 +310,9 @@ impl Breaker {
     /// The short-circuit answer when it needs no I/O. `None`: the local cache misses and the
     /// entry may be in the shared Redis; answer with [`Breaker::rejected_shared`] instead.
     pub fn rejected_now(&self, req: &PreparedRequest) -> Option<Fallback> {
-        let Some((k, c)) = self.lkg_key(Some(req)) else { return Some(self.fallback_from(Code::OpenBreaker, None)) };
+        let Some((k, c)) = self.lkg_key(Some(req)) else {
+            return Some(self.fallback_from(Code::OpenBreaker, None));
+        };
         match c.lookup(&k, self.wall_ms()) {
             Some(h) => Some(self.fallback_from(Code::OpenBreaker, Some(h))),
             None if self.redis.as_ref().is_some_and(|r| !r.is_down()) => None,
@@ -283,33 +322,54 @@ impl Breaker {
 
     /// The short-circuit answer after asking the shared Redis, waiting at most
     /// min([`READ_TIMEOUT`], `deadline`).
-    pub async fn rejected_shared(self: Arc<Self>, req: PreparedRequest, deadline: Option<Duration>) -> Fallback {
+    pub async fn rejected_shared(
+        self: Arc<Self>,
+        req: PreparedRequest,
+        deadline: Option<Duration>,
+    ) -> Fallback {
         let wait = deadline.unwrap_or(self.config.deadline);
-        self.fallback_shared(Code::OpenBreaker, Some(&req), wait).await
+        self.fallback_shared(Code::OpenBreaker, Some(&req), wait)
+            .await
     }
 
     /// Tells the metrics that the JS fallback function supplied a fallback's value.
     pub fn note_function_fallback(&self) {
-        self.emit(&Event::Fallback { code: Code::OpenBreaker, source: FallbackSource::Function, age: None });
+        self.emit(&Event::Fallback {
+            code: Code::OpenBreaker,
+            source: FallbackSource::Function,
+            age: None,
+        });
     }
 
     /// The cache key of a GET, when there is a cache.
     fn lkg_key(&self, req: Option<&PreparedRequest>) -> Option<(CacheKey, &LkgCache)> {
         match (req, &self.lkg) {
-            (Some(r), Some(c)) if r.method == Method::GET => Some((cache_key(&self.config.name, r, &c.config().tenant_header), c)),
+            (Some(r), Some(c)) if r.method == Method::GET => Some((
+                cache_key(&self.config.name, r, &c.config().tenant_header),
+                c,
+            )),
             _ => None,
         }
     }
 
     fn fallback(&self, code: Code, req: Option<&PreparedRequest>) -> Fallback {
-        let hit = self.lkg_key(req).and_then(|(k, c)| c.lookup(&k, self.wall_ms()));
+        let hit = self
+            .lkg_key(req)
+            .and_then(|(k, c)| c.lookup(&k, self.wall_ms()));
         self.fallback_from(code, hit)
     }
 
     /// Like [`Breaker::fallback`], but a local miss asks the shared Redis, for at most
     /// min([`READ_TIMEOUT`], `left`) so the call still ends within its deadline.
-    async fn fallback_shared(&self, code: Code, req: Option<&PreparedRequest>, left: Duration) -> Fallback {
-        let Some((k, c)) = self.lkg_key(req) else { return self.fallback_from(code, None) };
+    async fn fallback_shared(
+        &self,
+        code: Code,
+        req: Option<&PreparedRequest>,
+        left: Duration,
+    ) -> Fallback {
+        let Some((k, c)) = self.lkg_key(req) else {
+            return self.fallback_from(code, None);
+        };
         let mut hit = c.lookup(&k, self.wall_ms());
         if let (None, Some(r)) = (&hit, &self.redis) {
             if let Some(e) = r.get(&k, left.min(READ_TIMEOUT)).await {
@@ -323,18 +383,40 @@ impl Breaker {
     fn fallback_from(&self, code: Code, hit: Option<Hit>) -> Fallback {
         self.circuit.record_fallback(self.now());
         let f = match hit {
-            Some(h) => Fallback { code, source: FallbackSource::Cache, body: Some(h.body), json: h.json, age: Some(h.age) },
-            None => Fallback { code, source: FallbackSource::None, body: None, json: false, age: None },
+            Some(h) => Fallback {
+                code,
+                source: FallbackSource::Cache,
+                body: Some(h.body),
+                json: h.json,
+                age: Some(h.age),
+            },
+            None => Fallback {
+                code,
+                source: FallbackSource::None,
+                body: None,
+                json: false,
+                age: None,
+            },
         };
-        self.emit(&Event::Fallback { code, source: f.source, age: f.age });
+        self.emit(&Event::Fallback {
+            code,
+            source: f.source,
+            age: f.age,
+        });
         f
     }
 
     /// Runs an admitted call to its end. Never panics: a bug inside becomes EINTERNAL.
     pub async fn execute(self: Arc<Self>, permit: Permit, call: Call) -> CallOutcome {
-        match AssertUnwindSafe(self.run(permit, call)).catch_unwind().await {
+        match AssertUnwindSafe(self.run(permit, call))
+            .catch_unwind()
+            .await
+        {
             Ok(o) => o,
-            Err(_) => CallOutcome::Rejected(Rejection::from(CallError::new(Code::Internal, "internal error in dnastore-breaker (a bug; please report it)"))),
+            Err(_) => CallOutcome::Rejected(Rejection::from(CallError::new(
+                Code::Internal,
+                "internal error in dnastore-breaker (a bug; please report it)",
+            ))),
         }
     }
 
@@ -342,8 +424,16 @@ impl Breaker {
         let deadline_at = Instant::now() + call.deadline.unwrap_or(self.config.deadline);
         self.budget.deposit(self.now());
         let key = match (&self.lkg, call.req.method == Method::GET) {
-            (Some(c), true) => Some(cache_key(&self.config.name, &call.req, &c.config().tenant_header)),
-            (None, true) if self.config.coalesce => Some(cache_key(&self.config.name, &call.req, &self.config.lkg.tenant_header)),
+            (Some(c), true) => Some(cache_key(
+                &self.config.name,
+                &call.req,
+                &c.config().tenant_header,
+            )),
+            (None, true) if self.config.coalesce => Some(cache_key(
+                &self.config.name,
+                &call.req,
+                &self.config.lkg.tenant_header,
+            )),
             _ => None,
         };
         if !self.config.coalesce {
@@ -389,7 +479,10 @@ impl Breaker {
             // The leader's deadline outlived ours.
             Err(_) => CallOutcome::Fallback(self.fallback(Code::Timeout, Some(&call.req))),
             // The leader vanished (its future was dropped): go on our own.
-            Ok(_) => match self.circuit.try_acquire(self.now(), &mut |t| self.emit(&Event::Transition(t))) {
+            Ok(_) => match self
+                .circuit
+                .try_acquire(self.now(), &mut |t| self.emit(&Event::Transition(t)))
+            {
                 Some(p) => self.attempts(p, &call, Some(k), deadline_at).await,
                 None => CallOutcome::Fallback(self.rejected(Some(&call.req))),
             },
@@ -419,21 +512,35 @@ impl Breaker {
 
     fn aborted(&self) -> CallOutcome {
         self.emit(&Event::Aborted);
-        CallOutcome::Rejected(Rejection::from(CallError::new(Code::Aborted, "the call was aborted by its AbortSignal")))
+        CallOutcome::Rejected(Rejection::from(CallError::new(
+            Code::Aborted,
+            "the call was aborted by its AbortSignal",
+        )))
     }
 
     fn finish(&self, guard: &mut PermitGuard<'_>, verdict: Verdict) -> bool {
         match guard.take() {
-            Some(p) => self.circuit.on_result(p, verdict, self.now(), &mut |t| self.emit(&Event::Transition(t))),
+            Some(p) => self.circuit.on_result(p, verdict, self.now(), &mut |t| {
+                self.emit(&Event::Transition(t))
+            }),
             None => false,
         }
     }
 
-    async fn attempts(&self, permit: Permit, call: &Call, key: Option<CacheKey>, deadline_at: Instant) -> CallOutcome {
+    async fn attempts(
+        &self,
+        permit: Permit,
+        call: &Call,
+        key: Option<CacheKey>,
+        deadline_at: Instant,
+    ) -> CallOutcome {
         let req = &call.req;
         let retryable_method = method_is_retryable(&req.method, req.has_header(IDEMPOTENCY_KEY));
         let per_attempt = call.timeout.unwrap_or(self.config.timeout);
-        let mut guard = PermitGuard { circuit: &self.circuit, permit: Some(permit) };
+        let mut guard = PermitGuard {
+            circuit: &self.circuit,
+            permit: Some(permit),
+        };
         let mut attempt: u32 = 1;
         let mut prev_delay = None;
         loop {
@@ -452,12 +559,20 @@ impl Breaker {
                     StatusClass::Success => {
                         let json = resp.is_json();
                         if json && !json_is_valid(&resp.body) {
-                            AttemptFailure { kind: FailureKind::BadBody, status: Some(resp.status.as_u16()), retry_after: None }
+                            AttemptFailure {
+                                kind: FailureKind::BadBody,
+                                status: Some(resp.status.as_u16()),
+                                retry_after: None,
+                            }
                         } else {
                             // The attempt's event first, then the transition it may cause.
                             self.emit(&Event::Success { latency });
                             self.finish(&mut guard, Verdict::Success);
-                            self.emit(&Event::Completed(if attempt > 1 { CallKind::SuccessfulWithRetry } else { CallKind::SuccessfulWithoutRetry }));
+                            self.emit(&Event::Completed(if attempt > 1 {
+                                CallKind::SuccessfulWithRetry
+                            } else {
+                                CallKind::SuccessfulWithoutRetry
+                            }));
                             if let (Some(k), Some(c)) = (key, &self.lkg) {
                                 let entry = c.entry(&k, resp.body.clone(), json, self.wall_ms());
                                 if c.store(k, entry.clone()) {
@@ -466,17 +581,30 @@ impl Breaker {
                                     }
                                 }
                             }
-                            return CallOutcome::Ok(Success { status: resp.status.as_u16(), headers: resp.headers, body: resp.body, json });
+                            return CallOutcome::Ok(Success {
+                                status: resp.status.as_u16(),
+                                headers: resp.headers,
+                                body: resp.body,
+                                json,
+                            });
                         }
                     }
                     StatusClass::ClientError => {
                         let status = resp.status.as_u16();
                         self.emit(&Event::ClientError { latency, status });
                         self.finish(&mut guard, Verdict::ClientError);
-                        self.emit(&Event::Completed(if attempt > 1 { CallKind::FailedWithRetry } else { CallKind::FailedWithoutRetry }));
+                        self.emit(&Event::Completed(if attempt > 1 {
+                            CallKind::FailedWithRetry
+                        } else {
+                            CallKind::FailedWithoutRetry
+                        }));
                         return CallOutcome::Rejected(Rejection {
                             code: Code::Http,
-                            message: format!("DNAStore answered {status} for {} {}", req.method, req.redacted_url()),
+                            message: format!(
+                                "DNAStore answered {status} for {} {}",
+                                req.method,
+                                req.redacted_url()
+                            ),
                             status: Some(status),
                             body: Some(resp.body),
                         });
@@ -496,21 +624,31 @@ impl Breaker {
             self.emit(&Event::Failure { kind, latency });
             let tripped = self.finish(&mut guard, Verdict::Failure(kind));
 
-            let may_retry = !tripped && attempt < self.config.retry.max_attempts && kind.is_transient() && retryable_method;
+            let may_retry = !tripped
+                && attempt < self.config.retry.max_attempts
+                && kind.is_transient()
+                && retryable_method;
             let mut code = kind.code();
             if may_retry {
                 let delay = self.retry_delay(&failure, prev_delay);
                 if Instant::now() + delay < deadline_at {
                     if self.budget.try_withdraw(self.now()) {
                         self.circuit.record_retry(self.now());
-                        self.emit(&Event::Retry { attempt, delay, reason: kind });
+                        self.emit(&Event::Retry {
+                            attempt,
+                            delay,
+                            reason: kind,
+                        });
                         prev_delay = Some(delay);
                         tokio::select! {
                             biased;
                             _ = cancelled(call.cancel.as_ref()) => return self.aborted(),
                             _ = tokio::time::sleep(delay) => {}
                         }
-                        match self.circuit.try_acquire(self.now(), &mut |t| self.emit(&Event::Transition(t))) {
+                        match self
+                            .circuit
+                            .try_acquire(self.now(), &mut |t| self.emit(&Event::Transition(t)))
+                        {
                             Some(p) => {
                                 guard.permit = Some(p);
                                 attempt += 1;
@@ -524,9 +662,20 @@ impl Breaker {
                     }
                 }
             }
-            self.emit(&Event::Completed(if attempt > 1 { CallKind::FailedWithRetry } else { CallKind::FailedWithoutRetry }));
+            self.emit(&Event::Completed(if attempt > 1 {
+                CallKind::FailedWithRetry
+            } else {
+                CallKind::FailedWithoutRetry
+            }));
             let get = (req.method == Method::GET).then_some(req);
-            return CallOutcome::Fallback(self.fallback_shared(code, get, deadline_at.saturating_duration_since(Instant::now())).await);
+            return CallOutcome::Fallback(
+                self.fallback_shared(
+                    code,
+                    get,
+                    deadline_at.saturating_duration_since(Instant::now()),
+                )
+                .await,
+            );
         }
     }
 

@@ -17,7 +17,11 @@ fn config(name: &str, opts: &[(&str, f64)]) -> Config {
 }
 
 fn breaker(cfg: Config, script: &Arc<Script>) -> Arc<Breaker> {
-    let deps = Deps { clock: Arc::new(TokioClock::new()), rng: Arc::new(SplitMix64::seeded(1)), wall_origin: SystemTime::now() };
+    let deps = Deps {
+        clock: Arc::new(TokioClock::new()),
+        rng: Arc::new(SplitMix64::seeded(1)),
+        wall_origin: SystemTime::now(),
+    };
     Breaker::with_transport(cfg, deps, Transport::Script(script.clone()))
 }
 
@@ -29,7 +33,11 @@ impl Observer for Recorder {
     fn on_event(&self, e: &Event<'_>) {
         let s = match e {
             Event::Transition(t) => format!("{}->{}", t.from.as_str(), t.to.as_str()),
-            Event::Retry { attempt, delay, reason } => format!("retry#{attempt}:{}:{}", delay.as_millis(), reason.label()),
+            Event::Retry {
+                attempt,
+                delay,
+                reason,
+            } => format!("retry#{attempt}:{}:{}", delay.as_millis(), reason.label()),
             Event::RetryBudgetExhausted => "budget".into(),
             Event::Fallback { code, source, .. } => format!("fallback:{code}:{}", source.as_str()),
             Event::Coalesced => "coalesced".into(),
@@ -47,7 +55,10 @@ impl Recorder {
 }
 
 async fn fire(b: &Arc<Breaker>, method: &str, url: &str, headers: &[(&str, &str)]) -> CallOutcome {
-    let h: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let h: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let body = (method == "POST").then(|| Bytes::from_static(b"{}"));
     let req = b.prepare(url, Some(method), &h, body).unwrap();
     match b.admit() {
@@ -68,7 +79,11 @@ const URL: &str = "http://127.0.0.1:9/api/sigils";
 
 #[tokio::test(start_paused = true)]
 async fn fails_twice_then_succeeds_with_three_attempts() {
-    let s = Script::new(vec![Step::Reply(503, "text/plain", ""), Step::Fail(FailureKind::ConnectionReset), Step::Reply(200, "application/json", "[1]")]);
+    let s = Script::new(vec![
+        Step::Reply(503, "text/plain", ""),
+        Step::Fail(FailureKind::ConnectionReset),
+        Step::Reply(200, "application/json", "[1]"),
+    ]);
     let b = breaker(config("t-retry-ok", &[]), &s);
     let rec = Arc::new(Recorder::default());
     b.subscribe(rec.clone());
@@ -78,8 +93,14 @@ async fn fails_twice_then_succeeds_with_three_attempts() {
     assert_eq!(s.count(), 3);
     let ev = rec.events();
     assert_eq!(ev.len(), 2, "{ev:?}");
-    assert!(ev[0].starts_with("retry#1:") && ev[0].ends_with("upstream_error"), "{ev:?}");
-    assert!(ev[1].starts_with("retry#2:") && ev[1].ends_with("connection_reset"), "{ev:?}");
+    assert!(
+        ev[0].starts_with("retry#1:") && ev[0].ends_with("upstream_error"),
+        "{ev:?}"
+    );
+    assert!(
+        ev[1].starts_with("retry#2:") && ev[1].ends_with("connection_reset"),
+        "{ev:?}"
+    );
     // Two backoff sleeps, each within [base, cap] = [100 ms, 2000 ms].
     let slept = t0.elapsed();
     assert!(slept >= 200 * MS && slept <= 4000 * MS, "{slept:?}");
@@ -87,7 +108,11 @@ async fn fails_twice_then_succeeds_with_three_attempts() {
 
 #[tokio::test(start_paused = true)]
 async fn client_errors_and_bad_bodies_are_not_retried() {
-    let s = Script::new(vec![Step::Reply(404, "application/json", "{\"error\":\"nope\"}")]);
+    let s = Script::new(vec![Step::Reply(
+        404,
+        "application/json",
+        "{\"error\":\"nope\"}",
+    )]);
     let b = breaker(config("t-404", &[]), &s);
     let o = fire(&b, "GET", URL, &[]).await;
     match o {
@@ -119,65 +144,116 @@ async fn post_without_idempotency_key_is_sent_once() {
 
 #[tokio::test(start_paused = true)]
 async fn generated_idempotency_key_is_the_same_on_every_attempt() {
-    let s = Script::new(vec![Step::Reply(503, "text/plain", ""), Step::Reply(502, "text/plain", ""), Step::Reply(201, "application/json", "{}")]);
+    let s = Script::new(vec![
+        Step::Reply(503, "text/plain", ""),
+        Step::Reply(502, "text/plain", ""),
+        Step::Reply(201, "application/json", "{}"),
+    ]);
     let mut cfg = config("t-genkey", &[]);
     cfg.retry.generate_idempotency_keys = true;
     let b = breaker(cfg, &s);
     assert_eq!(code_of(&fire(&b, "POST", URL, &[]).await), "ok");
-    let seen = s.seen.lock();
-    assert_eq!(seen.len(), 3);
-    let keys: Vec<_> = seen.iter().map(|r| r.headers.get(IDEMPOTENCY_KEY).unwrap().clone()).collect();
+    let keys: Vec<_> = {
+        let seen = s.seen.lock();
+        assert_eq!(seen.len(), 3);
+        seen.iter()
+            .map(|r| r.headers.get(IDEMPOTENCY_KEY).unwrap().clone())
+            .collect()
+    };
     assert!(keys.iter().all(|k| *k == keys[0]));
     assert_eq!(keys[0].len(), 36);
-    drop(seen);
     // A second logical call gets a new key.
     fire(&b, "POST", URL, &[]).await;
-    assert_ne!(s.seen.lock()[3].headers.get(IDEMPOTENCY_KEY).unwrap(), &keys[0]);
+    assert_ne!(
+        s.seen.lock()[3].headers.get(IDEMPOTENCY_KEY).unwrap(),
+        &keys[0]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_is_honoured_capped_and_garbage_ignored() {
-    let s = Script::new(vec![Step::ReplyRetryAfter(429, "2"), Step::Reply(200, "application/json", "1")]);
+    let s = Script::new(vec![
+        Step::ReplyRetryAfter(429, "2"),
+        Step::Reply(200, "application/json", "1"),
+    ]);
     let b = breaker(config("t-ra", &[]), &s);
     let t0 = Instant::now();
     assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "ok");
     assert_eq!(t0.elapsed(), 2000 * MS);
 
-    let s = Script::new(vec![Step::ReplyRetryAfter(503, "3600"), Step::Reply(200, "application/json", "1")]);
+    let s = Script::new(vec![
+        Step::ReplyRetryAfter(503, "3600"),
+        Step::Reply(200, "application/json", "1"),
+    ]);
     let b = breaker(config("t-ra-cap", &[("retryAfterMaxMs", 1500.0)]), &s);
     let t0 = Instant::now();
     assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "ok");
     assert_eq!(t0.elapsed(), 1500 * MS, "capped by retryAfterMaxMs");
 
-    let s = Script::new(vec![Step::ReplyRetryAfter(429, "soon"), Step::Reply(200, "application/json", "1")]);
+    let s = Script::new(vec![
+        Step::ReplyRetryAfter(429, "soon"),
+        Step::Reply(200, "application/json", "1"),
+    ]);
     let b = breaker(config("t-ra-garbage", &[]), &s);
     let t0 = Instant::now();
     assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "ok");
     let e = t0.elapsed();
-    assert!(e >= 100 * MS && e <= 300 * MS, "normal first backoff [base, 3*base]: {e:?}");
+    assert!(
+        e >= 100 * MS && e <= 300 * MS,
+        "normal first backoff [base, 3*base]: {e:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_never_waits_past_the_deadline() {
-    let s = Script::new(vec![Step::ReplyRetryAfter(503, "3"), Step::Reply(200, "application/json", "1")]);
-    let b = breaker(config("t-ra-deadline", &[("deadline", 1000.0), ("retryAfterMaxMs", 10_000.0)]), &s);
+    let s = Script::new(vec![
+        Step::ReplyRetryAfter(503, "3"),
+        Step::Reply(200, "application/json", "1"),
+    ]);
+    let b = breaker(
+        config(
+            "t-ra-deadline",
+            &[("deadline", 1000.0), ("retryAfterMaxMs", 10_000.0)],
+        ),
+        &s,
+    );
     let t0 = Instant::now();
     assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "EUPSTREAM");
-    assert_eq!(t0.elapsed(), Duration::ZERO, "gives up at once instead of sleeping past the deadline");
+    assert_eq!(
+        t0.elapsed(),
+        Duration::ZERO,
+        "gives up at once instead of sleeping past the deadline"
+    );
     assert_eq!(s.count(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn deadline_bounds_attempts_and_sleeps_together() {
     let s = Script::new(vec![Step::Hang]);
-    let b = breaker(config("t-deadline", &[("deadline", 500.0), ("timeout", 3000.0)]), &s);
+    let b = breaker(
+        config("t-deadline", &[("deadline", 500.0), ("timeout", 3000.0)]),
+        &s,
+    );
     let t0 = Instant::now();
     assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "ETIMEDOUT");
     assert_eq!(t0.elapsed(), 500 * MS);
 
     // Slow failures: each attempt 200 ms then 503; deadline 700 ms cuts the retries.
-    let s = Script::new(vec![Step::After(200 * MS, Box::new(Step::Reply(503, "text/plain", "")))]);
-    let b = breaker(config("t-deadline-2", &[("deadline", 700.0), ("maxAttempts", 10.0), ("maxFailures", 0.0)]), &s);
+    let s = Script::new(vec![Step::After(
+        200 * MS,
+        Box::new(Step::Reply(503, "text/plain", "")),
+    )]);
+    let b = breaker(
+        config(
+            "t-deadline-2",
+            &[
+                ("deadline", 700.0),
+                ("maxAttempts", 10.0),
+                ("maxFailures", 0.0),
+            ],
+        ),
+        &s,
+    );
     let t0 = Instant::now();
     fire(&b, "GET", URL, &[]).await;
     assert!(t0.elapsed() <= 700 * MS, "{:?}", t0.elapsed());
@@ -185,12 +261,18 @@ async fn deadline_bounds_attempts_and_sleeps_together() {
 
 #[tokio::test(start_paused = true)]
 async fn per_attempt_timeout_drops_only_that_attempt() {
-    let s = Script::new(vec![Step::Hang, Step::Reply(200, "application/json", "{\"ok\":true}")]);
+    let s = Script::new(vec![
+        Step::Hang,
+        Step::Reply(200, "application/json", "{\"ok\":true}"),
+    ]);
     let b = breaker(config("t-timeout", &[("timeout", 100.0)]), &s);
     let t0 = Instant::now();
     assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "ok");
     let e = t0.elapsed();
-    assert!(e >= 200 * MS && e <= 400 * MS, "100 ms timeout + one backoff: {e:?}");
+    assert!(
+        e >= 200 * MS && e <= 400 * MS,
+        "100 ms timeout + one backoff: {e:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -198,7 +280,17 @@ async fn budget_caps_retries_under_a_full_outage() {
     let s = Script::new(vec![Step::Reply(503, "text/plain", "")]);
     // Never trips (so every call reaches the upstream); 3 attempts wanted per call.
     let b = breaker(
-        config("t-budget", &[("maxFailures", 0.0), ("volumeThreshold", 1_000_000.0), ("retryBudgetPercent", 20.0), ("retryMinPerSec", 1.0), ("retryBaseMs", 1.0), ("retryMaxMs", 1.0)]),
+        config(
+            "t-budget",
+            &[
+                ("maxFailures", 0.0),
+                ("volumeThreshold", 1_000_000.0),
+                ("retryBudgetPercent", 20.0),
+                ("retryMinPerSec", 1.0),
+                ("retryBaseMs", 1.0),
+                ("retryMaxMs", 1.0),
+            ],
+        ),
         &s,
     );
     let rec = Arc::new(Recorder::default());
@@ -216,7 +308,10 @@ async fn budget_caps_retries_under_a_full_outage() {
 #[tokio::test(start_paused = true)]
 async fn no_retry_once_the_breaker_is_open() {
     let s = Script::new(vec![Step::Reply(503, "text/plain", "")]);
-    let b = breaker(config("t-open", &[("maxFailures", 2.0), ("maxAttempts", 5.0)]), &s);
+    let b = breaker(
+        config("t-open", &[("maxFailures", 2.0), ("maxAttempts", 5.0)]),
+        &s,
+    );
     let rec = Arc::new(Recorder::default());
     b.subscribe(rec.clone());
     // Attempt 1 fails, retry, attempt 2 fails and trips: fallback at once, no third attempt.
@@ -227,14 +322,34 @@ async fn no_retry_once_the_breaker_is_open() {
     assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "EOPENBREAKER");
     assert_eq!(s.count(), 2);
     let ev = rec.events();
-    assert_eq!(ev.iter().filter(|e| e.starts_with("retry")).count(), 1, "{ev:?}");
+    assert_eq!(
+        ev.iter().filter(|e| e.starts_with("retry")).count(),
+        1,
+        "{ev:?}"
+    );
     assert!(ev.contains(&"closed->open".to_string()));
 }
 
 #[tokio::test(start_paused = true)]
 async fn opens_then_half_open_then_closes_after_recovery() {
-    let s = Script::new(vec![Step::Fail(FailureKind::ConnectionRefused), Step::Fail(FailureKind::ConnectionRefused), Step::Fail(FailureKind::ConnectionRefused), Step::Reply(200, "application/json", "{}")]);
-    let b = breaker(config("t-cycle", &[("maxFailures", 3.0), ("maxAttempts", 1.0), ("halfOpenMaxCalls", 1.0), ("resetTimeout", 1000.0)]), &s);
+    let s = Script::new(vec![
+        Step::Fail(FailureKind::ConnectionRefused),
+        Step::Fail(FailureKind::ConnectionRefused),
+        Step::Fail(FailureKind::ConnectionRefused),
+        Step::Reply(200, "application/json", "{}"),
+    ]);
+    let b = breaker(
+        config(
+            "t-cycle",
+            &[
+                ("maxFailures", 3.0),
+                ("maxAttempts", 1.0),
+                ("halfOpenMaxCalls", 1.0),
+                ("resetTimeout", 1000.0),
+            ],
+        ),
+        &s,
+    );
     let rec = Arc::new(Recorder::default());
     b.subscribe(rec.clone());
     for _ in 0..3 {
@@ -244,13 +359,23 @@ async fn opens_then_half_open_then_closes_after_recovery() {
     tokio::time::advance(1000 * MS).await;
     assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "ok");
     assert_eq!(b.state(), StateKind::Closed);
-    let transitions: Vec<_> = rec.events().into_iter().filter(|e| e.contains("->")).collect();
-    assert_eq!(transitions, vec!["closed->open", "open->halfOpen", "halfOpen->closed"]);
+    let transitions: Vec<_> = rec
+        .events()
+        .into_iter()
+        .filter(|e| e.contains("->"))
+        .collect();
+    assert_eq!(
+        transitions,
+        vec!["closed->open", "open->halfOpen", "halfOpen->closed"]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn last_known_good_is_served_per_tenant_only_on_failure() {
-    let s = Script::new(vec![Step::Reply(200, "application/json", "{\"sigils\":[1]}"), Step::Fail(FailureKind::ConnectionRefused)]);
+    let s = Script::new(vec![
+        Step::Reply(200, "application/json", "{\"sigils\":[1]}"),
+        Step::Fail(FailureKind::ConnectionRefused),
+    ]);
     let b = breaker(config("t-lkg", &[("maxAttempts", 1.0)]), &s);
     let alice = [("authorization", "Bearer alice")];
     assert_eq!(code_of(&fire(&b, "GET", URL, &alice).await), "ok");
@@ -269,16 +394,28 @@ async fn last_known_good_is_served_per_tenant_only_on_failure() {
         o => panic!("{o:?}"),
     }
     match fire(&b, "POST", URL, &alice).await {
-        CallOutcome::Fallback(f) => assert_eq!(f.source, FallbackSource::None, "POST is never served from cache"),
+        CallOutcome::Fallback(f) => assert_eq!(
+            f.source,
+            FallbackSource::None,
+            "POST is never served from cache"
+        ),
         o => panic!("{o:?}"),
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn identical_concurrent_gets_make_one_request() {
-    let s = Script::new(vec![Step::After(50 * MS, Box::new(Step::Reply(200, "application/json", "{\"n\":1}")))]);
+    let s = Script::new(vec![Step::After(
+        50 * MS,
+        Box::new(Step::Reply(200, "application/json", "{\"n\":1}")),
+    )]);
     let b = breaker(config("t-coalesce", &[]), &s);
-    let calls: Vec<_> = (0..100).map(|_| { let b = b.clone(); tokio::spawn(async move { fire(&b, "GET", URL, &[]).await }) }).collect();
+    let calls: Vec<_> = (0..100)
+        .map(|_| {
+            let b = b.clone();
+            tokio::spawn(async move { fire(&b, "GET", URL, &[]).await })
+        })
+        .collect();
     for c in calls {
         let o = c.await.unwrap();
         match o {
@@ -288,11 +425,19 @@ async fn identical_concurrent_gets_make_one_request() {
     }
     assert_eq!(s.count(), 1);
 
-    let s = Script::new(vec![Step::After(50 * MS, Box::new(Step::Reply(200, "application/json", "1")))]);
+    let s = Script::new(vec![Step::After(
+        50 * MS,
+        Box::new(Step::Reply(200, "application/json", "1")),
+    )]);
     let mut cfg = config("t-coalesce-off", &[]);
     cfg.coalesce = false;
     let b = breaker(cfg, &s);
-    let calls: Vec<_> = (0..10).map(|_| { let b = b.clone(); tokio::spawn(async move { fire(&b, "GET", URL, &[]).await }) }).collect();
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let b = b.clone();
+            tokio::spawn(async move { fire(&b, "GET", URL, &[]).await })
+        })
+        .collect();
     for c in calls {
         c.await.unwrap();
     }
@@ -302,14 +447,28 @@ async fn identical_concurrent_gets_make_one_request() {
 #[tokio::test(start_paused = true)]
 async fn abort_rejects_and_frees_the_trial_slot() {
     let s = Script::new(vec![Step::Fail(FailureKind::ConnectionRefused), Step::Hang]);
-    let b = breaker(config("t-abort", &[("maxFailures", 1.0), ("maxAttempts", 1.0), ("halfOpenMaxCalls", 1.0), ("resetTimeout", 100.0)]), &s);
+    let b = breaker(
+        config(
+            "t-abort",
+            &[
+                ("maxFailures", 1.0),
+                ("maxAttempts", 1.0),
+                ("halfOpenMaxCalls", 1.0),
+                ("resetTimeout", 100.0),
+            ],
+        ),
+        &s,
+    );
     fire(&b, "GET", URL, &[]).await;
     assert_eq!(b.state(), StateKind::Open);
     tokio::time::advance(100 * MS).await;
     let token = CancelToken::new();
     let req = b.prepare(URL, None, &[], None).unwrap();
     let p = b.admit().expect("trial");
-    let call = Call { cancel: Some(token.clone()), ..Call::new(req) };
+    let call = Call {
+        cancel: Some(token.clone()),
+        ..Call::new(req)
+    };
     let h = tokio::spawn(b.clone().execute(p, call));
     tokio::time::sleep(10 * MS).await;
     assert!(b.admit().is_none(), "the only trial slot is taken");
@@ -327,7 +486,11 @@ async fn a_panic_inside_becomes_einternal() {
 
 #[tokio::test(start_paused = true)]
 async fn oversized_bodies_fail_with_etoolarge() {
-    let s = Script::new(vec![Step::Reply(200, "application/json", "[1,2,3,4,5,6,7,8,9]")]);
+    let s = Script::new(vec![Step::Reply(
+        200,
+        "application/json",
+        "[1,2,3,4,5,6,7,8,9]",
+    )]);
     let b = breaker(config("t-large", &[("maxResponseBytes", 8.0)]), &s);
     assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "ETOOLARGE");
 }

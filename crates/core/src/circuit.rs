@@ -164,26 +164,56 @@ impl Circuit {
         }
         let mut g = self.inner.lock();
         match g.state {
-            State::Closed => Some(Permit { generation: g.generation, trial: false }),
+            State::Closed => Some(Permit {
+                generation: g.generation,
+                trial: false,
+            }),
             State::Open { until } => {
                 if now < until {
                     return None;
                 }
-                self.transition(&mut g, State::HalfOpen { admitted: 1, succeeded: 0 }, TransitionReason::ResetTimeoutElapsed, now, emit);
-                Some(Permit { generation: g.generation, trial: true })
+                self.transition(
+                    &mut g,
+                    State::HalfOpen {
+                        admitted: 1,
+                        succeeded: 0,
+                    },
+                    TransitionReason::ResetTimeoutElapsed,
+                    now,
+                    emit,
+                );
+                Some(Permit {
+                    generation: g.generation,
+                    trial: true,
+                })
             }
-            State::HalfOpen { admitted, succeeded } => {
+            State::HalfOpen {
+                admitted,
+                succeeded,
+            } => {
                 if admitted >= self.cfg.half_open_max_calls {
                     return None;
                 }
-                g.state = State::HalfOpen { admitted: admitted + 1, succeeded };
-                Some(Permit { generation: g.generation, trial: true })
+                g.state = State::HalfOpen {
+                    admitted: admitted + 1,
+                    succeeded,
+                };
+                Some(Permit {
+                    generation: g.generation,
+                    trial: true,
+                })
             }
         }
     }
 
     /// Records an attempt's result. Returns true if this result opened the circuit.
-    pub fn on_result(&self, permit: Permit, verdict: Verdict, now: Duration, emit: &mut dyn FnMut(&Transition)) -> bool {
+    pub fn on_result(
+        &self,
+        permit: Permit,
+        verdict: Verdict,
+        now: Duration,
+        emit: &mut dyn FnMut(&Transition),
+    ) -> bool {
         let mut g = self.inner.lock();
         {
             let c = g.window.current(now);
@@ -211,7 +241,9 @@ impl Circuit {
                     g.consecutive_failures = 0;
                 }
                 let totals = g.window.totals(now);
-                let reason = if self.cfg.max_failures > 0 && g.consecutive_failures >= self.cfg.max_failures {
+                let reason = if self.cfg.max_failures > 0
+                    && g.consecutive_failures >= self.cfg.max_failures
+                {
                     Some(TransitionReason::ConsecutiveFailures)
                 } else if totals.calls() > 0
                     && totals.calls() >= self.cfg.volume_threshold as u64
@@ -232,13 +264,28 @@ impl Circuit {
                 self.open(&mut g, TransitionReason::TrialFailed, now, emit);
                 true
             }
-            (State::HalfOpen { admitted, succeeded }, _) => {
+            (
+                State::HalfOpen {
+                    admitted,
+                    succeeded,
+                },
+                _,
+            ) => {
                 let succeeded = succeeded + 1;
                 if succeeded >= self.cfg.half_open_max_calls {
-                    self.transition(&mut g, State::Closed, TransitionReason::TrialsSucceeded, now, emit);
+                    self.transition(
+                        &mut g,
+                        State::Closed,
+                        TransitionReason::TrialsSucceeded,
+                        now,
+                        emit,
+                    );
                     g.window.reset();
                 } else {
-                    g.state = State::HalfOpen { admitted, succeeded };
+                    g.state = State::HalfOpen {
+                        admitted,
+                        succeeded,
+                    };
                 }
                 false
             }
@@ -254,8 +301,15 @@ impl Circuit {
         }
         let mut g = self.inner.lock();
         if permit.generation == g.generation {
-            if let State::HalfOpen { admitted, succeeded } = g.state {
-                g.state = State::HalfOpen { admitted: admitted.saturating_sub(1), succeeded };
+            if let State::HalfOpen {
+                admitted,
+                succeeded,
+            } = g.state
+            {
+                g.state = State::HalfOpen {
+                    admitted: admitted.saturating_sub(1),
+                    succeeded,
+                };
             }
         }
     }
@@ -307,13 +361,26 @@ impl Circuit {
         }
     }
 
-    fn open(&self, g: &mut Inner, reason: TransitionReason, now: Duration, emit: &mut dyn FnMut(&Transition)) {
+    fn open(
+        &self,
+        g: &mut Inner,
+        reason: TransitionReason,
+        now: Duration,
+        emit: &mut dyn FnMut(&Transition),
+    ) {
         self.trips.fetch_add(1, Ordering::Relaxed);
         let until = now + self.cfg.reset_timeout;
         self.transition(g, State::Open { until }, reason, now, emit);
     }
 
-    fn transition(&self, g: &mut Inner, to: State, reason: TransitionReason, now: Duration, emit: &mut dyn FnMut(&Transition)) {
+    fn transition(
+        &self,
+        g: &mut Inner,
+        to: State,
+        reason: TransitionReason,
+        now: Duration,
+        emit: &mut dyn FnMut(&Transition),
+    ) {
         let from = g.state.kind();
         let totals = g.window.totals(now);
         let t = Transition {

@@ -28,7 +28,11 @@ struct Harness {
 
 impl Harness {
     fn new(cfg: CircuitConfig) -> Self {
-        Self { c: Circuit::new(cfg), clock: ManualClock::new(), log: vec![] }
+        Self {
+            c: Circuit::new(cfg),
+            clock: ManualClock::new(),
+            log: vec![],
+        }
     }
 
     fn acquire(&mut self) -> Option<Permit> {
@@ -63,7 +67,19 @@ fn opens_after_max_failures_consecutive_failures() {
     let mut h = Harness::new(cfg());
     //                      ok        fail     fail     ok       fail     fail     fail      fail
     let states = h.timeline(&[OK, FAIL, FAIL, OK, FAIL, FAIL, FAIL, FAIL]);
-    assert_eq!(states, vec![Some(C), Some(C), Some(C), Some(C), Some(C), Some(C), Some(O), None]);
+    assert_eq!(
+        states,
+        vec![
+            Some(C),
+            Some(C),
+            Some(C),
+            Some(C),
+            Some(C),
+            Some(C),
+            Some(O),
+            None
+        ]
+    );
     assert_eq!(h.log.len(), 1);
     assert_eq!(h.log[0].reason, TransitionReason::ConsecutiveFailures);
     assert_eq!(h.log[0].consecutive_failures, 3);
@@ -122,7 +138,10 @@ fn open_rejects_until_reset_timeout_then_half_open_admits_exactly_max_calls() {
     assert!(t1.is_trial());
     assert_eq!(h.c.state(), H);
     let t2 = h.acquire().expect("second trial");
-    assert!(h.acquire().is_none(), "halfOpenMaxCalls = 2: the third is rejected");
+    assert!(
+        h.acquire().is_none(),
+        "halfOpenMaxCalls = 2: the third is rejected"
+    );
     h.finish(t1, OK);
     assert_eq!(h.c.state(), H, "one success of two is not enough");
     h.finish(t2, OK);
@@ -173,7 +192,10 @@ fn released_trial_frees_its_slot() {
 fn client_errors_are_healthy_answers() {
     let mut h = Harness::new(cfg());
     let states = h.timeline(&[FAIL, FAIL, Verdict::ClientError, FAIL, FAIL]);
-    assert!(states.iter().all(|s| *s == Some(C)), "a 4xx resets the consecutive count");
+    assert!(
+        states.iter().all(|s| *s == Some(C)),
+        "a 4xx resets the consecutive count"
+    );
 }
 
 #[test]
@@ -197,7 +219,11 @@ fn stats_report_failure_rate_minus_one_below_volume() {
     h.call(FAIL);
     let s = h.c.stats(h.clock.now());
     assert_eq!(s.failure_rate, -1.0);
-    assert_eq!((s.failures, s.fires), (1, 0), "fires are recorded by the breaker, not the circuit");
+    assert_eq!(
+        (s.failures, s.fires),
+        (1, 0),
+        "fires are recorded by the breaker, not the circuit"
+    );
 }
 
 #[test]

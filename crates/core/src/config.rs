@@ -286,7 +286,10 @@ struct Resolver<'a> {
 }
 
 fn err(key: &str, message: String) -> ConfigError {
-    ConfigError { key: key.to_string(), message }
+    ConfigError {
+        key: key.to_string(),
+        message,
+    }
 }
 
 impl Resolver<'_> {
@@ -294,24 +297,41 @@ impl Resolver<'_> {
         let range = format!("an integer from {} to {} ({})", s.min, s.max, s.unit);
         if let Some(v) = self.opts.get(s.option) {
             return match v {
-                RawValue::Number(n) if n.is_finite() && n.fract() == 0.0 && *n >= s.min as f64 && *n <= s.max as f64 => {
+                RawValue::Number(n)
+                    if n.is_finite()
+                        && n.fract() == 0.0
+                        && *n >= s.min as f64
+                        && *n <= s.max as f64 =>
+                {
                     Ok(*n as u64)
                 }
                 other => Err(err(
                     s.option,
-                    format!("invalid option `{}`: must be {range}, got {}", s.option, other.describe()),
+                    format!(
+                        "invalid option `{}`: must be {range}, got {}",
+                        s.option,
+                        other.describe()
+                    ),
                 )),
             };
         }
         // An empty variable (`DNASTORE_TIMEOUT_MS=` in a .env file) means "unset".
         if let Some(raw) = (self.env)(s.env).filter(|v| !v.trim().is_empty()) {
             let t = raw.trim();
-            let parsed = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) { t.parse::<u64>().ok() } else { None };
+            let parsed = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+                t.parse::<u64>().ok()
+            } else {
+                None
+            };
             return match parsed {
                 Some(n) if n >= s.min && n <= s.max => Ok(n),
                 _ => Err(err(
                     s.env,
-                    format!("invalid environment variable {}={:?}: must be {range}", s.env, truncate(t)),
+                    format!(
+                        "invalid environment variable {}={:?}: must be {range}",
+                        s.env,
+                        truncate(t)
+                    ),
                 )),
             };
         }
@@ -328,7 +348,11 @@ impl Resolver<'_> {
                 RawValue::Bool(b) => Ok(*b),
                 other => Err(err(
                     s.option,
-                    format!("invalid option `{}`: must be true or false, got {}", s.option, other.describe()),
+                    format!(
+                        "invalid option `{}`: must be true or false, got {}",
+                        s.option,
+                        other.describe()
+                    ),
                 )),
             };
         }
@@ -338,7 +362,11 @@ impl Resolver<'_> {
                 "0" | "false" | "no" | "off" => Ok(false),
                 _ => Err(err(
                     s.env,
-                    format!("invalid environment variable {}={:?}: must be true/false/1/0", s.env, truncate(&raw)),
+                    format!(
+                        "invalid environment variable {}={:?}: must be true/false/1/0",
+                        s.env,
+                        truncate(&raw)
+                    ),
                 )),
             };
         }
@@ -352,7 +380,11 @@ impl Resolver<'_> {
                 RawValue::String(x) => Ok(Some((x.clone(), format!("option `{}`", s.option)))),
                 other => Err(err(
                     s.option,
-                    format!("invalid option `{}`: must be a string, got {}", s.option, other.describe()),
+                    format!(
+                        "invalid option `{}`: must be a string, got {}",
+                        s.option,
+                        other.describe()
+                    ),
                 )),
             };
         }
@@ -374,7 +406,11 @@ fn truncate(s: &str) -> String {
 /// Validates a per-call millisecond override (`init.timeout`, `init.deadline`) against the
 /// same range as its breaker-level option.
 pub fn call_ms(field: &str, spec: &IntSpec, value: f64) -> Result<Duration, CallError> {
-    if value.is_finite() && value.fract() == 0.0 && value >= spec.min as f64 && value <= spec.max as f64 {
+    if value.is_finite()
+        && value.fract() == 0.0
+        && value >= spec.min as f64
+        && value <= spec.max as f64
+    {
         Ok(Duration::from_millis(value as u64))
     } else {
         Err(CallError::invalid(format!(
@@ -386,7 +422,12 @@ pub fn call_ms(field: &str, spec: &IntSpec, value: f64) -> Result<Duration, Call
 
 /// Parses an upstream base URL; the error never echoes credentials.
 pub fn parse_base_url(raw: &str, source: &str, key: &str) -> Result<Url, ConfigError> {
-    let bad = |why: &str| err(key, format!("invalid {source}: {why}; must be an absolute http:// or https:// URL"));
+    let bad = |why: &str| {
+        err(
+            key,
+            format!("invalid {source}: {why}; must be an absolute http:// or https:// URL"),
+        )
+    };
     let url = Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(bad(&format!("scheme {:?} is not supported", url.scheme())));
@@ -398,7 +439,9 @@ pub fn parse_base_url(raw: &str, source: &str, key: &str) -> Result<Url, ConfigE
 }
 
 fn valid_name(n: &str) -> bool {
-    (1..=64).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+    (1..=64).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
 }
 
 impl Config {
@@ -408,10 +451,23 @@ impl Config {
     }
 
     /// Validates options (which win) and environment variables (which fill the gaps).
-    pub fn resolve(opts: &RawOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn resolve(
+        opts: &RawOptions,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let known = option_names();
-        if let Some((k, _)) = opts.entries.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-            return Err(err(k, format!("unknown option `{k}`; accepted options: {}", known.join(", "))));
+        if let Some((k, _)) = opts
+            .entries
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
+            return Err(err(
+                k,
+                format!(
+                    "unknown option `{k}`; accepted options: {}",
+                    known.join(", ")
+                ),
+            ));
         }
         let r = Resolver { opts, env };
 
@@ -424,7 +480,11 @@ impl Config {
         }
         let base_url = match r.string(&BASE_URL)? {
             Some((raw, src)) => {
-                let key = if src.starts_with("option") { BASE_URL.option } else { BASE_URL.env[0] };
+                let key = if src.starts_with("option") {
+                    BASE_URL.option
+                } else {
+                    BASE_URL.env[0]
+                };
                 Some(parse_base_url(&raw, &src, key)?)
             }
             None => None,
@@ -432,7 +492,8 @@ impl Config {
 
         let rolling_count_timeout = r.ms(&spec::rolling_timeout)?;
         let rolling_count_buckets = r.int(&spec::rolling_buckets)? as u32;
-        if rolling_count_timeout.as_millis() as u64 % rolling_count_buckets as u64 != 0 {
+        if !(rolling_count_timeout.as_millis() as u64).is_multiple_of(rolling_count_buckets as u64)
+        {
             return Err(err(
                 spec::rolling_timeout.option,
                 format!(
@@ -454,14 +515,26 @@ impl Config {
                 ),
             ));
         }
-        let tenant_header = r.string(&TENANT_HEADER)?.map(|(v, _)| v).unwrap_or_default().to_ascii_lowercase();
+        let tenant_header = r
+            .string(&TENANT_HEADER)?
+            .map(|(v, _)| v)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         if http::HeaderName::from_bytes(tenant_header.as_bytes()).is_err() {
-            return Err(err(TENANT_HEADER.option, "invalid tenantHeader: not a valid HTTP header name".into()));
+            return Err(err(
+                TENANT_HEADER.option,
+                "invalid tenantHeader: not a valid HTTP header name".into(),
+            ));
         }
         let redis_url = match r.string(&REDIS_URL)? {
             Some((raw, src)) => {
-                if !(raw.starts_with("redis://") || raw.starts_with("rediss://")) || Url::parse(&raw).is_err() {
-                    return Err(err(REDIS_URL.option, format!("invalid {src}: must be a redis:// URL")));
+                if !(raw.starts_with("redis://") || raw.starts_with("rediss://"))
+                    || Url::parse(&raw).is_err()
+                {
+                    return Err(err(
+                        REDIS_URL.option,
+                        format!("invalid {src}: must be a redis:// URL"),
+                    ));
                 }
                 Some(raw)
             }
@@ -510,7 +583,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -523,7 +599,10 @@ mod tests {
         let c = Config::defaults();
         assert_eq!(c.timeout, Duration::from_millis(3000));
         assert_eq!(c.max_failures, 5);
-        assert!(c.volume_threshold > 0, "one failure must not trip the breaker");
+        assert!(
+            c.volume_threshold > 0,
+            "one failure must not trip the breaker"
+        );
         assert_eq!(c.retry.max_attempts, 3);
     }
 
@@ -532,7 +611,12 @@ mod tests {
         let o = RawOptions::new().set("timeout", RawValue::Number(250.0));
         let c = Config::resolve(&o, &env(&[("DNASTORE_TIMEOUT_MS", "900")])).unwrap();
         assert_eq!(c.timeout, Duration::from_millis(250));
-        assert_eq!(resolve_env(&[("DNASTORE_TIMEOUT_MS", "900")]).unwrap().timeout, Duration::from_millis(900));
+        assert_eq!(
+            resolve_env(&[("DNASTORE_TIMEOUT_MS", "900")])
+                .unwrap()
+                .timeout,
+            Duration::from_millis(900)
+        );
     }
 
     #[test]
@@ -543,20 +627,36 @@ mod tests {
             for bad in ["abc", "-1", "1.5", "0x10", "NaN", "99999999999999999999999"] {
                 let e = resolve_env(&[(s.env, bad)]).unwrap_err();
                 assert_eq!(e.key, s.env, "{bad}");
-                assert!(e.message.contains(s.env) && e.message.contains(&format!("from {} to {}", s.min, s.max)), "{}", e.message);
+                assert!(
+                    e.message.contains(s.env)
+                        && e.message.contains(&format!("from {} to {}", s.min, s.max)),
+                    "{}",
+                    e.message
+                );
             }
             if s.min > 0 {
                 assert!(resolve_env(&[(s.env, "0")]).is_err(), "{} accepts 0", s.env);
             }
             let over = (s.max + 1).to_string();
-            assert!(resolve_env(&[(s.env, &over)]).is_err(), "{} accepts {over}", s.env);
+            assert!(
+                resolve_env(&[(s.env, &over)]).is_err(),
+                "{} accepts {over}",
+                s.env
+            );
         }
     }
 
     #[test]
     fn options_reject_nan_strings_fractions_and_range() {
-        for bad in [RawValue::Number(f64::NAN), RawValue::Number(f64::INFINITY), RawValue::Number(-5.0),
-                    RawValue::Number(2.5), RawValue::String("3000".into()), RawValue::Bool(true), RawValue::Other("object")] {
+        for bad in [
+            RawValue::Number(f64::NAN),
+            RawValue::Number(f64::INFINITY),
+            RawValue::Number(-5.0),
+            RawValue::Number(2.5),
+            RawValue::String("3000".into()),
+            RawValue::Bool(true),
+            RawValue::Other("object"),
+        ] {
             let o = RawOptions::new().set("timeout", bad.clone());
             let e = Config::resolve(&o, &|_| None).unwrap_err();
             assert_eq!(e.key, "timeout");
@@ -584,7 +684,11 @@ mod tests {
     #[test]
     fn cross_field_rules() {
         assert!(resolve_env(&[("DNASTORE_CIRCUIT_ROLLING_MS", "1005")]).is_err());
-        assert!(resolve_env(&[("DNASTORE_RETRY_BASE_MS", "500"), ("DNASTORE_RETRY_MAX_MS", "100")]).is_err());
+        assert!(resolve_env(&[
+            ("DNASTORE_RETRY_BASE_MS", "500"),
+            ("DNASTORE_RETRY_MAX_MS", "100")
+        ])
+        .is_err());
         assert!(resolve_env(&[("DNASTORE_BREAKER_NAME", "has space")]).is_err());
         assert!(resolve_env(&[("DNASTORE_COALESCE", "maybe")]).is_err());
         assert!(!resolve_env(&[("DNASTORE_COALESCE", "0")]).unwrap().coalesce);
@@ -596,18 +700,42 @@ mod tests {
         let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
         let example = std::fs::read_to_string(root.join(".env.example")).expect(".env.example");
         for s in INT_SPECS {
-            assert!(readme.contains(&format!("`{}`", s.option)), "README lacks option {}", s.option);
+            assert!(
+                readme.contains(&format!("`{}`", s.option)),
+                "README lacks option {}",
+                s.option
+            );
             assert!(readme.contains(s.env), "README lacks {}", s.env);
-            assert!(example.contains(&format!("{}={}", s.env, s.default)), ".env.example lacks {}={}", s.env, s.default);
+            assert!(
+                example.contains(&format!("{}={}", s.env, s.default)),
+                ".env.example lacks {}={}",
+                s.env,
+                s.default
+            );
         }
         for s in BOOL_SPECS {
-            assert!(readme.contains(&format!("`{}`", s.option)) && readme.contains(s.env), "README lacks {}", s.option);
-            assert!(example.contains(&format!("{}={}", s.env, s.default)), ".env.example lacks {}", s.env);
+            assert!(
+                readme.contains(&format!("`{}`", s.option)) && readme.contains(s.env),
+                "README lacks {}",
+                s.option
+            );
+            assert!(
+                example.contains(&format!("{}={}", s.env, s.default)),
+                ".env.example lacks {}",
+                s.env
+            );
         }
         for s in STR_SPECS {
-            assert!(readme.contains(&format!("`{}`", s.option)), "README lacks option {}", s.option);
+            assert!(
+                readme.contains(&format!("`{}`", s.option)),
+                "README lacks option {}",
+                s.option
+            );
             for e in s.env {
-                assert!(readme.contains(e) && example.contains(e), "README/.env.example lack {e}");
+                assert!(
+                    readme.contains(e) && example.contains(e),
+                    "README/.env.example lack {e}"
+                );
             }
         }
     }

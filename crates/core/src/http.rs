@@ -61,26 +61,39 @@ pub fn prepare(
         Err(e) => return Err(CallError::invalid(format!("invalid URL: {e}"))),
     };
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(CallError::invalid(format!("unsupported URL scheme {:?}: use http or https", url.scheme())));
+        return Err(CallError::invalid(format!(
+            "unsupported URL scheme {:?}: use http or https",
+            url.scheme()
+        )));
     }
     let method = match method {
         None => Method::GET,
         Some(m) => {
             let upper = m.to_ascii_uppercase();
-            Method::from_bytes(upper.as_bytes()).map_err(|_| CallError::invalid(format!("invalid HTTP method {m:?}")))?
+            Method::from_bytes(upper.as_bytes())
+                .map_err(|_| CallError::invalid(format!("invalid HTTP method {m:?}")))?
         }
     };
     if body.is_some() && (method == Method::GET || method == Method::HEAD) {
-        return Err(CallError::invalid(format!("a {method} request cannot have a body")));
+        return Err(CallError::invalid(format!(
+            "a {method} request cannot have a body"
+        )));
     }
     let mut map = HeaderMap::with_capacity(headers.len());
     for (k, v) in headers {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| CallError::invalid(format!("invalid header name {k:?}")))?;
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| CallError::invalid(format!("invalid header name {k:?}")))?;
         // The value is never echoed: it may be a credential.
-        let value = HeaderValue::from_str(v).map_err(|_| CallError::invalid(format!("invalid value for header {k:?}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| CallError::invalid(format!("invalid value for header {k:?}")))?;
         map.append(name, value);
     }
-    Ok(PreparedRequest { method, url, headers: map, body })
+    Ok(PreparedRequest {
+        method,
+        url,
+        headers: map,
+        body,
+    })
 }
 
 /// A response as read: status, headers, the whole body.
@@ -97,7 +110,12 @@ impl RawResponse {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|ct| {
-                let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                let ct = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 ct == "application/json" || ct.ends_with("+json")
             })
             .unwrap_or(false)
@@ -114,7 +132,11 @@ pub struct AttemptFailure {
 
 impl AttemptFailure {
     pub fn of(kind: FailureKind) -> Self {
-        Self { kind, status: None, retry_after: None }
+        Self {
+            kind,
+            status: None,
+            retry_after: None,
+        }
     }
 }
 
@@ -160,23 +182,39 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(512)
             .build()
-            .map_err(|_| CallError::new(crate::error::Code::Internal, "could not build the HTTP client"))?;
+            .map_err(|_| {
+                CallError::new(
+                    crate::error::Code::Internal,
+                    "could not build the HTTP client",
+                )
+            })?;
         Ok(Self { client })
     }
 
     /// One attempt: send, then read the body up to `max_body` bytes.
-    pub async fn send(&self, req: &PreparedRequest, max_body: u64) -> Result<RawResponse, AttemptFailure> {
-        let mut builder = self.client.request(req.method.clone(), req.url.clone()).headers(req.headers.clone());
+    pub async fn send(
+        &self,
+        req: &PreparedRequest,
+        max_body: u64,
+    ) -> Result<RawResponse, AttemptFailure> {
+        let mut builder = self
+            .client
+            .request(req.method.clone(), req.url.clone())
+            .headers(req.headers.clone());
         if let Some(b) = &req.body {
             builder = builder.body(b.clone());
         }
-        let mut resp = builder.send().await.map_err(|e| AttemptFailure::of(classify_transport(&e)))?;
+        let mut resp = builder
+            .send()
+            .await
+            .map_err(|e| AttemptFailure::of(classify_transport(&e)))?;
         if resp.content_length().is_some_and(|n| n > max_body) {
             return Err(AttemptFailure::of(FailureKind::TooLarge));
         }
         let status = resp.status();
         let headers = std::mem::take(resp.headers_mut());
-        let mut buf = BytesMut::with_capacity(resp.content_length().unwrap_or(0).min(64 * 1024) as usize);
+        let mut buf =
+            BytesMut::with_capacity(resp.content_length().unwrap_or(0).min(64 * 1024) as usize);
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
@@ -189,7 +227,11 @@ impl HttpClient {
                 Err(e) => return Err(AttemptFailure::of(classify_transport(&e))),
             }
         }
-        Ok(RawResponse { status, headers, body: buf.freeze() })
+        Ok(RawResponse {
+            status,
+            headers,
+            body: buf.freeze(),
+        })
     }
 }
 
@@ -202,16 +244,33 @@ mod tests {
         let base = Url::parse("http://127.0.0.1:9001/").unwrap();
         let r = prepare(Some(&base), "/api/sigils?x=1", None, &[], None).unwrap();
         assert_eq!(r.url.as_str(), "http://127.0.0.1:9001/api/sigils?x=1");
-        assert_eq!(prepare(None, "/api", None, &[], None).unwrap_err().code, crate::Code::Invalid);
+        assert_eq!(
+            prepare(None, "/api", None, &[], None).unwrap_err().code,
+            crate::Code::Invalid
+        );
     }
 
     #[test]
     fn bad_input_is_rejected_without_echoing_secrets() {
-        let e = prepare(None, "http://x/", None, &[("authorization".into(), "Bearer s3cret\n".into())], None).unwrap_err();
+        let e = prepare(
+            None,
+            "http://x/",
+            None,
+            &[("authorization".into(), "Bearer s3cret\n".into())],
+            None,
+        )
+        .unwrap_err();
         assert!(!e.message.contains("s3cret"));
         assert!(prepare(None, "ftp://x/", None, &[], None).is_err());
         assert!(prepare(None, "http://x/", Some("GE T"), &[], None).is_err());
-        assert!(prepare(None, "http://x/", Some("get"), &[], Some(Bytes::from_static(b"x"))).is_err());
+        assert!(prepare(
+            None,
+            "http://x/",
+            Some("get"),
+            &[],
+            Some(Bytes::from_static(b"x"))
+        )
+        .is_err());
         assert!(prepare(None, "http://[::1/", None, &[], None).is_err());
     }
 
@@ -224,9 +283,21 @@ mod tests {
     #[test]
     fn status_classes() {
         assert_eq!(classify_status(StatusCode::OK), StatusClass::Success);
-        assert_eq!(classify_status(StatusCode::NOT_FOUND), StatusClass::ClientError);
-        assert_eq!(classify_status(StatusCode::REQUEST_TIMEOUT), StatusClass::Failure(FailureKind::Upstream));
-        assert_eq!(classify_status(StatusCode::TOO_MANY_REQUESTS), StatusClass::Failure(FailureKind::RateLimited));
-        assert_eq!(classify_status(StatusCode::BAD_GATEWAY), StatusClass::Failure(FailureKind::Upstream));
+        assert_eq!(
+            classify_status(StatusCode::NOT_FOUND),
+            StatusClass::ClientError
+        );
+        assert_eq!(
+            classify_status(StatusCode::REQUEST_TIMEOUT),
+            StatusClass::Failure(FailureKind::Upstream)
+        );
+        assert_eq!(
+            classify_status(StatusCode::TOO_MANY_REQUESTS),
+            StatusClass::Failure(FailureKind::RateLimited)
+        );
+        assert_eq!(
+            classify_status(StatusCode::BAD_GATEWAY),
+            StatusClass::Failure(FailureKind::Upstream)
+        );
     }
 }

@@ -15,7 +15,9 @@ pub use circuit::{Circuit, CircuitConfig, Permit, Stats, Verdict};
 pub use clock::{Clock, ManualClock, MonotonicClock, TokioClock};
 pub use config::{Config, ConfigError, RawOptions, RawValue};
 pub use error::{CallError, Code, FailureKind};
-pub use observer::{CallKind, Event, FallbackSource, Observer, StateKind, Transition, TransitionReason};
+pub use observer::{
+    CallKind, Event, FallbackSource, Observer, StateKind, Transition, TransitionReason,
+};
 pub mod breaker;
 pub mod cancel;
 pub mod http;

@@ -7,15 +7,17 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::error::FailureKind;
 use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind};
 
 /// `dnastore_request_duration_seconds` buckets: 1 ms to 10 s.
-pub const DURATION_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// `outcome` label values of `dnastore_requests_total`, besides the failure kinds.
 pub const OUTCOME_SUCCESS: &str = "success";
@@ -47,13 +49,15 @@ struct Families {
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let v = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
-    r.register(Box::new(v.clone())).expect("metric registered once");
+    r.register(Box::new(v.clone()))
+        .expect("metric registered once");
     v
 }
 
 fn int_gauge(r: &Registry, name: &str, help: &str) -> IntGaugeVec {
     let v = IntGaugeVec::new(Opts::new(name, help), &["name"]).expect("static metric definition");
-    r.register(Box::new(v.clone())).expect("metric registered once");
+    r.register(Box::new(v.clone()))
+        .expect("metric registered once");
     v
 }
 
@@ -68,7 +72,8 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
         &["name"],
     )
     .expect("static metric definition");
-    r.register(Box::new(duration.clone())).expect("metric registered once");
+    r.register(Box::new(duration.clone()))
+        .expect("metric registered once");
     let failure_rate = GaugeVec::new(
         Opts::new(
             "dnastore_circuit_failure_rate",
@@ -77,10 +82,20 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
         &["name"],
     )
     .expect("static metric definition");
-    r.register(Box::new(failure_rate.clone())).expect("metric registered once");
+    r.register(Box::new(failure_rate.clone()))
+        .expect("metric registered once");
     Families {
-        state: int_gauge(&r, "dnastore_circuit_state", "Circuit state: 0 closed, 1 open, 2 half-open."),
-        trips: counter(&r, "dnastore_circuit_trips_total", "Times the circuit opened.", &["name"]),
+        state: int_gauge(
+            &r,
+            "dnastore_circuit_state",
+            "Circuit state: 0 closed, 1 open, 2 half-open.",
+        ),
+        trips: counter(
+            &r,
+            "dnastore_circuit_trips_total",
+            "Times the circuit opened.",
+            &["name"],
+        ),
         requests: counter(
             &r,
             "dnastore_requests_total",
@@ -89,25 +104,58 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
         ),
         duration,
         failure_rate,
-        retries: counter(&r, "dnastore_retries_total", "Retries made, by the failure that caused them.", &["name", "reason"]),
+        retries: counter(
+            &r,
+            "dnastore_retries_total",
+            "Retries made, by the failure that caused them.",
+            &["name", "reason"],
+        ),
         budget_exhausted: counter(
             &r,
             "dnastore_retry_budget_exhausted_total",
             "Retries skipped because the retry budget was spent.",
             &["name"],
         ),
-        calls: counter(&r, "dnastore_calls_total", "Logical calls by kind, as resilience4j counts them.", &["name", "kind"]),
-        fallbacks: counter(&r, "dnastore_fallbacks_total", "Calls answered with a fallback, by source.", &["name", "source"]),
-        lkg_entries: int_gauge(&r, "dnastore_lkg_entries", "Entries in the last-known-good cache."),
-        lkg_bytes: int_gauge(&r, "dnastore_lkg_bytes", "Bytes of bodies in the last-known-good cache."),
-        lkg_evictions: counter(&r, "dnastore_lkg_evictions_total", "Entries evicted from the last-known-good cache.", &["name"]),
+        calls: counter(
+            &r,
+            "dnastore_calls_total",
+            "Logical calls by kind, as resilience4j counts them.",
+            &["name", "kind"],
+        ),
+        fallbacks: counter(
+            &r,
+            "dnastore_fallbacks_total",
+            "Calls answered with a fallback, by source.",
+            &["name", "source"],
+        ),
+        lkg_entries: int_gauge(
+            &r,
+            "dnastore_lkg_entries",
+            "Entries in the last-known-good cache.",
+        ),
+        lkg_bytes: int_gauge(
+            &r,
+            "dnastore_lkg_bytes",
+            "Bytes of bodies in the last-known-good cache.",
+        ),
+        lkg_evictions: counter(
+            &r,
+            "dnastore_lkg_evictions_total",
+            "Entries evicted from the last-known-good cache.",
+            &["name"],
+        ),
         lkg_rejected: counter(
             &r,
             "dnastore_lkg_rejected_total",
             "Entries refused by the last-known-good cache, by reason.",
             &["name", "reason"],
         ),
-        lkg_redis_errors: counter(&r, "dnastore_lkg_redis_errors_total", "Failed Redis operations of the shared cache.", &["name"]),
+        lkg_redis_errors: counter(
+            &r,
+            "dnastore_lkg_redis_errors_total",
+            "Failed Redis operations of the shared cache.",
+            &["name"],
+        ),
         coalesced: counter(
             &r,
             "dnastore_coalesced_total",
@@ -157,20 +205,39 @@ impl BreakerMetrics {
             client_error: f.requests.with_label_values(&[n, OUTCOME_CLIENT_ERROR]),
             rejected: f.requests.with_label_values(&[n, OUTCOME_REJECTED]),
             aborted: f.requests.with_label_values(&[n, OUTCOME_ABORTED]),
-            failures: FailureKind::ALL.iter().map(|k| f.requests.with_label_values(&[n, k.label()])).collect(),
-            retries: FailureKind::ALL.iter().map(|k| f.retries.with_label_values(&[n, k.label()])).collect(),
+            failures: FailureKind::ALL
+                .iter()
+                .map(|k| f.requests.with_label_values(&[n, k.label()]))
+                .collect(),
+            retries: FailureKind::ALL
+                .iter()
+                .map(|k| f.retries.with_label_values(&[n, k.label()]))
+                .collect(),
             duration: f.duration.with_label_values(&[n]),
             failure_rate: f.failure_rate.with_label_values(&[n]),
             budget_exhausted: f.budget_exhausted.with_label_values(&[n]),
-            calls: CallKind::ALL.iter().map(|k| f.calls.with_label_values(&[n, k.as_str()])).collect(),
-            fallback_none: f.fallbacks.with_label_values(&[n, FallbackSource::None.as_str()]),
-            fallback_cache: f.fallbacks.with_label_values(&[n, FallbackSource::Cache.as_str()]),
-            fallback_function: f.fallbacks.with_label_values(&[n, FallbackSource::Function.as_str()]),
+            calls: CallKind::ALL
+                .iter()
+                .map(|k| f.calls.with_label_values(&[n, k.as_str()]))
+                .collect(),
+            fallback_none: f
+                .fallbacks
+                .with_label_values(&[n, FallbackSource::None.as_str()]),
+            fallback_cache: f
+                .fallbacks
+                .with_label_values(&[n, FallbackSource::Cache.as_str()]),
+            fallback_function: f
+                .fallbacks
+                .with_label_values(&[n, FallbackSource::Function.as_str()]),
             lkg_entries: f.lkg_entries.with_label_values(&[n]),
             lkg_bytes: f.lkg_bytes.with_label_values(&[n]),
             lkg_evictions: f.lkg_evictions.with_label_values(&[n]),
-            lkg_tampered: f.lkg_rejected.with_label_values(&[n, LKG_REJECT_REASONS[0]]),
-            lkg_too_large: f.lkg_rejected.with_label_values(&[n, LKG_REJECT_REASONS[1]]),
+            lkg_tampered: f
+                .lkg_rejected
+                .with_label_values(&[n, LKG_REJECT_REASONS[0]]),
+            lkg_too_large: f
+                .lkg_rejected
+                .with_label_values(&[n, LKG_REJECT_REASONS[1]]),
             lkg_redis_errors: f.lkg_redis_errors.with_label_values(&[n]),
             coalesced: f.coalesced.with_label_values(&[n]),
         };
@@ -192,7 +259,12 @@ impl BreakerMetrics {
         let n = self.name.as_str();
         let _ = f.state.remove_label_values(&[n]);
         let _ = f.trips.remove_label_values(&[n]);
-        for o in [OUTCOME_SUCCESS, OUTCOME_CLIENT_ERROR, OUTCOME_REJECTED, OUTCOME_ABORTED] {
+        for o in [
+            OUTCOME_SUCCESS,
+            OUTCOME_CLIENT_ERROR,
+            OUTCOME_REJECTED,
+            OUTCOME_ABORTED,
+        ] {
             let _ = f.requests.remove_label_values(&[n, o]);
         }
         for k in FailureKind::ALL {
@@ -205,7 +277,11 @@ impl BreakerMetrics {
         for k in CallKind::ALL {
             let _ = f.calls.remove_label_values(&[n, k.as_str()]);
         }
-        for s in [FallbackSource::None, FallbackSource::Cache, FallbackSource::Function] {
+        for s in [
+            FallbackSource::None,
+            FallbackSource::Cache,
+            FallbackSource::Function,
+        ] {
             let _ = f.fallbacks.remove_label_values(&[n, s.as_str()]);
         }
         let _ = f.lkg_entries.remove_label_values(&[n]);
@@ -277,12 +353,18 @@ mod tests {
     #[test]
     fn series_appear_and_are_removed() {
         let m = BreakerMetrics::new("metrics-test-a");
-        m.on_event(&Event::Success { latency: Duration::from_millis(3) });
+        m.on_event(&Event::Success {
+            latency: Duration::from_millis(3),
+        });
         m.set_state(StateKind::Open);
         let text = render();
         assert!(text.contains("dnastore_circuit_state{name=\"metrics-test-a\"} 1"));
-        assert!(text.contains("dnastore_requests_total{name=\"metrics-test-a\",outcome=\"success\"} 1"));
-        assert!(text.contains("dnastore_request_duration_seconds_bucket{name=\"metrics-test-a\",le=\"0.005\"} 1"));
+        assert!(
+            text.contains("dnastore_requests_total{name=\"metrics-test-a\",outcome=\"success\"} 1")
+        );
+        assert!(text.contains(
+            "dnastore_request_duration_seconds_bucket{name=\"metrics-test-a\",le=\"0.005\"} 1"
+        ));
         m.remove();
         assert!(!render().contains("metrics-test-a"));
     }

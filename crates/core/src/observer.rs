@@ -128,17 +128,33 @@ pub enum Event<'a> {
     /// A call was admitted (closed, or a half-open trial).
     Fire,
     /// An attempt got a 2xx.
-    Success { latency: Duration },
+    Success {
+        latency: Duration,
+    },
     /// An attempt got a 4xx other than 408/429 (counts as a healthy answer).
-    ClientError { latency: Duration, status: u16 },
+    ClientError {
+        latency: Duration,
+        status: u16,
+    },
     /// An attempt failed in a way that counts against the breaker.
-    Failure { kind: FailureKind, latency: Duration },
+    Failure {
+        kind: FailureKind,
+        latency: Duration,
+    },
     /// A call was short-circuited (open, or half-open with every trial slot taken).
     Reject,
     /// A call resolved to a fallback.
-    Fallback { code: Code, source: FallbackSource, age: Option<Duration> },
+    Fallback {
+        code: Code,
+        source: FallbackSource,
+        age: Option<Duration>,
+    },
     /// Another attempt follows after `delay`.
-    Retry { attempt: u32, delay: Duration, reason: FailureKind },
+    Retry {
+        attempt: u32,
+        delay: Duration,
+        reason: FailureKind,
+    },
     /// A retry was wanted but the retry budget was spent.
     RetryBudgetExhausted,
     /// The caller aborted the call.
@@ -150,7 +166,9 @@ pub enum Event<'a> {
     Shutdown,
     /// The shared LKG Redis became unreachable (`up: false`) or is back (`up: true`);
     /// reported once per transition.
-    RedisHealth { up: bool },
+    RedisHealth {
+        up: bool,
+    },
 }
 
 impl Event<'_> {

@@ -38,7 +38,12 @@ pub struct Rejection {
 
 impl From<CallError> for Rejection {
     fn from(e: CallError) -> Self {
-        Self { code: e.code, message: e.message, status: None, body: None }
+        Self {
+            code: e.code,
+            message: e.message,
+            status: None,
+            body: None,
+        }
     }
 }
 

@@ -16,7 +16,8 @@ struct Entry {
     handles: usize,
 }
 
-static REGISTRY: LazyLock<Mutex<HashMap<String, Entry>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static REGISTRY: LazyLock<Mutex<HashMap<String, Entry>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Returns the breaker named `config.name`, creating it if needed.
 pub fn open(config: Config, deps: Deps) -> Result<Arc<Breaker>, CallError> {
@@ -35,7 +36,13 @@ pub fn open(config: Config, deps: Deps) -> Result<Arc<Breaker>, CallError> {
         return Ok(e.breaker.clone());
     }
     let b = Breaker::new(config, deps)?;
-    reg.insert(b.name().to_string(), Entry { breaker: b.clone(), handles: 1 });
+    reg.insert(
+        b.name().to_string(),
+        Entry {
+            breaker: b.clone(),
+            handles: 1,
+        },
+    );
     Ok(b)
 }
 
@@ -56,7 +63,11 @@ pub fn close(b: &Arc<Breaker>) {
 }
 
 pub fn all() -> Vec<Arc<Breaker>> {
-    REGISTRY.lock().values().map(|e| e.breaker.clone()).collect()
+    REGISTRY
+        .lock()
+        .values()
+        .map(|e| e.breaker.clone())
+        .collect()
 }
 
 /// Prometheus text for every breaker in the process.
@@ -73,7 +84,9 @@ mod tests {
     use crate::config::{RawOptions, RawValue};
 
     fn cfg(name: &str, timeout: f64) -> Config {
-        let o = RawOptions::new().set("name", RawValue::String(name.into())).set("timeout", RawValue::Number(timeout));
+        let o = RawOptions::new()
+            .set("name", RawValue::String(name.into()))
+            .set("timeout", RawValue::Number(timeout));
         Config::resolve(&o, &|_| None).unwrap()
     }
 
@@ -85,7 +98,10 @@ mod tests {
         assert!(open(cfg("registry-shared", 200.0), Deps::default()).is_err());
         assert!(render_metrics().contains("registry-shared"));
         close(&a);
-        assert!(render_metrics().contains("registry-shared"), "one handle left");
+        assert!(
+            render_metrics().contains("registry-shared"),
+            "one handle left"
+        );
         close(&b);
         assert!(!render_metrics().contains("registry-shared"));
     }

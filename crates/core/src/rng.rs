@@ -21,7 +21,9 @@ pub struct SplitMix64 {
 
 impl SplitMix64 {
     pub fn seeded(seed: u64) -> Self {
-        Self { state: AtomicU64::new(seed) }
+        Self {
+            state: AtomicU64::new(seed),
+        }
     }
 
     /// Seeded from the OS; falls back to the address-space layout and time if the OS

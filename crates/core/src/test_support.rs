@@ -32,7 +32,10 @@ pub struct Script {
 
 impl Script {
     pub fn new(steps: Vec<Step>) -> std::sync::Arc<Self> {
-        std::sync::Arc::new(Self { steps: Mutex::new(steps.into()), seen: Mutex::new(vec![]) })
+        std::sync::Arc::new(Self {
+            steps: Mutex::new(steps.into()),
+            seen: Mutex::new(vec![]),
+        })
     }
 
     pub fn count(&self) -> usize {
@@ -44,11 +47,17 @@ impl Script {
         if s.len() > 1 {
             s.pop_front().expect("non-empty")
         } else {
-            s.front().cloned().expect("a script needs at least one step")
+            s.front()
+                .cloned()
+                .expect("a script needs at least one step")
         }
     }
 
-    pub async fn send(&self, req: &PreparedRequest, max_body: u64) -> Result<RawResponse, AttemptFailure> {
+    pub async fn send(
+        &self,
+        req: &PreparedRequest,
+        max_body: u64,
+    ) -> Result<RawResponse, AttemptFailure> {
         self.seen.lock().push(req.clone());
         let mut step = self.next();
         loop {
@@ -66,12 +75,20 @@ impl Script {
                     }
                     let mut h = HeaderMap::new();
                     h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
-                    return Ok(RawResponse { status: StatusCode::from_u16(status).expect("valid status"), headers: h, body: Bytes::from_static(body.as_bytes()) });
+                    return Ok(RawResponse {
+                        status: StatusCode::from_u16(status).expect("valid status"),
+                        headers: h,
+                        body: Bytes::from_static(body.as_bytes()),
+                    });
                 }
                 Step::ReplyRetryAfter(status, ra) => {
                     let mut h = HeaderMap::new();
                     h.insert(http::header::RETRY_AFTER, HeaderValue::from_static(ra));
-                    return Ok(RawResponse { status: StatusCode::from_u16(status).expect("valid status"), headers: h, body: Bytes::new() });
+                    return Ok(RawResponse {
+                        status: StatusCode::from_u16(status).expect("valid status"),
+                        headers: h,
+                        body: Bytes::new(),
+                    });
                 }
             }
         }

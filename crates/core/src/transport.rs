@@ -12,7 +12,11 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
-    pub(crate) async fn send(&self, req: &PreparedRequest, max_body: u64) -> Result<RawResponse, AttemptFailure> {
+    pub(crate) async fn send(
+        &self,
+        req: &PreparedRequest,
+        max_body: u64,
+    ) -> Result<RawResponse, AttemptFailure> {
         match self {
             Transport::Http(c) => c.send(req, max_body).await,
             #[cfg(test)]

@@ -62,7 +62,14 @@ impl RollingWindow {
         let n = buckets.max(1) as usize;
         let width_nanos = (window.as_nanos() as u64 / n as u64).max(1);
         Self {
-            buckets: vec![Bucket { epoch: u64::MAX, counts: Counts::default() }; n].into_boxed_slice(),
+            buckets: vec![
+                Bucket {
+                    epoch: u64::MAX,
+                    counts: Counts::default()
+                };
+                n
+            ]
+            .into_boxed_slice(),
             width_nanos,
         }
     }

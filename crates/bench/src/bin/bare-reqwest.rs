@@ -38,7 +38,11 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let num = || value.parse::<u64>().map_err(|_| format!("{flag}: not a number: {value}"));
+        let num = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag}: not a number: {value}"))
+        };
         match flag.as_str() {
             "--url" => a.url = value.clone(),
             "--concurrency" => a.concurrency = num()?.max(1) as usize,
@@ -64,7 +68,11 @@ fn cpu_us() -> u64 {
 }
 
 /// One connection's loop: returns the latencies (us) of requests completed while measuring.
-async fn worker(client: reqwest::Client, url: reqwest::Url, phase: Arc<AtomicU8>) -> (Vec<u32>, u64) {
+async fn worker(
+    client: reqwest::Client,
+    url: reqwest::Url,
+    phase: Arc<AtomicU8>,
+) -> (Vec<u32>, u64) {
     let mut lat = Vec::with_capacity(1 << 16);
     let mut errors = 0u64;
     loop {

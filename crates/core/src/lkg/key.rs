@@ -17,7 +17,11 @@ impl CacheKey {
 /// Breaker name, method, URL (with query) and the vary set: Authorization and the tenant header.
 pub fn cache_key(breaker: &str, req: &PreparedRequest, tenant_header: &str) -> CacheKey {
     let mut h = Sha256::new();
-    for part in [breaker.as_bytes(), req.method.as_str().as_bytes(), req.url.as_str().as_bytes()] {
+    for part in [
+        breaker.as_bytes(),
+        req.method.as_str().as_bytes(),
+        req.url.as_str().as_bytes(),
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }

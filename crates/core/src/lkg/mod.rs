@@ -64,7 +64,14 @@ impl LkgCache {
         if cfg.max_bytes == 0 {
             return None;
         }
-        Some(Self { store: Mutex::new(Store { lru: Some(LruCache::new(cap)), bytes: 0 }), cfg, metrics })
+        Some(Self {
+            store: Mutex::new(Store {
+                lru: Some(LruCache::new(cap)),
+                bytes: 0,
+            }),
+            cfg,
+            metrics,
+        })
     }
 
     pub fn config(&self) -> &LkgConfig {
@@ -85,9 +92,13 @@ impl LkgCache {
     }
 
     fn verify(&self, key: &CacheKey, e: &Entry) -> bool {
-        let Some(secret) = self.cfg.signing_secret.as_ref() else { return true };
+        let Some(secret) = self.cfg.signing_secret.as_ref() else {
+            return true;
+        };
         let Some(tag) = e.mac else { return false };
-        let Ok(mut m) = HmacSha256::new_from_slice(secret.as_bytes()) else { return false };
+        let Ok(mut m) = HmacSha256::new_from_slice(secret.as_bytes()) else {
+            return false;
+        };
         m.update(&key.0);
         m.update(&e.stored_at_ms.to_be_bytes());
         m.update(&e.body);
@@ -97,7 +108,12 @@ impl LkgCache {
     /// Builds a signed entry for `body` (also what is written to Redis).
     pub fn entry(&self, key: &CacheKey, body: Bytes, json: bool, now_ms: u64) -> Entry {
         let mac = self.mac(key, &body, now_ms);
-        Entry { body, json, stored_at_ms: now_ms, mac }
+        Entry {
+            body,
+            json,
+            stored_at_ms: now_ms,
+            mac,
+        }
     }
 
     /// Stores a successful response. Returns false when it is over the per-entry limit.
@@ -109,7 +125,9 @@ impl LkgCache {
         }
         let mut s = self.store.lock();
         let Store { lru, bytes } = &mut *s;
-        let Some(lru) = lru.as_mut() else { return false };
+        let Some(lru) = lru.as_mut() else {
+            return false;
+        };
         let mut evicted = 0u64;
         if let Some((old_key, old)) = lru.push(key, entry) {
             *bytes -= old.body.len() as u64;
@@ -168,7 +186,11 @@ impl LkgCache {
 
     fn fresh(&self, e: Entry, now_ms: u64) -> Option<Hit> {
         let age = Duration::from_millis(now_ms.saturating_sub(e.stored_at_ms));
-        (age <= self.cfg.max_stale).then_some(Hit { body: e.body, json: e.json, age })
+        (age <= self.cfg.max_stale).then_some(Hit {
+            body: e.body,
+            json: e.json,
+            age,
+        })
     }
 
     pub fn len(&self) -> usize {

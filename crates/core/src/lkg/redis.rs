@@ -55,9 +55,16 @@ const UP: u8 = 1;
 const DOWN: u8 = 2;
 
 enum Op {
-    Set { key: String, value: Vec<u8>, ttl_ms: u64 },
+    Set {
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: u64,
+    },
     /// The reply is the value (`None`: no such key); a dropped sender means the read failed.
-    Get { key: String, reply: oneshot::Sender<Option<Bytes>> },
+    Get {
+        key: String,
+        reply: oneshot::Sender<Option<Bytes>>,
+    },
 }
 
 struct Shared {
@@ -73,7 +80,9 @@ impl Shared {
     }
 
     fn set_up(&self, up: bool) {
-        let old = self.health.swap(if up { UP } else { DOWN }, Ordering::AcqRel);
+        let old = self
+            .health
+            .swap(if up { UP } else { DOWN }, Ordering::AcqRel);
         if up && old == DOWN {
             (self.on_health)(true);
         } else if !up && old != DOWN {
@@ -101,9 +110,20 @@ pub struct RedisLkg {
 
 impl RedisLkg {
     /// Keys are `dnastore:lkg:<breaker>:<cache key hex>`; values expire after `ttl` (maxStale).
-    pub fn new(target: Target, breaker: &str, ttl: Duration, metrics: Arc<BreakerMetrics>, on_health: HealthHook) -> Self {
+    pub fn new(
+        target: Target,
+        breaker: &str,
+        ttl: Duration,
+        metrics: Arc<BreakerMetrics>,
+        on_health: HealthHook,
+    ) -> Self {
         Self {
-            shared: Arc::new(Shared { target, metrics, health: AtomicU8::new(UNKNOWN), on_health }),
+            shared: Arc::new(Shared {
+                target,
+                metrics,
+                health: AtomicU8::new(UNKNOWN),
+                on_health,
+            }),
             prefix: format!("dnastore:lkg:{breaker}:"),
             ttl_ms: ttl.as_millis().max(1) as u64,
             tx: OnceLock::new(),
@@ -134,7 +154,11 @@ impl RedisLkg {
 
     /// Queues a write; never waits.
     pub fn put(&self, k: &CacheKey, e: &Entry) {
-        let op = Op::Set { key: self.key(k), value: encode(e), ttl_ms: self.ttl_ms };
+        let op = Op::Set {
+            key: self.key(k),
+            value: encode(e),
+            ttl_ms: self.ttl_ms,
+        };
         if self.sender().is_none_or(|tx| tx.try_send(op).is_err()) {
             self.shared.error();
         }
@@ -146,7 +170,10 @@ impl RedisLkg {
             return None;
         }
         let (reply, rx) = oneshot::channel();
-        let op = Op::Get { key: self.key(k), reply };
+        let op = Op::Get {
+            key: self.key(k),
+            reply,
+        };
         if self.sender().is_none_or(|tx| tx.try_send(op).is_err()) {
             self.shared.error();
             return None;
@@ -205,9 +232,15 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Op>) {
 }
 
 async fn connect(t: &Target) -> Result<(Box<dyn Io>, BytesMut), ()> {
-    let tcp = TcpStream::connect((t.host.as_str(), t.port)).await.map_err(drop)?;
+    let tcp = TcpStream::connect((t.host.as_str(), t.port))
+        .await
+        .map_err(drop)?;
     let _ = tcp.set_nodelay(true);
-    let mut io: Box<dyn Io> = if t.tls { Box::new(tls(t, tcp).await?) } else { Box::new(tcp) };
+    let mut io: Box<dyn Io> = if t.tls {
+        Box::new(tls(t, tcp).await?)
+    } else {
+        Box::new(tcp)
+    };
     let mut out = Vec::new();
     let mut replies = 0;
     if let Some(pw) = &t.password {
@@ -252,12 +285,17 @@ async fn tls(t: &Target, tcp: TcpStream) -> Result<tokio_rustls::client::TlsStre
         .get_or_init(|| {
             // The same provider the HTTP client installs; whichever came first wins.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            rustls::ClientConfig::with_platform_verifier().ok().map(Arc::new)
+            rustls::ClientConfig::with_platform_verifier()
+                .ok()
+                .map(Arc::new)
         })
         .clone()
         .ok_or(())?;
     let name = rustls::pki_types::ServerName::try_from(t.host.clone()).map_err(drop)?;
-    tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(drop)
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(drop)
 }
 
 enum Ended {
@@ -276,7 +314,16 @@ enum Slot {
 fn push(out: &mut Vec<u8>, op: Op) -> Slot {
     match op {
         Op::Set { key, value, ttl_ms } => {
-            resp::command(out, &[b"SET", key.as_bytes(), &value, b"PX", ttl_ms.to_string().as_bytes()]);
+            resp::command(
+                out,
+                &[
+                    b"SET",
+                    key.as_bytes(),
+                    &value,
+                    b"PX",
+                    ttl_ms.to_string().as_bytes(),
+                ],
+            );
             Slot::Set
         }
         Op::Get { key, reply } => {
@@ -298,7 +345,11 @@ fn deliver(shared: &Shared, slot: Slot, reply: Reply) {
 }
 
 /// Hands every complete reply in `buf` to its waiting slot, in order.
-fn drain(shared: &Shared, buf: &mut BytesMut, pending: &mut VecDeque<(Slot, Instant)>) -> Result<(), ()> {
+fn drain(
+    shared: &Shared,
+    buf: &mut BytesMut,
+    pending: &mut VecDeque<(Slot, Instant)>,
+) -> Result<(), ()> {
     while let Some((reply, used)) = resp::parse(buf).map_err(drop)? {
         buf.advance(used);
         let (slot, _) = pending.pop_front().ok_or(())?;
@@ -308,7 +359,12 @@ fn drain(shared: &Shared, buf: &mut BytesMut, pending: &mut VecDeque<(Slot, Inst
 }
 
 /// Pipelines queued operations on one connection until it fails or the queue closes.
-async fn serve(shared: &Shared, io: Box<dyn Io>, mut buf: BytesMut, rx: &mut mpsc::Receiver<Op>) -> Ended {
+async fn serve(
+    shared: &Shared,
+    io: Box<dyn Io>,
+    mut buf: BytesMut,
+    rx: &mut mpsc::Receiver<Op>,
+) -> Ended {
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut pending: VecDeque<(Slot, Instant)> = VecDeque::new();
     let mut out = Vec::with_capacity(8192);

@@ -17,7 +17,10 @@ fn cache(c: LkgConfig) -> LkgCache {
 }
 
 fn key(url: &str, auth: Option<&str>) -> CacheKey {
-    let h: Vec<(String, String)> = auth.map(|a| ("authorization".to_string(), a.to_string())).into_iter().collect();
+    let h: Vec<(String, String)> = auth
+        .map(|a| ("authorization".to_string(), a.to_string()))
+        .into_iter()
+        .collect();
     let req = prepare(None, url, None, &h, None).unwrap();
     cache_key("b", &req, "x-tenant-id")
 }
@@ -30,7 +33,11 @@ fn put(c: &LkgCache, k: CacheKey, body: &'static [u8], at: u64) -> bool {
 #[test]
 fn lru_by_entries() {
     let c = cache(cfg(2, 1 << 20, None));
-    let (a, b, d) = (key("http://h/a", None), key("http://h/b", None), key("http://h/d", None));
+    let (a, b, d) = (
+        key("http://h/a", None),
+        key("http://h/b", None),
+        key("http://h/d", None),
+    );
     put(&c, a, b"1", 0);
     put(&c, b, b"2", 0);
     assert!(c.lookup(&a, 0).is_some()); // a is now most recent
@@ -76,7 +83,14 @@ fn vary_isolation() {
     assert_eq!(&c.lookup(&alice, 0).unwrap().body[..], b"alice");
     assert_eq!(&c.lookup(&bob, 0).unwrap().body[..], b"bob");
     let tenant = |t: &str| {
-        let req = prepare(None, "http://h/a", None, &[("x-tenant-id".into(), t.into())], None).unwrap();
+        let req = prepare(
+            None,
+            "http://h/a",
+            None,
+            &[("x-tenant-id".into(), t.into())],
+            None,
+        )
+        .unwrap();
         cache_key("b", &req, "x-tenant-id")
     };
     assert_ne!(tenant("t1"), tenant("t2"));
@@ -102,7 +116,10 @@ fn remote_entries_must_verify() {
     let mut bad = good.clone();
     bad.body = Bytes::from_static(b"2");
     assert!(c.accept_remote(&a, bad, 5).is_none());
-    let forged_unsigned = Entry { mac: None, ..good.clone() };
+    let forged_unsigned = Entry {
+        mac: None,
+        ..good.clone()
+    };
     assert!(c.accept_remote(&a, forged_unsigned, 5).is_none());
     assert!(c.accept_remote(&a, good, 5).is_some());
     assert!(c.lookup(&a, 5).is_some(), "kept locally once verified");

@@ -20,7 +20,10 @@ pub struct Backoff {
 impl Backoff {
     /// `base <= cap` is guaranteed by config validation; a reversed pair is clamped, never a panic.
     pub fn new(base: Duration, cap: Duration) -> Self {
-        Self { base, cap: cap.max(base) }
+        Self {
+            base,
+            cap: cap.max(base),
+        }
     }
 
     /// The delay before the next attempt, given the previous delay (None before the first retry).

@@ -38,7 +38,8 @@ impl RetryBudget {
 
     /// Takes one retry from the budget, or returns false when it is spent.
     pub fn try_withdraw(&self, now: Duration) -> bool {
-        let allowed = self.min_per_sec * TTL.as_secs() + self.deposits.total(now) * self.percent / 100;
+        let allowed =
+            self.min_per_sec * TTL.as_secs() + self.deposits.total(now) * self.percent / 100;
         if self.withdrawals.total(now) >= allowed {
             return false;
         }

@@ -8,8 +8,10 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// POST and PATCH are retried only with an `Idempotency-Key`, which lets the upstream
 /// de-duplicate; without one a retry could store a sigil twice.
 pub fn method_is_retryable(method: &Method, has_idempotency_key: bool) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS)
-        || has_idempotency_key
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+    ) || has_idempotency_key
 }
 
 #[cfg(test)]

@@ -36,11 +36,19 @@ pub fn decode(v: &Bytes) -> Option<Entry> {
     let flags = v[2];
     let stored_at_ms = u64::from_be_bytes(v[3..HEAD].try_into().ok()?);
     let (mac, body_at) = if flags & SIGNED != 0 {
-        (Some(<[u8; 32]>::try_from(v.get(HEAD..HEAD + 32)?).ok()?), HEAD + 32)
+        (
+            Some(<[u8; 32]>::try_from(v.get(HEAD..HEAD + 32)?).ok()?),
+            HEAD + 32,
+        )
     } else {
         (None, HEAD)
     };
-    Some(Entry { body: v.slice(body_at..), json: flags & JSON != 0, stored_at_ms, mac })
+    Some(Entry {
+        body: v.slice(body_at..),
+        json: flags & JSON != 0,
+        stored_at_ms,
+        mac,
+    })
 }
 
 /// Where and how to connect. Debug never shows the credentials.
@@ -66,7 +74,9 @@ impl std::fmt::Debug for Target {
 }
 
 fn decoded(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 impl Target {
@@ -85,12 +95,22 @@ impl Target {
         };
         let db = match u.path().trim_matches('/') {
             "" => 0,
-            p => p.parse::<u32>().map_err(|_| "invalid redisUrl: the path must be a database number, e.g. redis://host:6379/0".to_string())?,
+            p => p.parse::<u32>().map_err(|_| {
+                "invalid redisUrl: the path must be a database number, e.g. redis://host:6379/0"
+                    .to_string()
+            })?,
         };
         // A password alone is `redis://:secret@host`, as redis-cli and most clients read it.
         let username = Some(decoded(u.username())).filter(|s| !s.is_empty());
         let password = u.password().map(decoded);
-        Ok(Self { host, port: u.port().unwrap_or(6379), tls, username, password, db })
+        Ok(Self {
+            host,
+            port: u.port().unwrap_or(6379),
+            tls,
+            username,
+            password,
+            db,
+        })
     }
 }
 
@@ -99,14 +119,26 @@ mod tests {
     use super::*;
 
     fn entry(mac: Option<[u8; 32]>, json: bool, body: &'static [u8]) -> Entry {
-        Entry { body: Bytes::from_static(body), json, stored_at_ms: 1_700_000_000_123, mac }
+        Entry {
+            body: Bytes::from_static(body),
+            json,
+            stored_at_ms: 1_700_000_000_123,
+            mac,
+        }
     }
 
     #[test]
     fn entries_round_trip() {
-        for e in [entry(None, true, b"{\"a\":1}"), entry(Some([7; 32]), false, b"text"), entry(Some([0; 32]), true, b"")] {
+        for e in [
+            entry(None, true, b"{\"a\":1}"),
+            entry(Some([7; 32]), false, b"text"),
+            entry(Some([0; 32]), true, b""),
+        ] {
             let v = Bytes::from(encode(&e));
-            assert_eq!(v.len(), HEAD + e.body.len() + if e.mac.is_some() { 32 } else { 0 });
+            assert_eq!(
+                v.len(),
+                HEAD + e.body.len() + if e.mac.is_some() { 32 } else { 0 }
+            );
             assert_eq!(decode(&v), Some(e));
         }
     }
@@ -114,8 +146,14 @@ mod tests {
     #[test]
     fn foreign_or_damaged_values_do_not_decode() {
         let good = Bytes::from(encode(&entry(Some([1; 32]), true, b"{}")));
-        assert!(decode(&Bytes::from_static(b"{\"a\":1}")).is_none(), "a plain value someone SET");
-        assert!(decode(&good.slice(..HEAD + 10)).is_none(), "signed but the MAC is cut short");
+        assert!(
+            decode(&Bytes::from_static(b"{\"a\":1}")).is_none(),
+            "a plain value someone SET"
+        );
+        assert!(
+            decode(&good.slice(..HEAD + 10)).is_none(),
+            "signed but the MAC is cut short"
+        );
         let mut v = good.to_vec();
         v[1] = 2;
         assert!(decode(&Bytes::from(v)).is_none(), "unknown version");
@@ -127,15 +165,29 @@ mod tests {
     #[test]
     fn parses_targets() {
         let t = Target::parse("redis://127.0.0.1:6380/3").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.tls, t.db, t.username, t.password), ("127.0.0.1", 6380, false, 3, None, None));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.tls, t.db, t.username, t.password),
+            ("127.0.0.1", 6380, false, 3, None, None)
+        );
         let t = Target::parse("rediss://app:p%40s+s@cache.internal").unwrap();
         assert_eq!((t.port, t.tls, t.db), (6379, true, 0));
-        assert_eq!((t.username.as_deref(), t.password.as_deref()), (Some("app"), Some("p@s+s")));
+        assert_eq!(
+            (t.username.as_deref(), t.password.as_deref()),
+            (Some("app"), Some("p@s+s"))
+        );
         let t = Target::parse("redis://:only-secret@[::1]:7000/").unwrap();
-        assert_eq!((t.host.as_str(), t.username, t.password.as_deref()), ("::1", None, Some("only-secret")));
+        assert_eq!(
+            (t.host.as_str(), t.username, t.password.as_deref()),
+            ("::1", None, Some("only-secret"))
+        );
         let err = Target::parse("redis://u:hunter2@h/x").unwrap_err();
-        assert!(err.contains("database") && !err.contains("hunter2"), "{err}");
-        assert!(!format!("{:?}", Target::parse("redis://u:hunter2@h").unwrap()).contains("hunter2"));
+        assert!(
+            err.contains("database") && !err.contains("hunter2"),
+            "{err}"
+        );
+        assert!(
+            !format!("{:?}", Target::parse("redis://u:hunter2@h").unwrap()).contains("hunter2")
+        );
         assert!(Target::parse("http://h").is_err());
     }
 }

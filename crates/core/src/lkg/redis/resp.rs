@@ -50,15 +50,22 @@ fn line(buf: &[u8], from: usize) -> Option<(&[u8], usize)> {
 }
 
 fn int(s: &[u8]) -> Result<i64, ProtocolError> {
-    std::str::from_utf8(s).ok().and_then(|s| s.parse().ok()).ok_or(ProtocolError)
+    std::str::from_utf8(s)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(ProtocolError)
 }
 
 fn parse_at(buf: &[u8], at: usize, depth: u8) -> Result<Option<(Reply, usize)>, ProtocolError> {
     if depth > 8 {
         return Err(ProtocolError);
     }
-    let Some(&tag) = buf.get(at) else { return Ok(None) };
-    let Some((head, next)) = line(buf, at + 1) else { return Ok(None) };
+    let Some(&tag) = buf.get(at) else {
+        return Ok(None);
+    };
+    let Some((head, next)) = line(buf, at + 1) else {
+        return Ok(None);
+    };
     let text = || String::from_utf8_lossy(head).into_owned();
     Ok(Some(match tag {
         b'+' => (Reply::Simple(text()), next),
@@ -75,7 +82,10 @@ fn parse_at(buf: &[u8], at: usize, depth: u8) -> Result<Option<(Reply, usize)>, 
                 if &buf[end..end + 2] != b"\r\n" {
                     return Err(ProtocolError);
                 }
-                (Reply::Bulk(Some(Bytes::copy_from_slice(&buf[next..end]))), end + 2)
+                (
+                    Reply::Bulk(Some(Bytes::copy_from_slice(&buf[next..end]))),
+                    end + 2,
+                )
             }
         },
         b'*' => match int(head)? {
@@ -108,18 +118,33 @@ mod tests {
     fn encodes_commands_as_bulk_arrays() {
         let mut out = vec![];
         command(&mut out, &[b"SET", b"k", b"a\r\nb", b"PX", b"10"]);
-        assert_eq!(out, b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n$2\r\nPX\r\n$2\r\n10\r\n");
+        assert_eq!(
+            out,
+            b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n$2\r\nPX\r\n$2\r\n10\r\n"
+        );
     }
 
     #[test]
     fn parses_every_reply_type() {
         assert_eq!(parse(b"+OK\r\n"), Ok(Some((Reply::Simple("OK".into()), 5))));
-        assert_eq!(parse(b"-ERR no\r\n"), Ok(Some((Reply::Error("ERR no".into()), 9))));
+        assert_eq!(
+            parse(b"-ERR no\r\n"),
+            Ok(Some((Reply::Error("ERR no".into()), 9)))
+        );
         assert_eq!(parse(b":42\r\n"), Ok(Some((Reply::Int(42), 5))));
         assert_eq!(parse(b"$-1\r\n"), Ok(Some((Reply::Bulk(None), 5))));
-        assert_eq!(parse(b"$4\r\na\r\nb\r\n+OK"), Ok(Some((Reply::Bulk(Some(Bytes::from_static(b"a\r\nb"))), 10))));
+        assert_eq!(
+            parse(b"$4\r\na\r\nb\r\n+OK"),
+            Ok(Some((Reply::Bulk(Some(Bytes::from_static(b"a\r\nb"))), 10)))
+        );
         let arr = parse(b"*2\r\n:1\r\n$-1\r\n").unwrap().unwrap();
-        assert_eq!(arr, (Reply::Array(Some(vec![Reply::Int(1), Reply::Bulk(None)])), 13));
+        assert_eq!(
+            arr,
+            (
+                Reply::Array(Some(vec![Reply::Int(1), Reply::Bulk(None)])),
+                13
+            )
+        );
     }
 
     #[test]
