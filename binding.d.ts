@@ -33,7 +33,7 @@ export declare class NativeBreaker {
    * Answers synchronously while the circuit is open: `null` (the facade builds the
    * fallback) or a cached last-known-good outcome; otherwise a Promise.
    */
-  fire(url: string, method?: string | undefined | null, headers?: Array<string> | undefined | null, body?: string | Uint8Array | undefined | null, timeout?: number | undefined | null, deadline?: number | undefined | null, fullResponse?: boolean | undefined | null, abort?: AbortHandle | undefined | null): null | NativeOutcome | Promise<string | NativeOutcome>
+  fire(url: string, method?: string | undefined | null, headers?: Array<string> | undefined | null, body?: string | Uint8Array | undefined | null, timeout?: number | undefined | null, deadline?: number | undefined | null, fullResponse?: boolean | undefined | null, abort?: AbortHandle | undefined | null, route?: string | undefined | null): null | NativeOutcome | Promise<string | NativeOutcome>
   /**
    * Stops this handle: later fire() calls reject with ESHUTDOWN, its events stop,
    * and the last handle of a name removes the breaker and its metric series.
@@ -109,6 +109,8 @@ export interface BreakerOptions {
   retryAfterMaxMs?: number
   /** Whole-call budget in ms (attempts and sleeps). Default 10000 (DNASTORE_DEADLINE_MS). */
   deadline?: number
+  /** Distinct `init.route` templates in the route metrics; later ones are 'other'. Default 50 (DNASTORE_METRICS_MAX_ROUTES). */
+  maxRoutes?: number
   /** LKG cache entries; 0 disables. Default 1000 (DNASTORE_LKG_MAX_ENTRIES). */
   lkgMaxEntries?: number
   /** LKG cache bytes. Default 64 MiB (DNASTORE_LKG_MAX_BYTES). */
@@ -146,6 +148,9 @@ export interface BreakerStats {
   trips: number
   windowMs: number
 }
+
+/** Every metric family the core defines: `[name, type, help]`, present or not yet. */
+export declare function metricFamilies(): Array<Array<string>>
 
 /** Prometheus text exposition of every breaker in this process. */
 export declare function metrics(): string

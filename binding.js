@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.AbortHandle = nativeBinding.AbortHandle
 module.exports.NativeBreaker = nativeBinding.NativeBreaker
 module.exports.__testPanic = nativeBinding.__testPanic
+module.exports.metricFamilies = nativeBinding.metricFamilies
 module.exports.metrics = nativeBinding.metrics
 module.exports.METRICS_CONTENT_TYPE = nativeBinding.METRICS_CONTENT_TYPE
 module.exports.optionNames = nativeBinding.optionNames

@@ -37,6 +37,8 @@ export interface FireInit {
   signal?: AbortSignal;
   /** Resolve { status, headers, data } instead of the parsed body. */
   fullResponse?: boolean;
+  /** Route template ('/api/sigils/:id') for the route-level metrics; never the raw URL. */
+  route?: string;
 }
 
 export interface Fallback<T = unknown> {

@@ -138,6 +138,7 @@ class Breaker extends EventEmitter {
           checkOptional('deadline', init.deadline, 'number'),
           checkOptional('fullResponse', init.fullResponse, 'boolean'),
           handle,
+          checkOptional('route', init.route, 'string'),
         );
       }
     } catch (err) {

@@ -423,3 +423,71 @@ test('the generated BreakerOptions type lists exactly the core option names', ()
   const fields = body.slice(0, body.indexOf('\n}')).match(/^ {2}(\w+)\?:/gm).map((f) => f.trim().replace('?:', ''));
   expect(fields.sort()).toEqual([...require('..').optionNames()].sort());
 });
+
+test('URL credentials and secret headers never reach errors, logs, events or metrics', async () => {
+  up.set((req, res) => json(res, 404, { error: 'nope' }));
+  const lines = [];
+  const logger = { warn: (o, m) => lines.push(JSON.stringify(o) + m), info: (o, m) => lines.push(JSON.stringify(o) + m), error: () => {} };
+  const withCreds = up.url.replace('http://', 'http://admin:hunter2@');
+  const b = make({ baseUrl: withCreds, logger, maxFailures: 1 });
+  const events = [];
+  for (const e of ['failure', 'fallback', 'clientError', 'open']) b.on(e, (p) => events.push(JSON.stringify(p)));
+  const err = await b.fire('/s?token=q-secret', { headers: { authorization: 'Bearer h-secret' } }).catch((e) => e);
+  expect(err.code).toBe('EHTTP');
+  expect(err.message).toContain('/s');
+  up.set((req, res) => json(res, 503, {}));
+  await b.fire('/s?token=q-secret', { headers: { authorization: 'Bearer h-secret' } });
+  await eventually(() => lines.length >= 1 && events.length >= 3);
+  const everything = [err.message, err.stack, ...lines, ...events, metrics()].join('\n');
+  for (const secret of ['hunter2', 'admin:', 'q-secret', 'h-secret']) expect(everything).not.toContain(secret);
+});
+
+test('worker threads of one process share a breaker by name', async () => {
+  const { Worker } = require('node:worker_threads');
+  up.set((req, res) => json(res, 503, {}));
+  const name = uniqueName('shared');
+  const opts = { name, baseUrl: up.url, maxFailures: 2, maxAttempts: 1, resetTimeout: 60_000 };
+  const main = make(opts);
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { createBreaker } = require(workerData.pkg);
+    const b = createBreaker({ ...workerData.opts, logger: false });
+    (async () => {
+      await b.fire('/w1');
+      await b.fire('/w2');
+      parentPort.postMessage(b.state);
+      b.shutdown();
+    })();
+  `;
+  const w = new Worker(code, { eval: true, workerData: { pkg: require.resolve('..'), opts } });
+  const stateInWorker = await new Promise((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  await w.terminate();
+  expect(stateInWorker).toBe('open');
+  // The worker's failures opened the breaker the main thread holds.
+  expect(main.state).toBe('open');
+  expect(await main.fire('/m')).toMatchObject({ fallback: true, code: 'EOPENBREAKER' });
+  expect(up.hits.map((h) => h.url)).toEqual(['/w1', '/w2']);
+});
+
+test('route metrics: labelled only from init.route, capped by maxRoutes', async () => {
+  const b = make({ maxRoutes: 2 });
+  await b.fire('/api/sigils/1', { route: '/api/sigils/:id' });
+  await b.fire('/api/sigils/2', { route: '/api/sigils/:id' });
+  await b.fire('/api/other/1', { route: '/api/other/:id' });
+  await b.fire('/api/third/1', { route: '/api/third/:id' });
+  await b.fire('/api/no-route/1');
+  const m = metrics();
+  const line = (route) => `dnastore_route_requests_total{name="${b.name}",outcome="success",route="${route}"}`;
+  expect(m).toContain(`${line('/api/sigils/:id')} 2`);
+  expect(m).toContain(`${line('/api/other/:id')} 1`);
+  expect(m).toContain(`${line('other')} 1`);
+  expect(m).not.toContain('/api/third');
+  expect(m).not.toContain('/api/no-route');
+  await expect(b.fire('/x', { route: '/api/sigils?id=1' })).rejects.toMatchObject({ code: 'EINVALID' });
+  const off = make({ maxRoutes: 0 });
+  await off.fire('/x', { route: '/x' });
+  expect(metrics()).not.toContain(`dnastore_route_requests_total{name="${off.name}"`);
+});

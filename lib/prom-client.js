@@ -8,27 +8,10 @@
 
 const native = require('../binding.js');
 
-// prom-client asks for metric objects one name at a time when they are registered, before
-// any breaker may exist, and the core renders no family until a breaker does. So the names
-// are listed here; HELP and TYPE still come from the core whenever it renders the family,
-// and a test checks this list against the core's output so neither drifts.
-const FAMILIES = [
-  ['dnastore_calls_total', 'counter', 'Logical calls by kind, as resilience4j counts them.'],
-  ['dnastore_circuit_failure_rate', 'gauge', 'Failure percentage in the rolling window; -1 while below the volume threshold.'],
-  ['dnastore_circuit_state', 'gauge', 'Circuit state: 0 closed, 1 open, 2 half-open.'],
-  ['dnastore_circuit_trips_total', 'counter', 'Times the circuit opened.'],
-  ['dnastore_coalesced_total', 'counter', 'GETs answered by another identical in-flight request.'],
-  ['dnastore_fallbacks_total', 'counter', 'Calls answered with a fallback, by source.'],
-  ['dnastore_lkg_bytes', 'gauge', 'Bytes of bodies in the last-known-good cache.'],
-  ['dnastore_lkg_entries', 'gauge', 'Entries in the last-known-good cache.'],
-  ['dnastore_lkg_evictions_total', 'counter', 'Entries evicted from the last-known-good cache.'],
-  ['dnastore_lkg_redis_errors_total', 'counter', 'Failed Redis operations of the shared cache.'],
-  ['dnastore_lkg_rejected_total', 'counter', 'Entries refused by the last-known-good cache, by reason.'],
-  ['dnastore_request_duration_seconds', 'histogram', 'Duration of each upstream attempt (connect to last body byte), in seconds.'],
-  ['dnastore_requests_total', 'counter', 'Upstream attempts by outcome, plus short-circuited (rejected) and aborted calls.'],
-  ['dnastore_retries_total', 'counter', 'Retries made, by the failure that caused them.'],
-  ['dnastore_retry_budget_exhausted_total', 'counter', 'Retries skipped because the retry budget was spent.'],
-];
+// prom-client asks for metric objects when they are registered, before any breaker may
+// exist, and the core renders no family until a breaker does: so the core also lists its
+// families (name, type, help) up front.
+const FAMILIES = native.metricFamilies();
 
 // Marks our objects, so a second registerWith (even from another copy of this module)
 // recognises them instead of colliding.

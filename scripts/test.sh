@@ -23,9 +23,13 @@ step "eslint"
 npx eslint .
 
 step "jest"
-npx jest --ci
+report="$(mktemp -d)/jest.json"
+npx jest --ci --json --outputFile="$report"
 
 if [ -f loadtest/run-soak.js ]; then
   step "k6 short soak (100 rps, DNAStore up/down cycles)"
   node loadtest/run-soak.js --duration "${SOAK_DURATION:-60s}"
 fi
+
+# One plain closing line for whoever reads the log's end.
+node -e 'const r = require(process.argv[1]); console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`)' "$report"

@@ -135,6 +135,7 @@ impl NativeBreaker {
         deadline: Option<f64>,
         full_response: Option<bool>,
         abort: Option<&AbortHandle>,
+        route: Option<String>,
     ) -> Result<FireResult<'env>> {
         if self.closed.load(Ordering::Acquire) {
             return Ok(Either3::B(convert::rejection(
@@ -179,6 +180,10 @@ impl NativeBreaker {
                 .map(|d| call_ms("init.deadline", &spec::deadline, d))
                 .transpose()?;
             call.cancel = abort.map(|a| a.token.clone());
+            call.route = route
+                .as_deref()
+                .map(dnastore_core::config::route_template)
+                .transpose()?;
             Ok::<_, dnastore_core::CallError>(call)
         })();
         let call = match call {

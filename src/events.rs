@@ -59,14 +59,17 @@ pub fn bit_of(name: &str) -> u32 {
         "fire" => Event::Fire,
         "success" => Event::Success {
             latency: Default::default(),
+            route: None,
         },
         "clientError" => Event::ClientError {
             latency: Default::default(),
             status: 0,
+            route: None,
         },
         "failure" | "timeout" => Event::Failure {
             kind: dnastore_core::FailureKind::Timeout,
             latency: Default::default(),
+            route: None,
         },
         "reject" => Event::Reject,
         "fallback" => Event::Fallback {
@@ -151,14 +154,16 @@ impl Observer for JsObserver {
                 },
             ),
             Event::Fire => ("fire", BreakerEvent::default()),
-            Event::Success { latency } => (
+            Event::Success { latency, .. } => (
                 "success",
                 BreakerEvent {
                     latency_ms: ms(*latency),
                     ..Default::default()
                 },
             ),
-            Event::ClientError { latency, status } => (
+            Event::ClientError {
+                latency, status, ..
+            } => (
                 "clientError",
                 BreakerEvent {
                     latency_ms: ms(*latency),
@@ -166,7 +171,7 @@ impl Observer for JsObserver {
                     ..Default::default()
                 },
             ),
-            Event::Failure { kind, latency } => (
+            Event::Failure { kind, latency, .. } => (
                 "failure",
                 BreakerEvent {
                     latency_ms: ms(*latency),

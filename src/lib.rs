@@ -20,6 +20,15 @@ pub fn metrics() -> String {
     dnastore_core::registry::render_metrics()
 }
 
+/// Every metric family the core defines: `[name, type, help]`, present or not yet.
+#[napi]
+pub fn metric_families() -> Vec<Vec<String>> {
+    dnastore_core::metrics::families()
+        .into_iter()
+        .map(|(n, t, h)| vec![n, t.to_string(), h])
+        .collect()
+}
+
 /// Every option name `createBreaker()` accepts (the core's table).
 #[napi]
 pub fn option_names() -> Vec<&'static str> {

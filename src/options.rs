@@ -44,6 +44,8 @@ pub struct BreakerOptions {
     pub retry_after_max_ms: Option<u32>,
     /// Whole-call budget in ms (attempts and sleeps). Default 10000 (DNASTORE_DEADLINE_MS).
     pub deadline: Option<u32>,
+    /// Distinct `init.route` templates in the route metrics; later ones are 'other'. Default 50 (DNASTORE_METRICS_MAX_ROUTES).
+    pub max_routes: Option<u32>,
     /// LKG cache entries; 0 disables. Default 1000 (DNASTORE_LKG_MAX_ENTRIES).
     pub lkg_max_entries: Option<u32>,
     /// LKG cache bytes. Default 64 MiB (DNASTORE_LKG_MAX_BYTES).

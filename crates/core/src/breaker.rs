@@ -63,6 +63,8 @@ pub struct Call {
     /// Per-call override of `deadline` (all attempts and sleeps).
     pub deadline: Option<Duration>,
     pub cancel: Option<CancelToken>,
+    /// Route template for the route-level metrics (`/api/sigils/:id`), never a raw URL.
+    pub route: Option<Arc<str>>,
 }
 
 impl Call {
@@ -72,6 +74,7 @@ impl Call {
             timeout: None,
             deadline: None,
             cancel: None,
+            route: None,
         }
     }
 }
@@ -134,7 +137,8 @@ impl Breaker {
     }
 
     pub(crate) fn with_transport(config: Config, deps: Deps, http: Transport) -> Arc<Self> {
-        let metrics = Arc::new(BreakerMetrics::new(&config.name));
+        let metrics =
+            Arc::new(BreakerMetrics::new(&config.name).with_max_routes(config.max_routes));
         metrics.set_state(StateKind::Closed);
         let lkg = LkgCache::new(config.lkg.clone(), metrics.clone());
         let wall_origin_ms = deps
@@ -566,7 +570,10 @@ impl Breaker {
                             }
                         } else {
                             // The attempt's event first, then the transition it may cause.
-                            self.emit(&Event::Success { latency });
+                            self.emit(&Event::Success {
+                                latency,
+                                route: call.route.as_deref(),
+                            });
                             self.finish(&mut guard, Verdict::Success);
                             self.emit(&Event::Completed(if attempt > 1 {
                                 CallKind::SuccessfulWithRetry
@@ -591,7 +598,11 @@ impl Breaker {
                     }
                     StatusClass::ClientError => {
                         let status = resp.status.as_u16();
-                        self.emit(&Event::ClientError { latency, status });
+                        self.emit(&Event::ClientError {
+                            latency,
+                            status,
+                            route: call.route.as_deref(),
+                        });
                         self.finish(&mut guard, Verdict::ClientError);
                         self.emit(&Event::Completed(if attempt > 1 {
                             CallKind::FailedWithRetry
@@ -621,7 +632,11 @@ impl Breaker {
                 },
             };
             let kind = failure.kind;
-            self.emit(&Event::Failure { kind, latency });
+            self.emit(&Event::Failure {
+                kind,
+                latency,
+                route: call.route.as_deref(),
+            });
             let tripped = self.finish(&mut guard, Verdict::Failure(kind));
 
             let may_retry = !tripped

@@ -163,6 +163,8 @@ int_specs! {
         "Cap on a Retry-After wait (429/503); the call's deadline caps it too.";
     deadline: "deadline", "DNASTORE_DEADLINE_MS", 10_000, 1, 3_600_000, "ms",
         "Overall budget of one fire(): every attempt and backoff sleep together.";
+    max_routes: "maxRoutes", "DNASTORE_METRICS_MAX_ROUTES", 50, 0, 1000, "routes",
+        "Distinct `init.route` templates labelled in the route metrics; later ones count as route=\"other\".";
     lkg_max_entries: "lkgMaxEntries", "DNASTORE_LKG_MAX_ENTRIES", 1000, 0, 10_000_000, "entries",
         "Last-known-good cache size in entries (0 disables the cache).";
     lkg_max_bytes: "lkgMaxBytes", "DNASTORE_LKG_MAX_BYTES", 64 * MIB, 0, 16 * 1024 * MIB, "bytes",
@@ -265,6 +267,7 @@ pub struct Config {
     pub half_open_max_calls: u32,
     pub max_response_bytes: u64,
     pub deadline: Duration,
+    pub max_routes: u32,
     pub coalesce: bool,
     pub retry: RetryConfig,
     pub lkg: LkgConfig,
@@ -420,6 +423,23 @@ pub fn call_ms(field: &str, spec: &IntSpec, value: f64) -> Result<Duration, Call
     }
 }
 
+/// Validates a caller-supplied route template (`/api/sigils/:id`): the only way a path
+/// reaches a metric label, so it must look like a template, not a URL with ids or a query.
+pub fn route_template(route: &str) -> Result<std::sync::Arc<str>, CallError> {
+    let ok = (1..=128).contains(&route.len())
+        && route.starts_with('/')
+        && route
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#' && b != b'"' && b != b'\\');
+    if ok {
+        Ok(route.into())
+    } else {
+        Err(CallError::invalid(
+            "invalid init.route: must be a path template like /api/sigils/:id (1-128 printable characters, no query)",
+        ))
+    }
+}
+
 /// Parses an upstream base URL; the error never echoes credentials.
 pub fn parse_base_url(raw: &str, source: &str, key: &str) -> Result<Url, ConfigError> {
     let bad = |why: &str| {
@@ -554,6 +574,7 @@ impl Config {
             half_open_max_calls: r.int(&spec::half_open_calls)? as u32,
             max_response_bytes: r.int(&spec::max_response_bytes)?,
             deadline: r.ms(&spec::deadline)?,
+            max_routes: r.int(&spec::max_routes)? as u32,
             coalesce: r.boolean(&COALESCE)?,
             retry: RetryConfig {
                 max_attempts: r.int(&spec::max_attempts)? as u32,

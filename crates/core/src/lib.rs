@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod registry;
 pub mod retry;
+pub mod route_metrics;
 #[cfg(test)]
 mod test_support;
 mod transport;

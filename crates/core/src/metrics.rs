@@ -13,6 +13,7 @@ use prometheus::{
 
 use crate::error::FailureKind;
 use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind};
+use crate::route_metrics::{RouteMetrics, DEFAULT_MAX_ROUTES};
 
 /// `dnastore_request_duration_seconds` buckets: 1 ms to 10 s.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -28,8 +29,10 @@ pub const OUTCOME_ABORTED: &str = "aborted";
 /// LKG rejection reasons (`dnastore_lkg_rejected_total{reason}`).
 pub const LKG_REJECT_REASONS: [&str; 2] = ["tampered", "too_large"];
 
-struct Families {
+pub(crate) struct Families {
     registry: Registry,
+    pub(crate) route_requests: IntCounterVec,
+    pub(crate) route_duration: HistogramVec,
     state: IntGaugeVec,
     trips: IntCounterVec,
     requests: IntCounterVec,
@@ -61,7 +64,7 @@ fn int_gauge(r: &Registry, name: &str, help: &str) -> IntGaugeVec {
     v
 }
 
-static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
+pub(crate) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
     let r = Registry::new();
     let duration = HistogramVec::new(
         HistogramOpts::new(
@@ -162,6 +165,25 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "GETs answered by another identical in-flight request.",
             &["name"],
         ),
+        route_requests: counter(
+            &r,
+            "dnastore_route_requests_total",
+            "Upstream attempts by caller-supplied route template and outcome (bounded by maxRoutes).",
+            &["name", "route", "outcome"],
+        ),
+        route_duration: {
+            let v = HistogramVec::new(
+                HistogramOpts::new(
+                    "dnastore_route_request_duration_seconds",
+                    "Duration of each upstream attempt by caller-supplied route template, in seconds.",
+                )
+                .buckets(DURATION_BUCKETS.to_vec()),
+                &["name", "route"],
+            )
+            .expect("static metric definition");
+            r.register(Box::new(v.clone())).expect("metric registered once");
+            v
+        },
         registry: r,
     }
 });
@@ -191,6 +213,7 @@ pub struct BreakerMetrics {
     pub lkg_too_large: IntCounter,
     pub lkg_redis_errors: IntCounter,
     coalesced: IntCounter,
+    routes: RouteMetrics,
 }
 
 impl BreakerMetrics {
@@ -240,9 +263,16 @@ impl BreakerMetrics {
                 .with_label_values(&[n, LKG_REJECT_REASONS[1]]),
             lkg_redis_errors: f.lkg_redis_errors.with_label_values(&[n]),
             coalesced: f.coalesced.with_label_values(&[n]),
+            routes: RouteMetrics::new(n, DEFAULT_MAX_ROUTES),
         };
         m.failure_rate.set(-1.0);
         m
+    }
+
+    /// Caps the distinct route labels (the `maxRoutes` option).
+    pub fn with_max_routes(mut self, max: u32) -> Self {
+        self.routes = RouteMetrics::new(&self.name, max);
+        self
     }
 
     pub fn set_state(&self, s: StateKind) {
@@ -292,6 +322,7 @@ impl BreakerMetrics {
         }
         let _ = f.lkg_redis_errors.remove_label_values(&[n]);
         let _ = f.coalesced.remove_label_values(&[n]);
+        self.routes.remove();
     }
 }
 
@@ -304,17 +335,24 @@ impl Observer for BreakerMetrics {
                     self.trips.inc();
                 }
             }
-            Event::Success { latency } => {
+            Event::Success { latency, route } => {
                 self.success.inc();
                 self.duration.observe(latency.as_secs_f64());
+                self.routes.observe(*route, OUTCOME_SUCCESS, *latency);
             }
-            Event::ClientError { latency, .. } => {
+            Event::ClientError { latency, route, .. } => {
                 self.client_error.inc();
                 self.duration.observe(latency.as_secs_f64());
+                self.routes.observe(*route, OUTCOME_CLIENT_ERROR, *latency);
             }
-            Event::Failure { kind, latency } => {
+            Event::Failure {
+                kind,
+                latency,
+                route,
+            } => {
                 self.failures[kind.index()].inc();
                 self.duration.observe(latency.as_secs_f64());
+                self.routes.observe(*route, kind.label(), *latency);
             }
             Event::Reject => self.rejected.inc(),
             Event::Aborted => self.aborted.inc(),
@@ -331,6 +369,43 @@ impl Observer for BreakerMetrics {
             Event::Fire | Event::Shutdown | Event::RedisHealth { .. } => {}
         }
     }
+}
+
+/// Every metric family this crate defines, as (name, type, help), whether or not a breaker
+/// exists yet: what an exporter needs to register them up front (prom-client does).
+pub fn families() -> Vec<(String, &'static str, String)> {
+    use prometheus::core::Collector;
+    let f = &*FAMILIES;
+    let all: [(&dyn Collector, &'static str); 17] = [
+        (&f.state, "gauge"),
+        (&f.trips, "counter"),
+        (&f.requests, "counter"),
+        (&f.duration, "histogram"),
+        (&f.failure_rate, "gauge"),
+        (&f.retries, "counter"),
+        (&f.budget_exhausted, "counter"),
+        (&f.calls, "counter"),
+        (&f.fallbacks, "counter"),
+        (&f.lkg_entries, "gauge"),
+        (&f.lkg_bytes, "gauge"),
+        (&f.lkg_evictions, "counter"),
+        (&f.lkg_rejected, "counter"),
+        (&f.lkg_redis_errors, "counter"),
+        (&f.coalesced, "counter"),
+        (&f.route_requests, "counter"),
+        (&f.route_duration, "histogram"),
+    ];
+    let mut out: Vec<_> = all
+        .iter()
+        .flat_map(|(c, t)| {
+            c.desc()
+                .into_iter()
+                .map(move |d| (d.fq_name.clone(), *t, d.help.clone()))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Prometheus text exposition (format 0.0.4) of every breaker's metrics.
@@ -351,10 +426,36 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn families_list_matches_what_render_prints() {
+        let m = BreakerMetrics::new("metrics-test-families");
+        m.on_event(&Event::Success {
+            latency: Duration::from_millis(1),
+            route: Some("/r"),
+        });
+        let text = render();
+        let mut typed: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| {
+                let (n, t) = l.split_once(' ').unwrap();
+                (n.to_string(), t.to_string())
+            })
+            .collect();
+        typed.sort();
+        let listed: Vec<(String, String)> = families()
+            .into_iter()
+            .map(|(n, t, _)| (n, t.to_string()))
+            .collect();
+        assert_eq!(typed, listed);
+        m.remove();
+    }
+
+    #[test]
     fn series_appear_and_are_removed() {
         let m = BreakerMetrics::new("metrics-test-a");
         m.on_event(&Event::Success {
             latency: Duration::from_millis(3),
+            route: None,
         });
         m.set_state(StateKind::Open);
         let text = render();

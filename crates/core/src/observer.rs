@@ -130,16 +130,20 @@ pub enum Event<'a> {
     /// An attempt got a 2xx.
     Success {
         latency: Duration,
+        /// The caller's route template (`init.route`), if any.
+        route: Option<&'a str>,
     },
     /// An attempt got a 4xx other than 408/429 (counts as a healthy answer).
     ClientError {
         latency: Duration,
         status: u16,
+        route: Option<&'a str>,
     },
     /// An attempt failed in a way that counts against the breaker.
     Failure {
         kind: FailureKind,
         latency: Duration,
+        route: Option<&'a str>,
     },
     /// A call was short-circuited (open, or half-open with every trial slot taken).
     Reject,

@@ -1,0 +1,132 @@
+//! Route-level metrics: attempts and latency by the caller's route template
+//! (`init.route = '/api/sigils/:id'`). Never a raw URL: the label comes only from the
+//! template, and at most `maxRoutes` distinct values per breaker are kept; later ones
+//! are counted as `route="other"`, so a caller passing ids cannot explode the series.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use prometheus::{Histogram, IntCounter};
+
+use crate::error::FailureKind;
+use crate::metrics::{FAMILIES, OUTCOME_CLIENT_ERROR, OUTCOME_SUCCESS};
+
+pub const DEFAULT_MAX_ROUTES: u32 = 50;
+pub const OTHER_ROUTE: &str = "other";
+
+struct RouteHandles {
+    /// Indexed like `outcomes()`.
+    outcomes: Vec<(&'static str, IntCounter)>,
+    duration: Histogram,
+}
+
+fn outcomes() -> impl Iterator<Item = &'static str> {
+    [OUTCOME_SUCCESS, OUTCOME_CLIENT_ERROR]
+        .into_iter()
+        .chain(FailureKind::ALL.iter().map(|k| k.label()))
+}
+
+pub struct RouteMetrics {
+    name: String,
+    max: usize,
+    routes: RwLock<HashMap<Box<str>, Arc<RouteHandles>>>,
+}
+
+impl RouteMetrics {
+    pub fn new(name: &str, max: u32) -> Self {
+        Self {
+            name: name.to_string(),
+            max: max as usize,
+            routes: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn handles(&self, route: &str) -> Arc<RouteHandles> {
+        if let Some(h) = self.routes.read().get(route) {
+            return h.clone();
+        }
+        let mut map = self.routes.write();
+        let known = map.len() - usize::from(map.contains_key(OTHER_ROUTE));
+        let key = if map.contains_key(route) || known < self.max {
+            route
+        } else {
+            OTHER_ROUTE
+        };
+        map.entry(key.into())
+            .or_insert_with(|| {
+                let f = &*FAMILIES;
+                let n = self.name.as_str();
+                Arc::new(RouteHandles {
+                    outcomes: outcomes()
+                        .map(|o| (o, f.route_requests.with_label_values(&[n, key, o])))
+                        .collect(),
+                    duration: f.route_duration.with_label_values(&[n, key]),
+                })
+            })
+            .clone()
+    }
+
+    /// Counts one attempt of a call that named its route; calls without one are not labelled.
+    pub fn observe(&self, route: Option<&str>, outcome: &str, latency: Duration) {
+        let Some(route) = route else { return };
+        if self.max == 0 {
+            return;
+        }
+        let h = self.handles(route);
+        if let Some((_, c)) = h.outcomes.iter().find(|(o, _)| *o == outcome) {
+            c.inc();
+        }
+        h.duration.observe(latency.as_secs_f64());
+    }
+
+    pub fn remove(&self) {
+        let f = &*FAMILIES;
+        let n = self.name.as_str();
+        for route in self.routes.write().drain().map(|(k, _)| k) {
+            for o in outcomes() {
+                let _ = f.route_requests.remove_label_values(&[n, &route, o]);
+            }
+            let _ = f.route_duration.remove_label_values(&[n, &route]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::render;
+
+    #[test]
+    fn routes_are_capped_and_removed() {
+        let m = RouteMetrics::new("routes-unit", 2);
+        let ms = Duration::from_millis(1);
+        m.observe(Some("/a/:id"), OUTCOME_SUCCESS, ms);
+        m.observe(Some("/b/:id"), "timeout", ms);
+        m.observe(Some("/c/:id"), OUTCOME_SUCCESS, ms);
+        m.observe(Some("/d/:id"), OUTCOME_SUCCESS, ms);
+        m.observe(Some("/a/:id"), OUTCOME_SUCCESS, ms);
+        m.observe(None, OUTCOME_SUCCESS, ms);
+        let text = render();
+        let line = |route: &str, outcome: &str| {
+            format!("dnastore_route_requests_total{{name=\"routes-unit\",outcome=\"{outcome}\",route=\"{route}\"}}")
+        };
+        assert!(text.contains(&format!("{} 2", line("/a/:id", "success"))));
+        assert!(text.contains(&format!("{} 1", line("/b/:id", "timeout"))));
+        assert!(
+            text.contains(&format!("{} 2", line("other", "success"))),
+            "/c and /d over the cap"
+        );
+        assert!(!text.contains("/c/:id"));
+        m.remove();
+        assert!(!render().contains("routes-unit"));
+    }
+
+    #[test]
+    fn zero_disables_route_labels() {
+        let m = RouteMetrics::new("routes-off", 0);
+        m.observe(Some("/a"), OUTCOME_SUCCESS, Duration::ZERO);
+        assert!(!render().contains("routes-off"));
+    }
+}
