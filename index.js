@@ -145,7 +145,8 @@ class Breaker extends EventEmitter {
       if (cleanup) cleanup();
       return Promise.reject(fromNative(err));
     }
-    if (result === null) return this.#fallback('EOPENBREAKER', 'none', null, undefined, url);
+    // Open circuit, nothing cached: already settled, no native Promise, no Error object.
+    if (result === null) return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
     if (typeof result.then !== 'function') return this.#settleAsync(result, url);
     const settled = result.then((r) => this.#settle(r, url));
     return cleanup ? settled.finally(cleanup) : settled;

@@ -46,7 +46,10 @@ test('fallback when open: answers at once and no request reaches the server', as
   await b.fire('/x');
   expect(b.state).toBe('open');
   const before = up.hits.length;
-  const results = await Promise.all(Array.from({ length: 100 }, () => b.fire('/x')));
+  const pending = Array.from({ length: 100 }, () => b.fire('/x'));
+  // Always a thenable, even when answered synchronously.
+  for (const p of pending) expect(typeof p.then).toBe('function');
+  const results = await Promise.all(pending);
   for (const r of results) expect(r).toMatchObject({ fallback: true, code: 'EOPENBREAKER', data: null, source: 'none' });
   expect(up.hits.length).toBe(before);
   expect(b.stats().rejects).toBe(100);

@@ -1,0 +1,162 @@
+//! Validation of every option and variable, and the docs that list them.
+
+use super::*;
+use std::collections::HashMap;
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| m.get(k).cloned()
+}
+
+fn resolve_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::resolve(&RawOptions::new(), &env(pairs))
+}
+
+#[test]
+fn defaults_fit_production() {
+    let c = Config::defaults();
+    assert_eq!(c.timeout, Duration::from_millis(3000));
+    assert_eq!(c.max_failures, 5);
+    assert!(
+        c.volume_threshold > 0,
+        "one failure must not trip the breaker"
+    );
+    assert_eq!(c.retry.max_attempts, 3);
+}
+
+#[test]
+fn options_win_over_env() {
+    let o = RawOptions::new().set("timeout", RawValue::Number(250.0));
+    let c = Config::resolve(&o, &env(&[("DNASTORE_TIMEOUT_MS", "900")])).unwrap();
+    assert_eq!(c.timeout, Duration::from_millis(250));
+    assert_eq!(
+        resolve_env(&[("DNASTORE_TIMEOUT_MS", "900")])
+            .unwrap()
+            .timeout,
+        Duration::from_millis(900)
+    );
+}
+
+#[test]
+fn every_int_env_var_rejects_garbage_naming_var_and_range() {
+    for s in INT_SPECS {
+        // An empty variable means unset: the default applies.
+        assert!(resolve_env(&[(s.env, " ")]).is_ok());
+        for bad in ["abc", "-1", "1.5", "0x10", "NaN", "99999999999999999999999"] {
+            let e = resolve_env(&[(s.env, bad)]).unwrap_err();
+            assert_eq!(e.key, s.env, "{bad}");
+            assert!(
+                e.message.contains(s.env)
+                    && e.message.contains(&format!("from {} to {}", s.min, s.max)),
+                "{}",
+                e.message
+            );
+        }
+        if s.min > 0 {
+            assert!(resolve_env(&[(s.env, "0")]).is_err(), "{} accepts 0", s.env);
+        }
+        let over = (s.max + 1).to_string();
+        assert!(
+            resolve_env(&[(s.env, &over)]).is_err(),
+            "{} accepts {over}",
+            s.env
+        );
+    }
+}
+
+#[test]
+fn options_reject_nan_strings_fractions_and_range() {
+    for bad in [
+        RawValue::Number(f64::NAN),
+        RawValue::Number(f64::INFINITY),
+        RawValue::Number(-5.0),
+        RawValue::Number(2.5),
+        RawValue::String("3000".into()),
+        RawValue::Bool(true),
+        RawValue::Other("object"),
+    ] {
+        let o = RawOptions::new().set("timeout", bad.clone());
+        let e = Config::resolve(&o, &|_| None).unwrap_err();
+        assert_eq!(e.key, "timeout");
+        assert!(e.message.contains("from 1 to 600000"), "{}", e.message);
+    }
+}
+
+#[test]
+fn unknown_option_is_named() {
+    let o = RawOptions::new().set("timout", RawValue::Number(1.0));
+    let e = Config::resolve(&o, &|_| None).unwrap_err();
+    assert!(e.message.contains("unknown option `timout`"));
+}
+
+#[test]
+fn base_url_must_be_http_and_errors_hide_credentials() {
+    let e = resolve_env(&[("DNASTORE_URL", "not a url")]).unwrap_err();
+    assert_eq!(e.key, "DNASTORE_URL");
+    let e = resolve_env(&[("DNASTORE_URL", "ftp://user:hunter2@host/")]).unwrap_err();
+    assert!(!e.message.contains("hunter2"));
+    let c = resolve_env(&[("DNASTORE_URL", "http://127.0.0.1:9001")]).unwrap();
+    assert_eq!(c.base_url.unwrap().as_str(), "http://127.0.0.1:9001/");
+}
+
+#[test]
+fn cross_field_rules() {
+    assert!(resolve_env(&[("DNASTORE_CIRCUIT_ROLLING_MS", "1005")]).is_err());
+    assert!(resolve_env(&[
+        ("DNASTORE_RETRY_BASE_MS", "500"),
+        ("DNASTORE_RETRY_MAX_MS", "100")
+    ])
+    .is_err());
+    assert!(resolve_env(&[("DNASTORE_BREAKER_NAME", "has space")]).is_err());
+    assert!(resolve_env(&[("DNASTORE_COALESCE", "maybe")]).is_err());
+    assert!(!resolve_env(&[("DNASTORE_COALESCE", "0")]).unwrap().coalesce);
+}
+
+#[test]
+fn readme_and_env_example_document_every_setting() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let example = std::fs::read_to_string(root.join(".env.example")).expect(".env.example");
+    for s in INT_SPECS {
+        assert!(
+            readme.contains(&format!("`{}`", s.option)),
+            "README lacks option {}",
+            s.option
+        );
+        assert!(readme.contains(s.env), "README lacks {}", s.env);
+        assert!(
+            example.contains(&format!("{}={}", s.env, s.default)),
+            ".env.example lacks {}={}",
+            s.env,
+            s.default
+        );
+    }
+    for s in BOOL_SPECS {
+        assert!(
+            readme.contains(&format!("`{}`", s.option)) && readme.contains(s.env),
+            "README lacks {}",
+            s.option
+        );
+        assert!(
+            example.contains(&format!("{}={}", s.env, s.default)),
+            ".env.example lacks {}",
+            s.env
+        );
+    }
+    for s in STR_SPECS {
+        assert!(
+            readme.contains(&format!("`{}`", s.option)),
+            "README lacks option {}",
+            s.option
+        );
+        for e in s.env {
+            assert!(
+                readme.contains(e) && example.contains(e),
+                "README/.env.example lack {e}"
+            );
+        }
+    }
+}
