@@ -87,10 +87,11 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
     return res.status(err.code === 'ESHUTDOWN' ? 503 : 500).json({ error: 'internal error', code: err.code });
   };
 
-  const read = (upstreamPath) => async (req, res) => {
+  // `route` labels the route-level metrics with the template, never the id-bearing URL.
+  const read = (route, upstreamPath) => async (req, res) => {
     let result;
     try {
-      result = await breaker.fire(upstreamPath(req), { headers: upstreamHeaders(req) });
+      result = await breaker.fire(upstreamPath(req), { headers: upstreamHeaders(req), route });
     } catch (err) {
       return upstreamError(res, err);
     }
@@ -104,8 +105,8 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
     return res.status(200).json(result);
   };
 
-  app.get('/api/consciousness/sigils', read(() => `/api/sigils?limit=${LIST_LIMIT}`));
-  app.get('/api/consciousness/sigils/:id', read((req) => `/api/sigils/${encodeURIComponent(req.params.id)}`));
+  app.get('/api/consciousness/sigils', read('/api/sigils', () => `/api/sigils?limit=${LIST_LIMIT}`));
+  app.get('/api/consciousness/sigils/:id', read('/api/sigils/:id', (req) => `/api/sigils/${encodeURIComponent(req.params.id)}`));
 
   app.post('/api/consciousness/sigils', async (req, res) => {
     if (!req.body || typeof req.body !== 'object' || Array.isArray(req.body)) {
@@ -116,7 +117,7 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
     if (req.get('idempotency-key')) headers['idempotency-key'] = req.get('idempotency-key');
     let result;
     try {
-      result = await breaker.fire('/api/sigils', { method: 'POST', headers, body: JSON.stringify(req.body), fullResponse: true });
+      result = await breaker.fire('/api/sigils', { method: 'POST', headers, body: JSON.stringify(req.body), fullResponse: true, route: '/api/sigils' });
     } catch (err) {
       return upstreamError(res, err);
     }
