@@ -47,7 +47,7 @@ export declare class NativeBreaker {
  * surfaces as a JS error with code EINTERNAL instead of crashing the process. Harmless
  * by construction (the panic is always caught), so it needs no gate.
  */
-export declare function __testPanic(mode: string): Promise<Resolved>
+export declare function __testPanic(mode: string): Promise<string | NativeOutcome>
 
 /** One event's payload; fields are set according to the event. */
 export interface BreakerEvent {

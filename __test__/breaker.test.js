@@ -494,3 +494,22 @@ test('route metrics: labelled only from init.route, capped by maxRoutes', async 
   await off.fire('/x', { route: '/x' });
   expect(metrics()).not.toContain(`dnastore_route_requests_total{name="${off.name}"`);
 });
+
+test('a pending fire() keeps the process alive until it settles, and no longer', async () => {
+  const { spawn } = require('node:child_process');
+  up.set((req, res) => setTimeout(() => json(res, 200, { late: true }), 300));
+  const code = `
+    const { createBreaker } = require(${JSON.stringify(require.resolve('..'))});
+    const b = createBreaker({ name: 'alive', baseUrl: ${JSON.stringify(up.url)}, logger: false });
+    b.fire('/slow').then((r) => console.log(JSON.stringify(r)));
+  `;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const t0 = Date.now();
+  const exitCode = await new Promise((resolve) => child.on('exit', resolve));
+  expect(exitCode).toBe(0);
+  expect(JSON.parse(out)).toEqual({ late: true });
+  // Exits on its own right after (no handle left behind, no shutdown() needed).
+  expect(Date.now() - t0).toBeLessThan(3000);
+});

@@ -107,6 +107,13 @@ async function dnastore(target, mode, extra = {}) {
   return { call: () => breaker.fire(target.path), close: () => breaker.shutdown() };
 }
 
+// The harness's own cost per call: a call that is already settled. Any open-circuit
+// contender's calls/s is bounded by this.
+function floor() {
+  const value = FALLBACK();
+  return { call: () => Promise.resolve(value), close: () => {} };
+}
+
 const CONTENDERS = {
   'opossum+node-fetch': opossum(nodeFetchGet),
   'opossum+fetch': opossum(globalFetchGet),
@@ -117,6 +124,7 @@ const CONTENDERS = {
   // The default configuration: identical in-flight GETs share one upstream request, so at
   // concurrency 50 it sends fewer requests than the others. Shown for information only.
   'dnastore-breaker (coalesce)': (t, m) => dnastore(t, m),
+  floor,
 };
 
 async function create(name, target, mode) {

@@ -71,10 +71,14 @@ function openTable(byName) {
 
 /** RSS growth between the sample nearest half-way and the last one, in bytes. */
 function rssGrowth(mem) {
-  if (!mem || mem.samples.length < 2) return NaN;
+  if (!mem || mem.samples.length < 2) return { bytes: NaN };
   const last = mem.samples[mem.samples.length - 1];
   const half = mem.samples.reduce((best, s) => (Math.abs(s.requests - last.requests / 2) < Math.abs(best.requests - last.requests / 2) ? s : best));
-  return { from: half.requests, to: last.requests, bytes: last.rss - half.rss, heap: last.heapUsed - half.heapUsed };
+  // RSS minus V8's reserved heap: what native code (and V8 outside its heap) kept. V8 grows
+  // its young generation in steps under a high allocation rate, which shows in RSS but is neither
+  // live data nor a leak.
+  const native = (s) => s.rss - s.heapTotal;
+  return { from: half.requests, to: last.requests, bytes: last.rss - half.rss, heap: last.heapUsed - half.heapUsed, heapTotal: last.heapTotal - half.heapTotal, native: native(last) - native(half) };
 }
 
 function memoryTable(mem) {
@@ -88,7 +92,7 @@ function memoryTable(mem) {
   rows.push(
     `${mem.requests.toLocaleString('en-US')} requests in ${(mem.elapsedMs / 1000).toFixed(1)} s, ${mem.errors} errors. ` +
       `RSS growth ${g.from.toLocaleString('en-US')} -> ${g.to.toLocaleString('en-US')}: **${(g.bytes / MB).toFixed(2)} MB** ` +
-      `(JS heap ${(g.heap / MB).toFixed(2)} MB).`,
+      `(JS heap used ${(g.heap / MB).toFixed(2)} MB, V8 heap reserved ${(g.heapTotal / MB).toFixed(2)} MB, RSS outside the V8 heap ${(g.native / MB).toFixed(2)} MB).`,
   );
   return rows.join('\n');
 }
@@ -96,7 +100,7 @@ function memoryTable(mem) {
 function check(label, s, pass, want) {
   const got = Number.isFinite(s.median) ? `${s.median.toFixed(2)}x (rounds ${s.min.toFixed(2)}–${s.max.toFixed(2)})` : 'not measured';
   const verdict = Number.isFinite(s.median) ? (pass(s.median) ? 'met' : '**MISSED**') : 'not measured';
-  return { line: `| ${label} | ${want} | ${got} | ${verdict} |`, met: verdict === 'met' };
+  return { line: `| ${label} | ${want} | ${got} | ${verdict} |`, verdict };
 }
 
 function targets(res) {
@@ -113,10 +117,11 @@ function targets(res) {
   const g = rssGrowth(res.memory);
   const rssOk = Number.isFinite(g.bytes) && g.bytes < 5 * MB;
   const rssLine = Number.isFinite(g.bytes)
-    ? `| RSS growth ${g.from.toLocaleString('en-US')} -> ${g.to.toLocaleString('en-US')} requests | < 5 MB | ${(g.bytes / MB).toFixed(2)} MB | ${rssOk ? 'met' : '**MISSED**'} |`
+    ? `| RSS growth ${g.from.toLocaleString('en-US')} -> ${g.to.toLocaleString('en-US')} requests | < 5 MB | ${(g.bytes / MB).toFixed(2)} MB (outside the V8 heap: ${(g.native / MB).toFixed(2)} MB) | ${rssOk ? 'met' : '**MISSED**'} |`
     : '| RSS growth 500k -> 1M requests | < 5 MB | not measured | not measured |';
   const lines = ['| target (issue 7, medians of per-round ratios) | wanted | measured | |', '|---|---|---|---|', ...rows.map((r) => r.line), rssLine];
-  return { text: lines.join('\n'), missed: rows.filter((r) => !r.met).length + (rssOk ? 0 : 1) };
+  const missed = rows.filter((r) => r.verdict === '**MISSED**').length + (Number.isFinite(g.bytes) && !rssOk ? 1 : 0);
+  return { text: lines.join('\n'), missed };
 }
 
 function render(res) {

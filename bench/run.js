@@ -17,7 +17,7 @@ const { render } = require('./report');
 const CLOSED = ['opossum+node-fetch', 'opossum+fetch', 'opossum+undici', 'cockatiel+undici', 'dnastore-breaker', 'bare reqwest (2 workers)', 'bare reqwest (1 thread)'];
 // Coalescing changes how many upstream requests are made, so it is an extra row where it can matter.
 const CLOSED_EXTRA_AT_50 = ['dnastore-breaker (coalesce)'];
-const OPEN = { 'opossum (open)': 'opossum+undici', 'dnastore-breaker (open)': 'dnastore-breaker' };
+const OPEN = { 'opossum (open)': 'opossum+undici', 'dnastore-breaker (open)': 'dnastore-breaker', 'harness floor (settled promise)': 'floor' };
 const BARE = { 'bare reqwest (2 workers)': 2, 'bare reqwest (1 thread)': 1 };
 // A child that has not answered by then is stuck: its result is dropped, the run goes on.
 const CHILD_GRACE_MS = 30_000;
@@ -154,7 +154,9 @@ function machine() {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const started = Date.now();
-  ensureAddon(log);
+  // DNASTORE_BENCH_MODULE: measure another build of the package (see README); leave the repo's alone.
+  if (process.env.DNASTORE_BENCH_MODULE) log(`dnastore-breaker from ${process.env.DNASTORE_BENCH_MODULE}`);
+  else ensureAddon(log);
   const bareReqwest = buildBareReqwest(log);
   const nginx = await startNginx();
   log(`nginx pid ${nginx.pid} serving ${nginx.url}`);
@@ -191,8 +193,10 @@ async function main() {
   const { markdown, missed } = render(results);
   // A smoke run (--quick) or a partial one (--only) must not replace the committed results.
   const partial = opts.quick || opts.only;
-  const file = partial ? path.join(os.tmpdir(), 'dnastore-bench-results.md') : path.join(__dirname, 'results.md');
-  const raw = path.join(os.tmpdir(), 'dnastore-bench-results.json');
+  // Per-run names in the temp dir: several people may run the bench on one machine.
+  const tmp = path.join(os.tmpdir(), `dnastore-bench-${process.pid}`);
+  const file = partial ? `${tmp}.md` : path.join(__dirname, 'results.md');
+  const raw = `${tmp}.json`;
   fs.writeFileSync(file, `${markdown}\n`);
   fs.writeFileSync(raw, `${JSON.stringify(results, null, 1)}\n`);
   process.stdout.write(`${markdown}\n`);

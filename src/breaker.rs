@@ -13,6 +13,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::abort::AbortHandle;
+use crate::completion;
 use crate::convert::{self, BreakerStats, NativeOutcome, Resolved};
 use crate::events::{self, BreakerEvent, JsObserver};
 use crate::throw::throw;
@@ -23,16 +24,16 @@ use crate::throw::throw;
 pub fn guarded(
     fut: impl Future<Output = CallOutcome> + Send + 'static,
     full: bool,
-) -> impl Future<Output = Result<Resolved>> + Send + 'static {
+) -> impl Future<Output = Resolved> + Send + 'static {
     AssertUnwindSafe(async move { convert::outcome(fut.await, full) })
         .catch_unwind()
         .map(|r| {
-            Ok(r.unwrap_or_else(|_| {
+            r.unwrap_or_else(|_| {
                 Either::B(convert::rejection(dnastore_core::CallError::new(
                     Code::Internal,
                     "internal error in dnastore-breaker (a bug; please report it)",
                 )))
-            }))
+            })
         })
 }
 
@@ -45,7 +46,7 @@ pub struct NativeBreaker {
     closed: AtomicBool,
 }
 
-type FireResult<'env> = Either3<Null, NativeOutcome, PromiseRaw<'env, Resolved>>;
+type FireResult<'env> = Either3<Null, NativeOutcome, Unknown<'env>>;
 
 #[napi]
 impl NativeBreaker {
@@ -162,9 +163,10 @@ impl NativeBreaker {
                         .clone()
                         .rejected_shared(req, deadline)
                         .map(CallOutcome::Fallback);
-                    return Ok(Either3::C(
-                        env.spawn_future(guarded(fut, full_response.unwrap_or(false)))?,
-                    ));
+                    return Ok(Either3::C(completion::promise(
+                        env,
+                        guarded(fut, full_response.unwrap_or(false)),
+                    )?));
                 }
             }
             b.rejected(None);
@@ -195,8 +197,7 @@ impl NativeBreaker {
         };
         let full = full_response.unwrap_or(false);
         let fut = b.clone().execute(permit, call);
-        let promise = env.spawn_future(guarded(fut, full))?;
-        Ok(Either3::C(promise))
+        Ok(Either3::C(completion::promise(env, guarded(fut, full))?))
     }
 
     /// Stops this handle: later fire() calls reject with ESHUTDOWN, its events stop,
