@@ -30,6 +30,12 @@ export declare class NativeBreaker {
   /** Whether a last-known-good cache is configured (and a Redis URL without a secret). */
   warnings(): Array<string>
   /**
+   * The open-circuit fast path, without arguments (so napi converts nothing): true when
+   * the call was short-circuited and the facade should resolve the `none` fallback;
+   * false when it must go through `fire()` (closed, half-open, or a cache may answer).
+   */
+  tryReject(): boolean
+  /**
    * Answers synchronously while the circuit is open: `null` (the facade builds the
    * fallback) or a cached last-known-good outcome; otherwise a Promise.
    */

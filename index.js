@@ -110,6 +110,8 @@ class Breaker extends EventEmitter {
   }
 
   fire(url, init) {
+    // Open circuit, nothing cached: answered before any argument crosses into native code.
+    if (this.#native.tryReject()) return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
     let result;
     let cleanup;
     try {

@@ -143,7 +143,8 @@ function render(res) {
     t.text,
     '',
   ];
-  for (const c of Object.keys(res.closed)) {
+  // Object keys '1' and '50' iterate in numeric order; the headline (50) goes first.
+  for (const c of Object.keys(res.closed).sort((a, b) => b - a)) {
     parts.push(`## Closed circuit, concurrency ${c}`, '', closedTable(res.closed[c]), '');
   }
   parts.push('## Open circuit (concurrency 50, every call resolves the fallback)', '', openTable(res.open), '');

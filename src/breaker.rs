@@ -118,6 +118,14 @@ impl NativeBreaker {
         w
     }
 
+    /// The open-circuit fast path, without arguments (so napi converts nothing): true when
+    /// the call was short-circuited and the facade should resolve the `none` fallback;
+    /// false when it must go through `fire()` (closed, half-open, or a cache may answer).
+    #[napi(catch_unwind)]
+    pub fn try_reject(&self) -> bool {
+        !self.closed.load(Ordering::Acquire) && self.inner.try_short_circuit()
+    }
+
     /// Answers synchronously while the circuit is open: `null` (the facade builds the
     /// fallback) or a cached last-known-good outcome; otherwise a Promise.
     #[napi(

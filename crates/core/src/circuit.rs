@@ -151,6 +151,12 @@ impl Circuit {
         StateKind::from_u8(self.state.load(Ordering::Acquire))
     }
 
+    /// Lock-free: open, with resetTimeout not yet elapsed at `now`.
+    pub fn is_open_at(&self, now: Duration) -> bool {
+        let until = self.open_until.load(Ordering::Acquire);
+        until != 0 && nanos(now) < until
+    }
+
     pub fn trips(&self) -> u64 {
         self.trips.load(Ordering::Relaxed)
     }

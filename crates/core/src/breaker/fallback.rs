@@ -4,6 +4,27 @@
 use super::*;
 
 impl Breaker {
+    /// The whole short-circuit in one call, for the binding's argument-free fast path:
+    /// when the circuit is open and nothing could be served from a cache, records the call
+    /// as fired, rejected and answered by a `none` fallback, and returns true. Otherwise
+    /// returns false having changed nothing (the caller then goes through `admit`).
+    pub fn try_short_circuit(&self) -> bool {
+        let now = self.now();
+        if !self.circuit.is_open_at(now) || self.may_serve_cached() {
+            return false;
+        }
+        self.circuit.record_reject(now);
+        self.circuit.record_fallback(now);
+        self.emit(&Event::Fire);
+        self.emit(&Event::Reject);
+        self.emit(&Event::Fallback {
+            code: Code::OpenBreaker,
+            source: FallbackSource::None,
+            age: None,
+        });
+        true
+    }
+
     /// True when a short-circuited call could be answered from the cache, so the binding
     /// knows whether validating the request is worth it on the open path.
     pub fn may_serve_cached(&self) -> bool {

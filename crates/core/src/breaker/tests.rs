@@ -494,3 +494,37 @@ async fn oversized_bodies_fail_with_etoolarge() {
     let b = breaker(config("t-large", &[("maxResponseBytes", 8.0)]), &s);
     assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "ETOOLARGE");
 }
+
+#[tokio::test(start_paused = true)]
+async fn short_circuit_fast_path_only_when_open_and_nothing_cached() {
+    let s = Script::new(vec![Step::Fail(FailureKind::ConnectionRefused)]);
+    let b = breaker(
+        config("t-fast", &[("maxFailures", 1.0), ("maxAttempts", 1.0)]),
+        &s,
+    );
+    assert!(!b.try_short_circuit(), "closed: go through admit");
+    assert_eq!(b.stats().fires, 0, "and nothing was recorded");
+    fire(&b, "POST", URL, &[]).await; // fails (POST: not cached) and opens
+    assert_eq!(b.state(), StateKind::Open);
+    assert!(b.try_short_circuit());
+    assert_eq!((b.stats().rejects, b.stats().fallbacks), (1, 2));
+    assert_eq!(b.stats().fires, 2);
+    assert_eq!(s.count(), 1, "no request");
+
+    // With a cached entry, the slow path must run so the entry can be served.
+    let s = Script::new(vec![
+        Step::Reply(200, "application/json", "{}"),
+        Step::Fail(FailureKind::ConnectionRefused),
+    ]);
+    let b = breaker(
+        config(
+            "t-fast-cached",
+            &[("maxFailures", 1.0), ("maxAttempts", 1.0)],
+        ),
+        &s,
+    );
+    fire(&b, "GET", URL, &[]).await;
+    fire(&b, "GET", "http://127.0.0.1:9/other", &[]).await;
+    assert_eq!(b.state(), StateKind::Open);
+    assert!(!b.try_short_circuit());
+}
