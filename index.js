@@ -175,7 +175,8 @@ class Breaker extends EventEmitter {
     if (ageMs !== undefined) res.ageMs = ageMs;
     if (source !== 'none' || this.#fallbackFn === undefined) return res;
     // The caller's fallback function supplies the value when nothing was cached.
-    return Promise.resolve(this.#fallbackFn({ code, url })).then((value) => {
+    // new Promise: a fallback function that throws synchronously still rejects, never throws from fire().
+    return new Promise((resolve) => resolve(this.#fallbackFn({ code, url }))).then((value) => {
       this.#native.noteFunctionFallback();
       return { fallback: true, data: value, error: FALLBACK_ERROR, code, source: 'function' };
     });

@@ -513,3 +513,19 @@ test('a pending fire() keeps the process alive until it settles, and no longer',
   // Exits on its own right after (no handle left behind, no shutdown() needed).
   expect(Date.now() - t0).toBeLessThan(3000);
 });
+
+test('a throwing fallback function rejects the call (it never throws from fire())', async () => {
+  up.set((req, res) => json(res, 503, {}));
+  const b = make({
+    maxFailures: 1,
+    fallback: () => {
+      throw new Error('fallback broke');
+    },
+  });
+  await expect(b.fire('/x')).rejects.toThrow('fallback broke');
+  let p;
+  expect(() => {
+    p = b.fire('/x'); // open now: the synchronous path
+  }).not.toThrow();
+  await expect(p).rejects.toThrow('fallback broke');
+});
