@@ -147,11 +147,15 @@ class Breaker extends EventEmitter {
       if (cleanup) cleanup();
       return Promise.reject(fromNative(err));
     }
-    // Open circuit, nothing cached: already settled, no native Promise, no Error object.
+    if (result !== null && typeof result.then === 'function') {
+      const settled = result.then((r) => this.#settle(r, url));
+      return cleanup ? settled.finally(cleanup) : settled;
+    }
+    // Settled synchronously: the signal has nothing left to abort.
+    if (cleanup) cleanup();
+    // Open circuit, nothing cached: no native Promise, no Error object.
     if (result === null) return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
-    if (typeof result.then !== 'function') return this.#settleAsync(result, url);
-    const settled = result.then((r) => this.#settle(r, url));
-    return cleanup ? settled.finally(cleanup) : settled;
+    return this.#settleAsync(result, url);
   }
 
   shutdown() {

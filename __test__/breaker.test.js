@@ -529,3 +529,17 @@ test('a throwing fallback function rejects the call (it never throws from fire()
   }).not.toThrow();
   await expect(p).rejects.toThrow('fallback broke');
 });
+
+test('an AbortSignal listener is removed once the call settles', async () => {
+  const { getEventListeners } = require('node:events');
+  const b = make({ maxFailures: 1, resetTimeout: 60_000 });
+  const ac = new AbortController();
+  await b.fire('/ok', { signal: ac.signal });
+  expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+  up.set((req, res) => json(res, 503, {}));
+  await b.fire('/fail', { signal: ac.signal });
+  expect(b.state).toBe('open');
+  // Answered synchronously from the cache while open.
+  expect(await b.fire('/ok', { signal: ac.signal })).toMatchObject({ source: 'cache' });
+  expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+});
