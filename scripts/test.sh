@@ -22,6 +22,9 @@ node scripts/build-if-needed.js
 step "eslint"
 npx eslint .
 
+step "tsc: the published types accept real usage and reject misuse"
+npx tsc -p __test__/types
+
 step "jest"
 report="$(mktemp -d)/jest.json"
 npx jest --ci --json --outputFile="$report"

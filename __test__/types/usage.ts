@@ -1,0 +1,48 @@
+// Compile-only check of the published types (index.d.ts + the generated binding.d.ts):
+// `tsc -p __test__/types` must accept this file. Lines marked @ts-expect-error must fail.
+import { createBreaker, metrics, registerWith, METRICS_CONTENT_TYPE, optionNames } from '../..';
+import type { Fallback, BreakerStats, BreakerEvent, FullResponse } from '../..';
+import { Registry } from 'prom-client';
+
+interface Sigil {
+  id: string;
+}
+
+async function main(): Promise<void> {
+  const breaker = createBreaker({
+    name: 'dnastore',
+    baseUrl: 'http://127.0.0.1:9001',
+    timeout: 3000,
+    maxFailures: 5,
+    generateIdempotencyKeys: true,
+    logger: false,
+    fallback: async ({ code }) => ({ stub: code }),
+  });
+  const res = await breaker.fire<Sigil[]>('/api/sigils', { method: 'GET', headers: { 'x-tenant-id': 't1' }, route: '/api/sigils' });
+  if ('fallback' in res) {
+    const f: Fallback<Sigil[]> = res;
+    console.log(f.code, f.source, f.ageMs);
+  } else {
+    console.log(res[0].id);
+  }
+  const full = await breaker.fire<Sigil>('/api/sigils/1', { fullResponse: true });
+  if (!('fallback' in full)) {
+    const r: FullResponse<Sigil> = full;
+    console.log(r.status, r.headers['content-type'], r.data.id);
+  }
+  breaker.on('open', (e: BreakerEvent) => console.log(e.reason, e.failureRate));
+  const s: BreakerStats = breaker.stats();
+  const state: 'closed' | 'open' | 'halfOpen' = breaker.state;
+  console.log(s.failures, state, metrics().length, METRICS_CONTENT_TYPE, optionNames().length);
+  registerWith(new Registry());
+  breaker.shutdown();
+
+  // @ts-expect-error timeout is a number
+  createBreaker({ timeout: '3000' });
+  // @ts-expect-error unknown option
+  createBreaker({ timout: 3000 });
+  // @ts-expect-error body must be a string or bytes
+  await breaker.fire('/x', { body: { a: 1 } });
+}
+
+void main;
