@@ -7,6 +7,7 @@ const { execFileSync, spawn, fork } = require('node:child_process');
 const net = require('node:net');
 const path = require('node:path');
 const { startUpstream, json, eventually } = require('./helpers/upstream');
+const { freePort } = require('./helpers/upstream');
 
 const INSTALL_HINT = 'redis-server is not on the PATH (install it: apt-get install redis-server)';
 
@@ -26,16 +27,6 @@ const HAVE_REDIS = onPath('redis-server') && onPath('redis-cli');
 const describeRedis = HAVE_REDIS || process.env.CI === 'true' ? describe : describe.skip;
 if (!HAVE_REDIS) process.stderr.write(`redis.test.js: ${process.env.CI === 'true' ? 'FAILING' : 'skipped'}: ${INSTALL_HINT}\n`);
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function canConnect(port) {
   return new Promise((resolve) => {

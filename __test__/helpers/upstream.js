@@ -5,6 +5,7 @@
 // stopped upstream refuses connections like a dead DNAStore.
 
 const http = require('node:http');
+const net = require('node:net');
 
 async function startUpstream(handler = (req, res) => json(res, 200, { ok: true })) {
   const up = { hits: [], handler, sockets: new Set(), server: null, port: 0 };
@@ -67,6 +68,18 @@ async function eventually(fn, ms = 5000, step = 20) {
   }
 }
 
+// A port nothing listens on right now (for processes that need one before they start).
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 let seq = 0;
 // Unique breaker names: breakers with the same name share state process-wide.
 function uniqueName(prefix = 't') {
@@ -74,4 +87,4 @@ function uniqueName(prefix = 't') {
   return `${prefix}-${process.pid}-${seq}`;
 }
 
-module.exports = { startUpstream, json, hang, eventually, uniqueName };
+module.exports = { startUpstream, json, hang, eventually, uniqueName, freePort };

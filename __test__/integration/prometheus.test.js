@@ -7,9 +7,9 @@
 
 const fs = require('node:fs');
 const os = require('node:os');
-const net = require('node:net');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
+const { freePort } = require('../helpers/upstream');
 
 const ROOT = path.join(__dirname, '..', '..');
 const PROM_DIR = path.join(ROOT, 'monitoring', 'prometheus');
@@ -30,16 +30,6 @@ let promPort;
 let promUrl;
 let startedAt;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // Keeps the last output of a child for failure messages.
 function start(cmd, args, opts) {
