@@ -204,7 +204,9 @@ impl NativeBreaker {
             }
         };
         let full = full_response.unwrap_or(false);
-        let fut = b.clone().execute(permit, call);
+        // Boxed once here: the call future is large, and moving it by value through the
+        // guard, the completion wrapper and the task cell costs a memcpy each time.
+        let fut = Box::pin(b.clone().execute(permit, call));
         Ok(Either3::C(completion::promise(env, guarded(fut, full))?))
     }
 
