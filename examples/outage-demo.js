@@ -8,7 +8,7 @@
 
 const http = require('node:http');
 const path = require('node:path');
-const { startDnastore, spawnNode, stopProcess, freePort, request, HOST } = require('./fake-dnastore/control');
+const { startDnastore, spawnNode, stopProcess, stopOnSignals, freePort, request, HOST } = require('./fake-dnastore/control');
 
 const RATE = Number(argValue('--rate') ?? 50);
 const DOWN_AT_S = 8; // DNAStore process stopped
@@ -41,15 +41,7 @@ let api;
 async function cleanup() {
   await Promise.all([api && stopProcess(api), store && store.close()]);
 }
-let stopping = false;
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    process.stdout.write(`\n${sig}: stopping the demo's processes\n`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
+stopOnSignals(cleanup, (sig) => process.stdout.write(`\n${sig}: stopping the demo's processes\n`));
 // Last resort on an unexpected exit: the children also exit when our stdin pipe to them closes.
 process.on('exit', () => {
   if (api && api.child.exitCode === null) api.child.kill('SIGKILL');

@@ -14,7 +14,7 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { startDnastore, spawnNode, stopProcess, freePort, request, HOST } = require('../examples/fake-dnastore/control');
+const { startDnastore, spawnNode, stopProcess, stopOnSignals, freePort, request, HOST } = require('../examples/fake-dnastore/control');
 
 function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -64,14 +64,7 @@ async function cleanup() {
   await Promise.all([api && stopProcess(api), store && store.close()]);
 }
 
-let stopping = false;
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    if (stopping) return;
-    stopping = true;
-    cleanup().finally(() => process.exit(130));
-  });
-}
+stopOnSignals(cleanup);
 process.on('exit', () => {
   if (k6 && k6.exitCode === null) k6.kill('SIGKILL');
   if (api && api.child.exitCode === null) api.child.kill('SIGKILL');

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use dnastore_core::{Event, Observer};
+use dnastore_core::{Event, EventKind, Observer};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -50,60 +50,30 @@ pub fn build(f: &Function<FnArgs<(String, BreakerEvent)>, ()>) -> Result<EventFn
         .build_callback(|ctx| Ok(FnArgs::from((ctx.value.name, ctx.value.payload))))
 }
 
-const ALWAYS: u32 = 1 | (1 << 12) | (1 << 13); // transitions, shutdown and Redis health (the facade logs them)
+/// Always delivered: transitions, shutdown and Redis health (the facade logs them).
+const ALWAYS: u32 =
+    EventKind::Transition.bit() | EventKind::Shutdown.bit() | EventKind::RedisHealth.bit();
 
 /// Event name (as the facade's listeners use it) -> interest bit.
 pub fn bit_of(name: &str) -> u32 {
-    let probe = match name {
-        "open" | "halfOpen" | "close" => Event::Transition(&PROBE_TRANSITION),
-        "fire" => Event::Fire,
-        "success" => Event::Success {
-            latency: Default::default(),
-            route: None,
-        },
-        "clientError" => Event::ClientError {
-            latency: Default::default(),
-            status: 0,
-            route: None,
-        },
-        "failure" | "timeout" => Event::Failure {
-            kind: dnastore_core::FailureKind::Timeout,
-            latency: Default::default(),
-            route: None,
-        },
-        "reject" => Event::Reject,
-        "fallback" => Event::Fallback {
-            code: dnastore_core::Code::OpenBreaker,
-            source: dnastore_core::FallbackSource::None,
-            age: None,
-        },
-        "retry" => Event::Retry {
-            attempt: 0,
-            delay: Default::default(),
-            reason: dnastore_core::FailureKind::Timeout,
-        },
-        "retryBudgetExhausted" => Event::RetryBudgetExhausted,
-        "abort" => Event::Aborted,
-        "coalesced" => Event::Coalesced,
-        "shutdown" => Event::Shutdown,
-        "redis" => Event::RedisHealth { up: false },
+    let kind = match name {
+        "open" | "halfOpen" | "close" => EventKind::Transition,
+        "fire" => EventKind::Fire,
+        "success" => EventKind::Success,
+        "clientError" => EventKind::ClientError,
+        "failure" | "timeout" => EventKind::Failure,
+        "reject" => EventKind::Reject,
+        "fallback" => EventKind::Fallback,
+        "retry" => EventKind::Retry,
+        "retryBudgetExhausted" => EventKind::RetryBudgetExhausted,
+        "abort" => EventKind::Aborted,
+        "coalesced" => EventKind::Coalesced,
+        "shutdown" => EventKind::Shutdown,
+        "redis" => EventKind::RedisHealth,
         _ => return 0,
     };
-    probe.bit()
+    kind.bit()
 }
-
-static PROBE_TRANSITION: std::sync::LazyLock<dnastore_core::Transition> =
-    std::sync::LazyLock::new(|| dnastore_core::Transition {
-        from: dnastore_core::StateKind::Closed,
-        to: dnastore_core::StateKind::Open,
-        reason: dnastore_core::TransitionReason::FailureRate,
-        failures: 0,
-        calls: 0,
-        failure_percent: 0.0,
-        consecutive_failures: 0,
-        time_in_previous: Default::default(),
-        trips: 0,
-    });
 
 pub struct JsObserver {
     tsfn: EventFn,
@@ -130,7 +100,7 @@ fn ms(d: std::time::Duration) -> Option<f64> {
 
 impl Observer for JsObserver {
     fn on_event(&self, e: &Event<'_>) {
-        if self.mask.load(Ordering::Relaxed) & e.bit() == 0 {
+        if self.mask.load(Ordering::Relaxed) & e.kind().bit() == 0 {
             return;
         }
         let (name, payload) = match e {

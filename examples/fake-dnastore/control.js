@@ -201,4 +201,17 @@ async function waitFor(fn, { timeoutMs = 10000, intervalMs = 100, what = 'condit
   }
 }
 
-module.exports = { startDnastore, spawnNode, stopProcess, freePort, request, waitFor, HOST };
+// Ctrl-C / SIGTERM run `cleanup` once (stopping the children), then exit 130.
+function stopOnSignals(cleanup, onSignal = () => {}) {
+  let stopping = false;
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, () => {
+      if (stopping) return;
+      stopping = true;
+      onSignal(sig);
+      cleanup().finally(() => process.exit(130));
+    });
+  }
+}
+
+module.exports = { startDnastore, spawnNode, stopProcess, stopOnSignals, freePort, request, waitFor, HOST };

@@ -167,27 +167,31 @@ pub struct HttpClient {
 
 static CRYPTO: Once = Once::new();
 
+/// The reqwest configuration of every breaker (also the bench's bare-reqwest ceiling, so
+/// the two always measure the same client).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    // reqwest is built with rustls but no provider; install ring once per process.
+    // An Err means another part of the process installed one first: that one is used.
+    CRYPTO.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+        // Proxies from the environment would silently reroute the upstream; a
+        // resilience client must talk to the address it was given.
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(512)
+}
+
 impl HttpClient {
     pub fn new() -> Result<Self, CallError> {
-        // reqwest is built with rustls but no provider; install ring once per process.
-        // An Err means another part of the process installed one first: that one is used.
-        CRYPTO.call_once(|| {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
-        let client = reqwest::Client::builder()
-            // Proxies from the environment would silently reroute the upstream; a
-            // resilience client must talk to the address it was given.
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(512)
-            .build()
-            .map_err(|_| {
-                CallError::new(
-                    crate::error::Code::Internal,
-                    "could not build the HTTP client",
-                )
-            })?;
+        let client = client_builder().build().map_err(|_| {
+            CallError::new(
+                crate::error::Code::Internal,
+                "could not build the HTTP client",
+            )
+        })?;
         Ok(Self { client })
     }
 

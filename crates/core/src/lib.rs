@@ -16,7 +16,7 @@ pub use clock::{Clock, ManualClock, MonotonicClock, TokioClock};
 pub use config::{Config, ConfigError, RawOptions, RawValue};
 pub use error::{CallError, Code, FailureKind};
 pub use observer::{
-    CallKind, Event, FallbackSource, Observer, StateKind, Transition, TransitionReason,
+    CallKind, Event, EventKind, FallbackSource, Observer, StateKind, Transition, TransitionReason,
 };
 pub mod breaker;
 pub mod cancel;

@@ -111,6 +111,16 @@ impl CallKind {
         CallKind::FailedWithRetry,
     ];
 
+    /// The kind of a call that ended after `attempts` attempts.
+    pub fn of(succeeded: bool, attempts: u32) -> CallKind {
+        match (succeeded, attempts > 1) {
+            (true, false) => CallKind::SuccessfulWithoutRetry,
+            (true, true) => CallKind::SuccessfulWithRetry,
+            (false, false) => CallKind::FailedWithoutRetry,
+            (false, true) => CallKind::FailedWithRetry,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CallKind::SuccessfulWithoutRetry => "successful_without_retry",
@@ -177,23 +187,50 @@ pub enum Event<'a> {
 
 impl Event<'_> {
     /// Bit for interest masks (the JS side only asks for what it listens to).
-    pub fn bit(&self) -> u32 {
-        1 << match self {
-            Event::Transition(_) => 0,
-            Event::Fire => 1,
-            Event::Success { .. } => 2,
-            Event::ClientError { .. } => 3,
-            Event::Failure { .. } => 4,
-            Event::Reject => 5,
-            Event::Fallback { .. } => 6,
-            Event::Retry { .. } => 7,
-            Event::RetryBudgetExhausted => 8,
-            Event::Aborted => 9,
-            Event::Completed(_) => 10,
-            Event::Coalesced => 11,
-            Event::Shutdown => 12,
-            Event::RedisHealth { .. } => 13,
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::Transition(_) => EventKind::Transition,
+            Event::Fire => EventKind::Fire,
+            Event::Success { .. } => EventKind::Success,
+            Event::ClientError { .. } => EventKind::ClientError,
+            Event::Failure { .. } => EventKind::Failure,
+            Event::Reject => EventKind::Reject,
+            Event::Fallback { .. } => EventKind::Fallback,
+            Event::Retry { .. } => EventKind::Retry,
+            Event::RetryBudgetExhausted => EventKind::RetryBudgetExhausted,
+            Event::Aborted => EventKind::Aborted,
+            Event::Completed(_) => EventKind::Completed,
+            Event::Coalesced => EventKind::Coalesced,
+            Event::Shutdown => EventKind::Shutdown,
+            Event::RedisHealth { .. } => EventKind::RedisHealth,
         }
+    }
+}
+
+/// An event's kind without its data: the unit of interest masks (the JS side only asks
+/// for the kinds it listens to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EventKind {
+    Transition,
+    Fire,
+    Success,
+    ClientError,
+    Failure,
+    Reject,
+    Fallback,
+    Retry,
+    RetryBudgetExhausted,
+    Aborted,
+    Completed,
+    Coalesced,
+    Shutdown,
+    RedisHealth,
+}
+
+impl EventKind {
+    pub const fn bit(self) -> u32 {
+        1 << self as u8
     }
 }
 

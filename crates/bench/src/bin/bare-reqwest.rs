@@ -110,13 +110,8 @@ fn percentile(sorted: &[u32], q: f64) -> u32 {
 
 async fn run(a: Args) -> Result<String, String> {
     let url = reqwest::Url::parse(&a.url).map_err(|e| format!("--url: {e}"))?;
-    // reqwest is built with rustls but no provider (as in dnastore-core): install ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(512)
+    // The breaker's own client configuration, without the breaker around it.
+    let client = dnastore_core::http::client_builder()
         .build()
         .map_err(|e| format!("client: {e}"))?;
     let phase = Arc::new(AtomicU8::new(WARMUP));

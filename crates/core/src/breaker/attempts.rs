@@ -91,11 +91,7 @@ impl Breaker {
                                 route: call.route.as_deref(),
                             });
                             self.finish(&mut guard, Verdict::Success);
-                            self.emit(&Event::Completed(if attempt > 1 {
-                                CallKind::SuccessfulWithRetry
-                            } else {
-                                CallKind::SuccessfulWithoutRetry
-                            }));
+                            self.emit(&Event::Completed(CallKind::of(true, attempt)));
                             if let (Some(k), Some(c)) = (key, &self.lkg) {
                                 let entry = c.entry(&k, resp.body.clone(), json, self.wall_ms());
                                 if c.store(k, entry.clone()) {
@@ -120,11 +116,7 @@ impl Breaker {
                             route: call.route.as_deref(),
                         });
                         self.finish(&mut guard, Verdict::ClientError);
-                        self.emit(&Event::Completed(if attempt > 1 {
-                            CallKind::FailedWithRetry
-                        } else {
-                            CallKind::FailedWithoutRetry
-                        }));
+                        self.emit(&Event::Completed(CallKind::of(false, attempt)));
                         return CallOutcome::Rejected(Rejection {
                             code: Code::Http,
                             message: format!(
@@ -193,11 +185,7 @@ impl Breaker {
                     }
                 }
             }
-            self.emit(&Event::Completed(if attempt > 1 {
-                CallKind::FailedWithRetry
-            } else {
-                CallKind::FailedWithoutRetry
-            }));
+            self.emit(&Event::Completed(CallKind::of(false, attempt)));
             let get = (req.method == Method::GET).then_some(req);
             return CallOutcome::Fallback(
                 self.fallback_shared(

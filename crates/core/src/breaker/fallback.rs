@@ -13,15 +13,10 @@ impl Breaker {
         if !self.circuit.is_open_at(now) || self.may_serve_cached() {
             return false;
         }
-        self.circuit.record_reject(now);
-        self.circuit.record_fallback(now);
+        // Exactly what admit() + rejected(None) record, without the argument conversions.
         self.emit(&Event::Fire);
-        self.emit(&Event::Reject);
-        self.emit(&Event::Fallback {
-            code: Code::OpenBreaker,
-            source: FallbackSource::None,
-            age: None,
-        });
+        self.record_short_circuit(now);
+        self.fallback_from(Code::OpenBreaker, None);
         true
     }
 

@@ -267,13 +267,17 @@ impl Breaker {
         let p = self
             .circuit
             .try_acquire(now, &mut |t| self.emit(&Event::Transition(t)));
-        if p.is_none() {
-            self.circuit.record_reject(now);
-            self.emit(&Event::Reject);
-        } else {
-            self.circuit.record_fire(now);
+        match p {
+            Some(_) => self.circuit.record_fire(now),
+            None => self.record_short_circuit(now),
         }
         p
+    }
+
+    /// The bookkeeping of every short-circuited call, whichever path answered it.
+    fn record_short_circuit(&self, now: Duration) {
+        self.circuit.record_reject(now);
+        self.emit(&Event::Reject);
     }
 
     /// The fallback for a short-circuited call; serves last-known-good when `req` has an entry.
