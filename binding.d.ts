@@ -27,7 +27,10 @@ export declare class NativeBreaker {
   /** Event names the JS side has listeners for. */
   setInterest(names: Array<string>): void
   noteFunctionFallback(): void
-  /** Whether a last-known-good cache is configured (and a Redis URL without a secret). */
+  /**
+   * Configuration worth a warning log: a Redis URL without a secret, an ioThreads value
+   * that came too late to apply.
+   */
   warnings(): Array<string>
   /**
    * The open-circuit fast path, without arguments (so napi converts nothing): true when
@@ -125,6 +128,8 @@ export interface BreakerOptions {
   lkgMaxEntryBytes?: number
   /** Oldest entry served, ms (also the Redis TTL). Default 300000 (DNASTORE_LKG_MAX_STALE_MS). */
   lkgMaxStaleMs?: number
+  /** Threads running every breaker's HTTP I/O, process-wide (the first breaker created sets it). Default 1 (DNASTORE_IO_THREADS). */
+  ioThreads?: number
   /** One Idempotency-Key per POST/PATCH call, so they can be retried. Default false. */
   generateIdempotencyKeys?: boolean
   /** Identical concurrent GETs share one request. Default true (DNASTORE_COALESCE). */

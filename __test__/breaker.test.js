@@ -268,6 +268,7 @@ describe('configuration', () => {
     [{ name: 'has spaces' }, /breaker name/],
     [{ fallback: 'x' }, /`fallback`: must be a function/],
     [{ logger: {} }, /`logger`/],
+    [{ ioThreads: 0 }, /`ioThreads`: must be an integer from 1 to 64/],
   ];
   test.each(bad)('option %j is rejected', (opts, msg) => {
     let err;
@@ -289,9 +290,25 @@ describe('configuration', () => {
     ['DNASTORE_CIRCUIT_HALF_OPEN_CALLS', '0', /DNASTORE_CIRCUIT_HALF_OPEN_CALLS/],
     ['DNASTORE_URL', 'http//oops', /DNASTORE_URL/],
     ['DNASTORE_RETRY_MAX_ATTEMPTS', '11', /from 1 to 10/],
+    ['DNASTORE_IO_THREADS', 'many', /DNASTORE_IO_THREADS="many": must be an integer from 1 to 64/],
   ];
   test.each(badEnv)('env %s=%s is rejected naming the variable and range', (k, v, msg) => {
     expect(() => createBreaker({ name: uniqueName(), logger: false, env: { [k]: v } })).toThrow(msg);
+  });
+
+  test('ioThreads is process-wide: a later breaker asking for another count is warned, and still works', async () => {
+    const warnings = [];
+    const logger = { warn: (o, m) => warnings.push(m), info: () => {}, error: () => {} };
+    // The first breaker of the process starts the I/O runtime (1 thread unless told otherwise).
+    breakers.push(createBreaker({ name: uniqueName(), logger, ioThreads: 1 }));
+    const b = createBreaker({ name: uniqueName(), baseUrl: up.url, logger, ioThreads: 3 });
+    breakers.push(b);
+    expect(warnings).toEqual([expect.stringMatching(/ioThreads 3 ignored: .* runs with 1 thread\(s\)/)]);
+    up.set((req, res) => json(res, 200, { ok: 1 }));
+    await expect(b.fire('/x')).resolves.toEqual({ ok: 1 });
+    const same = createBreaker({ name: uniqueName(), baseUrl: up.url, logger, ioThreads: 1 });
+    breakers.push(same);
+    expect(warnings).toHaveLength(1);
   });
 
   test('environment fills what options do not set; options win', async () => {

@@ -44,6 +44,8 @@ pub struct NativeBreaker {
     observer: parking_lot::Mutex<Option<Arc<JsObserver>>>,
     observer_id: u64,
     closed: AtomicBool,
+    /// Set when this breaker asked for another I/O thread count than the process runs.
+    io_warning: Option<String>,
 }
 
 type FireResult<'env> = Either3<Null, NativeOutcome, Unknown<'env>>;
@@ -66,6 +68,14 @@ impl NativeBreaker {
         let raw = convert::raw_options(options.as_ref())?;
         let config = Config::resolve(&raw, &convert::env_lookup(env_vars))
             .map_err(|e| throw(&env, Code::Config, &e.message))?;
+        let io_threads = crate::runtime::start(config.io_threads)
+            .map_err(|m| throw(&env, Code::Internal, &m))?;
+        let io_warning = (io_threads != config.io_threads).then(|| {
+            format!(
+                "ioThreads {} ignored: this process's I/O runtime already runs with {io_threads} thread(s), set by the first breaker created",
+                config.io_threads
+            )
+        });
         let inner =
             registry::open(config, Deps::default()).map_err(|e| throw(&env, e.code, &e.message))?;
         let observer = Arc::new(JsObserver::new(events::build(&on_event)?));
@@ -75,6 +85,7 @@ impl NativeBreaker {
             observer: parking_lot::Mutex::new(Some(observer)),
             observer_id,
             closed: AtomicBool::new(false),
+            io_warning,
         })
     }
 
@@ -107,11 +118,12 @@ impl NativeBreaker {
         self.inner.note_function_fallback();
     }
 
-    /// Whether a last-known-good cache is configured (and a Redis URL without a secret).
+    /// Configuration worth a warning log: a Redis URL without a secret, an ioThreads value
+    /// that came too late to apply.
     #[napi]
     pub fn warnings(&self) -> Vec<String> {
         let lkg = &self.inner.config().lkg;
-        let mut w = vec![];
+        let mut w: Vec<String> = self.io_warning.iter().cloned().collect();
         if lkg.redis_url.is_some() && lkg.signing_secret.is_none() {
             w.push("last-known-good entries shared through Redis are not authenticated: set DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET".to_string());
         }

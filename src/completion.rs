@@ -146,7 +146,8 @@ unsafe extern "C" fn settle(
     }
 }
 
-/// Spawns `fut` on napi's tokio runtime and returns a Promise of its output.
+/// Starts `fut` on napi's tokio runtime (batched, see `dispatch`) and returns a Promise of
+/// its output.
 pub fn promise<'env, F>(env: &'env Env, fut: F) -> Result<Unknown<'env>>
 where
     F: Future<Output = Resolved> + Send + 'static,
@@ -171,13 +172,13 @@ where
         )?;
     }
     let deferred = Deferred(deferred);
-    napi::bindgen_prelude::spawn(async move {
+    crate::dispatch::submit(raw_env, async move {
         let value = fut.await;
         let data = Box::into_raw(Box::new(Completion { deferred, value }));
         if !tsfn.call(data) {
             // The environment is closing: drop the completion here instead of leaking it.
             drop(unsafe { Box::from_raw(data) });
         }
-    });
+    })?;
     Ok(unsafe { Unknown::from_raw_unchecked(raw_env, promise) })
 }

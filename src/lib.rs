@@ -1,13 +1,15 @@
 //! napi-rs binding for dnastore-core: thin adapters only. Behaviour lives in the core;
-//! this crate converts JS values in and out, and hands futures to napi's tokio runtime.
+//! this crate converts JS values in and out, and runs the core's futures on its I/O runtime.
 #![deny(clippy::all)]
 
 mod abort;
 mod breaker;
 mod completion;
 mod convert;
+mod dispatch;
 mod events;
 mod options;
+mod runtime;
 mod throw;
 
 /// Buffers are allocated on tokio workers and freed on the JS thread (and back); with

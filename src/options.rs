@@ -54,6 +54,8 @@ pub struct BreakerOptions {
     pub lkg_max_entry_bytes: Option<f64>,
     /// Oldest entry served, ms (also the Redis TTL). Default 300000 (DNASTORE_LKG_MAX_STALE_MS).
     pub lkg_max_stale_ms: Option<f64>,
+    /// Threads running every breaker's HTTP I/O, process-wide (the first breaker created sets it). Default 1 (DNASTORE_IO_THREADS).
+    pub io_threads: Option<u32>,
     /// One Idempotency-Key per POST/PATCH call, so they can be retried. Default false.
     pub generate_idempotency_keys: Option<bool>,
     /// Identical concurrent GETs share one request. Default true (DNASTORE_COALESCE).

@@ -131,6 +131,24 @@ async fn client_errors_and_bad_bodies_are_not_retried() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn large_json_bodies_are_checked_off_the_io_thread_with_the_same_verdict() {
+    // Above the inline limit the check runs on the blocking pool; the verdict must not change.
+    let items = vec!["\"0123456789abcdef\""; 8 * 1024].join(",");
+    let valid: &'static str = Box::leak(format!("[{items}]").into_boxed_str());
+    assert!(valid.len() > 64 * 1024);
+    let s = Script::new(vec![Step::Reply(200, "application/json", valid)]);
+    let b = breaker(config("t-big-json", &[]), &s);
+    match fire(&b, "GET", URL, &[]).await {
+        CallOutcome::Ok(ok) => assert_eq!(ok.body.len(), valid.len()),
+        other => panic!("{other:?}"),
+    }
+    let truncated = &valid[..valid.len() - 1];
+    let s = Script::new(vec![Step::Reply(200, "application/json", truncated)]);
+    let b = breaker(config("t-big-json-bad", &[]), &s);
+    assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "EBADBODY");
+}
+
+#[tokio::test(start_paused = true)]
 async fn post_without_idempotency_key_is_sent_once() {
     let s = Script::new(vec![Step::Reply(503, "text/plain", "")]);
     let b = breaker(config("t-post-once", &[]), &s);

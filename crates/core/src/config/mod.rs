@@ -173,6 +173,8 @@ int_specs! {
         "Largest body stored in the cache; larger responses are served but not cached.";
     lkg_max_stale: "lkgMaxStaleMs", "DNASTORE_LKG_MAX_STALE_MS", 300_000, 1, 7 * 24 * 3_600_000, "ms",
         "Oldest cached entry served as a fallback (also the Redis TTL).";
+    io_threads: "ioThreads", "DNASTORE_IO_THREADS", 1, 1, 64, "threads",
+        "Threads running every breaker's HTTP I/O in the process (1: one dedicated thread; more: a work-stealing pool). Process-wide: the first breaker created sets it.";
 }
 
 /// Boolean settings.
@@ -268,6 +270,8 @@ pub struct Config {
     pub max_response_bytes: u64,
     pub deadline: Duration,
     pub max_routes: u32,
+    /// Process-wide (the binding's I/O runtime); the first breaker's value wins.
+    pub io_threads: u32,
     pub coalesce: bool,
     pub retry: RetryConfig,
     pub lkg: LkgConfig,
@@ -575,6 +579,7 @@ impl Config {
             max_response_bytes: r.int(&spec::max_response_bytes)?,
             deadline: r.ms(&spec::deadline)?,
             max_routes: r.int(&spec::max_routes)? as u32,
+            io_threads: r.int(&spec::io_threads)? as u32,
             coalesce: r.boolean(&COALESCE)?,
             retry: RetryConfig {
                 max_attempts: r.int(&spec::max_attempts)? as u32,

@@ -1,0 +1,170 @@
+//! Hands the call futures one JS turn starts to the I/O runtime (`runtime`) as one batch.
+//!
+//! Why: spawning onto the runtime from the JS thread (a thread outside the runtime) pushes
+//! to the runtime's shared queue under a lock and, when the runtime sleeps, wakes it with a
+//! syscall: per call, that was the largest kernel cost on the JS thread in the bench
+//! profile. Here fire() only pushes its future to this thread's batch. Two
+//! unref'd libuv handles hand the batch over: a check handle (right after the poll phase,
+//! where I/O callbacks and the completions that started these calls ran) and a prepare
+//! handle (before the loop may block in poll, so calls started from timers or immediates
+//! never wait for unrelated I/O). The batch becomes one task that spawns each call from
+//! inside the runtime (local queues; with several I/O threads, stealable by idle ones).
+//!
+//! A call therefore starts when the JS code that fired it yields to the event loop, as a
+//! socket write from JS would. Pending promises keep the loop alive (see `completion`), so
+//! a batch is always handed over.
+
+use std::cell::RefCell;
+use std::ffi::{c_int, c_void};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// libuv's handle types (uv.h `uv_handle_type`), as far as used here.
+const UV_CHECK: c_int = 2;
+const UV_PREPARE: c_int = 9;
+
+type UvCallback = unsafe extern "C" fn(*mut c_void);
+
+// Exported by the node binary for addons (uv.h); the handle structs are opaque here and
+// sized with `uv_handle_size`.
+extern "C" {
+    fn uv_handle_size(kind: c_int) -> usize;
+    fn uv_prepare_init(lp: *mut sys::uv_loop_s, h: *mut c_void) -> c_int;
+    fn uv_prepare_start(h: *mut c_void, cb: UvCallback) -> c_int;
+    fn uv_prepare_stop(h: *mut c_void) -> c_int;
+    fn uv_check_init(lp: *mut sys::uv_loop_s, h: *mut c_void) -> c_int;
+    fn uv_check_start(h: *mut c_void, cb: UvCallback) -> c_int;
+    fn uv_check_stop(h: *mut c_void) -> c_int;
+    fn uv_unref(h: *mut c_void);
+    fn uv_close(h: *mut c_void, cb: Option<UvCallback>);
+}
+
+/// One JS thread's batch and the two handles that flush it.
+struct Dispatcher {
+    prepare: *mut c_void,
+    check: *mut c_void,
+    batch: Vec<Task>,
+    armed: bool,
+}
+
+thread_local! {
+    static DISPATCH: RefCell<Option<Dispatcher>> = const { RefCell::new(None) };
+}
+
+fn failed(what: &str) -> Error {
+    Error::new(Status::GenericFailure, format!("{what} failed"))
+}
+
+/// Words in a handle allocation: enough for either kind, so one free function fits both.
+fn handle_words() -> usize {
+    unsafe { uv_handle_size(UV_PREPARE).max(uv_handle_size(UV_CHECK)) }.div_ceil(8)
+}
+
+/// A zeroed, 8-byte aligned allocation for a libuv handle, freed by `free_handle`.
+fn alloc_handle() -> *mut c_void {
+    Box::into_raw(vec![0u64; handle_words()].into_boxed_slice()).cast()
+}
+
+unsafe extern "C" fn free_handle(h: *mut c_void) {
+    let words = handle_words();
+    drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(h.cast::<u64>(), words)) });
+}
+
+fn init(env: sys::napi_env) -> Result<Dispatcher> {
+    let mut lp = ptr::null_mut();
+    if unsafe { sys::napi_get_uv_event_loop(env, &mut lp) } != sys::Status::napi_ok {
+        return Err(failed("napi_get_uv_event_loop"));
+    }
+    let prepare = alloc_handle();
+    let check = alloc_handle();
+    unsafe {
+        if uv_prepare_init(lp, prepare) != 0 || uv_check_init(lp, check) != 0 {
+            // Not registered with the loop (init only fails on bad arguments): plain frees.
+            free_handle(prepare);
+            free_handle(check);
+            return Err(failed("uv_prepare_init/uv_check_init"));
+        }
+        // Never what keeps the process alive: pending promises do that.
+        uv_unref(prepare);
+        uv_unref(check);
+    }
+    let status = unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), ptr::null_mut()) };
+    if status != sys::Status::napi_ok {
+        return Err(failed("napi_add_env_cleanup_hook"));
+    }
+    Ok(Dispatcher {
+        prepare,
+        check,
+        batch: Vec::new(),
+        armed: false,
+    })
+}
+
+/// The environment (main thread or a worker) is going away: close the handles so its loop
+/// can close; calls still batched are dropped with it.
+unsafe extern "C" fn cleanup(_arg: *mut c_void) {
+    if let Some(d) = DISPATCH.with(|c| c.borrow_mut().take()) {
+        unsafe {
+            uv_close(d.prepare, Some(free_handle));
+            uv_close(d.check, Some(free_handle));
+        }
+    }
+}
+
+/// Queues `task` to start when this JS turn ends.
+pub fn submit(env: sys::napi_env, task: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    if crate::runtime::handle().is_none() {
+        return Err(failed("starting the I/O runtime"));
+    }
+    DISPATCH.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(init(env)?);
+        }
+        let d = slot.as_mut().expect("initialised above");
+        d.batch.push(Box::pin(task));
+        if !d.armed {
+            d.armed = true;
+            unsafe {
+                uv_prepare_start(d.prepare, flush);
+                uv_check_start(d.check, flush);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs on the JS thread from libuv: hands the batch to the runtime and disarms.
+unsafe extern "C" fn flush(_handle: *mut c_void) {
+    let batch = DISPATCH.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let d = slot.as_mut()?;
+        d.armed = false;
+        unsafe {
+            uv_prepare_stop(d.prepare);
+            uv_check_stop(d.check);
+        }
+        Some(std::mem::take(&mut d.batch))
+    });
+    let Some(batch) = batch.filter(|b| !b.is_empty()) else {
+        return;
+    };
+    // Never unwind into libuv (the runtime may be gone at process exit).
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // `submit` checked that the runtime runs; it never stops once started.
+        if let Some(rt) = crate::runtime::handle() {
+            rt.spawn(async move {
+                for task in batch {
+                    tokio::spawn(task);
+                }
+            });
+        }
+    }));
+}
