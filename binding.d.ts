@@ -33,16 +33,15 @@ export declare class NativeBreaker {
    */
   warnings(): Array<string>
   /**
-   * The open-circuit fast path, without arguments (so napi converts nothing): true when
-   * the call was short-circuited and the facade should resolve the `none` fallback;
-   * false when it must go through `fire()` (closed, half-open, or a cache may answer).
-   */
-  tryReject(): boolean
-  /**
    * Answers synchronously while the circuit is open: `null` (the facade builds the
    * fallback) or a cached last-known-good outcome; otherwise a Promise.
    */
   fire(url: string, method?: string | undefined | null, headers?: Array<string> | undefined | null, body?: string | Uint8Array | undefined | null, timeout?: number | undefined | null, deadline?: number | undefined | null, fullResponse?: boolean | undefined | null, abort?: AbortHandle | undefined | null, route?: string | undefined | null): null | NativeOutcome | Promise<string | NativeOutcome>
+  /**
+   * `{ tryReject, fire }` for this handle without napi-rs's per-call method glue (see
+   * `fast`): `fire` takes only a URL.
+   */
+  fastPath(): { tryReject: () => boolean, fire: (url: string) => null | NativeOutcome | Promise<string | NativeOutcome> }
   /**
    * Stops this handle: later fire() calls reject with ESHUTDOWN, its events stop,
    * and the last handle of a name removes the breaker and its metric series.

@@ -58,6 +58,9 @@ const TRANSITION_LOG = { open: ['warn', 'OPEN'], halfOpen: ['info', 'HALF-OPEN']
 
 class Breaker extends EventEmitter {
   #native;
+  // The per-request calls, bound to this breaker without napi-rs's method glue (src/fast.rs).
+  #tryReject;
+  #fireUrl;
   #fallbackFn;
   #logger;
 
@@ -77,6 +80,7 @@ class Breaker extends EventEmitter {
     } catch (err) {
       throw fromNative(err);
     }
+    ({ tryReject: this.#tryReject, fire: this.#fireUrl } = this.#native.fastPath());
     for (const w of this.#native.warnings()) this.#logger.warn({ breaker: this.name }, `dnastore-breaker: ${w}`);
     // Only events somebody listens to cross the native boundary.
     this.on('newListener', (name) => this.#native.setInterest([...this.eventNames(), name]));
@@ -111,13 +115,12 @@ class Breaker extends EventEmitter {
 
   fire(url, init) {
     // Open circuit, nothing cached: answered before any argument crosses into native code.
-    if (this.#native.tryReject()) return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
+    if (this.#tryReject()) return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
     let result;
     let cleanup;
     try {
-      const n = this.#native;
       if (init === undefined || init === null) {
-        result = n.fire(checkUrl(url));
+        result = this.#fireUrl(checkUrl(url));
       } else {
         if (typeof init !== 'object') throw invalid(`init must be an object, got ${typeof init}`);
         let handle;
@@ -131,7 +134,7 @@ class Breaker extends EventEmitter {
             cleanup = () => signal.removeEventListener('abort', onAbort);
           }
         }
-        result = n.fire(
+        result = this.#native.fire(
           checkUrl(url),
           checkOptional('method', init.method, 'string'),
           flattenHeaders(init.headers),

@@ -435,6 +435,27 @@ test('metrics(): state, trips, requests by outcome and latency histogram', async
   expect(m).not.toMatch(/127\.0\.0\.1/);
 });
 
+test('the per-request fast path (tryReject, fire(url)) rejects bad arguments with an error, never a crash', () => {
+  const native = require('../binding.js');
+  const nb = new native.NativeBreaker({ name: uniqueName(), baseUrl: 'http://127.0.0.1:9' }, {}, () => {});
+  const { tryReject, fire } = nb.fastPath();
+  expect(tryReject()).toBe(false);
+  for (const bad of [42, undefined, {}, null]) {
+    let err;
+    try {
+      fire(bad);
+    } catch (e) {
+      err = e;
+    }
+    expect(Object.prototype.toString.call(err)).toBe('[object Error]');
+    expect(err.message).toMatch(/string/i);
+  }
+  nb.shutdown();
+  // After shutdown: no short-circuit; fire() answers ESHUTDOWN synchronously.
+  expect(tryReject()).toBe(false);
+  expect(fire('/x')).toMatchObject({ kind: 2, code: 'ESHUTDOWN' });
+});
+
 test('the generated BreakerOptions type lists exactly the core option names', () => {
   const fs = require('node:fs');
   const path = require('node:path');

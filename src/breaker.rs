@@ -43,12 +43,13 @@ pub struct NativeBreaker {
     /// Taken on shutdown so the ThreadsafeFunction is released then, not at GC.
     observer: parking_lot::Mutex<Option<Arc<JsObserver>>>,
     observer_id: u64,
-    closed: AtomicBool,
+    /// Shared with the fast-path functions (`fast`), which may outlive a shutdown() call.
+    closed: Arc<AtomicBool>,
     /// Set when this breaker asked for another I/O thread count than the process runs.
     io_warning: Option<String>,
 }
 
-type FireResult<'env> = Either3<Null, NativeOutcome, Unknown<'env>>;
+pub type FireResult<'env> = Either3<Null, NativeOutcome, Unknown<'env>>;
 
 #[napi]
 impl NativeBreaker {
@@ -84,7 +85,7 @@ impl NativeBreaker {
             inner,
             observer: parking_lot::Mutex::new(Some(observer)),
             observer_id,
-            closed: AtomicBool::new(false),
+            closed: Arc::new(AtomicBool::new(false)),
             io_warning,
         })
     }
@@ -130,14 +131,6 @@ impl NativeBreaker {
         w
     }
 
-    /// The open-circuit fast path, without arguments (so napi converts nothing): true when
-    /// the call was short-circuited and the facade should resolve the `none` fallback;
-    /// false when it must go through `fire()` (closed, half-open, or a cache may answer).
-    #[napi(catch_unwind)]
-    pub fn try_reject(&self) -> bool {
-        !self.closed.load(Ordering::Acquire) && self.inner.try_short_circuit()
-    }
-
     /// Answers synchronously while the circuit is open: `null` (the facade builds the
     /// fallback) or a cached last-known-good outcome; otherwise a Promise.
     #[napi(
@@ -158,68 +151,27 @@ impl NativeBreaker {
         abort: Option<&AbortHandle>,
         route: Option<String>,
     ) -> Result<FireResult<'env>> {
-        if self.closed.load(Ordering::Acquire) {
-            return Ok(Either3::B(convert::rejection(
-                dnastore_core::CallError::new(
-                    Code::Shutdown,
-                    format!("breaker {:?} was shut down", self.inner.name()),
-                ),
-            )));
-        }
-        let b = &self.inner;
-        let Some(permit) = b.admit() else {
-            // Open: no runtime, no network. Validating the request is only worth it when
-            // the cache may hold an answer for it.
-            if b.may_serve_cached() {
-                if let Ok(req) = self.prepare(&url, method.as_deref(), headers, body) {
-                    if let Some(f) = b.rejected_now(&req) {
-                        return Ok(Either3::B(convert::fallback(f)));
-                    }
-                    // A local miss with the shared Redis configured and up: a Promise that
-                    // settles within min(250 ms, the call's deadline).
-                    let deadline =
-                        deadline.and_then(|d| call_ms("init.deadline", &spec::deadline, d).ok());
-                    let fut = b
-                        .clone()
-                        .rejected_shared(req, deadline)
-                        .map(CallOutcome::Fallback);
-                    return Ok(Either3::C(completion::promise(
-                        env,
-                        guarded(fut, full_response.unwrap_or(false)),
-                    )?));
-                }
-            }
-            b.rejected(None);
-            return Ok(Either3::A(Null));
+        let args = FireArgs {
+            url,
+            method,
+            headers,
+            body,
+            timeout,
+            deadline,
+            full_response,
+            abort,
+            route,
         };
-        let call = (|| {
-            let req = self.prepare(&url, method.as_deref(), headers, body)?;
-            let mut call = Call::new(req);
-            call.timeout = timeout
-                .map(|t| call_ms("init.timeout", &spec::timeout, t))
-                .transpose()?;
-            call.deadline = deadline
-                .map(|d| call_ms("init.deadline", &spec::deadline, d))
-                .transpose()?;
-            call.cancel = abort.map(|a| a.token.clone());
-            call.route = route
-                .as_deref()
-                .map(dnastore_core::config::route_template)
-                .transpose()?;
-            Ok::<_, dnastore_core::CallError>(call)
-        })();
-        let call = match call {
-            Ok(c) => c,
-            Err(e) => {
-                b.release(permit);
-                return Ok(Either3::B(convert::rejection(e)));
-            }
-        };
-        let full = full_response.unwrap_or(false);
-        // Boxed once here: the call future is large, and moving it by value through the
-        // guard, the completion wrapper and the task cell costs a memcpy each time.
-        let fut = Box::pin(b.clone().execute(permit, call));
-        Ok(Either3::C(completion::promise(env, guarded(fut, full))?))
+        fire(env, &self.inner, &self.closed, args)
+    }
+
+    /// `{ tryReject, fire }` for this handle without napi-rs's per-call method glue (see
+    /// `fast`): `fire` takes only a URL.
+    #[napi(
+        ts_return_type = "{ tryReject: () => boolean, fire: (url: string) => null | NativeOutcome | Promise<string | NativeOutcome> }"
+    )]
+    pub fn fast_path<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        crate::fast::functions(env, &self.inner, &self.closed)
     }
 
     /// Stops this handle: later fire() calls reject with ESHUTDOWN, its events stop,
@@ -237,31 +189,139 @@ impl NativeBreaker {
     }
 }
 
-impl NativeBreaker {
-    fn prepare(
-        &self,
-        url: &str,
-        method: Option<&str>,
-        headers: Option<Vec<String>>,
-        body: Option<Either<String, Uint8Array>>,
-    ) -> std::result::Result<dnastore_core::http::PreparedRequest, dnastore_core::CallError> {
-        let pairs: Vec<(String, String)> = match headers {
-            Some(flat) => {
-                let mut it = flat.into_iter();
-                let mut v = Vec::with_capacity(it.len() / 2);
-                while let (Some(k), Some(val)) = (it.next(), it.next()) {
-                    v.push((k, val));
-                }
-                v
-            }
-            None => Vec::new(),
-        };
-        let body = body.map(|b| match b {
-            Either::A(s) => Bytes::from(s),
-            Either::B(u) => Bytes::copy_from_slice(&u),
-        });
-        self.inner.prepare(url, method, &pairs, body)
+/// fire()'s arguments, as the facade passes them (already type-checked there).
+pub struct FireArgs<'a> {
+    pub url: String,
+    pub method: Option<String>,
+    pub headers: Option<Vec<String>>,
+    pub body: Option<Either<String, Uint8Array>>,
+    pub timeout: Option<f64>,
+    pub deadline: Option<f64>,
+    pub full_response: Option<bool>,
+    pub abort: Option<&'a AbortHandle>,
+    pub route: Option<String>,
+}
+
+impl FireArgs<'_> {
+    pub fn url_only(url: String) -> Self {
+        Self {
+            url,
+            method: None,
+            headers: None,
+            body: None,
+            timeout: None,
+            deadline: None,
+            full_response: None,
+            abort: None,
+            route: None,
+        }
     }
+}
+
+/// The open-circuit check before any argument crosses: true when the call was
+/// short-circuited and the facade should resolve the `none` fallback; false when it must go
+/// through fire() (closed, half-open, or a cache may answer).
+pub fn try_reject(b: &Breaker, closed: &AtomicBool) -> bool {
+    !closed.load(Ordering::Acquire) && b.try_short_circuit()
+}
+
+/// One fire() for both entry points (the `#[napi]` method and the fast path).
+pub fn fire<'env>(
+    env: &'env Env,
+    b: &Arc<Breaker>,
+    closed: &AtomicBool,
+    a: FireArgs<'_>,
+) -> Result<FireResult<'env>> {
+    if closed.load(Ordering::Acquire) {
+        return Ok(Either3::B(convert::rejection(
+            dnastore_core::CallError::new(
+                Code::Shutdown,
+                format!("breaker {:?} was shut down", b.name()),
+            ),
+        )));
+    }
+    let Some(permit) = b.admit() else {
+        // Open: no runtime, no network. Validating the request is only worth it when
+        // the cache may hold an answer for it.
+        if b.may_serve_cached() {
+            if let Ok(req) = prepare(b, &a.url, a.method.as_deref(), a.headers, a.body) {
+                if let Some(f) = b.rejected_now(&req) {
+                    return Ok(Either3::B(convert::fallback(f)));
+                }
+                // A local miss with the shared Redis configured and up: a Promise that
+                // settles within min(250 ms, the call's deadline).
+                let deadline = a
+                    .deadline
+                    .and_then(|d| call_ms("init.deadline", &spec::deadline, d).ok());
+                let fut = b
+                    .clone()
+                    .rejected_shared(req, deadline)
+                    .map(CallOutcome::Fallback);
+                return Ok(Either3::C(completion::promise(
+                    env,
+                    guarded(fut, a.full_response.unwrap_or(false)),
+                )?));
+            }
+        }
+        b.rejected(None);
+        return Ok(Either3::A(Null));
+    };
+    let call = (|| {
+        let req = prepare(b, &a.url, a.method.as_deref(), a.headers, a.body)?;
+        let mut call = Call::new(req);
+        call.timeout = a
+            .timeout
+            .map(|t| call_ms("init.timeout", &spec::timeout, t))
+            .transpose()?;
+        call.deadline = a
+            .deadline
+            .map(|d| call_ms("init.deadline", &spec::deadline, d))
+            .transpose()?;
+        call.cancel = a.abort.map(|h| h.token.clone());
+        call.route = a
+            .route
+            .as_deref()
+            .map(dnastore_core::config::route_template)
+            .transpose()?;
+        Ok::<_, dnastore_core::CallError>(call)
+    })();
+    let call = match call {
+        Ok(c) => c,
+        Err(e) => {
+            b.release(permit);
+            return Ok(Either3::B(convert::rejection(e)));
+        }
+    };
+    let full = a.full_response.unwrap_or(false);
+    // Boxed once here: the call future is large, and moving it by value through the
+    // guard, the completion wrapper and the task cell costs a memcpy each time.
+    let fut = Box::pin(b.clone().execute(permit, call));
+    Ok(Either3::C(completion::promise(env, guarded(fut, full))?))
+}
+
+fn prepare(
+    b: &Breaker,
+    url: &str,
+    method: Option<&str>,
+    headers: Option<Vec<String>>,
+    body: Option<Either<String, Uint8Array>>,
+) -> std::result::Result<dnastore_core::http::PreparedRequest, dnastore_core::CallError> {
+    let pairs: Vec<(String, String)> = match headers {
+        Some(flat) => {
+            let mut it = flat.into_iter();
+            let mut v = Vec::with_capacity(it.len() / 2);
+            while let (Some(k), Some(val)) = (it.next(), it.next()) {
+                v.push((k, val));
+            }
+            v
+        }
+        None => Vec::new(),
+    };
+    let body = body.map(|b| match b {
+        Either::A(s) => Bytes::from(s),
+        Either::B(u) => Bytes::copy_from_slice(&u),
+    });
+    b.prepare(url, method, &pairs, body)
 }
 
 impl Drop for NativeBreaker {

@@ -8,6 +8,7 @@ mod completion;
 mod convert;
 mod dispatch;
 mod events;
+mod fast;
 mod options;
 mod runtime;
 mod throw;
