@@ -114,14 +114,15 @@ class Breaker extends EventEmitter {
   }
 
   fire(url, init) {
-    // Open circuit, nothing cached: answered before any argument crosses into native code.
-    if (this.#tryReject()) return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
     let result;
     let cleanup;
     try {
       if (init === undefined || init === null) {
+        // One native call; an open circuit answers null before the URL is even converted.
         result = this.#fireUrl(checkUrl(url));
       } else {
+        // Open circuit, nothing cached: answered before any init value is checked or converted.
+        if (this.#tryReject()) return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
         if (typeof init !== 'object') throw invalid(`init must be an object, got ${typeof init}`);
         let handle;
         const { signal } = init;

@@ -1,55 +1,100 @@
-//! Promises for fire(), settled through ONE threadsafe function per JS thread.
+//! Promises for fire(), settled through ONE threadsafe function per JS thread, signalled
+//! once per burst of completions.
 //!
 //! Why not `env.spawn_future`: napi-rs creates a new ThreadsafeFunction (with its own
 //! `uv_async_t`, async resource and cleanup hook) for every promise. Profiling showed that
 //! plumbing at about a third of the client CPU per request. Here each JS thread (the main
-//! thread, each worker) has one unref'd TSFN; a fire() creates a plain napi deferred, and its
-//! future, when done, queues `(deferred, outcome)` on that TSFN, which settles it on the JS
-//! thread. Completions that arrive together are drained in one loop wake-up. The TSFN holds
-//! the event loop open exactly while promises are pending (ref on 0 -> 1, unref on 1 -> 0),
-//! like an open socket would.
+//! thread, each worker) has one unref'd TSFN and one lock-free inbox; a fire() creates a
+//! plain napi deferred, and its future, when done, pushes `(deferred, outcome)` on the
+//! inbox. Only the push that finds the inbox empty signals the JS thread, and it does so
+//! from a task queued behind the ones the runtime has ready, so the completions of one
+//! burst of socket events wake the JS thread once; its callback settles everything queued
+//! by then, in completion order. The TSFN holds the event loop open exactly while promises
+//! are pending (ref on 0 -> 1, unref on 1 -> 0), like an open socket would.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi::sys;
 
 use crate::convert::Resolved;
 
-/// A TSFN handle is documented as callable from any thread.
-#[derive(Clone, Copy)]
-struct Tsfn(sys::napi_threadsafe_function);
-unsafe impl Send for Tsfn {}
-unsafe impl Sync for Tsfn {}
-
-impl Tsfn {
-    /// Queues a completion; false when the environment is closing.
-    fn call(self, data: *mut Completion) -> bool {
-        let mode = sys::ThreadsafeFunctionCallMode::nonblocking;
-        unsafe {
-            sys::napi_call_threadsafe_function(self.0, data.cast(), mode) == sys::Status::napi_ok
-        }
-    }
-}
-
-/// A deferred is only touched again on its JS thread (in `settle`).
+/// A deferred is only touched again on its JS thread (in `drain`).
 struct Deferred(sys::napi_deferred);
 unsafe impl Send for Deferred {}
 
-/// Every promise of this module settles with a fire() outcome: one value type per queue,
-/// because the queue's C callback is monomorphic.
+/// A settled call waiting for its JS thread: an intrusive stack node.
 struct Completion {
     deferred: Deferred,
     value: Resolved,
+    next: *mut Completion,
+}
+
+/// Completions for one JS thread, pushed from the I/O runtime, taken all at once on the
+/// JS thread. A Treiber stack: push is one CAS, take is one swap (no single pops, so no ABA).
+struct Inbox {
+    head: AtomicPtr<Completion>,
+    tsfn: sys::napi_threadsafe_function,
+}
+
+// The stack is only touched through atomics; a TSFN is documented as callable from any thread.
+unsafe impl Send for Inbox {}
+unsafe impl Sync for Inbox {}
+
+impl Inbox {
+    /// Pushes; true when the inbox was empty (the pusher must signal the JS thread).
+    fn push(&self, c: Box<Completion>) -> bool {
+        let node = Box::into_raw(c);
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            unsafe { (*node).next = head };
+            match self
+                .head
+                .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return head.is_null(),
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Everything pushed so far, oldest first.
+    fn take(&self) -> Vec<Completion> {
+        let mut p = self.head.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut out = Vec::new();
+        while !p.is_null() {
+            let node = *unsafe { Box::from_raw(p) };
+            p = node.next;
+            out.push(node);
+        }
+        out.reverse();
+        out
+    }
+
+    /// Wakes the JS thread. When its environment is closing this fails, and what is
+    /// queued stays in the inbox, freed with it.
+    fn signal(&self) {
+        let mode = sys::ThreadsafeFunctionCallMode::nonblocking;
+        unsafe { sys::napi_call_threadsafe_function(self.tsfn, ptr::null_mut(), mode) };
+    }
+}
+
+impl Drop for Inbox {
+    /// Completions nobody will settle (the environment went away) are freed here.
+    fn drop(&mut self) {
+        drop(self.take());
+    }
 }
 
 thread_local! {
-    /// This JS thread's TSFN (null until the first fire()) and its pending promise count.
-    static QUEUE: Cell<sys::napi_threadsafe_function> = const { Cell::new(ptr::null_mut()) };
+    /// This JS thread's inbox (None until the first fire()) and its pending promise count.
+    static INBOX: RefCell<Option<Arc<Inbox>>> = const { RefCell::new(None) };
     static PENDING: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -64,11 +109,10 @@ fn check(status: sys::napi_status, what: &str) -> Result<()> {
     }
 }
 
-/// This thread's completion TSFN, created on first use.
-fn queue(env: sys::napi_env) -> Result<Tsfn> {
-    let existing = QUEUE.with(Cell::get);
-    if !existing.is_null() {
-        return Ok(Tsfn(existing));
+/// This thread's inbox and its TSFN, created on first use.
+fn inbox(env: sys::napi_env) -> Result<Arc<Inbox>> {
+    if let Some(i) = INBOX.with(|c| c.borrow().clone()) {
+        return Ok(i);
     }
     let mut name = ptr::null_mut();
     let label = "dnastore-breaker completions";
@@ -96,7 +140,7 @@ fn queue(env: sys::napi_env) -> Result<Tsfn> {
                 ptr::null_mut(),
                 None,
                 ptr::null_mut(),
-                Some(settle),
+                Some(drain),
                 &mut tsfn,
             )
         },
@@ -106,54 +150,66 @@ fn queue(env: sys::napi_env) -> Result<Tsfn> {
         unsafe { sys::napi_unref_threadsafe_function(env, tsfn) },
         "napi_unref_threadsafe_function",
     )?;
-    QUEUE.with(|q| q.set(tsfn));
-    Ok(Tsfn(tsfn))
+    let inbox = Arc::new(Inbox {
+        head: AtomicPtr::new(ptr::null_mut()),
+        tsfn,
+    });
+    INBOX.with(|c| *c.borrow_mut() = Some(inbox.clone()));
+    Ok(inbox)
 }
 
-/// Runs on the JS thread for each queued completion.
-unsafe extern "C" fn settle(
+/// Runs on the JS thread after a signal: settles every completion queued by now.
+unsafe extern "C" fn drain(
     env: sys::napi_env,
     _js_cb: sys::napi_value,
     _context: *mut c_void,
-    data: *mut c_void,
+    _data: *mut c_void,
 ) {
-    let completion = unsafe { Box::from_raw(data.cast::<Completion>()) };
     // A null env means the environment is tearing down: nobody is left to settle.
     if env.is_null() {
         return;
     }
-    // Never unwind into C.
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        let Completion { deferred, value } = *completion;
-        match unsafe { Resolved::to_napi_value(env, value) } {
-            Ok(v) => unsafe { sys::napi_resolve_deferred(env, deferred.0, v) },
-            Err(e) => {
-                let err = unsafe { JsError::from(e).into_value(env) };
-                unsafe { sys::napi_reject_deferred(env, deferred.0, err) }
-            }
-        };
-    }));
+    let Some(inbox) = INBOX.with(|c| c.borrow().clone()) else {
+        return;
+    };
+    let batch = inbox.take();
+    if batch.is_empty() {
+        return;
+    }
+    let settled = batch.len();
+    for Completion {
+        deferred, value, ..
+    } in batch
+    {
+        // Never unwind into C.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            match unsafe { Resolved::to_napi_value(env, value) } {
+                Ok(v) => unsafe { sys::napi_resolve_deferred(env, deferred.0, v) },
+                Err(e) => {
+                    let err = unsafe { JsError::from(e).into_value(env) };
+                    unsafe { sys::napi_reject_deferred(env, deferred.0, err) }
+                }
+            };
+        }));
+    }
     let left = PENDING.with(|p| {
-        let n = p.get().saturating_sub(1);
+        let n = p.get().saturating_sub(settled);
         p.set(n);
         n
     });
     if left == 0 {
-        let tsfn = QUEUE.with(Cell::get);
-        if !tsfn.is_null() {
-            unsafe { sys::napi_unref_threadsafe_function(env, tsfn) };
-        }
+        unsafe { sys::napi_unref_threadsafe_function(env, inbox.tsfn) };
     }
 }
 
-/// Starts `fut` on napi's tokio runtime (batched, see `dispatch`) and returns a Promise of
-/// its output.
+/// Starts `fut` on the I/O runtime (batched, see `dispatch`) and returns a Promise of its
+/// output.
 pub fn promise<'env, F>(env: &'env Env, fut: F) -> Result<Unknown<'env>>
 where
     F: Future<Output = Resolved> + Send + 'static,
 {
     let raw_env = env.raw();
-    let tsfn = queue(raw_env)?;
+    let inbox = inbox(raw_env)?;
     let mut deferred = ptr::null_mut();
     let mut promise = ptr::null_mut();
     check(
@@ -167,17 +223,21 @@ where
     });
     if was == 0 {
         check(
-            unsafe { sys::napi_ref_threadsafe_function(raw_env, tsfn.0) },
+            unsafe { sys::napi_ref_threadsafe_function(raw_env, inbox.tsfn) },
             "napi_ref_threadsafe_function",
         )?;
     }
     let deferred = Deferred(deferred);
     crate::dispatch::submit(raw_env, async move {
         let value = fut.await;
-        let data = Box::into_raw(Box::new(Completion { deferred, value }));
-        if !tsfn.call(data) {
-            // The environment is closing: drop the completion here instead of leaking it.
-            drop(unsafe { Box::from_raw(data) });
+        let completion = Box::new(Completion {
+            deferred,
+            value,
+            next: ptr::null_mut(),
+        });
+        if inbox.push(completion) {
+            // Behind the tasks already ready: their completions ride on the same wake-up.
+            tokio::spawn(async move { inbox.signal() });
         }
     })?;
     Ok(unsafe { Unknown::from_raw_unchecked(raw_env, promise) })

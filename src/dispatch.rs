@@ -97,6 +97,10 @@ fn init(env: sys::napi_env) -> Result<Dispatcher> {
     }
     let status = unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), ptr::null_mut()) };
     if status != sys::Status::napi_ok {
+        unsafe {
+            uv_close(prepare, Some(free_handle));
+            uv_close(check, Some(free_handle));
+        }
         return Err(failed("napi_add_env_cleanup_hook"));
     }
     Ok(Dispatcher {

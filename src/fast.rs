@@ -1,5 +1,6 @@
-//! The two calls made on every request, `tryReject()` and `fire(url)`, as hand-written napi
-//! callbacks bound to one breaker.
+//! The per-request calls, `fire(url)` (which short-circuits an open circuit first) and
+//! `tryReject()` (the same check, for calls with an `init`), as hand-written napi callbacks
+//! bound to one breaker.
 //!
 //! Why: a `#[napi]` class method pays, per call, for napi-rs's native-borrow scope (a
 //! HashMap insert and remove), a type-tag check on `this`, and a type check per optional
@@ -152,6 +153,11 @@ unsafe extern "C" fn fire_cb(env: sys::napi_env, info: sys::napi_callback_info) 
         return throw(env, Code::Internal, "fire: napi_get_cb_info failed");
     };
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<sys::napi_value> {
+        // Open circuit, nothing cached: null (the facade resolves the fallback) before the
+        // URL is converted; the same answer fire() gives, for less.
+        if breaker::try_reject(&bound.breaker, &bound.closed) {
+            return unsafe { Null::to_napi_value(env, Null) };
+        }
         let url = unsafe { String::from_napi_value(env, url) }?;
         let e = Env::from_raw(env);
         let out: FireResult<'_> =
