@@ -82,9 +82,9 @@ function cockatiel(target, mode) {
   return { call: () => policy.execute(({ signal }) => undiciGet(target.url, signal)), close: () => {} };
 }
 
-async function dnastore(target, mode, extra = {}) {
+async function dnastore(target, mode, extra = {}, pkg = process.env.DNASTORE_BENCH_MODULE) {
   // DNASTORE_BENCH_MODULE points at another copy of the package (a profiling build with symbols).
-  const { createBreaker } = require(process.env.DNASTORE_BENCH_MODULE || 'dnastore-breaker');
+  const { createBreaker } = require(pkg || 'dnastore-breaker');
   if (mode !== 'open') {
     const breaker = createBreaker({ name: 'bench', baseUrl: target.origin, logger: false, ...extra });
     return { call: () => breaker.fire(target.path), close: () => breaker.shutdown() };
@@ -124,6 +124,8 @@ const CONTENDERS = {
   // The default configuration: identical in-flight GETs share one upstream request, so at
   // concurrency 50 it sends fewer requests than the others. Shown for information only.
   'dnastore-breaker (coalesce)': (t, m) => dnastore(t, m),
+  // `npm run bench -- --baseline DIR`: the same contender from another build, for A/B runs.
+  'dnastore-breaker (baseline)': (t, m) => dnastore(t, m, { coalesce: false }, process.env.DNASTORE_BENCH_BASELINE),
   floor,
 };
 

@@ -1,6 +1,6 @@
 'use strict';
 
-// npm run bench [-- --quick] [-- --rounds N --duration MS --warmup MS --requests N --no-memory]
+// npm run bench [-- --quick] [-- --rounds N --duration MS --warmup MS --requests N --no-memory --only a,b --baseline DIR]
 //
 // One run, one machine state: starts nginx, builds what is under test, then measures every
 // contender in alternation (each in its own child process) and writes bench/results.md.
@@ -33,6 +33,7 @@ function parseArgs(argv) {
     memRequests: quick ? 100_000 : 1_000_000,
     memory: !argv.includes('--no-memory'),
     only: null,
+    baseline: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
@@ -41,6 +42,7 @@ function parseArgs(argv) {
     if (argv[i] === '--warmup') o.warmupMs = Number(v);
     if (argv[i] === '--requests') o.memRequests = Number(v);
     if (argv[i] === '--only') o.only = v.split(',');
+    if (argv[i] === '--baseline') o.baseline = path.resolve(v);
   }
   return o;
 }
@@ -94,12 +96,16 @@ function describe(name, d) {
 
 async function runRounds(opts, ctx) {
   const pick = (names) => (opts.only ? names.filter((n) => opts.only.some((o) => n.startsWith(o))) : names);
+  // --baseline DIR: the same dnastore-breaker contender from another build, in the same rounds.
+  const ab = opts.baseline ? ['dnastore-breaker (baseline)'] : [];
   const closed = { 50: {}, 1: {} };
   for (const [c, extra] of [[50, CLOSED_EXTRA_AT_50], [1, []]]) {
-    for (const n of pick([...CLOSED, ...extra])) closed[c][n] = [];
+    for (const n of [...pick([...CLOSED, ...extra]), ...ab]) closed[c][n] = [];
   }
+  const openNames = { ...OPEN, ...(opts.baseline ? { 'dnastore-breaker (open, baseline)': 'dnastore-breaker (baseline)' } : {}) };
   const open = {};
   for (const n of pick(Object.keys(OPEN))) open[n] = [];
+  if (opts.baseline) open['dnastore-breaker (open, baseline)'] = [];
 
   for (let round = 0; round < opts.rounds; round++) {
     for (const c of [50, 1]) {
@@ -112,7 +118,7 @@ async function runRounds(opts, ctx) {
     }
     for (const name of rotate(Object.keys(open), round)) {
       const spec = { mode: 'open', concurrency: 50, warmupMs: 500, durationMs: opts.openDurationMs };
-      const r = await measure(OPEN[name], spec, ctx);
+      const r = await measure(openNames[name], spec, ctx);
       open[name][round] = r && derive(r);
       log(`round ${round + 1}/${opts.rounds} open ${describe(name, open[name][round])}`);
     }
@@ -157,6 +163,11 @@ async function main() {
   // DNASTORE_BENCH_MODULE: measure another build of the package (see README); leave the repo's alone.
   if (process.env.DNASTORE_BENCH_MODULE) log(`dnastore-breaker from ${process.env.DNASTORE_BENCH_MODULE}`);
   else ensureAddon(log);
+  if (opts.baseline) {
+    // Inherited by the contender children.
+    process.env.DNASTORE_BENCH_BASELINE = opts.baseline;
+    log(`dnastore-breaker (baseline) from ${opts.baseline}`);
+  }
   const bareReqwest = buildBareReqwest(log);
   const nginx = await startNginx();
   log(`nginx pid ${nginx.pid} serving ${nginx.url}`);
@@ -191,8 +202,9 @@ async function main() {
     log('nginx stopped');
   }
   const { markdown, missed } = render(results);
-  // A smoke run (--quick) or a partial one (--only) must not replace the committed results.
-  const partial = opts.quick || opts.only;
+  // A smoke run (--quick), a partial one (--only) or an A/B run (--baseline) must not replace
+  // the committed results.
+  const partial = opts.quick || opts.only || opts.baseline;
   // Per-run names in the temp dir: several people may run the bench on one machine.
   const tmp = path.join(os.tmpdir(), `dnastore-bench-${process.pid}`);
   const file = partial ? `${tmp}.md` : path.join(__dirname, 'results.md');
