@@ -435,6 +435,30 @@ test('metrics(): state, trips, requests by outcome and latency histogram', async
   expect(m).not.toMatch(/127\.0\.0\.1/);
 });
 
+test('redirects are followed within the upstream origin only; one to another host is answered as EHTTP', async () => {
+  const other = await startUpstream((req, res) => json(res, 200, { leaked: true }));
+  try {
+    up.set((req, res) => {
+      if (req.url === '/same') {
+        res.writeHead(302, { location: '/final' }).end();
+      } else if (req.url === '/away') {
+        res.writeHead(302, { location: `${other.url}/final` }).end();
+      } else json(res, 200, { final: true });
+    });
+    const b = make();
+    await expect(b.fire('/same', { headers: { 'x-api-key': 'k1' } })).resolves.toEqual({ final: true });
+    const err = await b.fire('/away', { headers: { 'x-api-key': 'k1' } }).then(
+      () => null,
+      (e) => e,
+    );
+    expect(err).toMatchObject({ code: 'EHTTP', status: 302 });
+    expect(other.hits).toHaveLength(0);
+    expect(b.state).toBe('closed');
+  } finally {
+    await other.stop();
+  }
+});
+
 test('the per-request fast path (tryReject, fire(url)) rejects bad arguments with an error, never a crash', () => {
   const native = require('../binding.js');
   const nb = new native.NativeBreaker({ name: uniqueName(), baseUrl: 'http://127.0.0.1:9' }, {}, () => {});

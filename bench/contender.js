@@ -1,7 +1,7 @@
 'use strict';
 
 // One contender, one measurement, in its own process: so its CPU time (process.cpuUsage(),
-// every thread of this process, tokio workers included) is its own, and no contender
+// every thread of this process, the I/O thread included) is its own, and no contender
 // inherits another's JIT state, sockets or heap. Prints one JSON line on stdout.
 //
 // node bench/contender.js '<json>' where json is

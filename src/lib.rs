@@ -13,7 +13,7 @@ mod options;
 mod runtime;
 mod throw;
 
-/// Buffers are allocated on tokio workers and freed on the JS thread (and back); with
+/// Buffers are allocated on the I/O thread and freed on the JS thread (and back); with
 /// glibc malloc those cross-thread frees contend on arena locks (~8 % of client CPU in the
 /// bench profile). mimalloc's free lists are per thread and cross-thread frees are cheap.
 #[global_allocator]

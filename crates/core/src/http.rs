@@ -154,8 +154,8 @@ pub fn classify_status(s: StatusCode) -> StatusClass {
         408 => StatusClass::Failure(FailureKind::Upstream),
         429 => StatusClass::Failure(FailureKind::RateLimited),
         500..=599 => StatusClass::Failure(FailureKind::Upstream),
-        // 1xx/3xx that reach us (redirects are followed) and other 4xx: the upstream
-        // answered; the request was wrong.
+        // 1xx/3xx that reach us (same-origin redirects are followed, see `client_builder`)
+        // and other 4xx: the upstream answered; the request was wrong.
         _ => StatusClass::ClientError,
     }
 }
@@ -166,6 +166,27 @@ pub struct HttpClient {
 }
 
 static CRYPTO: Once = Once::new();
+
+/// Redirect hops followed within the upstream's origin.
+const MAX_REDIRECTS: usize = 5;
+
+/// Follows a redirect only within the origin of the request that got it: a resilience client
+/// talks to the upstream it was given, and a redirect elsewhere would carry the caller's
+/// headers (tenant, signing or API keys that reqwest does not know to strip) to another
+/// host. The 3xx is then answered as the upstream's response (EHTTP).
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if same && attempt.previous().len() <= MAX_REDIRECTS {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
 
 /// The reqwest configuration of every breaker (also the bench's bare-reqwest ceiling, so
 /// the two always measure the same client).
@@ -179,6 +200,7 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         // Proxies from the environment would silently reroute the upstream; a
         // resilience client must talk to the address it was given.
         .no_proxy()
+        .redirect(same_origin_redirects())
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(512)
