@@ -117,13 +117,24 @@ class Breaker extends EventEmitter {
     let result;
     let cleanup;
     try {
+      // Argument types are checked whatever the circuit's state: a caller's bug is reported,
+      // never hidden behind a fallback. URL and header syntax are checked by the core when the
+      // call goes ahead (an open circuit answers first).
+      const href = checkUrl(url);
       if (init === undefined || init === null) {
         // One native call; an open circuit answers null before the URL is even converted.
-        result = this.#fireUrl(checkUrl(url));
+        result = this.#fireUrl(href);
       } else {
-        // Open circuit, nothing cached: answered before any init value is checked or converted.
-        if (this.#tryReject()) return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
         if (typeof init !== 'object') throw invalid(`init must be an object, got ${typeof init}`);
+        const method = checkOptional('method', init.method, 'string');
+        const headers = flattenHeaders(init.headers);
+        const body = checkBody(init.body);
+        const timeout = checkOptional('timeout', init.timeout, 'number');
+        const deadline = checkOptional('deadline', init.deadline, 'number');
+        const fullResponse = checkOptional('fullResponse', init.fullResponse, 'boolean');
+        const route = checkOptional('route', init.route, 'string');
+        // Open circuit, nothing cached: answered before anything crosses into native code.
+        if (this.#tryReject()) return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
         let handle;
         const { signal } = init;
         if (signal !== undefined && signal !== null) {
@@ -135,17 +146,7 @@ class Breaker extends EventEmitter {
             cleanup = () => signal.removeEventListener('abort', onAbort);
           }
         }
-        result = this.#native.fire(
-          checkUrl(url),
-          checkOptional('method', init.method, 'string'),
-          flattenHeaders(init.headers),
-          checkBody(init.body),
-          checkOptional('timeout', init.timeout, 'number'),
-          checkOptional('deadline', init.deadline, 'number'),
-          checkOptional('fullResponse', init.fullResponse, 'boolean'),
-          handle,
-          checkOptional('route', init.route, 'string'),
-        );
+        result = this.#native.fire(href, method, headers, body, timeout, deadline, fullResponse, handle, route);
       }
     } catch (err) {
       if (cleanup) cleanup();

@@ -55,6 +55,19 @@ test('fallback when open: answers at once and no request reaches the server', as
   expect(b.stats().rejects).toBe(100);
 });
 
+test('wrong argument types reject EINVALID whatever the state; an open circuit never hides them', async () => {
+  up.set(fail503);
+  const b = make({ maxFailures: 1, resetTimeout: 60_000 });
+  const bad = () => [b.fire(42), b.fire(42, {}), b.fire('/x', 'init'), b.fire('/x', { method: 5 }), b.fire('/x', { body: {} })];
+  for (const state of ['closed', 'open']) {
+    if (state === 'open') await b.fire('/x');
+    expect(b.state).toBe(state);
+    for (const p of bad()) await expect(p).rejects.toMatchObject({ code: 'EINVALID' });
+  }
+  await expect(b.fire('/x')).resolves.toMatchObject({ fallback: true, code: 'EOPENBREAKER' });
+  await expect(b.fire('/x', { method: 'GET' })).resolves.toMatchObject({ fallback: true, code: 'EOPENBREAKER' });
+});
+
 test('2xx resolves parsed JSON, text as text, fullResponse gives status and headers', async () => {
   up.set((req, res) => {
     if (req.url === '/text') {
@@ -535,6 +548,40 @@ test('worker threads of one process share a breaker by name', async () => {
   expect(main.state).toBe('open');
   expect(await main.fire('/m')).toMatchObject({ fallback: true, code: 'EOPENBREAKER' });
   expect(up.hits.map((h) => h.url)).toEqual(['/w1', '/w2']);
+});
+
+test('a worker that exits with calls in flight: their late completions are dropped safely, the shared breaker keeps working', async () => {
+  const { Worker } = require('node:worker_threads');
+  // Answers after 150 ms: the worker is gone by then.
+  up.set((req, res) => setTimeout(() => json(res, 200, { late: true }), 150));
+  const name = uniqueName('terminated');
+  const opts = { name, baseUrl: up.url, maxFailures: 1, maxAttempts: 1, halfOpenMaxCalls: 1, resetTimeout: 60_000 };
+  const main = make(opts);
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { createBreaker } = require(workerData.pkg);
+    const b = createBreaker({ ...workerData.opts, logger: false });
+    for (let i = 0; i < 20; i++) b.fire('/inflight/' + i);
+    // Started on the next turn; then more calls fired just before the worker exits.
+    setTimeout(() => {
+      for (let i = 0; i < 20; i++) b.fire('/unstarted/' + i);
+      parentPort.postMessage('fired');
+      process.exit(0);
+    }, 20);
+  `;
+  const w = new Worker(code, { eval: true, workerData: { pkg: require.resolve('..'), opts } });
+  await new Promise((resolve, reject) => {
+    w.once('exit', resolve);
+    w.once('error', reject);
+  });
+  // The in-flight answers arrive after the worker's environment is gone.
+  await eventually(() => up.hits.filter((h) => h.url.startsWith('/inflight/')).length === 20);
+  // Calls fired right before process.exit() are sent or dropped depending on teardown
+  // timing; either way their answers (or permits) must not hurt anyone else.
+  await new Promise((r) => setTimeout(r, 300));
+  // The process is alive and the shared breaker still serves calls.
+  expect(main.state).toBe('closed');
+  await expect(main.fire('/after')).resolves.toEqual({ late: true });
 });
 
 test('route metrics: labelled only from init.route, capped by maxRoutes', async () => {

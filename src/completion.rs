@@ -20,6 +20,8 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 
+use parking_lot::RwLock;
+
 use napi::bindgen_prelude::*;
 use napi::sys;
 
@@ -40,10 +42,18 @@ struct Completion {
 /// JS thread. A Treiber stack: push is one CAS, take is one swap (no single pops, so no ABA).
 struct Inbox {
     head: AtomicPtr<Completion>,
-    tsfn: sys::napi_threadsafe_function,
+    /// The TSFN, `None` once its environment has finalized it. Node (before v24.14) frees a
+    /// TSFN when its environment is torn down (a terminated worker), whoever still holds
+    /// it: signalling it then would be a use-after-free. `signal` holds the read lock across
+    /// the call, and the finalizer takes the write lock, so the TSFN is never freed mid-call.
+    tsfn: RwLock<Option<Tsfn>>,
 }
 
-// The stack is only touched through atomics; a TSFN is documented as callable from any thread.
+/// A TSFN handle is documented as callable from any thread.
+#[derive(Clone, Copy)]
+struct Tsfn(sys::napi_threadsafe_function);
+
+// The stack is only touched through atomics; the TSFN through the lock.
 unsafe impl Send for Inbox {}
 unsafe impl Sync for Inbox {}
 
@@ -77,11 +87,24 @@ impl Inbox {
         out
     }
 
-    /// Wakes the JS thread. When its environment is closing this fails, and what is
-    /// queued stays in the inbox, freed with it.
+    /// Wakes the JS thread. Once its environment is closing this does nothing, and what
+    /// is queued stays in the inbox, freed with it.
     fn signal(&self) {
-        let mode = sys::ThreadsafeFunctionCallMode::nonblocking;
-        unsafe { sys::napi_call_threadsafe_function(self.tsfn, ptr::null_mut(), mode) };
+        let closing = {
+            let tsfn = self.tsfn.read();
+            let Some(t) = *tsfn else { return };
+            let mode = sys::ThreadsafeFunctionCallMode::nonblocking;
+            let status = unsafe { sys::napi_call_threadsafe_function(t.0, ptr::null_mut(), mode) };
+            status == sys::Status::napi_closing
+        };
+        if closing {
+            *self.tsfn.write() = None;
+        }
+    }
+
+    /// The TSFN for calls on the JS thread, whose environment is alive while it runs.
+    fn tsfn(&self) -> Option<sys::napi_threadsafe_function> {
+        self.tsfn.read().map(|t| t.0)
     }
 }
 
@@ -127,35 +150,45 @@ fn inbox(env: sys::napi_env) -> Result<Arc<Inbox>> {
         },
         "napi_create_string_utf8",
     )?;
+    let inbox = Arc::new(Inbox {
+        head: AtomicPtr::new(ptr::null_mut()),
+        tsfn: RwLock::new(None),
+    });
+    // The finalizer's reference, released when the TSFN is finalized.
+    let finalize_data = Arc::into_raw(inbox.clone()).cast_mut().cast::<c_void>();
     let mut tsfn = ptr::null_mut();
-    check(
-        unsafe {
-            sys::napi_create_threadsafe_function(
-                env,
-                ptr::null_mut(),
-                ptr::null_mut(),
-                name,
-                0,
-                1,
-                ptr::null_mut(),
-                None,
-                ptr::null_mut(),
-                Some(drain),
-                &mut tsfn,
-            )
-        },
-        "napi_create_threadsafe_function",
-    )?;
+    let status = unsafe {
+        sys::napi_create_threadsafe_function(
+            env,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            name,
+            0,
+            1,
+            finalize_data,
+            Some(finalized),
+            ptr::null_mut(),
+            Some(drain),
+            &mut tsfn,
+        )
+    };
+    if let Err(e) = check(status, "napi_create_threadsafe_function") {
+        drop(unsafe { Arc::from_raw(finalize_data.cast::<Inbox>()) });
+        return Err(e);
+    }
     check(
         unsafe { sys::napi_unref_threadsafe_function(env, tsfn) },
         "napi_unref_threadsafe_function",
     )?;
-    let inbox = Arc::new(Inbox {
-        head: AtomicPtr::new(ptr::null_mut()),
-        tsfn,
-    });
+    *inbox.tsfn.write() = Some(Tsfn(tsfn));
     INBOX.with(|c| *c.borrow_mut() = Some(inbox.clone()));
     Ok(inbox)
+}
+
+/// The environment finalized the TSFN (it is about to be freed): no more signals.
+unsafe extern "C" fn finalized(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    let inbox = unsafe { Arc::from_raw(data.cast::<Inbox>()) };
+    *inbox.tsfn.write() = None;
 }
 
 /// Runs on the JS thread after a signal: settles every completion queued by now.
@@ -169,7 +202,8 @@ unsafe extern "C" fn drain(
     if env.is_null() {
         return;
     }
-    let Some(inbox) = INBOX.with(|c| c.borrow().clone()) else {
+    // try_with: never panic (and abort) in a C callback, even during thread teardown.
+    let Some(inbox) = INBOX.try_with(|c| c.borrow().clone()).ok().flatten() else {
         return;
     };
     let batch = inbox.take();
@@ -192,13 +226,15 @@ unsafe extern "C" fn drain(
             };
         }));
     }
-    let left = PENDING.with(|p| {
-        let n = p.get().saturating_sub(settled);
-        p.set(n);
-        n
-    });
-    if left == 0 {
-        unsafe { sys::napi_unref_threadsafe_function(env, inbox.tsfn) };
+    let left = PENDING
+        .try_with(|p| {
+            let n = p.get().saturating_sub(settled);
+            p.set(n);
+            n
+        })
+        .unwrap_or(0);
+    if let (0, Some(t)) = (left, inbox.tsfn()) {
+        unsafe { sys::napi_unref_threadsafe_function(env, t) };
     }
 }
 
@@ -216,19 +252,19 @@ where
         unsafe { sys::napi_create_promise(raw_env, &mut deferred, &mut promise) },
         "napi_create_promise",
     )?;
-    let was = PENDING.with(|p| {
-        let n = p.get();
-        p.set(n + 1);
-        n
-    });
+    let tsfn = inbox
+        .tsfn()
+        .ok_or_else(|| Error::new(Status::GenericFailure, "the environment is closing"))?;
+    let was = PENDING.with(|p| p.get());
     if was == 0 {
         check(
-            unsafe { sys::napi_ref_threadsafe_function(raw_env, inbox.tsfn) },
+            unsafe { sys::napi_ref_threadsafe_function(raw_env, tsfn) },
             "napi_ref_threadsafe_function",
         )?;
     }
     let deferred = Deferred(deferred);
-    crate::dispatch::submit(raw_env, async move {
+    let raw_deferred = deferred.0;
+    let queued = crate::dispatch::submit(raw_env, async move {
         let value = fut.await;
         let completion = Box::new(Completion {
             deferred,
@@ -239,6 +275,21 @@ where
             // Behind the tasks already ready: their completions ride on the same wake-up.
             tokio::spawn(async move { inbox.signal() });
         }
-    })?;
+    });
+    if let Err(e) = queued {
+        // The call was not queued: undo the ref and report the error (fire() throws it).
+        // The promise is never handed out; resolving it frees its deferred (rejecting it
+        // would raise an unhandled rejection nobody can catch).
+        if was == 0 {
+            unsafe { sys::napi_unref_threadsafe_function(raw_env, tsfn) };
+        }
+        let mut undefined = ptr::null_mut();
+        unsafe {
+            sys::napi_get_undefined(raw_env, &mut undefined);
+            sys::napi_resolve_deferred(raw_env, raw_deferred, undefined);
+        }
+        return Err(e);
+    }
+    PENDING.with(|p| p.set(was + 1));
     Ok(unsafe { Unknown::from_raw_unchecked(raw_env, promise) })
 }

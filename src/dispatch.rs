@@ -112,9 +112,10 @@ fn init(env: sys::napi_env) -> Result<Dispatcher> {
 }
 
 /// The environment (main thread or a worker) is going away: close the handles so its loop
-/// can close; calls still batched are dropped with it.
+/// can close. Calls still batched are dropped unstarted; each gives its circuit permit back
+/// (`Breaker::execute`), and nobody is left to settle their promises.
 unsafe extern "C" fn cleanup(_arg: *mut c_void) {
-    if let Some(d) = DISPATCH.with(|c| c.borrow_mut().take()) {
+    if let Some(d) = DISPATCH.try_with(|c| c.borrow_mut().take()).ok().flatten() {
         unsafe {
             uv_close(d.prepare, Some(free_handle));
             uv_close(d.check, Some(free_handle));
@@ -147,7 +148,8 @@ pub fn submit(env: sys::napi_env, task: impl Future<Output = ()> + Send + 'stati
 
 /// Runs on the JS thread from libuv: hands the batch to the runtime and disarms.
 unsafe extern "C" fn flush(_handle: *mut c_void) {
-    let batch = DISPATCH.with(|cell| {
+    // try_with: never panic (and abort) in a C callback, even during thread teardown.
+    let batch = DISPATCH.try_with(|cell| {
         let mut slot = cell.borrow_mut();
         let d = slot.as_mut()?;
         d.armed = false;
@@ -157,7 +159,7 @@ unsafe extern "C" fn flush(_handle: *mut c_void) {
         }
         Some(std::mem::take(&mut d.batch))
     });
-    let Some(batch) = batch.filter(|b| !b.is_empty()) else {
+    let Some(batch) = batch.ok().flatten().filter(|b| !b.is_empty()) else {
         return;
     };
     // Never unwind into libuv (the runtime may be gone at process exit).

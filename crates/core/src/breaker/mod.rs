@@ -291,16 +291,54 @@ impl Breaker {
     }
 
     /// Runs an admitted call to its end. Never panics: a bug inside becomes EINTERNAL.
-    pub async fn execute(self: Arc<Self>, permit: Permit, call: Call) -> CallOutcome {
-        match AssertUnwindSafe(self.run(permit, call))
-            .catch_unwind()
-            .await
-        {
-            Ok(o) => o,
-            Err(_) => CallOutcome::Rejected(Rejection::from(CallError::new(
-                Code::Internal,
-                "internal error in dnastore-breaker (a bug; please report it)",
-            ))),
+    ///
+    /// The permit belongs to the returned future from the start: a future dropped before
+    /// its first poll (a batch discarded when a worker thread is terminated) hands it back,
+    /// so a half-open trial slot can never leak. Once polled, the attempt loop's guard owns it.
+    pub fn execute(
+        self: Arc<Self>,
+        permit: Permit,
+        call: Call,
+    ) -> impl std::future::Future<Output = CallOutcome> + Send + 'static {
+        let mut unpolled = Unpolled {
+            breaker: self.clone(),
+            permit: Some(permit),
+        };
+        async move {
+            // A method call, so the block captures the whole guard: a bare
+            // `unpolled.permit` would capture a copy of the (Copy) field and leave the guard
+            // outside, dropped (releasing the permit) as soon as `execute` returns.
+            let permit = unpolled.take();
+            match AssertUnwindSafe(self.run(permit, call))
+                .catch_unwind()
+                .await
+            {
+                Ok(o) => o,
+                Err(_) => CallOutcome::Rejected(Rejection::from(CallError::new(
+                    Code::Internal,
+                    "internal error in dnastore-breaker (a bug; please report it)",
+                ))),
+            }
+        }
+    }
+}
+
+/// A permit not yet handed to the attempt loop (see [`Breaker::execute`]).
+struct Unpolled {
+    breaker: Arc<Breaker>,
+    permit: Option<Permit>,
+}
+
+impl Unpolled {
+    fn take(&mut self) -> Permit {
+        self.permit.take().expect("taken once, at the first poll")
+    }
+}
+
+impl Drop for Unpolled {
+    fn drop(&mut self) {
+        if let Some(p) = self.permit.take() {
+            self.breaker.circuit.release(p);
         }
     }
 }

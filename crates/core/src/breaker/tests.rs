@@ -389,6 +389,38 @@ async fn opens_then_half_open_then_closes_after_recovery() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_call_dropped_before_its_first_poll_gives_its_half_open_slot_back() {
+    let s = Script::new(vec![
+        Step::Fail(FailureKind::ConnectionRefused),
+        Step::Reply(200, "application/json", "{}"),
+    ]);
+    let b = breaker(
+        config(
+            "t-unpolled",
+            &[
+                ("maxFailures", 1.0),
+                ("maxAttempts", 1.0),
+                ("halfOpenMaxCalls", 1.0),
+                ("resetTimeout", 1000.0),
+            ],
+        ),
+        &s,
+    );
+    assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "ECONNREFUSED");
+    tokio::time::advance(1000 * MS).await;
+    // The only trial slot, taken by a call whose future is dropped unpolled.
+    let permit = b.admit().expect("half-open admits one trial");
+    assert_eq!(b.state(), StateKind::HalfOpen);
+    assert!(b.admit().is_none(), "the slot is taken");
+    let req = b.prepare(URL, None, &[], None).unwrap();
+    drop(b.clone().execute(permit, Call::new(req)));
+    // The slot is free again: the next call is the trial, and it closes the circuit.
+    assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "ok");
+    assert_eq!(b.state(), StateKind::Closed);
+    assert_eq!(s.count(), 2, "the dropped call never reached the upstream");
+}
+
+#[tokio::test(start_paused = true)]
 async fn last_known_good_is_served_per_tenant_only_on_failure() {
     let s = Script::new(vec![
         Step::Reply(200, "application/json", "{\"sigils\":[1]}"),
