@@ -11,6 +11,7 @@ const MB = 1024 * 1024;
 
 function fmtRate(x) {
   if (!Number.isFinite(x)) return '–';
+  if (x >= 1_000_000) return `${(x / 1_000_000).toFixed(2)}M`;
   return x >= 10_000 ? `${(x / 1000).toFixed(0)}k` : x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0);
 }
 
@@ -152,4 +153,4 @@ function render(res) {
   return { markdown: parts.join('\n'), missed: t.missed };
 }
 
-module.exports = { render, NODE_BASE, RUST_BASE, SUBJECT };
+module.exports = { render, targets, fmtRate, fmtUs, NODE_BASE, RUST_BASE, SUBJECT };

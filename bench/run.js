@@ -13,6 +13,7 @@ const { startNginx } = require('./nginx');
 const { buildBareReqwest, ensureAddon, ROOT } = require('./build');
 const { derive } = require('./stats');
 const { render } = require('./report');
+const { updateReadme } = require('./readme');
 
 const CLOSED = ['opossum+node-fetch', 'opossum+fetch', 'opossum+undici', 'cockatiel+undici', 'dnastore-breaker', 'bare reqwest (2 workers)', 'bare reqwest (1 thread)'];
 // Coalescing changes how many upstream requests are made, so it is an extra row where it can matter.
@@ -211,6 +212,8 @@ async function main() {
   const raw = `${tmp}.json`;
   fs.writeFileSync(file, `${markdown}\n`);
   fs.writeFileSync(raw, `${JSON.stringify(results, null, 1)}\n`);
+  // The README quotes the latest full run (bench/readme.js).
+  if (!partial && !updateReadme(results)) log('README.md has no bench markers: its numbers were not updated');
   process.stdout.write(`${markdown}\n`);
   log(`wrote ${file} (raw rounds: ${raw}) in ${((Date.now() - started) / 1000).toFixed(0)} s; ${missed} target(s) missed`);
 }

@@ -1,0 +1,85 @@
+'use strict';
+
+// The README's benchmark summary, written by every full `npm run bench` from the same run as
+// results.md, so the numbers the README quotes are always the latest run's. Only the block
+// between the markers is rewritten; the prose around it is maintained by hand.
+
+const fs = require('node:fs');
+const path = require('node:path');
+const { summary, ratio } = require('./stats');
+const { targets, fmtRate, fmtUs, NODE_BASE, SUBJECT } = require('./report');
+
+const BEGIN = '<!-- bench:begin (written by npm run bench from bench/results.md; edit bench/readme.js) -->';
+const END = '<!-- bench:end -->';
+
+const CLOSED_ROWS = [
+  ['opossum+node-fetch', "opossum + node-fetch@2 (the ticket's stack)"],
+  ['opossum+fetch', 'opossum + global fetch'],
+  ['opossum+undici', 'opossum + undici.request'],
+  ['cockatiel+undici', 'cockatiel (breaker + retry) + undici.request'],
+  [SUBJECT, '**dnastore-breaker** (breaker, retries, LKG storing, metrics; coalescing off)'],
+  ['dnastore-breaker (coalesce)', 'dnastore-breaker, defaults (identical GETs coalesced)'],
+  ['bare reqwest (2 workers)', 'bare Rust reqwest, 2-worker runtime (ceiling)'],
+  ['bare reqwest (1 thread)', 'bare Rust reqwest, one thread'],
+];
+
+const med = (rounds, field) => summary(rounds.filter(Boolean).map((r) => r[field])).median;
+
+function x(s) {
+  if (!Number.isFinite(s.median)) return '–';
+  const f = (v) => (v >= 10 ? v.toFixed(1) : v.toFixed(2));
+  return s.min === s.max ? `${f(s.median)}x` : `${f(s.median)}x (${f(s.min)}–${f(s.max)})`;
+}
+
+function section(res) {
+  const m = res.meta;
+  const c50 = res.closed['50'] ?? {};
+  const c1 = res.closed['1'] ?? {};
+  const base = c50[NODE_BASE] ?? [];
+  const lines = [
+    BEGIN,
+    `Last full run: ${m.date.replace('T', ' ').slice(0, 16)} UTC, ${m.nproc} shared cores (${m.cpuModel}), Node ${m.node}, ${m.rustc.split(' (')[0]}, command`,
+    `\`${m.command}\`. Medians of ${m.rounds} rounds (ratios: median of the per-round ratios, with the rounds' range):`,
+    '',
+    '| closed circuit, 50 in flight | req/s | client CPU per request | req/s vs opossum + node-fetch |',
+    '|---|---|---|---|',
+  ];
+  for (const [key, label] of CLOSED_ROWS) {
+    const rounds = c50[key];
+    if (!rounds) continue;
+    const cells = [fmtRate(med(rounds, 'rps')), `${fmtUs(med(rounds, 'cpuPerReqUs'))} µs`, key === NODE_BASE ? '1.00x' : x(ratio(rounds, base, 'rps'))];
+    lines.push(`| ${label} | ${(key === SUBJECT ? cells.map((c) => `**${c}**`) : cells).join(' | ')} |`);
+  }
+  const open = res.open ?? {};
+  lines.push('', '| open circuit | fallback calls/s | CPU per call |', '|---|---|---|');
+  for (const [key, label] of [['opossum (open)', 'opossum (open)'], [`${SUBJECT} (open)`, '**dnastore-breaker (open)**']]) {
+    if (!open[key]) continue;
+    const cells = [fmtRate(med(open[key], 'rps')), `${med(open[key], 'cpuPerReqUs').toFixed(2)} µs`];
+    lines.push(`| ${label} | ${(key === 'opossum (open)' ? cells : cells.map((c) => `**${c}**`)).join(' | ')} |`);
+  }
+  const one = (key) => {
+    const r = c1[key] ?? [];
+    return `${fmtRate(med(r, 'rps'))} req/s (p50 ${fmtUs(med(r, 'p50Us'))} µs, ${fmtUs(med(r, 'cpuPerReqUs'))} µs CPU)`;
+  };
+  lines.push(
+    '',
+    `One call in flight: dnastore-breaker ${one(SUBJECT)}; opossum + undici ${one('opossum+undici')}; opossum +`,
+    `node-fetch ${one(NODE_BASE)}.`,
+    '',
+    targets(res).text.replaceAll('**MISSED**', 'missed'),
+    END,
+  );
+  return lines.join('\n');
+}
+
+/** Rewrites the marked block of README.md; returns false when the markers are missing. */
+function updateReadme(res, file = path.join(__dirname, '..', 'README.md')) {
+  const text = fs.readFileSync(file, 'utf8');
+  const a = text.indexOf(BEGIN);
+  const b = text.indexOf(END);
+  if (a < 0 || b < a) return false;
+  fs.writeFileSync(file, text.slice(0, a) + section(res) + text.slice(b + END.length));
+  return true;
+}
+
+module.exports = { section, updateReadme, BEGIN, END };
