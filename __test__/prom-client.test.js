@@ -216,6 +216,21 @@ describe('registerWith(register)', () => {
     for (const [name] of FAMILIES) expect(names).toContain(name);
   });
 
+  test('cluster mode: counters add up across workers, circuit state and failure rate take the worst worker', async () => {
+    const b = breaker('promclient-cluster');
+    await driveThroughOutage(b);
+    // Two workers in the same state, as AggregatorRegistry would receive them.
+    const worker = await register.getMetricsAsJSON();
+    const merged = await client.AggregatorRegistry.aggregate([worker, worker]).metrics();
+    const m = samples(merged, 'dnastore_');
+    expect(m.get('dnastore_circuit_state{name="promclient-cluster"}')).toBe(1); // open, not 1 + 1
+    expect(m.get('dnastore_circuit_failure_rate{name="promclient-cluster"}')).toBe(
+      samples(await register.metrics(), 'dnastore_').get('dnastore_circuit_failure_rate{name="promclient-cluster"}'),
+    );
+    expect(m.get('dnastore_circuit_trips_total{name="promclient-cluster"}')).toBe(2);
+    expect(m.get('dnastore_requests_total{name="promclient-cluster",outcome="success"}')).toBe(4);
+  });
+
   test('resetMetrics() does not zero what the core owns', async () => {
     const b = breaker('promclient-reset');
     await b.fire('/api/sigils/4');

@@ -119,6 +119,12 @@ function currentFamilies() {
   return snapshot;
 }
 
+// How prom-client's AggregatorRegistry (cluster mode) merges one family across worker
+// processes, each with its own breakers. Counters, histograms and cache sizes add up; a
+// state or a failure rate does not: summing two open circuits (1 + 1) would read as
+// half-open (2). The worst worker is what the alert and the dashboard look at (`max by`).
+const CLUSTER_AGGREGATOR = { dnastore_circuit_state: 'max', dnastore_circuit_failure_rate: 'max' };
+
 /** One core metric family, as prom-client's registry expects a metric object. */
 class NativeFamily {
   constructor(name, type, help) {
@@ -128,6 +134,7 @@ class NativeFamily {
     this.family = name;
     this.type = type;
     this.help = help;
+    this.aggregator = CLUSTER_AGGREGATOR[name] ?? 'sum';
     this[OWNED] = true;
   }
 
@@ -137,7 +144,7 @@ class NativeFamily {
     const values = f
       ? f.samples.map((s) => (histogram ? { labels: s.labels, value: s.value, metricName: s.name } : { labels: s.labels, value: s.value }))
       : [];
-    return { name: this.name, help: f?.help ?? this.help, type: this.type, aggregator: 'sum', values };
+    return { name: this.name, help: f?.help ?? this.help, type: this.type, aggregator: this.aggregator, values };
   }
 
   // register.resetMetrics() must not zero what the core owns (and cannot, from here).
