@@ -109,8 +109,9 @@ impl Breaker {
                             self.emit(&Event::Completed(CallKind::of(true, attempt)));
                             if let (Some(k), Some(c)) = (key, &self.lkg) {
                                 let entry = c.entry(&k, resp.body.clone(), json, self.wall_ms());
-                                if c.store(k, entry.clone()) {
-                                    if let Some(r) = &self.redis {
+                                let shared = self.redis.as_ref().map(|r| (r, entry.clone()));
+                                if c.store(k, entry) == Stored::Share {
+                                    if let Some((r, entry)) = shared {
                                         r.put(&k, &entry);
                                     }
                                 }

@@ -34,7 +34,7 @@ use crate::http::{
     classify_status, prepare, AttemptFailure, HttpClient, PreparedRequest, StatusClass,
 };
 use crate::lkg::redis::{RedisLkg, Target, READ_TIMEOUT};
-use crate::lkg::{cache_key, CacheKey, Hit, LkgCache};
+use crate::lkg::{cache_key, CacheKey, Hit, LkgCache, Stored};
 use crate::metrics::BreakerMetrics;
 use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind};
 use crate::outcome::{CallOutcome, Fallback, Rejection, Success};

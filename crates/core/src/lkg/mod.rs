@@ -45,9 +45,31 @@ pub struct Hit {
     pub age: Duration,
 }
 
+/// An entry and when it was last written to the shared Redis (0: never).
+struct Slot {
+    entry: Entry,
+    shared_at_ms: u64,
+}
+
+/// What `store` did with an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// Over the size limits (or the cache is off): not kept.
+    Rejected,
+    /// Kept; write it to the shared Redis too.
+    Share,
+    /// Kept; the shared copy of this key has the same body and is recent enough.
+    Local,
+}
+
+/// A hot key's unchanged body is rewritten to Redis at most this often (and at least twice
+/// per maxStale, the Redis TTL), instead of on every successful GET: other replicas then
+/// read a copy at most this much older than ours.
+const SHARE_REFRESH_MS: u64 = 1000;
+
 #[derive(Default)]
 struct Store {
-    lru: Option<LruCache<CacheKey, Entry>>,
+    lru: Option<LruCache<CacheKey, Slot>>,
     bytes: u64,
 }
 
@@ -116,20 +138,47 @@ impl LkgCache {
         }
     }
 
-    /// Stores a successful response. Returns false when it is over the per-entry limit.
-    pub fn store(&self, key: CacheKey, entry: Entry) -> bool {
+    /// Stores a successful response, and says whether to share it through Redis: a changed
+    /// body always, an unchanged one once its shared copy is `SHARE_REFRESH_MS` old.
+    pub fn store(&self, key: CacheKey, entry: Entry) -> Stored {
         let size = entry.body.len() as u64;
         if size > self.cfg.max_entry_bytes || size > self.cfg.max_bytes {
             self.metrics.lkg_too_large.inc();
-            return false;
+            return Stored::Rejected;
         }
+        let refresh = SHARE_REFRESH_MS.min(self.cfg.max_stale.as_millis() as u64 / 2);
         let mut s = self.store.lock();
         let Store { lru, bytes } = &mut *s;
         let Some(lru) = lru.as_mut() else {
-            return false;
+            return Stored::Rejected;
+        };
+        let now = entry.stored_at_ms;
+        let shared_at_ms = match lru.peek(&key) {
+            Some(old)
+                if old.entry.body == entry.body
+                    && old.shared_at_ms > 0
+                    && now < old.shared_at_ms.saturating_add(refresh) =>
+            {
+                old.shared_at_ms
+            }
+            _ => 0,
+        };
+        let outcome = if shared_at_ms > 0 {
+            Stored::Local
+        } else {
+            Stored::Share
+        };
+        let slot = Slot {
+            entry,
+            shared_at_ms: if shared_at_ms > 0 {
+                shared_at_ms
+            } else {
+                now.max(1)
+            },
         };
         let mut evicted = 0u64;
-        if let Some((old_key, old)) = lru.push(key, entry) {
+        if let Some((old_key, old)) = lru.push(key, slot) {
+            let old = old.entry;
             *bytes -= old.body.len() as u64;
             if old_key != key {
                 evicted += 1;
@@ -139,7 +188,7 @@ impl LkgCache {
         while *bytes > self.cfg.max_bytes {
             match lru.pop_lru() {
                 Some((_, old)) => {
-                    *bytes -= old.body.len() as u64;
+                    *bytes -= old.entry.body.len() as u64;
                     evicted += 1;
                 }
                 None => break,
@@ -150,7 +199,7 @@ impl LkgCache {
         self.metrics.lkg_evictions.inc_by(evicted);
         self.metrics.lkg_entries.set(len as i64);
         self.metrics.lkg_bytes.set(b as i64);
-        true
+        outcome
     }
 
     /// The entry for `key` if it verifies and is younger than maxStale.
@@ -158,7 +207,7 @@ impl LkgCache {
         let mut s = self.store.lock();
         let Store { lru, bytes } = &mut *s;
         let lru = lru.as_mut()?;
-        let e = lru.get(key)?.clone();
+        let e = lru.get(key)?.entry.clone();
         if !self.verify(key, &e) {
             lru.pop(key);
             *bytes -= e.body.len() as u64;
@@ -180,7 +229,8 @@ impl LkgCache {
             return None;
         }
         let hit = self.fresh(e.clone(), now_ms)?;
-        self.store(*key, e);
+        // Read from Redis: kept locally; whether it would be shared again does not matter here.
+        let _ = self.store(*key, e);
         Some(hit)
     }
 
@@ -205,7 +255,7 @@ impl LkgCache {
     #[cfg(test)]
     pub fn tamper(&self, key: &CacheKey) {
         let mut s = self.store.lock();
-        if let Some(e) = s.lru.as_mut().and_then(|l| l.peek_mut(key)) {
+        if let Some(Slot { entry: e, .. }) = s.lru.as_mut().and_then(|l| l.peek_mut(key)) {
             let mut b = e.body.to_vec();
             b[0] ^= 1;
             e.body = Bytes::from(b);

@@ -26,8 +26,58 @@ fn key(url: &str, auth: Option<&str>) -> CacheKey {
 }
 
 fn put(c: &LkgCache, k: CacheKey, body: &'static [u8], at: u64) -> bool {
+    share(c, k, body, at) != Stored::Rejected
+}
+
+fn share(c: &LkgCache, k: CacheKey, body: &'static [u8], at: u64) -> Stored {
     let e = c.entry(&k, Bytes::from_static(body), true, at);
     c.store(k, e)
+}
+
+#[test]
+fn an_unchanged_hot_key_is_shared_through_redis_once_per_refresh_interval() {
+    let c = cache(cfg(10, 1 << 20, None));
+    let (a, b) = (key("http://h/a", None), key("http://h/b", None));
+    let t = 1_700_000_000_000;
+    assert_eq!(share(&c, a, b"v1", t), Stored::Share, "first sight: share");
+    assert_eq!(
+        share(&c, a, b"v1", t + 1),
+        Stored::Local,
+        "same body, just shared"
+    );
+    assert_eq!(share(&c, a, b"v1", t + 999), Stored::Local);
+    assert_eq!(
+        share(&c, b, b"v1", t + 2),
+        Stored::Share,
+        "another key is its own"
+    );
+    assert_eq!(
+        share(&c, a, b"v2", t + 500),
+        Stored::Share,
+        "a changed body: share now"
+    );
+    assert_eq!(
+        share(&c, a, b"v2", t + 1400),
+        Stored::Local,
+        "counted from the last share"
+    );
+    assert_eq!(
+        share(&c, a, b"v2", t + 1500),
+        Stored::Share,
+        "refresh interval elapsed"
+    );
+    // Served locally meanwhile with the newest copy.
+    assert_eq!(
+        c.lookup(&a, t + 1500).unwrap().body,
+        Bytes::from_static(b"v2")
+    );
+    // A short maxStale (the Redis TTL) refreshes at least twice per TTL.
+    let mut short = cfg(10, 1 << 20, None);
+    short.max_stale = Duration::from_millis(400);
+    let c = cache(short);
+    assert_eq!(share(&c, a, b"v1", t), Stored::Share);
+    assert_eq!(share(&c, a, b"v1", t + 199), Stored::Local);
+    assert_eq!(share(&c, a, b"v1", t + 200), Stored::Share);
 }
 
 #[test]
