@@ -39,33 +39,24 @@ fn an_unchanged_hot_key_is_shared_through_redis_once_per_refresh_interval() {
     let c = cache(cfg(10, 1 << 20, None));
     let (a, b) = (key("http://h/a", None), key("http://h/b", None));
     let t = 1_700_000_000_000;
-    assert_eq!(share(&c, a, b"v1", t), Stored::Share, "first sight: share");
-    assert_eq!(
-        share(&c, a, b"v1", t + 1),
-        Stored::Local,
-        "same body, just shared"
-    );
-    assert_eq!(share(&c, a, b"v1", t + 999), Stored::Local);
-    assert_eq!(
-        share(&c, b, b"v1", t + 2),
-        Stored::Share,
-        "another key is its own"
-    );
-    assert_eq!(
-        share(&c, a, b"v2", t + 500),
-        Stored::Share,
-        "a changed body: share now"
-    );
-    assert_eq!(
-        share(&c, a, b"v2", t + 1400),
-        Stored::Local,
-        "counted from the last share"
-    );
-    assert_eq!(
-        share(&c, a, b"v2", t + 1500),
-        Stored::Share,
-        "refresh interval elapsed"
-    );
+    let steps: [(CacheKey, &'static [u8], u64, Stored, &str); 7] = [
+        (a, b"v1", 0, Stored::Share, "first sight: share"),
+        (a, b"v1", 1, Stored::Local, "same body, just shared"),
+        (
+            a,
+            b"v1",
+            999,
+            Stored::Local,
+            "same body, within the interval",
+        ),
+        (b, b"v1", 2, Stored::Share, "another key is its own"),
+        (a, b"v2", 500, Stored::Share, "a changed body: share now"),
+        (a, b"v2", 1400, Stored::Local, "counted from the last share"),
+        (a, b"v2", 1500, Stored::Share, "refresh interval elapsed"),
+    ];
+    for (k, body, at, want, why) in steps {
+        assert_eq!(share(&c, k, body, t + at), want, "{why}");
+    }
     // Served locally meanwhile with the newest copy.
     assert_eq!(
         c.lookup(&a, t + 1500).unwrap().body,
