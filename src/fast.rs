@@ -128,8 +128,7 @@ fn boolean(env: sys::napi_env, v: bool) -> sys::napi_value {
 
 /// Throws a JS error with our stable code; returns what a throwing callback returns.
 fn throw(env: sys::napi_env, code: Code, message: &str) -> sys::napi_value {
-    let env = Env::from_raw(env);
-    let _ = env.throw_error(message, Some(code.as_str()));
+    let _ = crate::throw::throw(&Env::from_raw(env), code, message);
     ptr::null_mut()
 }
 
