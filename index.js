@@ -134,7 +134,7 @@ class Breaker extends EventEmitter {
         const fullResponse = checkOptional('fullResponse', init.fullResponse, 'boolean');
         const route = checkOptional('route', init.route, 'string');
         // Open circuit, nothing cached: answered before anything crosses into native code.
-        if (this.#tryReject()) return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
+        if (this.#tryReject()) return this.#openFallback(url);
         let handle;
         const { signal } = init;
         if (signal !== undefined && signal !== null) {
@@ -158,8 +158,7 @@ class Breaker extends EventEmitter {
     }
     // Settled synchronously: the signal has nothing left to abort.
     if (cleanup) cleanup();
-    // Open circuit, nothing cached: no native Promise, no Error object.
-    if (result === null) return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
+    if (result === null) return this.#openFallback(url);
     return this.#settleAsync(result, url);
   }
 
@@ -177,6 +176,11 @@ class Breaker extends EventEmitter {
 
   #settle(r, url) {
     return settle(r, (f) => this.#fallback(f.code, f.source, f.data, f.ageMs, url));
+  }
+
+  // Open circuit, nothing cached: the fallback without any native Promise or Error object.
+  #openFallback(url) {
+    return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
   }
 
   #fallback(code, source, data, ageMs, url) {

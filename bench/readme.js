@@ -7,7 +7,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { summary, ratio } = require('./stats');
-const { targets, fmtRate, fmtUs, NODE_BASE, SUBJECT } = require('./report');
+const { targets, fmtRate, fmtUs, fmtX, NODE_BASE, SUBJECT } = require('./report');
 
 const BEGIN = '<!-- bench:begin (written by npm run bench from bench/results.md; edit bench/readme.js) -->';
 const END = '<!-- bench:end -->';
@@ -25,11 +25,8 @@ const CLOSED_ROWS = [
 
 const med = (rounds, field) => summary(rounds.filter(Boolean).map((r) => r[field])).median;
 
-function x(s) {
-  if (!Number.isFinite(s.median)) return '–';
-  const f = (v) => (v >= 10 ? v.toFixed(1) : v.toFixed(2));
-  return s.min === s.max ? `${f(s.median)}x` : `${f(s.median)}x (${f(s.min)}–${f(s.max)})`;
-}
+// The ratio cell of results.md, without its bold.
+const x = (s) => fmtX(s).replaceAll('**', '');
 
 function section(res) {
   const m = res.meta;

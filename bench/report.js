@@ -153,4 +153,4 @@ function render(res) {
   return { markdown: parts.join('\n'), missed: t.missed };
 }
 
-module.exports = { render, targets, fmtRate, fmtUs, NODE_BASE, RUST_BASE, SUBJECT };
+module.exports = { render, targets, fmtRate, fmtUs, fmtX, NODE_BASE, RUST_BASE, SUBJECT };
