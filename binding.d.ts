@@ -9,11 +9,6 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-export declare class AbortHandle {
-  constructor()
-  abort(): void
-}
-
 export declare class NativeBreaker {
   /**
    * Validates `options` (winning) and `envVars` (filling gaps) in the core, then opens
@@ -26,6 +21,8 @@ export declare class NativeBreaker {
   stats(): BreakerStats
   /** Event names the JS side has listeners for. */
   setInterest(names: Array<string>): void
+  /** `url` without credentials, query or fragment (what the fallback function receives). */
+  redactUrl(url: string): string
   noteFunctionFallback(): void
   /**
    * Configuration worth a warning log: a Redis URL without a secret, an ioThreads value
@@ -36,18 +33,22 @@ export declare class NativeBreaker {
    * Answers synchronously while the circuit is open: `null` (the facade builds the
    * fallback) or a cached last-known-good outcome; otherwise a Promise.
    */
-  fire(url: string, method?: string | undefined | null, headers?: Array<string> | undefined | null, body?: string | Uint8Array | undefined | null, timeout?: number | undefined | null, deadline?: number | undefined | null, fullResponse?: boolean | undefined | null, abort?: AbortHandle | undefined | null, route?: string | undefined | null): null | NativeOutcome | Promise<string | NativeOutcome>
+  fire(url: string, method?: string | undefined | null, headers?: Array<string> | undefined | null, body?: string | Uint8Array | undefined | null, timeout?: number | undefined | null, deadline?: number | undefined | null, fullResponse?: boolean | undefined | null, abortId?: number | undefined | null, route?: string | undefined | null): null | NativeOutcome | Promise<string | NativeOutcome>
   /**
    * `{ tryReject, fire }` for this handle without napi-rs's per-call method glue (see
    * `fast`): `fire` takes only a URL.
    */
   fastPath(): { tryReject: () => boolean, fire: (url: string) => null | NativeOutcome | Promise<string | NativeOutcome> }
   /**
-   * Stops this handle: later fire() calls reject with ESHUTDOWN, its events stop,
-   * and the last handle of a name removes the breaker and its metric series.
+   * Stops this handle: its calls still running settle at once with ESHUTDOWN, later
+   * fire() calls reject with ESHUTDOWN, its events stop, and the last handle of a name
+   * closes the breaker (its background work stops, its metric series go).
    */
   shutdown(): void
 }
+
+/** Calls with a signal still running on this thread (the memory test reads it). */
+export declare function __pendingAborts(): number
 
 /**
  * Test hook: panics inside the addon, in a synchronous call (`"sync"`) or inside a future
@@ -56,6 +57,9 @@ export declare class NativeBreaker {
  * by construction (the panic is always caught), so it needs no gate.
  */
 export declare function __testPanic(mode: string): Promise<string | NativeOutcome>
+
+/** Aborts the call the facade numbered `id`, if it is still running on this thread. */
+export declare function abortCall(id: number): void
 
 /** One event's payload; fields are set according to the event. */
 export interface BreakerEvent {
@@ -133,9 +137,13 @@ export interface BreakerOptions {
   generateIdempotencyKeys?: boolean
   /** Identical concurrent GETs share one request. Default true (DNASTORE_COALESCE). */
   coalesce?: boolean
-  /** Header that, with Authorization, partitions the LKG cache. Default 'x-tenant-id'. */
+  /** Header naming the tenant; like Authorization, Cookie and X-Api-Key it always splits the cache and coalescing key. Default 'x-tenant-id' (DNASTORE_LKG_TENANT_HEADER). */
   tenantHeader?: string
-  /** HMAC key for cached entries (DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET). */
+  /** Headers on the no-identity list (accept-language, ...) that should still split the key (DNASTORE_LKG_VARY_HEADERS). */
+  varyHeaders?: Array<string> | string
+  /** Headers that should not split the key although not on the no-identity list; never an identity header (DNASTORE_LKG_IGNORE_HEADERS). */
+  cacheIgnoreHeaders?: Array<string> | string
+  /** HMAC key for cached entries, non-empty (DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET). */
   signingSecret?: string
   /** redis:// URL for LKG entries shared by replicas (DNASTORE_LKG_REDIS_URL). */
   redisUrl?: string
@@ -152,12 +160,18 @@ export interface BreakerStats {
   rejects: number
   fallbacks: number
   retries: number
-  /** Failure percentage of the window; -1 below volumeThreshold. */
-  failureRate: number
+  /** Failure percentage of the calls in the window; null while the window holds none. */
+  failureRate?: number
   consecutiveFailures: number
   trips: number
   windowMs: number
 }
+
+/**
+ * Every error code fire() and createBreaker() can produce (the core's list): the facade
+ * checks membership instead of guessing from a prefix.
+ */
+export declare function errorCodes(): Array<string>
 
 /** Every metric family the core defines: `[name, type, help]`, present or not yet. */
 export declare function metricFamilies(): Array<Array<string>>
@@ -170,8 +184,7 @@ export declare const METRICS_CONTENT_TYPE: string
 
 /** A fire() result as the facade receives it (it builds the public shapes). */
 export interface NativeOutcome {
-  /** 0 response, 1 fallback, 2 rejection. */
-  kind: number
+  kind: OutcomeKind
   code?: string
   message?: string
   status?: number
@@ -186,3 +199,13 @@ export interface NativeOutcome {
 
 /** Every option name `createBreaker()` accepts (the core's table). */
 export declare function optionNames(): Array<string>
+
+/** How a fire() ended, as the facade switches on it (`OutcomeKind.Response`, ...). */
+export declare const enum OutcomeKind {
+  /** The upstream answered 2xx. */
+  Response = 0,
+  /** Resolved with a fallback (cache or none). */
+  Fallback = 1,
+  /** Rejected with a code. */
+  Rejection = 2,
+}

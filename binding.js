@@ -835,10 +835,13 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
-module.exports.AbortHandle = nativeBinding.AbortHandle
 module.exports.NativeBreaker = nativeBinding.NativeBreaker
+module.exports.__pendingAborts = nativeBinding.__pendingAborts
 module.exports.__testPanic = nativeBinding.__testPanic
+module.exports.abortCall = nativeBinding.abortCall
+module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.metricFamilies = nativeBinding.metricFamilies
 module.exports.metrics = nativeBinding.metrics
 module.exports.METRICS_CONTENT_TYPE = nativeBinding.METRICS_CONTENT_TYPE
 module.exports.optionNames = nativeBinding.optionNames
+module.exports.OutcomeKind = nativeBinding.OutcomeKind

@@ -20,8 +20,11 @@ export type RejectionCode = 'EHTTP' | 'EABORTED' | 'EINVALID' | 'ESHUTDOWN' | 'E
 export interface BreakerOptions extends NativeOptions {
   /** Transition logger (pino, req.log, console-like) or false to silence. Default: one JSON line on stderr. */
   logger?: Logger | false;
-  /** Supplies the fallback's data when no cached entry exists. */
-  fallback?: (info: { code: FallbackCode; url: string | URL }) => unknown | Promise<unknown>;
+  /**
+   * Supplies the fallback's data when no cached entry exists. `url` is redacted (no
+   * credentials, query or fragment); `route` is the call's `init.route`, when it has one.
+   */
+  fallback?: (info: { code: FallbackCode; url: string; route?: string }) => unknown | Promise<unknown>;
   /** Where DNASTORE_* variables are read from. Default process.env. */
   env?: Record<string, string | undefined>;
 }
@@ -75,9 +78,11 @@ export declare class Breaker extends EventEmitter {
   readonly opened: boolean;
   readonly closed: boolean;
   readonly halfOpen: boolean;
+  /** Never throws: the Promise resolves (response or fallback) or rejects with a coded error. */
   fire<T = any>(url: string | URL, init?: FireInit & { fullResponse?: false }): Promise<T | Fallback<T>>;
   fire<T = any>(url: string | URL, init: FireInit & { fullResponse: true }): Promise<FullResponse<T> | Fallback<T>>;
   stats(): BreakerStats;
+  /** Settles this handle's calls still running with ESHUTDOWN; the last handle of a name closes the breaker. */
   shutdown(): void;
   on(event: BreakerEventName, listener: (event: BreakerEvent) => void): this;
   once(event: BreakerEventName, listener: (event: BreakerEvent) => void): this;

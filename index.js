@@ -12,6 +12,13 @@ const { flattenHeaders, checkBody, checkOptional, checkUrl, invalid } = require(
 
 const FALLBACK_ERROR = 'DNAStore unavailable';
 const EXTRA_ENV = ['SPIRAL_EVENT_SECRET'];
+// The core's codes: anything else that reaches the facade is not ours.
+const CODES = new Set(native.errorCodes());
+const { OutcomeKind } = native;
+// napi-rs's argument-type statuses: the caller passed a value of the wrong type.
+const ARGUMENT_STATUSES = new Set(['InvalidArg', 'ObjectExpected', 'StringExpected', 'NameExpected', 'FunctionExpected', 'NumberExpected', 'BooleanExpected', 'ArrayExpected', 'BigintExpected', 'DateExpected', 'ArrayBufferExpected']);
+// Calls with an AbortSignal are numbered; the binding keeps their tokens under that number.
+let abortSeq = 0;
 
 // The environment the core reads: DNASTORE_* (and the service's signing secret).
 // Passed explicitly because Jest and worker threads give JS its own process.env copy.
@@ -29,12 +36,33 @@ function codedError(code, message, extra) {
   return extra ? Object.assign(err, extra) : err;
 }
 
-// napi's own argument errors carry a Status name as code; a panic caught at the
-// boundary is GenericFailure. Ours all start with 'E'.
+// What the binding threw -> a coded error. Ours carry a code from the core's list; napi's
+// own argument errors carry a Status name; anything else (a panic caught at the boundary is
+// GenericFailure) is a bug of ours: EINTERNAL.
 function fromNative(err) {
-  if (typeof err.code === 'string' && err.code.startsWith('E')) return err;
-  if (err.code === 'GenericFailure') return codedError('EINTERNAL', `internal error in dnastore-breaker: ${err.message}`);
-  return invalid(err.message);
+  const code = err !== null && typeof err === 'object' ? err.code : undefined;
+  if (CODES.has(code)) return err;
+  if (ARGUMENT_STATUSES.has(code)) return invalid(String(err.message));
+  return codedError('EINTERNAL', `internal error in dnastore-breaker: ${describe(err)}`);
+}
+
+// Whatever the caller's own code threw while fire() read its arguments (a getter, an
+// iterator, a toString): EINVALID, with the thrown value as the cause. Any value can be
+// thrown, null and undefined included.
+function fromCaller(err) {
+  if (err !== null && typeof err === 'object' && err.code === 'EINVALID') return err;
+  const e = invalid(`reading fire()'s arguments threw: ${describe(err)}`);
+  e.cause = err;
+  return e;
+}
+
+function describe(v) {
+  try {
+    if (v !== null && typeof v === 'object' && typeof v.message === 'string') return v.message;
+    return String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
 }
 
 function parseBody(r) {
@@ -45,13 +73,20 @@ function parseBody(r) {
 // Native outcome -> public result. A JSON success arrives as a bare string.
 function settle(r, onFallback) {
   if (typeof r === 'string') return JSON.parse(r);
-  if (r.kind === 0) {
-    const data = parseBody(r);
-    return r.headers ? { status: r.status, headers: r.headers, data } : data;
+  switch (r.kind) {
+    case OutcomeKind.Response: {
+      const data = parseBody(r);
+      return r.headers ? { status: r.status, headers: r.headers, data } : data;
+    }
+    case OutcomeKind.Fallback:
+      return onFallback({ code: r.code, source: r.source, data: parseBody(r), ageMs: r.ageMs });
+    case OutcomeKind.Rejection: {
+      const extra = r.status === undefined ? undefined : { status: r.status, body: r.body };
+      throw codedError(r.code, r.message, extra);
+    }
+    default:
+      throw codedError('EINTERNAL', `internal error in dnastore-breaker: unknown outcome kind ${r.kind}`);
   }
-  if (r.kind === 1) return onFallback({ code: r.code, source: r.source, data: parseBody(r), ageMs: r.ageMs });
-  const extra = r.status === undefined ? undefined : { status: r.status, body: r.body };
-  throw codedError(r.code, r.message, extra);
 }
 
 const TRANSITION_LOG = { open: ['warn', 'OPEN'], halfOpen: ['info', 'HALF-OPEN'], close: ['info', 'CLOSED'] };
@@ -76,7 +111,7 @@ class Breaker extends EventEmitter {
     this.#fallbackFn = fallback;
     this.#logger = resolveLogger(logger);
     try {
-      this.#native = new native.NativeBreaker(core, envVars(env ?? process.env), (name, payload) => this.#onEvent(name, payload));
+      this.#native = new native.NativeBreaker(core, envVars(env ?? process.env), Breaker.#forwarder(new WeakRef(this)));
     } catch (err) {
       throw fromNative(err);
     }
@@ -85,6 +120,15 @@ class Breaker extends EventEmitter {
     // Only events somebody listens to cross the native boundary.
     this.on('newListener', (name) => this.#native.setInterest([...this.eventNames(), name]));
     this.on('removeListener', () => this.#native.setInterest(this.eventNames()));
+  }
+
+  // The native side holds the event callback strongly (a threadsafe function is a GC root):
+  // it must not hold the facade strongly too, or a breaker dropped without shutdown() could
+  // never be collected, nor its native handle release its metric series. Built in a static
+  // method so the closure's scope holds only the WeakRef (closures made in the constructor
+  // share its context, `this` included).
+  static #forwarder(ref) {
+    return (name, payload) => ref.deref()?.#onEvent(name, payload);
   }
 
   get name() {
@@ -113,83 +157,126 @@ class Breaker extends EventEmitter {
     return this.#native.stats();
   }
 
+  /**
+   * Never throws: whatever goes wrong, the returned Promise settles (resolves with the
+   * response or a fallback, or rejects with a coded error).
+   */
   fire(url, init) {
-    let result;
-    let cleanup;
+    let args;
     try {
-      // Argument types are checked whatever the circuit's state: a caller's bug is reported,
-      // never hidden behind a fallback. URL and header syntax are checked by the core when the
-      // call goes ahead (an open circuit answers first).
-      const href = checkUrl(url);
-      if (init === undefined || init === null) {
-        // One native call; an open circuit answers null before the URL is even converted.
-        result = this.#fireUrl(href);
-      } else {
-        if (typeof init !== 'object') throw invalid(`init must be an object, got ${typeof init}`);
-        const method = checkOptional('method', init.method, 'string');
-        const headers = flattenHeaders(init.headers);
-        const body = checkBody(init.body);
-        const timeout = checkOptional('timeout', init.timeout, 'number');
-        const deadline = checkOptional('deadline', init.deadline, 'number');
-        const fullResponse = checkOptional('fullResponse', init.fullResponse, 'boolean');
-        const route = checkOptional('route', init.route, 'string');
-        // Open circuit, nothing cached: answered before anything crosses into native code.
-        if (this.#tryReject()) return this.#openFallback(url);
-        let handle;
-        const { signal } = init;
-        if (signal !== undefined && signal !== null) {
-          handle = new native.AbortHandle();
-          if (signal.aborted) handle.abort();
-          else {
-            const onAbort = () => handle.abort();
-            signal.addEventListener('abort', onAbort, { once: true });
-            cleanup = () => signal.removeEventListener('abort', onAbort);
-          }
-        }
-        result = this.#native.fire(href, method, headers, body, timeout, deadline, fullResponse, handle, route);
-      }
+      args = this.#read(url, init);
     } catch (err) {
-      if (cleanup) cleanup();
+      return Promise.reject(fromCaller(err));
+    }
+    let result;
+    try {
+      result = this.#call(args);
+    } catch (err) {
+      args.cleanup();
       return Promise.reject(fromNative(err));
     }
+    const { href, route } = args;
     if (result !== null && typeof result.then === 'function') {
-      const settled = result.then((r) => this.#settle(r, url));
-      return cleanup ? settled.finally(cleanup) : settled;
+      const settled = result.then((r) => this.#settle(r, href, route));
+      return args.signal === undefined ? settled : settled.finally(args.cleanup);
     }
     // Settled synchronously: the signal has nothing left to abort.
-    if (cleanup) cleanup();
-    if (result === null) return this.#openFallback(url);
-    return this.#settleAsync(result, url);
+    args.cleanup();
+    if (result === null) return this.#openFallback(href, route);
+    return this.#settleAsync(result, href, route);
+  }
+
+  // Reads and type-checks the caller's arguments (the caller's getters and iterators run
+  // here). URL and header syntax are checked by the core when the call goes ahead.
+  #read(url, init) {
+    const href = checkUrl(url);
+    if (init === undefined || init === null) return { href, init: undefined, cleanup: noop };
+    if (typeof init !== 'object') throw invalid(`init must be an object, got ${typeof init}`);
+    const a = {
+      href,
+      init,
+      method: checkOptional('method', init.method, 'string'),
+      headers: flattenHeaders(init.headers),
+      body: checkBody(init.body),
+      timeout: checkOptional('timeout', init.timeout, 'number'),
+      deadline: checkOptional('deadline', init.deadline, 'number'),
+      fullResponse: checkOptional('fullResponse', init.fullResponse, 'boolean'),
+      route: checkOptional('route', init.route, 'string'),
+      signal: init.signal ?? undefined,
+      abortId: undefined,
+      cleanup: noop,
+    };
+    if (a.signal !== undefined) {
+      const { signal } = a;
+      if (typeof signal !== 'object' || typeof signal.addEventListener !== 'function' || typeof signal.removeEventListener !== 'function') {
+        throw invalid('init.signal must be an AbortSignal');
+      }
+      abortSeq += 1;
+      const id = abortSeq;
+      a.abortId = id;
+      if (!signal.aborted) {
+        const onAbort = () => native.abortCall(id);
+        signal.addEventListener('abort', onAbort, { once: true });
+        a.cleanup = () => {
+          try {
+            signal.removeEventListener('abort', onAbort);
+          } catch {
+            // The caller's signal object threw; the listener is all we had to remove.
+          }
+        };
+      }
+    }
+    return a;
+  }
+
+  // The native call. `null`: short-circuited (open, nothing cached).
+  #call(a) {
+    // One native call; an open circuit answers null before the URL is even converted.
+    if (a.init === undefined) return this.#fireUrl(a.href);
+    // Open circuit, nothing cached: answered before anything crosses into native code.
+    if (this.#tryReject()) return null;
+    const r = this.#native.fire(a.href, a.method, a.headers, a.body, a.timeout, a.deadline, a.fullResponse, a.abortId, a.route);
+    // An already aborted signal: the call is registered now, abort it (it settles EABORTED).
+    if (a.abortId !== undefined && a.signal.aborted) native.abortCall(a.abortId);
+    return r;
   }
 
   shutdown() {
     this.#native.shutdown();
   }
 
-  #settleAsync(r, url) {
+  #settleAsync(r, href, route) {
     try {
-      return Promise.resolve(this.#settle(r, url));
+      return Promise.resolve(this.#settle(r, href, route));
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  #settle(r, url) {
-    return settle(r, (f) => this.#fallback(f.code, f.source, f.data, f.ageMs, url));
+  #settle(r, href, route) {
+    return settle(r, (f) => this.#fallback(f.code, f.source, f.data, f.ageMs, href, route));
   }
 
   // Open circuit, nothing cached: the fallback without any native Promise or Error object.
-  #openFallback(url) {
-    return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, url));
+  #openFallback(href, route) {
+    try {
+      return Promise.resolve(this.#fallback('EOPENBREAKER', 'none', null, undefined, href, route));
+    } catch (err) {
+      return Promise.reject(fromNative(err));
+    }
   }
 
-  #fallback(code, source, data, ageMs, url) {
+  #fallback(code, source, data, ageMs, href, route) {
     const res = { fallback: true, data, error: FALLBACK_ERROR, code, source };
     if (ageMs !== undefined) res.ageMs = ageMs;
     if (source !== 'none' || this.#fallbackFn === undefined) return res;
-    // The caller's fallback function supplies the value when nothing was cached.
+    // The caller's fallback function supplies the value when nothing was cached. It gets
+    // the URL as logs may show it (no credentials, no query: the core redacts it) and the
+    // route template, never the raw URL.
+    const info = { code, url: this.#native.redactUrl(href) };
+    if (route !== undefined) info.route = route;
     // new Promise: a fallback function that throws synchronously still rejects, never throws from fire().
-    return new Promise((resolve) => resolve(this.#fallbackFn({ code, url }))).then((value) => {
+    return new Promise((resolve) => resolve(this.#fallbackFn(info))).then((value) => {
       this.#native.noteFunctionFallback();
       return { fallback: true, data: value, error: FALLBACK_ERROR, code, source: 'function' };
     });
@@ -209,6 +296,8 @@ class Breaker extends EventEmitter {
     if (name === 'failure' && payload.code === 'ETIMEDOUT') this.emit('timeout', payload);
   }
 }
+
+function noop() {}
 
 /**
  * Creates (or joins, by name) a breaker. Options win over DNASTORE_* environment variables.

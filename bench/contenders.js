@@ -82,12 +82,12 @@ function cockatiel(target, mode) {
   return { call: () => policy.execute(({ signal }) => undiciGet(target.url, signal)), close: () => {} };
 }
 
-async function dnastore(target, mode, extra = {}, pkg = process.env.DNASTORE_BENCH_MODULE) {
+async function dnastore(target, mode, extra = {}, pkg = process.env.DNASTORE_BENCH_MODULE, init = undefined) {
   // DNASTORE_BENCH_MODULE points at another copy of the package (a profiling build with symbols).
   const { createBreaker } = require(pkg || 'dnastore-breaker');
   if (mode !== 'open') {
     const breaker = createBreaker({ name: 'bench', baseUrl: target.origin, logger: false, ...extra });
-    return { call: () => breaker.fire(target.path), close: () => breaker.shutdown() };
+    return { call: () => breaker.fire(target.path, init), close: () => breaker.shutdown() };
   }
   // Opened the way production opens it: one refused call with maxFailures 1, so the bench
   // measures the real short-circuit path (state check, LKG lookup, fallback object).
@@ -124,8 +124,13 @@ const CONTENDERS = {
   // The default configuration: identical in-flight GETs share one upstream request, so at
   // concurrency 50 it sends fewer requests than the others. Shown for information only.
   'dnastore-breaker (coalesce)': (t, m) => dnastore(t, m),
+  // Every call with one long-lived AbortSignal that never fires, as a service passing its
+  // shutdown signal to each call: the per-call cost of abortability (issue 11, defect 4).
+  'dnastore-breaker (AbortSignal)': (t, m) => dnastore(t, m, { coalesce: false }, undefined, { signal: new AbortController().signal }),
   // `npm run bench -- --baseline DIR`: the same contender from another build, for A/B runs.
   'dnastore-breaker (baseline)': (t, m) => dnastore(t, m, { coalesce: false }, process.env.DNASTORE_BENCH_BASELINE),
+  'dnastore-breaker (AbortSignal, baseline)': (t, m) =>
+    dnastore(t, m, { coalesce: false }, process.env.DNASTORE_BENCH_BASELINE, { signal: new AbortController().signal }),
   floor,
 };
 

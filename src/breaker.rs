@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dnastore_core::config::{call_ms, spec};
-use dnastore_core::{registry, Breaker, Call, CallOutcome, Code, Config, Deps};
+use dnastore_core::{registry, Breaker, Call, CallOutcome, CancellationToken, Code, Config, Deps};
 use futures_util::FutureExt;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::abort::AbortHandle;
 use crate::completion;
 use crate::convert::{self, BreakerStats, NativeOutcome, Resolved};
 use crate::events::{self, BreakerEvent, JsObserver};
@@ -44,12 +43,33 @@ pub struct NativeBreaker {
     observer: parking_lot::Mutex<Option<Arc<JsObserver>>>,
     observer_id: u64,
     /// Shared with the fast-path functions (`fast`), which may outlive a shutdown() call.
-    closed: Arc<AtomicBool>,
+    handle: Arc<HandleState>,
     /// Set when this breaker asked for another I/O thread count than the process runs.
     io_warning: Option<String>,
 }
 
 pub type FireResult<'env> = Either3<Null, NativeOutcome, Unknown<'env>>;
+
+/// One JS handle's lifecycle, shared with its fast-path functions.
+pub struct HandleState {
+    /// Read on every call: one atomic load (a token's `is_cancelled` takes a lock).
+    closed: AtomicBool,
+    /// Cancelled by shutdown(): this handle's calls still running settle with ESHUTDOWN.
+    stop: CancellationToken,
+}
+
+impl HandleState {
+    fn new(b: &Breaker) -> Arc<Self> {
+        Arc::new(Self {
+            closed: AtomicBool::new(false),
+            stop: b.stop_token(),
+        })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
 
 #[napi]
 impl NativeBreaker {
@@ -82,10 +102,10 @@ impl NativeBreaker {
         let observer = Arc::new(JsObserver::new(events::build(&on_event)?));
         let observer_id = inner.subscribe(observer.clone());
         Ok(Self {
+            handle: HandleState::new(&inner),
             inner,
             observer: parking_lot::Mutex::new(Some(observer)),
             observer_id,
-            closed: Arc::new(AtomicBool::new(false)),
             io_warning,
         })
     }
@@ -112,6 +132,12 @@ impl NativeBreaker {
         if let Some(o) = self.observer.lock().as_ref() {
             o.set_interest(&names);
         }
+    }
+
+    /// `url` without credentials, query or fragment (what the fallback function receives).
+    #[napi]
+    pub fn redact_url(&self, url: String) -> String {
+        self.inner.redacted_url(&url)
     }
 
     #[napi]
@@ -148,7 +174,7 @@ impl NativeBreaker {
         timeout: Option<f64>,
         deadline: Option<f64>,
         full_response: Option<bool>,
-        abort: Option<&AbortHandle>,
+        abort_id: Option<f64>,
         route: Option<String>,
     ) -> Result<FireResult<'env>> {
         let args = FireArgs {
@@ -159,10 +185,10 @@ impl NativeBreaker {
             timeout,
             deadline,
             full_response,
-            abort,
+            abort_id,
             route,
         };
-        fire(env, &self.inner, &self.closed, args)
+        fire(env, &self.inner, &self.handle, args)
     }
 
     /// `{ tryReject, fire }` for this handle without napi-rs's per-call method glue (see
@@ -171,16 +197,18 @@ impl NativeBreaker {
         ts_return_type = "{ tryReject: () => boolean, fire: (url: string) => null | NativeOutcome | Promise<string | NativeOutcome> }"
     )]
     pub fn fast_path<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        crate::fast::functions(env, &self.inner, &self.closed)
+        crate::fast::functions(env, &self.inner, &self.handle)
     }
 
-    /// Stops this handle: later fire() calls reject with ESHUTDOWN, its events stop,
-    /// and the last handle of a name removes the breaker and its metric series.
+    /// Stops this handle: its calls still running settle at once with ESHUTDOWN, later
+    /// fire() calls reject with ESHUTDOWN, its events stop, and the last handle of a name
+    /// closes the breaker (its background work stops, its metric series go).
     #[napi]
     pub fn shutdown(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.handle.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.handle.stop.cancel();
         // Queues the `shutdown` event, then releases the ThreadsafeFunction (queued
         // events are still delivered) so no handle outlives the breaker.
         self.inner.unsubscribe(self.observer_id);
@@ -190,7 +218,7 @@ impl NativeBreaker {
 }
 
 /// fire()'s arguments, as the facade passes them (already type-checked there).
-pub struct FireArgs<'a> {
+pub struct FireArgs {
     pub url: String,
     pub method: Option<String>,
     pub headers: Option<Vec<String>>,
@@ -198,11 +226,12 @@ pub struct FireArgs<'a> {
     pub timeout: Option<f64>,
     pub deadline: Option<f64>,
     pub full_response: Option<bool>,
-    pub abort: Option<&'a AbortHandle>,
+    /// The facade's number for a call with an AbortSignal (`abortCall(id)` cancels it).
+    pub abort_id: Option<f64>,
     pub route: Option<String>,
 }
 
-impl FireArgs<'_> {
+impl FireArgs {
     pub fn url_only(url: String) -> Self {
         Self {
             url,
@@ -212,7 +241,7 @@ impl FireArgs<'_> {
             timeout: None,
             deadline: None,
             full_response: None,
-            abort: None,
+            abort_id: None,
             route: None,
         }
     }
@@ -221,18 +250,21 @@ impl FireArgs<'_> {
 /// The open-circuit check before any argument crosses: true when the call was
 /// short-circuited and the facade should resolve the `none` fallback; false when it must go
 /// through fire() (closed, half-open, or a cache may answer).
-pub fn try_reject(b: &Breaker, closed: &AtomicBool) -> bool {
-    !closed.load(Ordering::Acquire) && b.try_short_circuit()
+pub fn try_reject(b: &Breaker, handle: &HandleState) -> bool {
+    !handle.is_closed() && b.try_short_circuit()
 }
 
 /// One fire() for both entry points (the `#[napi]` method and the fast path).
+///
+/// The permit `admit` returns is a guard: if anything below fails or panics before the
+/// call future owns it, dropping it gives a half-open trial slot back (issue 11, defect 2).
 pub fn fire<'env>(
     env: &'env Env,
     b: &Arc<Breaker>,
-    closed: &AtomicBool,
-    a: FireArgs<'_>,
+    handle: &HandleState,
+    a: FireArgs,
 ) -> Result<FireResult<'env>> {
-    if closed.load(Ordering::Acquire) {
+    if handle.is_closed() {
         return Ok(Either3::B(convert::rejection(
             dnastore_core::CallError::new(
                 Code::Shutdown,
@@ -240,6 +272,16 @@ pub fn fire<'env>(
             ),
         )));
     }
+    let abort = match a.abort_id.map(crate::abort::id) {
+        None => None,
+        Some(Some(id)) => Some(id),
+        Some(None) => {
+            return Ok(Either3::B(convert::rejection(
+                dnastore_core::CallError::invalid("invalid abort id"),
+            )))
+        }
+    };
+    let full = a.full_response.unwrap_or(false);
     let Some(permit) = b.admit() else {
         // Open: no runtime, no network. Validating the request is only worth it when
         // the cache may hold an answer for it.
@@ -255,11 +297,11 @@ pub fn fire<'env>(
                     .and_then(|d| call_ms("init.deadline", &spec::deadline, d).ok());
                 let fut = b
                     .clone()
-                    .rejected_shared(req, deadline)
-                    .map(CallOutcome::Fallback);
+                    .rejected_shared(req, deadline, Some(handle.stop.clone()));
                 return Ok(Either3::C(completion::promise(
                     env,
-                    guarded(fut, a.full_response.unwrap_or(false)),
+                    guarded(fut, full),
+                    None,
                 )?));
             }
         }
@@ -277,7 +319,6 @@ pub fn fire<'env>(
             .deadline
             .map(|d| call_ms("init.deadline", &spec::deadline, d))
             .transpose()?;
-        call.cancel = a.abort.map(|h| h.token.clone());
         call.route = a
             .route
             .as_deref()
@@ -285,18 +326,21 @@ pub fn fire<'env>(
             .transpose()?;
         Ok::<_, dnastore_core::CallError>(call)
     })();
-    let call = match call {
+    let mut call = match call {
         Ok(c) => c,
-        Err(e) => {
-            b.release(permit);
-            return Ok(Either3::B(convert::rejection(e)));
-        }
+        // The unused permit is dropped here, returning its slot.
+        Err(e) => return Ok(Either3::B(convert::rejection(e))),
     };
-    let full = a.full_response.unwrap_or(false);
+    call.cancel = abort.map(crate::abort::register);
+    call.stop = Some(handle.stop.clone());
     // Boxed once here: the call future is large, and moving it by value through the
     // guard, the completion wrapper and the task cell costs a memcpy each time.
     let fut = Box::pin(b.clone().execute(permit, call));
-    Ok(Either3::C(completion::promise(env, guarded(fut, full))?))
+    Ok(Either3::C(completion::promise(
+        env,
+        guarded(fut, full),
+        abort,
+    )?))
 }
 
 fn prepare(

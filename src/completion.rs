@@ -29,12 +29,16 @@ use crate::convert::Resolved;
 
 /// A deferred is only touched again on its JS thread (in `drain`).
 struct Deferred(sys::napi_deferred);
+// SAFETY: the handle is an opaque pointer that this crate only passes back to napi on the
+// JS thread that created it (`drain` runs there); other threads only move it.
 unsafe impl Send for Deferred {}
 
 /// A settled call waiting for its JS thread: an intrusive stack node.
 struct Completion {
     deferred: Deferred,
     value: Resolved,
+    /// The call's abort id (`abort`), forgotten when it settles.
+    abort: Option<u64>,
     next: *mut Completion,
 }
 
@@ -53,8 +57,12 @@ struct Inbox {
 #[derive(Clone, Copy)]
 struct Tsfn(sys::napi_threadsafe_function);
 
-// The stack is only touched through atomics; the TSFN through the lock.
+// SAFETY: the stack is only touched through atomics (`push` publishes a node with Release,
+// `take` acquires the whole list), and each node is owned by exactly one side at a time;
+// the TSFN handle is only read under the lock, and napi documents
+// `napi_call_threadsafe_function` as callable from any thread.
 unsafe impl Send for Inbox {}
+// SAFETY: as for Send: shared access goes through the atomic head and the RwLock.
 unsafe impl Sync for Inbox {}
 
 impl Inbox {
@@ -63,6 +71,8 @@ impl Inbox {
         let node = Box::into_raw(c);
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
+            // SAFETY: `node` came from Box::into_raw above and is not yet published, so this
+            // thread has the only access to it.
             unsafe { (*node).next = head };
             match self
                 .head
@@ -79,6 +89,8 @@ impl Inbox {
         let mut p = self.head.swap(ptr::null_mut(), Ordering::Acquire);
         let mut out = Vec::new();
         while !p.is_null() {
+            // SAFETY: every node on the stack came from Box::into_raw in `push`, and the
+            // swap above took the whole list, so each node is reclaimed exactly once.
             let node = *unsafe { Box::from_raw(p) };
             p = node.next;
             out.push(node);
@@ -94,6 +106,8 @@ impl Inbox {
             let tsfn = self.tsfn.read();
             let Some(t) = *tsfn else { return };
             let mode = sys::ThreadsafeFunctionCallMode::nonblocking;
+            // SAFETY: the TSFN is alive while it is in the lock (the finalizer clears it under
+            // the write lock before napi frees it), and the call is documented thread-safe.
             let status = unsafe { sys::napi_call_threadsafe_function(t.0, ptr::null_mut(), mode) };
             status == sys::Status::napi_closing
         };
@@ -137,9 +151,13 @@ fn inbox(env: sys::napi_env) -> Result<Arc<Inbox>> {
     if let Some(i) = INBOX.with(|c| c.borrow().clone()) {
         return Ok(i);
     }
+    // The I/O thread signals this TSFN from outside any environment (see `runtime`).
+    napi::bindgen_prelude::retain_current_module_for_unload_safety();
     let mut name = ptr::null_mut();
     let label = "dnastore-breaker completions";
     check(
+        // SAFETY: called on the JS thread with its live env; `label` outlives the call and its
+        // length is passed explicitly.
         unsafe {
             sys::napi_create_string_utf8(
                 env,
@@ -157,6 +175,8 @@ fn inbox(env: sys::napi_env) -> Result<Arc<Inbox>> {
     // The finalizer's reference, released when the TSFN is finalized.
     let finalize_data = Arc::into_raw(inbox.clone()).cast_mut().cast::<c_void>();
     let mut tsfn = ptr::null_mut();
+    // SAFETY: JS thread, live env; `finalize_data` is an owned Arc reference that the
+    // `finalized` callback takes back exactly once (or the error path below, if creation failed).
     let status = unsafe {
         sys::napi_create_threadsafe_function(
             env,
@@ -173,10 +193,13 @@ fn inbox(env: sys::napi_env) -> Result<Arc<Inbox>> {
         )
     };
     if let Err(e) = check(status, "napi_create_threadsafe_function") {
+        // SAFETY: creation failed, so napi will never call `finalized`: this is the only
+        // owner of the reference made by Arc::into_raw above.
         drop(unsafe { Arc::from_raw(finalize_data.cast::<Inbox>()) });
         return Err(e);
     }
     check(
+        // SAFETY: JS thread of the env that created the TSFN, which was just created.
         unsafe { sys::napi_unref_threadsafe_function(env, tsfn) },
         "napi_unref_threadsafe_function",
     )?;
@@ -187,6 +210,8 @@ fn inbox(env: sys::napi_env) -> Result<Arc<Inbox>> {
 
 /// The environment finalized the TSFN (it is about to be freed): no more signals.
 unsafe extern "C" fn finalized(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the Arc reference given to napi_create_threadsafe_function; napi
+    // calls this finalizer once, so the reference is taken back exactly once.
     let inbox = unsafe { Arc::from_raw(data.cast::<Inbox>()) };
     *inbox.tsfn.write() = None;
 }
@@ -212,15 +237,27 @@ unsafe extern "C" fn drain(
     }
     let settled = batch.len();
     for Completion {
-        deferred, value, ..
+        deferred,
+        value,
+        abort,
+        ..
     } in batch
     {
+        if let Some(id) = abort {
+            crate::abort::forget(id);
+        }
         // Never unwind into C.
         let _ = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: `drain` runs on the JS thread of the env that created each deferred
+            // (one inbox per JS thread), with that env alive (checked non-null above); each
+            // deferred is settled exactly once, here.
             match unsafe { Resolved::to_napi_value(env, value) } {
+                // SAFETY: as above.
                 Ok(v) => unsafe { sys::napi_resolve_deferred(env, deferred.0, v) },
                 Err(e) => {
+                    // SAFETY: as above.
                     let err = unsafe { JsError::from(e).into_value(env) };
+                    // SAFETY: as above.
                     unsafe { sys::napi_reject_deferred(env, deferred.0, err) }
                 }
             };
@@ -234,13 +271,26 @@ unsafe extern "C" fn drain(
         })
         .unwrap_or(0);
     if let (0, Some(t)) = (left, inbox.tsfn()) {
+        // SAFETY: the TSFN's own JS thread, env alive.
         unsafe { sys::napi_unref_threadsafe_function(env, t) };
     }
 }
 
 /// Starts `fut` on the I/O runtime (batched, see `dispatch`) and returns a Promise of its
-/// output.
-pub fn promise<'env, F>(env: &'env Env, fut: F) -> Result<Unknown<'env>>
+/// output. `abort`: the call's abort id, forgotten when it settles (or here, if it never
+/// starts).
+pub fn promise<'env, F>(env: &'env Env, fut: F, abort: Option<u64>) -> Result<Unknown<'env>>
+where
+    F: Future<Output = Resolved> + Send + 'static,
+{
+    let started = start(env, fut, abort);
+    if let (Err(_), Some(id)) = (&started, abort) {
+        crate::abort::forget(id);
+    }
+    started
+}
+
+fn start<'env, F>(env: &'env Env, fut: F, abort: Option<u64>) -> Result<Unknown<'env>>
 where
     F: Future<Output = Resolved> + Send + 'static,
 {
@@ -249,6 +299,7 @@ where
     let mut deferred = ptr::null_mut();
     let mut promise = ptr::null_mut();
     check(
+        // SAFETY: JS thread, live env, out-pointers to locals.
         unsafe { sys::napi_create_promise(raw_env, &mut deferred, &mut promise) },
         "napi_create_promise",
     )?;
@@ -258,6 +309,7 @@ where
     let was = PENDING.with(|p| p.get());
     if was == 0 {
         check(
+            // SAFETY: the TSFN's own JS thread, env alive.
             unsafe { sys::napi_ref_threadsafe_function(raw_env, tsfn) },
             "napi_ref_threadsafe_function",
         )?;
@@ -269,6 +321,7 @@ where
         let completion = Box::new(Completion {
             deferred,
             value,
+            abort,
             next: ptr::null_mut(),
         });
         if inbox.push(completion) {
@@ -281,9 +334,12 @@ where
         // The promise is never handed out; resolving it frees its deferred (rejecting it
         // would raise an unhandled rejection nobody can catch).
         if was == 0 {
+            // SAFETY: the TSFN's own JS thread, env alive.
             unsafe { sys::napi_unref_threadsafe_function(raw_env, tsfn) };
         }
         let mut undefined = ptr::null_mut();
+        // SAFETY: JS thread, live env; the deferred was created above, never handed out
+        // (the task holding it was dropped unstarted), and is settled once, here.
         unsafe {
             sys::napi_get_undefined(raw_env, &mut undefined);
             sys::napi_resolve_deferred(raw_env, raw_deferred, undefined);
@@ -291,5 +347,6 @@ where
         return Err(e);
     }
     PENDING.with(|p| p.set(was + 1));
+    // SAFETY: `promise` is a live value napi just created in this env and scope.
     Ok(unsafe { Unknown::from_raw_unchecked(raw_env, promise) })
 }

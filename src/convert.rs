@@ -16,9 +16,22 @@ pub fn raw_options(obj: Option<&Object>) -> Result<RawOptions> {
         let v: Unknown = obj.get_named_property(&key)?;
         let raw = match v.get_type()? {
             ValueType::Undefined | ValueType::Null => continue,
-            ValueType::Number => RawValue::Number(unsafe { v.cast::<f64>() }?),
-            ValueType::String => RawValue::String(unsafe { v.cast::<String>() }?),
-            ValueType::Boolean => RawValue::Bool(unsafe { v.cast::<bool>() }?),
+            ValueType::Number => {
+                // SAFETY: the value's type was just checked to be a number.
+                RawValue::Number(unsafe { v.cast::<f64>() }?)
+            }
+            ValueType::String => {
+                // SAFETY: the value's type was just checked to be a string.
+                RawValue::String(unsafe { v.cast::<String>() }?)
+            }
+            ValueType::Boolean => {
+                // SAFETY: the value's type was just checked to be a boolean.
+                RawValue::Bool(unsafe { v.cast::<bool>() }?)
+            }
+            ValueType::Object if v.is_array()? => match string_list(&v)? {
+                Some(list) => RawValue::List(list),
+                None => RawValue::Other("array of non-strings"),
+            },
             ValueType::Object => RawValue::Other("object"),
             ValueType::Function => RawValue::Other("function"),
             ValueType::BigInt => RawValue::Other("bigint"),
@@ -30,16 +43,43 @@ pub fn raw_options(obj: Option<&Object>) -> Result<RawOptions> {
     Ok(out)
 }
 
+/// An array whose elements are all strings (header-name lists).
+fn string_list(v: &Unknown) -> Result<Option<Vec<String>>> {
+    // SAFETY: checked to be an array by the caller.
+    let arr: Array = unsafe { v.cast() }?;
+    let mut out = Vec::with_capacity(arr.len() as usize);
+    for i in 0..arr.len() {
+        let item: Unknown = arr.get_element(i)?;
+        if item.get_type()? != ValueType::String {
+            return Ok(None);
+        }
+        // SAFETY: its type was just checked.
+        out.push(unsafe { item.cast::<String>() }?);
+    }
+    Ok(Some(out))
+}
+
 pub fn env_lookup(vars: Option<HashMap<String, String>>) -> impl Fn(&str) -> Option<String> {
     let vars = vars.unwrap_or_default();
     move |k| vars.get(k).cloned()
 }
 
+/// How a fire() ended, as the facade switches on it (`OutcomeKind.Response`, ...).
+#[napi]
+#[derive(PartialEq, Eq, Debug)]
+pub enum OutcomeKind {
+    /// The upstream answered 2xx.
+    Response,
+    /// Resolved with a fallback (cache or none).
+    Fallback,
+    /// Rejected with a code.
+    Rejection,
+}
+
 /// A fire() result as the facade receives it (it builds the public shapes).
 #[napi(object)]
 pub struct NativeOutcome {
-    /// 0 response, 1 fallback, 2 rejection.
-    pub kind: u32,
+    pub kind: OutcomeKind,
     pub code: Option<String>,
     pub message: Option<String>,
     pub status: Option<u32>,
@@ -61,6 +101,7 @@ impl ToNapiValue for JsonText {
         // JSON was validated by the core, and valid JSON is valid UTF-8.
         let s = std::str::from_utf8(&val.0)
             .map_err(|_| Error::from_reason("response body is not UTF-8"))?;
+        // SAFETY: the caller's env (this is itself a ToNapiValue implementation).
         unsafe { <&str>::to_napi_value(env, s) }
     }
 }
@@ -75,7 +116,7 @@ pub fn outcome(o: CallOutcome, full: bool) -> Resolved {
     match o {
         CallOutcome::Ok(s) if s.json && !full && !s.body.is_empty() => Either::A(JsonText(s.body)),
         CallOutcome::Ok(s) => Either::B(NativeOutcome {
-            kind: 0,
+            kind: OutcomeKind::Response,
             code: None,
             message: None,
             status: Some(s.status as u32),
@@ -96,7 +137,7 @@ pub fn outcome(o: CallOutcome, full: bool) -> Resolved {
         }),
         CallOutcome::Fallback(f) => Either::B(fallback(f)),
         CallOutcome::Rejected(r) => Either::B(NativeOutcome {
-            kind: 2,
+            kind: OutcomeKind::Rejection,
             code: Some(r.code.as_str().to_string()),
             message: Some(r.message),
             status: r.status.map(u32::from),
@@ -111,7 +152,7 @@ pub fn outcome(o: CallOutcome, full: bool) -> Resolved {
 
 pub fn fallback(f: dnastore_core::Fallback) -> NativeOutcome {
     NativeOutcome {
-        kind: 1,
+        kind: OutcomeKind::Fallback,
         code: Some(f.code.as_str().to_string()),
         message: None,
         status: None,
@@ -125,7 +166,7 @@ pub fn fallback(f: dnastore_core::Fallback) -> NativeOutcome {
 
 pub fn rejection(e: dnastore_core::CallError) -> NativeOutcome {
     NativeOutcome {
-        kind: 2,
+        kind: OutcomeKind::Rejection,
         code: Some(e.code.as_str().to_string()),
         message: Some(e.message),
         status: None,
@@ -149,8 +190,8 @@ pub struct BreakerStats {
     pub rejects: f64,
     pub fallbacks: f64,
     pub retries: f64,
-    /// Failure percentage of the window; -1 below volumeThreshold.
-    pub failure_rate: f64,
+    /// Failure percentage of the calls in the window; null while the window holds none.
+    pub failure_rate: Option<f64>,
     pub consecutive_failures: u32,
     pub trips: f64,
     pub window_ms: f64,

@@ -64,6 +64,7 @@ fn failed(what: &str) -> Error {
 
 /// Words in a handle allocation: enough for either kind, so one free function fits both.
 fn handle_words() -> usize {
+    // SAFETY: a pure query of libuv's type sizes.
     unsafe { uv_handle_size(UV_PREPARE).max(uv_handle_size(UV_CHECK)) }.div_ceil(8)
 }
 
@@ -74,16 +75,21 @@ fn alloc_handle() -> *mut c_void {
 
 unsafe extern "C" fn free_handle(h: *mut c_void) {
     let words = handle_words();
+    // SAFETY: `h` came from `alloc_handle` (a boxed slice of `handle_words()` words) and libuv
+    // calls this close callback once, after which it no longer touches the handle.
     drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(h.cast::<u64>(), words)) });
 }
 
 fn init(env: sys::napi_env) -> Result<Dispatcher> {
     let mut lp = ptr::null_mut();
+    // SAFETY: JS thread, live env, out-pointer to a local.
     if unsafe { sys::napi_get_uv_event_loop(env, &mut lp) } != sys::Status::napi_ok {
         return Err(failed("napi_get_uv_event_loop"));
     }
     let prepare = alloc_handle();
     let check = alloc_handle();
+    // SAFETY: `lp` is this JS thread's live loop; the handles are zeroed, 8-byte aligned
+    // allocations at least `uv_handle_size` bytes long, used only on this thread.
     unsafe {
         if uv_prepare_init(lp, prepare) != 0 || uv_check_init(lp, check) != 0 {
             // Not registered with the loop (init only fails on bad arguments): plain frees.
@@ -95,8 +101,11 @@ fn init(env: sys::napi_env) -> Result<Dispatcher> {
         uv_unref(prepare);
         uv_unref(check);
     }
+    // SAFETY: JS thread, live env; `cleanup` takes no data.
     let status = unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), ptr::null_mut()) };
     if status != sys::Status::napi_ok {
+        // SAFETY: initialised handles of this thread's loop, closed once; libuv frees them
+        // through `free_handle` after the close completes.
         unsafe {
             uv_close(prepare, Some(free_handle));
             uv_close(check, Some(free_handle));
@@ -116,6 +125,8 @@ fn init(env: sys::napi_env) -> Result<Dispatcher> {
 /// (`Breaker::execute`), and nobody is left to settle their promises.
 unsafe extern "C" fn cleanup(_arg: *mut c_void) {
     if let Some(d) = DISPATCH.try_with(|c| c.borrow_mut().take()).ok().flatten() {
+        // SAFETY: the env's cleanup hook runs on its JS thread while its loop is alive; the
+        // handles were taken out of the thread-local, so they are closed exactly once.
         unsafe {
             uv_close(d.prepare, Some(free_handle));
             uv_close(d.check, Some(free_handle));
@@ -137,6 +148,7 @@ pub fn submit(env: sys::napi_env, task: impl Future<Output = ()> + Send + 'stati
         d.batch.push(Box::pin(task));
         if !d.armed {
             d.armed = true;
+            // SAFETY: this thread's initialised handles, on its own loop.
             unsafe {
                 uv_prepare_start(d.prepare, flush);
                 uv_check_start(d.check, flush);
@@ -153,6 +165,7 @@ unsafe extern "C" fn flush(_handle: *mut c_void) {
         let mut slot = cell.borrow_mut();
         let d = slot.as_mut()?;
         d.armed = false;
+        // SAFETY: called by libuv on this thread for these initialised handles.
         unsafe {
             uv_prepare_stop(d.prepare);
             uv_check_stop(d.check);

@@ -12,33 +12,32 @@
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use dnastore_core::{Breaker, Code};
 use napi::bindgen_prelude::*;
 use napi::sys;
 
-use crate::breaker::{self, FireArgs, FireResult};
+use crate::breaker::{self, FireArgs, FireResult, HandleState};
 
 /// What each function is bound to; freed when the function object is collected.
 struct Bound {
     breaker: Arc<Breaker>,
-    closed: Arc<AtomicBool>,
+    handle: Arc<HandleState>,
 }
 
 /// `{ tryReject, fire }` bound to `b`.
 pub fn functions<'env>(
     env: &'env Env,
     b: &Arc<Breaker>,
-    closed: &Arc<AtomicBool>,
+    handle: &Arc<HandleState>,
 ) -> Result<Object<'env>> {
     let mut obj = Object::new(env)?;
     obj.set_named_property(
         "tryReject",
-        function(env, "tryReject", try_reject_cb, b, closed)?,
+        function(env, "tryReject", try_reject_cb, b, handle)?,
     )?;
-    obj.set_named_property("fire", function(env, "fire", fire_cb, b, closed)?)?;
+    obj.set_named_property("fire", function(env, "fire", fire_cb, b, handle)?)?;
     Ok(obj)
 }
 
@@ -49,14 +48,16 @@ fn function<'env>(
     name: &str,
     cb: Callback,
     b: &Arc<Breaker>,
-    closed: &Arc<AtomicBool>,
+    handle: &Arc<HandleState>,
 ) -> Result<Unknown<'env>> {
     let raw = env.raw();
     let data = Box::into_raw(Box::new(Bound {
         breaker: b.clone(),
-        closed: closed.clone(),
+        handle: handle.clone(),
     }));
     let mut f = ptr::null_mut();
+    // SAFETY: JS thread, live env; `name` outlives the call and its length is explicit;
+    // `data` stays valid until the finalizer added below frees it.
     let status = unsafe {
         sys::napi_create_function(
             raw,
@@ -68,12 +69,15 @@ fn function<'env>(
         )
     };
     if status != sys::Status::napi_ok {
+        // SAFETY: no function holds `data`: this is its only owner, freed once.
         drop(unsafe { Box::from_raw(data) });
         return Err(Error::new(
             Status::GenericFailure,
             "napi_create_function failed",
         ));
     }
+    // SAFETY: `f` is the function just created in this env; the finalizer runs once, when
+    // it is collected, and is then the only owner of `data`.
     let status = unsafe {
         sys::napi_add_finalizer(
             raw,
@@ -85,27 +89,39 @@ fn function<'env>(
         )
     };
     if status != sys::Status::napi_ok {
+        // SAFETY: the finalizer was not added, so nothing else will free `data`; the
+        // function `f` is unreachable garbage that never runs (it was never returned).
         drop(unsafe { Box::from_raw(data) });
         return Err(Error::new(
             Status::GenericFailure,
             "napi_add_finalizer failed",
         ));
     }
+    // SAFETY: `f` is a live value created in this env and scope.
     Ok(unsafe { Unknown::from_raw_unchecked(raw, f) })
 }
 
 unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the Box made in `function`; napi runs this finalizer once, when the
+    // function object is collected, so no callback can use it afterwards.
     drop(unsafe { Box::from_raw(data.cast::<Bound>()) });
 }
 
-/// The bound breaker and up to `N` arguments (missing ones are `undefined`).
-unsafe fn args<'a, const N: usize>(
+/// Runs `f` with the bound breaker and up to `N` arguments (missing ones are `undefined`).
+/// The borrow of `Bound` cannot escape `f` (a higher-ranked lifetime): it is only valid
+/// while the function object, and so its finalizer, cannot run, i.e. during this callback.
+///
+/// # Safety
+/// `env` and `info` must be the arguments napi passed to a callback created by `function`.
+unsafe fn with_args<const N: usize, R>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
-) -> Option<(&'a Bound, [sys::napi_value; N])> {
+    f: impl for<'b> FnOnce(&'b Bound, [sys::napi_value; N]) -> R,
+) -> Option<R> {
     let mut argc = N;
     let mut argv = [ptr::null_mut(); N];
     let mut data = ptr::null_mut();
+    // SAFETY: per this function's contract; the out-pointers are locals sized for N.
     let status = unsafe {
         sys::napi_get_cb_info(
             env,
@@ -116,12 +132,18 @@ unsafe fn args<'a, const N: usize>(
             &mut data,
         )
     };
-    (status == sys::Status::napi_ok && !data.is_null())
-        .then(|| (unsafe { &*data.cast::<Bound>() }, argv))
+    if status != sys::Status::napi_ok || data.is_null() {
+        return None;
+    }
+    // SAFETY: `data` is the `Bound` attached by `function`, alive while the function object
+    // is (its finalizer frees it), and the function is running, so it is alive now.
+    let bound = unsafe { &*data.cast::<Bound>() };
+    Some(f(bound, argv))
 }
 
 fn boolean(env: sys::napi_env, v: bool) -> sys::napi_value {
     let mut out = ptr::null_mut();
+    // SAFETY: called from a napi callback with its env; the out-pointer is a local.
     unsafe { sys::napi_get_boolean(env, v, &mut out) };
     out
 }
@@ -136,43 +158,54 @@ unsafe extern "C" fn try_reject_cb(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let Some((bound, _)) = (unsafe { args::<0>(env, info) }) else {
-        return throw(env, Code::Internal, "tryReject: napi_get_cb_info failed");
+    // SAFETY: napi's own callback arguments.
+    let rejected = unsafe {
+        with_args::<0, _>(env, info, |bound, _| {
+            // A panic here would be a bug; the call then takes the full path, which reports it.
+            catch_unwind(AssertUnwindSafe(|| {
+                breaker::try_reject(&bound.breaker, &bound.handle)
+            }))
+            .unwrap_or(false)
+        })
     };
-    // A panic here would be a bug; the call then takes the full path, which reports it.
-    let rejected = catch_unwind(AssertUnwindSafe(|| {
-        breaker::try_reject(&bound.breaker, &bound.closed)
-    }))
-    .unwrap_or(false);
-    boolean(env, rejected)
+    match rejected {
+        Some(r) => boolean(env, r),
+        None => throw(env, Code::Internal, "tryReject: napi_get_cb_info failed"),
+    }
 }
 
 unsafe extern "C" fn fire_cb(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let Some((bound, [url])) = (unsafe { args::<1>(env, info) }) else {
-        return throw(env, Code::Internal, "fire: napi_get_cb_info failed");
+    let call = |bound: &Bound, [url]: [sys::napi_value; 1]| {
+        catch_unwind(AssertUnwindSafe(|| -> Result<sys::napi_value> {
+            // Open circuit, nothing cached: null (the facade resolves the fallback) before
+            // the URL is converted; the same answer fire() gives, for less.
+            if breaker::try_reject(&bound.breaker, &bound.handle) {
+                // SAFETY: env of this callback.
+                return unsafe { Null::to_napi_value(env, Null) };
+            }
+            // SAFETY: `url` is an argument value of this callback, in its scope.
+            let url = unsafe { String::from_napi_value(env, url) }?;
+            let e = Env::from_raw(env);
+            let out: FireResult<'_> =
+                breaker::fire(&e, &bound.breaker, &bound.handle, FireArgs::url_only(url))?;
+            // SAFETY: env of this callback; `out` holds values of this scope.
+            unsafe { FireResult::to_napi_value(env, out) }
+        }))
     };
-    let result = catch_unwind(AssertUnwindSafe(|| -> Result<sys::napi_value> {
-        // Open circuit, nothing cached: null (the facade resolves the fallback) before the
-        // URL is converted; the same answer fire() gives, for less.
-        if breaker::try_reject(&bound.breaker, &bound.closed) {
-            return unsafe { Null::to_napi_value(env, Null) };
-        }
-        let url = unsafe { String::from_napi_value(env, url) }?;
-        let e = Env::from_raw(env);
-        let out: FireResult<'_> =
-            breaker::fire(&e, &bound.breaker, &bound.closed, FireArgs::url_only(url))?;
-        unsafe { FireResult::to_napi_value(env, out) }
-    }));
+    // SAFETY: napi's own callback arguments.
+    let result = unsafe { with_args::<1, _>(env, info, call) };
     match result {
-        Ok(Ok(v)) => v,
+        None => throw(env, Code::Internal, "fire: napi_get_cb_info failed"),
+        Some(Ok(Ok(v))) => v,
         // napi-rs errors here are argument errors (a non-string URL): the facade maps
         // their Status code to EINVALID, as for the class method.
-        Ok(Err(e)) if e.status == Status::PendingException => ptr::null_mut(),
-        Ok(Err(e)) => {
+        Some(Ok(Err(e))) if e.status == Status::PendingException => ptr::null_mut(),
+        Some(Ok(Err(e))) => {
+            // SAFETY: env of this callback, no exception pending (checked above).
             unsafe { JsError::from(e).throw_into(env) };
             ptr::null_mut()
         }
-        Err(_) => throw(
+        Some(Err(_)) => throw(
             env,
             Code::Internal,
             "internal error in dnastore-breaker (a bug; please report it)",

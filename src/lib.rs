@@ -1,6 +1,8 @@
 //! napi-rs binding for dnastore-core: thin adapters only. Behaviour lives in the core;
 //! this crate converts JS values in and out, and runs the core's futures on its I/O runtime.
 #![deny(clippy::all)]
+// Every unsafe block states the invariant it relies on (the style guide's rule, enforced).
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod abort;
 mod breaker;
@@ -19,7 +21,7 @@ mod throw;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-pub use abort::AbortHandle;
+pub use abort::{abort_call, pending_aborts};
 pub use breaker::NativeBreaker;
 
 use napi_derive::napi;
@@ -36,6 +38,16 @@ pub fn metric_families() -> Vec<Vec<String>> {
     dnastore_core::metrics::families()
         .into_iter()
         .map(|(n, t, h)| vec![n, t.to_string(), h])
+        .collect()
+}
+
+/// Every error code fire() and createBreaker() can produce (the core's list): the facade
+/// checks membership instead of guessing from a prefix.
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    dnastore_core::Code::ALL
+        .iter()
+        .map(|c| c.as_str())
         .collect()
 }
 
@@ -78,5 +90,6 @@ pub fn test_panic(
             },
             false,
         ),
+        None,
     )
 }

@@ -60,9 +60,13 @@ pub struct BreakerOptions {
     pub generate_idempotency_keys: Option<bool>,
     /// Identical concurrent GETs share one request. Default true (DNASTORE_COALESCE).
     pub coalesce: Option<bool>,
-    /// Header that, with Authorization, partitions the LKG cache. Default 'x-tenant-id'.
+    /// Header naming the tenant; like Authorization, Cookie and X-Api-Key it always splits the cache and coalescing key. Default 'x-tenant-id' (DNASTORE_LKG_TENANT_HEADER).
     pub tenant_header: Option<String>,
-    /// HMAC key for cached entries (DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET).
+    /// Headers on the no-identity list (accept-language, ...) that should still split the key (DNASTORE_LKG_VARY_HEADERS).
+    pub vary_headers: Option<napi::bindgen_prelude::Either<Vec<String>, String>>,
+    /// Headers that should not split the key although not on the no-identity list; never an identity header (DNASTORE_LKG_IGNORE_HEADERS).
+    pub cache_ignore_headers: Option<napi::bindgen_prelude::Either<Vec<String>, String>>,
+    /// HMAC key for cached entries, non-empty (DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET).
     pub signing_secret: Option<String>,
     /// redis:// URL for LKG entries shared by replicas (DNASTORE_LKG_REDIS_URL).
     pub redis_url: Option<String>,

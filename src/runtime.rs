@@ -22,6 +22,11 @@ struct Io {
 static IO: OnceLock<Result<Io, String>> = OnceLock::new();
 
 fn build(threads: u32) -> Result<Io, String> {
+    // The I/O thread outlives every environment (a worker that loaded the addon may exit
+    // while it runs): pin the addon's image so Node's unload of it when its last
+    // environment goes away can never unmap code that thread runs. glibc already marks this
+    // image NODELETE (its TLS destructors), but that is an accident of the toolchain.
+    napi::bindgen_prelude::retain_current_module_for_unload_safety();
     let fail = |e: std::io::Error| format!("could not start the I/O runtime: {e}");
     let handle = if threads <= 1 {
         let rt = Builder::new_current_thread()

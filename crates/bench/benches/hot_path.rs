@@ -3,7 +3,8 @@
 //! open), the rolling window update, the last-known-good store and lookup, and the cache key.
 //!
 //! Run: cargo bench -p dnastore-bench --bench hot_path
-//! Each call site uses the production clock (a vDSO read), as the breaker does.
+//! Each call site reads the clock the breaker reads (tokio's `Instant`: outside a paused
+//! test runtime, the monotonic clock, a vDSO read).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -12,13 +13,26 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dnastore_core::circuit::{Circuit, CircuitConfig, Verdict};
-use dnastore_core::clock::{Clock, MonotonicClock};
 use dnastore_core::config::Config;
 use dnastore_core::error::FailureKind;
 use dnastore_core::http::{prepare, PreparedRequest};
-use dnastore_core::lkg::{cache_key, CacheKey, LkgCache};
+use dnastore_core::lkg::{CacheKey, KeyPolicy, LkgCache};
 use dnastore_core::metrics::BreakerMetrics;
 use dnastore_core::window::RollingWindow;
+use http::HeaderMap;
+
+/// Time since creation, as `Breaker::now` reads it.
+struct MonotonicClock(tokio::time::Instant);
+
+impl MonotonicClock {
+    fn new() -> Self {
+        Self(tokio::time::Instant::now())
+    }
+
+    fn now(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
 
 /// A 1 KiB JSON body, the size of a typical DNAStore record.
 fn body() -> Bytes {
@@ -39,6 +53,11 @@ fn request(path: &str) -> PreparedRequest {
         ),
         ("x-tenant-id".to_string(), "tenant-42".to_string()),
         ("accept".to_string(), "application/json".to_string()),
+        ("user-agent".to_string(), "sigil-api/1.0".to_string()),
+        (
+            "traceparent".to_string(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_string(),
+        ),
     ];
     prepare(
         None,
@@ -126,38 +145,34 @@ fn lkg(c: &mut Criterion) {
     let metrics = Arc::new(BreakerMetrics::new("bench-hot-path"));
     let cache = LkgCache::new(cfg.clone(), metrics.clone()).expect("default LKG config is enabled");
     let body = body();
-    let key = cache_key("bench", &request("/api/sigils/1"), &cfg.tenant_header);
+    let keys = KeyPolicy::new(&cfg);
+    let key = keys.key("bench", &request("/api/sigils/1"));
+    let no_headers = HeaderMap::new();
     let mut g = c.benchmark_group("lkg");
     g.throughput(Throughput::Elements(1));
 
     // The success path of a GET: build the entry, store it (same key: replace in place).
     g.bench_function("store (same key, 1 KiB)", |b| {
         b.iter(|| {
-            let e = cache.entry(&key, body.clone(), true, 1_000);
-            black_box(cache.store(key, e))
+            let e = cache.entry(&key, body.clone(), true, 1_000, None);
+            black_box(cache.store(key, e, true))
         })
     });
     g.bench_function("lookup (hit)", |b| {
-        b.iter(|| black_box(cache.lookup(&key, 2_000)))
+        b.iter(|| black_box(cache.lookup(&key, 2_000, &no_headers)))
     });
 
     // Distinct keys into a full cache: every store evicts the least recently used entry.
-    let keys: Vec<CacheKey> = (0..cfg.max_entries * 2)
-        .map(|i| {
-            cache_key(
-                "bench",
-                &request(&format!("/api/sigils/{i}")),
-                &cfg.tenant_header,
-            )
-        })
+    let distinct: Vec<CacheKey> = (0..cfg.max_entries * 2)
+        .map(|i| keys.key("bench", &request(&format!("/api/sigils/{i}"))))
         .collect();
     let mut i = 0usize;
     g.bench_function("store (distinct keys, full cache, evicting)", |b| {
         b.iter(|| {
-            let k = keys[i % keys.len()];
+            let k = distinct[i % distinct.len()];
             i += 1;
-            let e = cache.entry(&k, body.clone(), true, 1_000);
-            black_box(cache.store(k, e))
+            let e = cache.entry(&k, body.clone(), true, 1_000, None);
+            black_box(cache.store(k, e, true))
         })
     });
 
@@ -170,21 +185,22 @@ fn lkg(c: &mut Criterion) {
     let signed = LkgCache::new(signed_cfg, metrics).expect("enabled");
     g.bench_function("store (signed, 1 KiB)", |b| {
         b.iter(|| {
-            let e = signed.entry(&key, body.clone(), true, 1_000);
-            black_box(signed.store(key, e))
+            let e = signed.entry(&key, body.clone(), true, 1_000, None);
+            black_box(signed.store(key, e, true))
         })
     });
     g.bench_function("lookup (signed, hit)", |b| {
-        b.iter(|| black_box(signed.lookup(&key, 2_000)))
+        b.iter(|| black_box(signed.lookup(&key, 2_000, &no_headers)))
     });
     g.finish();
 
     let mut g = c.benchmark_group("cache_key");
     g.throughput(Throughput::Elements(1));
     let req = request("/api/sigils/1?include=owner");
-    g.bench_function("cache_key (GET, authorization + tenant)", |b| {
-        b.iter(|| black_box(cache_key("bench", black_box(&req), &cfg.tenant_header)))
-    });
+    g.bench_function(
+        "cache_key (GET, authorization + tenant + 3 neutral headers)",
+        |b| b.iter(|| black_box(keys.key("bench", black_box(&req)))),
+    );
     g.finish();
 }
 

@@ -5,14 +5,16 @@
 //! ([`Circuit::try_acquire`] while open) is a single atomic load, no lock.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::error::FailureKind;
 use crate::observer::{StateKind, Transition, TransitionReason};
-use crate::window::{AtomicWindow, Counts, RollingWindow};
+use crate::window::{AtomicWindow, RollingWindow};
 
 /// The state-machine subset of [`Config`].
 #[derive(Clone, Debug)]
@@ -59,15 +61,48 @@ impl State {
 
 /// Permission to make one attempt. Results of permits from an earlier state
 /// (`generation` changed) are counted but cannot move the state machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// A permit is a guard, neither `Copy` nor `Clone`: it ends either in
+/// [`Circuit::on_result`] (which consumes it) or in its `Drop`, which gives a half-open
+/// trial slot back. So every way a call can end (a verdict, an abort, a validation error
+/// after admission, a dropped future, a panic unwinding through its owner) returns the
+/// slot: a wedged half-open circuit is impossible by construction, not by care at each
+/// call site. Permits of a closed circuit hold nothing (no allocation, no atomic).
+#[derive(Debug)]
 pub struct Permit {
     generation: u64,
-    trial: bool,
+    /// The state to give a trial slot back to; `None` for a closed circuit's permit.
+    trial: Option<Arc<Mutex<Inner>>>,
 }
 
 impl Permit {
     pub fn is_trial(&self) -> bool {
-        self.trial
+        self.trial.is_some()
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(inner) = self.trial.take() {
+            release_trial(&inner, self.generation);
+        }
+    }
+}
+
+/// A trial that ended without a verdict frees its slot, if its half-open period is current.
+fn release_trial(inner: &Mutex<Inner>, generation: u64) {
+    let mut g = inner.lock();
+    if generation == g.generation {
+        if let State::HalfOpen {
+            admitted,
+            succeeded,
+        } = g.state
+        {
+            g.state = State::HalfOpen {
+                admitted: admitted.saturating_sub(1),
+                succeeded,
+            };
+        }
     }
 }
 
@@ -80,6 +115,7 @@ pub enum Verdict {
     Failure(FailureKind),
 }
 
+#[derive(Debug)]
 struct Inner {
     state: State,
     entered: Duration,
@@ -100,8 +136,9 @@ pub struct Stats {
     pub rejects: u64,
     pub fallbacks: u64,
     pub retries: u64,
-    /// Failure percentage of the window; -1 while below `volumeThreshold` (as resilience4j).
-    pub failure_rate: f64,
+    /// Failure percentage of the calls in the window; `None` while the window holds none
+    /// (no sentinel value: an empty window has no rate).
+    pub failure_rate: Option<f64>,
     pub consecutive_failures: u32,
     pub trips: u64,
     pub window: Duration,
@@ -109,7 +146,10 @@ pub struct Stats {
 
 pub struct Circuit {
     cfg: CircuitConfig,
-    inner: Mutex<Inner>,
+    /// Shared with trial permits, which give their slot back on drop.
+    inner: Arc<Mutex<Inner>>,
+    /// Woken on every transition to open, so calls sleeping before a retry settle at once.
+    opened: Notify,
     /// Nanoseconds (clock time) until which the circuit is open; 0 when not open.
     open_until: AtomicU64,
     state: AtomicU8,
@@ -128,13 +168,14 @@ impl Circuit {
     pub fn new(cfg: CircuitConfig) -> Self {
         let (w, b) = (cfg.rolling_count_timeout, cfg.rolling_count_buckets);
         Self {
-            inner: Mutex::new(Inner {
+            inner: Arc::new(Mutex::new(Inner {
                 state: State::Closed,
                 entered: Duration::ZERO,
                 generation: 0,
                 consecutive_failures: 0,
                 window: RollingWindow::new(w, b),
-            }),
+            })),
+            opened: Notify::new(),
             open_until: AtomicU64::new(0),
             state: AtomicU8::new(StateKind::Closed as u8),
             trips: AtomicU64::new(0),
@@ -172,7 +213,7 @@ impl Circuit {
         match g.state {
             State::Closed => Some(Permit {
                 generation: g.generation,
-                trial: false,
+                trial: None,
             }),
             State::Open { until } => {
                 if now < until {
@@ -190,7 +231,7 @@ impl Circuit {
                 );
                 Some(Permit {
                     generation: g.generation,
-                    trial: true,
+                    trial: Some(self.inner.clone()),
                 })
             }
             State::HalfOpen {
@@ -206,7 +247,7 @@ impl Circuit {
                 };
                 Some(Permit {
                     generation: g.generation,
-                    trial: true,
+                    trial: Some(self.inner.clone()),
                 })
             }
         }
@@ -215,11 +256,13 @@ impl Circuit {
     /// Records an attempt's result. Returns true if this result opened the circuit.
     pub fn on_result(
         &self,
-        permit: Permit,
+        mut permit: Permit,
         verdict: Verdict,
         now: Duration,
         emit: &mut dyn FnMut(&Transition),
     ) -> bool {
+        // The verdict settles the slot: the permit must not also give it back.
+        permit.trial = None;
         let mut g = self.inner.lock();
         {
             let c = g.window.current(now);
@@ -299,25 +342,11 @@ impl Circuit {
         }
     }
 
-    /// Gives back a permit whose attempt ended without a verdict (the caller aborted),
-    /// so a half-open trial slot is not lost.
-    pub fn release(&self, permit: Permit) {
-        if !permit.trial {
-            return;
-        }
-        let mut g = self.inner.lock();
-        if permit.generation == g.generation {
-            if let State::HalfOpen {
-                admitted,
-                succeeded,
-            } = g.state
-            {
-                g.state = State::HalfOpen {
-                    admitted: admitted.saturating_sub(1),
-                    succeeded,
-                };
-            }
-        }
+    /// Resolves when the circuit next opens (from closed or half-open). Create it, then
+    /// check [`Circuit::is_open_at`], so an opening in between is not missed
+    /// (`Notified::enable`).
+    pub fn opened(&self) -> tokio::sync::futures::Notified<'_> {
+        self.opened.notified()
     }
 
     pub fn record_fire(&self, now: Duration) {
@@ -352,19 +381,18 @@ impl Circuit {
             rejects: self.rejects.total(now),
             fallbacks: self.fallbacks.total(now),
             retries: self.retries.total(now),
-            failure_rate: self.failure_rate_of(&totals),
+            failure_rate: (totals.calls() > 0).then(|| totals.failure_percent()),
             consecutive_failures: consecutive,
             trips: self.trips(),
             window: self.cfg.rolling_count_timeout,
         }
     }
 
-    fn failure_rate_of(&self, t: &Counts) -> f64 {
-        if t.calls() == 0 || t.calls() < self.cfg.volume_threshold as u64 {
-            -1.0
-        } else {
-            t.failure_percent()
-        }
+    /// Opens the circuit from any state (tests of stale permits).
+    #[cfg(test)]
+    pub(crate) fn force_open_for_test(&self, now: Duration) {
+        let mut g = self.inner.lock();
+        self.open(&mut g, TransitionReason::TrialFailed, now, &mut |_| {});
     }
 
     fn open(
@@ -377,6 +405,7 @@ impl Circuit {
         self.trips.fetch_add(1, Ordering::Relaxed);
         let until = now + self.cfg.reset_timeout;
         self.transition(g, State::Open { until }, reason, now, emit);
+        self.opened.notify_waiters();
     }
 
     fn transition(

@@ -1,8 +1,28 @@
 //! State-machine tests on a manual clock: no sleeps, every step explicit.
 
 use super::*;
-use crate::clock::{Clock, ManualClock};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+
+/// A clock that only moves when told to: the state machine takes `now` as an argument,
+/// so these tests need no runtime at all.
+#[derive(Default)]
+struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    fn new() -> Self {
+        Self::default()
+    }
+
+    fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.0.load(Ordering::SeqCst))
+    }
+}
 
 const MS: Duration = Duration::from_millis(1);
 const FAIL: Verdict = Verdict::Failure(FailureKind::ConnectionRefused);
@@ -184,7 +204,48 @@ fn released_trial_frees_its_slot() {
     let t1 = h.acquire().unwrap();
     let _t2 = h.acquire().unwrap();
     assert!(h.acquire().is_none());
-    h.c.release(t1);
+    drop(t1);
+    assert!(h.acquire().is_some());
+}
+
+#[test]
+fn a_trial_whose_holder_panics_frees_its_slot() {
+    // The wedge of issue 11: a panic between admission and the verdict (a request with
+    // more headers than the http crate allows) lost the only trial slot for good.
+    let mut c = cfg();
+    c.half_open_max_calls = 1;
+    let mut h = Harness::new(c);
+    h.timeline(&[FAIL, FAIL, FAIL]);
+    h.clock.advance(1000 * MS);
+    let trial = h.acquire().unwrap();
+    assert!(trial.is_trial());
+    let r = catch_unwind(AssertUnwindSafe(move || {
+        let _held = trial;
+        panic!("a bug after admission");
+    }));
+    assert!(r.is_err());
+    assert_eq!(h.c.state(), H);
+    assert_eq!(h.timeline(&[OK]), vec![Some(C)], "the slot came back");
+}
+
+#[test]
+fn a_stale_trial_dropped_late_does_not_free_a_new_period_slot() {
+    let mut c = cfg();
+    c.half_open_max_calls = 1;
+    let mut h = Harness::new(c);
+    h.timeline(&[FAIL, FAIL, FAIL]);
+    h.clock.advance(1000 * MS);
+    let stale = h.acquire().unwrap();
+    // Meanwhile the period ends (another path opened it again) and a new one begins.
+    h.c.force_open_for_test(h.clock.now());
+    h.clock.advance(1000 * MS);
+    let current = h.acquire().unwrap();
+    drop(stale);
+    assert!(
+        h.acquire().is_none(),
+        "the new period's single slot is still taken"
+    );
+    drop(current);
     assert!(h.acquire().is_some());
 }
 
@@ -214,11 +275,17 @@ fn results_from_before_a_trip_do_not_move_the_new_state() {
 }
 
 #[test]
-fn stats_report_failure_rate_minus_one_below_volume() {
+fn stats_report_the_window_rate_and_none_for_an_empty_window() {
     let mut h = Harness::new(cfg());
+    assert_eq!(h.c.stats(h.clock.now()).failure_rate, None);
     h.call(FAIL);
+    h.call(OK);
     let s = h.c.stats(h.clock.now());
-    assert_eq!(s.failure_rate, -1.0);
+    assert_eq!(
+        s.failure_rate,
+        Some(50.0),
+        "below volumeThreshold too: a real rate"
+    );
     assert_eq!(
         (s.failures, s.fires),
         (1, 0),

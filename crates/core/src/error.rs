@@ -111,6 +111,26 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, for the binding's `errorCodes()`.
+    pub const ALL: [Code; 16] = [
+        Code::OpenBreaker,
+        Code::Timeout,
+        Code::ConnRefused,
+        Code::ConnReset,
+        Code::NotFound,
+        Code::Connection,
+        Code::Upstream,
+        Code::RateLimited,
+        Code::BadBody,
+        Code::TooLarge,
+        Code::Http,
+        Code::Aborted,
+        Code::Invalid,
+        Code::Shutdown,
+        Code::Internal,
+        Code::Config,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::OpenBreaker => "EOPENBREAKER",

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use url::Url;
 
+use crate::config::printable;
 use crate::error::{classify_transport, CallError, FailureKind};
 
 /// A validated request, ready to send (possibly several times).
@@ -39,6 +40,13 @@ pub fn redact(url: &Url) -> String {
         None => format!("{}://{}{}", url.scheme(), host, url.path()),
     }
 }
+
+/// Most header fields one request may carry. The http crate panics beyond 32,768 (a
+/// `HeaderMap` cannot grow further); real servers refuse far fewer (nginx and Node: about
+/// 8-16 KiB of headers in all). Checked before anything is built.
+pub const MAX_HEADERS: usize = 1000;
+/// Most bytes of header names and values one request may carry.
+pub const MAX_HEADER_BYTES: usize = 256 * 1024;
 
 /// Validates and resolves a fire() request. `url` is absolute or a path against `base`.
 pub fn prepare(
@@ -71,7 +79,7 @@ pub fn prepare(
         Some(m) => {
             let upper = m.to_ascii_uppercase();
             Method::from_bytes(upper.as_bytes())
-                .map_err(|_| CallError::invalid(format!("invalid HTTP method {m:?}")))?
+                .map_err(|_| CallError::invalid(format!("invalid HTTP method {}", printable(m))))?
         }
     };
     if body.is_some() && (method == Method::GET || method == Method::HEAD) {
@@ -79,13 +87,26 @@ pub fn prepare(
             "a {method} request cannot have a body"
         )));
     }
+    if headers.len() > MAX_HEADERS {
+        return Err(CallError::invalid(format!(
+            "too many headers: {} (at most {MAX_HEADERS})",
+            headers.len()
+        )));
+    }
+    let bytes: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_HEADER_BYTES {
+        return Err(CallError::invalid(format!(
+            "headers too large: {bytes} bytes (at most {MAX_HEADER_BYTES})"
+        )));
+    }
     let mut map = HeaderMap::with_capacity(headers.len());
     for (k, v) in headers {
         let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| CallError::invalid(format!("invalid header name {k:?}")))?;
+            .map_err(|_| CallError::invalid(format!("invalid header name {}", printable(k))))?;
         // The value is never echoed: it may be a credential.
-        let value = HeaderValue::from_str(v)
-            .map_err(|_| CallError::invalid(format!("invalid value for header {k:?}")))?;
+        let value = HeaderValue::from_str(v).map_err(|_| {
+            CallError::invalid(format!("invalid value for header {}", printable(k)))
+        })?;
         map.append(name, value);
     }
     Ok(PreparedRequest {
@@ -298,6 +319,37 @@ mod tests {
         )
         .is_err());
         assert!(prepare(None, "http://[::1/", None, &[], None).is_err());
+    }
+
+    #[test]
+    fn header_counts_past_the_http_crate_limit_are_invalid_not_a_panic() {
+        let many: Vec<(String, String)> = (0..40_000)
+            .map(|i| (format!("x-h{i}"), "v".to_string()))
+            .collect();
+        let e = prepare(None, "http://x/", None, &many, None).unwrap_err();
+        assert_eq!(e.code, crate::Code::Invalid);
+        assert!(e.message.contains("too many headers"), "{}", e.message);
+        let ok: Vec<(String, String)> = many[..MAX_HEADERS].to_vec();
+        assert!(prepare(None, "http://x/", None, &ok, None).is_ok());
+        let big = vec![("x-big".to_string(), "v".repeat(MAX_HEADER_BYTES))];
+        assert!(prepare(None, "http://x/", None, &big, None).is_err());
+    }
+
+    #[test]
+    fn invalid_names_and_methods_are_echoed_bounded_and_escaped() {
+        let evil = format!("x\r\nset-cookie: a=b{}", "z".repeat(500));
+        for e in [
+            prepare(None, "http://x/", Some(&evil), &[], None).unwrap_err(),
+            prepare(None, "http://x/", None, &[(evil.clone(), "v".into())], None).unwrap_err(),
+        ] {
+            assert!(
+                !e.message.contains('\r') && !e.message.contains('\n'),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains("\\r\\n"), "escaped: {}", e.message);
+            assert!(e.message.len() < 200, "bounded: {}", e.message.len());
+        }
     }
 
     #[test]

@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod circuit;
-pub mod clock;
 pub mod config;
 pub mod error;
 pub mod observer;
@@ -12,14 +11,12 @@ pub mod rng;
 pub mod window;
 
 pub use circuit::{Circuit, CircuitConfig, Permit, Stats, Verdict};
-pub use clock::{Clock, ManualClock, MonotonicClock, TokioClock};
 pub use config::{Config, ConfigError, RawOptions, RawValue};
 pub use error::{CallError, Code, FailureKind};
 pub use observer::{
     CallKind, Event, EventKind, FallbackSource, Observer, StateKind, Transition, TransitionReason,
 };
 pub mod breaker;
-pub mod cancel;
 pub mod http;
 pub mod lkg;
 pub mod metrics;
@@ -32,5 +29,6 @@ mod test_support;
 mod transport;
 
 pub use breaker::{Breaker, Call, Deps};
-pub use cancel::CancelToken;
 pub use outcome::{CallOutcome, Fallback, Rejection, Success};
+/// Cancellation of a call (an AbortSignal) or of a handle's calls (shutdown).
+pub use tokio_util::sync::CancellationToken;

@@ -80,7 +80,7 @@ pub(crate) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
     let failure_rate = GaugeVec::new(
         Opts::new(
             "dnastore_circuit_failure_rate",
-            "Failure percentage in the rolling window; -1 while below the volume threshold.",
+            "Failure percentage of the calls in the rolling window; an empty window (an open circuit makes no calls) keeps the last rate.",
         ),
         &["name"],
     )
@@ -188,9 +188,58 @@ pub(crate) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
     }
 });
 
+/// A metric family whose series can be removed by label values.
+trait Family: Sync {
+    fn remove(&self, labels: &[&str]);
+}
+
+impl<T: prometheus::core::MetricVecBuilder> Family for prometheus::core::MetricVec<T> {
+    fn remove(&self, labels: &[&str]) {
+        let _ = self.remove_label_values(labels);
+    }
+}
+
+/// Creates a breaker's series and remembers each one, so `remove` deletes exactly what was
+/// created: the two can never drift apart as families are added.
+#[derive(Default)]
+struct Series(Vec<(&'static dyn Family, Vec<String>)>);
+
+impl Series {
+    fn track(&mut self, family: &'static dyn Family, labels: &[&str]) {
+        self.0
+            .push((family, labels.iter().map(|l| l.to_string()).collect()));
+    }
+
+    fn counter(&mut self, f: &'static IntCounterVec, labels: &[&str]) -> IntCounter {
+        self.track(f, labels);
+        f.with_label_values(labels)
+    }
+
+    fn int_gauge(&mut self, f: &'static IntGaugeVec, labels: &[&str]) -> IntGauge {
+        self.track(f, labels);
+        f.with_label_values(labels)
+    }
+
+    fn gauge(&mut self, f: &'static GaugeVec, labels: &[&str]) -> Gauge {
+        self.track(f, labels);
+        f.with_label_values(labels)
+    }
+
+    fn histogram(&mut self, f: &'static HistogramVec, labels: &[&str]) -> Histogram {
+        self.track(f, labels);
+        f.with_label_values(labels)
+    }
+
+    fn remove(&self) {
+        for (family, labels) in &self.0 {
+            let l: Vec<&str> = labels.iter().map(String::as_str).collect();
+            family.remove(&l);
+        }
+    }
+}
+
 /// One breaker's metric handles.
 pub struct BreakerMetrics {
-    name: String,
     state: IntGauge,
     trips: IntCounter,
     success: IntCounter,
@@ -214,114 +263,74 @@ pub struct BreakerMetrics {
     pub lkg_redis_errors: IntCounter,
     coalesced: IntCounter,
     routes: RouteMetrics,
+    series: Series,
 }
 
 impl BreakerMetrics {
     pub fn new(name: &str) -> Self {
-        let f = &*FAMILIES;
+        Self::with_max_routes(name, DEFAULT_MAX_ROUTES)
+    }
+
+    /// `max_routes` caps the distinct route labels (the `maxRoutes` option).
+    pub fn with_max_routes(name: &str, max_routes: u32) -> Self {
+        let f: &'static Families = &FAMILIES;
         let n = name;
+        let mut s = Series::default();
         let m = Self {
-            name: name.to_string(),
-            state: f.state.with_label_values(&[n]),
-            trips: f.trips.with_label_values(&[n]),
-            success: f.requests.with_label_values(&[n, OUTCOME_SUCCESS]),
-            client_error: f.requests.with_label_values(&[n, OUTCOME_CLIENT_ERROR]),
-            rejected: f.requests.with_label_values(&[n, OUTCOME_REJECTED]),
-            aborted: f.requests.with_label_values(&[n, OUTCOME_ABORTED]),
+            state: s.int_gauge(&f.state, &[n]),
+            trips: s.counter(&f.trips, &[n]),
+            success: s.counter(&f.requests, &[n, OUTCOME_SUCCESS]),
+            client_error: s.counter(&f.requests, &[n, OUTCOME_CLIENT_ERROR]),
+            rejected: s.counter(&f.requests, &[n, OUTCOME_REJECTED]),
+            aborted: s.counter(&f.requests, &[n, OUTCOME_ABORTED]),
             failures: FailureKind::ALL
                 .iter()
-                .map(|k| f.requests.with_label_values(&[n, k.label()]))
+                .map(|k| s.counter(&f.requests, &[n, k.label()]))
                 .collect(),
             retries: FailureKind::ALL
                 .iter()
-                .map(|k| f.retries.with_label_values(&[n, k.label()]))
+                .map(|k| s.counter(&f.retries, &[n, k.label()]))
                 .collect(),
-            duration: f.duration.with_label_values(&[n]),
-            failure_rate: f.failure_rate.with_label_values(&[n]),
-            budget_exhausted: f.budget_exhausted.with_label_values(&[n]),
+            duration: s.histogram(&f.duration, &[n]),
+            // 0 until the window first holds calls, then the last window's rate.
+            failure_rate: s.gauge(&f.failure_rate, &[n]),
+            budget_exhausted: s.counter(&f.budget_exhausted, &[n]),
             calls: CallKind::ALL
                 .iter()
-                .map(|k| f.calls.with_label_values(&[n, k.as_str()]))
+                .map(|k| s.counter(&f.calls, &[n, k.as_str()]))
                 .collect(),
-            fallback_none: f
-                .fallbacks
-                .with_label_values(&[n, FallbackSource::None.as_str()]),
-            fallback_cache: f
-                .fallbacks
-                .with_label_values(&[n, FallbackSource::Cache.as_str()]),
-            fallback_function: f
-                .fallbacks
-                .with_label_values(&[n, FallbackSource::Function.as_str()]),
-            lkg_entries: f.lkg_entries.with_label_values(&[n]),
-            lkg_bytes: f.lkg_bytes.with_label_values(&[n]),
-            lkg_evictions: f.lkg_evictions.with_label_values(&[n]),
-            lkg_tampered: f
-                .lkg_rejected
-                .with_label_values(&[n, LKG_REJECT_REASONS[0]]),
-            lkg_too_large: f
-                .lkg_rejected
-                .with_label_values(&[n, LKG_REJECT_REASONS[1]]),
-            lkg_redis_errors: f.lkg_redis_errors.with_label_values(&[n]),
-            coalesced: f.coalesced.with_label_values(&[n]),
-            routes: RouteMetrics::new(n, DEFAULT_MAX_ROUTES),
+            fallback_none: s.counter(&f.fallbacks, &[n, FallbackSource::None.as_str()]),
+            fallback_cache: s.counter(&f.fallbacks, &[n, FallbackSource::Cache.as_str()]),
+            fallback_function: s.counter(&f.fallbacks, &[n, FallbackSource::Function.as_str()]),
+            lkg_entries: s.int_gauge(&f.lkg_entries, &[n]),
+            lkg_bytes: s.int_gauge(&f.lkg_bytes, &[n]),
+            lkg_evictions: s.counter(&f.lkg_evictions, &[n]),
+            lkg_tampered: s.counter(&f.lkg_rejected, &[n, LKG_REJECT_REASONS[0]]),
+            lkg_too_large: s.counter(&f.lkg_rejected, &[n, LKG_REJECT_REASONS[1]]),
+            lkg_redis_errors: s.counter(&f.lkg_redis_errors, &[n]),
+            coalesced: s.counter(&f.coalesced, &[n]),
+            routes: RouteMetrics::new(n, max_routes),
+            series: Series::default(),
         };
-        m.failure_rate.set(-1.0);
-        m
-    }
-
-    /// Caps the distinct route labels (the `maxRoutes` option).
-    pub fn with_max_routes(mut self, max: u32) -> Self {
-        self.routes = RouteMetrics::new(&self.name, max);
-        self
+        Self { series: s, ..m }
     }
 
     pub fn set_state(&self, s: StateKind) {
         self.state.set(s as i64);
     }
 
-    pub fn set_failure_rate(&self, pct: f64) {
-        self.failure_rate.set(pct);
+    /// The window's failure percentage; an empty window (`None`) keeps the last rate, so an
+    /// open circuit, which makes no calls, keeps showing the rate that opened it.
+    pub fn set_failure_rate(&self, pct: Option<f64>) {
+        if let Some(p) = pct {
+            self.failure_rate.set(p);
+        }
     }
 
-    /// Removes every series of this breaker (after its last handle shut down).
+    /// Removes every series of this breaker (after its last handle shut down); routes seen
+    /// later are not labelled again.
     pub fn remove(&self) {
-        let f = &*FAMILIES;
-        let n = self.name.as_str();
-        let _ = f.state.remove_label_values(&[n]);
-        let _ = f.trips.remove_label_values(&[n]);
-        for o in [
-            OUTCOME_SUCCESS,
-            OUTCOME_CLIENT_ERROR,
-            OUTCOME_REJECTED,
-            OUTCOME_ABORTED,
-        ] {
-            let _ = f.requests.remove_label_values(&[n, o]);
-        }
-        for k in FailureKind::ALL {
-            let _ = f.requests.remove_label_values(&[n, k.label()]);
-            let _ = f.retries.remove_label_values(&[n, k.label()]);
-        }
-        let _ = f.duration.remove_label_values(&[n]);
-        let _ = f.failure_rate.remove_label_values(&[n]);
-        let _ = f.budget_exhausted.remove_label_values(&[n]);
-        for k in CallKind::ALL {
-            let _ = f.calls.remove_label_values(&[n, k.as_str()]);
-        }
-        for s in [
-            FallbackSource::None,
-            FallbackSource::Cache,
-            FallbackSource::Function,
-        ] {
-            let _ = f.fallbacks.remove_label_values(&[n, s.as_str()]);
-        }
-        let _ = f.lkg_entries.remove_label_values(&[n]);
-        let _ = f.lkg_bytes.remove_label_values(&[n]);
-        let _ = f.lkg_evictions.remove_label_values(&[n]);
-        for r in LKG_REJECT_REASONS {
-            let _ = f.lkg_rejected.remove_label_values(&[n, r]);
-        }
-        let _ = f.lkg_redis_errors.remove_label_values(&[n]);
-        let _ = f.coalesced.remove_label_values(&[n]);
+        self.series.remove();
         self.routes.remove();
     }
 }

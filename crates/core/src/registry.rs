@@ -46,7 +46,8 @@ pub fn open(config: Config, deps: Deps) -> Result<Arc<Breaker>, CallError> {
     Ok(b)
 }
 
-/// Drops one handle; the last one removes the breaker and its metric series.
+/// Drops one handle; the last one closes the breaker (its calls settle with ESHUTDOWN, its
+/// background work stops, its metric series go) and removes it.
 pub fn close(b: &Arc<Breaker>) {
     let mut reg = REGISTRY.lock();
     let last = match reg.get_mut(b.name()) {
@@ -58,7 +59,7 @@ pub fn close(b: &Arc<Breaker>) {
     };
     if last {
         reg.remove(b.name());
-        b.metrics().remove();
+        b.close();
     }
 }
 

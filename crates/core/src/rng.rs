@@ -1,9 +1,11 @@
-//! Injected randomness for jitter and idempotency keys.
+//! Injected randomness for jitter; idempotency keys from the OS's cryptographic source.
 //!
 //! SplitMix64 over one atomic: lock-free, so concurrent retries never contend, and
 //! seedable, so tests get a fixed sequence.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{CallError, Code};
 
 pub trait Rng: Send + Sync + 'static {
     fn next_u64(&self) -> u64;
@@ -56,23 +58,31 @@ impl Rng for SplitMix64 {
     }
 }
 
-/// A random UUIDv4-formatted string: the `Idempotency-Key` sent on every attempt of one call.
-pub fn uuid_v4(rng: &dyn Rng) -> String {
-    let hi = rng.next_u64();
-    let lo = rng.next_u64();
+/// A random UUIDv4: the `Idempotency-Key` sent on every attempt of one call. From the
+/// OS's cryptographic source, never from the jitter PRNG above: a key another client can
+/// predict would let it collide with (and be deduplicated against) this client's writes.
+pub fn idempotency_key() -> Result<String, CallError> {
     let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&hi.to_be_bytes());
-    b[8..].copy_from_slice(&lo.to_be_bytes());
+    getrandom::fill(&mut b).map_err(|_| {
+        CallError::new(
+            Code::Internal,
+            "the OS random source failed: cannot generate an Idempotency-Key",
+        )
+    })?;
+    Ok(uuid_v4_format(b))
+}
+
+fn uuid_v4_format(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",
-        h[0..4].concat(),
-        h[4..6].concat(),
-        h[6..8].concat(),
-        h[8..10].concat(),
-        h[10..16].concat()
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
     )
 }
 
@@ -92,11 +102,15 @@ mod tests {
     }
 
     #[test]
-    fn uuid_has_v4_shape() {
-        let r = SplitMix64::seeded(1);
-        let u = uuid_v4(&r);
+    fn idempotency_keys_are_v4_uuids_from_the_os() {
+        let u = idempotency_key().unwrap();
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
-        assert_ne!(u, uuid_v4(&r));
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(u, idempotency_key().unwrap());
+        assert_eq!(
+            uuid_v4_format([0; 16]),
+            "00000000-0000-4000-8000-000000000000"
+        );
     }
 }

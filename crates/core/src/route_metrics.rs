@@ -31,7 +31,8 @@ fn outcomes() -> impl Iterator<Item = &'static str> {
 pub struct RouteMetrics {
     name: String,
     max: usize,
-    routes: RwLock<HashMap<Box<str>, Arc<RouteHandles>>>,
+    /// `None` once removed: a late attempt of a closed breaker must not create series again.
+    routes: RwLock<Option<HashMap<Box<str>, Arc<RouteHandles>>>>,
 }
 
 impl RouteMetrics {
@@ -39,15 +40,16 @@ impl RouteMetrics {
         Self {
             name: name.to_string(),
             max: max as usize,
-            routes: RwLock::new(HashMap::new()),
+            routes: RwLock::new(Some(HashMap::new())),
         }
     }
 
-    fn handles(&self, route: &str) -> Arc<RouteHandles> {
-        if let Some(h) = self.routes.read().get(route) {
-            return h.clone();
+    fn handles(&self, route: &str) -> Option<Arc<RouteHandles>> {
+        if let Some(h) = self.routes.read().as_ref()?.get(route) {
+            return Some(h.clone());
         }
-        let mut map = self.routes.write();
+        let mut guard = self.routes.write();
+        let map = guard.as_mut()?;
         let known = map.len() - usize::from(map.contains_key(OTHER_ROUTE));
         let key = if map.contains_key(route) || known < self.max {
             route
@@ -66,6 +68,7 @@ impl RouteMetrics {
                 })
             })
             .clone()
+            .into()
     }
 
     /// Counts one attempt of a call that named its route; calls without one are not labelled.
@@ -74,7 +77,7 @@ impl RouteMetrics {
         if self.max == 0 {
             return;
         }
-        let h = self.handles(route);
+        let Some(h) = self.handles(route) else { return };
         if let Some((_, c)) = h.outcomes.iter().find(|(o, _)| *o == outcome) {
             c.inc();
         }
@@ -84,7 +87,8 @@ impl RouteMetrics {
     pub fn remove(&self) {
         let f = &*FAMILIES;
         let n = self.name.as_str();
-        for route in self.routes.write().drain().map(|(k, _)| k) {
+        let routes = self.routes.write().take().unwrap_or_default();
+        for route in routes.into_keys() {
             for o in outcomes() {
                 let _ = f.route_requests.remove_label_values(&[n, &route, o]);
             }
@@ -121,6 +125,11 @@ mod tests {
         assert!(!text.contains("/c/:id"));
         m.remove();
         assert!(!render().contains("routes-unit"));
+        m.observe(Some("/late/:id"), OUTCOME_SUCCESS, ms);
+        assert!(
+            !render().contains("routes-unit"),
+            "an attempt ending after removal creates no series"
+        );
     }
 
     #[test]

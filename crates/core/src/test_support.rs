@@ -19,6 +19,12 @@ pub enum Step {
     Fail(FailureKind),
     /// Wait (paused time), then do the next part.
     After(Duration, Box<Step>),
+    /// 200 JSON whose body is the request's value of `header` (a JSON string, or null),
+    /// with the given response headers: an upstream that answers each caller for itself.
+    Echo {
+        header: &'static str,
+        with: &'static [(&'static str, &'static str)],
+    },
     /// Never answer.
     Hang,
     Panic,
@@ -79,6 +85,25 @@ impl Script {
                         status: StatusCode::from_u16(status).expect("valid status"),
                         headers: h,
                         body: Bytes::from_static(body.as_bytes()),
+                    });
+                }
+                Step::Echo { header, with } => {
+                    let body = match req.headers.get(header).and_then(|v| v.to_str().ok()) {
+                        Some(v) => serde_json::to_string(v).expect("a string serializes"),
+                        None => "null".to_string(),
+                    };
+                    let mut h = HeaderMap::new();
+                    h.insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    for (k, v) in with {
+                        h.append(*k, HeaderValue::from_static(v));
+                    }
+                    return Ok(RawResponse {
+                        status: StatusCode::OK,
+                        headers: h,
+                        body: Bytes::from(body),
                     });
                 }
                 Step::ReplyRetryAfter(status, ra) => {

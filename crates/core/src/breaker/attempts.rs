@@ -3,27 +3,6 @@
 
 use super::*;
 
-/// Returns an attempt's permit to the circuit if the attempt ends without a verdict
-/// (caller abort, a dropped future, a panic), so no half-open trial slot leaks.
-struct PermitGuard<'a> {
-    circuit: &'a Circuit,
-    permit: Option<Permit>,
-}
-
-impl PermitGuard<'_> {
-    fn take(&mut self) -> Option<Permit> {
-        self.permit.take()
-    }
-}
-
-impl Drop for PermitGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(p) = self.permit.take() {
-            self.circuit.release(p);
-        }
-    }
-}
-
 fn json_is_valid(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
         || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
@@ -53,12 +32,50 @@ impl Breaker {
         )))
     }
 
-    fn finish(&self, guard: &mut PermitGuard<'_>, verdict: Verdict) -> bool {
-        match guard.take() {
-            Some(p) => self.circuit.on_result(p, verdict, self.now(), &mut |t| {
+    fn finish(&self, permit: Permit, verdict: Verdict) -> bool {
+        self.circuit
+            .on_result(permit, verdict, self.now(), &mut |t| {
                 self.emit(&Event::Transition(t))
-            }),
-            None => false,
+            })
+    }
+
+    /// Keeps a successful GET's body as last-known-good, as its `Cache-Control` and `Vary`
+    /// allow, and queues the shared (Redis) copy when it may be shared.
+    fn store_lkg(&self, k: CacheKey, req: &PreparedRequest, resp: &RawResponse, json: bool) {
+        let Some(c) = &self.lkg else { return };
+        let rules = Cacheability::of(&resp.headers);
+        if !rules.storable(self.keys.has_identity(&req.headers)) {
+            return;
+        }
+        let entry = c.entry(
+            &k,
+            resp.body.clone(),
+            json,
+            self.wall_ms(),
+            rules.vary_key(&req.headers),
+        );
+        let shared = self.redis.as_ref().map(|r| (r, entry.clone()));
+        if c.store(k, entry, rules.shareable()) == Stored::Share {
+            if let Some((r, entry)) = shared {
+                r.put(&k, &entry);
+            }
+        }
+    }
+
+    /// Waits `delay` before a retry, or less: true if the circuit opened meanwhile (the
+    /// next attempt would be short-circuited anyway, so the call settles now).
+    async fn backoff(&self, delay: Duration) -> bool {
+        let opened = self.circuit.opened();
+        tokio::pin!(opened);
+        // Registered before the check, so an opening in between is not missed.
+        opened.as_mut().enable();
+        if self.circuit.is_open_at(self.now()) {
+            return true;
+        }
+        tokio::select! {
+            biased;
+            _ = opened => true,
+            _ = tokio::time::sleep(delay) => false,
         }
     }
 
@@ -72,20 +89,17 @@ impl Breaker {
         let req = &call.req;
         let retryable_method = method_is_retryable(&req.method, req.has_header(IDEMPOTENCY_KEY));
         let per_attempt = call.timeout.unwrap_or(self.config.timeout);
-        let mut guard = PermitGuard {
-            circuit: &self.circuit,
-            permit: Some(permit),
-        };
+        // Owned here until its verdict; if this future ends any other way (abort, shutdown,
+        // a panic, being dropped), the permit's Drop gives its trial slot back.
+        let mut permit = permit;
         let mut attempt: u32 = 1;
         let mut prev_delay = None;
         loop {
             let budget = per_attempt.min(deadline_at.saturating_duration_since(Instant::now()));
             let started = self.now();
-            let res = tokio::select! {
-                biased;
-                _ = cancelled(call.cancel.as_ref()) => return self.aborted(),
-                r = tokio::time::timeout(budget, self.http.send(req, self.config.max_response_bytes)) => r,
-            };
+            let res =
+                tokio::time::timeout(budget, self.http.send(req, self.config.max_response_bytes))
+                    .await;
             let latency = self.now().saturating_sub(started);
             let failure = match res {
                 Err(_) => AttemptFailure::of(FailureKind::Timeout),
@@ -105,16 +119,10 @@ impl Breaker {
                                 latency,
                                 route: call.route.as_deref(),
                             });
-                            self.finish(&mut guard, Verdict::Success);
+                            self.finish(permit, Verdict::Success);
                             self.emit(&Event::Completed(CallKind::of(true, attempt)));
-                            if let (Some(k), Some(c)) = (key, &self.lkg) {
-                                let entry = c.entry(&k, resp.body.clone(), json, self.wall_ms());
-                                let shared = self.redis.as_ref().map(|r| (r, entry.clone()));
-                                if c.store(k, entry) == Stored::Share {
-                                    if let Some((r, entry)) = shared {
-                                        r.put(&k, &entry);
-                                    }
-                                }
+                            if let Some(k) = key {
+                                self.store_lkg(k, req, &resp, json);
                             }
                             return CallOutcome::Ok(Success {
                                 status: resp.status.as_u16(),
@@ -131,7 +139,7 @@ impl Breaker {
                             status,
                             route: call.route.as_deref(),
                         });
-                        self.finish(&mut guard, Verdict::ClientError);
+                        self.finish(permit, Verdict::ClientError);
                         self.emit(&Event::Completed(CallKind::of(false, attempt)));
                         return CallOutcome::Rejected(Rejection {
                             code: Code::Http,
@@ -161,7 +169,7 @@ impl Breaker {
                 latency,
                 route: call.route.as_deref(),
             });
-            let tripped = self.finish(&mut guard, Verdict::Failure(kind));
+            let tripped = self.finish(permit, Verdict::Failure(kind));
 
             let may_retry = !tripped
                 && attempt < self.config.retry.max_attempts
@@ -179,17 +187,15 @@ impl Breaker {
                             reason: kind,
                         });
                         prev_delay = Some(delay);
-                        tokio::select! {
-                            biased;
-                            _ = cancelled(call.cancel.as_ref()) => return self.aborted(),
-                            _ = tokio::time::sleep(delay) => {}
-                        }
-                        match self
-                            .circuit
-                            .try_acquire(self.now(), &mut |t| self.emit(&Event::Transition(t)))
-                        {
+                        let next = if self.backoff(delay).await {
+                            None
+                        } else {
+                            self.circuit
+                                .try_acquire(self.now(), &mut |t| self.emit(&Event::Transition(t)))
+                        };
+                        match next {
                             Some(p) => {
-                                guard.permit = Some(p);
+                                permit = p;
                                 attempt += 1;
                                 continue;
                             }

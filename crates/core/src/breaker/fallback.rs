@@ -32,7 +32,7 @@ impl Breaker {
         let Some((k, c)) = self.lkg_key(Some(req)) else {
             return Some(self.fallback_from(Code::OpenBreaker, None));
         };
-        match c.lookup(&k, self.wall_ms()) {
+        match c.lookup(&k, self.wall_ms(), &req.headers) {
             Some(h) => Some(self.fallback_from(Code::OpenBreaker, Some(h))),
             None if self.redis.as_ref().is_some_and(|r| !r.is_down()) => None,
             None => Some(self.fallback_from(Code::OpenBreaker, None)),
@@ -40,15 +40,20 @@ impl Breaker {
     }
 
     /// The short-circuit answer after asking the shared Redis, waiting at most
-    /// min([`READ_TIMEOUT`], `deadline`).
+    /// min([`READ_TIMEOUT`], `deadline`); ESHUTDOWN at once if `stop` fires first.
     pub async fn rejected_shared(
         self: Arc<Self>,
         req: PreparedRequest,
         deadline: Option<Duration>,
-    ) -> Fallback {
+        stop: Option<CancellationToken>,
+    ) -> CallOutcome {
         let wait = deadline.unwrap_or(self.config.deadline);
-        self.fallback_shared(Code::OpenBreaker, Some(&req), wait)
-            .await
+        let stop = stop.unwrap_or_else(|| self.stop.clone());
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => self.shut_down(),
+            f = self.fallback_shared(Code::OpenBreaker, Some(&req), wait) => CallOutcome::Fallback(f),
+        }
     }
 
     /// Tells the metrics that the JS fallback function supplied a fallback's value.
@@ -63,18 +68,18 @@ impl Breaker {
     /// The cache key of a GET, when there is a cache.
     pub(super) fn lkg_key(&self, req: Option<&PreparedRequest>) -> Option<(CacheKey, &LkgCache)> {
         match (req, &self.lkg) {
-            (Some(r), Some(c)) if r.method == Method::GET => Some((
-                cache_key(&self.config.name, r, &c.config().tenant_header),
-                c,
-            )),
+            (Some(r), Some(c)) if r.method == Method::GET => {
+                Some((self.keys.key(&self.config.name, r), c))
+            }
             _ => None,
         }
     }
 
     pub(super) fn fallback(&self, code: Code, req: Option<&PreparedRequest>) -> Fallback {
-        let hit = self
-            .lkg_key(req)
-            .and_then(|(k, c)| c.lookup(&k, self.wall_ms()));
+        let hit = match (req, self.lkg_key(req)) {
+            (Some(r), Some((k, c))) => c.lookup(&k, self.wall_ms(), &r.headers),
+            _ => None,
+        };
         self.fallback_from(code, hit)
     }
 
@@ -86,14 +91,14 @@ impl Breaker {
         req: Option<&PreparedRequest>,
         left: Duration,
     ) -> Fallback {
-        let Some((k, c)) = self.lkg_key(req) else {
+        let (Some(req), Some((k, c))) = (req, self.lkg_key(req)) else {
             return self.fallback_from(code, None);
         };
-        let mut hit = c.lookup(&k, self.wall_ms());
+        let mut hit = c.lookup(&k, self.wall_ms(), &req.headers);
         if let (None, Some(r)) = (&hit, &self.redis) {
             if let Some(e) = r.get(&k, left.min(READ_TIMEOUT)).await {
-                // Verified (HMAC, maxStale) before it is served or kept locally.
-                hit = c.accept_remote(&k, e, self.wall_ms());
+                // Verified (HMAC, maxStale, vary) before it is served or kept locally.
+                hit = c.accept_remote(&k, e, self.wall_ms(), &req.headers);
             }
         }
         self.fallback_from(code, hit)

@@ -20,41 +20,44 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::{HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::cancel::{cancelled, CancelToken};
+use tokio_util::sync::CancellationToken;
+
 use crate::circuit::{Circuit, CircuitConfig, Permit, Stats, Verdict};
-use crate::clock::{Clock, MonotonicClock};
 use crate::config::Config;
 use crate::error::{CallError, Code, FailureKind};
 use crate::http::{
-    classify_status, prepare, AttemptFailure, HttpClient, PreparedRequest, StatusClass,
+    classify_status, prepare, AttemptFailure, HttpClient, PreparedRequest, RawResponse, StatusClass,
 };
 use crate::lkg::redis::{RedisLkg, Target, READ_TIMEOUT};
-use crate::lkg::{cache_key, CacheKey, Hit, LkgCache, Stored};
+use crate::lkg::{CacheKey, Cacheability, Hit, KeyPolicy, LkgCache, Stored};
 use crate::metrics::BreakerMetrics;
 use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind};
 use crate::outcome::{CallOutcome, Fallback, Rejection, Success};
 use crate::retry::{method_is_retryable, parse_retry_after, Backoff, RetryBudget, IDEMPOTENCY_KEY};
-use crate::rng::{uuid_v4, Rng, SplitMix64};
+use crate::rng::{idempotency_key, Rng, SplitMix64};
 use crate::transport::Transport;
 
-/// Injected time and randomness.
+/// Injected randomness and wall-clock origin.
+///
+/// Time has one source: tokio's clock (`tokio::time::Instant`), for the state machine,
+/// deadlines, timeouts and sleeps alike. Outside tests it is the monotonic clock; under
+/// `tokio::time::pause()` the tests move all of it at once. The wall clock is only an
+/// origin for HTTP dates and for LKG ages shared between replicas.
 #[derive(Clone)]
 pub struct Deps {
-    pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Rng>,
-    /// Wall-clock time at `clock`'s origin, for HTTP dates and LKG ages shared via Redis.
+    /// Wall-clock time when the breaker was created.
     pub wall_origin: SystemTime,
 }
 
 impl Default for Deps {
     fn default() -> Self {
         Self {
-            clock: Arc::new(MonotonicClock::new()),
             rng: Arc::new(SplitMix64::from_entropy()),
             wall_origin: SystemTime::now(),
         }
@@ -69,7 +72,10 @@ pub struct Call {
     pub timeout: Option<Duration>,
     /// Per-call override of `deadline` (all attempts and sleeps).
     pub deadline: Option<Duration>,
-    pub cancel: Option<CancelToken>,
+    /// The caller's AbortSignal.
+    pub cancel: Option<CancellationToken>,
+    /// The handle's shutdown ([`Breaker::stop_token`]); the breaker's own when `None`.
+    pub stop: Option<CancellationToken>,
     /// Route template for the route-level metrics (`/api/sigils/:id`), never a raw URL.
     pub route: Option<Arc<str>>,
 }
@@ -81,22 +87,28 @@ impl Call {
             timeout: None,
             deadline: None,
             cancel: None,
+            stop: None,
             route: None,
         }
     }
 }
 
-type Inflight = watch::Receiver<Option<CallOutcome>>;
+use coalesce::Inflight;
 
 pub struct Breaker {
     config: Config,
     circuit: Circuit,
     http: Transport,
     deps: Deps,
+    /// The origin of [`Breaker::now`] on tokio's clock.
+    origin: Instant,
     wall_origin_ms: u64,
+    stop: CancellationToken,
     backoff: Backoff,
     budget: RetryBudget,
     lkg: Option<LkgCache>,
+    /// Which request headers split the cache and coalescing key.
+    keys: KeyPolicy,
     /// Shared last-known-good for many replicas (only with a local cache).
     redis: Option<RedisLkg>,
     inflight: Mutex<HashMap<CacheKey, Inflight>>,
@@ -118,8 +130,10 @@ impl Breaker {
     }
 
     pub(crate) fn with_transport(config: Config, deps: Deps, http: Transport) -> Arc<Self> {
-        let metrics =
-            Arc::new(BreakerMetrics::new(&config.name).with_max_routes(config.max_routes));
+        let metrics = Arc::new(BreakerMetrics::with_max_routes(
+            &config.name,
+            config.max_routes,
+        ));
         metrics.set_state(StateKind::Closed);
         let lkg = LkgCache::new(config.lkg.clone(), metrics.clone());
         let wall_origin_ms = deps
@@ -131,9 +145,12 @@ impl Breaker {
             redis: Self::shared_lkg(&config, lkg.is_some(), &metrics, me.clone()),
             circuit: Circuit::new(CircuitConfig::from(&config)),
             http,
+            origin: Instant::now(),
             wall_origin_ms,
+            stop: CancellationToken::new(),
             backoff: Backoff::new(config.retry.base, config.retry.max),
             budget: RetryBudget::new(config.retry.budget_percent, config.retry.min_per_sec),
+            keys: KeyPolicy::new(&config.lkg),
             lkg,
             inflight: Mutex::new(HashMap::new()),
             observers: RwLock::new(vec![(0, metrics.clone() as Arc<dyn Observer>)]),
@@ -184,8 +201,9 @@ impl Breaker {
         self.lkg.as_ref()
     }
 
+    /// Time since the breaker was created, on tokio's clock (see [`Deps`]).
     fn now(&self) -> Duration {
-        self.deps.clock.now()
+        Instant::now().saturating_duration_since(self.origin)
     }
 
     fn wall_ms(&self) -> u64 {
@@ -251,12 +269,24 @@ impl Breaker {
             && !req.has_header(IDEMPOTENCY_KEY)
         {
             // One key per logical call, sent unchanged on every attempt.
-            let key = uuid_v4(self.deps.rng.as_ref());
+            let key = idempotency_key()?;
             if let Ok(v) = HeaderValue::from_str(&key) {
                 req.headers.insert(IDEMPOTENCY_KEY, v);
             }
         }
         Ok(req)
+    }
+
+    /// `url` (absolute, or a path against baseUrl) as logs and callbacks may show it: no
+    /// credentials, no query, no fragment.
+    pub fn redacted_url(&self, url: &str) -> String {
+        let parsed = match url::Url::parse(url) {
+            Err(url::ParseError::RelativeUrlWithoutBase) => {
+                self.config.base_url.as_ref().and_then(|b| b.join(url).ok())
+            }
+            r => r.ok(),
+        };
+        parsed.map_or_else(|| "(invalid URL)".to_string(), |u| crate::http::redact(&u))
     }
 
     /// Synchronous admission. `None`: short-circuited; answer with [`Breaker::rejected`]
@@ -285,63 +315,69 @@ impl Breaker {
         self.fallback(Code::OpenBreaker, req)
     }
 
-    /// Returns an unused permit (the request failed validation after admission).
-    pub fn release(&self, permit: Permit) {
-        self.circuit.release(permit);
-    }
-
     /// Runs an admitted call to its end. Never panics: a bug inside becomes EINTERNAL.
     ///
-    /// The permit belongs to the returned future from the start: a future dropped before
-    /// its first poll (a batch discarded when a worker thread is terminated) hands it back,
-    /// so a half-open trial slot can never leak. Once polled, the attempt loop's guard owns it.
-    pub fn execute(
-        self: Arc<Self>,
-        permit: Permit,
-        call: Call,
-    ) -> impl std::future::Future<Output = CallOutcome> + Send + 'static {
-        let mut unpolled = Unpolled {
-            breaker: self.clone(),
-            permit: Some(permit),
-        };
-        async move {
-            // A method call, so the block captures the whole guard: a bare
-            // `unpolled.permit` would capture a copy of the (Copy) field and leave the guard
-            // outside, dropped (releasing the permit) as soon as `execute` returns.
-            let permit = unpolled.take();
-            match AssertUnwindSafe(self.run(permit, call))
-                .catch_unwind()
-                .await
-            {
-                Ok(o) => o,
-                Err(_) => CallOutcome::Rejected(Rejection::from(CallError::new(
-                    Code::Internal,
-                    "internal error in dnastore-breaker (a bug; please report it)",
-                ))),
-            }
+    /// Whatever ends the call (its outcome, the caller's AbortSignal, its handle's
+    /// shutdown, a panic, or the future being dropped, even before its first poll), the
+    /// permit and every other slot the call holds are given back by their own `Drop`.
+    pub async fn execute(self: Arc<Self>, permit: Permit, call: Call) -> CallOutcome {
+        let stop = call.stop.clone().unwrap_or_else(|| self.stop.clone());
+        let run = AssertUnwindSafe(self.run(permit, &call)).catch_unwind();
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => self.shut_down(),
+            _ = cancelled(call.cancel.as_ref()) => self.aborted(),
+            r = run => r.unwrap_or_else(|_| internal_error()),
         }
     }
-}
 
-/// A permit not yet handed to the attempt loop (see [`Breaker::execute`]).
-struct Unpolled {
-    breaker: Arc<Breaker>,
-    permit: Option<Permit>,
-}
-
-impl Unpolled {
-    fn take(&mut self) -> Permit {
-        self.permit.take().expect("taken once, at the first poll")
+    /// What a call still running when its handle shuts down resolves to.
+    pub(crate) fn shut_down(&self) -> CallOutcome {
+        CallOutcome::Rejected(Rejection::from(CallError::new(
+            Code::Shutdown,
+            format!("breaker {:?} was shut down", self.name()),
+        )))
     }
-}
 
-impl Drop for Unpolled {
-    fn drop(&mut self) {
-        if let Some(p) = self.permit.take() {
-            self.breaker.circuit.release(p);
+    /// A token cancelled when this breaker closes; a handle's calls watch a child of it,
+    /// so shutting down one handle settles only that handle's calls.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.child_token()
+    }
+
+    /// Ends the breaker (its last handle shut down): every call still running settles with
+    /// ESHUTDOWN, background work (the shared cache's Redis task) stops, and its metric
+    /// series are removed. Idempotent.
+    pub fn close(&self) {
+        if self.stop.is_cancelled() {
+            return;
         }
+        self.stop.cancel();
+        if let Some(r) = &self.redis {
+            r.close();
+        }
+        self.metrics.remove();
     }
+}
+
+/// Waits for an optional token; never completes without one.
+async fn cancelled(token: Option<&CancellationToken>) {
+    match token {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn internal_error() -> CallOutcome {
+    CallOutcome::Rejected(Rejection::from(CallError::new(
+        Code::Internal,
+        "internal error in dnastore-breaker (a bug; please report it)",
+    )))
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_identity;
+#[cfg(test)]
+mod tests_lifecycle;

@@ -2,13 +2,12 @@
 //! deadlines, budgets, fallbacks, coalescing, and panics, without a real sleep.
 
 use super::*;
-use crate::clock::TokioClock;
 use crate::config::{RawOptions, RawValue};
 use crate::test_support::{Script, Step};
 
-const MS: Duration = Duration::from_millis(1);
+pub(super) const MS: Duration = Duration::from_millis(1);
 
-fn config(name: &str, opts: &[(&str, f64)]) -> Config {
+pub(super) fn config(name: &str, opts: &[(&str, f64)]) -> Config {
     let mut o = RawOptions::new().set("name", RawValue::String(name.into()));
     for (k, v) in opts {
         o.insert(k, RawValue::Number(*v));
@@ -16,9 +15,8 @@ fn config(name: &str, opts: &[(&str, f64)]) -> Config {
     Config::resolve(&o, &|_| None).unwrap()
 }
 
-fn breaker(cfg: Config, script: &Arc<Script>) -> Arc<Breaker> {
+pub(super) fn breaker(cfg: Config, script: &Arc<Script>) -> Arc<Breaker> {
     let deps = Deps {
-        clock: Arc::new(TokioClock::new()),
         rng: Arc::new(SplitMix64::seeded(1)),
         wall_origin: SystemTime::now(),
     };
@@ -27,7 +25,7 @@ fn breaker(cfg: Config, script: &Arc<Script>) -> Arc<Breaker> {
 
 /// Records events in order.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<String>>);
+pub(super) struct Recorder(Mutex<Vec<String>>);
 
 impl Observer for Recorder {
     fn on_event(&self, e: &Event<'_>) {
@@ -49,12 +47,17 @@ impl Observer for Recorder {
 }
 
 impl Recorder {
-    fn events(&self) -> Vec<String> {
+    pub(super) fn events(&self) -> Vec<String> {
         self.0.lock().clone()
     }
 }
 
-async fn fire(b: &Arc<Breaker>, method: &str, url: &str, headers: &[(&str, &str)]) -> CallOutcome {
+pub(super) async fn fire(
+    b: &Arc<Breaker>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> CallOutcome {
     let h: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -67,7 +70,7 @@ async fn fire(b: &Arc<Breaker>, method: &str, url: &str, headers: &[(&str, &str)
     }
 }
 
-fn code_of(o: &CallOutcome) -> &'static str {
+pub(super) fn code_of(o: &CallOutcome) -> &'static str {
     match o {
         CallOutcome::Ok(_) => "ok",
         CallOutcome::Fallback(f) => f.code.as_str(),
@@ -75,7 +78,7 @@ fn code_of(o: &CallOutcome) -> &'static str {
     }
 }
 
-const URL: &str = "http://127.0.0.1:9/api/sigils";
+pub(super) const URL: &str = "http://127.0.0.1:9/api/sigils";
 
 #[tokio::test(start_paused = true)]
 async fn fails_twice_then_succeeds_with_three_attempts() {
@@ -512,7 +515,7 @@ async fn abort_rejects_and_frees_the_trial_slot() {
     fire(&b, "GET", URL, &[]).await;
     assert_eq!(b.state(), StateKind::Open);
     tokio::time::advance(100 * MS).await;
-    let token = CancelToken::new();
+    let token = CancellationToken::new();
     let req = b.prepare(URL, None, &[], None).unwrap();
     let p = b.admit().expect("trial");
     let call = Call {

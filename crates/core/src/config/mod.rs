@@ -18,6 +18,8 @@ pub enum RawValue {
     Number(f64),
     String(String),
     Bool(bool),
+    /// An array of strings (header lists).
+    List(Vec<String>),
     /// Any other JS type, by its `typeof` name.
     Other(&'static str),
 }
@@ -28,7 +30,19 @@ impl RawValue {
             RawValue::Number(n) => format!("{n}"),
             RawValue::String(_) => "a string".into(),
             RawValue::Bool(b) => format!("{b}"),
+            RawValue::List(_) => "an array".into(),
             RawValue::Other(t) => format!("a value of type {t}"),
+        }
+    }
+
+    /// The value's kind only, for settings whose values are never echoed (secrets).
+    fn kind(&self) -> &'static str {
+        match self {
+            RawValue::Number(_) => "a number",
+            RawValue::String(_) => "a string",
+            RawValue::Bool(_) => "a boolean",
+            RawValue::List(_) => "an array",
+            RawValue::Other(t) => t,
         }
     }
 }
@@ -230,6 +244,23 @@ pub const REDIS_URL: StrSpec = StrSpec {
 };
 pub const STR_SPECS: &[StrSpec] = &[NAME, BASE_URL, TENANT_HEADER, SIGNING_SECRET, REDIS_URL];
 
+/// Header-name list settings: a comma-separated string (or, from JS, an array of names).
+pub const VARY_HEADERS: StrSpec = StrSpec {
+    option: "varyHeaders",
+    env: &["DNASTORE_LKG_VARY_HEADERS"],
+    default: None,
+    secret: false,
+    doc: "Request headers known to carry no identity (accept-language, ...) that should still split the last-known-good and coalescing key.",
+};
+pub const IGNORE_HEADERS: StrSpec = StrSpec {
+    option: "cacheIgnoreHeaders",
+    env: &["DNASTORE_LKG_IGNORE_HEADERS"],
+    default: None,
+    secret: false,
+    doc: "Request headers that should not split the key although they are not on the built-in no-identity list (never authorization, proxy-authorization, cookie, x-api-key or the tenant header).",
+};
+pub const LIST_SPECS: &[StrSpec] = &[VARY_HEADERS, IGNORE_HEADERS];
+
 /// Retry settings, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryConfig {
@@ -250,6 +281,10 @@ pub struct LkgConfig {
     pub max_entry_bytes: u64,
     pub max_stale: Duration,
     pub tenant_header: String,
+    /// Lower-case header names (validated) that split the key although neutral.
+    pub vary_headers: Vec<String>,
+    /// Lower-case header names (validated, never identity headers) that do not split it.
+    pub ignore_headers: Vec<String>,
     pub signing_secret: Option<String>,
     pub redis_url: Option<String>,
 }
@@ -284,6 +319,7 @@ pub fn option_names() -> Vec<&'static str> {
         .map(|s| s.option)
         .chain(BOOL_SPECS.iter().map(|s| s.option))
         .chain(STR_SPECS.iter().map(|s| s.option))
+        .chain(LIST_SPECS.iter().map(|s| s.option))
         .collect()
 }
 
@@ -385,12 +421,17 @@ impl Resolver<'_> {
         if let Some(v) = self.opts.get(s.option) {
             return match v {
                 RawValue::String(x) => Ok(Some((x.clone(), format!("option `{}`", s.option)))),
+                // A secret's value is never repeated, whatever its type.
                 other => Err(err(
                     s.option,
                     format!(
                         "invalid option `{}`: must be a string, got {}",
                         s.option,
-                        other.describe()
+                        if s.secret {
+                            other.kind().to_string()
+                        } else {
+                            other.describe()
+                        }
                     ),
                 )),
             };
@@ -404,6 +445,72 @@ impl Resolver<'_> {
         }
         Ok(s.default.map(|d| (d.to_string(), "default".to_string())))
     }
+
+    /// A header-name list: lower-cased, validated, deduplicated; the key it came from.
+    fn headers(&self, s: &StrSpec) -> Result<Vec<String>, ConfigError> {
+        let (items, key, src): (Vec<String>, &str, String) = match self.opts.get(s.option) {
+            Some(RawValue::List(v)) => (v.clone(), s.option, format!("option `{}`", s.option)),
+            Some(RawValue::String(x)) => (
+                x.split(',').map(str::to_string).collect(),
+                s.option,
+                format!("option `{}`", s.option),
+            ),
+            Some(other) => {
+                return Err(err(
+                    s.option,
+                    format!(
+                        "invalid option `{}`: must be an array of header names or a comma-separated string, got {}",
+                        s.option,
+                        other.describe()
+                    ),
+                ))
+            }
+            None => match s.env.iter().find_map(|v| (self.env)(v).map(|raw| (raw, *v))) {
+                Some((raw, var)) => (
+                    raw.split(',').map(str::to_string).collect(),
+                    var,
+                    format!("environment variable {var}"),
+                ),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let mut out: Vec<String> = Vec::new();
+        for item in items {
+            let name = item.trim().to_ascii_lowercase();
+            if name.is_empty() {
+                continue;
+            }
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(err(
+                    key,
+                    format!(
+                        "invalid {src}: {} is not a valid HTTP header name",
+                        printable(&name)
+                    ),
+                ));
+            }
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A bounded, escaped form of caller input for error messages: at most 40 characters,
+/// control characters (CR, LF, ...) and quotes escaped, so a message never splits a log
+/// line or carries a header injection.
+pub fn printable(s: &str) -> String {
+    let mut out = String::from("\"");
+    for (i, c) in s.chars().enumerate() {
+        if i == 40 {
+            out.push_str("...");
+            break;
+        }
+        out.extend(c.escape_debug());
+    }
+    out.push('"');
+    out
 }
 
 fn truncate(s: &str) -> String {
@@ -550,6 +657,35 @@ impl Config {
                 "invalid tenantHeader: not a valid HTTP header name".into(),
             ));
         }
+        let vary_headers = r.headers(&VARY_HEADERS)?;
+        let ignore_headers = r.headers(&IGNORE_HEADERS)?;
+        if let Some(h) = ignore_headers
+            .iter()
+            .find(|h| **h == tenant_header || crate::lkg::IDENTITY_HEADERS.contains(&h.as_str()))
+        {
+            return Err(err(
+                IGNORE_HEADERS.option,
+                format!(
+                    "invalid cacheIgnoreHeaders: {h} carries identity and always splits the key (identity headers: {}, and the tenantHeader)",
+                    crate::lkg::IDENTITY_HEADERS.join(", ")
+                ),
+            ));
+        }
+        if let Some(h) = ignore_headers.iter().find(|h| vary_headers.contains(h)) {
+            return Err(err(
+                IGNORE_HEADERS.option,
+                format!("invalid cacheIgnoreHeaders: {h} is also in varyHeaders"),
+            ));
+        }
+        let signing_secret = match r.string(&SIGNING_SECRET)? {
+            Some((v, src)) if v.is_empty() => {
+                return Err(err(
+                    SIGNING_SECRET.option,
+                    format!("invalid {src}: the signing secret must not be empty (leave it unset to store entries unsigned)"),
+                ))
+            }
+            other => other.map(|(v, _)| v),
+        };
         let redis_url = match r.string(&REDIS_URL)? {
             Some((raw, src)) => {
                 if !(raw.starts_with("redis://") || raw.starts_with("rediss://"))
@@ -596,7 +732,9 @@ impl Config {
                 max_entry_bytes: r.int(&spec::lkg_max_entry_bytes)?,
                 max_stale: r.ms(&spec::lkg_max_stale)?,
                 tenant_header,
-                signing_secret: r.string(&SIGNING_SECRET)?.map(|(v, _)| v),
+                vary_headers,
+                ignore_headers,
+                signing_secret,
                 redis_url,
             },
         })

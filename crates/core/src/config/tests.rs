@@ -146,7 +146,7 @@ fn readme_and_env_example_document_every_setting() {
             s.env
         );
     }
-    for s in STR_SPECS {
+    for s in STR_SPECS.iter().chain(LIST_SPECS) {
         assert!(
             readme.contains(&format!("`{}`", s.option)),
             "README lacks option {}",
@@ -159,4 +159,94 @@ fn readme_and_env_example_document_every_setting() {
             );
         }
     }
+}
+
+#[test]
+fn header_lists_accept_arrays_or_comma_strings_and_never_ignore_identity() {
+    let o = RawOptions::new()
+        .set(
+            "varyHeaders",
+            RawValue::List(vec!["Accept-Language".into(), " accept ".into()]),
+        )
+        .set(
+            "cacheIgnoreHeaders",
+            RawValue::String("x-debug, X-Debug,,x-trace-me".into()),
+        );
+    let c = Config::resolve(&o, &|_| None).unwrap();
+    assert_eq!(c.lkg.vary_headers, ["accept-language", "accept"]);
+    assert_eq!(c.lkg.ignore_headers, ["x-debug", "x-trace-me"]);
+    let c = resolve_env(&[("DNASTORE_LKG_IGNORE_HEADERS", "x-a,x-b")]).unwrap();
+    assert_eq!(c.lkg.ignore_headers, ["x-a", "x-b"]);
+
+    for identity in [
+        "Cookie",
+        "authorization",
+        "x-api-key",
+        "proxy-authorization",
+        "x-tenant-id",
+    ] {
+        let o = RawOptions::new().set("cacheIgnoreHeaders", RawValue::String(identity.into()));
+        let e = Config::resolve(&o, &|_| None).unwrap_err();
+        assert_eq!(e.key, "cacheIgnoreHeaders", "{identity}");
+        assert!(e.message.contains("carries identity"), "{}", e.message);
+    }
+    let o = RawOptions::new()
+        .set("tenantHeader", RawValue::String("x-org".into()))
+        .set("cacheIgnoreHeaders", RawValue::String("x-org".into()));
+    assert!(
+        Config::resolve(&o, &|_| None).is_err(),
+        "the tenant header is identity"
+    );
+    let both = RawOptions::new()
+        .set("varyHeaders", RawValue::String("x-a".into()))
+        .set("cacheIgnoreHeaders", RawValue::String("x-a".into()));
+    assert!(Config::resolve(&both, &|_| None).is_err());
+    let bad = RawOptions::new().set("varyHeaders", RawValue::String("ok, bad\r\nname".into()));
+    let e = Config::resolve(&bad, &|_| None).unwrap_err();
+    assert!(
+        e.message.contains("not a valid HTTP header name") && !e.message.contains('\n'),
+        "{}",
+        e.message
+    );
+    let e = Config::resolve(
+        &RawOptions::new().set("varyHeaders", RawValue::Number(1.0)),
+        &|_| None,
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "varyHeaders");
+}
+
+#[test]
+fn the_signing_secret_is_never_echoed_and_never_empty() {
+    for v in [
+        RawValue::Number(424242.0),
+        RawValue::Bool(true),
+        RawValue::List(vec!["hunter2".into()]),
+        RawValue::Other("object"),
+    ] {
+        let o = RawOptions::new().set("signingSecret", v.clone());
+        let e = Config::resolve(&o, &|_| None).unwrap_err();
+        assert_eq!(e.key, "signingSecret");
+        assert!(
+            !e.message.contains("424242")
+                && !e.message.contains("true")
+                && !e.message.contains("hunter2"),
+            "{}",
+            e.message
+        );
+    }
+    let e = Config::resolve(
+        &RawOptions::new().set("signingSecret", RawValue::String(String::new())),
+        &|_| None,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("must not be empty"), "{}", e.message);
+    // An empty variable means unset, as for every variable.
+    assert_eq!(
+        resolve_env(&[("DNASTORE_LKG_SECRET", "")])
+            .unwrap()
+            .lkg
+            .signing_secret,
+        None
+    );
 }

@@ -1,12 +1,14 @@
 //! Last-known-good cache: successful GET bodies, served only when the upstream fails or the
 //! circuit is open (stale-if-error), never instead of a healthy upstream.
 //!
-//! Keys hash the breaker name, method, URL and a vary set (Authorization and the tenant
-//! header), so one user's or tenant's data is never served to another, and no credential
-//! is stored in clear. Entries are bounded by count and bytes (LRU). With a signing secret
-//! every entry carries an HMAC-SHA256 over key, body and stored-at time; an entry that
-//! fails verification is dropped and counted, never served.
+//! Keys hash the breaker name, method, URL and every request header that may carry
+//! identity (`key.rs`), so one user's or tenant's data is never served to another, and no
+//! credential is stored in clear. Responses are stored as their `Cache-Control` and `Vary`
+//! allow (`cacheability.rs`). Entries are bounded by count and bytes (LRU). With a signing
+//! secret every entry carries an HMAC-SHA256 over key, stored-at time, vary key and body;
+//! an entry that fails verification is dropped and counted, never served.
 
+mod cacheability;
 mod key;
 pub mod redis;
 
@@ -16,11 +18,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
+use http::HeaderMap;
 use lru::LruCache;
 use parking_lot::Mutex;
 use sha2::Sha256;
 
-pub use key::{cache_key, CacheKey};
+pub use cacheability::{Cacheability, Vary, VaryKey};
+pub use key::{CacheKey, KeyPolicy, IDENTITY_HEADERS, NEUTRAL_HEADERS};
 
 use crate::config::LkgConfig;
 use crate::metrics::BreakerMetrics;
@@ -34,6 +38,8 @@ pub struct Entry {
     pub json: bool,
     /// Wall-clock milliseconds since the Unix epoch when stored (shared across replicas).
     pub stored_at_ms: u64,
+    /// The response's `Vary` secondary key: the entry answers only matching requests.
+    pub vary: Option<VaryKey>,
     pub mac: Option<[u8; 32]>,
 }
 
@@ -104,43 +110,58 @@ impl LkgCache {
         self.store.lock().lru.as_ref().is_none_or(|l| l.is_empty())
     }
 
-    fn mac(&self, key: &CacheKey, body: &[u8], stored_at_ms: u64) -> Option<[u8; 32]> {
+    /// The HMAC over what selects and makes up an entry. An entry without a vary key hashes
+    /// exactly as before vary keys existed, so signed entries already in Redis stay valid.
+    fn hmac(&self, key: &CacheKey, e: &Entry) -> Option<HmacSha256> {
         let secret = self.cfg.signing_secret.as_ref()?;
         let mut m = HmacSha256::new_from_slice(secret.as_bytes()).ok()?;
         m.update(&key.0);
-        m.update(&stored_at_ms.to_be_bytes());
-        m.update(body);
-        Some(m.finalize().into_bytes().into())
+        m.update(&e.stored_at_ms.to_be_bytes());
+        if let Some(v) = &e.vary {
+            let names = v.names_csv();
+            m.update(b"vary");
+            m.update(&(names.len() as u64).to_be_bytes());
+            m.update(names.as_bytes());
+            m.update(&v.digest);
+        }
+        m.update(&e.body);
+        Some(m)
     }
 
     fn verify(&self, key: &CacheKey, e: &Entry) -> bool {
-        let Some(secret) = self.cfg.signing_secret.as_ref() else {
+        if self.cfg.signing_secret.is_none() {
             return true;
-        };
-        let Some(tag) = e.mac else { return false };
-        let Ok(mut m) = HmacSha256::new_from_slice(secret.as_bytes()) else {
-            return false;
-        };
-        m.update(&key.0);
-        m.update(&e.stored_at_ms.to_be_bytes());
-        m.update(&e.body);
-        m.verify_slice(&tag).is_ok()
-    }
-
-    /// Builds a signed entry for `body` (also what is written to Redis).
-    pub fn entry(&self, key: &CacheKey, body: Bytes, json: bool, now_ms: u64) -> Entry {
-        let mac = self.mac(key, &body, now_ms);
-        Entry {
-            body,
-            json,
-            stored_at_ms: now_ms,
-            mac,
+        }
+        match (e.mac, self.hmac(key, e)) {
+            (Some(tag), Some(m)) => m.verify_slice(&tag).is_ok(),
+            _ => false,
         }
     }
 
+    /// Builds a signed entry for `body` (also what is written to Redis).
+    pub fn entry(
+        &self,
+        key: &CacheKey,
+        body: Bytes,
+        json: bool,
+        now_ms: u64,
+        vary: Option<VaryKey>,
+    ) -> Entry {
+        let mut e = Entry {
+            body,
+            json,
+            stored_at_ms: now_ms,
+            vary,
+            mac: None,
+        };
+        e.mac = self.hmac(key, &e).map(|m| m.finalize().into_bytes().into());
+        e
+    }
+
     /// Stores a successful response, and says whether to share it through Redis: a changed
-    /// body always, an unchanged one once its shared copy is `SHARE_REFRESH_MS` old.
-    pub fn store(&self, key: CacheKey, entry: Entry) -> Stored {
+    /// body always, an unchanged one once its shared copy is `SHARE_REFRESH_MS` old; never
+    /// when `shareable` is false (`Cache-Control: private`).
+    pub fn store(&self, key: CacheKey, entry: Entry, shareable: bool) -> Stored {
         let size = entry.body.len() as u64;
         if size > self.cfg.max_entry_bytes || size > self.cfg.max_bytes {
             self.metrics.lkg_too_large.inc();
@@ -163,7 +184,7 @@ impl LkgCache {
             }
             _ => 0,
         };
-        let outcome = if shared_at_ms > 0 {
+        let outcome = if shared_at_ms > 0 || !shareable {
             Stored::Local
         } else {
             Stored::Share
@@ -202,8 +223,9 @@ impl LkgCache {
         outcome
     }
 
-    /// The entry for `key` if it verifies and is younger than maxStale.
-    pub fn lookup(&self, key: &CacheKey, now_ms: u64) -> Option<Hit> {
+    /// The entry for `key` if it verifies, is younger than maxStale, and its vary key
+    /// matches the `request` headers.
+    pub fn lookup(&self, key: &CacheKey, now_ms: u64, request: &HeaderMap) -> Option<Hit> {
         let mut s = self.store.lock();
         let Store { lru, bytes } = &mut *s;
         let lru = lru.as_mut()?;
@@ -219,22 +241,31 @@ impl LkgCache {
             return None;
         }
         drop(s);
-        self.fresh(e, now_ms)
+        self.fresh(e, now_ms, request)
     }
 
     /// Verifies an entry read from elsewhere (Redis) before it may be served or kept.
-    pub fn accept_remote(&self, key: &CacheKey, e: Entry, now_ms: u64) -> Option<Hit> {
+    pub fn accept_remote(
+        &self,
+        key: &CacheKey,
+        e: Entry,
+        now_ms: u64,
+        request: &HeaderMap,
+    ) -> Option<Hit> {
         if !self.verify(key, &e) {
             self.metrics.lkg_tampered.inc();
             return None;
         }
-        let hit = self.fresh(e.clone(), now_ms)?;
+        let hit = self.fresh(e.clone(), now_ms, request)?;
         // Read from Redis: kept locally; whether it would be shared again does not matter here.
-        let _ = self.store(*key, e);
+        let _ = self.store(*key, e, true);
         Some(hit)
     }
 
-    fn fresh(&self, e: Entry, now_ms: u64) -> Option<Hit> {
+    fn fresh(&self, e: Entry, now_ms: u64, request: &HeaderMap) -> Option<Hit> {
+        if e.vary.as_ref().is_some_and(|v| !v.matches(request)) {
+            return None;
+        }
         let age = Duration::from_millis(now_ms.saturating_sub(e.stored_at_ms));
         (age <= self.cfg.max_stale).then_some(Hit {
             body: e.body,

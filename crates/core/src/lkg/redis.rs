@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, timeout, Instant};
+use tokio_util::sync::CancellationToken;
 
 pub use codec::{decode, encode, Target};
 use resp::Reply;
@@ -106,6 +107,8 @@ pub struct RedisLkg {
     prefix: String,
     ttl_ms: u64,
     tx: OnceLock<mpsc::Sender<Op>>,
+    /// Cancelled by [`RedisLkg::close`]: the connection task and its reconnects end.
+    stop: CancellationToken,
 }
 
 impl RedisLkg {
@@ -127,7 +130,14 @@ impl RedisLkg {
             prefix: format!("dnastore:lkg:{breaker}:"),
             ttl_ms: ttl.as_millis().max(1) as u64,
             tx: OnceLock::new(),
+            stop: CancellationToken::new(),
         }
+    }
+
+    /// Stops the connection task (and any reconnect) for good; later reads and writes
+    /// return at once. Idempotent.
+    pub fn close(&self) {
+        self.stop.cancel();
     }
 
     pub fn key(&self, k: &CacheKey) -> String {
@@ -141,19 +151,31 @@ impl RedisLkg {
 
     /// The queue to the connection task, spawned on the current runtime at first use.
     fn sender(&self) -> Option<&mpsc::Sender<Op>> {
+        if self.stop.is_cancelled() {
+            return None;
+        }
         if let Some(tx) = self.tx.get() {
             return Some(tx);
         }
         let handle = tokio::runtime::Handle::try_current().ok()?;
         Some(self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
-            handle.spawn(run(self.shared.clone(), rx));
+            let (shared, stop) = (self.shared.clone(), self.stop.clone());
+            handle.spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = run(shared, rx) => {}
+                }
+            });
             tx
         }))
     }
 
     /// Queues a write; never waits.
     pub fn put(&self, k: &CacheKey, e: &Entry) {
+        if self.stop.is_cancelled() {
+            return;
+        }
         let op = Op::Set {
             key: self.key(k),
             value: encode(e),
@@ -166,7 +188,7 @@ impl RedisLkg {
 
     /// The entry stored under `k`, if Redis answers within `wait`. Not yet verified.
     pub async fn get(&self, k: &CacheKey, wait: Duration) -> Option<Entry> {
-        if wait.is_zero() || self.is_down() {
+        if wait.is_zero() || self.is_down() || self.stop.is_cancelled() {
             return None;
         }
         let (reply, rx) = oneshot::channel();

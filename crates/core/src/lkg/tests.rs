@@ -1,6 +1,7 @@
 use super::*;
 use crate::config::Config;
 use crate::http::prepare;
+use http::HeaderMap;
 
 fn cfg(max_entries: usize, max_bytes: u64, secret: Option<&str>) -> LkgConfig {
     let mut c = Config::defaults().lkg;
@@ -22,7 +23,7 @@ fn key(url: &str, auth: Option<&str>) -> CacheKey {
         .into_iter()
         .collect();
     let req = prepare(None, url, None, &h, None).unwrap();
-    cache_key("b", &req, "x-tenant-id")
+    KeyPolicy::new(&Config::defaults().lkg).key("b", &req)
 }
 
 fn put(c: &LkgCache, k: CacheKey, body: &'static [u8], at: u64) -> bool {
@@ -30,8 +31,8 @@ fn put(c: &LkgCache, k: CacheKey, body: &'static [u8], at: u64) -> bool {
 }
 
 fn share(c: &LkgCache, k: CacheKey, body: &'static [u8], at: u64) -> Stored {
-    let e = c.entry(&k, Bytes::from_static(body), true, at);
-    c.store(k, e)
+    let e = c.entry(&k, Bytes::from_static(body), true, at, None);
+    c.store(k, e, true)
 }
 
 #[test]
@@ -59,7 +60,7 @@ fn an_unchanged_hot_key_is_shared_through_redis_once_per_refresh_interval() {
     }
     // Served locally meanwhile with the newest copy.
     assert_eq!(
-        c.lookup(&a, t + 1500).unwrap().body,
+        c.lookup(&a, t + 1500, &HeaderMap::new()).unwrap().body,
         Bytes::from_static(b"v2")
     );
     // A short maxStale (the Redis TTL) refreshes at least twice per TTL.
@@ -81,10 +82,16 @@ fn lru_by_entries() {
     );
     put(&c, a, b"1", 0);
     put(&c, b, b"2", 0);
-    assert!(c.lookup(&a, 0).is_some()); // a is now most recent
+    assert!(c.lookup(&a, 0, &HeaderMap::new()).is_some()); // a is now most recent
     put(&c, d, b"3", 0);
-    assert!(c.lookup(&b, 0).is_none(), "least recently used goes first");
-    assert!(c.lookup(&a, 0).is_some() && c.lookup(&d, 0).is_some());
+    assert!(
+        c.lookup(&b, 0, &HeaderMap::new()).is_none(),
+        "least recently used goes first"
+    );
+    assert!(
+        c.lookup(&a, 0, &HeaderMap::new()).is_some()
+            && c.lookup(&d, 0, &HeaderMap::new()).is_some()
+    );
 }
 
 #[test]
@@ -96,7 +103,7 @@ fn lru_by_bytes_and_per_entry_limit() {
     assert!(put(&c, a, b"12345", 0));
     assert!(put(&c, b, b"123456", 0));
     assert_eq!(c.bytes(), 6, "a was evicted to fit b");
-    assert!(c.lookup(&a, 0).is_none());
+    assert!(c.lookup(&a, 0, &HeaderMap::new()).is_none());
     assert!(!put(&c, a, b"1234567", 0), "over the per-entry limit");
     assert_eq!(c.len(), 1);
 }
@@ -106,8 +113,11 @@ fn max_stale() {
     let c = cache(cfg(10, 1000, None));
     let a = key("http://h/a", None);
     put(&c, a, b"{}", 1_000);
-    assert_eq!(c.lookup(&a, 61_000).unwrap().age, Duration::from_secs(60));
-    assert!(c.lookup(&a, 61_001).is_none());
+    assert_eq!(
+        c.lookup(&a, 61_000, &HeaderMap::new()).unwrap().age,
+        Duration::from_secs(60)
+    );
+    assert!(c.lookup(&a, 61_001, &HeaderMap::new()).is_none());
 }
 
 #[test]
@@ -118,11 +128,17 @@ fn vary_isolation() {
     let anon = key("http://h/a", None);
     assert_ne!(alice, bob);
     put(&c, alice, b"alice", 0);
-    assert!(c.lookup(&bob, 0).is_none());
-    assert!(c.lookup(&anon, 0).is_none());
+    assert!(c.lookup(&bob, 0, &HeaderMap::new()).is_none());
+    assert!(c.lookup(&anon, 0, &HeaderMap::new()).is_none());
     put(&c, bob, b"bob", 0);
-    assert_eq!(&c.lookup(&alice, 0).unwrap().body[..], b"alice");
-    assert_eq!(&c.lookup(&bob, 0).unwrap().body[..], b"bob");
+    assert_eq!(
+        &c.lookup(&alice, 0, &HeaderMap::new()).unwrap().body[..],
+        b"alice"
+    );
+    assert_eq!(
+        &c.lookup(&bob, 0, &HeaderMap::new()).unwrap().body[..],
+        b"bob"
+    );
     let tenant = |t: &str| {
         let req = prepare(
             None,
@@ -132,7 +148,7 @@ fn vary_isolation() {
             None,
         )
         .unwrap();
-        cache_key("b", &req, "x-tenant-id")
+        KeyPolicy::new(&Config::defaults().lkg).key("b", &req)
     };
     assert_ne!(tenant("t1"), tenant("t2"));
 }
@@ -142,9 +158,9 @@ fn a_tampered_entry_is_dropped_and_counted() {
     let c = cache(cfg(10, 1000, Some("k")));
     let a = key("http://h/a", None);
     put(&c, a, b"{\"ok\":1}", 0);
-    assert!(c.lookup(&a, 0).is_some());
+    assert!(c.lookup(&a, 0, &HeaderMap::new()).is_some());
     c.tamper(&a);
-    assert!(c.lookup(&a, 0).is_none());
+    assert!(c.lookup(&a, 0, &HeaderMap::new()).is_none());
     assert_eq!(c.len(), 0, "dropped");
     assert_eq!(c.metrics.lkg_tampered.get(), 1);
 }
@@ -153,15 +169,20 @@ fn a_tampered_entry_is_dropped_and_counted() {
 fn remote_entries_must_verify() {
     let c = cache(cfg(10, 1000, Some("k")));
     let a = key("http://h/a", None);
-    let good = c.entry(&a, Bytes::from_static(b"1"), true, 5);
+    let good = c.entry(&a, Bytes::from_static(b"1"), true, 5, None);
     let mut bad = good.clone();
     bad.body = Bytes::from_static(b"2");
-    assert!(c.accept_remote(&a, bad, 5).is_none());
+    assert!(c.accept_remote(&a, bad, 5, &HeaderMap::new()).is_none());
     let forged_unsigned = Entry {
         mac: None,
         ..good.clone()
     };
-    assert!(c.accept_remote(&a, forged_unsigned, 5).is_none());
-    assert!(c.accept_remote(&a, good, 5).is_some());
-    assert!(c.lookup(&a, 5).is_some(), "kept locally once verified");
+    assert!(c
+        .accept_remote(&a, forged_unsigned, 5, &HeaderMap::new())
+        .is_none());
+    assert!(c.accept_remote(&a, good, 5, &HeaderMap::new()).is_some());
+    assert!(
+        c.lookup(&a, 5, &HeaderMap::new()).is_some(),
+        "kept locally once verified"
+    );
 }

@@ -10,7 +10,6 @@ use parking_lot::Mutex;
 
 use super::*;
 use crate::breaker::{Breaker, Call, Deps};
-use crate::clock::TokioClock;
 use crate::config::{Config, RawOptions, RawValue};
 use crate::error::FailureKind;
 use crate::observer::FallbackSource;
@@ -130,6 +129,7 @@ fn entry(body: &'static str) -> Entry {
         body: Bytes::from_static(body.as_bytes()),
         json: true,
         stored_at_ms: 42,
+        vary: None,
         mac: Some([9; 32]),
     }
 }
@@ -287,7 +287,6 @@ fn replica(name: &str, redis: &str, script: &Arc<Script>) -> Arc<Breaker> {
         .set("maxAttempts", RawValue::Number(1.0));
     let cfg = Config::resolve(&o, &|_| None).unwrap();
     let deps = Deps {
-        clock: Arc::new(TokioClock::new()),
         rng: Arc::new(SplitMix64::seeded(1)),
         wall_origin: std::time::SystemTime::now(),
     };
@@ -330,7 +329,9 @@ async fn a_fresh_replica_serves_what_another_cached_but_never_a_tampered_value()
         .unwrap();
     let key = format!(
         "dnastore:lkg:redis-replicas:{}",
-        crate::lkg::cache_key("redis-replicas", &req, &a.config().lkg.tenant_header).hex()
+        crate::lkg::KeyPolicy::new(&a.config().lkg)
+            .key("redis-replicas", &req)
+            .hex()
     );
     eventually(5, "replica A's write lands", || async {
         srv.cli(&["EXISTS", &key]) == "1"
