@@ -13,22 +13,11 @@
 const native = require('../binding.js');
 const { createBreaker } = require('..');
 const { startUpstream, json, uniqueName } = require('./helpers/upstream');
+const { seededRandom } = require('../examples/fake-dnastore/random');
 
 const SECONDS = Number(process.env.FUZZ_SECONDS || 3);
 const SEED = Number(process.env.FUZZ_SEED || Date.now() % 2 ** 31);
 const CODES = new Set(native.errorCodes());
-
-// mulberry32: small, seedable, good enough to pick cases.
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let up;
 const breakers = [];
@@ -43,7 +32,7 @@ afterAll(async () => {
 });
 
 test(`fuzz fire() for ${SECONDS} s (seed ${SEED}): never throws, always settles, every rejection coded`, async () => {
-  const r = rng(SEED);
+  const r = seededRandom(SEED);
   const pick = (xs) => xs[Math.floor(r() * xs.length)];
   const int = (n) => Math.floor(r() * n);
 

@@ -10,6 +10,7 @@
 
 const http = require('node:http');
 const fs = require('node:fs');
+const { seededRandom } = require('./random');
 
 const MODES = ['up', 'refuse', 'hang', 'slow', 'slowbody', 'error', 'flaky', 'ratelimited', 'garbage', 'huge'];
 const DEFAULTS = { ms: 2000, status: 503, p: 50, seed: 42, retryAfter: 1, mb: 20 };
@@ -24,18 +25,6 @@ function parseArgs(argv) {
     out[m[1]] = m[2] !== undefined ? m[2] : argv[++i];
   }
   return out;
-}
-
-// mulberry32: a tiny seeded PRNG so "flaky" fails the same requests on every run.
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function createStore(journalPath) {

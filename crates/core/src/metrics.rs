@@ -210,24 +210,14 @@ impl Series {
             .push((family, labels.iter().map(|l| l.to_string()).collect()));
     }
 
-    fn counter(&mut self, f: &'static IntCounterVec, labels: &[&str]) -> IntCounter {
-        self.track(f, labels);
-        f.with_label_values(labels)
-    }
-
-    fn int_gauge(&mut self, f: &'static IntGaugeVec, labels: &[&str]) -> IntGauge {
-        self.track(f, labels);
-        f.with_label_values(labels)
-    }
-
-    fn gauge(&mut self, f: &'static GaugeVec, labels: &[&str]) -> Gauge {
-        self.track(f, labels);
-        f.with_label_values(labels)
-    }
-
-    fn histogram(&mut self, f: &'static HistogramVec, labels: &[&str]) -> Histogram {
-        self.track(f, labels);
-        f.with_label_values(labels)
+    /// The series of `family` with `labels`, created now and remembered for `remove`.
+    fn of<T: prometheus::core::MetricVecBuilder>(
+        &mut self,
+        family: &'static prometheus::core::MetricVec<T>,
+        labels: &[&str],
+    ) -> T::M {
+        self.track(family, labels);
+        family.with_label_values(labels)
     }
 
     fn remove(&self) {
@@ -277,38 +267,38 @@ impl BreakerMetrics {
         let n = name;
         let mut s = Series::default();
         let m = Self {
-            state: s.int_gauge(&f.state, &[n]),
-            trips: s.counter(&f.trips, &[n]),
-            success: s.counter(&f.requests, &[n, OUTCOME_SUCCESS]),
-            client_error: s.counter(&f.requests, &[n, OUTCOME_CLIENT_ERROR]),
-            rejected: s.counter(&f.requests, &[n, OUTCOME_REJECTED]),
-            aborted: s.counter(&f.requests, &[n, OUTCOME_ABORTED]),
+            state: s.of(&f.state, &[n]),
+            trips: s.of(&f.trips, &[n]),
+            success: s.of(&f.requests, &[n, OUTCOME_SUCCESS]),
+            client_error: s.of(&f.requests, &[n, OUTCOME_CLIENT_ERROR]),
+            rejected: s.of(&f.requests, &[n, OUTCOME_REJECTED]),
+            aborted: s.of(&f.requests, &[n, OUTCOME_ABORTED]),
             failures: FailureKind::ALL
                 .iter()
-                .map(|k| s.counter(&f.requests, &[n, k.label()]))
+                .map(|k| s.of(&f.requests, &[n, k.label()]))
                 .collect(),
             retries: FailureKind::ALL
                 .iter()
-                .map(|k| s.counter(&f.retries, &[n, k.label()]))
+                .map(|k| s.of(&f.retries, &[n, k.label()]))
                 .collect(),
-            duration: s.histogram(&f.duration, &[n]),
+            duration: s.of(&f.duration, &[n]),
             // 0 until the window first holds calls, then the last window's rate.
-            failure_rate: s.gauge(&f.failure_rate, &[n]),
-            budget_exhausted: s.counter(&f.budget_exhausted, &[n]),
+            failure_rate: s.of(&f.failure_rate, &[n]),
+            budget_exhausted: s.of(&f.budget_exhausted, &[n]),
             calls: CallKind::ALL
                 .iter()
-                .map(|k| s.counter(&f.calls, &[n, k.as_str()]))
+                .map(|k| s.of(&f.calls, &[n, k.as_str()]))
                 .collect(),
-            fallback_none: s.counter(&f.fallbacks, &[n, FallbackSource::None.as_str()]),
-            fallback_cache: s.counter(&f.fallbacks, &[n, FallbackSource::Cache.as_str()]),
-            fallback_function: s.counter(&f.fallbacks, &[n, FallbackSource::Function.as_str()]),
-            lkg_entries: s.int_gauge(&f.lkg_entries, &[n]),
-            lkg_bytes: s.int_gauge(&f.lkg_bytes, &[n]),
-            lkg_evictions: s.counter(&f.lkg_evictions, &[n]),
-            lkg_tampered: s.counter(&f.lkg_rejected, &[n, LKG_REJECT_REASONS[0]]),
-            lkg_too_large: s.counter(&f.lkg_rejected, &[n, LKG_REJECT_REASONS[1]]),
-            lkg_redis_errors: s.counter(&f.lkg_redis_errors, &[n]),
-            coalesced: s.counter(&f.coalesced, &[n]),
+            fallback_none: s.of(&f.fallbacks, &[n, FallbackSource::None.as_str()]),
+            fallback_cache: s.of(&f.fallbacks, &[n, FallbackSource::Cache.as_str()]),
+            fallback_function: s.of(&f.fallbacks, &[n, FallbackSource::Function.as_str()]),
+            lkg_entries: s.of(&f.lkg_entries, &[n]),
+            lkg_bytes: s.of(&f.lkg_bytes, &[n]),
+            lkg_evictions: s.of(&f.lkg_evictions, &[n]),
+            lkg_tampered: s.of(&f.lkg_rejected, &[n, LKG_REJECT_REASONS[0]]),
+            lkg_too_large: s.of(&f.lkg_rejected, &[n, LKG_REJECT_REASONS[1]]),
+            lkg_redis_errors: s.of(&f.lkg_redis_errors, &[n]),
+            coalesced: s.of(&f.coalesced, &[n]),
             routes: RouteMetrics::new(n, max_routes),
             series: Series::default(),
         };
