@@ -165,8 +165,15 @@ async fn serve(
     let cluster = conn.is_cluster();
     let mut inflight = FuturesUnordered::new();
     let mut last_reply = Instant::now();
+    let mut last_probe = Instant::now();
     let mut probing = false;
     let ended = loop {
+        // Idle: probe to notice a server that went away. Degraded (Cluster): probe on a
+        // schedule, since traffic to the good masters keeps the connection busy.
+        let next_probe = match shared.health() {
+            Health::Degraded => last_probe + PROBE_EVERY,
+            _ => last_reply + PROBE_EVERY,
+        };
         tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => break Ended::Closed,
@@ -208,8 +215,9 @@ async fn serve(
                 Some(op) => inflight.push(exec(conn.clone(), op).boxed()),
                 None => break Ended::Closed,
             },
-            _ = sleep_until(last_reply + PROBE_EVERY), if !probing => {
+            _ = sleep_until(next_probe), if !probing => {
                 probing = true;
+                last_probe = Instant::now();
                 inflight.push(probe(conn.clone()).boxed());
             }
         }
