@@ -8,9 +8,11 @@
 //! Nothing here knows about the LKG: queues, health and keys belong to the feature.
 
 mod client;
+mod connection;
 mod url;
 
-pub use client::{is_broken, read_ca_file, RedisClient, RedisConnection, RedisOptions};
+pub use client::{read_ca_file, RedisClient, RedisOptions};
+pub use connection::{is_broken, RedisConnection};
 pub use url::{Mode, Node, RedisSpec};
 
 #[cfg(test)]
