@@ -80,7 +80,7 @@ export interface BreakerEvent {
   attempt?: number
   delayMs?: number
   kind?: string
-  /** `redis` events: whether the shared LKG Redis is reachable. */
+  /** `redis` events: whether the shared LKG Redis is reachable (`reason` says why not). */
   up?: boolean
 }
 
@@ -145,8 +145,14 @@ export interface BreakerOptions {
   cacheIgnoreHeaders?: Array<string> | string
   /** HMAC key for cached entries, non-empty (DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET). */
   signingSecret?: string
-  /** redis:// URL for LKG entries shared by replicas (DNASTORE_LKG_REDIS_URL). */
+  /** Redis for LKG entries shared by replicas: redis://, rediss://, redis+sentinel://host:26379,host2/master, redis+cluster://host1,host2 (DNASTORE_LKG_REDIS_URL). */
   redisUrl?: string
+  /** PEM CA file that verifies the Redis TLS servers instead of the system store; needs a rediss URL (DNASTORE_LKG_REDIS_CA_FILE). */
+  redisCaFile?: string
+  /** Bound on opening a Redis connection, ms. Default 2000 (DNASTORE_LKG_REDIS_CONNECT_TIMEOUT_MS). */
+  redisConnectTimeoutMs?: number
+  /** Bound on each Redis reply, ms. Default 1000 (DNASTORE_LKG_REDIS_RESPONSE_TIMEOUT_MS). */
+  redisResponseTimeoutMs?: number
 }
 
 /** `stats()`: counts over the rolling window. */

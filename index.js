@@ -290,7 +290,7 @@ class Breaker extends EventEmitter {
     } else if (name === 'redis') {
       // Once per transition (the core dedupes); the URL is never logged: it may hold a password.
       if (payload.up) this.#logger.info({ breaker: this.name, up: true }, 'DNAStore LKG Redis reachable again');
-      else this.#logger.warn({ breaker: this.name, up: false }, 'DNAStore LKG Redis unreachable: serving from the local cache only (errors in dnastore_lkg_redis_errors_total)');
+      else this.#logger.warn({ breaker: this.name, up: false, reason: payload.reason }, `DNAStore LKG Redis unreachable (${payload.reason}): serving from the local cache only (errors in dnastore_lkg_redis_errors_total)`);
     }
     this.emit(name, payload);
     if (name === 'failure' && payload.code === 'ETIMEDOUT') this.emit('timeout', payload);

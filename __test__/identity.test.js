@@ -8,7 +8,7 @@
 
 const { createBreaker } = require('..');
 const { startUpstream, json, uniqueName, eventually } = require('./helpers/upstream');
-const { describeRedis, startRedis, replica } = require('./helpers/redis');
+const { describeRedis, startRedis, startReplica } = require('./helpers/redis');
 
 // The upstream answers with the request's value of `x-echo-header`'s header, after a short
 // delay (so concurrent calls overlap), with the response headers the test asks for.
@@ -97,8 +97,7 @@ describeRedis('identity.test.js')('through a Redis shared by two replica process
 
   test('a fresh replica serves only the same identity, never private entries, and honours Vary', async () => {
     const opts = { name: uniqueName('id-redis'), baseUrl: up.url, redisUrl: redis.url, signingSecret: 's', maxAttempts: 1, maxFailures: 1000 };
-    const a = await replica(opts);
-    replicas.push(a);
+    const a = await startReplica(opts, replicas);
     const writes = [
       ['/c', init('cookie', 'A')],
       ['/k', init('x-api-key', 'A')],
@@ -113,8 +112,7 @@ describeRedis('identity.test.js')('through a Redis shared by two replica process
     expect(redis.cli('--scan', '--pattern', `dnastore:lkg:${opts.name}:*`).split('\n').filter(Boolean)).toHaveLength(3);
 
     up.set((req) => req.socket.destroy());
-    const b = await replica(opts);
-    replicas.push(b);
+    const b = await startReplica(opts, replicas);
     const got = async (url, i) => (await b.fire(url, i)).value;
     expect(await got('/c', init('cookie', 'A'))).toMatchObject({ source: 'cache', data: { saw: 'sess=A' } });
     expect(await got('/c', init('cookie', 'C'))).toMatchObject({ source: 'none', data: null });

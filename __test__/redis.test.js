@@ -3,96 +3,26 @@
 // Shared last-known-good through a real Redis (Debian's redis-server on a free loopback
 // port) between replicas that are separate Node processes, against a real upstream.
 
-const { execFileSync, spawn, fork } = require('node:child_process');
-const net = require('node:net');
-const path = require('node:path');
 const { startUpstream, json, eventually } = require('./helpers/upstream');
-const { freePort } = require('./helpers/upstream');
+const { describeRedis: describeRedisIn, startRedis, startReplica } = require('./helpers/redis');
 
-const INSTALL_HINT = 'redis-server is not on the PATH (install it: apt-get install redis-server)';
-
-function onPath(cmd) {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const HAVE_REDIS = onPath('redis-server') && onPath('redis-cli');
-
-// Redis is a real dependency of these tests, not mocked. Locally a missing redis-server
-// skips them with the install hint; under CI=true (CI installs it) they run and fail in
-// beforeAll, so the Redis tests can never vanish silently from a CI run.
-const describeRedis = HAVE_REDIS || process.env.CI === 'true' ? describe : describe.skip;
-if (!HAVE_REDIS) process.stderr.write(`redis.test.js: ${process.env.CI === 'true' ? 'FAILING' : 'skipped'}: ${INSTALL_HINT}\n`);
-
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-async function startRedis() {
-  if (!HAVE_REDIS) throw new Error(INSTALL_HINT);
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  await eventually(() => canConnect(port), 10000);
-  return { port, proc, exited, url: `redis://127.0.0.1:${port}` };
-}
+const describeRedis = describeRedisIn('redis.test.js');
 
 let redis;
 let up;
 const replicas = [];
 
 function cli(...args) {
-  return execFileSync('redis-cli', ['-p', String(redis.port), ...args], { encoding: 'utf8' }).trim();
+  return redis.cli(...args);
 }
 
 const BODY = { sigils: [{ id: 7, name: 'shared' }] };
 const NAME = 'redis-shared';
 
 // A new Node process with its own breaker (and empty memory), same name and options as the others.
-async function replica(extra = {}) {
+function replica(extra = {}) {
   const opts = { name: NAME, baseUrl: up.url, redisUrl: redis.url, signingSecret: 'test-secret', maxAttempts: 1, maxFailures: 100, ...extra };
-  const child = fork(path.join(__dirname, 'fixtures', 'redis-replica.js'), [JSON.stringify(opts)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const pending = new Map();
-  let seq = 0;
-  await new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.on('message', (m) => {
-      if (m.ready) resolve();
-      else pending.get(m.id)?.(m);
-    });
-  });
-  const call = (msg) =>
-    new Promise((resolve) => {
-      seq += 1;
-      pending.set(seq, resolve);
-      child.send({ id: seq, ...msg });
-    });
-  const r = {
-    child,
-    fire: (url, init) => call({ op: 'fire', url, init }),
-    events: () => call({ op: 'events' }).then((m) => m.value),
-    metrics: () => call({ op: 'metrics' }).then((m) => m.value),
-    stop: () => {
-      if (child.connected) child.disconnect();
-      return exited;
-    },
-  };
-  replicas.push(r);
-  return r;
+  return startReplica(opts, replicas);
 }
 
 function metric(text, name, labels) {
@@ -109,11 +39,7 @@ describeRedis('shared last-known-good in Redis', () => {
   afterAll(async () => {
     await Promise.all(replicas.splice(0).map((r) => r.stop()));
     if (up) await up.stop().catch(() => {});
-    if (redis && redis.proc.exitCode === null && redis.proc.signalCode === null) {
-      process.kill(redis.proc.pid, 'SIGCONT'); // in case a test left it stopped
-      process.kill(redis.proc.pid, 'SIGKILL');
-    }
-    if (redis) await redis.exited;
+    if (redis) await redis.stop();
   });
 
   let key;
@@ -178,10 +104,10 @@ describeRedis('shared last-known-good in Redis', () => {
       const s = await e.events();
       return s.events.length > 0 ? s : null;
     }, 10000);
-    expect(events).toEqual([{ up: false }]);
+    expect(events).toEqual([{ up: false, reason: expect.any(String) }]);
     const warns = logs.filter((l) => l.msg.includes('Redis'));
     expect(warns).toHaveLength(1);
-    expect(warns[0]).toMatchObject({ level: 'warn', breaker: NAME, up: false });
+    expect(warns[0]).toMatchObject({ level: 'warn', breaker: NAME, up: false, reason: events[0].reason });
     expect(JSON.stringify(logs)).not.toContain(String(redis.port));
     expect(metric(await e.metrics(), 'dnastore_lkg_redis_errors_total', '')).toBeGreaterThan(0);
   });

@@ -31,7 +31,7 @@ pub struct BreakerEvent {
     pub attempt: Option<u32>,
     pub delay_ms: Option<f64>,
     pub kind: Option<String>,
-    /// `redis` events: whether the shared LKG Redis is reachable.
+    /// `redis` events: whether the shared LKG Redis is reachable (`reason` says why not).
     pub up: Option<bool>,
 }
 
@@ -191,10 +191,11 @@ impl Observer for JsObserver {
             ),
             Event::Coalesced => ("coalesced", BreakerEvent::default()),
             Event::Shutdown => ("shutdown", BreakerEvent::default()),
-            Event::RedisHealth { up } => (
+            Event::RedisHealth { up, reason } => (
                 "redis",
                 BreakerEvent {
                     up: Some(*up),
+                    reason: reason.map(str::to_string),
                     ..Default::default()
                 },
             ),

@@ -68,6 +68,12 @@ pub struct BreakerOptions {
     pub cache_ignore_headers: Option<napi::bindgen_prelude::Either<Vec<String>, String>>,
     /// HMAC key for cached entries, non-empty (DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET).
     pub signing_secret: Option<String>,
-    /// redis:// URL for LKG entries shared by replicas (DNASTORE_LKG_REDIS_URL).
+    /// Redis for LKG entries shared by replicas: redis://, rediss://, redis+sentinel://host:26379,host2/master, redis+cluster://host1,host2 (DNASTORE_LKG_REDIS_URL).
     pub redis_url: Option<String>,
+    /// PEM CA file that verifies the Redis TLS servers instead of the system store; needs a rediss URL (DNASTORE_LKG_REDIS_CA_FILE).
+    pub redis_ca_file: Option<String>,
+    /// Bound on opening a Redis connection, ms. Default 2000 (DNASTORE_LKG_REDIS_CONNECT_TIMEOUT_MS).
+    pub redis_connect_timeout_ms: Option<u32>,
+    /// Bound on each Redis reply, ms. Default 1000 (DNASTORE_LKG_REDIS_RESPONSE_TIMEOUT_MS).
+    pub redis_response_timeout_ms: Option<u32>,
 }

@@ -1,12 +1,13 @@
 'use strict';
 
-// Real Redis for Jest tests: Debian's redis-server on a free loopback port, and "replicas"
-// of a service as separate Node processes (fixtures/redis-replica.js) driven over IPC.
-// Redis is never mocked: locally a missing redis-server skips with the install hint; under
-// CI=true the tests run and fail, so they can never vanish silently from a CI run.
+// Real Redis processes for the Jest suites (Debian's redis-server on free loopback ports),
+// and breaker replicas as separate Node processes. Every process is stopped by its PID;
+// every temporary directory is removed.
 
 const { execFileSync, spawn, fork } = require('node:child_process');
+const fs = require('node:fs');
 const net = require('node:net');
+const os = require('node:os');
 const path = require('node:path');
 const { eventually, freePort } = require('./upstream');
 
@@ -22,6 +23,9 @@ function onPath(cmd) {
 }
 const HAVE_REDIS = onPath('redis-server') && onPath('redis-cli');
 
+// Redis is a real dependency of these tests, not mocked. Locally a missing redis-server
+// skips them with the install hint; under CI=true (CI installs it) they run and fail in
+// beforeAll, so the Redis tests can never vanish silently from a CI run.
 function describeRedis(file) {
   if (!HAVE_REDIS) process.stderr.write(`${file}: ${process.env.CI === 'true' ? 'FAILING' : 'skipped'}: ${INSTALL_HINT}\n`);
   return HAVE_REDIS || process.env.CI === 'true' ? describe : describe.skip;
@@ -38,25 +42,41 @@ function canConnect(port) {
   });
 }
 
-async function startRedis() {
+/** A redis-server on a free port (or `port`), in its own temporary directory. */
+async function startRedis(extra = [], port = undefined) {
   if (!HAVE_REDIS) throw new Error(INSTALL_HINT);
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  port = port ?? (await freePort());
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-redis-'));
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra], {
+    stdio: 'ignore',
+  });
   const exited = new Promise((resolve) => proc.once('exit', resolve));
   await eventually(() => canConnect(port), 10000);
-  const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      process.kill(proc.pid, 'SIGCONT'); // in case a test left it stopped
-      process.kill(proc.pid, 'SIGKILL');
-    }
-    await exited;
+  const alive = () => proc.exitCode === null && proc.signalCode === null;
+  return {
+    port,
+    proc,
+    exited,
+    url: `redis://127.0.0.1:${port}`,
+    alive,
+    cli: (...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim(),
+    /** Kills it (by its PID) and removes its directory. */
+    async stop() {
+      if (alive()) {
+        process.kill(proc.pid, 'SIGCONT'); // in case a test left it stopped
+        process.kill(proc.pid, 'SIGKILL');
+      }
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
   };
-  const cli = (...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
-  return { port, proc, exited, url: `redis://127.0.0.1:${port}`, stop, cli };
 }
 
-// A new Node process holding one breaker with `opts` (empty memory, like a fresh replica).
-async function replica(opts) {
+/**
+ * A new Node process with its own breaker (and empty memory), driven over IPC
+ * (fixtures/redis-replica.js). `replicas` collects it for the suite's afterAll.
+ */
+async function startReplica(opts, replicas) {
   const child = fork(path.join(__dirname, '..', 'fixtures', 'redis-replica.js'), [JSON.stringify(opts)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const pending = new Map();
@@ -74,7 +94,7 @@ async function replica(opts) {
       pending.set(seq, resolve);
       child.send({ id: seq, ...msg });
     });
-  return {
+  const r = {
     child,
     fire: (url, init) => call({ op: 'fire', url, init }),
     events: () => call({ op: 'events' }).then((m) => m.value),
@@ -84,6 +104,8 @@ async function replica(opts) {
       return exited;
     },
   };
+  replicas.push(r);
+  return r;
 }
 
-module.exports = { HAVE_REDIS, INSTALL_HINT, describeRedis, startRedis, replica, canConnect };
+module.exports = { HAVE_REDIS, INSTALL_HINT, describeRedis, startRedis, startReplica };

@@ -21,6 +21,7 @@ pub mod http;
 pub mod lkg;
 pub mod metrics;
 pub mod outcome;
+pub mod redis;
 pub mod registry;
 pub mod retry;
 pub mod route_metrics;

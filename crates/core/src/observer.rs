@@ -182,6 +182,8 @@ pub enum Event<'a> {
     /// reported once per transition.
     RedisHealth {
         up: bool,
+        /// Why it is down (never with credentials); `None` when up.
+        reason: Option<&'a str>,
     },
 }
 

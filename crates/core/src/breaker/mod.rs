@@ -33,11 +33,12 @@ use crate::error::{CallError, Code, FailureKind};
 use crate::http::{
     classify_status, prepare, AttemptFailure, HttpClient, PreparedRequest, RawResponse, StatusClass,
 };
-use crate::lkg::redis::{RedisLkg, Target, READ_TIMEOUT};
+use crate::lkg::redis::{RedisLkg, READ_TIMEOUT};
 use crate::lkg::{CacheKey, Cacheability, Hit, KeyPolicy, LkgCache, Stored};
 use crate::metrics::BreakerMetrics;
 use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind};
 use crate::outcome::{CallOutcome, Fallback, Rejection, Success};
+use crate::redis::{RedisClient, RedisSpec};
 use crate::retry::{method_is_retryable, parse_retry_after, Backoff, RetryBudget, IDEMPOTENCY_KEY};
 use crate::rng::{idempotency_key, Rng, SplitMix64};
 use crate::transport::Transport;
@@ -119,8 +120,8 @@ pub struct Breaker {
 
 impl Breaker {
     pub fn new(config: Config, deps: Deps) -> Result<Arc<Self>, CallError> {
-        if let Some(url) = &config.lkg.redis_url {
-            Target::parse(url).map_err(|m| CallError::new(Code::Config, m))?;
+        if config.lkg.redis_url.is_some() {
+            Self::redis_client(&config).map_err(|m| CallError::new(Code::Config, m))?;
         }
         Ok(Self::with_transport(
             config,
@@ -168,21 +169,30 @@ impl Breaker {
         metrics: &Arc<BreakerMetrics>,
         me: Weak<Self>,
     ) -> Option<RedisLkg> {
-        let target = Target::parse(config.lkg.redis_url.as_deref()?)
-            .ok()
-            .filter(|_| local)?;
-        let on_health = Box::new(move |up| {
+        let client = Self::redis_client(config).ok()?.filter(|_| local)?;
+        let on_health = Box::new(move |up, reason: Option<&str>| {
             if let Some(b) = me.upgrade() {
-                b.emit(&Event::RedisHealth { up });
+                b.emit(&Event::RedisHealth { up, reason });
             }
         });
         Some(RedisLkg::new(
-            target,
+            client,
             &config.name,
             config.lkg.max_stale,
             metrics.clone(),
             on_health,
         ))
+    }
+
+    /// The client for `redisUrl` (None without one). Errors never hold credentials.
+    fn redis_client(config: &Config) -> Result<Option<RedisClient>, String> {
+        let Some(url) = &config.lkg.redis_url else {
+            return Ok(None);
+        };
+        let spec = RedisSpec::parse(url).map_err(|m| format!("invalid redisUrl: {m}"))?;
+        RedisClient::new(spec, config.lkg.redis.clone())
+            .map(Some)
+            .map_err(|m| format!("invalid redisUrl: {m}"))
     }
 
     pub fn config(&self) -> &Config {

@@ -8,9 +8,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use url::Url;
 
 use crate::error::{CallError, Code};
+use crate::redis::{read_ca_file, RedisOptions, RedisSpec};
 
 /// A value as it came from JS (or a Rust caller), before validation.
 #[derive(Clone, Debug, PartialEq)]
@@ -189,6 +192,10 @@ int_specs! {
         "Oldest cached entry served as a fallback (also the Redis TTL).";
     io_threads: "ioThreads", "DNASTORE_IO_THREADS", 1, 1, 64, "threads",
         "Threads running every breaker's HTTP I/O in the process (1: one dedicated thread; more: a work-stealing pool). Process-wide: the first breaker created sets it.";
+    redis_connect_timeout: "redisConnectTimeoutMs", "DNASTORE_LKG_REDIS_CONNECT_TIMEOUT_MS", 2000, 1, 60_000, "ms",
+        "Bound on opening a Redis connection: TCP, TLS, AUTH, the Sentinel lookup or the Cluster slot map.";
+    redis_response_timeout: "redisResponseTimeoutMs", "DNASTORE_LKG_REDIS_RESPONSE_TIMEOUT_MS", 1000, 1, 60_000, "ms",
+        "Bound on each Redis reply; slower means the connection is stuck: it is dropped and reopened. Fallback reads wait at most min(250 ms, the call's remaining deadline) anyway.";
 }
 
 /// Boolean settings.
@@ -240,9 +247,23 @@ pub const REDIS_URL: StrSpec = StrSpec {
     env: &["DNASTORE_LKG_REDIS_URL"],
     default: None,
     secret: true,
-    doc: "redis:// URL of a Redis shared by replicas for last-known-good entries (off the request path).",
+    doc: "Redis shared by replicas for last-known-good entries (off the request path): redis://, rediss://, redis+sentinel://, redis+cluster:// (README: Shared LKG with Redis).",
 };
-pub const STR_SPECS: &[StrSpec] = &[NAME, BASE_URL, TENANT_HEADER, SIGNING_SECRET, REDIS_URL];
+pub const REDIS_CA_FILE: StrSpec = StrSpec {
+    option: "redisCaFile",
+    env: &["DNASTORE_LKG_REDIS_CA_FILE"],
+    default: None,
+    secret: false,
+    doc: "PEM file of the CA certificate(s) that verify the Redis TLS servers, instead of the system trust store (needs a rediss URL).",
+};
+pub const STR_SPECS: &[StrSpec] = &[
+    NAME,
+    BASE_URL,
+    TENANT_HEADER,
+    SIGNING_SECRET,
+    REDIS_URL,
+    REDIS_CA_FILE,
+];
 
 /// Header-name list settings: a comma-separated string (or, from JS, an array of names).
 pub const VARY_HEADERS: StrSpec = StrSpec {
@@ -286,7 +307,10 @@ pub struct LkgConfig {
     /// Lower-case header names (validated, never identity headers) that do not split it.
     pub ignore_headers: Vec<String>,
     pub signing_secret: Option<String>,
+    /// Validated by [`RedisSpec::parse`]; never echoed (it may hold a password).
     pub redis_url: Option<String>,
+    /// Timeouts and the CA file for `redis_url`.
+    pub redis: RedisOptions,
 }
 
 /// A breaker's configuration, validated.
@@ -513,6 +537,15 @@ pub fn printable(s: &str) -> String {
     out
 }
 
+/// The option name or the environment variable a value came from (`src` as `string` says it).
+fn key_of(s: &StrSpec, src: &str) -> &'static str {
+    s.env
+        .iter()
+        .find(|e| src.ends_with(*e))
+        .copied()
+        .unwrap_or(s.option)
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(40).collect()
 }
@@ -687,18 +720,29 @@ impl Config {
             other => other.map(|(v, _)| v),
         };
         let redis_url = match r.string(&REDIS_URL)? {
-            Some((raw, src)) => {
-                if !(raw.starts_with("redis://") || raw.starts_with("rediss://"))
-                    || Url::parse(&raw).is_err()
-                {
-                    return Err(err(
-                        REDIS_URL.option,
-                        format!("invalid {src}: must be a redis:// URL"),
-                    ));
-                }
-                Some(raw)
-            }
+            Some((raw, src)) => Some((
+                RedisSpec::parse(&raw)
+                    .map_err(|m| err(key_of(&REDIS_URL, &src), format!("invalid {src}: {m}")))?,
+                raw,
+            )),
             None => None,
+        };
+        let ca_file = match (r.string(&REDIS_CA_FILE)?, &redis_url) {
+            // Without a Redis URL there is nothing to verify (a shared .env may set it).
+            (Some(_), None) | (None, _) => None,
+            (Some((path, src)), Some((spec, _))) => {
+                let key = key_of(&REDIS_CA_FILE, &src);
+                if !spec.tls {
+                    return Err(err(key, format!("invalid {src}: a CA file needs a TLS Redis URL (rediss://, rediss+sentinel:// or rediss+cluster://)")));
+                }
+                read_ca_file(path.as_ref()).map_err(|m| err(key, format!("invalid {src}: {m}")))?;
+                Some(PathBuf::from(path))
+            }
+        };
+        let redis = RedisOptions {
+            connect_timeout: r.ms(&spec::redis_connect_timeout)?,
+            response_timeout: r.ms(&spec::redis_response_timeout)?,
+            ca_file,
         };
 
         Ok(Config {
@@ -735,7 +779,8 @@ impl Config {
                 vary_headers,
                 ignore_headers,
                 signing_secret,
-                redis_url,
+                redis_url: redis_url.map(|(_, raw)| raw),
+                redis,
             },
         })
     }

@@ -250,3 +250,77 @@ fn the_signing_secret_is_never_echoed_and_never_empty() {
         None
     );
 }
+
+#[test]
+fn redis_urls_of_every_mode_validate_and_errors_hide_credentials() {
+    for ok in [
+        "redis://:pw@127.0.0.1:6379/1",
+        "rediss://app:pw@cache.example.com:6380",
+        "redis+sentinel://app:pw@10.0.0.1,10.0.0.2:26380/mymaster/0",
+        "redis+cluster://app:pw@10.0.0.1:7000,10.0.0.2:7001",
+    ] {
+        let c = resolve_env(&[("DNASTORE_LKG_REDIS_URL", ok)]).unwrap();
+        assert_eq!(c.lkg.redis_url.as_deref(), Some(ok));
+    }
+    let e = resolve_env(&[("DNASTORE_LKG_REDIS_URL", "redis+sentinel://u:hunter2@h")]).unwrap_err();
+    assert_eq!(e.key, "DNASTORE_LKG_REDIS_URL");
+    assert!(
+        e.message.contains("master") && !e.message.contains("hunter2"),
+        "{}",
+        e.message
+    );
+    let o = RawOptions::new().set("redisUrl", RawValue::String("http://u:hunter2@h".into()));
+    let e = Config::resolve(&o, &|_| None).unwrap_err();
+    assert_eq!(e.key, "redisUrl");
+    assert!(
+        e.message.contains("redis+cluster://") && !e.message.contains("hunter2"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn redis_timeouts_and_ca_file_are_validated() {
+    let c = resolve_env(&[
+        ("DNASTORE_LKG_REDIS_CONNECT_TIMEOUT_MS", "500"),
+        ("DNASTORE_LKG_REDIS_RESPONSE_TIMEOUT_MS", "250"),
+    ])
+    .unwrap();
+    assert_eq!(c.lkg.redis.connect_timeout, Duration::from_millis(500));
+    assert_eq!(c.lkg.redis.response_timeout, Duration::from_millis(250));
+    let d = Config::defaults();
+    assert_eq!(
+        (d.lkg.redis.connect_timeout, d.lkg.redis.response_timeout),
+        (Duration::from_secs(2), Duration::from_secs(1))
+    );
+
+    let dir = std::env::temp_dir().join(format!("dnastore-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let tls = ("DNASTORE_LKG_REDIS_URL", "rediss://h:6380");
+    let plain = ("DNASTORE_LKG_REDIS_URL", "redis://h");
+    let missing = dir.join("missing.pem").display().to_string();
+    let not_pem = not_pem.display().to_string();
+    for (env, says) in [
+        (
+            [tls, ("DNASTORE_LKG_REDIS_CA_FILE", missing.as_str())],
+            "cannot read",
+        ),
+        (
+            [tls, ("DNASTORE_LKG_REDIS_CA_FILE", not_pem.as_str())],
+            "no PEM certificate",
+        ),
+        (
+            [plain, ("DNASTORE_LKG_REDIS_CA_FILE", not_pem.as_str())],
+            "needs a TLS Redis URL",
+        ),
+    ] {
+        let e = resolve_env(&env).unwrap_err();
+        assert_eq!(e.key, "DNASTORE_LKG_REDIS_CA_FILE");
+        assert!(e.message.contains(says), "{}", e.message);
+    }
+    // Without a Redis URL a CA file has nothing to verify: not an error.
+    assert!(resolve_env(&[("DNASTORE_LKG_REDIS_CA_FILE", missing.as_str())]).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,58 +2,57 @@
 //! replica can serve what another one cached before an outage.
 //!
 //! Redis never sits on the request path. Writes are queued (bounded; a full queue drops
-//! the write and counts an error) to one background task that owns one pipelined
-//! connection, spawned on the caller's tokio runtime at first use (breakers are built
+//! the write and counts an error) to one background task that owns the connection
+//! (`task.rs`), spawned on the caller's tokio runtime at first use (breakers are built
 //! outside any runtime). Reads happen only on a local miss while a fallback is produced,
 //! bounded by [`READ_TIMEOUT`] and the call's remaining deadline. While Redis is known to
 //! be down reads return at once; the task reconnects with backoff and reports each health
-//! transition (down, back) exactly once.
+//! transition (down, back) exactly once. [`RedisLkg::close`] stops the task for good.
 //!
+//! The transport is redis-rs through [`crate::redis`]: one node, Sentinel or Cluster, TLS.
 //! A value read back is only a candidate: the caller passes it through
 //! [`LkgCache::accept_remote`](super::LkgCache::accept_remote), which checks the HMAC and
 //! maxStale. A value this version cannot decode counts as tampered.
 
 mod codec;
-mod resp;
+mod task;
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-pub use codec::{decode, encode, Target};
-use resp::Reply;
+pub use codec::{decode, encode};
 
 use super::{CacheKey, Entry};
 use crate::metrics::BreakerMetrics;
+use crate::redis::RedisClient;
 
 /// Longest a fallback waits for Redis on a local miss (the call's remaining deadline may cut it shorter).
 pub const READ_TIMEOUT: Duration = Duration::from_millis(250);
 /// Operations waiting for the connection task; beyond it writes are dropped (and counted).
 const QUEUE: usize = 1024;
-/// Commands in flight on the connection.
-const PIPELINE: usize = 256;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// A reply (or a write) slower than this means the connection is stuck: drop it, reconnect.
-const STALL: Duration = Duration::from_secs(3);
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// A connection the server closes while idle is reopened quietly, unless it lived less than this.
-const QUIET_RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
-/// Called with `false` when Redis becomes unreachable and `true` when it is back.
-pub type HealthHook = Box<dyn Fn(bool) + Send + Sync>;
+/// Called with `(false, Some(reason))` when Redis becomes unreachable (or, in Cluster mode,
+/// some master does) and `(true, None)` when it is back. The reason never holds credentials.
+pub type HealthHook = Box<dyn Fn(bool, Option<&str>) + Send + Sync>;
 
-const UNKNOWN: u8 = 0;
-const UP: u8 = 1;
-const DOWN: u8 = 2;
+/// Health as the task last saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Health {
+    Unknown = 0,
+    Up = 1,
+    /// Cluster only: some master fails, the others serve their slots. Reported as down,
+    /// but reads still go to Redis.
+    Degraded = 2,
+    /// No connection: reads and writes fail at once.
+    Down = 3,
+}
 
 enum Op {
     Set {
@@ -69,10 +68,10 @@ enum Op {
 }
 
 struct Shared {
-    target: Target,
     metrics: Arc<BreakerMetrics>,
     health: AtomicU8,
     on_health: HealthHook,
+    cancel: CancellationToken,
 }
 
 impl Shared {
@@ -80,14 +79,23 @@ impl Shared {
         self.metrics.lkg_redis_errors.inc();
     }
 
-    fn set_up(&self, up: bool) {
-        let old = self
-            .health
-            .swap(if up { UP } else { DOWN }, Ordering::AcqRel);
-        if up && old == DOWN {
-            (self.on_health)(true);
-        } else if !up && old != DOWN {
-            (self.on_health)(false);
+    fn health(&self) -> Health {
+        match self.health.load(Ordering::Acquire) {
+            1 => Health::Up,
+            2 => Health::Degraded,
+            3 => Health::Down,
+            _ => Health::Unknown,
+        }
+    }
+
+    /// Records the task's view and reports a change between up and not up once.
+    fn set_health(&self, h: Health, reason: Option<&str>) {
+        let old = self.health.swap(h as u8, Ordering::AcqRel);
+        let was_down = old == Health::Degraded as u8 || old == Health::Down as u8;
+        match h {
+            Health::Up if was_down => (self.on_health)(true, None),
+            Health::Degraded | Health::Down if !was_down => (self.on_health)(false, reason),
+            _ => {}
         }
     }
 
@@ -106,15 +114,15 @@ pub struct RedisLkg {
     shared: Arc<Shared>,
     prefix: String,
     ttl_ms: u64,
+    /// Taken by the task when it is spawned.
+    client: parking_lot::Mutex<Option<RedisClient>>,
     tx: OnceLock<mpsc::Sender<Op>>,
-    /// Cancelled by [`RedisLkg::close`]: the connection task and its reconnects end.
-    stop: CancellationToken,
 }
 
 impl RedisLkg {
     /// Keys are `dnastore:lkg:<breaker>:<cache key hex>`; values expire after `ttl` (maxStale).
     pub fn new(
-        target: Target,
+        client: RedisClient,
         breaker: &str,
         ttl: Duration,
         metrics: Arc<BreakerMetrics>,
@@ -122,58 +130,59 @@ impl RedisLkg {
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                target,
                 metrics,
-                health: AtomicU8::new(UNKNOWN),
+                health: AtomicU8::new(Health::Unknown as u8),
                 on_health,
+                cancel: CancellationToken::new(),
             }),
             prefix: format!("dnastore:lkg:{breaker}:"),
             ttl_ms: ttl.as_millis().max(1) as u64,
+            client: parking_lot::Mutex::new(Some(client)),
             tx: OnceLock::new(),
-            stop: CancellationToken::new(),
         }
-    }
-
-    /// Stops the connection task (and any reconnect) for good; later reads and writes
-    /// return at once. Idempotent.
-    pub fn close(&self) {
-        self.stop.cancel();
     }
 
     pub fn key(&self, k: &CacheKey) -> String {
         format!("{}{}", self.prefix, k.hex())
     }
 
-    /// True after a failure until the connection is back.
+    /// True while there is no connection (after a failed connect, until one succeeds).
     pub fn is_down(&self) -> bool {
-        self.shared.health.load(Ordering::Acquire) == DOWN
+        self.shared.health() == Health::Down
+    }
+
+    /// Stops the background task for good: its connection is dropped, no reconnect is
+    /// attempted, queued writes are discarded. Afterwards `put` and `get` return at once
+    /// and do nothing. Idempotent; also done on drop.
+    pub fn close(&self) {
+        self.shared.cancel.cancel();
+        self.client.lock().take();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.cancel.is_cancelled()
     }
 
     /// The queue to the connection task, spawned on the current runtime at first use.
     fn sender(&self) -> Option<&mpsc::Sender<Op>> {
-        if self.stop.is_cancelled() {
-            return None;
-        }
         if let Some(tx) = self.tx.get() {
             return Some(tx);
         }
         let handle = tokio::runtime::Handle::try_current().ok()?;
-        Some(self.tx.get_or_init(|| {
+        let tx = self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
-            let (shared, stop) = (self.shared.clone(), self.stop.clone());
-            handle.spawn(async move {
-                tokio::select! {
-                    _ = stop.cancelled() => {}
-                    _ = run(shared, rx) => {}
-                }
-            });
+            // None once closed: the receiver is dropped with nobody to serve it.
+            if let Some(client) = self.client.lock().take() {
+                handle.spawn(task::run(self.shared.clone(), client, rx));
+            }
             tx
-        }))
+        });
+        Some(tx)
     }
 
     /// Queues a write; never waits.
     pub fn put(&self, k: &CacheKey, e: &Entry) {
-        if self.stop.is_cancelled() {
+        if self.is_closed() {
             return;
         }
         let op = Op::Set {
@@ -188,7 +197,7 @@ impl RedisLkg {
 
     /// The entry stored under `k`, if Redis answers within `wait`. Not yet verified.
     pub async fn get(&self, k: &CacheKey, wait: Duration) -> Option<Entry> {
-        if wait.is_zero() || self.is_down() || self.stop.is_cancelled() {
+        if wait.is_zero() || self.is_down() || self.is_closed() {
             return None;
         }
         let (reply, rx) = oneshot::channel();
@@ -218,214 +227,10 @@ impl RedisLkg {
     }
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// The connection task: connect, serve until the connection fails, back off, repeat.
-/// Ends when the breaker (and with it the queue's sender) is dropped.
-async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Op>) {
-    let mut backoff = BACKOFF_MIN;
-    loop {
-        if let Ok(Ok((io, buf))) = timeout(CONNECT_TIMEOUT, connect(&shared.target)).await {
-            shared.set_up(true);
-            backoff = BACKOFF_MIN;
-            let opened = Instant::now();
-            match serve(&shared, io, buf, &mut rx).await {
-                Ended::Closed => return,
-                Ended::Idle if opened.elapsed() >= QUIET_RECONNECT_AFTER => continue,
-                Ended::Idle | Ended::Failed => {}
-            }
-        }
-        shared.error();
-        shared.set_up(false);
-        // Calls during the backoff fail at once instead of waiting in the queue.
-        let until = Instant::now() + backoff;
-        loop {
-            tokio::select! {
-                op = rx.recv() => match op {
-                    Some(op) => shared.fail(op),
-                    None => return,
-                },
-                _ = sleep_until(until) => break,
-            }
-        }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+impl Drop for RedisLkg {
+    fn drop(&mut self) {
+        self.shared.cancel.cancel();
     }
-}
-
-async fn connect(t: &Target) -> Result<(Box<dyn Io>, BytesMut), ()> {
-    let tcp = TcpStream::connect((t.host.as_str(), t.port))
-        .await
-        .map_err(drop)?;
-    let _ = tcp.set_nodelay(true);
-    let mut io: Box<dyn Io> = if t.tls {
-        Box::new(tls(t, tcp).await?)
-    } else {
-        Box::new(tcp)
-    };
-    let mut out = Vec::new();
-    let mut replies = 0;
-    if let Some(pw) = &t.password {
-        match &t.username {
-            Some(u) => resp::command(&mut out, &[b"AUTH", u.as_bytes(), pw.as_bytes()]),
-            None => resp::command(&mut out, &[b"AUTH", pw.as_bytes()]),
-        }
-        replies += 1;
-    }
-    if t.db != 0 {
-        resp::command(&mut out, &[b"SELECT", t.db.to_string().as_bytes()]);
-        replies += 1;
-    }
-    if replies == 0 {
-        // Proves the server speaks RESP and accepts us before we call it up.
-        resp::command(&mut out, &[b"PING"]);
-        replies = 1;
-    }
-    io.write_all(&out).await.map_err(drop)?;
-    let mut buf = BytesMut::with_capacity(8192);
-    while replies > 0 {
-        match resp::parse(&buf).map_err(drop)? {
-            Some((Reply::Error(_), _)) => return Err(()),
-            Some((_, used)) => {
-                buf.advance(used);
-                replies -= 1;
-            }
-            None => {
-                if io.read_buf(&mut buf).await.map_err(drop)? == 0 {
-                    return Err(());
-                }
-            }
-        }
-    }
-    Ok((io, buf))
-}
-
-async fn tls(t: &Target, tcp: TcpStream) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ()> {
-    use rustls_platform_verifier::ConfigVerifierExt;
-    static CONFIG: OnceLock<Option<Arc<rustls::ClientConfig>>> = OnceLock::new();
-    let config = CONFIG
-        .get_or_init(|| {
-            // The same provider the HTTP client installs; whichever came first wins.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            rustls::ClientConfig::with_platform_verifier()
-                .ok()
-                .map(Arc::new)
-        })
-        .clone()
-        .ok_or(())?;
-    let name = rustls::pki_types::ServerName::try_from(t.host.clone()).map_err(drop)?;
-    tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .map_err(drop)
-}
-
-enum Ended {
-    /// The breaker is gone.
-    Closed,
-    /// The server closed a connection with nothing in flight (e.g. its idle timeout).
-    Idle,
-    Failed,
-}
-
-enum Slot {
-    Set,
-    Get(oneshot::Sender<Option<Bytes>>),
-}
-
-fn push(out: &mut Vec<u8>, op: Op) -> Slot {
-    match op {
-        Op::Set { key, value, ttl_ms } => {
-            resp::command(
-                out,
-                &[
-                    b"SET",
-                    key.as_bytes(),
-                    &value,
-                    b"PX",
-                    ttl_ms.to_string().as_bytes(),
-                ],
-            );
-            Slot::Set
-        }
-        Op::Get { key, reply } => {
-            resp::command(out, &[b"GET", key.as_bytes()]);
-            Slot::Get(reply)
-        }
-    }
-}
-
-fn deliver(shared: &Shared, slot: Slot, reply: Reply) {
-    match (slot, reply) {
-        (Slot::Set, Reply::Simple(_)) => {}
-        (Slot::Get(tx), Reply::Bulk(v)) => {
-            let _ = tx.send(v);
-        }
-        // An error reply (OOM, READONLY replica, ...) or a reply of the wrong type.
-        _ => shared.error(),
-    }
-}
-
-/// Hands every complete reply in `buf` to its waiting slot, in order.
-fn drain(
-    shared: &Shared,
-    buf: &mut BytesMut,
-    pending: &mut VecDeque<(Slot, Instant)>,
-) -> Result<(), ()> {
-    while let Some((reply, used)) = resp::parse(buf).map_err(drop)? {
-        buf.advance(used);
-        let (slot, _) = pending.pop_front().ok_or(())?;
-        deliver(shared, slot, reply);
-    }
-    Ok(())
-}
-
-/// Pipelines queued operations on one connection until it fails or the queue closes.
-async fn serve(
-    shared: &Shared,
-    io: Box<dyn Io>,
-    mut buf: BytesMut,
-    rx: &mut mpsc::Receiver<Op>,
-) -> Ended {
-    let (mut rd, mut wr) = tokio::io::split(io);
-    let mut pending: VecDeque<(Slot, Instant)> = VecDeque::new();
-    let mut out = Vec::with_capacity(8192);
-    let ended = loop {
-        let stall = pending.front().map(|(_, sent)| *sent + STALL);
-        tokio::select! {
-            op = rx.recv(), if pending.len() < PIPELINE => {
-                let Some(op) = op else { break Ended::Closed };
-                out.clear();
-                let now = Instant::now();
-                let mut next = Some(op);
-                while let Some(op) = next {
-                    pending.push_back((push(&mut out, op), now));
-                    next = if pending.len() < PIPELINE { rx.try_recv().ok() } else { None };
-                }
-                if !matches!(timeout(STALL, wr.write_all(&out)).await, Ok(Ok(()))) {
-                    break Ended::Failed;
-                }
-            }
-            // read_buf is cancel-safe, and parse consumes only whole replies.
-            r = rd.read_buf(&mut buf) => match r {
-                Ok(0) if pending.is_empty() => break Ended::Idle,
-                Ok(0) | Err(_) => break Ended::Failed,
-                Ok(_) => {
-                    if drain(shared, &mut buf, &mut pending).is_err() {
-                        break Ended::Failed;
-                    }
-                }
-            },
-            _ = sleep_until(stall.unwrap_or_else(Instant::now)), if stall.is_some() => break Ended::Failed,
-        }
-    };
-    for (slot, _) in pending {
-        match slot {
-            Slot::Get(tx) if tx.is_closed() => {}
-            _ => shared.error(),
-        }
-    }
-    ended
 }
 
 #[cfg(test)]

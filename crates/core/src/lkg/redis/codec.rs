@@ -1,5 +1,4 @@
-//! What the shared cache stores and where: the Redis value layout of an [`Entry`], and
-//! the connection target parsed from the redis:// URL.
+//! What the shared cache stores: the Redis value layout of an [`Entry`].
 //!
 //! Value layout (all integers big-endian):
 //! `b'L'`, version `1`, flags (bit 0 JSON, bit 1 signed, bit 2 vary), stored-at ms (u64),
@@ -9,7 +8,6 @@
 //! decode unchanged.
 
 use bytes::Bytes;
-use url::Url;
 
 use crate::lkg::{Entry, VaryKey};
 
@@ -76,69 +74,6 @@ pub fn decode(v: &Bytes) -> Option<Entry> {
     })
 }
 
-/// Where and how to connect. Debug never shows the credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Target {
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    pub db: u32,
-}
-
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls)
-            .field("db", &self.db)
-            .finish_non_exhaustive()
-    }
-}
-
-fn decoded(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-impl Target {
-    /// `redis://[user[:password]@]host[:port][/db]` or `rediss://` (TLS). Errors never
-    /// repeat the URL: it may hold a password.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let u = Url::parse(raw).map_err(|_| "invalid redisUrl: not a URL".to_string())?;
-        let tls = match u.scheme() {
-            "redis" => false,
-            "rediss" => true,
-            _ => return Err("invalid redisUrl: must be a redis:// or rediss:// URL".into()),
-        };
-        let host = match u.host_str() {
-            Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_string(),
-            _ => return Err("invalid redisUrl: no host".into()),
-        };
-        let db = match u.path().trim_matches('/') {
-            "" => 0,
-            p => p.parse::<u32>().map_err(|_| {
-                "invalid redisUrl: the path must be a database number, e.g. redis://host:6379/0"
-                    .to_string()
-            })?,
-        };
-        // A password alone is `redis://:secret@host`, as redis-cli and most clients read it.
-        let username = Some(decoded(u.username())).filter(|s| !s.is_empty());
-        let password = u.password().map(decoded);
-        Ok(Self {
-            host,
-            port: u.port().unwrap_or(6379),
-            tls,
-            username,
-            password,
-            db,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,34 +131,5 @@ mod tests {
         let mut v = good.to_vec();
         v[2] |= 0x80;
         assert!(decode(&Bytes::from(v)).is_none(), "unknown flag");
-    }
-
-    #[test]
-    fn parses_targets() {
-        let t = Target::parse("redis://127.0.0.1:6380/3").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.tls, t.db, t.username, t.password),
-            ("127.0.0.1", 6380, false, 3, None, None)
-        );
-        let t = Target::parse("rediss://app:p%40s+s@cache.internal").unwrap();
-        assert_eq!((t.port, t.tls, t.db), (6379, true, 0));
-        assert_eq!(
-            (t.username.as_deref(), t.password.as_deref()),
-            (Some("app"), Some("p@s+s"))
-        );
-        let t = Target::parse("redis://:only-secret@[::1]:7000/").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.username, t.password.as_deref()),
-            ("::1", None, Some("only-secret"))
-        );
-        let err = Target::parse("redis://u:hunter2@h/x").unwrap_err();
-        assert!(
-            err.contains("database") && !err.contains("hunter2"),
-            "{err}"
-        );
-        assert!(
-            !format!("{:?}", Target::parse("redis://u:hunter2@h").unwrap()).contains("hunter2")
-        );
-        assert!(Target::parse("http://h").is_err());
     }
 }

@@ -1,0 +1,185 @@
+//! Real redis-server (and Sentinel) processes for tests: Debian's binaries, free loopback
+//! ports, a temporary directory each, bounded waits. Every process is killed by its own
+//! child handle (its PID) when dropped, and its directory removed. Without redis-server on
+//! the PATH a test is skipped with the reason printed, except under CI=true, where that
+//! is a failure (CI installs it).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const HINT: &str = "redis-server is not on the PATH (install it: apt-get install redis-server)";
+
+/// False (with the reason on stderr) when the tests must skip; panics under CI=true.
+pub fn available() -> bool {
+    let found = |bin: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+    };
+    if found("redis-server") && found("redis-cli") {
+        return true;
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{HINT}");
+    eprintln!("skipped: {HINT}");
+    false
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls until `f` holds, for at most `limit`.
+pub fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "dnastore-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One redis-server (or Sentinel) we started.
+pub struct Server {
+    child: Option<Child>,
+    pub port: u16,
+    args: Vec<String>,
+    dir: TempDir,
+    /// Extra arguments every redis-cli call needs (TLS, auth).
+    pub cli_args: Vec<String>,
+}
+
+impl Server {
+    /// A plain node on a free port with `extra` arguments.
+    pub fn start(extra: &[&str]) -> Self {
+        Self::start_on(free_port(), extra)
+    }
+
+    pub fn start_on(port: u16, extra: &[&str]) -> Self {
+        let mut s = Self {
+            child: None,
+            port,
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            dir: TempDir::new("redis"),
+            cli_args: vec![],
+        };
+        s.spawn();
+        s
+    }
+
+    /// A Sentinel watching `master` under the name `mymaster` (quorum 2).
+    pub fn sentinel(master_port: u16, down_after_ms: u32) -> Self {
+        let port = free_port();
+        let dir = TempDir::new("sentinel");
+        let conf = dir.path("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\n\
+                 sentinel monitor mymaster 127.0.0.1 {master_port} 2\n\
+                 sentinel down-after-milliseconds mymaster {down_after_ms}\n\
+                 sentinel failover-timeout mymaster 2000\n\
+                 sentinel parallel-syncs mymaster 1\n",
+                dir.0.display()
+            ),
+        )
+        .unwrap();
+        let mut s = Self {
+            child: None,
+            port,
+            args: vec![conf.display().to_string(), "--sentinel".into()],
+            dir,
+            cli_args: vec![],
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let sentinel = self.args.iter().any(|a| a == "--sentinel");
+        let mut cmd = Command::new("redis-server");
+        if sentinel {
+            cmd.args(&self.args);
+        } else {
+            let plain_port = if self.args.iter().any(|a| a == "--tls-port") {
+                "0".to_string()
+            } else {
+                self.port.to_string()
+            };
+            cmd.args(["--port", &plain_port, "--bind", "127.0.0.1", "--save", ""])
+                .args(["--appendonly", "no", "--dir"])
+                .arg(&self.dir.0)
+                .args(&self.args);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let port = self.port;
+        wait_for(Duration::from_secs(10), "redis-server listening", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    /// Kills the process (by its PID, through its child handle) and reaps it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same port with the same arguments.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--no-auth-warning"])
+            .args(&self.cli_args)
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
