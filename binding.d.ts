@@ -33,7 +33,7 @@ export declare class NativeBreaker {
    * Answers synchronously while the circuit is open: `null` (the facade builds the
    * fallback) or a cached last-known-good outcome; otherwise a Promise.
    */
-  fire(url: string, method?: string | undefined | null, headers?: Array<string> | undefined | null, body?: string | Uint8Array | undefined | null, timeout?: number | undefined | null, deadline?: number | undefined | null, fullResponse?: boolean | undefined | null, abortId?: number | undefined | null, route?: string | undefined | null): null | NativeOutcome | Promise<string | NativeOutcome>
+  fire(url: string, method?: string | undefined | null, headers?: Array<string> | undefined | null, body?: string | Uint8Array | undefined | null, timeout?: number | undefined | null, deadline?: number | undefined | null, fullResponse?: boolean | undefined | null, abortId?: number | undefined | null, route?: string | undefined | null, durable?: boolean | undefined | null, orderingKey?: string | undefined | null): null | NativeOutcome | Promise<string | NativeOutcome>
   /**
    * `{ tryReject, fire }` for this handle without napi-rs's per-call method glue (see
    * `fast`): `fire` takes only a URL.
@@ -45,6 +45,22 @@ export declare class NativeBreaker {
    * closes the breaker (its background work stops, its metric series go).
    */
   shutdown(): void
+  /** Whether this breaker has an outbox. */
+  get hasOutbox(): boolean
+  /** 'off' | 'on' | 'all' (the `outbox` option). */
+  get outboxMode(): string
+  outboxStats(): OutboxStats
+  outboxList(limit?: number | undefined | null): Array<OutboxEntry>
+  outboxDeadLetters(limit?: number | undefined | null): Array<OutboxDeadLetter>
+  /** Puts a dead letter back in the queue; resolves false if there is none with `id`. */
+  outboxRetry(id: string): Promise<boolean>
+  /**
+   * Removes a queued write (not while it is being delivered) or a dead letter for good;
+   * resolves false if there is none with `id`.
+   */
+  outboxDiscard(id: string): Promise<boolean>
+  /** Resolves when the queue is empty or the circuit is open. */
+  outboxDrain(): Promise<void>
 }
 
 /** Calls with a signal still running on this thread (the memory test reads it). */
@@ -82,6 +98,20 @@ export interface BreakerEvent {
   kind?: string
   /** `redis` events: whether the shared LKG Redis is reachable (`reason` says why not). */
   up?: boolean
+  /** `queued`, `delivered`, `deadLetter`: the outbox entry's id. */
+  id?: string
+  /** `delivered`: the write's Idempotency-Key. */
+  idempotencyKey?: string
+  /** `delivered`: ms from queued to delivered; `outbox`: ms since delivery started. */
+  afterMs?: number
+  /** `outbox`: started | paused | drained. */
+  phase?: string
+  /** `outbox`: writes still queued. */
+  queued?: number
+  /** `outbox`: writes delivered in this run. */
+  delivered?: number
+  /** `outbox`: writes dead-lettered in this run. */
+  deadLettered?: number
 }
 
 export interface BreakerOptions {
@@ -201,10 +231,64 @@ export interface NativeOutcome {
   ageMs?: number
   /** Response headers, only when the call asked for the full response. */
   headers?: Record<string, string>
+  /** Queued: the outbox entry's id. */
+  id?: string
+  /** Queued: the Idempotency-Key every delivery attempt sends. */
+  idempotencyKey?: string
 }
 
 /** Every option name `createBreaker()` accepts (the core's table). */
 export declare function optionNames(): Array<string>
+
+/** A dead letter, as `outbox.deadLetters()` shows it. */
+export interface OutboxDeadLetter {
+  id: string
+  method: string
+  url: string
+  idempotencyKey: string
+  /** rejected | expired | tampered | unreadable */
+  reason: string
+  /** DNAStore's status when it refused the write. */
+  status?: number
+  /** DNAStore's answer when it refused the write. */
+  answer?: string
+  attempts: number
+  createdAt: number
+  diedAt: number
+}
+
+/** A queued write, as `outbox.list()` shows it (never its body or headers). */
+export interface OutboxEntry {
+  id: string
+  method: string
+  /** Without credentials, query or fragment. */
+  url: string
+  idempotencyKey: string
+  orderingKey?: string
+  attempts: number
+  createdAt: number
+  /** When it is tried again (ms since the epoch). */
+  nextAttemptAt: number
+  /** The code of its last failed delivery. */
+  lastError?: string
+  delivering: boolean
+}
+
+/** `outbox.stats()`. */
+export interface OutboxStats {
+  /** Writes queued now. */
+  entries: number
+  bytes: number
+  /** Being delivered right now. */
+  inFlight: number
+  deadLetters: number
+  /** Age of the oldest queued write, ms; null when empty. */
+  oldestAgeMs?: number
+  /** Since this process started. */
+  enqueued: number
+  delivered: number
+  deadLettered: number
+}
 
 /** How a fire() ended, as the facade switches on it (`OutcomeKind.Response`, ...). */
 export declare const enum OutcomeKind {
@@ -214,4 +298,6 @@ export declare const enum OutcomeKind {
   Fallback = 1,
   /** Rejected with a code. */
   Rejection = 2,
+  /** A durable write that could not be delivered now, stored in the outbox. */
+  Queued = 3,
 }

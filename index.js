@@ -8,6 +8,7 @@ const { EventEmitter } = require('node:events');
 const native = require('./binding.js');
 const { resolveLogger } = require('./lib/logger');
 const { registerWith } = require('./lib/prom-client');
+const { Outbox } = require('./lib/outbox');
 const { flattenHeaders, checkBody, checkOptional, checkUrl, invalid } = require('./lib/request');
 
 const FALLBACK_ERROR = 'DNAStore unavailable';
@@ -84,6 +85,9 @@ function settle(r, onFallback) {
       const extra = r.status === undefined ? undefined : { status: r.status, body: r.body };
       throw codedError(r.code, r.message, extra);
     }
+    case OutcomeKind.Queued:
+      // Stored durably before this resolves; delivered later with the same Idempotency-Key.
+      return { queued: true, fallback: true, id: r.id, idempotencyKey: r.idempotencyKey, code: r.code, data: null, error: FALLBACK_ERROR, source: 'outbox' };
     default:
       throw codedError('EINTERNAL', `internal error in dnastore-breaker: unknown outcome kind ${r.kind}`);
   }
@@ -98,6 +102,10 @@ class Breaker extends EventEmitter {
   #fireUrl;
   #fallbackFn;
   #logger;
+  #outbox;
+  // outbox 'all': any call naming a method may be a durable write, which must reach the
+  // native side even while the circuit is open (it is queued there, not short-circuited).
+  #allWrites;
 
   constructor(options = {}) {
     super();
@@ -116,6 +124,8 @@ class Breaker extends EventEmitter {
       throw fromNative(err);
     }
     ({ tryReject: this.#tryReject, fire: this.#fireUrl } = this.#native.fastPath());
+    this.#outbox = this.#native.hasOutbox ? new Outbox(this.#native) : null;
+    this.#allWrites = this.#native.outboxMode === 'all';
     for (const w of this.#native.warnings()) this.#logger.warn({ breaker: this.name }, `dnastore-breaker: ${w}`);
     // Only events somebody listens to cross the native boundary.
     this.on('newListener', (name) => this.#native.setInterest([...this.eventNames(), name]));
@@ -133,6 +143,11 @@ class Breaker extends EventEmitter {
 
   get name() {
     return this.#native.name;
+  }
+
+  /** The durable outbox's operations (stats, list, deadLetters, retry, discard, drain); null without one. */
+  get outbox() {
+    return this.#outbox;
   }
 
   /** 'closed' | 'open' | 'halfOpen' */
@@ -202,6 +217,8 @@ class Breaker extends EventEmitter {
       deadline: checkOptional('deadline', init.deadline, 'number'),
       fullResponse: checkOptional('fullResponse', init.fullResponse, 'boolean'),
       route: checkOptional('route', init.route, 'string'),
+      durable: checkOptional('durable', init.durable, 'boolean'),
+      orderingKey: checkOptional('orderingKey', init.orderingKey, 'string'),
       signal: init.signal ?? undefined,
       abortId: undefined,
       cleanup: noop,
@@ -233,9 +250,11 @@ class Breaker extends EventEmitter {
   #call(a) {
     // One native call; an open circuit answers null before the URL is even converted.
     if (a.init === undefined) return this.#fireUrl(a.href);
-    // Open circuit, nothing cached: answered before anything crosses into native code.
-    if (this.#tryReject()) return null;
-    const r = this.#native.fire(a.href, a.method, a.headers, a.body, a.timeout, a.deadline, a.fullResponse, a.abortId, a.route);
+    // Open circuit, nothing cached: answered before anything crosses into native code,
+    // unless the call may be a durable write (the native side queues it).
+    const mayQueue = a.durable === true || (this.#allWrites && a.durable !== false && a.method !== undefined);
+    if (!mayQueue && this.#tryReject()) return null;
+    const r = this.#native.fire(a.href, a.method, a.headers, a.body, a.timeout, a.deadline, a.fullResponse, a.abortId, a.route, a.durable, a.orderingKey);
     // An already aborted signal: the call is registered now, abort it (it settles EABORTED).
     if (a.abortId !== undefined && a.signal.aborted) native.abortCall(a.abortId);
     return r;
@@ -287,6 +306,11 @@ class Breaker extends EventEmitter {
     if (log) {
       const [level, label] = log;
       this.#logger[level]({ breaker: this.name, ...payload }, `DNAStore circuit breaker ${label} (${payload.reason})`);
+    } else if (name === 'outbox') {
+      const fields = { breaker: this.name, phase: payload.phase, queued: payload.queued, delivered: payload.delivered, deadLettered: payload.deadLettered, afterMs: payload.afterMs };
+      if (payload.phase === 'started') this.#logger.info(fields, `DNAStore outbox delivery started: ${payload.queued} queued writes`);
+      else if (payload.phase === 'paused') this.#logger.warn(fields, `DNAStore outbox delivery paused (circuit open): ${payload.queued} still queued, ${payload.delivered} delivered so far`);
+      else this.#logger.info(fields, `DNAStore outbox drained: ${payload.delivered} delivered, ${payload.deadLettered} dead-lettered in ${Math.round(payload.afterMs)} ms`);
     } else if (name === 'redis') {
       // Once per transition (the core dedupes); the URL is never logged: it may hold a password.
       if (payload.up) this.#logger.info({ breaker: this.name, up: true }, 'DNAStore LKG Redis reachable again');

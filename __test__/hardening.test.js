@@ -208,8 +208,8 @@ test('(8) a call waiting out its backoff settles with the fallback as soon as th
 });
 
 test('typed boundary: outcome kinds are named constants, error codes come from the core list', () => {
-  expect(native.OutcomeKind).toMatchObject({ Response: expect.any(Number), Fallback: expect.any(Number), Rejection: expect.any(Number) });
-  expect(new Set(Object.values(native.OutcomeKind)).size).toBe(3);
+  expect(native.OutcomeKind).toMatchObject({ Response: expect.any(Number), Fallback: expect.any(Number), Rejection: expect.any(Number), Queued: expect.any(Number) });
+  expect(new Set(Object.values(native.OutcomeKind)).size).toBe(4);
   expect(native.errorCodes()).toEqual(
     expect.arrayContaining(['EOPENBREAKER', 'ETIMEDOUT', 'EINVALID', 'ESHUTDOWN', 'EINTERNAL', 'ECONFIG', 'EHTTP', 'EABORTED']),
   );

@@ -43,10 +43,15 @@ afterEach(() => {
 
 afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
+  require('node:fs').rmSync(OUTBOX_DIR, { recursive: true, force: true });
 });
 
-function breaker(name) {
+// Every family has series only on a breaker with every feature: `outbox` turns the outbox's on.
+const OUTBOX_DIR = require('node:fs').mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'promclient-outbox-'));
+
+function breaker(name, extra = {}) {
   const b = createBreaker({
+    ...extra,
     name,
     baseUrl,
     logger: false,
@@ -165,7 +170,7 @@ describe('registerWith(register)', () => {
   });
 
   test("a breaker's series leave register.metrics() when it shuts down; the families stay", async () => {
-    const b = breaker('promclient-gone');
+    const b = breaker('promclient-gone', { outbox: 'on', outboxDir: OUTBOX_DIR });
     await b.fire('/api/sigils/2', { route: '/api/sigils/:id' });
     const before = await register.metrics();
     expect(before).toContain('dnastore_circuit_state{name="promclient-gone"} 0');
@@ -183,7 +188,7 @@ describe('registerWith(register)', () => {
   });
 
   test("the family list (from the core) matches what the core renders", async () => {
-    const b = breaker('promclient-families');
+    const b = breaker('promclient-families', { outbox: 'on', outboxDir: OUTBOX_DIR });
     await b.fire('/api/sigils/5', { route: '/api/sigils/:id' });
     const own = headerLines(metrics(), 'dnastore_');
     const expected = FAMILIES.flatMap(([name, type, help]) => [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`]);

@@ -97,8 +97,11 @@ impl NativeBreaker {
                 config.io_threads
             )
         });
-        let inner =
-            registry::open(config, Deps::default()).map_err(|e| throw(&env, e.code, &e.message))?;
+        let deps = Deps {
+            runtime: crate::runtime::handle().cloned(),
+            ..Deps::default()
+        };
+        let inner = registry::open(config, deps).map_err(|e| throw(&env, e.code, &e.message))?;
         let observer = Arc::new(JsObserver::new(events::build(&on_event)?));
         let observer_id = inner.subscribe(observer.clone());
         Ok(Self {
@@ -108,6 +111,11 @@ impl NativeBreaker {
             observer_id,
             io_warning,
         })
+    }
+
+    /// The core breaker (for this crate's other files).
+    pub(crate) fn core(&self) -> &Arc<Breaker> {
+        &self.inner
     }
 
     #[napi(getter)]
@@ -176,8 +184,12 @@ impl NativeBreaker {
         full_response: Option<bool>,
         abort_id: Option<f64>,
         route: Option<String>,
+        durable: Option<bool>,
+        ordering_key: Option<String>,
     ) -> Result<FireResult<'env>> {
         let args = FireArgs {
+            durable,
+            ordering_key,
             url,
             method,
             headers,
@@ -229,6 +241,10 @@ pub struct FireArgs {
     /// The facade's number for a call with an AbortSignal (`abortCall(id)` cancels it).
     pub abort_id: Option<f64>,
     pub route: Option<String>,
+    /// `init.durable`: queue the write if it cannot be delivered now.
+    pub durable: Option<bool>,
+    /// `init.orderingKey` of a durable write.
+    pub ordering_key: Option<String>,
 }
 
 impl FireArgs {
@@ -243,6 +259,8 @@ impl FireArgs {
             full_response: None,
             abort_id: None,
             route: None,
+            durable: None,
+            ordering_key: None,
         }
     }
 }
@@ -282,11 +300,58 @@ pub fn fire<'env>(
         }
     };
     let full = a.full_response.unwrap_or(false);
+    let method = a.method.as_deref();
+    // Decided before admission: a durable write must be queued even when short-circuited.
+    let durable = match dnastore_core::http::parse_method(method)
+        .and_then(|m| b.durable_requested(a.durable, &m))
+    {
+        Ok(d) => d,
+        Err(e) => return Ok(Either3::B(convert::rejection(e))),
+    };
+    let build = |b: &Breaker, req| -> std::result::Result<Call, dnastore_core::CallError> {
+        let mut call = Call::new(req);
+        call.timeout = a
+            .timeout
+            .map(|t| call_ms("init.timeout", &spec::timeout, t))
+            .transpose()?;
+        call.deadline = a
+            .deadline
+            .map(|d| call_ms("init.deadline", &spec::deadline, d))
+            .transpose()?;
+        call.route = a
+            .route
+            .as_deref()
+            .map(dnastore_core::config::route_template)
+            .transpose()?;
+        if durable {
+            b.make_durable(&mut call, a.ordering_key.clone())?;
+        }
+        Ok(call)
+    };
     let Some(permit) = b.admit() else {
+        if durable {
+            // Open: stored in the outbox (its sync runs on the I/O runtime, never here).
+            let call = prepare(b, &a.url, method, a.headers, a.body).and_then(|r| build(b, r));
+            return match call {
+                Ok(mut call) => {
+                    call.stop = Some(handle.stop.clone());
+                    let fut = b.clone().queue_rejected(call);
+                    Ok(Either3::C(completion::promise(
+                        env,
+                        guarded(fut, full),
+                        None,
+                    )?))
+                }
+                Err(e) => {
+                    b.rejected(None);
+                    Ok(Either3::B(convert::rejection(e)))
+                }
+            };
+        }
         // Open: no runtime, no network. Validating the request is only worth it when
         // the cache may hold an answer for it.
         if b.may_serve_cached() {
-            if let Ok(req) = prepare(b, &a.url, a.method.as_deref(), a.headers, a.body) {
+            if let Ok(req) = prepare(b, &a.url, method, a.headers, a.body) {
                 if let Some(f) = b.rejected_now(&req) {
                     return Ok(Either3::B(convert::fallback(f)));
                 }
@@ -308,24 +373,7 @@ pub fn fire<'env>(
         b.rejected(None);
         return Ok(Either3::A(Null));
     };
-    let call = (|| {
-        let req = prepare(b, &a.url, a.method.as_deref(), a.headers, a.body)?;
-        let mut call = Call::new(req);
-        call.timeout = a
-            .timeout
-            .map(|t| call_ms("init.timeout", &spec::timeout, t))
-            .transpose()?;
-        call.deadline = a
-            .deadline
-            .map(|d| call_ms("init.deadline", &spec::deadline, d))
-            .transpose()?;
-        call.route = a
-            .route
-            .as_deref()
-            .map(dnastore_core::config::route_template)
-            .transpose()?;
-        Ok::<_, dnastore_core::CallError>(call)
-    })();
+    let call = prepare(b, &a.url, method, a.headers, a.body).and_then(|r| build(b, r));
     let mut call = match call {
         Ok(c) => c,
         // The unused permit is dropped here, returning its slot.

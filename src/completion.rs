@@ -27,6 +27,48 @@ use napi::sys;
 
 use crate::convert::Resolved;
 
+/// What a promise of this module settles with: a call's outcome, or an outbox operation's
+/// plain answer.
+// The large variant is the one every call uses; boxing it would add an allocation per call
+// to spare bytes only on the rare outbox operations.
+#[allow(clippy::large_enum_variant)]
+pub enum Settled {
+    Call(Resolved),
+    Bool(bool),
+    Undefined,
+}
+
+impl From<Resolved> for Settled {
+    fn from(r: Resolved) -> Self {
+        Settled::Call(r)
+    }
+}
+
+impl From<bool> for Settled {
+    fn from(b: bool) -> Self {
+        Settled::Bool(b)
+    }
+}
+
+impl From<()> for Settled {
+    fn from(_: ()) -> Self {
+        Settled::Undefined
+    }
+}
+
+impl ToNapiValue for Settled {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        match val {
+            // SAFETY: the caller's env (this is itself a ToNapiValue implementation).
+            Settled::Call(r) => unsafe { Resolved::to_napi_value(env, r) },
+            // SAFETY: as above.
+            Settled::Bool(b) => unsafe { bool::to_napi_value(env, b) },
+            // SAFETY: as above.
+            Settled::Undefined => unsafe { <()>::to_napi_value(env, ()) },
+        }
+    }
+}
+
 /// A deferred is only touched again on its JS thread (in `drain`).
 struct Deferred(sys::napi_deferred);
 // SAFETY: the handle is an opaque pointer that this crate only passes back to napi on the
@@ -36,7 +78,7 @@ unsafe impl Send for Deferred {}
 /// A settled call waiting for its JS thread: an intrusive stack node.
 struct Completion {
     deferred: Deferred,
-    value: Resolved,
+    value: Settled,
     /// The call's abort id (`abort`), forgotten when it settles.
     abort: Option<u64>,
     next: *mut Completion,
@@ -251,7 +293,7 @@ unsafe extern "C" fn drain(
             // SAFETY: `drain` runs on the JS thread of the env that created each deferred
             // (one inbox per JS thread), with that env alive (checked non-null above); each
             // deferred is settled exactly once, here.
-            match unsafe { Resolved::to_napi_value(env, value) } {
+            match unsafe { Settled::to_napi_value(env, value) } {
                 // SAFETY: as above.
                 Ok(v) => unsafe { sys::napi_resolve_deferred(env, deferred.0, v) },
                 Err(e) => {
@@ -279,9 +321,10 @@ unsafe extern "C" fn drain(
 /// Starts `fut` on the I/O runtime (batched, see `dispatch`) and returns a Promise of its
 /// output. `abort`: the call's abort id, forgotten when it settles (or here, if it never
 /// starts).
-pub fn promise<'env, F>(env: &'env Env, fut: F, abort: Option<u64>) -> Result<Unknown<'env>>
+pub fn promise<'env, F, T>(env: &'env Env, fut: F, abort: Option<u64>) -> Result<Unknown<'env>>
 where
-    F: Future<Output = Resolved> + Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+    T: Into<Settled> + Send + 'static,
 {
     let started = start(env, fut, abort);
     if let (Err(_), Some(id)) = (&started, abort) {
@@ -290,9 +333,10 @@ where
     started
 }
 
-fn start<'env, F>(env: &'env Env, fut: F, abort: Option<u64>) -> Result<Unknown<'env>>
+fn start<'env, F, T>(env: &'env Env, fut: F, abort: Option<u64>) -> Result<Unknown<'env>>
 where
-    F: Future<Output = Resolved> + Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+    T: Into<Settled> + Send + 'static,
 {
     let raw_env = env.raw();
     let inbox = inbox(raw_env)?;
@@ -317,7 +361,7 @@ where
     let deferred = Deferred(deferred);
     let raw_deferred = deferred.0;
     let queued = crate::dispatch::submit(raw_env, async move {
-        let value = fut.await;
+        let value = fut.await.into();
         let completion = Box::new(Completion {
             deferred,
             value,

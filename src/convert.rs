@@ -74,6 +74,8 @@ pub enum OutcomeKind {
     Fallback,
     /// Rejected with a code.
     Rejection,
+    /// A durable write that could not be delivered now, stored in the outbox.
+    Queued,
 }
 
 /// A fire() result as the facade receives it (it builds the public shapes).
@@ -90,6 +92,10 @@ pub struct NativeOutcome {
     pub age_ms: Option<f64>,
     /// Response headers, only when the call asked for the full response.
     pub headers: Option<HashMap<String, String>>,
+    /// Queued: the outbox entry's id.
+    pub id: Option<String>,
+    /// Queued: the Idempotency-Key every delivery attempt sends.
+    pub idempotency_key: Option<String>,
 }
 
 /// A successful JSON body, handed to JS as a string for `JSON.parse` (V8's parser is
@@ -134,8 +140,23 @@ pub fn outcome(o: CallOutcome, full: bool) -> Resolved {
                     })
                     .collect()
             }),
+            id: None,
+            idempotency_key: None,
         }),
         CallOutcome::Fallback(f) => Either::B(fallback(f)),
+        CallOutcome::Queued(q) => Either::B(NativeOutcome {
+            kind: OutcomeKind::Queued,
+            code: Some(q.code.as_str().to_string()),
+            message: None,
+            status: None,
+            body: None,
+            json: false,
+            source: None,
+            age_ms: None,
+            headers: None,
+            id: Some(q.id),
+            idempotency_key: Some(q.idempotency_key),
+        }),
         CallOutcome::Rejected(r) => Either::B(NativeOutcome {
             kind: OutcomeKind::Rejection,
             code: Some(r.code.as_str().to_string()),
@@ -146,6 +167,8 @@ pub fn outcome(o: CallOutcome, full: bool) -> Resolved {
             source: None,
             age_ms: None,
             headers: None,
+            id: None,
+            idempotency_key: None,
         }),
     }
 }
@@ -161,6 +184,8 @@ pub fn fallback(f: dnastore_core::Fallback) -> NativeOutcome {
         source: Some(f.source.as_str().to_string()),
         age_ms: f.age.map(|a| a.as_millis() as f64),
         headers: None,
+        id: None,
+        idempotency_key: None,
     }
 }
 
@@ -175,6 +200,8 @@ pub fn rejection(e: dnastore_core::CallError) -> NativeOutcome {
         source: None,
         age_ms: None,
         headers: None,
+        id: None,
+        idempotency_key: None,
     }
 }
 

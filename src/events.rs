@@ -33,6 +33,20 @@ pub struct BreakerEvent {
     pub kind: Option<String>,
     /// `redis` events: whether the shared LKG Redis is reachable (`reason` says why not).
     pub up: Option<bool>,
+    /// `queued`, `delivered`, `deadLetter`: the outbox entry's id.
+    pub id: Option<String>,
+    /// `delivered`: the write's Idempotency-Key.
+    pub idempotency_key: Option<String>,
+    /// `delivered`: ms from queued to delivered; `outbox`: ms since delivery started.
+    pub after_ms: Option<f64>,
+    /// `outbox`: started | paused | drained.
+    pub phase: Option<String>,
+    /// `outbox`: writes still queued.
+    pub queued: Option<f64>,
+    /// `outbox`: writes delivered in this run.
+    pub delivered: Option<f64>,
+    /// `outbox`: writes dead-lettered in this run.
+    pub dead_lettered: Option<f64>,
 }
 
 pub struct EventMsg {
@@ -50,9 +64,12 @@ pub fn build(f: &Function<FnArgs<(String, BreakerEvent)>, ()>) -> Result<EventFn
         .build_callback(|ctx| Ok(FnArgs::from((ctx.value.name, ctx.value.payload))))
 }
 
-/// Always delivered: transitions, shutdown and Redis health (the facade logs them).
-const ALWAYS: u32 =
-    EventKind::Transition.bit() | EventKind::Shutdown.bit() | EventKind::RedisHealth.bit();
+/// Always delivered: transitions, shutdown, Redis health and the outbox's runs (the facade
+/// logs them).
+const ALWAYS: u32 = EventKind::Transition.bit()
+    | EventKind::Shutdown.bit()
+    | EventKind::RedisHealth.bit()
+    | EventKind::Outbox.bit();
 
 /// Event name (as the facade's listeners use it) -> interest bit.
 pub fn bit_of(name: &str) -> u32 {
@@ -70,6 +87,10 @@ pub fn bit_of(name: &str) -> u32 {
         "coalesced" => EventKind::Coalesced,
         "shutdown" => EventKind::Shutdown,
         "redis" => EventKind::RedisHealth,
+        "queued" => EventKind::Queued,
+        "delivered" => EventKind::Delivered,
+        "deadLetter" => EventKind::DeadLetter,
+        "outbox" => EventKind::Outbox,
         _ => return 0,
     };
     kind.bit()
@@ -196,6 +217,55 @@ impl Observer for JsObserver {
                 BreakerEvent {
                     up: Some(*up),
                     reason: reason.map(str::to_string),
+                    ..Default::default()
+                },
+            ),
+            Event::Queued { id, code } => (
+                "queued",
+                BreakerEvent {
+                    id: Some(id.to_string()),
+                    code: Some(code.as_str().into()),
+                    ..Default::default()
+                },
+            ),
+            Event::Delivered {
+                id,
+                status,
+                after,
+                idempotency_key,
+            } => (
+                "delivered",
+                BreakerEvent {
+                    id: Some(id.to_string()),
+                    status: Some(u32::from(*status)),
+                    after_ms: ms(*after),
+                    idempotency_key: Some(idempotency_key.to_string()),
+                    ..Default::default()
+                },
+            ),
+            Event::DeadLetter { id, reason, status } => (
+                "deadLetter",
+                BreakerEvent {
+                    id: Some(id.to_string()),
+                    reason: Some(reason.to_string()),
+                    status: status.map(u32::from),
+                    ..Default::default()
+                },
+            ),
+            Event::Outbox {
+                phase,
+                queued,
+                delivered,
+                dead_lettered,
+                elapsed,
+            } => (
+                "outbox",
+                BreakerEvent {
+                    phase: Some(phase.as_str().into()),
+                    queued: Some(*queued as f64),
+                    delivered: Some(*delivered as f64),
+                    dead_lettered: Some(*dead_lettered as f64),
+                    after_ms: ms(*elapsed),
                     ..Default::default()
                 },
             ),

@@ -12,6 +12,7 @@ mod dispatch;
 mod events;
 mod fast;
 mod options;
+mod outbox;
 mod runtime;
 mod throw;
 

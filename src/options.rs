@@ -76,4 +76,24 @@ pub struct BreakerOptions {
     pub redis_connect_timeout_ms: Option<u32>,
     /// Bound on each Redis reply, ms. Default 1000 (DNASTORE_LKG_REDIS_RESPONSE_TIMEOUT_MS).
     pub redis_response_timeout_ms: Option<u32>,
+    /// Durable writes: 'off' | 'on' (writes with durable: true are queued when they cannot be delivered) | 'all' (every POST/PUT/PATCH/DELETE unless durable: false). Default 'off' (DNASTORE_OUTBOX).
+    pub outbox: Option<String>,
+    /// Directory of the embedded outbox store (one SQLite file per breaker, mode 0600). Default '.dnastore-outbox' (DNASTORE_OUTBOX_DIR).
+    pub outbox_dir: Option<String>,
+    /// Redis for a fleet's shared outbox instead of the embedded file (DNASTORE_OUTBOX_REDIS_URL).
+    pub outbox_redis_url: Option<String>,
+    /// Headers a queued write keeps besides content-type, idempotency-key and the tenant header; authorization only when named (DNASTORE_OUTBOX_HEADERS).
+    pub outbox_headers: Option<napi::bindgen_prelude::Either<Vec<String>, String>>,
+    /// Writes the outbox holds. Default 100000 (DNASTORE_OUTBOX_MAX_ENTRIES).
+    pub outbox_max_entries: Option<u32>,
+    /// Bytes of queued writes the outbox holds. Default 256 MiB (DNASTORE_OUTBOX_MAX_BYTES).
+    pub outbox_max_bytes: Option<f64>,
+    /// A queued write older than this is dead-lettered (expired). Default 86400000 (DNASTORE_OUTBOX_MAX_AGE_MS).
+    pub outbox_max_age_ms: Option<f64>,
+    /// Most queued writes delivered per second. Default 100 (DNASTORE_OUTBOX_RATE).
+    pub outbox_rate: Option<u32>,
+    /// Queued writes delivered at the same time. Default 4 (DNASTORE_OUTBOX_CONCURRENCY).
+    pub outbox_concurrency: Option<u32>,
+    /// Longest wait before a failed delivery is tried again. Default 30000 (DNASTORE_OUTBOX_RETRY_MAX_MS).
+    pub outbox_retry_max_ms: Option<u32>,
 }

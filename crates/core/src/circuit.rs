@@ -198,6 +198,12 @@ impl Circuit {
         until != 0 && nanos(now) < until
     }
 
+    /// Time left before an open circuit admits a trial; `None` when not open at `now`.
+    pub fn open_for(&self, now: Duration) -> Option<Duration> {
+        let until = self.open_until.load(Ordering::Acquire);
+        (until != 0 && nanos(now) < until).then(|| Duration::from_nanos(until - nanos(now)))
+    }
+
     pub fn trips(&self) -> u64 {
         self.trips.load(Ordering::Relaxed)
     }

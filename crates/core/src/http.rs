@@ -48,6 +48,15 @@ pub const MAX_HEADERS: usize = 1000;
 /// Most bytes of header names and values one request may carry.
 pub const MAX_HEADER_BYTES: usize = 256 * 1024;
 
+/// `init.method`, upper-cased; GET when absent.
+pub fn parse_method(method: Option<&str>) -> Result<Method, CallError> {
+    match method {
+        None => Ok(Method::GET),
+        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+            .map_err(|_| CallError::invalid(format!("invalid HTTP method {}", printable(m)))),
+    }
+}
+
 /// Validates and resolves a fire() request. `url` is absolute or a path against `base`.
 pub fn prepare(
     base: Option<&Url>,
@@ -74,14 +83,7 @@ pub fn prepare(
             url.scheme()
         )));
     }
-    let method = match method {
-        None => Method::GET,
-        Some(m) => {
-            let upper = m.to_ascii_uppercase();
-            Method::from_bytes(upper.as_bytes())
-                .map_err(|_| CallError::invalid(format!("invalid HTTP method {}", printable(m))))?
-        }
-    };
+    let method = parse_method(method)?;
     if body.is_some() && (method == Method::GET || method == Method::HEAD) {
         return Err(CallError::invalid(format!(
             "a {method} request cannot have a body"

@@ -20,6 +20,7 @@ pub mod breaker;
 pub mod http;
 pub mod lkg;
 pub mod metrics;
+pub mod outbox;
 pub mod outcome;
 pub mod redis;
 pub mod registry;
@@ -29,7 +30,7 @@ pub mod route_metrics;
 mod test_support;
 mod transport;
 
-pub use breaker::{Breaker, Call, Deps};
-pub use outcome::{CallOutcome, Fallback, Rejection, Success};
+pub use breaker::{Breaker, Call, Deps, Durable};
+pub use outcome::{CallOutcome, Fallback, QueuedWrite, Rejection, Success};
 /// Cancellation of a call (an AbortSignal) or of a handle's calls (shutdown).
 pub use tokio_util::sync::CancellationToken;

@@ -26,6 +26,12 @@ pub const OUTCOME_CLIENT_ERROR: &str = "client_error";
 pub const OUTCOME_REJECTED: &str = "rejected";
 pub const OUTCOME_ABORTED: &str = "aborted";
 
+/// `dnastore_outbox_delivery_seconds` buckets: from queued to delivered, 100 ms to a day
+/// (writes wait out whole outages).
+pub const OUTBOX_DELIVERY_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
+];
+
 /// LKG rejection reasons (`dnastore_lkg_rejected_total{reason}`).
 pub const LKG_REJECT_REASONS: [&str; 2] = ["tampered", "too_large"];
 
@@ -48,6 +54,14 @@ pub(crate) struct Families {
     lkg_rejected: IntCounterVec,
     lkg_redis_errors: IntCounterVec,
     coalesced: IntCounterVec,
+    outbox_entries: IntGaugeVec,
+    outbox_dead_letters: IntGaugeVec,
+    outbox_oldest_age: GaugeVec,
+    outbox_enqueued: IntCounterVec,
+    outbox_refused: IntCounterVec,
+    outbox_delivered: IntCounterVec,
+    outbox_dead_lettered: IntCounterVec,
+    outbox_delivery: HistogramVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -165,6 +179,61 @@ pub(crate) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "GETs answered by another identical in-flight request.",
             &["name"],
         ),
+        outbox_entries: int_gauge(&r, "dnastore_outbox_entries", "Writes queued in the durable outbox."),
+        outbox_dead_letters: int_gauge(
+            &r,
+            "dnastore_outbox_dead_letters",
+            "Writes in the outbox's dead letters (never sent again unless retried).",
+        ),
+        outbox_oldest_age: {
+            let v = GaugeVec::new(
+                Opts::new(
+                    "dnastore_outbox_oldest_age_seconds",
+                    "Age of the oldest queued write, in seconds (0 when the outbox is empty).",
+                ),
+                &["name"],
+            )
+            .expect("static metric definition");
+            r.register(Box::new(v.clone())).expect("metric registered once");
+            v
+        },
+        outbox_enqueued: counter(
+            &r,
+            "dnastore_outbox_enqueued_total",
+            "Writes stored in the outbox because they could not be delivered.",
+            &["name"],
+        ),
+        outbox_refused: counter(
+            &r,
+            "dnastore_outbox_refused_total",
+            "Writes that could not be queued (the caller got the plain fallback), by reason.",
+            &["name", "reason"],
+        ),
+        outbox_delivered: counter(
+            &r,
+            "dnastore_outbox_delivered_total",
+            "Queued writes delivered to DNAStore.",
+            &["name"],
+        ),
+        outbox_dead_lettered: counter(
+            &r,
+            "dnastore_outbox_dead_lettered_total",
+            "Queued writes moved to the dead letters, by reason.",
+            &["name", "reason"],
+        ),
+        outbox_delivery: {
+            let v = HistogramVec::new(
+                HistogramOpts::new(
+                    "dnastore_outbox_delivery_seconds",
+                    "Time from queued to delivered, in seconds.",
+                )
+                .buckets(OUTBOX_DELIVERY_BUCKETS.to_vec()),
+                &["name"],
+            )
+            .expect("static metric definition");
+            r.register(Box::new(v.clone())).expect("metric registered once");
+            v
+        },
         route_requests: counter(
             &r,
             "dnastore_route_requests_total",
@@ -253,7 +322,60 @@ pub struct BreakerMetrics {
     pub lkg_redis_errors: IntCounter,
     coalesced: IntCounter,
     routes: RouteMetrics,
+    outbox: Option<OutboxMetrics>,
     series: Series,
+}
+
+/// The outbox's series, for breakers with an outbox.
+pub struct OutboxMetrics {
+    pub entries: IntGauge,
+    pub dead_letters: IntGauge,
+    pub oldest_age: Gauge,
+    pub enqueued: IntCounter,
+    refused: Vec<IntCounter>,
+    pub delivered: IntCounter,
+    dead_lettered: Vec<IntCounter>,
+    pub delivery_seconds: Histogram,
+}
+
+impl OutboxMetrics {
+    fn new(s: &mut Series, f: &'static Families, n: &str) -> Self {
+        use crate::outbox::{DEAD_REASONS, REFUSED_REASONS};
+        Self {
+            entries: s.of(&f.outbox_entries, &[n]),
+            dead_letters: s.of(&f.outbox_dead_letters, &[n]),
+            oldest_age: s.of(&f.outbox_oldest_age, &[n]),
+            enqueued: s.of(&f.outbox_enqueued, &[n]),
+            refused: REFUSED_REASONS
+                .iter()
+                .map(|r| s.of(&f.outbox_refused, &[n, r]))
+                .collect(),
+            delivered: s.of(&f.outbox_delivered, &[n]),
+            dead_lettered: DEAD_REASONS
+                .iter()
+                .map(|r| s.of(&f.outbox_dead_lettered, &[n, r]))
+                .collect(),
+            delivery_seconds: s.of(&f.outbox_delivery, &[n]),
+        }
+    }
+
+    /// The counter of a reason in `outbox::REFUSED_REASONS`.
+    pub fn refused(&self, reason: &str) -> &IntCounter {
+        let i = crate::outbox::REFUSED_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        &self.refused[i]
+    }
+
+    /// The counter of a reason in `outbox::DEAD_REASONS`.
+    pub fn dead_lettered(&self, reason: &str) -> &IntCounter {
+        let i = crate::outbox::DEAD_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        &self.dead_lettered[i]
+    }
 }
 
 impl BreakerMetrics {
@@ -263,6 +385,11 @@ impl BreakerMetrics {
 
     /// `max_routes` caps the distinct route labels (the `maxRoutes` option).
     pub fn with_max_routes(name: &str, max_routes: u32) -> Self {
+        Self::build(name, max_routes, false)
+    }
+
+    /// A breaker's series; the outbox's only when it has one.
+    pub fn build(name: &str, max_routes: u32, outbox: bool) -> Self {
         let f: &'static Families = &FAMILIES;
         let n = name;
         let mut s = Series::default();
@@ -300,9 +427,19 @@ impl BreakerMetrics {
             lkg_redis_errors: s.of(&f.lkg_redis_errors, &[n]),
             coalesced: s.of(&f.coalesced, &[n]),
             routes: RouteMetrics::new(n, max_routes),
+            outbox: None,
             series: Series::default(),
         };
-        Self { series: s, ..m }
+        let outbox = outbox.then(|| OutboxMetrics::new(&mut s, f, n));
+        Self {
+            outbox,
+            series: s,
+            ..m
+        }
+    }
+
+    pub fn outbox(&self) -> Option<&OutboxMetrics> {
+        self.outbox.as_ref()
     }
 
     pub fn set_state(&self, s: StateKind) {
@@ -364,8 +501,15 @@ impl Observer for BreakerMetrics {
             Event::RetryBudgetExhausted => self.budget_exhausted.inc(),
             Event::Completed(kind) => self.calls[*kind as usize].inc(),
             Event::Coalesced => self.coalesced.inc(),
-            // Redis errors are counted where they happen (lkg/redis.rs), transitions are logged.
-            Event::Fire | Event::Shutdown | Event::RedisHealth { .. } => {}
+            // Redis errors are counted where they happen (lkg/redis.rs), the outbox's where
+            // its writes change (outbox/), transitions are logged.
+            Event::Fire
+            | Event::Shutdown
+            | Event::RedisHealth { .. }
+            | Event::Queued { .. }
+            | Event::Delivered { .. }
+            | Event::DeadLetter { .. }
+            | Event::Outbox { .. } => {}
         }
     }
 }
@@ -375,7 +519,7 @@ impl Observer for BreakerMetrics {
 pub fn families() -> Vec<(String, &'static str, String)> {
     use prometheus::core::Collector;
     let f = &*FAMILIES;
-    let all: [(&dyn Collector, &'static str); 17] = [
+    let all: [(&dyn Collector, &'static str); 25] = [
         (&f.state, "gauge"),
         (&f.trips, "counter"),
         (&f.requests, "counter"),
@@ -393,6 +537,14 @@ pub fn families() -> Vec<(String, &'static str, String)> {
         (&f.coalesced, "counter"),
         (&f.route_requests, "counter"),
         (&f.route_duration, "histogram"),
+        (&f.outbox_entries, "gauge"),
+        (&f.outbox_dead_letters, "gauge"),
+        (&f.outbox_oldest_age, "gauge"),
+        (&f.outbox_enqueued, "counter"),
+        (&f.outbox_refused, "counter"),
+        (&f.outbox_delivered, "counter"),
+        (&f.outbox_dead_lettered, "counter"),
+        (&f.outbox_delivery, "histogram"),
     ];
     let mut out: Vec<_> = all
         .iter()

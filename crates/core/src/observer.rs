@@ -131,6 +131,27 @@ impl CallKind {
     }
 }
 
+/// A step of the outbox's delivery, logged once each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboxPhase {
+    /// Delivery began on a queue holding writes (after an outage, or at startup).
+    Started,
+    /// The circuit opened again mid-delivery; writes wait.
+    Paused,
+    /// The queue is empty.
+    Drained,
+}
+
+impl OutboxPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxPhase::Started => "started",
+            OutboxPhase::Paused => "paused",
+            OutboxPhase::Drained => "drained",
+        }
+    }
+}
+
 /// Everything a breaker reports.
 #[derive(Clone, Debug)]
 pub enum Event<'a> {
@@ -185,6 +206,32 @@ pub enum Event<'a> {
         /// Why it is down (never with credentials); `None` when up.
         reason: Option<&'a str>,
     },
+    /// A write that could not be delivered was stored in the outbox.
+    Queued {
+        id: &'a str,
+        code: Code,
+    },
+    /// A queued write reached DNAStore, `after` it was queued.
+    Delivered {
+        id: &'a str,
+        status: u16,
+        after: Duration,
+        idempotency_key: &'a str,
+    },
+    /// A queued write was moved to the dead letters (one of `outbox::DEAD_REASONS`).
+    DeadLetter {
+        id: &'a str,
+        reason: &'static str,
+        status: Option<u16>,
+    },
+    /// The delivery loop started, paused or drained the queue.
+    Outbox {
+        phase: OutboxPhase,
+        queued: u64,
+        delivered: u64,
+        dead_lettered: u64,
+        elapsed: Duration,
+    },
 }
 
 impl Event<'_> {
@@ -205,6 +252,10 @@ impl Event<'_> {
             Event::Coalesced => EventKind::Coalesced,
             Event::Shutdown => EventKind::Shutdown,
             Event::RedisHealth { .. } => EventKind::RedisHealth,
+            Event::Queued { .. } => EventKind::Queued,
+            Event::Delivered { .. } => EventKind::Delivered,
+            Event::DeadLetter { .. } => EventKind::DeadLetter,
+            Event::Outbox { .. } => EventKind::Outbox,
         }
     }
 }
@@ -228,6 +279,10 @@ pub enum EventKind {
     Coalesced,
     Shutdown,
     RedisHealth,
+    Queued,
+    Delivered,
+    DeadLetter,
+    Outbox,
 }
 
 impl EventKind {

@@ -25,6 +25,8 @@ pub struct Fallback {
     pub body: Option<Bytes>,
     pub json: bool,
     pub age: Option<Duration>,
+    /// DNAStore's Retry-After on the last failed attempt (429/503), capped by retryAfterMaxMs.
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -47,11 +49,21 @@ impl From<CallError> for Rejection {
     }
 }
 
+/// A durable write that could not be delivered now, stored in the outbox.
+#[derive(Clone, Debug)]
+pub struct QueuedWrite {
+    pub id: String,
+    pub idempotency_key: String,
+    /// Why it was not delivered now (the fallback's code).
+    pub code: Code,
+}
+
 #[derive(Clone, Debug)]
 pub enum CallOutcome {
     Ok(Success),
     Fallback(Fallback),
     Rejected(Rejection),
+    Queued(QueuedWrite),
 }
 
 impl CallOutcome {

@@ -209,25 +209,29 @@ impl Breaker {
             }
             self.emit(&Event::Completed(CallKind::of(false, attempt)));
             let get = (req.method == Method::GET).then_some(req);
-            return CallOutcome::Fallback(
-                self.fallback_shared(
+            let mut f = self
+                .fallback_shared(
                     code,
                     get,
                     deadline_at.saturating_duration_since(Instant::now()),
                 )
-                .await,
-            );
+                .await;
+            // Kept for the outbox, which waits at least this long before sending it again.
+            f.retry_after = self.retry_after_of(&failure);
+            return CallOutcome::Fallback(f);
         }
     }
 
     /// Retry-After (429/503), capped, or the jittered backoff.
     pub(super) fn retry_delay(&self, f: &AttemptFailure, prev: Option<Duration>) -> Duration {
+        self.retry_after_of(f)
+            .unwrap_or_else(|| self.backoff.next(prev, self.deps.rng.as_ref()))
+    }
+
+    /// The Retry-After of a 429/503, capped by retryAfterMaxMs; `None` without a valid one.
+    fn retry_after_of(&self, f: &AttemptFailure) -> Option<Duration> {
         let honoured = matches!(f.status, Some(429) | Some(503));
-        if let (true, Some(v)) = (honoured, &f.retry_after) {
-            if let Some(d) = parse_retry_after(v, self.wall()) {
-                return d.min(self.config.retry.retry_after_max);
-            }
-        }
-        self.backoff.next(prev, self.deps.rng.as_ref())
+        let v = f.retry_after.as_ref().filter(|_| honoured)?;
+        parse_retry_after(v, self.wall()).map(|d| d.min(self.config.retry.retry_after_max))
     }
 }

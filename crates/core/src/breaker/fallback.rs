@@ -113,6 +113,7 @@ impl Breaker {
                 body: Some(h.body),
                 json: h.json,
                 age: Some(h.age),
+                retry_after: None,
             },
             None => Fallback {
                 code,
@@ -120,6 +121,7 @@ impl Breaker {
                 body: None,
                 json: false,
                 age: None,
+                retry_after: None,
             },
         };
         self.emit(&Event::Fallback {

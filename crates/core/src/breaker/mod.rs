@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::circuit::{Circuit, CircuitConfig, Permit, Stats, Verdict};
 use crate::config::Config;
+use crate::config::OutboxMode;
 use crate::error::{CallError, Code, FailureKind};
 use crate::http::{
     classify_status, prepare, AttemptFailure, HttpClient, PreparedRequest, RawResponse, StatusClass,
@@ -37,7 +38,8 @@ use crate::lkg::redis::{RedisLkg, READ_TIMEOUT};
 use crate::lkg::{CacheKey, Cacheability, Hit, KeyPolicy, LkgCache, Stored};
 use crate::metrics::BreakerMetrics;
 use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind};
-use crate::outcome::{CallOutcome, Fallback, Rejection, Success};
+use crate::outbox::{spawn_delivery, Outbox};
+use crate::outcome::{CallOutcome, Fallback, QueuedWrite, Rejection, Success};
 use crate::redis::{RedisClient, RedisSpec};
 use crate::retry::{method_is_retryable, parse_retry_after, Backoff, RetryBudget, IDEMPOTENCY_KEY};
 use crate::rng::{idempotency_key, Rng, SplitMix64};
@@ -54,6 +56,9 @@ pub struct Deps {
     pub rng: Arc<dyn Rng>,
     /// Wall-clock time when the breaker was created.
     pub wall_origin: SystemTime,
+    /// Where background work runs (the outbox's delivery loop); the current runtime when
+    /// `None` (breakers are created outside any runtime by the binding, which passes its own).
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for Deps {
@@ -61,8 +66,16 @@ impl Default for Deps {
         Self {
             rng: Arc::new(SplitMix64::from_entropy()),
             wall_origin: SystemTime::now(),
+            runtime: None,
         }
     }
+}
+
+/// A write the outbox takes over if it cannot be delivered now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Durable {
+    /// Writes sharing it are delivered one at a time, in order.
+    pub ordering_key: Option<String>,
 }
 
 /// One fire() after validation.
@@ -79,6 +92,8 @@ pub struct Call {
     pub stop: Option<CancellationToken>,
     /// Route template for the route-level metrics (`/api/sigils/:id`), never a raw URL.
     pub route: Option<Arc<str>>,
+    /// Queued in the outbox if it cannot be delivered now ([`Breaker::make_durable`]).
+    pub durable: Option<Durable>,
 }
 
 impl Call {
@@ -90,6 +105,7 @@ impl Call {
             cancel: None,
             stop: None,
             route: None,
+            durable: None,
         }
     }
 }
@@ -113,6 +129,9 @@ pub struct Breaker {
     /// Shared last-known-good for many replicas (only with a local cache).
     redis: Option<RedisLkg>,
     inflight: Mutex<HashMap<CacheKey, Inflight>>,
+    /// Writes that could not be delivered, kept until they are (`outbox` option).
+    outbox: Option<Arc<Outbox>>,
+    outbox_backoff: Backoff,
     metrics: Arc<BreakerMetrics>,
     observers: RwLock<Vec<(u64, Arc<dyn Observer>)>>,
     next_observer: AtomicU64,
@@ -123,18 +142,43 @@ impl Breaker {
         if config.lkg.redis_url.is_some() {
             Self::redis_client(&config).map_err(|m| CallError::new(Code::Config, m))?;
         }
-        Ok(Self::with_transport(
-            config,
-            deps,
-            Transport::Http(HttpClient::new()?),
-        ))
+        Self::with_transport(config, deps, Transport::Http(HttpClient::new()?))
     }
 
-    pub(crate) fn with_transport(config: Config, deps: Deps, http: Transport) -> Arc<Self> {
-        let metrics = Arc::new(BreakerMetrics::with_max_routes(
+    pub(crate) fn with_transport(
+        config: Config,
+        deps: Deps,
+        http: Transport,
+    ) -> Result<Arc<Self>, CallError> {
+        let durable = config.outbox.mode != OutboxMode::Off;
+        let metrics = Arc::new(BreakerMetrics::build(
             &config.name,
             config.max_routes,
+            durable,
         ));
+        let runtime = deps
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        let outbox = if durable {
+            let rt = runtime.as_ref().ok_or_else(|| {
+                CallError::new(
+                    Code::Config,
+                    "the outbox needs a tokio runtime to deliver from",
+                )
+            })?;
+            let ob = Outbox::open(
+                &config.name,
+                config.outbox.clone(),
+                &config.lkg.tenant_header,
+                config.lkg.signing_secret.clone(),
+                metrics.clone(),
+            )
+            .inspect_err(|_| metrics.remove())?;
+            Some((ob, rt.clone()))
+        } else {
+            None
+        };
         metrics.set_state(StateKind::Closed);
         let lkg = LkgCache::new(config.lkg.clone(), metrics.clone());
         let wall_origin_ms = deps
@@ -142,7 +186,9 @@ impl Breaker {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        Arc::new_cyclic(|me: &Weak<Self>| Self {
+        let b = Arc::new_cyclic(|me: &Weak<Self>| Self {
+            outbox: outbox.as_ref().map(|(o, _)| o.clone()),
+            outbox_backoff: Backoff::new(config.retry.base, config.outbox.retry_max),
             redis: Self::shared_lkg(&config, lkg.is_some(), &metrics, me.clone()),
             circuit: Circuit::new(CircuitConfig::from(&config)),
             http,
@@ -159,7 +205,11 @@ impl Breaker {
             metrics,
             deps,
             config,
-        })
+        });
+        if let Some((ob, rt)) = &outbox {
+            spawn_delivery(&b, ob, rt);
+        }
+        Ok(b)
     }
 
     /// The Redis side of the cache; its health transitions become events of this breaker.
@@ -216,7 +266,12 @@ impl Breaker {
         Instant::now().saturating_duration_since(self.origin)
     }
 
-    fn wall_ms(&self) -> u64 {
+    /// Wall-clock ms since the epoch, as the outbox stamps writes.
+    pub fn wall_now_ms(&self) -> u64 {
+        self.wall_ms()
+    }
+
+    pub(crate) fn wall_ms(&self) -> u64 {
         self.wall_origin_ms + self.now().as_millis() as u64
     }
 
@@ -244,7 +299,7 @@ impl Breaker {
         }
     }
 
-    fn emit(&self, e: &Event<'_>) {
+    pub(crate) fn emit(&self, e: &Event<'_>) {
         for (_, o) in self.observers.read().iter() {
             o.on_event(e);
         }
@@ -263,6 +318,9 @@ impl Breaker {
         let s = self.stats();
         self.metrics.set_failure_rate(s.failure_rate);
         self.metrics.set_state(s.state);
+        if let Some(o) = &self.outbox {
+            o.refresh_gauges(Some(self.wall_ms()));
+        }
     }
 
     /// Validates a request against this breaker's baseUrl.
@@ -299,6 +357,96 @@ impl Breaker {
         parsed.map_or_else(|| "(invalid URL)".to_string(), |u| crate::http::redact(&u))
     }
 
+    /// How long the circuit stays open from now; `None` when it admits calls.
+    pub fn open_for(&self) -> Option<Duration> {
+        self.circuit.open_for(self.now())
+    }
+
+    pub fn outbox(&self) -> Option<&Arc<Outbox>> {
+        self.outbox.as_ref()
+    }
+
+    /// The wait before a queued write is tried again after `attempts` failed deliveries:
+    /// decorrelated jitter from retryBaseMs up to outboxRetryMaxMs.
+    pub(crate) fn outbox_backoff(&self, attempts: u32) -> Duration {
+        let mut d = None;
+        for _ in 0..attempts.clamp(1, 32) {
+            d = Some(self.outbox_backoff.next(d, self.deps.rng.as_ref()));
+        }
+        d.unwrap_or_default()
+    }
+
+    /// Whether a call is durable: `requested` is the caller's `init.durable`. With
+    /// `outbox: on` writes opt in; with `all` every write is durable unless it opts out.
+    pub fn durable_requested(
+        &self,
+        requested: Option<bool>,
+        method: &Method,
+    ) -> Result<bool, CallError> {
+        let mode = self.config.outbox.mode;
+        match (requested, mode) {
+            (Some(false), _) | (None, OutboxMode::Off) | (None, OutboxMode::On) => Ok(false),
+            (None, OutboxMode::All) => Ok(crate::outbox::method_qualifies(method)),
+            (Some(true), OutboxMode::Off) => Err(CallError::invalid(
+                "init.durable needs the outbox: set the outbox option (or DNASTORE_OUTBOX) to on or all",
+            )),
+            (Some(true), _) if !crate::outbox::method_qualifies(method) => Err(CallError::invalid(format!(
+                "init.durable: a {method} cannot be queued (only POST, PUT, PATCH and DELETE: a read needs its answer now)"
+            ))),
+            (Some(true), _) => Ok(true),
+        }
+    }
+
+    /// Makes `call` durable: an Idempotency-Key (the caller's or a new one) that every
+    /// attempt, live or delivered later, carries; and its ordering key (`ordering_key`, or
+    /// the URL for PUT/PATCH/DELETE).
+    pub fn make_durable(
+        &self,
+        call: &mut Call,
+        ordering_key: Option<String>,
+    ) -> Result<(), CallError> {
+        if !call.req.url.username().is_empty() || call.req.url.password().is_some() {
+            return Err(CallError::invalid(
+                "a durable write cannot carry credentials in its URL (they would be stored); send them in a header named in outboxHeaders",
+            ));
+        }
+        Outbox::prepare(&mut call.req)?;
+        let ordering_key = ordering_key.or_else(|| crate::outbox::default_ordering_key(&call.req));
+        call.durable = Some(Durable { ordering_key });
+        Ok(())
+    }
+
+    /// Stores a durable call that could not be delivered (`f` says why): `Queued`, or the
+    /// plain fallback when the outbox is full or failing (never a silent drop).
+    async fn queue(&self, call: &Call, f: Fallback) -> CallOutcome {
+        let (Some(ob), Some(d)) = (&self.outbox, &call.durable) else {
+            return CallOutcome::Fallback(f);
+        };
+        match ob
+            .enqueue(&call.req, d.ordering_key.clone(), self.wall_ms())
+            .await
+        {
+            Ok(q) => {
+                self.emit(&Event::Queued {
+                    id: &q.id,
+                    code: f.code,
+                });
+                CallOutcome::Queued(QueuedWrite {
+                    id: q.id,
+                    idempotency_key: q.idempotency_key,
+                    code: f.code,
+                })
+            }
+            Err(_) => CallOutcome::Fallback(f),
+        }
+    }
+
+    /// A durable call short-circuited by the open circuit: queued (or the plain fallback).
+    pub async fn queue_rejected(self: Arc<Self>, call: Call) -> CallOutcome {
+        let f = self.rejected(None);
+        self.queue(&call, f).await
+    }
+
     /// Synchronous admission. `None`: short-circuited; answer with [`Breaker::rejected`]
     /// without touching the network or the runtime.
     pub fn admit(&self) -> Option<Permit> {
@@ -333,11 +481,17 @@ impl Breaker {
     pub async fn execute(self: Arc<Self>, permit: Permit, call: Call) -> CallOutcome {
         let stop = call.stop.clone().unwrap_or_else(|| self.stop.clone());
         let run = AssertUnwindSafe(self.run(permit, &call)).catch_unwind();
-        tokio::select! {
+        let out = tokio::select! {
             biased;
             _ = stop.cancelled() => self.shut_down(),
             _ = cancelled(call.cancel.as_ref()) => self.aborted(),
             r = run => r.unwrap_or_else(|_| internal_error()),
+        };
+        match out {
+            // Not delivered (open, failed after retries, deadline, outcome unknown): the
+            // write is stored before the caller hears about it.
+            CallOutcome::Fallback(f) if call.durable.is_some() => self.queue(&call, f).await,
+            o => o,
         }
     }
 
@@ -365,6 +519,9 @@ impl Breaker {
         self.stop.cancel();
         if let Some(r) = &self.redis {
             r.close();
+        }
+        if let Some(o) = &self.outbox {
+            o.close();
         }
         self.metrics.remove();
     }

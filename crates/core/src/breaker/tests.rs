@@ -19,8 +19,10 @@ pub(super) fn breaker(cfg: Config, script: &Arc<Script>) -> Arc<Breaker> {
     let deps = Deps {
         rng: Arc::new(SplitMix64::seeded(1)),
         wall_origin: SystemTime::now(),
+        runtime: None,
     };
     Breaker::with_transport(cfg, deps, Transport::Script(script.clone()))
+        .expect("no outbox to open")
 }
 
 /// Records events in order.
@@ -75,6 +77,7 @@ pub(super) fn code_of(o: &CallOutcome) -> &'static str {
         CallOutcome::Ok(_) => "ok",
         CallOutcome::Fallback(f) => f.code.as_str(),
         CallOutcome::Rejected(r) => r.code.as_str(),
+        CallOutcome::Queued(_) => "queued",
     }
 }
 

@@ -39,6 +39,7 @@ fn seen(o: &CallOutcome) -> String {
             None => "none".into(),
         },
         CallOutcome::Rejected(r) => format!("rejected:{}", r.code),
+        CallOutcome::Queued(q) => format!("queued:{}", q.id),
     }
 }
 

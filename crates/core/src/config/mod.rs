@@ -196,6 +196,18 @@ int_specs! {
         "Bound on opening a Redis connection: TCP, TLS, AUTH, the Sentinel lookup or the Cluster slot map.";
     redis_response_timeout: "redisResponseTimeoutMs", "DNASTORE_LKG_REDIS_RESPONSE_TIMEOUT_MS", 1000, 1, 60_000, "ms",
         "Bound on each Redis reply; slower means the connection is stuck: it is dropped and reopened. Fallback reads wait at most min(250 ms, the call's remaining deadline) anyway.";
+    outbox_max_entries: "outboxMaxEntries", "DNASTORE_OUTBOX_MAX_ENTRIES", 100_000, 1, 10_000_000, "writes",
+        "Writes the outbox holds; when it is full a write that cannot be delivered gets the plain 503 fallback, never a silent drop.";
+    outbox_max_bytes: "outboxMaxBytes", "DNASTORE_OUTBOX_MAX_BYTES", 256 * MIB, 1024, 64 * 1024 * MIB, "bytes",
+        "Bytes of queued writes (URL, kept headers, body) the outbox holds.";
+    outbox_max_age: "outboxMaxAgeMs", "DNASTORE_OUTBOX_MAX_AGE_MS", 86_400_000, 1000, 30 * 86_400_000, "ms",
+        "A queued write not delivered within this is moved to the dead letters (reason expired).";
+    outbox_rate: "outboxRate", "DNASTORE_OUTBOX_RATE", 100, 1, 100_000, "writes/s",
+        "Most queued writes delivered per second, so a recovering DNAStore is not stampeded.";
+    outbox_concurrency: "outboxConcurrency", "DNASTORE_OUTBOX_CONCURRENCY", 4, 1, 256, "writes",
+        "Queued writes delivered at the same time.";
+    outbox_retry_max: "outboxRetryMaxMs", "DNASTORE_OUTBOX_RETRY_MAX_MS", 30_000, 1, 3_600_000, "ms",
+        "Longest wait before a queued write whose delivery failed is tried again (jittered backoff from retryBaseMs).";
 }
 
 /// Boolean settings.
@@ -263,6 +275,9 @@ pub const STR_SPECS: &[StrSpec] = &[
     SIGNING_SECRET,
     REDIS_URL,
     REDIS_CA_FILE,
+    outbox::OUTBOX,
+    outbox::OUTBOX_DIR,
+    outbox::OUTBOX_REDIS_URL,
 ];
 
 /// Header-name list settings: a comma-separated string (or, from JS, an array of names).
@@ -280,7 +295,14 @@ pub const IGNORE_HEADERS: StrSpec = StrSpec {
     secret: false,
     doc: "Request headers that should not split the key although they are not on the built-in no-identity list (never authorization, proxy-authorization, cookie, x-api-key or the tenant header).",
 };
-pub const LIST_SPECS: &[StrSpec] = &[VARY_HEADERS, IGNORE_HEADERS];
+pub const OUTBOX_HEADERS: StrSpec = StrSpec {
+    option: "outboxHeaders",
+    env: &["DNASTORE_OUTBOX_HEADERS"],
+    default: None,
+    secret: false,
+    doc: "Request headers a queued write keeps besides content-type, idempotency-key and the tenant header (authorization only when named here: it is then stored at rest).",
+};
+pub const LIST_SPECS: &[StrSpec] = &[VARY_HEADERS, IGNORE_HEADERS, OUTBOX_HEADERS];
 
 /// Retry settings, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -334,6 +356,7 @@ pub struct Config {
     pub coalesce: bool,
     pub retry: RetryConfig,
     pub lkg: LkgConfig,
+    pub outbox: OutboxConfig,
 }
 
 /// Every accepted option name.
@@ -782,9 +805,13 @@ impl Config {
                 redis_url: redis_url.map(|(_, raw)| raw),
                 redis,
             },
+            outbox: r.outbox()?,
         })
     }
 }
+
+mod outbox;
+pub use outbox::{OutboxConfig, OutboxMode};
 
 #[cfg(test)]
 mod tests;

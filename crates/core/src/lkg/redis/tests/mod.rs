@@ -117,8 +117,10 @@ fn replica(
     let deps = Deps {
         rng: Arc::new(SplitMix64::seeded(1)),
         wall_origin: std::time::SystemTime::now(),
+        runtime: None,
     };
     Breaker::with_transport(cfg, deps, Transport::Script(script.clone()))
+        .expect("no outbox to open")
 }
 
 async fn get(b: &Arc<Breaker>, deadline: Option<Duration>) -> CallOutcome {
