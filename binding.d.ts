@@ -183,6 +183,26 @@ export interface BreakerOptions {
   redisConnectTimeoutMs?: number
   /** Bound on each Redis reply, ms. Default 1000 (DNASTORE_LKG_REDIS_RESPONSE_TIMEOUT_MS). */
   redisResponseTimeoutMs?: number
+  /** Durable writes: 'off' | 'on' (writes with durable: true are queued when they cannot be delivered) | 'all' (every POST/PUT/PATCH/DELETE unless durable: false). Default 'off' (DNASTORE_OUTBOX). */
+  outbox?: string
+  /** Directory of the embedded outbox store (one SQLite file per breaker, mode 0600). Default '.dnastore-outbox' (DNASTORE_OUTBOX_DIR). */
+  outboxDir?: string
+  /** Redis for a fleet's shared outbox instead of the embedded file (DNASTORE_OUTBOX_REDIS_URL). */
+  outboxRedisUrl?: string
+  /** Headers a queued write keeps besides content-type, idempotency-key and the tenant header; authorization only when named (DNASTORE_OUTBOX_HEADERS). */
+  outboxHeaders?: Array<string> | string
+  /** Writes the outbox holds. Default 100000 (DNASTORE_OUTBOX_MAX_ENTRIES). */
+  outboxMaxEntries?: number
+  /** Bytes of queued writes the outbox holds. Default 256 MiB (DNASTORE_OUTBOX_MAX_BYTES). */
+  outboxMaxBytes?: number
+  /** A queued write older than this is dead-lettered (expired). Default 86400000 (DNASTORE_OUTBOX_MAX_AGE_MS). */
+  outboxMaxAgeMs?: number
+  /** Most queued writes delivered per second. Default 100 (DNASTORE_OUTBOX_RATE). */
+  outboxRate?: number
+  /** Queued writes delivered at the same time. Default 4 (DNASTORE_OUTBOX_CONCURRENCY). */
+  outboxConcurrency?: number
+  /** Longest wait before a failed delivery is tried again. Default 30000 (DNASTORE_OUTBOX_RETRY_MAX_MS). */
+  outboxRetryMaxMs?: number
 }
 
 /** `stats()`: counts over the rolling window. */

@@ -46,12 +46,14 @@ afterAll(async () => {
   require('node:fs').rmSync(OUTBOX_DIR, { recursive: true, force: true });
 });
 
-// Every family has series only on a breaker with every feature: `outbox` turns the outbox's on.
+// Every family has series only on a breaker with every feature, so these breakers have an
+// outbox (its families render only for breakers that have one).
 const OUTBOX_DIR = require('node:fs').mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'promclient-outbox-'));
 
-function breaker(name, extra = {}) {
+function breaker(name) {
   const b = createBreaker({
-    ...extra,
+    outbox: 'on',
+    outboxDir: OUTBOX_DIR,
     name,
     baseUrl,
     logger: false,
@@ -170,7 +172,7 @@ describe('registerWith(register)', () => {
   });
 
   test("a breaker's series leave register.metrics() when it shuts down; the families stay", async () => {
-    const b = breaker('promclient-gone', { outbox: 'on', outboxDir: OUTBOX_DIR });
+    const b = breaker('promclient-gone');
     await b.fire('/api/sigils/2', { route: '/api/sigils/:id' });
     const before = await register.metrics();
     expect(before).toContain('dnastore_circuit_state{name="promclient-gone"} 0');
@@ -188,7 +190,7 @@ describe('registerWith(register)', () => {
   });
 
   test("the family list (from the core) matches what the core renders", async () => {
-    const b = breaker('promclient-families', { outbox: 'on', outboxDir: OUTBOX_DIR });
+    const b = breaker('promclient-families');
     await b.fire('/api/sigils/5', { route: '/api/sigils/:id' });
     const own = headerLines(metrics(), 'dnastore_');
     const expected = FAMILIES.flatMap(([name, type, help]) => [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`]);
