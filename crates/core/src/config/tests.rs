@@ -324,3 +324,39 @@ fn redis_timeouts_and_ca_file_are_validated() {
     assert!(resolve_env(&[("DNASTORE_LKG_REDIS_CA_FILE", missing.as_str())]).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn outbox_settings_validate_and_name_the_option() {
+    let c = Config::defaults();
+    assert_eq!(c.outbox.mode, OutboxMode::Off);
+    assert_eq!(c.outbox.dir, std::path::PathBuf::from(".dnastore-outbox"));
+    for (raw, mode) in [
+        ("on", OutboxMode::On),
+        ("ALL", OutboxMode::All),
+        ("off", OutboxMode::Off),
+        ("true", OutboxMode::On),
+    ] {
+        assert_eq!(
+            resolve_env(&[("DNASTORE_OUTBOX", raw)])
+                .unwrap()
+                .outbox
+                .mode,
+            mode,
+            "{raw}"
+        );
+    }
+    let e = resolve_env(&[("DNASTORE_OUTBOX", "sometimes")]).unwrap_err();
+    assert_eq!(e.key, "DNASTORE_OUTBOX");
+    assert!(e.message.contains("off, on or all"), "{}", e.message);
+    let e = Config::resolve(
+        &RawOptions::new().set("outboxDir", RawValue::String(" ".into())),
+        &|_| None,
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "outboxDir");
+    let e = resolve_env(&[("DNASTORE_OUTBOX_REDIS_URL", "redis://u:hunter2@h:x")]).unwrap_err();
+    assert_eq!(e.key, "DNASTORE_OUTBOX_REDIS_URL");
+    assert!(!e.message.contains("hunter2"), "{}", e.message);
+    let c = resolve_env(&[("DNASTORE_OUTBOX_HEADERS", "X-Signature, authorization")]).unwrap();
+    assert_eq!(c.outbox.headers, ["x-signature", "authorization"]);
+}
