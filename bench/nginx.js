@@ -46,6 +46,8 @@ http {
     listen 127.0.0.1:${port};
     root ${prefix}/www;
     location = /data.json { default_type application/json; }
+    # Writes (the outbox benchmark): any method, a small JSON answer, the body discarded.
+    location = /write { default_type application/json; return 201 '{"ok":true}'; }
   }
 }
 `;
@@ -70,8 +72,8 @@ function waitForPort(port, deadlineMs) {
   });
 }
 
-/** Starts nginx; resolves to { url, pid, stop() }. */
-async function startNginx() {
+/** Starts nginx (on `port`, or a free one); resolves to { url, pid, stop() }. */
+async function startNginx(port = undefined) {
   const bin = NGINX_CANDIDATES.find((p) => fs.existsSync(p));
   if (!bin) throw new Error('nginx not found: apt-get install nginx-light');
   const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-bench-nginx-'));
@@ -80,7 +82,7 @@ async function startNginx() {
   fs.mkdirSync(path.join(prefix, 'www'), { mode: 0o755 });
   fs.mkdirSync(path.join(prefix, 'tmp'), { mode: 0o755 });
   fs.writeFileSync(path.join(prefix, 'www', 'data.json'), BODY, { mode: 0o644 });
-  const port = await freePort();
+  port ??= await freePort();
   fs.writeFileSync(path.join(prefix, 'nginx.conf'), config(prefix, port));
   const child = spawn(bin, ['-p', prefix, '-c', path.join(prefix, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
