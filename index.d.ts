@@ -1,9 +1,9 @@
 // The public API. Types of the native side (BreakerOptions, BreakerStats, BreakerEvent) are
 // generated from Rust into binding.d.ts; this file types the JS facade around them.
 import { EventEmitter } from 'node:events';
-import type { BreakerOptions as NativeOptions, BreakerStats, BreakerEvent } from './binding';
+import type { BreakerOptions as NativeOptions, BreakerStats, BreakerEvent, OutboxStats, OutboxEntry, OutboxDeadLetter } from './binding';
 
-export type { BreakerStats, BreakerEvent };
+export type { BreakerStats, BreakerEvent, OutboxStats, OutboxEntry, OutboxDeadLetter };
 
 export interface Logger {
   warn(fields: object, msg: string): void;
@@ -42,6 +42,40 @@ export interface FireInit {
   fullResponse?: boolean;
   /** Route template ('/api/sigils/:id') for the route-level metrics; never the raw URL. */
   route?: string;
+  /** Queue this write in the outbox if it cannot be delivered now (POST/PUT/PATCH/DELETE; needs the outbox option). */
+  durable?: boolean;
+  /** Durable writes sharing it are delivered one at a time, in order. Default: the URL for PUT/PATCH/DELETE, none for POST. */
+  orderingKey?: string;
+}
+
+/**
+ * A durable write that could not be delivered now: stored (synced) in the outbox and delivered
+ * later with `idempotencyKey`. A Fallback, so `if (res.fallback)` code keeps working; tell it
+ * apart with `res.queued`.
+ */
+export interface Queued extends Fallback<never> {
+  queued: true;
+  /** The outbox entry (outbox.list(), retry(), discard()). */
+  id: string;
+  /** Sent on every attempt, live and delivered. */
+  idempotencyKey: string;
+  data: null;
+  source: 'outbox';
+}
+
+/** The durable outbox's operations (`breaker.outbox`). */
+export interface Outbox {
+  stats(): OutboxStats;
+  /** Queued writes, oldest first (never their body or headers). */
+  list(options?: { limit?: number }): OutboxEntry[];
+  /** Writes DNAStore refused (with its answer), or that expired or failed their signature. */
+  deadLetters(options?: { limit?: number }): OutboxDeadLetter[];
+  /** Puts a dead letter back in the queue; false if there is none with `id`. */
+  retry(id: string): Promise<boolean>;
+  /** Removes a queued write (not while it is being delivered) or a dead letter for good. */
+  discard(id: string): Promise<boolean>;
+  /** Settles when the queue is empty or the circuit is open. */
+  drain(): Promise<void>;
 }
 
 export interface Fallback<T = unknown> {
@@ -49,7 +83,9 @@ export interface Fallback<T = unknown> {
   data: T | null;
   error: 'DNAStore unavailable';
   code: FallbackCode;
-  source: 'cache' | 'none' | 'function';
+  source: 'cache' | 'none' | 'function' | 'outbox';
+  /** True for a durable write stored in the outbox (see Queued). */
+  queued?: boolean;
   /** Age of a cached entry (source 'cache'). */
   ageMs?: number;
 }
@@ -69,7 +105,8 @@ export interface BreakerError extends Error {
 
 export type BreakerEventName =
   | 'open' | 'halfOpen' | 'close' | 'fire' | 'success' | 'failure' | 'timeout' | 'clientError' | 'reject'
-  | 'fallback' | 'retry' | 'retryBudgetExhausted' | 'abort' | 'coalesced' | 'redis' | 'shutdown';
+  | 'fallback' | 'retry' | 'retryBudgetExhausted' | 'abort' | 'coalesced' | 'redis' | 'shutdown'
+  | 'queued' | 'delivered' | 'deadLetter' | 'outbox';
 
 export declare class Breaker extends EventEmitter {
   readonly name: string;
@@ -78,9 +115,11 @@ export declare class Breaker extends EventEmitter {
   readonly opened: boolean;
   readonly closed: boolean;
   readonly halfOpen: boolean;
-  /** Never throws: the Promise resolves (response or fallback) or rejects with a coded error. */
-  fire<T = any>(url: string | URL, init?: FireInit & { fullResponse?: false }): Promise<T | Fallback<T>>;
-  fire<T = any>(url: string | URL, init: FireInit & { fullResponse: true }): Promise<FullResponse<T> | Fallback<T>>;
+  /** Never throws: the Promise resolves (response, fallback, or a queued durable write) or rejects with a coded error. */
+  fire<T = any>(url: string | URL, init?: FireInit & { fullResponse?: false }): Promise<T | Fallback<T> | Queued>;
+  fire<T = any>(url: string | URL, init: FireInit & { fullResponse: true }): Promise<FullResponse<T> | Fallback<T> | Queued>;
+  /** The durable outbox (null without the outbox option). */
+  readonly outbox: Outbox | null;
   stats(): BreakerStats;
   /** Settles this handle's calls still running with ESHUTDOWN; the last handle of a name closes the breaker. */
   shutdown(): void;

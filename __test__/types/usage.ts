@@ -1,7 +1,7 @@
 // Compile-only check of the published types (index.d.ts + the generated binding.d.ts):
 // `tsc -p __test__/types` must accept this file. Lines marked @ts-expect-error must fail.
 import { createBreaker, metrics, registerWith, METRICS_CONTENT_TYPE, optionNames } from '../..';
-import type { Fallback, BreakerStats, BreakerEvent, FullResponse } from '../..';
+import type { Fallback, BreakerStats, BreakerEvent, FullResponse, Queued } from '../..';
 import { Registry } from 'prom-client';
 
 interface Sigil {
@@ -35,6 +35,20 @@ async function main(): Promise<void> {
   const state: 'closed' | 'open' | 'halfOpen' = breaker.state;
   console.log(s.failures, state, metrics().length, METRICS_CONTENT_TYPE, optionNames().length);
   registerWith(new Registry());
+
+  const durable = createBreaker({ name: 'durable', outbox: 'on', outboxDir: '/tmp/x', logger: false });
+  const w = await durable.fire<{ id: string }>('/api/sigils', { method: 'POST', body: '{}', durable: true, orderingKey: 'k' });
+  if ('queued' in w && w.queued) {
+    const q: Queued = w as Queued;
+    console.log(q.id, q.idempotencyKey, q.code);
+  }
+  if (durable.outbox) {
+    const st: number = durable.outbox.stats().entries;
+    const ok: boolean = await durable.outbox.retry('id');
+    await durable.outbox.drain();
+    console.log(st, ok, durable.outbox.list({ limit: 5 })[0]?.idempotencyKey, durable.outbox.deadLetters()[0]?.reason);
+  }
+  durable.on('delivered', (e: BreakerEvent) => console.log(e.id, e.afterMs));
   breaker.shutdown();
 
   // @ts-expect-error timeout is a number
@@ -43,6 +57,8 @@ async function main(): Promise<void> {
   createBreaker({ timout: 3000 });
   // @ts-expect-error body must be a string or bytes
   await breaker.fire('/x', { body: { a: 1 } });
+  // @ts-expect-error durable is a boolean
+  await breaker.fire('/x', { method: 'POST', durable: 'yes' });
 }
 
 void main;
