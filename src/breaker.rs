@@ -342,10 +342,8 @@ pub fn fire<'env>(
                         None,
                     )?))
                 }
-                Err(e) => {
-                    b.rejected(None);
-                    Ok(Either3::B(convert::rejection(e)))
-                }
+                // Invalid: rejected as such (admission already counted the short-circuit).
+                Err(e) => Ok(Either3::B(convert::rejection(e))),
             };
         }
         // Open: no runtime, no network. Validating the request is only worth it when
