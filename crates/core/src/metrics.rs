@@ -578,7 +578,8 @@ mod tests {
 
     #[test]
     fn families_list_matches_what_render_prints() {
-        let m = BreakerMetrics::new("metrics-test-families");
+        // With an outbox: its families render only for breakers that have one.
+        let m = BreakerMetrics::build("metrics-test-families", 50, true);
         m.on_event(&Event::Success {
             latency: Duration::from_millis(1),
             route: Some("/r"),
