@@ -67,10 +67,14 @@ test('after a restart the queued writes are known again (seeded from the outbox)
   const name = `ws-restart-${process.pid}`;
   const first = breaker(`http://127.0.0.1:${port}`, name);
   const q = await write(first, { name: 'kept' }, 'key-kept');
-  expect(new WriteStatus(first).get(q.id)).toEqual(expect.objectContaining({ state: 'queued' }));
+  const before = new WriteStatus(first);
+  await before.ready;
+  expect(before.get(q.id)).toEqual(expect.objectContaining({ state: 'queued' }));
   first.shutdown();
   const second = breaker(`http://127.0.0.1:${port}`, name);
   const status = new WriteStatus(second);
+  expect(status.get(q.id)).toBeUndefined(); // not before the outbox was read
+  await status.ready;
   expect(status.get(q.id)).toEqual(expect.objectContaining({ id: q.id, state: 'queued', idempotencyKey: 'key-kept' }));
   expect(status.get('no-such-id')).toBeUndefined();
 });

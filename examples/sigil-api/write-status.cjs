@@ -6,8 +6,8 @@
 // Kept from the breaker's events (`queued` results, `delivered`, `deadLetter`) in a bounded
 // map, because the outbox has no lookup by id (list() reads every queued write from disk).
 // A process that restarts with a non-empty outbox seeds the map from list() and
-// deadLetters(), so queued writes keep answering; writes delivered before the restart are
-// no longer known (404, as for an id that never existed).
+// deadLetters() (`ready` settles when done), so queued writes keep answering; writes
+// delivered before the restart are no longer known (404, as for an id that never existed).
 //
 // The sigil's id is not known for a delivered write: the `delivered` event carries DNAStore's
 // status, not its answer. A client that needs the sigil POSTs the same body again with the
@@ -31,7 +31,8 @@ class WriteStatus {
       const prev = this.#writes.get(e.id);
       this.#set(e.id, { state: 'dead_letter', idempotencyKey: prev?.idempotencyKey, reason: e.reason, status: e.status ?? null, deadAt: new Date().toISOString() });
     });
-    if (breaker.outbox) this.#seed(breaker.outbox);
+    /** Settles once the records of a previous process are loaded (never rejects). */
+    this.ready = breaker.outbox ? this.#seed(breaker.outbox) : Promise.resolve();
   }
 
   /** A write fire() answered `queued` (unless an event already moved it on). */
@@ -50,12 +51,19 @@ class WriteStatus {
     return w && { id, ...w };
   }
 
-  #seed(outbox) {
-    for (const e of outbox.list({ limit: SEED_LIMIT })) {
-      this.#set(e.id, { state: 'queued', idempotencyKey: e.idempotencyKey, code: e.lastError ?? null, queuedAt: new Date(e.createdAt).toISOString() });
-    }
-    for (const d of outbox.deadLetters({ limit: SEED_LIMIT })) {
-      this.#set(d.id, { state: 'dead_letter', idempotencyKey: d.idempotencyKey, reason: d.reason, status: d.status ?? null, deadAt: new Date(d.diedAt).toISOString() });
+  // list() and deadLetters() may answer arrays or Promises (the fleet outbox on Redis reads
+  // over the network), so both are awaited. A record an event wrote meanwhile is newer: kept.
+  async #seed(outbox) {
+    try {
+      const [queued, dead] = await Promise.all([outbox.list({ limit: SEED_LIMIT }), outbox.deadLetters({ limit: SEED_LIMIT })]);
+      for (const e of queued) {
+        if (!this.#writes.has(e.id)) this.#set(e.id, { state: 'queued', idempotencyKey: e.idempotencyKey, code: e.lastError ?? null, queuedAt: new Date(e.createdAt).toISOString() });
+      }
+      for (const d of dead) {
+        if (!this.#writes.has(d.id)) this.#set(d.id, { state: 'dead_letter', idempotencyKey: d.idempotencyKey, reason: d.reason, status: d.status ?? null, deadAt: new Date(d.diedAt).toISOString() });
+      }
+    } catch {
+      // The outbox could not be listed: those ids answer 404 until their events arrive.
     }
   }
 
