@@ -1,8 +1,11 @@
 'use strict';
 
 // Runs the k6 soak (loadtest/soak.js) against real processes: starts the fake DNAStore and
-// the Sigil API (durable writes, its outbox in a temp dir), runs k6, and stops/starts the
-// DNAStore process in cycles while k6 runs. Then it waits (bounded) for the API's outbox to
+// the Sigil API (durable writes, its outbox in a temp dir), runs k6, and takes DNAStore down
+// and up in cycles while k6 runs: by turns the process is stopped (`down`: refused, the
+// write surely not stored) and it stores writes but resets the connection before answering
+// (`lostreply`: the outcome unknown, the case only the Idempotency-Key makes safe to send
+// again). Then it waits (bounded) for the API's outbox to
 // drain and audits the writes: what k6 was told (201/202 and their keys, from its console
 // ledger) against what DNAStore holds. Exits non-zero when a k6 threshold failed or the
 // audit found a write answered 201/202 lost or stored twice.
@@ -11,7 +14,8 @@
 //   node loadtest/run-soak.js --rate 100 --duration 30m --up 60 --down 20   # the long soak
 //
 // Options: --rate (req/s, 100), --duration (k6 syntax, 60s), --up / --down (seconds per
-// DNAStore cycle, 10 / 6), --summary (path for k6's JSON summary export).
+// DNAStore cycle, 10 / 6), --outages (the kinds taken in turn, down,lostreply), --summary
+// (path for k6's JSON summary export).
 
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -45,6 +49,10 @@ const DURATION = arg('duration', '60s');
 const DURATION_S = seconds(DURATION);
 const UP_S = Number(arg('up', 10));
 const DOWN_S = Number(arg('down', 6));
+const OUTAGES = arg('outages', 'down,lostreply').split(',');
+for (const kind of OUTAGES) {
+  if (kind !== 'down' && kind !== 'lostreply') throw new Error(`--outages ${kind}: each must be down or lostreply`);
+}
 // One temp dir for the outbox file, k6's ledger and summary; removed at the end.
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-soak-'));
 const SUMMARY = arg('summary', path.join(TMP, 'summary.json'));
@@ -107,7 +115,7 @@ async function main() {
   await api.ready;
   const base = `http://${HOST}:${port}`;
   t0 = Date.now();
-  log(`DNAStore pid ${store.pid} ${store.url}; Sigil API pid ${api.pid} ${base}; k6 at ${RATE} req/s for ${DURATION}; DNAStore cycles ${UP_S}s up / ${DOWN_S}s down`);
+  log(`DNAStore pid ${store.pid} ${store.url}; Sigil API pid ${api.pid} ${base}; k6 at ${RATE} req/s for ${DURATION}; DNAStore cycles ${UP_S}s up / ${DOWN_S}s out (${OUTAGES.join(', ')})`);
 
   // --console-output: the write ledger (raw JSON lines) goes to a file, not the terminal.
   k6 = spawn('k6', ['run', '--no-color', '--summary-export', SUMMARY, '--console-output', LEDGER, '--log-format', 'raw',
@@ -137,11 +145,18 @@ async function main() {
   while (!k6Done && Date.now() + (UP_S + DOWN_S) * 1000 < cyclesEnd) {
     await sleepOrDone(UP_S * 1000, () => k6Done);
     if (k6Done) break;
-    await store.stop();
+    const kind = OUTAGES[outages % OUTAGES.length];
     outages++;
-    log(`DNAStore DOWN (outage ${outages})`);
+    if (kind === 'down') {
+      await countReplays(); // the process's count goes with it
+      await store.stop();
+    } else {
+      await store.setMode(kind);
+    }
+    log(`DNAStore ${kind === 'down' ? 'DOWN' : kind.toUpperCase()} (outage ${outages})`);
     await sleepOrDone(DOWN_S * 1000, () => k6Done);
-    await store.start();
+    if (kind === 'down') await store.start();
+    else await store.setMode('up');
     log('DNAStore UP');
   }
 
@@ -195,15 +210,26 @@ async function auditWrites({ outbox, afterMs, drained }) {
     told = parseLedger(fs.readFileSync(LEDGER, 'utf8'));
     held = (await store.sigils()).sigils;
     fake = await store.stats();
+    replays += fake.replayed;
   } catch (err) {
     lines.push(`  audit                 FAIL: cannot read the ledger or DNAStore: ${err.message}`);
     return { ok: false, lines };
   }
-  lines.push(`  DNAStore              ${held.length} sigils stored; ${fake.replayed} POSTs answered from an earlier result (a repeated Idempotency-Key)`);
+  lines.push(`  DNAStore              ${held.length} sigils stored; ${replays} POSTs answered from an earlier result (a repeated Idempotency-Key)`);
   const a = audit({ told, stored: held });
   lines.push(formatAudit(a));
   if (a.writes === 0) lines.push('  audit                 FAIL: the ledger holds no writes');
   return { ok: a.ok && a.writes > 0 && drained, lines };
+}
+
+// POSTs the fake DNAStore answered from an earlier result (a repeated key), over restarts.
+let replays = 0;
+async function countReplays() {
+  try {
+    replays += (await store.stats()).replayed;
+  } catch (err) {
+    log(`DNAStore stats: ${err.message}`);
+  }
 }
 
 async function sleepOrDone(ms, done) {
@@ -224,7 +250,7 @@ function report(code, { outages, trips, transitions }) {
   const count = (m) => (s[m] ? s[m].count : 0);
   const dur = (m) => (s[m] ? `p50 ${s[m]['p(50)'].toFixed(1)} ms, p99 ${s[m]['p(99)'].toFixed(1)} ms, max ${s[m].max.toFixed(1)} ms` : 'n/a');
   const lines = [
-    `soak: ${RATE} req/s for ${DURATION}, ${outages} DNAStore outages (${DOWN_S}s each), k6 exit ${code}`,
+    `soak: ${RATE} req/s for ${DURATION}, ${outages} DNAStore outages (${DOWN_S}s each, by turns ${OUTAGES.join(', ')}), k6 exit ${code}`,
     `  requests              ${count('http_reqs')} (${s.http_reqs ? s.http_reqs.rate.toFixed(1) : '?'} req/s)`,
     `  failed (all requests) ${rate('http_req_failed')} (threshold < 1 %; a read passes on 200, a write on 201 or 202)`,
     `  reads failed          ${rate('read_failed')} (threshold < 1 %)`,

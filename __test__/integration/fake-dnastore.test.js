@@ -59,6 +59,21 @@ test.each([
   expect(await stored()).toEqual([...before, { key: `key-${how.kill ? 'kill' : 'term'}`, id: fresh.json.id, name: 'gamma' }]);
 });
 
+test('lostreply mode stores a write, then resets the connection; its retry is answered from the first result', async () => {
+  await store.setMode('lostreply');
+  const lost = await create({ name: 'lost reply' }, 'key-lost').then(
+    (r) => ({ status: r.status }),
+    (err) => ({ error: err.code }),
+  );
+  expect(lost).toEqual({ error: 'ECONNRESET' });
+  await store.setMode('up');
+  const held = (await stored()).filter((r) => r.key === 'key-lost');
+  expect(held.map((r) => r.name)).toEqual(['lost reply']);
+  const retry = await create({ name: 'lost reply' }, 'key-lost');
+  expect({ status: retry.status, replayed: retry.headers['idempotent-replayed'], id: retry.json.id }).toEqual({ status: 201, replayed: 'true', id: held[0].id });
+  expect((await stored()).filter((r) => r.key === 'key-lost')).toHaveLength(1);
+});
+
 test('a sigil without a name is refused with 422 and not stored', async () => {
   const before = (await store.sigils()).total;
   const r = await create({ glyph: '✶' }, 'key-no-name');

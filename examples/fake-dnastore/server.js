@@ -18,7 +18,7 @@ const http = require('node:http');
 const fs = require('node:fs');
 const { seededRandom } = require('./random');
 
-const MODES = ['up', 'refuse', 'hang', 'slow', 'slowbody', 'error', 'flaky', 'ratelimited', 'garbage', 'huge'];
+const MODES = ['up', 'refuse', 'hang', 'slow', 'slowbody', 'error', 'flaky', 'ratelimited', 'garbage', 'huge', 'lostreply'];
 const DEFAULTS = { ms: 2000, status: 503, p: 50, seed: 42, retryAfter: 1, mb: 20 };
 const MAX_BODY = 1024 * 1024;
 const LIST_LIMIT_MAX = 500;
@@ -191,6 +191,13 @@ function createServer({ store, mode: initialMode = 'up', params: initialParams =
       case 'slow':
         await new Promise((r) => setTimeout(r, params.ms));
         break;
+      case 'lostreply':
+        // The request is handled (a write IS stored), then the connection is reset before
+        // the answer: the client cannot know the outcome. Only a repeated Idempotency-Key
+        // keeps its retry from storing the write twice.
+        await answer(req, url);
+        req.socket.destroy();
+        return;
       default:
         break;
     }
