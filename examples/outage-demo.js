@@ -2,21 +2,30 @@
 
 // The outage demo (`npm run demo`): starts the fake DNAStore and the Sigil API as child
 // processes, sends steady traffic, stops DNAStore, starts it again, and prints one line
-// per second, then a summary. Exit code 1 if the breaker never opened or never closed.
+// per second, then a summary. Writes during the outage are queued in the API's durable
+// outbox (202) and delivered after it; the demo then checks every write answered 201 or
+// 202 is in DNAStore exactly once. Exit code 1 if the breaker never opened or never
+// closed, the outbox did not drain, or a write was lost or stored twice.
 //
 //   node examples/outage-demo.js [--rate 50]
 
+const fs = require('node:fs');
 const http = require('node:http');
+const os = require('node:os');
 const path = require('node:path');
 const { startDnastore, spawnNode, stopProcess, stopOnSignals, freePort, request, HOST } = require('./fake-dnastore/control');
+const { audit } = require('./fake-dnastore/audit');
 
 const RATE = Number(argValue('--rate') ?? 50);
 const DOWN_AT_S = 8; // DNAStore process stopped
 const UP_AT_S = 20; // and started again on the same port
 const END_AT_S = 30; // traffic stops (later only if the breaker has not closed yet)
 const HARD_END_S = 45;
+const DRAIN_TIMEOUT_MS = 8000; // after traffic stops; the outbox normally drained long before
 const CLIENT_TIMEOUT_MS = 5000;
 const MAX_IN_FLIGHT = 500;
+// The API's outbox file lives here for the demo only.
+const OUTBOX_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-demo-outbox-'));
 
 // Short settings so the whole story fits in half a minute; production uses the defaults.
 const API_ENV = {
@@ -26,6 +35,7 @@ const API_ENV = {
   DNASTORE_CIRCUIT_VOLUME_THRESHOLD: '10',
   DNASTORE_CIRCUIT_ROLLING_MS: '5000',
   DNASTORE_CIRCUIT_ROLLING_BUCKETS: '5',
+  DNASTORE_OUTBOX_DIR: OUTBOX_DIR,
   LOG_LEVEL: 'info',
 };
 
@@ -40,12 +50,14 @@ let api;
 // Every exit path (end, error, Ctrl-C, kill) stops both children.
 async function cleanup() {
   await Promise.all([api && stopProcess(api), store && store.close()]);
+  fs.rmSync(OUTBOX_DIR, { recursive: true, force: true });
 }
 stopOnSignals(cleanup, (sig) => process.stdout.write(`\n${sig}: stopping the demo's processes\n`));
 // Last resort on an unexpected exit: the children also exit when our stdin pipe to them closes.
 process.on('exit', () => {
   if (api && api.child.exitCode === null) api.child.kill('SIGKILL');
   if (store && store.running) process.kill(store.pid, 'SIGKILL');
+  fs.rmSync(OUTBOX_DIR, { recursive: true, force: true });
 });
 
 function percentile(sorted, p) {
@@ -53,10 +65,12 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-// One response -> ok (live 2xx), cache (LKG 200), none (503 + Retry-After, nothing cached or a
-// write refused), error (anything else: other statuses, resets, client timeouts).
+// One response -> ok (live 2xx), cache (LKG 200), queued (202: a write stored in the outbox),
+// none (503 + Retry-After, nothing cached or a write refused), error (anything else: other
+// statuses, resets, client timeouts).
 function classify(status, headers) {
   const source = headers['x-fallback-source'];
+  if (status === 202) return 'queued';
   if (status >= 200 && status < 300) return source ? (source === 'cache' ? 'cache' : 'function') : 'ok';
   if (status === 503 && headers['retry-after'] && source === 'none') return 'none';
   return 'error';
@@ -74,6 +88,8 @@ async function main() {
     onLine: (rec) => {
       const m = /DNAStore circuit breaker (OPEN|HALF-OPEN|CLOSED)/.exec(rec.msg || '');
       if (m) transitions.push({ at: rec.time, to: m[1], reason: rec.reason });
+      // The outbox's delivery runs (started / paused / drained), from the library's log.
+      if (/^DNAStore outbox /.test(rec.msg || '')) transitions.push({ at: rec.time, to: `outbox ${rec.phase}`, reason: outboxNote(rec) });
     },
   });
   await api.ready;
@@ -90,12 +106,14 @@ async function main() {
   await request('GET', `${base}/api/consciousness/sigils`, { agent });
   const recent = [];
 
-  console.log(`fake DNAStore pid ${store.pid} on ${store.url}; Sigil API pid ${api.pid} on ${base}`);
-  console.log(`${RATE} req/s (50% list, 30% get, 20% create); DNAStore goes down at ${DOWN_AT_S}s and comes back at ${UP_AT_S}s\n`);
-  console.log('  time  dnastore  breaker    rps    ok%  cache%  503%  err%   p99ms  event');
+  console.log(`fake DNAStore pid ${store.pid} on ${store.url}; Sigil API pid ${api.pid} on ${base}; its outbox in ${OUTBOX_DIR}`);
+  console.log(`${RATE} req/s (50% list, 30% get, 20% create); DNAStore goes down at ${DOWN_AT_S}s and comes back at ${UP_AT_S}s`);
+  console.log('queued% = writes answered 202 (stored in the outbox); outbox = writes queued now; deliv = delivered from it so far\n');
+  console.log('  time  dnastore  breaker    rps    ok%  cache%  queued%  503%  err%   p99ms  outbox  deliv  event');
 
   const t0 = Date.now();
   const all = [];
+  const told = []; // { key, status } of every write, for the audit
   let bucket = [];
   let inFlight = 0;
   let seq = 0;
@@ -113,7 +131,10 @@ async function main() {
       const pool = n % 5 === 0 && recent.length ? recent : warm;
       req = request('GET', `${base}/api/consciousness/sigils/${pool[n % pool.length]}`, { agent, timeout: CLIENT_TIMEOUT_MS });
     } else {
-      req = request('POST', `${base}/api/consciousness/sigils`, { body: { name: `s-${n}` }, agent, timeout: CLIENT_TIMEOUT_MS });
+      // A unique Idempotency-Key, also in the body (`ref`), so the audit can match the sigil.
+      const key = `demo-${process.pid}-${n}`;
+      req = request('POST', `${base}/api/consciousness/sigils`, { body: { name: `s-${n}`, ref: key }, headers: { 'idempotency-key': key }, agent, timeout: CLIENT_TIMEOUT_MS });
+      req.then((r) => told.push({ key, status: r.status }), () => told.push({ key, status: 0 }));
     }
     const start = Date.now();
     inFlight++;
@@ -136,8 +157,11 @@ async function main() {
     const done = bucket;
     bucket = [];
     let state = '?';
+    let outbox = {};
     try {
-      state = (await request('GET', `${base}/readyz`, { timeout: 900 })).json.breakers.dnastore.state;
+      const b = (await request('GET', `${base}/readyz`, { timeout: 900 })).json.breakers.dnastore;
+      state = b.state;
+      outbox = b.outbox ?? {};
     } catch {
       state = 'unreachable';
     }
@@ -147,7 +171,7 @@ async function main() {
     const events = transitions.slice(lastTransition).map((t) => `${t.to} (${t.reason})`);
     lastTransition = transitions.length;
     console.log(
-      `${String(second).padStart(5)}s  ${(storeUp ? 'up' : 'DOWN').padEnd(8)}  ${state.padEnd(9)} ${String(done.length).padStart(4)}  ${pct('ok').padStart(5)}  ${pct('cache').padStart(6)}  ${pct('none').padStart(4)}  ${pct('error').padStart(4)}  ${String(p99).padStart(6)}  ${events.join(', ')}`,
+      `${String(second).padStart(5)}s  ${(storeUp ? 'up' : 'DOWN').padEnd(8)}  ${state.padEnd(9)} ${String(done.length).padStart(4)}  ${pct('ok').padStart(5)}  ${pct('cache').padStart(6)}  ${pct('queued').padStart(7)}  ${pct('none').padStart(4)}  ${pct('error').padStart(4)}  ${String(p99).padStart(6)}  ${String(outbox.entries ?? '?').padStart(6)}  ${String(outbox.delivered ?? '?').padStart(5)}  ${events.join(', ')}`,
     );
   };
 
@@ -173,6 +197,17 @@ async function main() {
   const drainEnd = Date.now() + CLIENT_TIMEOUT_MS + 500;
   while (inFlight > 0 && Date.now() < drainEnd) await new Promise((r) => setTimeout(r, 50));
 
+  // Every queued write delivered (bounded wait), then what clients were told against what
+  // DNAStore holds.
+  const outboxEnd = Date.now() + DRAIN_TIMEOUT_MS;
+  let outbox = {};
+  for (;;) {
+    outbox = (await request('GET', `${base}/readyz`)).json.breakers.dnastore.outbox ?? {};
+    if (outbox.entries === 0 || Date.now() > outboxEnd) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const writes = audit({ told, stored: (await store.sigils()).sigils });
+
   const metricsText = (await request('GET', `${base}/metrics`)).body;
   const trips = Number(/^dnastore_circuit_trips_total\{[^}]*\} (\S+)/m.exec(metricsText)?.[1] ?? 0);
   const opened = transitions.find((t) => t.to === 'OPEN' && t.at >= downAt);
@@ -184,18 +219,31 @@ async function main() {
   console.log(`  requests           ${all.length} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   console.log(`  served live        ${tally('ok')}`);
   console.log(`  served from cache  ${tally('cache')}  (200 + X-Fallback-Source: cache)`);
+  console.log(`  queued (202)       ${tally('queued')}  (writes stored in the outbox during the outage)`);
   console.log(`  503 + Retry-After  ${tally('none')}  (nothing cached, or a write that was not stored)`);
   console.log(`  errors             ${tally('error')}  (any other status, reset or client timeout)`);
   console.log(`  latency            p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms, max ${lat[lat.length - 1] ?? 0} ms (deadline ${API_ENV.DNASTORE_DEADLINE_MS} ms)`);
   console.log(`  breaker trips      ${trips} (dnastore_circuit_trips_total)`);
   console.log(`  time to open       ${opened ? `${opened.at - downAt} ms after DNAStore stopped` : 'NEVER OPENED'}`);
   console.log(`  time to close      ${closed ? `${closed.at - upAt} ms after DNAStore came back` : 'NEVER CLOSED'}`);
+  console.log(`  outbox             ${outbox.enqueued} writes queued, ${outbox.delivered} delivered after the outage, ${outbox.deadLettered} dead letters, ${outbox.entries} still queued`);
+  console.log(`  write audit        ${writes.acknowledged} writes answered 201/202: ${writes.lost.length} lost, ${writes.duplicated.length} duplicated in DNAStore`);
   agent.destroy();
   await cleanup();
   if (!opened || !closed) {
     console.error('\nFAIL: the breaker did not both open during the outage and close after recovery');
     process.exitCode = 1;
   }
+  if (outbox.entries !== 0 || !writes.ok || writes.queued === 0) {
+    console.error(`\nFAIL: ${writes.queued === 0 ? 'no write was queued during the outage' : outbox.entries !== 0 ? 'the outbox did not drain' : 'a write answered 201/202 was lost or stored twice'}`);
+    process.exitCode = 1;
+  }
+}
+
+function outboxNote(rec) {
+  if (rec.phase === 'started') return `${rec.queued} queued`;
+  if (rec.phase === 'paused') return `${rec.queued} still queued`;
+  return `${rec.delivered} delivered in ${Math.round(rec.afterMs)} ms`;
 }
 
 main().catch(async (err) => {

@@ -1,20 +1,29 @@
 'use strict';
 
 // Runs the k6 soak (loadtest/soak.js) against real processes: starts the fake DNAStore and
-// the Sigil API, runs k6, and stops/starts the DNAStore process in cycles while k6 runs.
-// Exits with k6's exit code (non-zero when a threshold failed).
+// the Sigil API (durable writes, its outbox in a temp dir), runs k6, and takes DNAStore down
+// and up in cycles while k6 runs: by turns the process is stopped (`down`: refused, the
+// write surely not stored) and it stores writes but resets the connection before answering
+// (`lostreply`: the outcome unknown, the case only the Idempotency-Key makes safe to send
+// again). Then it waits (bounded) for the API's outbox to
+// drain and audits the writes: what k6 was told (201/202 and their keys, from its console
+// ledger) against what DNAStore holds. Exits non-zero when a k6 threshold failed or the
+// audit found a write answered 201/202 lost or stored twice.
 //
 //   node loadtest/run-soak.js --duration 60s            # the CI run (< 2 minutes)
 //   node loadtest/run-soak.js --rate 100 --duration 30m --up 60 --down 20   # the long soak
 //
 // Options: --rate (req/s, 100), --duration (k6 syntax, 60s), --up / --down (seconds per
-// DNAStore cycle, 10 / 6), --summary (path for k6's JSON summary export).
+// DNAStore cycle, 10 / 6), --outages (the kinds taken in turn, down,lostreply), --summary
+// (path for k6's JSON summary export).
 
 const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { startDnastore, spawnNode, stopProcess, stopOnSignals, freePort, request, HOST } = require('../examples/fake-dnastore/control');
+const { audit, parseLedger, formatAudit } = require('../examples/fake-dnastore/audit');
 
 function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,10 +49,22 @@ const DURATION = arg('duration', '60s');
 const DURATION_S = seconds(DURATION);
 const UP_S = Number(arg('up', 10));
 const DOWN_S = Number(arg('down', 6));
-const SUMMARY = arg('summary', path.join(os.tmpdir(), `soak-summary-${process.pid}.json`));
+const OUTAGES = arg('outages', 'down,lostreply').split(',');
+for (const kind of OUTAGES) {
+  if (kind !== 'down' && kind !== 'lostreply') throw new Error(`--outages ${kind}: each must be down or lostreply`);
+}
+// One temp dir for the outbox file, k6's ledger and summary; removed at the end.
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-soak-'));
+const SUMMARY = arg('summary', path.join(TMP, 'summary.json'));
+const LEDGER = path.join(TMP, 'ledger.jsonl');
+const RUN_ID = crypto.randomBytes(4).toString('hex');
 const DEADLINE_MS = 1500;
 // Everything stops by itself: k6 gets its duration plus setup and a grace period.
 const HARD_LIMIT_MS = (DURATION_S + 90) * 1000;
+// The last outage ends half a cycle before k6 does, so the outbox has usually drained by
+// then; this bounds the wait if it has not (outboxRate 100/s delivers a 6 s outage's
+// writes in a few seconds).
+const DRAIN_TIMEOUT_MS = 60000;
 
 const API_ENV = {
   DNASTORE_TIMEOUT_MS: '500',
@@ -52,6 +73,7 @@ const API_ENV = {
   DNASTORE_CIRCUIT_VOLUME_THRESHOLD: '20',
   DNASTORE_CIRCUIT_ROLLING_MS: '5000',
   DNASTORE_CIRCUIT_ROLLING_BUCKETS: '5',
+  DNASTORE_OUTBOX_DIR: path.join(TMP, 'outbox'),
   LOG_LEVEL: 'info',
 };
 
@@ -62,6 +84,7 @@ let k6;
 async function cleanup() {
   if (k6 && k6.exitCode === null) k6.kill('SIGTERM');
   await Promise.all([api && stopProcess(api), store && store.close()]);
+  fs.rmSync(TMP, { recursive: true, force: true });
 }
 
 stopOnSignals(cleanup);
@@ -92,10 +115,11 @@ async function main() {
   await api.ready;
   const base = `http://${HOST}:${port}`;
   t0 = Date.now();
-  log(`DNAStore pid ${store.pid} ${store.url}; Sigil API pid ${api.pid} ${base}; k6 at ${RATE} req/s for ${DURATION}; DNAStore cycles ${UP_S}s up / ${DOWN_S}s down`);
+  log(`DNAStore pid ${store.pid} ${store.url}; Sigil API pid ${api.pid} ${base}; k6 at ${RATE} req/s for ${DURATION}; DNAStore cycles ${UP_S}s up / ${DOWN_S}s out (${OUTAGES.join(', ')})`);
 
-  k6 = spawn('k6', ['run', '--no-color', '--summary-export', SUMMARY,
-    '-e', `BASE_URL=${base}`, '-e', `RATE=${RATE}`, '-e', `DURATION=${DURATION}`, '-e', `DEADLINE_MS=${DEADLINE_MS}`,
+  // --console-output: the write ledger (raw JSON lines) goes to a file, not the terminal.
+  k6 = spawn('k6', ['run', '--no-color', '--summary-export', SUMMARY, '--console-output', LEDGER, '--log-format', 'raw',
+    '-e', `BASE_URL=${base}`, '-e', `RATE=${RATE}`, '-e', `DURATION=${DURATION}`, '-e', `DEADLINE_MS=${DEADLINE_MS}`, '-e', `RUN_ID=${RUN_ID}`,
     path.join(__dirname, 'soak.js')], { stdio: ['ignore', 'inherit', 'inherit'] });
   const k6Exit = new Promise((resolve) => {
     k6.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
@@ -121,16 +145,24 @@ async function main() {
   while (!k6Done && Date.now() + (UP_S + DOWN_S) * 1000 < cyclesEnd) {
     await sleepOrDone(UP_S * 1000, () => k6Done);
     if (k6Done) break;
-    await store.stop();
+    const kind = OUTAGES[outages % OUTAGES.length];
     outages++;
-    log(`DNAStore DOWN (outage ${outages})`);
+    if (kind === 'down') {
+      await countReplays(); // the process's count goes with it
+      await store.stop();
+    } else {
+      await store.setMode(kind);
+    }
+    log(`DNAStore ${kind === 'down' ? 'DOWN' : kind.toUpperCase()} (outage ${outages})`);
     await sleepOrDone(DOWN_S * 1000, () => k6Done);
-    await store.start();
+    if (kind === 'down') await store.start();
+    else await store.setMode('up');
     log('DNAStore UP');
   }
 
   const code = await k6Exit;
   clearTimeout(hardLimit);
+  const drained = await waitForDrain(base);
   let metricsText = '';
   try {
     metricsText = (await request('GET', `${base}/metrics`)).body;
@@ -138,9 +170,66 @@ async function main() {
     metricsText = '';
   }
   const trips = /^dnastore_circuit_trips_total\{[^}]*\} (\S+)/m.exec(metricsText)?.[1] ?? '?';
-  await cleanup();
+  const writes = await auditWrites(drained);
   report(code, { outages, trips, transitions });
-  return code;
+  process.stdout.write(`${writes.lines.join('\n')}\n`);
+  await cleanup();
+  if (code !== 0) return code;
+  return writes.ok ? 0 : 1;
+}
+
+// Polls the API's /readyz until its outbox is empty (bounded). DNAStore is up: every
+// outage cycle ends with it started again.
+async function waitForDrain(base) {
+  const started = Date.now();
+  let outbox;
+  for (;;) {
+    try {
+      outbox = (await request('GET', `${base}/readyz`, { timeout: 2000 })).json.breakers.dnastore.outbox;
+    } catch (err) {
+      log(`readyz: ${err.message}`);
+    }
+    // null: the API runs without an outbox (DNASTORE_OUTBOX=off); nothing to wait for.
+    if (outbox === null || (outbox && outbox.entries === 0)) return { outbox, afterMs: Date.now() - started, drained: true };
+    if (Date.now() - started > DRAIN_TIMEOUT_MS) return { outbox, afterMs: Date.now() - started, drained: false };
+    await sleep(250);
+  }
+}
+
+// What k6 was told against what DNAStore holds.
+async function auditWrites({ outbox, afterMs, drained }) {
+  const lines = [];
+  const o = outbox ?? {};
+  if (outbox === null) lines.push('  outbox                none (DNASTORE_OUTBOX=off)');
+  else lines.push(`  outbox                ${o.enqueued ?? '?'} writes queued (202), ${o.delivered ?? '?'} delivered, ${o.deadLettered ?? '?'} dead-lettered; ` +
+    (drained ? `empty ${(afterMs / 1000).toFixed(1)} s after k6 ended` : `NOT drained after ${DRAIN_TIMEOUT_MS / 1000} s (${o.entries ?? '?'} still queued)`));
+  let told;
+  let held;
+  let fake;
+  try {
+    told = parseLedger(fs.readFileSync(LEDGER, 'utf8'));
+    held = (await store.sigils()).sigils;
+    fake = await store.stats();
+    replays += fake.replayed;
+  } catch (err) {
+    lines.push(`  audit                 FAIL: cannot read the ledger or DNAStore: ${err.message}`);
+    return { ok: false, lines };
+  }
+  lines.push(`  DNAStore              ${held.length} sigils stored; ${replays} POSTs answered from an earlier result (a repeated Idempotency-Key)`);
+  const a = audit({ told, stored: held });
+  lines.push(formatAudit(a));
+  if (a.writes === 0) lines.push('  audit                 FAIL: the ledger holds no writes');
+  return { ok: a.ok && a.writes > 0 && drained, lines };
+}
+
+// POSTs the fake DNAStore answered from an earlier result (a repeated key), over restarts.
+let replays = 0;
+async function countReplays() {
+  try {
+    replays += (await store.stats()).replayed;
+  } catch (err) {
+    log(`DNAStore stats: ${err.message}`);
+  }
 }
 
 async function sleepOrDone(ms, done) {
@@ -161,12 +250,13 @@ function report(code, { outages, trips, transitions }) {
   const count = (m) => (s[m] ? s[m].count : 0);
   const dur = (m) => (s[m] ? `p50 ${s[m]['p(50)'].toFixed(1)} ms, p99 ${s[m]['p(99)'].toFixed(1)} ms, max ${s[m].max.toFixed(1)} ms` : 'n/a');
   const lines = [
-    `soak: ${RATE} req/s for ${DURATION}, ${outages} DNAStore outages (${DOWN_S}s each), k6 exit ${code}`,
+    `soak: ${RATE} req/s for ${DURATION}, ${outages} DNAStore outages (${DOWN_S}s each, by turns ${OUTAGES.join(', ')}), k6 exit ${code}`,
     `  requests              ${count('http_reqs')} (${s.http_reqs ? s.http_reqs.rate.toFixed(1) : '?'} req/s)`,
+    `  failed (all requests) ${rate('http_req_failed')} (threshold < 1 %; a read passes on 200, a write on 201 or 202)`,
     `  reads failed          ${rate('read_failed')} (threshold < 1 %)`,
     `  reads from LKG cache  ${rate('read_served_from_cache')}`,
-    `  writes failed         ${rate('write_failed')}: ${count('writes_rejected_503')} got 503 + Retry-After ` +
-      `(${count('writes_not_stored')} not stored, ${count('writes_outcome_unknown')} outcome unknown), ${count('writes_other_errors')} other errors`,
+    `  writes failed         ${rate('write_failed')} (threshold < 1 %): ${count('writes_created_201')} got 201 (stored), ${count('writes_queued_202')} got 202 (queued); ` +
+      `${count('writes_rejected_503')} got 503 + Retry-After (${count('writes_not_stored')} not stored, ${count('writes_outcome_unknown')} outcome unknown), ${count('writes_other_errors')} other errors`,
     `  read latency          ${dur('http_req_duration{kind:read}')} (deadline ${DEADLINE_MS} ms)`,
     `  write latency         ${dur('http_req_duration{kind:write}')}`,
     `  breaker               ${trips} trips; log lines OPEN ${transitions.OPEN}, HALF-OPEN ${transitions['HALF-OPEN']}, CLOSED ${transitions.CLOSED}`,

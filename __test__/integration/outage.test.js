@@ -3,7 +3,11 @@
 // The ticket's integration checks against real processes: the fake DNAStore and the Sigil
 // API each run as a child process; "outage" means the DNAStore process is stopped.
 // The tests run in order and tell one story: warm up, outage, recovery, slow upstreams.
+// The API's writes are durable (its default): a write during the outage is answered 202 and
+// delivered after it, exactly once. A second API with DNASTORE_OUTBOX=off shows the 503.
 
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { startDnastore, spawnNode, stopProcess, freePort, request, waitFor } = require('../../examples/fake-dnastore/control');
 
@@ -25,11 +29,17 @@ jest.setTimeout(20000);
 
 let store;
 let api;
+let apiNoOutbox;
 let base;
+let baseNoOutbox;
+let outboxDir;
 const warmIds = [];
+// Writes answered 202 during the outage: { key, location, name }.
+const queued = [];
 
 const get = (p) => timed(() => request('GET', `${base}${p}`, { timeout: CLIENT_TIMEOUT_MS }));
-const post = (body) => timed(() => request('POST', `${base}/api/consciousness/sigils`, { body, timeout: CLIENT_TIMEOUT_MS }));
+const post = (body, { key, to = base } = {}) =>
+  timed(() => request('POST', `${to}/api/consciousness/sigils`, { body, headers: key ? { 'idempotency-key': key } : {}, timeout: CLIENT_TIMEOUT_MS }));
 
 async function timed(fn) {
   const start = Date.now();
@@ -76,16 +86,22 @@ async function burstOfReads(rounds) {
   return out;
 }
 
-beforeAll(async () => {
-  store = await startDnastore();
+const startApi = async (env) => {
   const port = await freePort();
-  api = spawnNode({
+  const proc = spawnNode({
     script: path.join(__dirname, '..', '..', 'examples', 'sigil-api', 'sigil-api.cjs'),
-    env: { ...API_ENV, PORT: String(port), DNASTORE_URL: store.url },
+    env: { ...API_ENV, PORT: String(port), DNASTORE_URL: store.url, ...env },
     isReady: (rec) => rec.msg === 'sigil-api listening',
   });
-  await api.ready;
-  base = `http://127.0.0.1:${port}`;
+  await proc.ready;
+  return [proc, `http://127.0.0.1:${port}`];
+};
+
+beforeAll(async () => {
+  store = await startDnastore();
+  outboxDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sigil-api-outbox-'));
+  [api, base] = await startApi({ DNASTORE_OUTBOX_DIR: outboxDir });
+  [apiNoOutbox, baseNoOutbox] = await startApi({ DNASTORE_OUTBOX: 'off' });
   // Warm the last-known-good cache: create sigils, read each and the list once.
   for (let i = 0; i < 3; i++) {
     const r = await post({ name: `warm-${i}` });
@@ -97,7 +113,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([api && stopProcess(api), store && store.close()]);
+  await Promise.all([api && stopProcess(api), apiNoOutbox && stopProcess(apiNoOutbox), store && store.close()]);
+  if (outboxDir) fs.rmSync(outboxDir, { recursive: true, force: true });
+});
+
+test('a live POST is answered 201 with the Location of the stored sigil', async () => {
+  const r = await post({ name: 'live' }, { key: 'live-key' });
+  expect({ status: r.status, location: r.headers.location }).toEqual({ status: 201, location: `/api/consciousness/sigils/${r.json.id}` });
 });
 
 describe('DNAStore outage (process stopped)', () => {
@@ -127,8 +149,29 @@ describe('DNAStore outage (process stopped)', () => {
     expect(m.trips).toBeGreaterThanOrEqual(1);
   });
 
-  test('POST during the outage gets 503 + Retry-After and says the sigil was NOT stored', async () => {
-    const r = await post({ name: 'during-outage' });
+  test('POST during the outage is stored in the outbox: 202 + Location, whose GET says queued', async () => {
+    // With the client's key, without one (the outbox generates it), and one DNAStore will refuse.
+    for (const [body, key] of [[{ name: 'during-outage' }, 'outage-key-1'], [{ name: 'during-outage, no key' }], [{ glyph: 'no name' }, 'outage-key-refused']]) {
+      const r = await post(body, { key });
+      expect({ status: r.status, queued: r.json?.queued, location: r.headers.location, key: r.headers['idempotency-key'] }).toEqual({
+        status: 202,
+        queued: true,
+        location: `/api/consciousness/writes/${r.json?.id}`,
+        key: key ?? expect.stringMatching(/^[0-9a-f-]{36}$/),
+      });
+      queued.push({ key: r.json.idempotencyKey, location: r.headers.location, name: body.name });
+    }
+    const status = await get(queued[0].location);
+    expect({ status: status.status, body: status.json }).toEqual({
+      status: 200,
+      body: expect.objectContaining({ id: expect.any(String), state: 'queued', idempotencyKey: 'outage-key-1' }),
+    });
+  });
+
+  test('with the outbox off (DNASTORE_OUTBOX=off) a POST gets 503 + Retry-After and says the sigil was NOT stored', async () => {
+    // Trip this API's breaker too, so the write is refused without reaching the network.
+    await waitFor(async () => (await post({ name: 'no-outbox' }, { to: baseNoOutbox })).json?.code === 'EOPENBREAKER', { timeoutMs: 5000, intervalMs: 50, what: 'the second API to open' });
+    const r = await post({ name: 'during-outage, no outbox' }, { to: baseNoOutbox });
     expect({ status: r.status, retryAfter: Number(r.headers['retry-after']) >= 1, stored: r.json?.stored }).toEqual({
       status: 503,
       retryAfter: true,
@@ -141,6 +184,45 @@ describe('DNAStore outage (process stopped)', () => {
     await waitForState('closed', 'the breaker to close after recovery');
     const r = await get('/api/consciousness/sigils');
     expect({ state: await breakerState(), kind: kindOf(r) }).toEqual({ state: 'closed', kind: 'live' });
+  });
+
+  test('after recovery each queued write is delivered once: Location says delivered, DNAStore holds it once with its key', async () => {
+    const [keyed, unkeyed, refused] = queued;
+    const delivered = await waitFor(
+      async () => {
+        const all = await Promise.all([keyed, unkeyed].map((q) => get(q.location)));
+        return all.every((s) => s.json?.state === 'delivered') && all.map((s) => s.json);
+      },
+      { timeoutMs: 10000, intervalMs: 100, what: 'the queued writes to be delivered' },
+    );
+    expect(delivered.map((d) => ({ state: d.state, status: d.status, key: d.idempotencyKey }))).toEqual([
+      { state: 'delivered', status: 201, key: keyed.key },
+      { state: 'delivered', status: 201, key: unkeyed.key },
+    ]);
+    const held = (await store.sigils()).sigils;
+    for (const q of [keyed, unkeyed]) {
+      expect({ name: q.name, keys: held.filter((r) => r.sigil.name === q.name).map((r) => r.idempotencyKey) }).toEqual({ name: q.name, keys: [q.key] });
+    }
+    // DNAStore refused the nameless sigil (422): dead-lettered with DNAStore's status, never stored.
+    const dead = await waitFor(
+      async () => {
+        const s = await get(refused.location);
+        return s.json?.state === 'dead_letter' && s.json;
+      },
+      { timeoutMs: 10000, what: 'the dead letter' },
+    );
+    expect(dead).toEqual(expect.objectContaining({ state: 'dead_letter', reason: 'rejected', status: 422, idempotencyKey: refused.key }));
+    expect(held.filter((r) => r.idempotencyKey === refused.key)).toEqual([]);
+    // Nothing left, and /readyz reports the outbox's counts.
+    const ready = (await request('GET', `${base}/readyz`)).json.breakers.dnastore.outbox;
+    expect(ready).toEqual(expect.objectContaining({ entries: 0, deadLetters: 1, enqueued: 3, delivered: 2, deadLettered: 1 }));
+    expect((await get('/api/consciousness/writes/no-such-write')).status).toBe(404);
+  });
+
+  test('the log has the outbox delivery run: started, then drained with its counts', () => {
+    const runs = api.lines.filter((l) => /^DNAStore outbox /.test(l.msg || '')).map((l) => ({ phase: l.phase, level: l.level }));
+    expect(runs[0]).toEqual({ phase: 'started', level: 30 });
+    expect(api.lines.find((l) => l.phase === 'drained')).toEqual(expect.objectContaining({ level: 30, queued: 0, delivered: 2, deadLettered: 1 }));
   });
 
   test('the log has open (warn), halfOpen and close (info) lines', () => {

@@ -3,7 +3,11 @@
 // The monitoring/ artefacts proven against the real thing: promtool on the rules, and a real
 // Prometheus (Debian's `prometheus` on PATH) scraping a real service that uses
 // dnastore-breaker through an outage and a recovery, then answering every dashboard query.
-// The tests run in order and share one timeline (start -> outage -> recovery -> queries).
+// The service also writes through the breaker's durable outbox: writes are queued (and,
+// once the small outbox is full, refused) during the outage, delivered or dead-lettered
+// after it, and then left stuck while DNAStore fails only writes, for the "not draining" alert.
+// The tests run in order and share one timeline (start -> outage -> recovery -> writes fail ->
+// queries).
 
 const fs = require('node:fs');
 const os = require('node:os');
@@ -102,11 +106,18 @@ function drive(mode) {
 
 const stateQuery = `dnastore_circuit_state{name="${NAME}"}`;
 const tripsQuery = `dnastore_circuit_trips_total{name="${NAME}"}`;
+const outbox = (metric, labels = '') => `${metric}{name="${NAME}"${labels}}`;
+// One value of a single-series query (NaN when there is none).
+const valueOf = async (query) => (await instant(query))[0]?.value ?? NaN;
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-prom-'));
 
-  const service = start(process.execPath, [SERVICE], { cwd: ROOT, env: { ...process.env, BREAKER_NAME: NAME, MAX_LIFETIME_MS: '120000' } });
+  const service = start(process.execPath, [SERVICE], {
+    cwd: ROOT,
+    // A small outbox, so the outage also fills it and refused writes show.
+    env: { ...process.env, BREAKER_NAME: NAME, MAX_LIFETIME_MS: '120000', OUTBOX_DIR: path.join(tmp, 'outbox'), OUTBOX_MAX_ENTRIES: '20' },
+  });
   servicePort = await until('the service to listen', () => {
     const line = service.output.split('\n').find((l) => l.startsWith('{"port"'));
     if (service.exitCode !== null) throw new Error(`service exited: ${service.output}`);
@@ -184,6 +195,15 @@ test('during an outage Prometheus sees the circuit open, trips rise and the open
   await new Promise((r) => setTimeout(r, 3000));
 });
 
+test('during the outage writes are queued in the outbox, its oldest write ages, and a full outbox refuses', async () => {
+  await until('queued writes', async () => (await valueOf(outbox('dnastore_outbox_entries'))) > 0);
+  await until('writes refused by the full outbox', async () => (await valueOf(outbox('dnastore_outbox_refused_total', ',reason="full"'))) > 0);
+  expect(await valueOf(outbox('dnastore_outbox_entries'))).toBe(20);
+  expect(await valueOf(outbox('dnastore_outbox_enqueued_total'))).toBeGreaterThanOrEqual(20);
+  await until('the oldest queued write to age', async () => (await valueOf(outbox('dnastore_outbox_oldest_age_seconds'))) >= 1);
+  expect(await valueOf(outbox('dnastore_outbox_delivered_total'))).toBe(0);
+});
+
 test('after recovery the state returns to 0', async () => {
   await drive('up');
   await until('dnastore_circuit_state == 0', async () => (await instant(`${stateQuery} == 0`)).length === 1);
@@ -191,6 +211,33 @@ test('after recovery the state returns to 0', async () => {
   expect(trips.value).toBeGreaterThanOrEqual(1);
   // A few more scrapes so post-recovery samples exist in every window.
   await new Promise((r) => setTimeout(r, 3000));
+});
+
+test('after recovery the outbox drains: writes delivered (latency observed), refused ones dead-lettered, none left', async () => {
+  await until('the outbox to drain', async () => (await valueOf(outbox('dnastore_outbox_entries'))) === 0);
+  // Every tenth write is one DNAStore refuses: queued during the outage, dead-lettered now.
+  expect(await valueOf(outbox('dnastore_outbox_delivered_total'))).toBeGreaterThanOrEqual(15);
+  expect(await valueOf(outbox('dnastore_outbox_dead_lettered_total', ',reason="rejected"'))).toBeGreaterThanOrEqual(1);
+  expect(await valueOf(outbox('dnastore_outbox_dead_letters'))).toBeGreaterThanOrEqual(1);
+  expect(await valueOf(outbox('dnastore_outbox_delivery_seconds_count'))).toBe(await valueOf(outbox('dnastore_outbox_delivered_total')));
+  expect(await valueOf(outbox('dnastore_outbox_oldest_age_seconds'))).toBe(0);
+});
+
+test('DNAStoreOutboxNotDraining matches the real series when DNAStore fails only writes (windows shortened)', async () => {
+  const { groups } = await api('/api/v1/rules');
+  const rule = groups.flatMap((g) => g.rules).find((r) => r.name === 'DNAStoreOutboxNotDraining');
+  // The rule's own expression as Prometheus loaded it, with 4 s windows instead of 5 minutes.
+  expect(rule.query).toMatch(/\[5m\]/);
+  const shortened = rule.query.replaceAll('[5m]', '[4s]');
+  await drive('writes-fail');
+  const hit = await until('the shortened expression to match', async () => (await instant(shortened)).find((s) => s.metric.name === NAME), 20000);
+  expect(hit.metric).toEqual({ job: 'sigil-api', instance: `127.0.0.1:${servicePort}`, name: NAME });
+  expect(hit.value).toBeGreaterThanOrEqual(3);
+  // The circuit stayed closed: reads kept succeeding, only the writes failed.
+  expect(await valueOf(`max_over_time(${stateQuery}[4s])`)).toBe(0);
+  await drive('up');
+  await until('the outbox to drain again', async () => (await valueOf(outbox('dnastore_outbox_entries'))) === 0);
+  expect(await instant(shortened)).toEqual([]);
 });
 
 test('every query of the Grafana dashboard returns data', async () => {
@@ -210,6 +257,9 @@ test('every query of the Grafana dashboard returns data', async () => {
 
   const now = Math.floor(Date.now() / 1000);
   const empty = [];
+  // The outbox panels were driven above (queued, aged, refused, delivered, dead-lettered):
+  // each of their queries must have shown more than zeros, not just exist.
+  const zeros = [];
   for (const q of queries) {
     const expr = q.expr
       .replaceAll('${name}', NAME)
@@ -220,15 +270,28 @@ test('every query of the Grafana dashboard returns data', async () => {
     const series = await range(expr, startedAt, now);
     const finite = series.some((s) => s.values.some(([, v]) => Number.isFinite(Number(v))));
     if (!finite) empty.push(`${q.panel} [${q.refId}]: ${expr}`);
+    const positive = series.some((s) => s.values.some(([, v]) => Number(v) > 0));
+    if (expr.includes('dnastore_outbox_') && !positive) zeros.push(`${q.panel} [${q.refId}]: ${expr}`);
   }
   expect(empty).toEqual([]);
+  expect(zeros).toEqual([]);
+  expect(queries.filter((q) => q.expr.includes('dnastore_outbox_')).length).toBe(9);
 });
 
 test('Prometheus evaluates every alert rule without error against the real series', async () => {
   const { groups } = await api('/api/v1/rules');
   const rules = groups.flatMap((g) => g.rules);
-  expect(rules.map((r) => r.name).sort()).toEqual(
-    ['DNAStoreCircuitFlapping', 'DNAStoreCircuitOpen', 'DNAStoreFailureRateHigh', 'DNAStoreFallbackRatioHigh', 'DNAStoreLKGTampered'],
-  );
+  expect(rules.map((r) => r.name).sort()).toEqual([
+    'DNAStoreCircuitFlapping',
+    'DNAStoreCircuitOpen',
+    'DNAStoreFailureRateHigh',
+    'DNAStoreFallbackRatioHigh',
+    'DNAStoreLKGTampered',
+    'DNAStoreOutboxDeadLetters',
+    'DNAStoreOutboxNotDraining',
+    'DNAStoreOutboxRefused',
+    'DNAStoreOutboxTampered',
+    'DNAStoreOutboxWriteStuck',
+  ]);
   for (const r of rules) expect({ rule: r.name, health: r.health, lastError: r.lastError || '' }).toEqual({ rule: r.name, health: 'ok', lastError: '' });
 });

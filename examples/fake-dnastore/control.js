@@ -7,6 +7,7 @@
 //   await store.setMode('hang');                     // or 'slow', { ms: 2000 } ...
 //   await store.stop();  await store.start();        // "down": the process is gone, same port after
 //   (await store.stats()).byRoute['GET /api/sigils']
+//   (await store.sigils()).sigils                   // [{ idempotencyKey, sigil }]: what DNAStore holds
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -176,6 +177,8 @@ async function startDnastore({ port, mode = 'up', journal, onLine } = {}) {
     },
     setMode: (m, params = {}) => control('POST', '/__control/mode', { mode: m, ...params }),
     stats: () => control('GET', '/__control/stats'),
+    /** Every stored sigil with its Idempotency-Key: `{ total, sigils: [{ idempotencyKey, sigil }] }`. */
+    sigils: () => control('GET', '/__control/sigils'),
     resetStats: () => control('POST', '/__control/stats/reset'),
     /** Stops the process and removes the temp journal. */
     async close() {

@@ -2,7 +2,13 @@
 
 // A fake DNAStore: a real HTTP server in its own process that stores sigils in memory
 // (optionally journalled to a file so a stop/start "outage" keeps the data, like a real
-// store would), plus a control API under /__control that switches fault modes at run time.
+// store would), plus a control API under /__control that switches fault modes at run time
+// and lists what is stored (GET /__control/sigils, for the soak's audit).
+//
+// It honours Idempotency-Key as the outbox's "exactly once" relies on: a POST whose key was
+// seen before stores nothing and answers the first result again (201, the same sigil, and
+// `Idempotent-Replayed: true`). Keys are journalled with their sigil, so this holds across
+// restarts too.
 //
 //   node examples/fake-dnastore/server.js --port 9001 [--store /tmp/sigils.jsonl] [--mode up]
 //
@@ -12,7 +18,7 @@ const http = require('node:http');
 const fs = require('node:fs');
 const { seededRandom } = require('./random');
 
-const MODES = ['up', 'refuse', 'hang', 'slow', 'slowbody', 'error', 'flaky', 'ratelimited', 'garbage', 'huge'];
+const MODES = ['up', 'refuse', 'hang', 'slow', 'slowbody', 'error', 'flaky', 'ratelimited', 'garbage', 'huge', 'lostreply'];
 const DEFAULTS = { ms: 2000, status: 503, p: 50, seed: 42, retryAfter: 1, mb: 20 };
 const MAX_BODY = 1024 * 1024;
 const LIST_LIMIT_MAX = 500;
@@ -29,11 +35,16 @@ function parseArgs(argv) {
 
 function createStore(journalPath) {
   const sigils = new Map();
+  const keyOf = new Map(); // sigil id -> the Idempotency-Key it was created with
   const idempotent = new Map(); // Idempotency-Key -> the first POST's stored sigil
   let nextId = 1;
+  let replayed = 0;
   const apply = (rec) => {
     sigils.set(rec.sigil.id, rec.sigil);
-    if (rec.key) idempotent.set(rec.key, rec.sigil);
+    if (rec.key) {
+      idempotent.set(rec.key, rec.sigil);
+      keyOf.set(rec.sigil.id, rec.key);
+    }
     const n = Number(String(rec.sigil.id).replace(/^sig-/, ''));
     if (Number.isInteger(n) && n >= nextId) nextId = n + 1;
   };
@@ -51,9 +62,16 @@ function createStore(journalPath) {
     get: (id) => sigils.get(id),
     list: (limit) => [...sigils.values()].slice(-limit),
     size: () => sigils.size,
+    /** Every stored sigil with the Idempotency-Key it was created with (null without one). */
+    records: () => [...sigils.values()].map((sigil) => ({ idempotencyKey: keyOf.get(sigil.id) ?? null, sigil })),
+    /** POSTs answered from an earlier result since this process started. */
+    replayed: () => replayed,
     // Returns [sigil, replayed]; a repeated key answers with the first result, unchanged.
     create(fields, key) {
-      if (key && idempotent.has(key)) return [idempotent.get(key), true];
+      if (key && idempotent.has(key)) {
+        replayed++;
+        return [idempotent.get(key), true];
+      }
       const sigil = { ...fields, id: `sig-${nextId++}`, createdAt: new Date().toISOString() };
       const rec = key ? { sigil, key } : { sigil };
       // Synchronous append: the 201 is only sent once the sigil would survive a restart.
@@ -120,8 +138,15 @@ function createServer({ store, mode: initialMode = 'up', params: initialParams =
       if (fields === null || typeof fields !== 'object' || Array.isArray(fields)) {
         return [400, { error: 'body must be a JSON object' }];
       }
+      // A write DNAStore refuses whenever it is sent: what a queued write that can never
+      // succeed looks like (the outbox dead-letters it).
+      if (typeof fields.name !== 'string' || fields.name === '') {
+        return [422, { error: 'name must be a non-empty string' }];
+      }
       const [sigil, replayed] = store.create(fields, req.headers['idempotency-key']);
-      return [replayed ? 200 : 201, sigil];
+      // The first result again, marked (as Stripe does), so a retried create looks like the
+      // create it repeats.
+      return [201, sigil, replayed ? { 'idempotent-replayed': 'true' } : {}];
     }
     if (route === 'GET /api/sigils') {
       const limit = Math.min(Math.max(Number(url.searchParams.get('limit')) || 50, 1), LIST_LIMIT_MAX);
@@ -166,18 +191,30 @@ function createServer({ store, mode: initialMode = 'up', params: initialParams =
       case 'slow':
         await new Promise((r) => setTimeout(r, params.ms));
         break;
+      case 'lostreply':
+        // The request is handled (a write IS stored), then the connection is reset before
+        // the answer: the client cannot know the outcome. Only a repeated Idempotency-Key
+        // keeps its retry from storing the write twice.
+        await answer(req, url);
+        req.socket.destroy();
+        return;
       default:
         break;
     }
-    const [status, body] = await answer(req, url);
+    const [status, body, headers] = await answer(req, url);
     if (res.destroyed) return;
     if (mode === 'slowbody') return trickle(res, status, JSON.stringify(body), params.ms);
-    sendJson(res, status, body);
+    sendJson(res, status, body, headers);
   }
 
   async function handleControl(req, res, url) {
     if (req.method === 'GET' && url.pathname === '/__control/stats') {
-      return sendJson(res, 200, { ...stats, mode, params, pid: process.pid, uptimeMs: Date.now() - startedAt });
+      return sendJson(res, 200, { ...stats, mode, params, pid: process.pid, uptimeMs: Date.now() - startedAt, sigils: store.size(), replayed: store.replayed() });
+    }
+    // What is stored, for an audit against what clients were told (whatever the fault mode).
+    if (req.method === 'GET' && url.pathname === '/__control/sigils') {
+      const records = store.records();
+      return sendJson(res, 200, { total: records.length, sigils: records });
     }
     if (req.method === 'POST' && url.pathname === '/__control/stats/reset') {
       stats = { total: 0, byRoute: {}, byMode: {}, byRouteMode: {} };

@@ -2,19 +2,26 @@
 
 // The Sigil API, shaped like the ticket's server/sigil-api.cjs: every DNAStore call goes
 // through ONE dnastore-breaker breaker. During an outage reads serve the last-known-good
-// copy (200 + X-Fallback-Source/X-Fallback-Age-Ms) or 503 + Retry-After; writes answer
-// 503 + Retry-After and say the sigil was not stored, so nothing is silently dropped.
+// copy (200 + X-Fallback-Source/X-Fallback-Age-Ms) or 503 + Retry-After. Writes are durable:
+// a sigil DNAStore cannot take now is stored in the outbox and the client gets 202 +
+// Location (GET it for queued / delivered / dead letter); the outbox delivers it once
+// DNAStore is back, with the same Idempotency-Key. Only when the outbox is full, failing
+// or off (DNASTORE_OUTBOX=off) does a write get 503 + Retry-After saying it was not stored:
+// nothing is silently dropped.
 //
 //   PORT=3000 DNASTORE_URL=http://127.0.0.1:9001 node examples/sigil-api/sigil-api.cjs
 //
 // Breaker settings come from the DNASTORE_* environment variables (see the README);
-// the library's defaults apply to the ones that are unset.
+// the library's defaults apply to the ones that are unset, except the outbox, which this
+// example turns on unless DNASTORE_OUTBOX says otherwise (its file goes in
+// DNASTORE_OUTBOX_DIR, default ./.dnastore-outbox).
 
 const express = require('express');
 const pino = require('pino');
 const promClient = require('prom-client');
 // registerWith adds the breaker's metric families to a prom-client registry (read from the core at scrape time).
 const { createBreaker, registerWith } = require('dnastore-breaker');
+const { WriteStatus } = require('./write-status.cjs');
 
 const LIST_LIMIT = 50;
 const DEFAULT_RESET_MS = 10000; // the library's resetTimeout default
@@ -35,10 +42,16 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
   const breaker = createBreaker({
     name: 'dnastore',
     ...(dnastoreUrl ? { baseUrl: dnastoreUrl } : {}),
+    // Durable writes by default in this example; an option would win over the environment,
+    // so it is only set when DNASTORE_OUTBOX is not.
+    ...(env.DNASTORE_OUTBOX ? {} : { outbox: 'on' }),
     ...breakerOptions,
     logger: log.child({ component: 'dnastore-breaker' }),
     env,
   });
+  // Writes opt in to the outbox when there is one (outbox: 'on'); with 'all' they are anyway.
+  const durable = breaker.outbox !== null;
+  const writes = durable ? new WriteStatus(breaker) : null;
   const resetMs = breakerOptions.resetTimeout ?? numberFrom(env.DNASTORE_CIRCUIT_RESET_MS, DEFAULT_RESET_MS);
   let openedAt = 0;
   breaker.on('open', () => {
@@ -117,9 +130,17 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
     if (req.get('idempotency-key')) headers['idempotency-key'] = req.get('idempotency-key');
     let result;
     try {
-      result = await breaker.fire('/api/sigils', { method: 'POST', headers, body: JSON.stringify(req.body), fullResponse: true, route: '/api/sigils' });
+      result = await breaker.fire('/api/sigils', { method: 'POST', headers, body: JSON.stringify(req.body), fullResponse: true, route: '/api/sigils', ...(durable ? { durable } : {}) });
     } catch (err) {
       return upstreamError(res, err);
+    }
+    if (result.queued === true) {
+      // Stored durably (synced) before we got here: accepted, delivered later exactly once
+      // as far as DNAStore honours the key. The key is the client's, or the one generated.
+      writes.queued(result);
+      const location = `/api/consciousness/writes/${encodeURIComponent(result.id)}`;
+      res.set('Location', location).set('Idempotency-Key', result.idempotencyKey);
+      return res.status(202).json({ queued: true, id: result.id, idempotencyKey: result.idempotencyKey, code: result.code, location });
     }
     if (result.fallback === true) {
       // Never pretend a write happened. After a timeout or reset the store may have
@@ -133,7 +154,21 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
           : 'The sigil may not have been stored. Retry with the same Idempotency-Key after Retry-After seconds.',
       });
     }
+    // Stored live. A DNAStore that answers a repeated Idempotency-Key with 200 stored it
+    // earlier: to the client it is the same create either way.
+    if (result.status >= 200 && result.status < 300 && result.data && result.data.id !== undefined) {
+      res.set('Location', `/api/consciousness/sigils/${encodeURIComponent(result.data.id)}`);
+      return res.status(201).json(result.data);
+    }
     return res.status(result.status).json(result.data);
+  });
+
+  // The status of a write answered 202 (its Location): queued, delivered or dead_letter.
+  app.get('/api/consciousness/writes/:id', (req, res) => {
+    const w = writes?.get(req.params.id);
+    if (!w) return res.status(404).json({ error: 'no such write (unknown id, or delivered before this process started)' });
+    if (w.state === 'queued') res.set('Retry-After', '1');
+    return res.status(200).json(w);
   });
 
   app.get('/metrics', async (_req, res) => {
@@ -152,7 +187,9 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
     res.json({
       status: 'ready',
       degraded: s.state !== 'closed',
-      breakers: { [breaker.name]: { state: s.state, trips: s.trips, failureRate: s.failureRate, fallbacks: s.fallbacks, fires: s.fires } },
+      breakers: {
+        [breaker.name]: { state: s.state, trips: s.trips, failureRate: s.failureRate, fallbacks: s.fallbacks, fires: s.fires, outbox: breaker.outbox?.stats() ?? null },
+      },
     });
   });
 
