@@ -227,3 +227,5 @@ impl Fleet {
     }
 }
 
+#[cfg(test)]
+mod tests;
