@@ -489,3 +489,67 @@ async fn a_redis_outage_refuses_writes_with_the_plain_fallback_never_queued() {
     })
     .await;
 }
+
+/// The smallest grant the fleet outbox needs (README: Fleet outbox on Redis Streams).
+const GRANT: &[&str] = &[
+    "ACL",
+    "SETUSER",
+    "fleet",
+    "on",
+    ">pw-hunter2",
+    "resetkeys",
+    "~dnastore:outbox:*",
+    "resetchannels",
+    "-@all",
+    "+@stream",
+    "+evalsha",
+    "+script|load",
+    "+hget",
+    "+hset",
+    "+hdel",
+    "+hmget",
+    "+get",
+    "+set",
+    "+incrby",
+    "+decrby",
+    "+rpush",
+    "+lrem",
+    "+lindex",
+    "+lpop",
+    "+ping",
+];
+
+#[tokio::test]
+async fn the_documented_acl_grant_is_enough() {
+    if !available() {
+        return;
+    }
+    let redis = Server::start(&[]);
+    assert_eq!(redis.cli(GRANT), "OK");
+    let acl = format!("redis://fleet:pw-hunter2@127.0.0.1:{}", redis.port);
+    let s = Script::new(vec![
+        Step::Fail(FailureKind::ConnectionRefused),
+        Step::Reply(422, "application/json", "{}"),
+        OK,
+        Step::Reply(422, "application/json", "{}"),
+        OK,
+    ]);
+    let b = replica("fl-acl", &acl, &s, &[]);
+    let o = ob(&b);
+    let (id, _) = queued(&write(&b, "PUT", "/r/1", "{}").await);
+    queued(&write(&b, "PUT", "/r/1", "{}").await);
+    let one_dead =
+        || async { o.dead_letters(10).await.unwrap().len() == 1 && o.queued_now().await == 0 };
+    eventually(5, "one dead, one delivered", one_dead).await;
+    assert!(o.retry(&id, b.wall_ms()).await.unwrap());
+    eventually(5, "dead again", || async { s.count() == 4 }).await;
+    eventually(5, "dead again", one_dead).await;
+    assert!(o.discard(&id).await.unwrap());
+    assert!(o.list(10).await.unwrap().is_empty());
+    assert!(o.dead_letters(10).await.unwrap().is_empty());
+    let m = crate::metrics::render();
+    assert!(
+        m.contains("dnastore_outbox_refused_total{name=\"fl-acl\",reason=\"store_error\"} 0"),
+        "{m}"
+    );
+}
