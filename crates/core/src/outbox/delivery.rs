@@ -84,6 +84,7 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
         if ob.is_closed() {
             return;
         }
+        ob.turns.fetch_add(1, Ordering::Relaxed);
         let wake = ob.wake.notified();
         tokio::pin!(wake);
         // Registered before looking, so a change in between is not missed.

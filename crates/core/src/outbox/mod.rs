@@ -149,6 +149,8 @@ pub struct Outbox {
     /// Counts since the delivery loop last looked (for its run log line).
     run_delivered: AtomicU64,
     run_dead: AtomicU64,
+    /// Passes of the delivery loop (a test holds it to not spinning).
+    turns: AtomicU64,
 }
 
 impl Outbox {
@@ -189,6 +191,7 @@ impl Outbox {
             not_before_ms: AtomicU64::new(0),
             run_delivered: AtomicU64::new(0),
             run_dead: AtomicU64::new(0),
+            turns: AtomicU64::new(0),
             dead: AtomicU64::new(dead),
             enqueued: AtomicU64::new(0),
             delivered: AtomicU64::new(0),

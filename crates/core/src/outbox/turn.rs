@@ -34,12 +34,23 @@ impl Outbox {
         if admits {
             self.take(f, now).await;
         }
+        // Reading is due again only with room to hold more (else the loop would spin on a
+        // read time long past while this replica is full).
+        let room = f.held.lock().len() < self.capacity();
         let t = f.timers.lock();
         let mut next = t.stats.min(t.keep);
         if admits {
-            next = next.min(t.read).min(t.take_over);
+            next = next.min(t.take_over);
+            if room {
+                next = next.min(t.read);
+            }
         }
         Some(Duration::from_millis(next.saturating_sub(now)))
+    }
+
+    /// How many writes this replica holds at most before it reads more.
+    fn capacity(&self) -> usize {
+        fleet::HOLD_PER_SLOT * self.cfg.concurrency.max(1) as usize
     }
 
     async fn keep(&self, f: &FleetSide, now: u64) {
@@ -77,7 +88,7 @@ impl Outbox {
     }
 
     async fn take(&self, f: &FleetSide, now: u64) {
-        let capacity = fleet::HOLD_PER_SLOT * self.cfg.concurrency.max(1) as usize;
+        let capacity = self.capacity();
         let held = f.held.lock().len();
         let (read_due, take_due, mut cursor) = {
             let t = f.timers.lock();

@@ -490,6 +490,35 @@ async fn a_redis_outage_refuses_writes_with_the_plain_fallback_never_queued() {
     .await;
 }
 
+#[tokio::test]
+async fn a_replica_full_of_writes_in_backoff_sleeps_until_something_is_due() {
+    if !available() {
+        return;
+    }
+    let redis = Server::start(&[]);
+    let failing = Script::new(vec![Step::Reply(503, "text/plain", "")]);
+    // One slot: it holds 4 of the 6 writes, each failed once and waiting at least 2 s.
+    let slow = [
+        ("maxFailures", 1000.0),
+        ("outboxConcurrency", 1.0),
+        ("retryBaseMs", 2000.0),
+        ("outboxRetryMaxMs", 5000.0),
+    ];
+    let b = replica("fl-idle", &url(&redis), &failing, &slow);
+    for i in 0..6 {
+        queued(&write(&b, "POST", &format!("/w/{i}"), "{}").await);
+    }
+    eventually(5, "4 held and tried", || async { failing.count() >= 10 }).await;
+    let o = ob(&b);
+    let before = o.turns.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let turns = o.turns.load(std::sync::atomic::Ordering::Relaxed) - before;
+    // Its own timers (claims every 200 ms, takeover every 300 ms, counts every second) and
+    // nothing else: no read is due while it is full.
+    assert!(turns < 40, "{turns} passes in a second");
+    assert_eq!(failing.count(), 10, "nothing due yet");
+}
+
 /// The smallest grant the fleet outbox needs (README: Fleet outbox on Redis Streams).
 const GRANT: &[&str] = &[
     "ACL",
