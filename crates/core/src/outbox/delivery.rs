@@ -82,7 +82,7 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
     let mut current: Option<Run> = None;
     loop {
         if ob.is_closed() {
-            return;
+            return ob.hand_back().await;
         }
         ob.turns.fetch_add(1, Ordering::Relaxed);
         let wake = ob.wake.notified();
@@ -180,14 +180,14 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
         match wait {
             Some(d) => {
                 tokio::select! {
-                    _ = ob.stop.cancelled() => return,
+                    _ = ob.stop.cancelled() => return ob.hand_back().await,
                     _ = &mut wake => {}
                     _ = tokio::time::sleep(d.max(Duration::from_millis(1))) => {}
                 }
             }
             None => {
                 tokio::select! {
-                    _ = ob.stop.cancelled() => return,
+                    _ = ob.stop.cancelled() => return ob.hand_back().await,
                     _ = &mut wake => {}
                 }
             }

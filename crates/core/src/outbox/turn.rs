@@ -48,6 +48,39 @@ impl Outbox {
         Some(Duration::from_millis(next.saturating_sub(now)))
     }
 
+    /// The breaker closed: the writes this replica holds and is not delivering are handed
+    /// back, so another replica takes them over at its next look rather than after
+    /// `outboxClaimIdleMs` (a rolling deploy does not delay them). A process that dies
+    /// without closing leaves them to the claim idle time.
+    pub(super) async fn hand_back(&self) {
+        let Backend::Fleet(f) = &self.backend else {
+            return;
+        };
+        // Deliveries still running end at once (the breaker's calls settle with ESHUTDOWN)
+        // and release their writes; those are handed back too.
+        let until = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.schedule.lock().in_flight() == 0 || tokio::time::Instant::now() >= until {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), settled).await;
+        }
+        let sids: Vec<String> = {
+            let s = self.schedule.lock();
+            let held = f.held.lock();
+            held.iter()
+                .filter(|(seq, _)| !s.is_in_flight(**seq))
+                .map(|(_, h)| h.sid.clone())
+                .collect()
+        };
+        if !sids.is_empty() {
+            let _ = f.fleet.hand_back(&sids).await;
+        }
+    }
+
     /// How many writes this replica holds at most before it reads more.
     fn capacity(&self) -> usize {
         fleet::HOLD_PER_SLOT * self.cfg.concurrency.max(1) as usize
@@ -131,7 +164,8 @@ impl Outbox {
                     };
                 }
                 if take_due {
-                    t.take_over = now + ms(f.fleet.claim_idle() / 2).max(1);
+                    t.take_over =
+                        now + ms((f.fleet.claim_idle() / 2).min(fleet::TAKEOVER_EVERY)).max(1);
                 }
                 drop(t);
                 if n > 0 {

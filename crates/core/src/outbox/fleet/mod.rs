@@ -62,6 +62,9 @@ pub const HOLD_PER_SLOT: usize = 4;
 pub const POLL: Duration = Duration::from_millis(200);
 /// How often a write that waits for an older one of its key (held elsewhere) looks again.
 pub const WAIT_POLL: Duration = Duration::from_millis(200);
+/// How often a replica looks for writes to take over (at most; every half claim idle time
+/// when that is shorter), so writes handed back by a replica that shut down wait no longer.
+pub const TAKEOVER_EVERY: Duration = Duration::from_secs(1);
 /// How often the shared counts (stats, gauges) are read.
 pub const STATS_EVERY: Duration = Duration::from_secs(1);
 

@@ -130,8 +130,21 @@ impl Fleet {
 
     /// Renews the claims on `sids`; returns those still this replica's.
     pub async fn keep(&self, sids: &[String]) -> Result<Vec<String>, String> {
+        self.claims(sids, 0).await
+    }
+
+    /// Makes this replica's claims on `sids` look abandoned, so another replica takes them
+    /// over at its next look (the breaker is closing).
+    pub async fn hand_back(&self, sids: &[String]) -> Result<Vec<String>, String> {
+        self.claims(sids, self.claim_idle.as_millis() as u64).await
+    }
+
+    async fn claims(&self, sids: &[String], idle_ms: u64) -> Result<Vec<String>, String> {
         let mut inv = scripts::KEEP.prepare_invoke();
-        inv.key(&self.keys.q).arg(GROUP).arg(&self.consumer);
+        inv.key(&self.keys.q)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(idle_ms);
         for s in sids {
             inv.arg(s);
         }

@@ -124,16 +124,18 @@ return 'go'
     )
 });
 
-/// Renews this consumer's claims (so no replica takes them over while it lives).
-/// KEYS: q. ARGV: group, consumer, stream ids... Returns the stream ids still its own.
+/// Renews this consumer's claims (so no replica takes them over while it lives), or, with
+/// an idle time, hands them back (they look abandoned, so the next XAUTOCLAIM takes them).
+/// KEYS: q. ARGV: group, consumer, idle ms (0: renew), stream ids...
+/// Returns the stream ids that were still its own.
 pub static KEEP: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 local kept = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
   if #p == 1 and p[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'JUSTID')
     kept[#kept + 1] = ARGV[i]
   end
 end

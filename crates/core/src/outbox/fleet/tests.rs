@@ -360,7 +360,7 @@ async fn a_dead_replicas_writes_are_taken_over_with_their_backoff() {
     })
     .await;
     let consumer = ob(&a).fleet().unwrap().consumer().to_string();
-    a.close();
+    // Dropped without close(): a replica that dies hands nothing back.
     drop(a);
     let t0 = Instant::now();
     let up = Script::new(vec![OK]);
@@ -378,6 +378,32 @@ async fn a_dead_replicas_writes_are_taken_over_with_their_backoff() {
     assert_eq!(got, ks, "each write delivered once, none lost");
     let pending = redis.cli(&["XPENDING", q, "delivery", "-", "+", "10", &consumer]);
     assert_eq!(pending, "", "nothing left with the dead replica");
+}
+
+#[tokio::test]
+async fn a_replica_that_closes_hands_its_writes_over_at_once() {
+    if !available() {
+        return;
+    }
+    let redis = Server::start(&[]);
+    let failing = Script::new(vec![Step::Reply(503, "text/plain", "")]);
+    let long = [("maxFailures", 1000.0), ("outboxClaimIdleMs", 20_000.0)];
+    let a = replica("fl-handback", &url(&redis), &failing, &long);
+    for i in 0..3 {
+        queued(&write(&a, "POST", &format!("/h/{i}"), "{}").await);
+    }
+    let q = "dnastore:outbox:{fl-handback}:q";
+    eventually(5, "A holds the writes", || async {
+        redis.cli(&["XPENDING", q, "delivery"]).lines().next() == Some("3")
+    })
+    .await;
+    // A rolling deploy: the old replica shuts down, the new one delivers what it held,
+    // long before the 20 s claim idle time.
+    a.close();
+    let up = Script::new(vec![OK]);
+    let b = replica("fl-handback", &url(&redis), &up, &long);
+    drained(&ob(&b), 3).await;
+    assert_eq!(up.count(), 3);
 }
 
 #[tokio::test]
