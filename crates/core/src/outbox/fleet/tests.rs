@@ -407,6 +407,42 @@ async fn a_replica_that_closes_hands_its_writes_over_at_once() {
 }
 
 #[tokio::test]
+async fn consumers_long_gone_that_hold_nothing_are_forgotten() {
+    if !available() {
+        return;
+    }
+    let redis = Server::start(&[]);
+    let s = Script::new(vec![Step::Fail(FailureKind::ConnectionRefused), OK]);
+    let fast = [("outboxClaimIdleMs", 100.0)];
+    let a = replica("fl-gone", &url(&redis), &s, &fast);
+    queued(&write(&a, "POST", "/1", "{}").await);
+    drained(&ob(&a), 5).await;
+    let gone = ob(&a).fleet().unwrap().consumer().to_string();
+    a.close();
+    let t0 = Instant::now();
+    let b = replica("fl-gone", &url(&redis), &s, &fast);
+    let consumers = || {
+        redis.cli(&[
+            "XINFO",
+            "CONSUMERS",
+            "dnastore:outbox:{fl-gone}:q",
+            "delivery",
+        ])
+    };
+    assert!(consumers().contains(&gone));
+    // Ten claim idle times (1 s) without a sign of life and nothing pending: removed.
+    eventually(5, "the old consumer is forgotten", || async {
+        !consumers().contains(&gone)
+    })
+    .await;
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "not before 10 claim idle times"
+    );
+    drop(b);
+}
+
+#[tokio::test]
 async fn bounds_hold_across_replicas_and_a_full_outbox_answers_the_plain_fallback() {
     if !available() {
         return;
