@@ -13,7 +13,13 @@
 //! third of `outboxClaimIdleMs` (XCLAIM to itself, JUSTID; only those still its own). A
 //! write nobody renewed for `outboxClaimIdleMs` (its replica died, hangs, or lost Redis)
 //! is taken over by another replica with XAUTOCLAIM, together with its attempts and backoff
-//! (`state` hash). A replica holds at most a few writes per delivery slot (`HOLD_PER_SLOT`),
+//! (`state` hash); replicas look for such writes every half claim idle time, at most every
+//! [`TAKEOVER_EVERY`]. A replica that shuts down (its breaker closes) hands its writes back:
+//! their claims are made to look abandoned, so they are taken over at the next look instead
+//! of after the claim idle time (a rolling deploy delays nothing). Consumers that held
+//! nothing for ten claim idle times are removed from the group (a fleet that restarts often
+//! does not grow the group forever).
+//! A replica holds at most a few writes per delivery slot (`HOLD_PER_SLOT`),
 //! so a backlog is spread over the fleet rather than hoarded by the first reader; takeovers
 //! are not bounded by it (a replica full of writes waiting on a dead replica's must still
 //! take that replica's over).
@@ -36,7 +42,10 @@
 //! longest delivery (`deadline`). One outbox lives in one hash slot (the `{name}` tag), so
 //! a Cluster does not spread one breaker's queue over shards. Redis's acknowledgement is as
 //! durable as its persistence (README: the fleet outbox): `appendfsync always` syncs the
-//! XADD before it is acknowledged; replicas are not waited for.
+//! XADD before it is acknowledged; replicas are not waited for (no WAIT), so a failover to
+//! a replica that missed the last writes loses them. The shared counts (stats, gauges) are
+//! read at most [`STATS_EVERY`] before. A replica learns of a write queued by another at
+//! its next poll ([`POLL`]); its own enqueues wake it at once.
 
 mod admin;
 mod link;
