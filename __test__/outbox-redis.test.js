@@ -12,6 +12,7 @@
 // process's death as deployed; the core's own tests (crates/core/src/outbox/fleet/tests.rs)
 // cover the store's semantics one by one.
 
+const { execFileSync } = require('node:child_process');
 const { startUpstream, json, eventually, uniqueName } = require('./helpers/upstream');
 const { describeRedis: describeRedisIn, startRedis, startReplica } = require('./helpers/redis');
 
@@ -20,6 +21,7 @@ const describeRedis = describeRedisIn('outbox-redis.test.js');
 let redis;
 let up;
 const replicas = [];
+const cluster = [];
 
 describeRedis('fleet outbox on Redis Streams', () => {
   // While `down`, DNAStore answers 503; then it stores each key's first write and answers
@@ -44,6 +46,7 @@ describeRedis('fleet outbox on Redis Streams', () => {
     await Promise.all(replicas.splice(0).map((r) => r.stop()));
     if (up) await up.stop().catch(() => {});
     if (redis) await redis.stop();
+    await Promise.all(cluster.splice(0).map((n) => n.stop()));
   });
 
   test('a replica killed while holding writes: the other delivers each once, none lost, in order per key', async () => {
@@ -123,5 +126,34 @@ describeRedis('fleet outbox on Redis Streams', () => {
     }, 3000);
     expect(stats).toMatchObject({ entries: 0, inFlight: 0, deadLetters: 0 });
     expect(stats.delivered).toBe(16);
+  }, 40000);
+
+  test('on a Redis Cluster: every key of one outbox in one slot, the scripts run there', async () => {
+    const args = ['--cluster-enabled', 'yes', '--cluster-node-timeout', '1000'];
+    const nodes = await Promise.all([0, 1, 2].map(() => startRedis(args)));
+    cluster.push(...nodes);
+    execFileSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-yes'], { stdio: 'ignore', timeout: 30000 });
+    await eventually(() => nodes.every((n) => n.cli('CLUSTER', 'INFO').includes('cluster_state:ok')), 15000);
+    const seeds = nodes.map((n) => `127.0.0.1:${n.port}`).join(',');
+    const name = uniqueName('fleet-cluster');
+    const r = await startReplica(
+      { name, baseUrl: up.url, outbox: 'on', outboxRedisUrl: `redis+cluster://${seeds}`, maxAttempts: 1, maxFailures: 1, resetTimeout: 150, retryBaseMs: 50, outboxRetryMaxMs: 200 },
+      replicas,
+    );
+    down = true;
+    const keys = [];
+    for (let i = 0; i < 4; i += 1) {
+      const m = await r.fire('/api/sigils/9', { method: 'PUT', body: JSON.stringify({ i }), durable: true });
+      expect(m.value).toMatchObject({ queued: true });
+      keys.push(m.value.idempotencyKey);
+    }
+    expect((await r.outbox('list')).map((e) => e.idempotencyKey)).toEqual(keys);
+    down = false;
+    await eventually(() => keys.every((k) => stored.has(k)), 10000);
+    expect(order.filter((k) => keys.includes(k))).toEqual(keys);
+    expect(keys.every((k) => stored.get(k) === 1)).toBe(true);
+    // One node holds the whole outbox (the {name} hash tag).
+    const holders = nodes.filter((n) => n.cli('--scan', '--pattern', `dnastore:outbox:{${name}}:*`).trim() !== '');
+    expect(holders).toHaveLength(1);
   }, 40000);
 });
