@@ -50,8 +50,9 @@ export declare class NativeBreaker {
   /** 'off' | 'on' | 'all' (the `outbox` option). */
   get outboxMode(): string
   outboxStats(): OutboxStats
-  outboxList(limit?: number | undefined | null): Array<OutboxEntry>
-  outboxDeadLetters(limit?: number | undefined | null): Array<OutboxDeadLetter>
+  /** Queued writes, oldest first (the fleet's: the shared queue's). */
+  outboxList(limit?: number | undefined | null): Promise<Array<OutboxEntry>>
+  outboxDeadLetters(limit?: number | undefined | null): Promise<Array<OutboxDeadLetter>>
   /** Puts a dead letter back in the queue; resolves false if there is none with `id`. */
   outboxRetry(id: string): Promise<boolean>
   /**
@@ -203,6 +204,8 @@ export interface BreakerOptions {
   outboxConcurrency?: number
   /** Longest wait before a failed delivery is tried again. Default 30000 (DNASTORE_OUTBOX_RETRY_MAX_MS). */
   outboxRetryMaxMs?: number
+  /** Fleet outbox (outboxRedisUrl): ms a write taken by a replica may go unrenewed (the replica died or hangs) before another replica takes it over. Default 30000 (DNASTORE_OUTBOX_CLAIM_IDLE_MS). */
+  outboxClaimIdleMs?: number
 }
 
 /** `stats()`: counts over the rolling window. */
@@ -294,7 +297,11 @@ export interface OutboxEntry {
   delivering: boolean
 }
 
-/** `outbox.stats()`. */
+/**
+ * `outbox.stats()`. For a fleet outbox (`outboxRedisUrl`) entries, bytes, deadLetters and
+ * oldestAgeMs are the shared queue's as read at most a second ago; inFlight and the
+ * counts since start are this process's.
+ */
 export interface OutboxStats {
   /** Writes queued now. */
   entries: number

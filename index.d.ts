@@ -67,9 +67,9 @@ export interface Queued extends Fallback<never> {
 export interface Outbox {
   stats(): OutboxStats;
   /** Queued writes, oldest first (never their body or headers). */
-  list(options?: { limit?: number }): OutboxEntry[];
+  list(options?: { limit?: number }): Promise<OutboxEntry[]>;
   /** Writes DNAStore refused (with its answer), or that expired or failed their signature. */
-  deadLetters(options?: { limit?: number }): OutboxDeadLetter[];
+  deadLetters(options?: { limit?: number }): Promise<OutboxDeadLetter[]>;
   /** Puts a dead letter back in the queue; false if there is none with `id`. */
   retry(id: string): Promise<boolean>;
   /** Removes a queued write (not while it is being delivered) or a dead letter for good. */

@@ -134,7 +134,7 @@ test('dead letters keep DNAStore\'s answer; retry() puts one back, discard() rem
   up.set((req, res) => json(res, 409, { error: 'duplicate sigil name' }));
   await eventually(() => b.outbox.stats().deadLetters === 1, 5000);
   expect(dead).toEqual([expect.objectContaining({ id: q.id, reason: 'rejected', status: 409 })]);
-  const [d] = b.outbox.deadLetters();
+  const [d] = await b.outbox.deadLetters();
   expect(d).toMatchObject({ id: q.id, method: 'POST', reason: 'rejected', status: 409, idempotencyKey: q.idempotencyKey });
   expect(JSON.parse(d.answer)).toEqual({ error: 'duplicate sigil name' });
   expect(d.url).toBe(`${up.url}/api/sigils`);
@@ -147,7 +147,7 @@ test('dead letters keep DNAStore\'s answer; retry() puts one back, discard() rem
 
   up.set(down);
   const q2 = await post(b, { n: 2 });
-  expect(b.outbox.list().map((e) => e.id)).toEqual([q2.id]);
+  expect((await b.outbox.list()).map((e) => e.id)).toEqual([q2.id]);
   expect(await b.outbox.discard(q2.id)).toBe(true);
   expect(b.outbox.stats().entries).toBe(0);
 });

@@ -15,14 +15,17 @@ class Outbox {
     return this.#native.outboxStats();
   }
 
-  /** Queued writes, oldest first (never their body or headers). */
+  /**
+   * Queued writes, oldest first (never their body or headers). A Promise: a fleet's outbox
+   * (outboxRedisUrl) is read from Redis; it rejects when the store cannot be read.
+   */
   list({ limit } = {}) {
-    return this.#native.outboxList(limit);
+    return this.#call(() => this.#native.outboxList(limit));
   }
 
-  /** Writes DNAStore refused (with its answer), or that expired or failed their signature. */
+  /** Writes DNAStore refused (with its answer), or that expired or failed their signature. A Promise, as list(). */
   deadLetters({ limit } = {}) {
-    return this.#native.outboxDeadLetters(limit);
+    return this.#call(() => this.#native.outboxDeadLetters(limit));
   }
 
   /** Puts a dead letter back in the queue. Resolves false if there is none with `id`. */

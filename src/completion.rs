@@ -36,6 +36,13 @@ pub enum Settled {
     Call(Resolved),
     Bool(bool),
     Undefined,
+    /// `outbox.list()`.
+    Entries(Vec<crate::outbox::OutboxEntry>),
+    /// `outbox.deadLetters()`.
+    DeadLetters(Vec<crate::outbox::OutboxDeadLetter>),
+    /// An outbox operation the store failed (the message names the store, never a secret):
+    /// the promise rejects.
+    Failed(String),
 }
 
 impl From<Resolved> for Settled {
@@ -65,6 +72,11 @@ impl ToNapiValue for Settled {
             Settled::Bool(b) => unsafe { bool::to_napi_value(env, b) },
             // SAFETY: as above.
             Settled::Undefined => unsafe { <()>::to_napi_value(env, ()) },
+            // SAFETY: as above.
+            Settled::Entries(v) => unsafe { Vec::to_napi_value(env, v) },
+            // SAFETY: as above.
+            Settled::DeadLetters(v) => unsafe { Vec::to_napi_value(env, v) },
+            Settled::Failed(m) => Err(Error::new(Status::GenericFailure, m)),
         }
     }
 }

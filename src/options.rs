@@ -96,4 +96,6 @@ pub struct BreakerOptions {
     pub outbox_concurrency: Option<u32>,
     /// Longest wait before a failed delivery is tried again. Default 30000 (DNASTORE_OUTBOX_RETRY_MAX_MS).
     pub outbox_retry_max_ms: Option<u32>,
+    /// Fleet outbox (outboxRedisUrl): ms a write taken by a replica may go unrenewed (the replica died or hangs) before another replica takes it over. Default 30000 (DNASTORE_OUTBOX_CLAIM_IDLE_MS).
+    pub outbox_claim_idle_ms: Option<u32>,
 }

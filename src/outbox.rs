@@ -3,16 +3,18 @@
 
 use std::sync::Arc;
 
-use dnastore_core::outbox::Outbox;
+use dnastore_core::outbox::{DeadLetter, Listed, Outbox};
 use dnastore_core::Code;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::breaker::NativeBreaker;
-use crate::completion;
+use crate::completion::{self, Settled};
 use crate::throw::throw;
 
-/// `outbox.stats()`.
+/// `outbox.stats()`. For a fleet outbox (`outboxRedisUrl`) entries, bytes, deadLetters and
+/// oldestAgeMs are the shared queue's as read at most a second ago; inFlight and the
+/// counts since start are this process's.
 #[napi(object)]
 pub struct OutboxStats {
     /// Writes queued now.
@@ -69,6 +71,36 @@ fn limit(l: Option<u32>) -> usize {
     l.unwrap_or(100).clamp(1, 10_000) as usize
 }
 
+fn entry(l: Listed) -> OutboxEntry {
+    OutboxEntry {
+        id: l.id,
+        method: l.method,
+        url: l.url,
+        idempotency_key: l.idempotency_key,
+        ordering_key: l.ordering_key,
+        attempts: l.attempts,
+        created_at: l.created_at_ms as f64,
+        next_attempt_at: l.next_at_ms as f64,
+        last_error: l.last_error,
+        delivering: l.delivering,
+    }
+}
+
+fn dead_letter(d: DeadLetter) -> OutboxDeadLetter {
+    OutboxDeadLetter {
+        id: d.id,
+        method: d.method,
+        url: d.url,
+        idempotency_key: d.idempotency_key,
+        reason: d.reason,
+        status: d.status.map(u32::from),
+        answer: d.answer,
+        attempts: d.attempts,
+        created_at: d.created_at_ms as f64,
+        died_at: d.died_at_ms as f64,
+    }
+}
+
 #[napi]
 impl NativeBreaker {
     fn outbox_or_throw(&self, env: &Env) -> Result<Arc<Outbox>> {
@@ -109,52 +141,41 @@ impl NativeBreaker {
         })
     }
 
-    #[napi]
-    pub fn outbox_list(&self, env: Env, limit_: Option<u32>) -> Result<Vec<OutboxEntry>> {
-        let ob = self.outbox_or_throw(&env)?;
-        Ok(ob
-            .list(limit(limit_))
-            .into_iter()
-            .map(|l| OutboxEntry {
-                id: l.id,
-                method: l.method,
-                url: l.url,
-                idempotency_key: l.idempotency_key,
-                ordering_key: l.ordering_key,
-                attempts: l.attempts,
-                created_at: l.created_at_ms as f64,
-                next_attempt_at: l.next_at_ms as f64,
-                last_error: l.last_error,
-                delivering: l.delivering,
-            })
-            .collect())
+    /// Queued writes, oldest first (the fleet's: the shared queue's).
+    #[napi(ts_return_type = "Promise<Array<OutboxEntry>>")]
+    pub fn outbox_list<'env>(&self, env: &'env Env, limit_: Option<u32>) -> Result<Unknown<'env>> {
+        let ob = self.outbox_or_throw(env)?;
+        let n = limit(limit_);
+        completion::promise(
+            env,
+            async move {
+                match ob.list(n).await {
+                    Ok(l) => Settled::Entries(l.into_iter().map(entry).collect()),
+                    Err(e) => Settled::Failed(e.0),
+                }
+            },
+            None,
+        )
     }
 
-    #[napi]
-    pub fn outbox_dead_letters(
+    #[napi(ts_return_type = "Promise<Array<OutboxDeadLetter>>")]
+    pub fn outbox_dead_letters<'env>(
         &self,
-        env: Env,
+        env: &'env Env,
         limit_: Option<u32>,
-    ) -> Result<Vec<OutboxDeadLetter>> {
-        let ob = self.outbox_or_throw(&env)?;
-        let dead = ob
-            .dead_letters(limit(limit_))
-            .map_err(|e| throw(&env, Code::Internal, &e.0))?;
-        Ok(dead
-            .into_iter()
-            .map(|d| OutboxDeadLetter {
-                id: d.id,
-                method: d.method,
-                url: d.url,
-                idempotency_key: d.idempotency_key,
-                reason: d.reason,
-                status: d.status.map(u32::from),
-                answer: d.answer,
-                attempts: d.attempts,
-                created_at: d.created_at_ms as f64,
-                died_at: d.died_at_ms as f64,
-            })
-            .collect())
+    ) -> Result<Unknown<'env>> {
+        let ob = self.outbox_or_throw(env)?;
+        let n = limit(limit_);
+        completion::promise(
+            env,
+            async move {
+                match ob.dead_letters(n).await {
+                    Ok(d) => Settled::DeadLetters(d.into_iter().map(dead_letter).collect()),
+                    Err(e) => Settled::Failed(e.0),
+                }
+            },
+            None,
+        )
     }
 
     /// Puts a dead letter back in the queue; resolves false if there is none with `id`.

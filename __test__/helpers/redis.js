@@ -99,6 +99,7 @@ async function startReplica(opts, replicas) {
     fire: (url, init) => call({ op: 'fire', url, init }),
     events: () => call({ op: 'events' }).then((m) => m.value),
     metrics: () => call({ op: 'metrics' }).then((m) => m.value),
+    outbox: (fn) => call({ op: 'outbox', fn }).then((m) => m.value),
     stop: () => {
       if (child.connected) child.disconnect();
       return exited;

@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     const st: number = durable.outbox.stats().entries;
     const ok: boolean = await durable.outbox.retry('id');
     await durable.outbox.drain();
-    console.log(st, ok, durable.outbox.list({ limit: 5 })[0]?.idempotencyKey, durable.outbox.deadLetters()[0]?.reason);
+    console.log(st, ok, (await durable.outbox.list({ limit: 5 }))[0]?.idempotencyKey, (await durable.outbox.deadLetters())[0]?.reason);
   }
   durable.on('delivered', (e: BreakerEvent) => console.log(e.id, e.afterMs));
   breaker.shutdown();

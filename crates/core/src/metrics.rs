@@ -578,8 +578,9 @@ mod tests {
 
     #[test]
     fn families_list_matches_what_render_prints() {
-        // With an outbox: its families render only for breakers that have one.
-        let m = BreakerMetrics::build("metrics-test-families", 50, true);
+        // With the outbox's families, so the check does not depend on another test having
+        // made a breaker with an outbox first.
+        let m = BreakerMetrics::build("metrics-test-families", DEFAULT_MAX_ROUTES, true);
         m.on_event(&Event::Success {
             latency: Duration::from_millis(1),
             route: Some("/r"),

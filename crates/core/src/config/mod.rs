@@ -208,6 +208,8 @@ int_specs! {
         "Queued writes delivered at the same time.";
     outbox_retry_max: "outboxRetryMaxMs", "DNASTORE_OUTBOX_RETRY_MAX_MS", 30_000, 1, 3_600_000, "ms",
         "Longest wait before a queued write whose delivery failed is tried again (jittered backoff from retryBaseMs).";
+    outbox_claim_idle: "outboxClaimIdleMs", "DNASTORE_OUTBOX_CLAIM_IDLE_MS", 30_000, 100, 3_600_000, "ms",
+        "Fleet outbox (outboxRedisUrl): a write a replica took and has not finished for this long (the replica died or hangs) is taken over by another (XAUTOCLAIM); live replicas renew theirs every third of it.";
 }
 
 /// Boolean settings.
@@ -768,6 +770,7 @@ impl Config {
             ca_file,
         };
 
+        let outbox = r.outbox(&redis)?;
         Ok(Config {
             name,
             base_url,
@@ -805,7 +808,7 @@ impl Config {
                 redis_url: redis_url.map(|(_, raw)| raw),
                 redis,
             },
-            outbox: r.outbox()?,
+            outbox,
         })
     }
 }

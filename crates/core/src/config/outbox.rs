@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{err, key_of, spec, ConfigError, Resolver, StrSpec, OUTBOX_HEADERS};
-use crate::redis::RedisSpec;
+use super::{err, key_of, spec, ConfigError, Resolver, StrSpec, OUTBOX_HEADERS, REDIS_CA_FILE};
+use crate::redis::{read_ca_file, RedisOptions, RedisSpec};
 
 pub const OUTBOX: StrSpec = StrSpec {
     option: "outbox",
@@ -46,6 +46,12 @@ pub struct OutboxConfig {
     pub dir: PathBuf,
     /// Validated by [`RedisSpec::parse`]; never echoed.
     pub redis_url: Option<String>,
+    /// Timeouts (`redisConnectTimeoutMs`, `redisResponseTimeoutMs`, shared with the LKG's
+    /// Redis) and the CA file (`redisCaFile`, when `redis_url` is a TLS URL).
+    pub redis: RedisOptions,
+    /// With `redis_url`: how long a write taken by a replica may go unrenewed before
+    /// another replica takes it over (`outboxClaimIdleMs`).
+    pub claim_idle: Duration,
     /// Lower-case header names kept besides the built-in ones.
     pub headers: Vec<String>,
     pub max_entries: usize,
@@ -57,7 +63,8 @@ pub struct OutboxConfig {
 }
 
 impl Resolver<'_> {
-    pub(super) fn outbox(&self) -> Result<OutboxConfig, ConfigError> {
+    /// `shared`: the Redis timeouts of the table (the CA file is resolved here, for this URL).
+    pub(super) fn outbox(&self, shared: &RedisOptions) -> Result<OutboxConfig, ConfigError> {
         let (mode, src) = self.string(&OUTBOX)?.expect("outbox has a default");
         let mode = match mode.trim().to_ascii_lowercase().as_str() {
             "off" | "false" | "0" | "" => OutboxMode::Off,
@@ -77,14 +84,25 @@ impl Resolver<'_> {
                 format!("invalid {src}: must be a directory path"),
             ));
         }
+        let mut redis = RedisOptions {
+            ca_file: None,
+            ..shared.clone()
+        };
         let redis_url = match self.string(&OUTBOX_REDIS_URL)? {
             Some((raw, src)) => {
-                RedisSpec::parse(&raw).map_err(|m| {
+                let spec = RedisSpec::parse(&raw).map_err(|m| {
                     err(
                         key_of(&OUTBOX_REDIS_URL, &src),
                         format!("invalid {src}: {m}"),
                     )
                 })?;
+                // The one CA option serves both Redis URLs; it only applies to a TLS one.
+                if let (true, Some((path, src))) = (spec.tls, self.string(&REDIS_CA_FILE)?) {
+                    read_ca_file(path.as_ref()).map_err(|m| {
+                        err(key_of(&REDIS_CA_FILE, &src), format!("invalid {src}: {m}"))
+                    })?;
+                    redis.ca_file = Some(PathBuf::from(path));
+                }
                 Some(raw)
             }
             None => None,
@@ -93,6 +111,8 @@ impl Resolver<'_> {
             mode,
             dir: PathBuf::from(dir),
             redis_url,
+            redis,
+            claim_idle: self.ms(&spec::outbox_claim_idle)?,
             headers: self.headers(&OUTBOX_HEADERS)?,
             max_entries: self.int(&spec::outbox_max_entries)? as usize,
             max_bytes: self.int(&spec::outbox_max_bytes)?,

@@ -360,3 +360,25 @@ fn outbox_settings_validate_and_name_the_option() {
     let c = resolve_env(&[("DNASTORE_OUTBOX_HEADERS", "X-Signature, authorization")]).unwrap();
     assert_eq!(c.outbox.headers, ["x-signature", "authorization"]);
 }
+
+#[test]
+fn the_fleet_outbox_settings_are_validated_without_echoing_the_url() {
+    let e = resolve_env(&[("DNASTORE_OUTBOX_REDIS_URL", "redis://u:hunter2@h/x")]).unwrap_err();
+    assert_eq!(e.key, "DNASTORE_OUTBOX_REDIS_URL");
+    assert!(e.message.contains("database"), "{}", e.message);
+    assert!(!e.message.contains("hunter2"), "{}", e.message);
+    let c = resolve_env(&[
+        ("DNASTORE_OUTBOX_REDIS_URL", "redis://:pw@127.0.0.1:6379/2"),
+        ("DNASTORE_OUTBOX_CLAIM_IDLE_MS", "1500"),
+        ("DNASTORE_LKG_REDIS_RESPONSE_TIMEOUT_MS", "700"),
+    ])
+    .unwrap();
+    assert_eq!(c.outbox.claim_idle, std::time::Duration::from_millis(1500));
+    assert_eq!(
+        c.outbox.redis.response_timeout,
+        std::time::Duration::from_millis(700),
+        "the table's Redis timeouts apply to the outbox's Redis too"
+    );
+    let e = resolve_env(&[("DNASTORE_OUTBOX_CLAIM_IDLE_MS", "50")]).unwrap_err();
+    assert!(e.message.contains("from 100 to 3600000"), "{}", e.message);
+}

@@ -7,6 +7,11 @@
 //! queued write). A write DNAStore refuses (4xx other than 408/429) is dead-lettered with the
 //! answer, never retried; a 5xx or transport failure stays queued with jittered backoff; a
 //! write older than `outboxMaxAgeMs`, or one whose signature fails, is dead-lettered.
+//!
+//! The same loop drives both stores. For the fleet's it also gives the store its turn
+//! (`Outbox::tick`: take writes, renew claims, read the shared counts) and never sleeps
+//! past the next of those; and each attempt starts with the store's check that the write
+//! is still this replica's and first of its ordering key (`Outbox::begin`).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -14,6 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use super::fleet::{Begin, WAIT_POLL};
 use super::{Meta, Outbox, Write};
 use crate::breaker::{Breaker, Call};
 use crate::error::Code;
@@ -76,13 +82,15 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
     let mut current: Option<Run> = None;
     loop {
         if ob.is_closed() {
-            return;
+            return ob.hand_back().await;
         }
+        ob.turns.fetch_add(1, Ordering::Relaxed);
         let wake = ob.wake.notified();
         tokio::pin!(wake);
         // Registered before looking, so a change in between is not missed.
         wake.as_mut().enable();
         let Some(b) = weak.upgrade() else { return };
+        let poll = ob.tick(b.wall_ms(), b.open_for().is_none()).await;
         let now = b.wall_ms();
         // Count what finished since the last look before deciding the run is over.
         if let Some(r) = current.as_mut() {
@@ -165,17 +173,21 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
             wait
         };
         drop(b);
+        let wait = match (wait, poll) {
+            (Some(w), Some(p)) => Some(w.min(p)),
+            (w, p) => w.or(p),
+        };
         match wait {
             Some(d) => {
                 tokio::select! {
-                    _ = ob.stop.cancelled() => return,
+                    _ = ob.stop.cancelled() => return ob.hand_back().await,
                     _ = &mut wake => {}
                     _ = tokio::time::sleep(d.max(Duration::from_millis(1))) => {}
                 }
             }
             None => {
                 tokio::select! {
-                    _ = ob.stop.cancelled() => return,
+                    _ = ob.stop.cancelled() => return ob.hand_back().await,
                     _ = &mut wake => {}
                 }
             }
@@ -193,6 +205,19 @@ pub(super) enum Done {
 
 /// One attempt at delivering `m` (which may retry inside, as a live call would).
 async fn deliver(b: &Arc<Breaker>, ob: &Arc<Outbox>, m: Meta) -> Done {
+    match ob.begin(&m).await {
+        Begin::Go => {}
+        // An older write of its key is held by another replica: not an attempt.
+        Begin::Wait => {
+            let later = b.wall_ms() + WAIT_POLL.as_millis() as u64;
+            ob.schedule.lock().reschedule(m.seq, later, m.attempts);
+            return Done::Again;
+        }
+        Begin::Lost => {
+            ob.forget(&m);
+            return Done::Again;
+        }
+    }
     let now = b.wall_ms();
     let write = match ob.load(&m) {
         Ok(w) => w,
@@ -258,6 +283,7 @@ impl Outbox {
 
     pub(super) fn release(&self, m: &Meta) {
         self.schedule.lock().release(m.seq);
+        self.store_release(m);
     }
 
     fn tally(&self, d: Done) {
@@ -282,7 +308,7 @@ impl Outbox {
 
     /// The stored write, verified; the dead-letter reason otherwise.
     fn load(&self, m: &Meta) -> Result<Write, &'static str> {
-        let Ok(Some((blob, mac))) = self.store.load(m.seq) else {
+        let Some((blob, mac)) = self.stored(m) else {
             return Err("unreadable");
         };
         if !Write::verify(&blob, mac.as_deref(), self.secret.as_deref()) {
@@ -292,9 +318,7 @@ impl Outbox {
     }
 
     async fn delivered(&self, b: &Breaker, m: &Meta, w: &Write, status: u16, now_ms: u64) {
-        let (store, seq) = (self.store.clone(), m.seq);
-        // If this fails the write stays queued and is sent again, with the same key.
-        let _ = tokio::task::spawn_blocking(move || store.delete(seq)).await;
+        self.store_delivered(m).await;
         self.schedule.lock().remove(m.seq);
         self.delivered.fetch_add(1, Ordering::Relaxed);
         let after = Duration::from_millis(now_ms.saturating_sub(m.created_at_ms));
@@ -320,18 +344,17 @@ impl Outbox {
         answer: Option<Vec<u8>>,
         now_ms: u64,
     ) {
-        let (store, seq) = (self.store.clone(), m.seq);
-        let buried =
-            tokio::task::spawn_blocking(move || store.bury(seq, reason, status, answer, now_ms))
-                .await
-                .map(|r| r.is_ok())
-                .unwrap_or(false);
-        if !buried {
-            // Could not move it: try again later rather than lose or resend it now.
-            self.schedule
-                .lock()
-                .reschedule(m.seq, now_ms + 1000, m.attempts);
-            return;
+        match self.store_bury(m, reason, status, answer, now_ms).await {
+            Some(true) => {}
+            // Another replica finished it first.
+            Some(false) => return self.forget(m),
+            None => {
+                // Could not move it: try again later rather than lose or resend it now.
+                self.schedule
+                    .lock()
+                    .reschedule(m.seq, now_ms + 1000, m.attempts);
+                return;
+            }
         }
         self.schedule.lock().remove(m.seq);
         self.dead.fetch_add(1, Ordering::Relaxed);
@@ -366,10 +389,7 @@ impl Outbox {
             self.not_before_ms.fetch_max(until, Ordering::AcqRel);
         }
         let next = now_ms + delay.as_millis() as u64;
-        let (store, seq, err) = (self.store.clone(), m.seq, code.as_str().to_string());
-        let _ =
-            tokio::task::spawn_blocking(move || store.reschedule(seq, next, attempts, Some(err)))
-                .await;
+        self.store_again(m, next, attempts, code.as_str()).await;
         self.schedule.lock().reschedule(m.seq, next, attempts);
     }
 
@@ -380,7 +400,10 @@ impl Outbox {
             let settled = self.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            if self.is_closed() || self.is_empty() || b.open_for().is_some() {
+            if self.is_closed() || b.open_for().is_some() {
+                return;
+            }
+            if self.schedule.lock().is_empty() && self.queued_now().await == 0 {
                 return;
             }
             // Bounded wait: the circuit opening notifies nothing here.

@@ -4,13 +4,21 @@
 //! through the same breaker, retry policy and budget as live calls, each with the same
 //! Idempotency-Key on every attempt (the transactional-outbox pattern).
 //!
+//! Two stores behind one API and one delivery loop: each process's own SQLite file (the
+//! default), or, with `outboxRedisUrl`, a Redis Stream shared by a fleet of replicas.
+//!
 //! Split by concern: `entry.rs` (what is kept, signed), `schedule.rs` (what may go now),
-//! `sqlite.rs` (the embedded store), `delivery.rs` (the loop).
+//! `sqlite.rs` (the embedded store), `fleet/` (the Redis Streams store), `backend.rs`
+//! (what differs between the two, for the API), `turn.rs` (and for the loop),
+//! `delivery.rs` (the loop).
 
+mod backend;
 mod delivery;
 mod entry;
+pub mod fleet;
 mod schedule;
 mod sqlite;
+mod turn;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +29,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use backend::{Backend, FleetSide};
 pub use delivery::spawn_delivery;
 pub use entry::{kept_headers, Write};
 pub use schedule::{Meta, Schedule};
@@ -117,7 +126,9 @@ pub const REFUSED_REASONS: [&str; 2] = ["full", "store_error"];
 
 pub struct Outbox {
     cfg: OutboxConfig,
-    store: Arc<SqliteStore>,
+    backend: Backend,
+    /// The writes this process may deliver: every queued write of the embedded store; the
+    /// writes this replica holds of the fleet's.
     schedule: Mutex<Schedule>,
     /// Entries and bytes promised to appends still being synced (bounds hold under races).
     reserved: Mutex<(usize, u64)>,
@@ -138,10 +149,13 @@ pub struct Outbox {
     /// Counts since the delivery loop last looked (for its run log line).
     run_delivered: AtomicU64,
     run_dead: AtomicU64,
+    /// Passes of the delivery loop (a test holds it to not spinning).
+    turns: AtomicU64,
 }
 
 impl Outbox {
-    /// Opens the breaker's store (creating it if needed) and loads what it holds.
+    /// Opens the breaker's store (creating it if needed) and loads what it holds. The
+    /// fleet's opens no connection yet (`fleet/`).
     pub fn open(
         name: &str,
         cfg: OutboxConfig,
@@ -149,15 +163,25 @@ impl Outbox {
         secret: Option<String>,
         metrics: Arc<BreakerMetrics>,
     ) -> Result<Arc<Self>, CallError> {
-        let opened = SqliteStore::open(&cfg.dir, name).map_err(|e| {
-            CallError::new(Code::Config, format!("the outbox cannot be opened: {e}"))
-        })?;
         let mut schedule = Schedule::default();
-        for m in opened.pending {
-            schedule.insert(m);
-        }
+        let mut dead = 0;
+        let backend = match &cfg.redis_url {
+            Some(_) => Backend::Fleet(FleetSide::new(
+                fleet::Fleet::new(name, &cfg).map_err(|e| CallError::new(Code::Config, e))?,
+            )),
+            None => {
+                let opened = SqliteStore::open(&cfg.dir, name).map_err(|e| {
+                    CallError::new(Code::Config, format!("the outbox cannot be opened: {e}"))
+                })?;
+                for m in opened.pending {
+                    schedule.insert(m);
+                }
+                dead = opened.dead;
+                Backend::Embedded(Arc::new(opened.store))
+            }
+        };
         let o = Arc::new(Self {
-            store: Arc::new(opened.store),
+            backend,
             reserved: Mutex::new((0, 0)),
             tenant_header: tenant_header.to_string(),
             secret,
@@ -167,7 +191,8 @@ impl Outbox {
             not_before_ms: AtomicU64::new(0),
             run_delivered: AtomicU64::new(0),
             run_dead: AtomicU64::new(0),
-            dead: AtomicU64::new(opened.dead),
+            turns: AtomicU64::new(0),
+            dead: AtomicU64::new(dead),
             enqueued: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
@@ -183,14 +208,28 @@ impl Outbox {
         &self.cfg
     }
 
-    pub fn store(&self) -> &SqliteStore {
-        &self.store
+    /// The embedded store (`None` for the fleet's).
+    pub fn store(&self) -> Option<&SqliteStore> {
+        match &self.backend {
+            Backend::Embedded(s) => Some(s),
+            Backend::Fleet(_) => None,
+        }
+    }
+
+    /// The fleet's store (`None` for the embedded one).
+    pub fn fleet(&self) -> Option<&fleet::Fleet> {
+        match &self.backend {
+            Backend::Fleet(f) => Some(&f.fleet),
+            Backend::Embedded(_) => None,
+        }
     }
 
     /// Stops the delivery loop (the breaker closed). Queued writes stay in the store.
     pub fn close(&self) {
         self.stop.cancel();
-        self.store.close();
+        if let Backend::Embedded(s) = &self.backend {
+            s.close();
+        }
         self.wake.notify_waiters();
         self.settled.notify_waiters();
     }
@@ -243,57 +282,19 @@ impl Outbox {
             created_at_ms: now_ms,
         };
         let size = write.size();
-        {
-            let s = self.schedule.lock();
-            let mut r = self.reserved.lock();
-            if s.len() + r.0 >= self.cfg.max_entries || s.bytes() + r.1 + size > self.cfg.max_bytes
-            {
-                if let Some(m) = self.metrics.outbox() {
-                    m.refused(REFUSED_REASONS[0]).inc();
-                }
-                return Err(Refused::Full);
-            }
-            r.0 += 1;
-            r.1 += size;
-        }
         let blob = write.encode();
         let mac = self.secret.as_deref().and_then(|s| Write::mac(&blob, s));
-        let row = sqlite::NewRow {
-            id: write.id.clone(),
-            ordering_key: ordering_key.clone(),
-            created_at_ms: now_ms,
-            size,
-            blob,
-            mac,
-        };
-        let store = self.store.clone();
-        // On the blocking pool: the sync waits for the disk (and paused-time tests do not
-        // advance the clock while it runs).
-        let appended = tokio::task::spawn_blocking(move || store.append(row))
-            .await
-            .unwrap_or_else(|_| Err(StoreError("the outbox append panicked".into())));
-        let mut r = self.reserved.lock();
-        r.0 -= 1;
-        r.1 -= size;
-        drop(r);
-        let seq = match appended {
-            Ok(s) => s,
-            Err(e) => {
-                if let Some(m) = self.metrics.outbox() {
-                    m.refused(REFUSED_REASONS[1]).inc();
-                }
-                return Err(Refused::Store(e.0));
+        let appended = self.append(&write, size, blob, mac).await;
+        if let Err(r) = &appended {
+            if let Some(m) = self.metrics.outbox() {
+                m.refused(match r {
+                    Refused::Full => REFUSED_REASONS[0],
+                    _ => REFUSED_REASONS[1],
+                })
+                .inc();
             }
-        };
-        self.schedule.lock().insert(Meta {
-            seq,
-            id: write.id.clone(),
-            ordering_key,
-            next_at_ms: 0,
-            attempts: 0,
-            size,
-            created_at_ms: now_ms,
-        });
+        }
+        appended?;
         self.enqueued.fetch_add(1, Ordering::Relaxed);
         if let Some(m) = self.metrics.outbox() {
             m.enqueued.inc();
@@ -306,17 +307,15 @@ impl Outbox {
         })
     }
 
-    /// Sets the entries and oldest-age gauges (also at every scrape).
+    /// Sets the entries and oldest-age gauges (also at every scrape). The fleet's are the
+    /// shared queue's, as last read (every replica reports the same: aggregate with max).
     pub fn refresh_gauges(&self, now_ms: Option<u64>) {
         let Some(m) = self.metrics.outbox() else {
             return;
         };
-        let (len, oldest) = {
-            let s = self.schedule.lock();
-            (s.len(), s.oldest_created_at_ms())
-        };
+        let (len, oldest, dead) = self.counts();
         m.entries.set(len as i64);
-        m.dead_letters.set(self.dead.load(Ordering::Relaxed) as i64);
+        m.dead_letters.set(dead as i64);
         let age = match (now_ms, oldest) {
             (Some(now), Some(o)) => now.saturating_sub(o) as f64 / 1000.0,
             _ => 0.0,
@@ -324,16 +323,16 @@ impl Outbox {
         m.oldest_age.set(age);
     }
 
+    /// For the fleet: `entries`, `bytes`, `dead_letters` and `oldest_age` are the shared
+    /// queue's (read at most [`fleet::STATS_EVERY`] ago); `in_flight` is this replica's.
     pub fn stats(&self, now_ms: u64) -> OutboxStats {
-        let s = self.schedule.lock();
+        let (entries, oldest, dead_letters) = self.counts();
         OutboxStats {
-            entries: s.len() as u64,
-            bytes: s.bytes(),
-            in_flight: s.in_flight() as u64,
-            dead_letters: self.dead.load(Ordering::Relaxed),
-            oldest_age: s
-                .oldest_created_at_ms()
-                .map(|o| Duration::from_millis(now_ms.saturating_sub(o))),
+            entries,
+            bytes: self.bytes(),
+            in_flight: self.schedule.lock().in_flight() as u64,
+            dead_letters,
+            oldest_age: oldest.map(|o| Duration::from_millis(now_ms.saturating_sub(o))),
             enqueued: self.enqueued.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
@@ -341,43 +340,14 @@ impl Outbox {
     }
 
     /// Queued writes, oldest first.
-    pub fn list(&self, limit: usize) -> Vec<Listed> {
-        let metas: Vec<(Meta, bool)> = {
-            let s = self.schedule.lock();
-            s.iter()
-                .take(limit)
-                .map(|m| (m.clone(), s.is_in_flight(m.seq)))
-                .collect()
-        };
-        metas
-            .into_iter()
-            .filter_map(|(m, delivering)| {
-                let (blob, _) = self.store.load(m.seq).ok()??;
-                let w = Write::decode(&blob);
-                Some(Listed {
-                    method: w
-                        .as_ref()
-                        .map_or_else(String::new, |w| w.method.to_string()),
-                    url: w
-                        .as_ref()
-                        .map_or_else(String::new, |w| crate::http::redact(&w.url)),
-                    idempotency_key: w.map(|w| w.idempotency_key).unwrap_or_default(),
-                    last_error: self.store.last_error(m.seq),
-                    id: m.id,
-                    ordering_key: m.ordering_key,
-                    attempts: m.attempts,
-                    created_at_ms: m.created_at_ms,
-                    next_at_ms: m.next_at_ms,
-                    delivering,
-                })
-            })
-            .collect()
+    pub async fn list(&self, limit: usize) -> Result<Vec<Listed>, StoreError> {
+        self.listed(limit).await
     }
 
-    pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
         Ok(self
-            .store
-            .dead_letters(limit)?
+            .dead_rows(limit)
+            .await?
             .into_iter()
             .map(|d| {
                 let w = Write::decode(&d.blob);
@@ -403,50 +373,33 @@ impl Outbox {
 
     /// A dead letter back in the queue (at its end, attempts reset). False if there is none.
     pub async fn retry(self: &Arc<Self>, id: &str, now_ms: u64) -> Result<bool, StoreError> {
-        let (store, id) = (self.store.clone(), id.to_string());
-        let revived = tokio::task::spawn_blocking(move || store.revive(&id, now_ms))
-            .await
-            .unwrap_or_else(|_| Err(StoreError("the outbox retry panicked".into())))?;
-        let Some(mut m) = revived else {
-            return Ok(false);
-        };
-        m.next_at_ms = 0;
-        self.schedule.lock().insert(m);
-        self.dead.fetch_sub(1, Ordering::Relaxed);
-        self.refresh_gauges(Some(now_ms));
-        self.wake.notify_one();
-        Ok(true)
+        let revived = self.revive(id, now_ms).await?;
+        if revived {
+            self.refresh_gauges(Some(now_ms));
+            self.wake.notify_one();
+        }
+        Ok(revived)
     }
 
     /// Removes a queued write (not while it is being delivered) or a dead letter for good.
     pub async fn discard(self: &Arc<Self>, id: &str) -> Result<bool, StoreError> {
-        let queued = self.schedule.lock().get(id).map(|m| m.seq);
-        if let Some(seq) = queued {
+        let held = self.schedule.lock().get(id).map(|m| m.seq);
+        if let Some(seq) = held {
             if self.schedule.lock().is_in_flight(seq) {
                 return Err(StoreError(format!("write {id} is being delivered")));
             }
         }
-        let (store, owned) = (self.store.clone(), id.to_string());
-        let removed = tokio::task::spawn_blocking(move || store.discard(&owned))
-            .await
-            .unwrap_or_else(|_| Err(StoreError("the outbox discard panicked".into())))?;
+        let removed = self.remove(id, held).await?;
         if removed {
-            match queued {
-                Some(seq) => {
-                    self.schedule.lock().remove(seq);
-                }
-                None => {
-                    self.dead.fetch_sub(1, Ordering::Relaxed);
-                }
-            }
             self.refresh_gauges(None);
             self.settled.notify_waiters();
         }
         Ok(removed)
     }
 
+    /// No write left to deliver: for the fleet, in the shared queue as last read and here.
     pub fn is_empty(&self) -> bool {
-        self.schedule.lock().is_empty()
+        self.schedule.lock().is_empty() && self.counts().0 == 0
     }
 }
 

@@ -74,15 +74,29 @@ impl Schedule {
         }
     }
 
-    /// Adds a write (its `seq` greater than every earlier one).
+    /// Adds a write. Usually the newest (the embedded store's always are); the fleet's may
+    /// be older than some held already (taken over from a replica that died), so it goes
+    /// into its key's line by `seq`. A write it displaces from the front stops being
+    /// eligible; one displaced while being delivered finishes first.
     pub fn insert(&mut self, m: Meta) {
         let seq = m.seq;
         let eligible = match &m.ordering_key {
             None => true,
             Some(k) => {
                 let q = self.keyed.entry(k.clone()).or_default();
-                q.push_back(seq);
-                q.len() == 1
+                let at = q.partition_point(|s| *s < seq);
+                q.insert(at, seq);
+                match (at, q.get(1).copied()) {
+                    (0, Some(old)) if self.in_flight.contains(&old) => false,
+                    (0, Some(old)) => {
+                        self.ready.remove(&old);
+                        if let Some(o) = self.entries.get(&old) {
+                            self.waiting.remove(&(o.next_at_ms, old));
+                        }
+                        true
+                    }
+                    (at, _) => at == 0,
+                }
             }
         };
         self.bytes += m.size;
@@ -133,22 +147,33 @@ impl Schedule {
         self.ready.remove(&seq);
         self.waiting.remove(&(m.next_at_ms, seq));
         if let Some(k) = &m.ordering_key {
-            let mut next = None;
+            let mut front = None;
             if let Some(q) = self.keyed.get_mut(k) {
-                let was_head = q.front() == Some(&seq);
                 q.retain(|s| *s != seq);
-                if was_head {
-                    next = q.front().copied();
-                }
+                front = q.front().copied();
                 if q.is_empty() {
                     self.keyed.remove(k);
                 }
             }
-            if let Some(n) = next {
-                self.make_eligible(n);
+            if let Some(n) = front {
+                self.make_front_eligible(n);
             }
         }
         Some(m)
+    }
+
+    /// The front of a key's line may go (unless it is going already).
+    fn make_front_eligible(&mut self, seq: u64) {
+        if !self.in_flight.contains(&seq) && !self.ready.contains(&seq) {
+            self.make_eligible(seq);
+        }
+    }
+
+    /// The front of `seq`'s key when `seq` no longer is (an older write came in meanwhile).
+    fn displaced_by(&self, seq: u64) -> Option<u64> {
+        let k = self.entries.get(&seq)?.ordering_key.as_ref()?;
+        let front = *self.keyed.get(k)?.front()?;
+        (front != seq).then_some(front)
     }
 
     /// A write in flight stays queued and is tried again at `next_at` (after `attempts`).
@@ -160,13 +185,21 @@ impl Schedule {
             m.next_at_ms = next_at_ms;
             m.attempts = attempts;
         }
-        self.make_eligible(seq);
+        match self.displaced_by(seq) {
+            Some(front) => self.make_front_eligible(front),
+            None => self.make_eligible(seq),
+        }
     }
 
     /// A write claimed but not attempted (the circuit opened first): due again at once.
     pub fn release(&mut self, seq: u64) {
         if self.in_flight.remove(&seq) {
-            self.ready.insert(seq);
+            match self.displaced_by(seq) {
+                Some(front) => self.make_front_eligible(front),
+                None => {
+                    self.ready.insert(seq);
+                }
+            }
         }
     }
 }
@@ -221,6 +254,26 @@ mod tests {
         assert_eq!(s.get("id1").map(|m| m.attempts), Some(1));
         s.remove(1);
         assert_eq!(seqs(&s.claim(500, 10)), [2]);
+    }
+
+    #[test]
+    fn an_older_write_taken_over_goes_before_newer_ones_of_its_key() {
+        let mut s = Schedule::default();
+        s.insert(meta(5, Some("/k")));
+        s.insert(meta(9, Some("/j")));
+        assert_eq!(seqs(&s.claim(0, 10)), [5, 9]);
+        s.insert(meta(7, Some("/j"))); // older than 9, which is being delivered: finishes first
+        s.insert(meta(3, Some("/k"))); // older than 5, which is released below
+        s.release(5);
+        s.insert(meta(2, Some("/k")));
+        //                                   /k: 2 3 5    /j: 9 (busy) 7
+        assert_eq!(seqs(&s.claim(0, 10)), [2]);
+        s.remove(2);
+        assert_eq!(seqs(&s.claim(0, 10)), [3]);
+        s.remove(9);
+        s.remove(3);
+        assert_eq!(seqs(&s.claim(0, 10)), [5, 7]);
+        assert!(s.claim(0, 10).is_empty());
     }
 
     #[test]

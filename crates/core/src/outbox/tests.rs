@@ -186,7 +186,7 @@ async fn a_4xx_is_dead_lettered_with_the_answer_and_never_retried() {
     settle(&b, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(s.count(), 2, "delivered once, refused, never again");
-    let dead = b.outbox().unwrap().dead_letters(10).unwrap();
+    let dead = b.outbox().unwrap().dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(
         (dead[0].id.as_str(), dead[0].reason.as_str(), dead[0].status),
@@ -280,7 +280,7 @@ async fn old_writes_expire_to_the_dead_letters() {
     );
     let id = queued_id(&write(&b, "POST", "/a", &[]).await);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let dead = b.outbox().unwrap().dead_letters(10).unwrap();
+    let dead = b.outbox().unwrap().dead_letters(10).await.unwrap();
     assert_eq!(
         (dead[0].id.as_str(), dead[0].reason.as_str()),
         (id.as_str(), "expired")
@@ -450,7 +450,7 @@ async fn a_tampered_entry_is_dead_lettered_and_never_sent() {
     let b = breaker(cfg, &s);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(s.count(), 1, "never sent");
-    let dead = b.outbox().unwrap().dead_letters(10).unwrap();
+    let dead = b.outbox().unwrap().dead_letters(10).await.unwrap();
     assert_eq!(
         (dead[0].id.as_str(), dead[0].reason.as_str()),
         (id.as_str(), "tampered")
@@ -498,11 +498,16 @@ async fn discard_and_retry_and_drain() {
     let c = queued_id(&write(&b, "POST", "/c", &[]).await);
     let ob = b.outbox().unwrap().clone();
     assert_eq!(
-        ob.list(10).iter().map(|l| l.id.clone()).collect::<Vec<_>>(),
+        ob.list(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.id.clone())
+            .collect::<Vec<_>>(),
         [a.clone(), c.clone()]
     );
     assert!(ob.discard(&a).await.unwrap());
-    assert_eq!(ob.list(10).len(), 1);
+    assert_eq!(ob.list(10).await.unwrap().len(), 1);
     // drain() settles while the circuit is open (nothing can be delivered).
     tokio::time::timeout(Duration::from_secs(1), ob.drain(&b))
         .await
