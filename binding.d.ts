@@ -113,6 +113,8 @@ export interface BreakerEvent {
   delivered?: number
   /** `outbox`: writes dead-lettered in this run. */
   deadLettered?: number
+  /** `delivered`: DNAStore's answer (up to 64 KiB; absent when larger). */
+  body?: string
 }
 
 export interface BreakerOptions {

@@ -69,6 +69,7 @@ test('a durable write that cannot be delivered is queued, then delivered with th
   await eventually(() => events.filter(([e]) => e === 'delivered').length === 2);
   expect(events.map(([e, p]) => `${e}:${p.id}`)).toEqual([`queued:${r.id}`, `queued:${r2.id}`, `delivered:${r.id}`, `delivered:${r2.id}`]);
   expect(events[2][1]).toMatchObject({ status: 201, idempotencyKey: 'caller-key-1', afterMs: expect.any(Number) });
+  expect(JSON.parse(events[2][1].body)).toEqual({ id: 'sig-caller-key-1' }, 'DNAStore\'s answer reaches the service');
   const m = metrics();
   expect(m).toContain(`dnastore_outbox_enqueued_total{name="${b.name}"} 2`);
   expect(m).toContain(`dnastore_outbox_delivered_total{name="${b.name}"} 2`);

@@ -45,7 +45,7 @@ test('queued, then delivered (with the status and key) once DNAStore answers', a
 
   await upstream.restart();
   await eventually(() => status.get(q.id).state === 'delivered');
-  expect(status.get(q.id)).toEqual(expect.objectContaining({ state: 'delivered', status: 201, idempotencyKey: 'key-a' }));
+  expect(status.get(q.id)).toEqual(expect.objectContaining({ state: 'delivered', status: 201, idempotencyKey: 'key-a', sigil: { id: 'sig-1' } }));
   // A late queued() (the event came first) does not move it back.
   status.queued(q);
   expect(status.get(q.id).state).toBe('delivered');

@@ -47,7 +47,12 @@ pub struct BreakerEvent {
     pub delivered: Option<f64>,
     /// `outbox`: writes dead-lettered in this run.
     pub dead_lettered: Option<f64>,
+    /// `delivered`: DNAStore's answer (up to 64 KiB; absent when larger).
+    pub body: Option<String>,
 }
+
+/// Largest answer a `delivered` event carries.
+const MAX_EVENT_BODY: usize = 64 * 1024;
 
 pub struct EventMsg {
     name: &'static str,
@@ -233,6 +238,7 @@ impl Observer for JsObserver {
                 status,
                 after,
                 idempotency_key,
+                body,
             } => (
                 "delivered",
                 BreakerEvent {
@@ -240,6 +246,9 @@ impl Observer for JsObserver {
                     status: Some(u32::from(*status)),
                     after_ms: ms(*after),
                     idempotency_key: Some(idempotency_key.to_string()),
+                    // Bounded: an event is not the place for a large answer.
+                    body: (!body.is_empty() && body.len() <= MAX_EVENT_BODY)
+                        .then(|| String::from_utf8_lossy(body).into_owned()),
                     ..Default::default()
                 },
             ),

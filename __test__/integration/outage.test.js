@@ -200,6 +200,8 @@ describe('DNAStore outage (process stopped)', () => {
       { state: 'delivered', status: 201, key: unkeyed.key },
     ]);
     const held = (await store.sigils()).sigils;
+    // DNAStore's answer reached the status: the client learns its sigil's id.
+    for (const d of delivered) expect(held.map((r) => r.sigil.id)).toContain(d.sigil.id);
     for (const q of [keyed, unkeyed]) {
       expect({ name: q.name, keys: held.filter((r) => r.sigil.name === q.name).map((r) => r.idempotencyKey) }).toEqual({ name: q.name, keys: [q.key] });
     }

@@ -9,11 +9,20 @@
 // deadLetters() (`ready` settles when done), so queued writes keep answering; writes
 // delivered before the restart are no longer known (404, as for an id that never existed).
 //
-// The sigil's id is not known for a delivered write: the `delivered` event carries DNAStore's
-// status, not its answer. A client that needs the sigil POSTs the same body again with the
-// same Idempotency-Key: DNAStore answers the sigil it stored and stores nothing new.
+// A delivered write's record keeps DNAStore's answer (the `delivered` event carries it), so
+// the client learns the sigil's id and Location from it.
 
 const DEFAULT_MAX = 100000;
+
+// DNAStore's answer to a delivered write, when it is JSON (the stored sigil).
+function parseAnswer(body) {
+  if (typeof body !== 'string') return undefined;
+  try {
+    return JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+}
 const SEED_LIMIT = 10000; // the most outbox.list() / deadLetters() return
 
 class WriteStatus {
@@ -25,7 +34,7 @@ class WriteStatus {
     // Events may arrive before the fire() that queued the write resolves: a write delivered
     // at once is already `delivered` when its `queued` result is recorded (see queued()).
     breaker.on('delivered', (e) => {
-      this.#set(e.id, { state: 'delivered', idempotencyKey: e.idempotencyKey, status: e.status, afterMs: e.afterMs, deliveredAt: new Date().toISOString() });
+      this.#set(e.id, { state: 'delivered', idempotencyKey: e.idempotencyKey, status: e.status, afterMs: e.afterMs, deliveredAt: new Date().toISOString(), sigil: parseAnswer(e.body) });
     });
     breaker.on('deadLetter', (e) => {
       const prev = this.#writes.get(e.id);

@@ -217,6 +217,8 @@ pub enum Event<'a> {
         status: u16,
         after: Duration,
         idempotency_key: &'a str,
+        /// DNAStore's answer (the created sigil, say), so a service can tell its client.
+        body: &'a [u8],
     },
     /// A queued write was moved to the dead letters (one of `outbox::DEAD_REASONS`).
     DeadLetter {

@@ -72,7 +72,9 @@ struct Run {
     started_at_ms: u64,
     delivered: u64,
     dead: u64,
-    paused: bool,
+    /// `delivered` when the run last paused: it is logged paused again only after it made
+    /// progress, not on every failed half-open trial of one outage.
+    paused_at: Option<u64>,
 }
 
 async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
@@ -114,8 +116,11 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
             None
         } else if let Some(left) = b.open_for() {
             // No attempt against an open circuit; look again when it may admit a trial.
-            if let Some(r) = current.as_mut().filter(|r| !r.paused) {
-                r.paused = true;
+            if let Some(r) = current
+                .as_mut()
+                .filter(|r| r.paused_at != Some(r.delivered))
+            {
+                r.paused_at = Some(r.delivered);
                 b.emit(&Event::Outbox {
                     phase: OutboxPhase::Paused,
                     queued: queued as u64,
@@ -132,7 +137,7 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
             let n = slots.available_permits().min(bucket.available(now));
             let claimed = if n > 0 { ob.claim(now, n) } else { Vec::new() };
             if !claimed.is_empty() {
-                let r = current.get_or_insert_with(|| {
+                current.get_or_insert_with(|| {
                     b.emit(&Event::Outbox {
                         phase: OutboxPhase::Started,
                         queued: queued as u64,
@@ -144,10 +149,9 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
                         started_at_ms: now,
                         delivered: 0,
                         dead: 0,
-                        paused: false,
+                        paused_at: None,
                     }
                 });
-                r.paused = false;
                 for m in claimed {
                     bucket.take();
                     let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -219,7 +223,7 @@ async fn deliver(b: &Arc<Breaker>, ob: &Arc<Outbox>, m: Meta) -> Done {
         }
     }
     let now = b.wall_ms();
-    let write = match ob.load(&m) {
+    let write = match ob.load(&m).await {
         Ok(w) => w,
         Err(reason) => {
             ob.bury(b, &m, reason, None, None, now).await;
@@ -240,7 +244,7 @@ async fn deliver(b: &Arc<Breaker>, ob: &Arc<Outbox>, m: Meta) -> Done {
     let now = b.wall_ms();
     match out {
         CallOutcome::Ok(s) => {
-            ob.delivered(b, &m, &write, s.status, now).await;
+            ob.delivered(b, &m, &write, s.status, &s.body, now).await;
             Done::Delivered
         }
         // DNAStore answered and refused (a 4xx other than 408/429, or a redirect to another
@@ -307,8 +311,8 @@ impl Outbox {
     }
 
     /// The stored write, verified; the dead-letter reason otherwise.
-    fn load(&self, m: &Meta) -> Result<Write, &'static str> {
-        let Some((blob, mac)) = self.stored(m) else {
+    async fn load(&self, m: &Meta) -> Result<Write, &'static str> {
+        let Some((blob, mac)) = self.stored(m).await else {
             return Err("unreadable");
         };
         if !Write::verify(&blob, mac.as_deref(), self.secret.as_deref()) {
@@ -317,7 +321,15 @@ impl Outbox {
         Write::decode(&blob).ok_or("unreadable")
     }
 
-    async fn delivered(&self, b: &Breaker, m: &Meta, w: &Write, status: u16, now_ms: u64) {
+    async fn delivered(
+        &self,
+        b: &Breaker,
+        m: &Meta,
+        w: &Write,
+        status: u16,
+        body: &[u8],
+        now_ms: u64,
+    ) {
         self.store_delivered(m).await;
         self.schedule.lock().remove(m.seq);
         self.delivered.fetch_add(1, Ordering::Relaxed);
@@ -332,6 +344,7 @@ impl Outbox {
             status,
             after,
             idempotency_key: &w.idempotency_key,
+            body,
         });
     }
 

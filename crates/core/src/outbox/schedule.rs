@@ -32,6 +32,9 @@ pub struct Schedule {
     ready: BTreeSet<u64>,
     in_flight: HashSet<u64>,
     bytes: u64,
+    /// (created_at, seq) of every write: the oldest in O(log n). Sequence order is not
+    /// creation order (a revived dead letter keeps its age; the fleet takes writes over).
+    by_age: BTreeSet<(u64, u64)>,
 }
 
 impl Schedule {
@@ -52,7 +55,7 @@ impl Schedule {
     }
 
     pub fn oldest_created_at_ms(&self) -> Option<u64> {
-        self.entries.values().map(|m| m.created_at_ms).min()
+        self.by_age.first().map(|(at, _)| *at)
     }
 
     pub fn get(&self, id: &str) -> Option<&Meta> {
@@ -100,6 +103,7 @@ impl Schedule {
             }
         };
         self.bytes += m.size;
+        self.by_age.insert((m.created_at_ms, seq));
         self.by_id.insert(m.id.clone(), seq);
         self.entries.insert(seq, m);
         if eligible {
@@ -143,6 +147,7 @@ impl Schedule {
         let m = self.entries.remove(&seq)?;
         self.by_id.remove(&m.id);
         self.bytes -= m.size;
+        self.by_age.remove(&(m.created_at_ms, seq));
         self.in_flight.remove(&seq);
         self.ready.remove(&seq);
         self.waiting.remove(&(m.next_at_ms, seq));

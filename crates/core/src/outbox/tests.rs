@@ -357,6 +357,9 @@ async fn delivery_stops_the_moment_the_circuit_opens_again_and_the_run_is_counte
     assert!(b.open_for().is_some());
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(s.count(), 4, "no delivery while open");
+    // Three more resets, each trial failing: one outage, so still one pause logged.
+    tokio::time::sleep(Duration::from_secs(180)).await;
+    assert_eq!(s.count(), 7, "one failed trial per reset");
     assert_eq!(
         rec.0.lock().clone(),
         vec!["started:6:0".to_string(), "paused:4:2".to_string()]

@@ -202,9 +202,14 @@ impl Outbox {
     }
 
     /// A queued write's encoding and MAC.
-    pub(super) fn stored(&self, m: &Meta) -> Option<Stored> {
+    pub(super) async fn stored(&self, m: &Meta) -> Option<Stored> {
         match &self.backend {
-            Backend::Embedded(s) => s.load(m.seq).ok()?,
+            // On the blocking pool: the read may wait behind a commit's sync, and the I/O
+            // thread runs every breaker's calls.
+            Backend::Embedded(s) => {
+                let (store, seq) = (s.clone(), m.seq);
+                blocking("load", move || store.load(seq)).await.ok()?
+            }
             Backend::Fleet(f) => f.held.lock().get(&m.seq).map(|h| h.stored.clone()),
         }
     }
