@@ -124,7 +124,7 @@ impl Outbox {
             blob,
             mac,
         };
-        let appended = blocking("append", move || store.append(row)).await;
+        let appended = store.append_async(row).await;
         let mut r = self.reserved.lock();
         r.0 -= 1;
         r.1 -= size;

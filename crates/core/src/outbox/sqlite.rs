@@ -8,20 +8,25 @@
 //! release must be readable by the next), and an operator can open the file with `sqlite3`.
 //!
 //! Group commit: every change (append, delete, reschedule, dead-letter) is queued; whoever
-//! finds no commit running commits everything queued in one transaction (one WAL sync) and
-//! wakes the others. 50 concurrent writers share a sync instead of paying one each.
+//! finds no commit running becomes the committer and commits everything queued, batch after
+//! batch (one transaction, one WAL sync each), until the queue is empty. 50 concurrent
+//! writers share a sync instead of paying one each. Async callers await a oneshot and only
+//! one blocking-pool thread commits: with a parked thread per writer (the first design),
+//! waking 50 threads per commit was 56 % of the enqueue CPU (perf, bench/README.md).
 //!
 //! The file is opened with an exclusive lock for the life of the process: a second process
 //! on the same file gets a clear error instead of delivering the same writes. A corrupt or
 //! unreadable file is an error naming the path; it is never emptied.
 
-use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use parking_lot::{Condvar, Mutex};
+use std::sync::{mpsc, Arc};
+
+use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::oneshot;
 
 use super::schedule::Meta;
 
@@ -92,11 +97,28 @@ enum Done {
     Unit,
 }
 
+/// Where an op's result goes: a thread blocked in a sync call, or an awaiting task.
+enum Reply {
+    Sync(mpsc::SyncSender<Result<Done, StoreError>>),
+    Async(oneshot::Sender<Result<Done, StoreError>>),
+}
+
+impl Reply {
+    fn send(self, r: Result<Done, StoreError>) {
+        match self {
+            Reply::Sync(tx) => {
+                let _ = tx.send(r);
+            }
+            Reply::Async(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Group {
-    queue: Vec<(u64, Op)>,
-    next_ticket: u64,
-    done: HashMap<u64, Result<Done, StoreError>>,
+    queue: Vec<(Op, Reply)>,
     committing: bool,
     commits: u64,
 }
@@ -106,7 +128,6 @@ pub struct SqliteStore {
     /// `None` once closed: the file and its lock are released.
     conn: Mutex<Option<Connection>>,
     group: Mutex<Group>,
-    wake: Condvar,
 }
 
 /// What the file held at open.
@@ -234,7 +255,6 @@ impl SqliteStore {
                 path,
                 conn: Mutex::new(Some(conn)),
                 group: Mutex::new(Group::default()),
-                wake: Condvar::new(),
             },
             pending,
             dead: dead as u64,
@@ -268,49 +288,69 @@ impl SqliteStore {
         self.group.lock().commits
     }
 
-    /// Runs `op` in the next group commit; returns once it is on disk.
-    fn run(&self, op: Op) -> Result<Done, StoreError> {
+    /// Queues `op`; true when the caller must become the committer (none is running).
+    fn push(&self, op: Op, reply: Reply) -> bool {
         let mut g = self.group.lock();
-        let ticket = g.next_ticket;
-        g.next_ticket += 1;
-        g.queue.push((ticket, op));
+        g.queue.push((op, reply));
+        !std::mem::replace(&mut g.committing, true)
+    }
+
+    /// Commits batch after batch until nothing is queued, then stops being the committer
+    /// (under the lock, so a push in between either joins a batch or starts a committer).
+    fn commit_all(&self) {
         loop {
-            if let Some(r) = g.done.remove(&ticket) {
-                return r;
-            }
-            if !g.committing {
-                g.committing = true;
-                let batch = std::mem::take(&mut g.queue);
-                drop(g);
-                let results = self.commit(batch);
-                g = self.group.lock();
-                g.done.extend(results);
-                g.committing = false;
+            let batch = {
+                let mut g = self.group.lock();
+                if g.queue.is_empty() {
+                    g.committing = false;
+                    return;
+                }
                 g.commits += 1;
-                self.wake.notify_all();
-                continue;
+                std::mem::take(&mut g.queue)
+            };
+            let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.into_iter().unzip();
+            for (reply, r) in replies.into_iter().zip(self.commit(&ops)) {
+                reply.send(r);
             }
-            self.wake.wait(&mut g);
         }
     }
 
+    /// Runs `op` in the next group commit; returns once it is on disk (blocking).
+    fn run(&self, op: Op) -> Result<Done, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.push(op, Reply::Sync(tx)) {
+            self.commit_all();
+        }
+        rx.recv()
+            .unwrap_or_else(|_| Err(StoreError("the outbox commit was lost".into())))
+    }
+
+    /// Runs `op` in the next group commit; resolves once it is on disk. Commits on the
+    /// runtime's blocking pool (and paused-time tests do not advance while it runs).
+    async fn run_async(self: &Arc<Self>, op: Op) -> Result<Done, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        if self.push(op, Reply::Async(tx)) {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.commit_all());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError("the outbox commit was lost".into())))
+    }
+
     /// One transaction for the whole batch; if it fails, every op in it failed.
-    fn commit(&self, batch: Vec<(u64, Op)>) -> Vec<(u64, Result<Done, StoreError>)> {
+    fn commit(&self, ops: &[Op]) -> Vec<Result<Done, StoreError>> {
         let attempt = self.with_conn("write failed", |conn| {
             let tx = conn.transaction()?;
-            let mut out = Vec::with_capacity(batch.len());
-            for (t, op) in &batch {
-                out.push((*t, apply(&tx, op)?));
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                out.push(apply(&tx, op)?);
             }
             tx.commit()?;
             Ok(out)
         });
         match attempt {
-            Ok(done) => done.into_iter().map(|(t, d)| (t, Ok(d))).collect(),
-            Err(e) => batch
-                .into_iter()
-                .map(|(t, _)| (t, Err(e.clone())))
-                .collect(),
+            Ok(done) => done.into_iter().map(Ok).collect(),
+            Err(e) => ops.iter().map(|_| Err(e.clone())).collect(),
         }
     }
 
@@ -322,9 +362,22 @@ impl SqliteStore {
         }
     }
 
+    /// [`SqliteStore::append`] from async code (no thread parked per writer).
+    pub async fn append_async(self: &Arc<Self>, row: NewRow) -> Result<u64, StoreError> {
+        match self.run_async(Op::Append(row)).await? {
+            Done::Seq(s) => Ok(s),
+            other => Err(StoreError(format!("unexpected {other:?}"))),
+        }
+    }
+
     /// Delivered: the write leaves the queue.
     pub fn delete(&self, seq: u64) -> Result<(), StoreError> {
         self.run(Op::Delete(seq)).map(drop)
+    }
+
+    /// [`SqliteStore::delete`] from async code.
+    pub async fn delete_async(self: &Arc<Self>, seq: u64) -> Result<(), StoreError> {
+        self.run_async(Op::Delete(seq)).await.map(drop)
     }
 
     pub fn reschedule(

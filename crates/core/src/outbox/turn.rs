@@ -219,8 +219,7 @@ impl Outbox {
     pub(super) async fn store_delivered(&self, m: &Meta) {
         match &self.backend {
             Backend::Embedded(s) => {
-                let (store, seq) = (s.clone(), m.seq);
-                let _ = blocking("delete", move || store.delete(seq)).await;
+                let _ = s.delete_async(m.seq).await;
             }
             Backend::Fleet(f) => {
                 let sid = f.held.lock().remove(&m.seq).map(|h| h.sid);
