@@ -216,6 +216,8 @@ async function main() {
   // The README quotes the latest full run (bench/readme.js).
   if (!partial && !updateReadme(results)) log('README.md has no bench markers: its numbers were not updated');
   process.stdout.write(`${markdown}\n`);
+  // The outbox's own measurements, in a block of results.md of their own (bench/outbox.js).
+  if (!partial) await require('./outbox').run({ quick: false });
   log(`wrote ${file} (raw rounds: ${raw}) in ${((Date.now() - started) / 1000).toFixed(0)} s; ${missed} target(s) missed`);
 }
 

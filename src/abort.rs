@@ -1,12 +1,13 @@
 //! Cancellation for calls with an AbortSignal, without a JS object per call.
 //!
 //! Why not a `#[napi]` class instance per call (as before): a wrapped object carries a
-//! finalizer, which V8 cannot collect in a scavenge, so every call with a signal promoted an
-//! object to the old generation: ~48 µs of client CPU per call against ~11 µs without a
-//! signal, and old-space growth until the next full GC (issue 11, defect 4; bench row
-//! "with AbortSignal"). Here the facade numbers its calls; a call with a signal registers a
-//! token under its number in this JS thread's table, `abortCall(id)` cancels it, and the
-//! entry is removed when the call's promise settles (`completion::drain`, same thread).
+//! finalizer, so V8 cannot free it in a scavenge: every call with a signal promoted an object
+//! to the old generation, to be freed by a full GC only (issue 11, defect 4, reported as a heap
+//! leak). Here the facade numbers its calls; a call with a signal registers a token under its
+//! number in this JS thread's table, `abortCall(id)` cancels it, and the entry is removed when
+//! the call's promise settles (`completion::drain`, same thread). Measured (bench, A/B in
+//! bench/README.md): 30.2 against 31.9 µs of client CPU per call with one long-lived signal at
+//! 50 in flight; `__test__/memory.test.js` holds the heap flat over 200,000 such calls.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
