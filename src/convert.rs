@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use dnastore_core::config::RawValue;
-use dnastore_core::{CallOutcome, RawOptions, Stats};
+use dnastore_core::{CallOutcome, Code, RawOptions, Stats};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -118,18 +118,32 @@ fn text(b: &Bytes) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+impl NativeOutcome {
+    /// An outcome of `kind` with its `code`; every other field unset.
+    fn of(kind: OutcomeKind, code: Option<Code>) -> Self {
+        Self {
+            kind,
+            code: code.map(|c| c.as_str().to_string()),
+            message: None,
+            status: None,
+            body: None,
+            json: false,
+            source: None,
+            age_ms: None,
+            headers: None,
+            id: None,
+            idempotency_key: None,
+        }
+    }
+}
+
 pub fn outcome(o: CallOutcome, full: bool) -> Resolved {
     match o {
         CallOutcome::Ok(s) if s.json && !full && !s.body.is_empty() => Either::A(JsonText(s.body)),
         CallOutcome::Ok(s) => Either::B(NativeOutcome {
-            kind: OutcomeKind::Response,
-            code: None,
-            message: None,
             status: Some(s.status as u32),
             body: (!s.body.is_empty()).then(|| text(&s.body)),
             json: s.json,
-            source: None,
-            age_ms: None,
             headers: full.then(|| {
                 s.headers
                     .iter()
@@ -140,68 +154,37 @@ pub fn outcome(o: CallOutcome, full: bool) -> Resolved {
                     })
                     .collect()
             }),
-            id: None,
-            idempotency_key: None,
+            ..NativeOutcome::of(OutcomeKind::Response, None)
         }),
         CallOutcome::Fallback(f) => Either::B(fallback(f)),
         CallOutcome::Queued(q) => Either::B(NativeOutcome {
-            kind: OutcomeKind::Queued,
-            code: Some(q.code.as_str().to_string()),
-            message: None,
-            status: None,
-            body: None,
-            json: false,
-            source: None,
-            age_ms: None,
-            headers: None,
             id: Some(q.id),
             idempotency_key: Some(q.idempotency_key),
+            ..NativeOutcome::of(OutcomeKind::Queued, Some(q.code))
         }),
         CallOutcome::Rejected(r) => Either::B(NativeOutcome {
-            kind: OutcomeKind::Rejection,
-            code: Some(r.code.as_str().to_string()),
             message: Some(r.message),
             status: r.status.map(u32::from),
             body: r.body.as_ref().map(text),
-            json: false,
-            source: None,
-            age_ms: None,
-            headers: None,
-            id: None,
-            idempotency_key: None,
+            ..NativeOutcome::of(OutcomeKind::Rejection, Some(r.code))
         }),
     }
 }
 
 pub fn fallback(f: dnastore_core::Fallback) -> NativeOutcome {
     NativeOutcome {
-        kind: OutcomeKind::Fallback,
-        code: Some(f.code.as_str().to_string()),
-        message: None,
-        status: None,
         body: f.body.as_ref().map(text),
         json: f.json,
         source: Some(f.source.as_str().to_string()),
         age_ms: f.age.map(|a| a.as_millis() as f64),
-        headers: None,
-        id: None,
-        idempotency_key: None,
+        ..NativeOutcome::of(OutcomeKind::Fallback, Some(f.code))
     }
 }
 
 pub fn rejection(e: dnastore_core::CallError) -> NativeOutcome {
     NativeOutcome {
-        kind: OutcomeKind::Rejection,
-        code: Some(e.code.as_str().to_string()),
         message: Some(e.message),
-        status: None,
-        body: None,
-        json: false,
-        source: None,
-        age_ms: None,
-        headers: None,
-        id: None,
-        idempotency_key: None,
+        ..NativeOutcome::of(OutcomeKind::Rejection, Some(e.code))
     }
 }
 

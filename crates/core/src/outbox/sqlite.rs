@@ -312,22 +312,10 @@ impl SqliteStore {
         }
         let pending = {
             let mut st = conn
-                .prepare(
-                    "SELECT seq, id, ordering_key, next_at_ms, attempts, size, created_at_ms FROM outbox ORDER BY seq",
-                )
+                .prepare(&format!("SELECT {META_COLUMNS} FROM outbox ORDER BY seq"))
                 .map_err(|e| err(&path, "cannot read", e))?;
             let rows = st
-                .query_map([], |r| {
-                    Ok(Meta {
-                        seq: r.get::<_, i64>(0)? as u64,
-                        id: r.get(1)?,
-                        ordering_key: r.get(2)?,
-                        next_at_ms: r.get::<_, i64>(3)? as u64,
-                        attempts: r.get::<_, i64>(4)? as u32,
-                        size: r.get::<_, i64>(5)? as u64,
-                        created_at_ms: r.get::<_, i64>(6)? as u64,
-                    })
-                })
+                .query_map([], meta_of)
                 .map_err(|e| err(&path, "cannot read", e))?;
             rows.collect::<Result<Vec<_>, _>>()
                 .map_err(|e| err(&path, "cannot read", e))?
@@ -585,6 +573,21 @@ impl SqliteStore {
     }
 }
 
+/// The columns [`meta_of`] reads, in its order.
+const META_COLUMNS: &str = "seq, id, ordering_key, next_at_ms, attempts, size, created_at_ms";
+
+fn meta_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Meta> {
+    Ok(Meta {
+        seq: r.get::<_, i64>(0)? as u64,
+        id: r.get(1)?,
+        ordering_key: r.get(2)?,
+        next_at_ms: r.get::<_, i64>(3)? as u64,
+        attempts: r.get::<_, i64>(4)? as u32,
+        size: r.get::<_, i64>(5)? as u64,
+        created_at_ms: r.get::<_, i64>(6)? as u64,
+    })
+}
+
 fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Done> {
     Ok(match op {
         Op::Append(r) => {
@@ -659,19 +662,9 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Done> {
             tx.prepare_cached("DELETE FROM dead WHERE id = ?1")?
                 .execute([id])?;
             let m = tx.query_row(
-                "SELECT seq, id, ordering_key, next_at_ms, attempts, size, created_at_ms FROM outbox WHERE seq = ?1",
+                &format!("SELECT {META_COLUMNS} FROM outbox WHERE seq = ?1"),
                 [seq],
-                |r| {
-                    Ok(Meta {
-                        seq: r.get::<_, i64>(0)? as u64,
-                        id: r.get(1)?,
-                        ordering_key: r.get(2)?,
-                        next_at_ms: r.get::<_, i64>(3)? as u64,
-                        attempts: r.get::<_, i64>(4)? as u32,
-                        size: r.get::<_, i64>(5)? as u64,
-                        created_at_ms: r.get::<_, i64>(6)? as u64,
-                    })
-                },
+                meta_of,
             )?;
             Done::Revived(Some(m))
         }
