@@ -119,3 +119,19 @@ impl Script {
         }
     }
 }
+
+/// Polls `f` until it holds, for at most `secs` of real time (tests against real processes).
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    secs: u64,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) {
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -20,7 +20,7 @@ use crate::outbox::{Outbox, Refused};
 use crate::outcome::CallOutcome;
 use crate::redis::test_servers::{available, Server};
 use crate::rng::SplitMix64;
-use crate::test_support::{Script, Step};
+use crate::test_support::{eventually, Script, Step};
 use crate::transport::Transport;
 
 const BASE: &str = "http://127.0.0.1:9";
@@ -86,19 +86,6 @@ fn queued(o: &CallOutcome) -> (String, String) {
     match o {
         CallOutcome::Queued(q) => (q.id.clone(), q.idempotency_key.clone()),
         other => panic!("expected queued, got {other:?}"),
-    }
-}
-
-/// Polls `f` until it holds, for at most `secs`.
-async fn eventually<F: std::future::Future<Output = bool>>(
-    secs: u64,
-    what: &str,
-    mut f: impl FnMut() -> F,
-) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < until, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

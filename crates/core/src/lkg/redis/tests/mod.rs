@@ -25,7 +25,7 @@ use crate::metrics::BreakerMetrics;
 use crate::outcome::CallOutcome;
 use crate::redis::{RedisClient, RedisOptions, RedisSpec};
 use crate::rng::SplitMix64;
-use crate::test_support::Script;
+use crate::test_support::{eventually, Script};
 use crate::transport::Transport;
 
 /// The health transitions a client reported: (up, reason).
@@ -74,19 +74,6 @@ fn entry(body: &'static str) -> Entry {
 }
 
 const K: CacheKey = CacheKey([0xab; 32]);
-
-/// Polls `f` until it holds, for at most `secs`.
-async fn eventually<F: std::future::Future<Output = bool>>(
-    secs: u64,
-    what: &str,
-    mut f: impl FnMut() -> F,
-) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(Instant::now() < until, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// Writes `e` under `K` and waits until it reads back.
 async fn round_trip(c: &RedisLkg, e: Entry) {
