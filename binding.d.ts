@@ -25,8 +25,8 @@ export declare class NativeBreaker {
   redactUrl(url: string): string
   noteFunctionFallback(): void
   /**
-   * Configuration worth a warning log: a Redis URL without a secret, an ioThreads value
-   * that came too late to apply.
+   * Worth a warning log at startup: a Redis URL without a secret, an ioThreads value
+   * that came too late to apply, queued writes the signing secret does not verify.
    */
   warnings(): Array<string>
   /**

@@ -13,7 +13,7 @@ export interface Logger {
 
 export type FallbackCode =
   | 'EOPENBREAKER' | 'ETIMEDOUT' | 'ECONNREFUSED' | 'ECONNRESET' | 'ENOTFOUND' | 'ECONNECTION'
-  | 'EUPSTREAM' | 'ERATELIMITED' | 'EBADBODY' | 'ETOOLARGE';
+  | 'EUPSTREAM' | 'ERATELIMITED' | 'EBADBODY' | 'ETOOLARGE' | 'EORDERED';
 
 export type RejectionCode = 'EHTTP' | 'EABORTED' | 'EINVALID' | 'ESHUTDOWN' | 'EINTERNAL';
 

@@ -221,6 +221,7 @@ class Breaker extends EventEmitter {
       orderingKey: checkOptional('orderingKey', init.orderingKey, 'string'),
       signal: init.signal ?? undefined,
       abortId: undefined,
+      aborted: false,
       cleanup: noop,
     };
     if (a.signal !== undefined) {
@@ -231,7 +232,10 @@ class Breaker extends EventEmitter {
       abortSeq += 1;
       const id = abortSeq;
       a.abortId = id;
-      if (!signal.aborted) {
+      // Read once, here: a getter that throws is the caller's EINVALID before anything is
+      // sent (read again after the native call, it threw once the write had gone out).
+      a.aborted = Boolean(signal.aborted);
+      if (!a.aborted) {
         const onAbort = () => native.abortCall(id);
         signal.addEventListener('abort', onAbort, { once: true });
         a.cleanup = () => {
@@ -256,7 +260,7 @@ class Breaker extends EventEmitter {
     if (!mayQueue && this.#tryReject()) return null;
     const r = this.#native.fire(a.href, a.method, a.headers, a.body, a.timeout, a.deadline, a.fullResponse, a.abortId, a.route, a.durable, a.orderingKey);
     // An already aborted signal: the call is registered now, abort it (it settles EABORTED).
-    if (a.abortId !== undefined && a.signal.aborted) native.abortCall(a.abortId);
+    if (a.aborted === true) native.abortCall(a.abortId);
     return r;
   }
 

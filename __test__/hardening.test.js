@@ -78,6 +78,36 @@ test('(5) fire() never throws: getters and iterators that throw anything (null, 
   expect(up.hits).toHaveLength(0);
 });
 
+test('(5) the signal is read once, before anything is sent: a getter that throws later cannot turn a sent call into EINTERNAL', async () => {
+  const b = make();
+  let reads = 0;
+  const signal = {
+    addEventListener() {},
+    removeEventListener() {},
+    get aborted() {
+      reads += 1;
+      if (reads > 1) throw new Error('second read');
+      return false;
+    },
+  };
+  const r = await b.fire('/once', { method: 'POST', body: '{}', signal });
+  expect(r).toEqual({ ok: true });
+  expect(reads).toBe(1);
+  expect(up.hits.map((h) => h.url)).toEqual(['/once']);
+});
+
+test('a relative URL cannot leave baseUrl\'s origin (//host/x, \\\\host/x): EINVALID, nothing sent', async () => {
+  const b = make();
+  for (const evil of ['//evil.example/x', '\\\\evil.example/x', '/\\evil.example/x']) {
+    const e = await b.fire(evil, { headers: { authorization: 'Bearer s3cret' } }).catch((x) => x);
+    expect(e.code).toBe('EINVALID');
+    expect(e.message).toMatch(/origin/);
+    expect(e.message).not.toMatch(/s3cret/);
+  }
+  expect(up.hits).toHaveLength(0);
+  expect(await b.fire(`//${new URL(up.url).host}/same`)).toEqual({ ok: true });
+});
+
 test('(6) shutdown() settles the handle\'s calls still running at once with ESHUTDOWN', async () => {
   up.set(hang);
   const b = make({ timeout: 60_000, deadline: 60_000 });

@@ -95,7 +95,28 @@ test('durable needs the outbox, and only writes qualify', async () => {
     code: 'EINVALID',
     message: expect.not.stringContaining('u:p'),
   });
+  // An empty key names no write: DNAStore could not tell a replay from a new one.
+  for (const key of ['', '  ']) {
+    await expect(post(b, {}, { headers: { 'idempotency-key': key } })).rejects.toMatchObject({ code: 'EINVALID', message: expect.stringMatching(/must not be empty/) });
+  }
   expect(up.hits).toHaveLength(0);
+});
+
+test('a newer write of a resource goes behind its queued one (EORDERED), so the newest lands last', async () => {
+  const b = make({ maxFailures: 100, retryBaseMs: 50 });
+  const put = (v) => b.fire('/api/sigils/1', { method: 'PUT', headers: { 'content-type': 'application/json', 'idempotency-key': `v${v}` }, body: JSON.stringify({ v }), durable: true });
+  const v1 = await put(1);
+  expect(v1).toMatchObject({ queued: true, code: 'ECONNRESET' });
+  // DNAStore is back, but v1 is still in line when v2 comes: sent live, v2 would land
+  // first and v1's replay would overwrite it.
+  up.set((req, res, hit) => setTimeout(() => json(res, 200, { v: JSON.parse(hit.body).v }), 100));
+  const v2 = await put(2);
+  expect(v2).toMatchObject({ queued: true, code: 'EORDERED', idempotencyKey: 'v2' });
+  await eventually(() => b.outbox.stats().entries === 0, 5000);
+  const puts = up.hits.filter((h) => h.method === 'PUT').map((h) => h.headers['idempotency-key']);
+  expect(puts).toEqual(['v1', 'v1', 'v2']);
+  // With nothing queued for it, the next write goes live again.
+  expect(await put(3)).toEqual({ v: 3 });
 });
 
 test("outbox 'all': every write is durable unless it opts out; reads are never queued", async () => {
@@ -169,7 +190,9 @@ test('a restarted process (a new breaker on the same directory) delivers what th
   for (let i = 0; i < 5; i++) ids.push((await post(first, { i })).id);
   first.shutdown();
   up.set(created);
-  const second = make({ name });
+  // One at a time: writes without an ordering key start in FIFO order, but concurrent
+  // ones may reach the server in any order.
+  const second = make({ name, outboxConcurrency: 1 });
   expect(second.outbox.stats().entries).toBe(5);
   await eventually(() => second.outbox.stats().entries === 0, 5000);
   // The first write's live attempt (refused, which opened the circuit), then all five, in order.

@@ -153,14 +153,17 @@ impl NativeBreaker {
         self.inner.note_function_fallback();
     }
 
-    /// Configuration worth a warning log: a Redis URL without a secret, an ioThreads value
-    /// that came too late to apply.
+    /// Worth a warning log at startup: a Redis URL without a secret, an ioThreads value
+    /// that came too late to apply, queued writes the signing secret does not verify.
     #[napi]
     pub fn warnings(&self) -> Vec<String> {
         let lkg = &self.inner.config().lkg;
         let mut w: Vec<String> = self.io_warning.iter().cloned().collect();
         if lkg.redis_url.is_some() && lkg.signing_secret.is_none() {
             w.push("last-known-good entries shared through Redis are not authenticated: set DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET".to_string());
+        }
+        if let Some(o) = self.inner.outbox() {
+            w.extend(o.warnings().iter().cloned());
         }
         w
     }

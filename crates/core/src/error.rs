@@ -96,6 +96,9 @@ pub enum Code {
     RateLimited,
     BadBody,
     TooLarge,
+    /// A durable write queued without a live attempt: an older write of its ordering key
+    /// is still queued, and this one must not overtake it.
+    Ordered,
     /// A 4xx other than 408/429: the caller's mistake. Rejects; not a breaker failure.
     Http,
     /// The caller's AbortSignal fired. Rejects; not a breaker failure.
@@ -112,7 +115,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for the binding's `errorCodes()`.
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 17] = [
         Code::OpenBreaker,
         Code::Timeout,
         Code::ConnRefused,
@@ -123,6 +126,7 @@ impl Code {
         Code::RateLimited,
         Code::BadBody,
         Code::TooLarge,
+        Code::Ordered,
         Code::Http,
         Code::Aborted,
         Code::Invalid,
@@ -143,6 +147,7 @@ impl Code {
             Code::RateLimited => "ERATELIMITED",
             Code::BadBody => "EBADBODY",
             Code::TooLarge => "ETOOLARGE",
+            Code::Ordered => "EORDERED",
             Code::Http => "EHTTP",
             Code::Aborted => "EABORTED",
             Code::Invalid => "EINVALID",

@@ -68,7 +68,18 @@ pub fn prepare(
     let url = match Url::parse(url) {
         Ok(u) => u,
         Err(url::ParseError::RelativeUrlWithoutBase) => match base {
-            Some(b) => b.join(url).map_err(|e| CallError::invalid(format!("cannot resolve the path against baseUrl: {e}")))?,
+            Some(b) => {
+                let u = b.join(url).map_err(|e| CallError::invalid(format!("cannot resolve the path against baseUrl: {e}")))?;
+                // `//host/x` (or `\\host/x`) is relative too, and resolves to another host:
+                // a path built from user input must not send the call (and its headers)
+                // off the configured upstream.
+                if u.origin() != b.origin() {
+                    return Err(CallError::invalid(
+                        "a relative URL must stay on baseUrl's origin (it began with // or \\\\); pass an absolute URL to reach another host",
+                    ));
+                }
+                u
+            }
             None => {
                 return Err(CallError::invalid(
                     "a relative URL needs the baseUrl option (or DNASTORE_URL); pass an absolute URL otherwise",
@@ -297,6 +308,27 @@ mod tests {
             prepare(None, "/api", None, &[], None).unwrap_err().code,
             crate::Code::Invalid
         );
+    }
+
+    #[test]
+    fn relative_paths_cannot_leave_the_base_origin() {
+        let base = Url::parse("http://127.0.0.1:9001/api/").unwrap();
+        for evil in [
+            "//evil.example/x",
+            "\\\\evil.example/x",
+            "/\\evil.example/x",
+            "//127.0.0.1:9002/x",
+        ] {
+            let e = prepare(Some(&base), evil, None, &[], None).unwrap_err();
+            assert_eq!(e.code, crate::Code::Invalid, "{evil}");
+            assert!(e.message.contains("origin"), "{}", e.message);
+        }
+        // Same origin, however spelled; and an absolute URL is the caller's explicit choice.
+        for ok in ["//127.0.0.1:9001/x", "x/../y", "?q=1"] {
+            let r = prepare(Some(&base), ok, None, &[], None).unwrap();
+            assert_eq!(r.url.origin(), base.origin(), "{ok}");
+        }
+        assert!(prepare(Some(&base), "http://other.example/x", None, &[], None).is_ok());
     }
 
     #[test]

@@ -480,7 +480,16 @@ impl Breaker {
     /// permit and every other slot the call holds are given back by their own `Drop`.
     pub async fn execute(self: Arc<Self>, permit: Permit, call: Call) -> CallOutcome {
         let stop = call.stop.clone().unwrap_or_else(|| self.stop.clone());
-        let run = AssertUnwindSafe(self.run(permit, &call)).catch_unwind();
+        let run = AssertUnwindSafe(async {
+            if self.behind_queued(&call).await {
+                // Sent live, it would land before the older write that replays later,
+                // which would then overwrite it. It goes behind that write instead.
+                drop(permit);
+                return CallOutcome::Fallback(self.fallback_from(Code::Ordered, None));
+            }
+            self.run(permit, &call).await
+        })
+        .catch_unwind();
         let out = tokio::select! {
             biased;
             _ = stop.cancelled() => self.shut_down(),
@@ -492,6 +501,19 @@ impl Breaker {
             // write is stored before the caller hears about it.
             CallOutcome::Fallback(f) if call.durable.is_some() => self.queue(&call, f).await,
             o => o,
+        }
+    }
+
+    /// Whether `call` is a durable write whose ordering key still has a write queued.
+    async fn behind_queued(&self, call: &Call) -> bool {
+        match (&self.outbox, &call.durable) {
+            (
+                Some(ob),
+                Some(Durable {
+                    ordering_key: Some(k),
+                }),
+            ) => ob.has_queued(k).await,
+            _ => false,
         }
     }
 

@@ -238,7 +238,7 @@ impl Outbox {
     pub(super) async fn revive(&self, id: &str, now_ms: u64) -> Result<bool, StoreError> {
         let store = match &self.backend {
             Backend::Fleet(f) => {
-                let revived = f.fleet.retry(id).await.map_err(StoreError)?;
+                let revived = f.fleet.retry(id, now_ms).await.map_err(StoreError)?;
                 if revived {
                     f.fresh.store(true, Ordering::Release);
                     self.refresh_snapshot(f).await;

@@ -118,6 +118,10 @@ pub struct DeadLetter {
     pub died_at_ms: u64,
 }
 
+/// Longest a fleet durable write waits to learn whether an older write of its ordering
+/// key is queued (one LLEN; a Redis that slow could not take the write anyway).
+pub const ORDER_CHECK_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// Dead-letter reasons (`dnastore_outbox_dead_lettered_total{reason}`).
 pub const DEAD_REASONS: [&str; 4] = ["rejected", "expired", "tampered", "unreadable"];
 
@@ -134,6 +138,8 @@ pub struct Outbox {
     reserved: Mutex<(usize, u64)>,
     tenant_header: String,
     secret: Option<String>,
+    /// Found at open, for the startup log (queued writes the secret does not verify).
+    warnings: Vec<String>,
     metrics: Arc<BreakerMetrics>,
     /// Something changed: a write was queued, revived or finished, or the loop should look.
     wake: Notify,
@@ -165,6 +171,7 @@ impl Outbox {
     ) -> Result<Arc<Self>, CallError> {
         let mut schedule = Schedule::default();
         let mut dead = 0;
+        let mut warnings = vec![];
         let backend = match &cfg.redis_url {
             Some(_) => Backend::Fleet(FleetSide::new(
                 fleet::Fleet::new(name, &cfg).map_err(|e| CallError::new(Code::Config, e))?,
@@ -173,6 +180,9 @@ impl Outbox {
                 let opened = SqliteStore::open(&cfg.dir, name).map_err(|e| {
                     CallError::new(Code::Config, format!("the outbox cannot be opened: {e}"))
                 })?;
+                if let Some(w) = unverified(&opened.store, &opened.pending, secret.as_deref()) {
+                    warnings.push(w);
+                }
                 for m in opened.pending {
                     schedule.insert(m);
                 }
@@ -185,6 +195,7 @@ impl Outbox {
             reserved: Mutex::new((0, 0)),
             tenant_header: tenant_header.to_string(),
             secret,
+            warnings,
             wake: Notify::new(),
             settled: Notify::new(),
             stop: CancellationToken::new(),
@@ -206,6 +217,11 @@ impl Outbox {
 
     pub fn config(&self) -> &OutboxConfig {
         &self.cfg
+    }
+
+    /// What the startup log should say about the queue it opened.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The embedded store (`None` for the fleet's).
@@ -242,11 +258,17 @@ impl Outbox {
     /// one) that every attempt, live or delivered, will carry. Returns the key.
     pub fn prepare(req: &mut PreparedRequest) -> Result<String, CallError> {
         if let Some(k) = req.headers.get(IDEMPOTENCY_KEY) {
-            return k.to_str().map(str::to_string).map_err(|_| {
-                CallError::invalid(
+            // Empty or blank, it would name no write: the upstream could not tell a
+            // replay from a new write, and every such write would share one key.
+            return match k.to_str() {
+                Ok(s) if !s.trim().is_empty() => Ok(s.to_string()),
+                Ok(_) => Err(CallError::invalid(
+                    "the Idempotency-Key header of a durable write must not be empty",
+                )),
+                Err(_) => Err(CallError::invalid(
                     "the Idempotency-Key header of a durable write must be visible ASCII",
-                )
-            });
+                )),
+            };
         }
         let key = crate::rng::idempotency_key()?;
         let v = HeaderValue::from_str(&key).map_err(|_| CallError::invalid("idempotency key"))?;
@@ -371,7 +393,8 @@ impl Outbox {
             .collect())
     }
 
-    /// A dead letter back in the queue (at its end, attempts reset). False if there is none.
+    /// A dead letter back at the end of the queue, as a new write: its age counts from now
+    /// (an expired one would expire again at once), its attempts from zero.
     pub async fn retry(self: &Arc<Self>, id: &str, now_ms: u64) -> Result<bool, StoreError> {
         let revived = self.revive(id, now_ms).await?;
         if revived {
@@ -383,18 +406,52 @@ impl Outbox {
 
     /// Removes a queued write (not while it is being delivered) or a dead letter for good.
     pub async fn discard(self: &Arc<Self>, id: &str) -> Result<bool, StoreError> {
-        let held = self.schedule.lock().get(id).map(|m| m.seq);
-        if let Some(seq) = held {
-            if self.schedule.lock().is_in_flight(seq) {
-                return Err(StoreError(format!("write {id} is being delivered")));
+        // Out of the schedule first, in one step with the in-flight check: the delivery loop
+        // can no longer claim it while the store removes it (it did, and delivered a write
+        // discard() had answered true for).
+        let taken = {
+            let mut s = self.schedule.lock();
+            match s.get(id).map(|m| m.seq) {
+                Some(seq) if s.is_in_flight(seq) => {
+                    return Err(StoreError(format!("write {id} is being delivered")))
+                }
+                Some(seq) => s.remove(seq),
+                None => None,
             }
-        }
-        let removed = self.remove(id, held).await?;
-        if removed {
+        };
+        let removed = match self.remove(id, taken.as_ref().map(|m| m.seq)).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Still in the store: back in line.
+                if let Some(m) = taken {
+                    self.schedule.lock().insert(m);
+                }
+                return Err(e);
+            }
+        };
+        if removed || taken.is_some() {
             self.refresh_gauges(None);
             self.settled.notify_waiters();
         }
         Ok(removed)
+    }
+
+    /// True while an older write of ordering key `k` is queued: a newer write of the key
+    /// must go behind it, not overtake it live. The fleet asks Redis, for at most
+    /// [`ORDER_CHECK_TIMEOUT`]; false if Redis cannot say (it could not take the write
+    /// then either, so the live attempt is the write's only chance).
+    pub async fn has_queued(&self, k: &str) -> bool {
+        if self.schedule.lock().has_key(k) {
+            return true;
+        }
+        match &self.backend {
+            Backend::Fleet(f) => tokio::time::timeout(ORDER_CHECK_TIMEOUT, f.fleet.has_queued(k))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(false),
+            Backend::Embedded(_) => false,
+        }
     }
 
     /// No write left to deliver: for the fleet, in the shared queue as last read and here.
@@ -405,3 +462,37 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests;
+
+/// How many of the oldest queued writes are checked at open: enough to tell a rotated
+/// secret (every one fails) from one tampered entry, cheap for any queue length.
+const VERIFY_AT_OPEN: usize = 100;
+
+/// A warning when queued writes found at open do not verify under `secret`: most often the
+/// secret was rotated with writes still queued, and each would be dead-lettered as
+/// `tampered` when its turn comes. Said once at startup, so the operator can restore the
+/// old secret (and `retry()` those already dead-lettered) rather than learn it from them.
+fn unverified(
+    store: &SqliteStore,
+    pending: &[schedule::Meta],
+    secret: Option<&str>,
+) -> Option<String> {
+    secret?;
+    let checked: Vec<&schedule::Meta> = pending.iter().take(VERIFY_AT_OPEN).collect();
+    let failed = checked
+        .iter()
+        .filter(|m| match store.load(m.seq) {
+            Ok(Some((blob, mac))) => !entry::Write::verify(&blob, mac.as_deref(), secret),
+            _ => false,
+        })
+        .count();
+    (failed > 0).then(|| {
+        format!(
+            "{failed} of the {} oldest queued writes in {} do not verify with signingSecret: \
+             if it was rotated with writes still queued, they will be dead-lettered as tampered; \
+             restart with the previous secret to deliver them (and retry() those already \
+             dead-lettered)",
+            checked.len(),
+            store.path().display()
+        )
+    })
+}

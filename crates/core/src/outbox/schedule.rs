@@ -58,6 +58,11 @@ impl Schedule {
         self.by_age.first().map(|(at, _)| *at)
     }
 
+    /// True while a write of ordering key `k` is queued (a newer write of it must wait).
+    pub fn has_key(&self, k: &str) -> bool {
+        self.keyed.contains_key(k)
+    }
+
     pub fn get(&self, id: &str) -> Option<&Meta> {
         self.by_id.get(id).and_then(|s| self.entries.get(s))
     }

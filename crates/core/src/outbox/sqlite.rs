@@ -497,7 +497,8 @@ impl SqliteStore {
         .map(drop)
     }
 
-    /// A dead letter back in the queue (at its end, attempts reset); its new schedule entry.
+    /// A dead letter back in the queue (at its end, attempts reset, age from `now_ms`);
+    /// its new schedule entry.
     pub fn revive(&self, id: &str, now_ms: u64) -> Result<Option<Meta>, StoreError> {
         match self.run(Op::Revive {
             id: id.to_string(),
@@ -652,7 +653,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Done> {
             let n = tx
                 .prepare_cached(
                     "INSERT INTO outbox (id, ordering_key, created_at_ms, next_at_ms, attempts, size, write, mac)
-                     SELECT id, ordering_key, created_at_ms, ?2, 0, size, write, mac FROM dead WHERE id = ?1",
+                     SELECT id, ordering_key, ?2, ?2, 0, size, write, mac FROM dead WHERE id = ?1",
                 )?
                 .execute(params![id, *now_ms as i64])?;
             if n == 0 {
@@ -743,6 +744,10 @@ mod tests {
         assert!(
             revived.seq > o.pending[0].seq,
             "back at the end of the queue"
+        );
+        assert_eq!(
+            revived.created_at_ms, 2000,
+            "its age counts from the retry (an expired write would expire again at once)"
         );
         assert_eq!(o.store.dead_count(), 0);
         assert!(o.store.discard("b").unwrap());

@@ -286,6 +286,13 @@ async fn old_writes_expire_to_the_dead_letters() {
         (id.as_str(), "expired")
     );
     assert!(b.outbox().unwrap().is_empty());
+    // retry() is a new chance: its age counts from now, so it does not expire again at
+    // once (it did: it kept the age it had died of).
+    let ob = b.outbox().unwrap().clone();
+    assert!(ob.retry(&id, b.wall_ms()).await.unwrap());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(ob.dead_letters(10).await.unwrap().is_empty());
+    assert_eq!(ob.stats(b.wall_ms()).entries, 1, "queued again, trying");
 }
 
 #[tokio::test(start_paused = true)]
@@ -534,4 +541,174 @@ async fn a_second_breaker_of_the_same_name_after_close_reopens_the_file() {
         Transport::Script(s.clone()),
     );
     assert!(again.is_ok(), "the closed breaker released the file's lock");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_newer_write_of_a_key_goes_behind_a_queued_one_never_live() {
+    let dir = Dir::new("behind");
+    // v1 fails live (the circuit stays closed); its delivery takes a second; v2 comes in
+    // meanwhile. Sent live, v2 would land first and v1's replay would then overwrite it.
+    let s = Script::new(vec![
+        Step::Fail(FailureKind::ConnectionRefused),
+        Step::After(
+            Duration::from_secs(1),
+            Box::new(Step::Reply(200, "application/json", "{}")),
+        ),
+        Step::Reply(200, "application/json", "{}"),
+    ]);
+    let closed = [("maxFailures", RawValue::Number(100.0))];
+    let b = breaker(config("ob-behind", &dir, &closed), &s);
+    let v1 = write(&b, "PUT", "/api/sigils/1", &[("idempotency-key", "v1")]).await;
+    assert!(!queued_id(&v1).is_empty());
+    let v2 = write(&b, "PUT", "/api/sigils/1", &[("idempotency-key", "v2")]).await;
+    let CallOutcome::Queued(q2) = &v2 else {
+        panic!("v2 must be queued behind v1, got {v2:?}")
+    };
+    assert_eq!(q2.code, crate::Code::Ordered);
+    // Another resource is not held up.
+    let other = write(&b, "PUT", "/api/sigils/2", &[("idempotency-key", "o")]).await;
+    assert!(matches!(other, CallOutcome::Ok(_)), "{other:?}");
+    settle(&b, Duration::from_secs(10)).await;
+    let order: Vec<String> = seen(&s)
+        .into_iter()
+        .filter(|(_, p, _)| p == "/api/sigils/1")
+        .map(|(_, _, k)| k)
+        .collect();
+    assert_eq!(order, ["v1", "v1", "v2"], "v2 lands last");
+}
+
+#[tokio::test]
+async fn an_empty_idempotency_key_on_a_durable_write_is_invalid() {
+    let dir = Dir::new("emptykey");
+    let s = Script::new(vec![Step::Reply(201, "application/json", "{}")]);
+    let b = breaker(config("ob-emptykey", &dir, &[]), &s);
+    for v in ["", "   "] {
+        let req = b
+            .prepare(
+                &format!("{BASE}/a"),
+                Some("POST"),
+                &[("idempotency-key".into(), v.into())],
+                None,
+            )
+            .unwrap();
+        let e = b.make_durable(&mut Call::new(req), None).unwrap_err();
+        assert_eq!(e.code, crate::Code::Invalid, "{v:?}");
+        assert!(e.message.contains("must not be empty"), "{}", e.message);
+    }
+    assert_eq!(s.count(), 0);
+}
+
+/// A discard() that answers true means the write is never sent, however it races the
+/// delivery loop (it did not: the loop could claim the write while the store removed it).
+/// Real time: discards walk the queue from its front as the loop starts delivering there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_discarded_write_is_never_delivered() {
+    let dir = Dir::new("discardrace");
+    let s = Script::new(vec![
+        Step::Fail(FailureKind::ConnectionRefused),
+        Step::Reply(201, "application/json", "{}"),
+    ]);
+    let paced = [
+        ("resetTimeout", RawValue::Number(2000.0)),
+        ("outboxRate", RawValue::Number(500.0)),
+        ("outboxConcurrency", RawValue::Number(8.0)),
+    ];
+    let b = breaker(config("ob-discardrace", &dir, &paced), &s);
+    let opened = tokio::time::Instant::now();
+    let mut ids = vec![];
+    for i in 0..300 {
+        let key = format!("k-{i}");
+        let o = write(&b, "POST", "/a", &[("idempotency-key", key.as_str())]).await;
+        ids.push((queued_id(&o), key));
+    }
+    assert!(
+        opened.elapsed() < Duration::from_millis(1900),
+        "queued while open"
+    );
+    tokio::time::sleep_until(opened + Duration::from_millis(1980)).await;
+    let ob = b.outbox().unwrap().clone();
+    let ids = Arc::new(ids);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (ob, ids, next) = (ob.clone(), ids.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut gone = vec![];
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((id, key)) = ids.get(i) else {
+                        return gone;
+                    };
+                    if let Ok(true) = ob.discard(id).await {
+                        gone.push(key.clone());
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        })
+        .collect();
+    let mut discarded = vec![];
+    for w in workers {
+        discarded.extend(w.await.unwrap());
+    }
+    settle(&b, Duration::from_secs(10)).await;
+    let sent: std::collections::HashSet<String> =
+        seen(&s).into_iter().skip(1).map(|(_, _, k)| k).collect();
+    let both: Vec<&String> = discarded.iter().filter(|k| sent.contains(*k)).collect();
+    assert!(both.is_empty(), "discarded yet delivered: {both:?}");
+    assert!(
+        !discarded.is_empty() && !sent.is_empty(),
+        "the discards raced the deliveries ({} discarded, {} delivered)",
+        discarded.len(),
+        sent.len()
+    );
+    assert_eq!(
+        discarded.len() + sent.len(),
+        300,
+        "every write either discarded or delivered"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_the_secret_does_not_verify_is_a_startup_warning() {
+    let dir = Dir::new("rotate");
+    let down = Script::new(vec![Step::Fail(FailureKind::ConnectionRefused)]);
+    let with = |secret: &str| {
+        config(
+            "ob-rotate",
+            &dir,
+            &[
+                ("signingSecret", RawValue::String(secret.into())),
+                ("resetTimeout", RawValue::Number(600_000.0)),
+            ],
+        )
+    };
+    let b = breaker(with("old"), &down);
+    assert!(b.outbox().unwrap().warnings().is_empty());
+    for i in 0..3 {
+        queued_id(&write(&b, "POST", &format!("/r/{i}"), &[]).await);
+    }
+    b.close();
+    drop(b);
+    // Rotated with writes still queued: said at startup, naming the file, not the secret.
+    let b = breaker(with("new"), &down);
+    let w = b.outbox().unwrap().warnings().to_vec();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("3 of the 3 oldest queued writes in "),
+        "{}",
+        w[0]
+    );
+    assert!(
+        w[0].contains("ob-rotate.outbox.sqlite") && !w[0].contains("new"),
+        "{}",
+        w[0]
+    );
+    b.close();
+    drop(b);
+    let b = breaker(with("old"), &down);
+    assert!(
+        b.outbox().unwrap().warnings().is_empty(),
+        "the previous secret verifies them"
+    );
 }

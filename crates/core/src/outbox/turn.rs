@@ -79,6 +79,7 @@ impl Outbox {
         if !sids.is_empty() {
             let _ = f.fleet.hand_back(&sids).await;
         }
+        f.fleet.disconnect();
     }
 
     /// How many writes this replica holds at most before it reads more.

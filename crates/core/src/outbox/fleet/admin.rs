@@ -49,8 +49,9 @@ impl Fleet {
             .collect())
     }
 
-    /// A dead letter back at the end of the queue. False if there is none with `id`.
-    pub async fn retry(&self, id: &str) -> Result<bool, String> {
+    /// A dead letter back at the end of the queue, its age counted from `now_ms`. False if
+    /// there is none with `id`.
+    pub async fn retry(&self, id: &str, now_ms: u64) -> Result<bool, String> {
         let Some(('d', sid, f)) = self.locate(id).await? else {
             return Ok(false);
         };
@@ -62,7 +63,8 @@ impl Fleet {
             .key(&k.bytes)
             .key(k.line(f.text("k").as_deref()))
             .arg(id)
-            .arg(&sid);
+            .arg(&sid)
+            .arg(now_ms);
         self.run::<i64>(&inv).await.map(|n| n == 1)
     }
 

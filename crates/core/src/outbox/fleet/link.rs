@@ -12,10 +12,18 @@ use tokio::time::Instant;
 use super::Fleet;
 use crate::redis::{is_broken, RedisConnection};
 
+const CLOSED: &str = "outbox Redis: the breaker is shut down";
+
 impl Fleet {
     pub(super) async fn conn(&self) -> Result<RedisConnection, String> {
-        if let Some(c) = self.link.lock().conn.clone() {
-            return Ok(c);
+        {
+            let l = self.link.lock();
+            if let Some(c) = l.conn.clone() {
+                return Ok(c);
+            }
+            if l.closed {
+                return Err(CLOSED.into());
+            }
         }
         let _gate = self
             .connecting
@@ -27,6 +35,9 @@ impl Fleet {
             if let Some(c) = l.conn.clone() {
                 return Ok(c);
             }
+            if l.closed {
+                return Err(CLOSED.into());
+            }
             if l.retry_at.is_some_and(|at| Instant::now() < at) {
                 return Err(l.last_error.clone());
             }
@@ -34,6 +45,7 @@ impl Fleet {
         let opened = self.client.connect().await;
         let mut l = self.link.lock();
         match opened {
+            Ok(_) if l.closed => Err(CLOSED.into()),
             Ok(c) => {
                 l.conn = Some(c.clone());
                 l.retry_at = None;
@@ -48,6 +60,13 @@ impl Fleet {
                 Err(e)
             }
         }
+    }
+
+    /// Closes the connection for good (the breaker has closed and handed its writes back).
+    pub fn disconnect(&self) {
+        let mut l = self.link.lock();
+        l.closed = true;
+        l.conn = None;
     }
 
     /// Describes `e` without credentials; a broken connection is dropped (reopened next time).

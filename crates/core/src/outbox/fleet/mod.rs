@@ -189,6 +189,9 @@ impl Keys {
 
 struct Link {
     conn: Option<RedisConnection>,
+    /// Set once the breaker has closed: the connection is dropped and not opened again
+    /// (it stayed open for the life of the process).
+    closed: bool,
     /// After a failed connect, operations fail at once until then.
     retry_at: Option<Instant>,
     backoff: Duration,
@@ -222,6 +225,7 @@ impl Fleet {
             claim_idle: cfg.claim_idle,
             link: Mutex::new(Link {
                 conn: None,
+                closed: false,
                 retry_at: None,
                 backoff: Duration::from_millis(100),
                 last_error: String::new(),

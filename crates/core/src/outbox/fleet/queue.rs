@@ -128,6 +128,14 @@ impl Fleet {
         })
     }
 
+    /// True while a write of ordering key `k` is queued in the fleet (a newer one waits).
+    pub async fn has_queued(&self, k: &str) -> Result<bool, String> {
+        let n: i64 = self
+            .query(redis::cmd("LLEN").arg(self.keys.line(Some(k))))
+            .await?;
+        Ok(n > 0)
+    }
+
     /// Renews the claims on `sids`; returns those still this replica's.
     pub async fn keep(&self, sids: &[String]) -> Result<Vec<String>, String> {
         self.claims(sids, 0).await

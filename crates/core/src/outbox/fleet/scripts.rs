@@ -179,8 +179,9 @@ return 1
     )
 });
 
-/// A dead letter back at the end of the queue, attempts reset.
-/// KEYS: q, dead, ids, bytes, line. ARGV: id, dead stream id. Returns 1, or 0 if it is gone.
+/// A dead letter back at the end of the queue, attempts reset, its age counted from now.
+/// KEYS: q, dead, ids, bytes, line. ARGV: id, dead stream id, now (ms).
+/// Returns 1, or 0 if it is gone.
 pub static RETRY: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -190,7 +191,7 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 if #e == 0 then return 0 end
 local f = e[1][2]
 local sid = redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'w', field(f, 'w'),
-  'm', field(f, 'm'), 'k', field(f, 'k'), 't', field(f, 't'), 'sz', field(f, 'sz'))
+  'm', field(f, 'm'), 'k', field(f, 'k'), 't', ARGV[3], 'sz', field(f, 'sz'))
 redis.call('XDEL', KEYS[2], ARGV[2])
 redis.call('INCRBY', KEYS[4], tonumber(field(f, 'sz')) or 0)
 redis.call('HSET', KEYS[3], ARGV[1], 'q ' .. sid)

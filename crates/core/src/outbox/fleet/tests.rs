@@ -315,7 +315,7 @@ async fn tampered_and_expired_writes_are_dead_lettered_never_sent() {
     dead.sort();
     let mut want = vec![
         (forged, "tampered".to_string()),
-        (old, "expired".to_string()),
+        (old.clone(), "expired".to_string()),
     ];
     want.sort();
     assert_eq!(dead, want);
@@ -324,6 +324,11 @@ async fn tampered_and_expired_writes_are_dead_lettered_never_sent() {
         m.contains("dnastore_outbox_dead_lettered_total{name=\"fl-tamper\",reason=\"tampered\"} 1"),
         "{m}"
     );
+    // retry() of the expired one is a new chance: its age counts from now (it kept the
+    // age it had died of, and expired again at once).
+    assert!(o.retry(&old, b.wall_ms()).await.unwrap());
+    drained(&o, 5).await;
+    assert_eq!(up.count(), 1, "delivered, not expired again");
 }
 
 #[tokio::test]
@@ -387,6 +392,16 @@ async fn a_replica_that_closes_hands_its_writes_over_at_once() {
     // A rolling deploy: the old replica shuts down, the new one delivers what it held,
     // long before the 20 s claim idle time.
     a.close();
+    // And its connection to Redis closes (it stayed open for the life of the process).
+    eventually(5, "A's connection closed", || async {
+        redis
+            .cli(&["CLIENT", "LIST"])
+            .lines()
+            .filter(|l| !l.contains("cmd=client"))
+            .count()
+            == 0
+    })
+    .await;
     let up = Script::new(vec![OK]);
     let b = replica("fl-handback", &url(&redis), &up, &long);
     drained(&ob(&b), 3).await;
@@ -630,4 +645,32 @@ async fn the_documented_acl_grant_is_enough() {
         m.contains("dnastore_outbox_refused_total{name=\"fl-acl\",reason=\"store_error\"} 0"),
         "{m}"
     );
+}
+
+#[tokio::test]
+async fn a_newer_write_of_a_key_on_another_replica_goes_behind_the_queued_one() {
+    if !available() {
+        return;
+    }
+    let redis = Server::start(&[]);
+    // A's upstream is down: it queues v1 of a resource and never delivers (open circuit).
+    let down = Script::new(vec![Step::Fail(FailureKind::ConnectionRefused)]);
+    let a = replica(
+        "fl-behind",
+        &url(&redis),
+        &down,
+        &[("resetTimeout", 600_000.0)],
+    );
+    let (_, v1) = queued(&write(&a, "PUT", "/api/sigils/1", "{\"v\":1}").await);
+    // B's upstream is up but slow, so v1 is still in line when v2 comes to B. Sent live,
+    // v2 would land first and v1's replay would then overwrite it.
+    let up = Script::new(vec![Step::After(Duration::from_millis(300), Box::new(OK))]);
+    let b = replica("fl-behind", &url(&redis), &up, &[("maxFailures", 100.0)]);
+    let v2 = write(&b, "PUT", "/api/sigils/1", "{\"v\":2}").await;
+    let CallOutcome::Queued(q2) = &v2 else {
+        panic!("v2 must be queued behind v1, got {v2:?}")
+    };
+    assert_eq!(q2.code, crate::Code::Ordered);
+    drained(&ob(&b), 10).await;
+    assert_eq!(keys(&up), [v1, q2.idempotency_key.clone()], "v1 then v2");
 }
