@@ -5,19 +5,14 @@
 // and fallback function, and the public result shapes).
 
 const { EventEmitter } = require('node:events');
-const native = require('./binding.js');
+const native = require('./lib/native');
 const { resolveLogger } = require('./lib/logger');
 const { registerWith } = require('./lib/prom-client');
 const { Outbox } = require('./lib/outbox');
 const { flattenHeaders, checkBody, checkOptional, checkUrl, invalid } = require('./lib/request');
+const { FALLBACK_ERROR, codedError, fromNative, fromCaller, settle } = require('./lib/outcome');
 
-const FALLBACK_ERROR = 'DNAStore unavailable';
 const EXTRA_ENV = ['SPIRAL_EVENT_SECRET'];
-// The core's codes: anything else that reaches the facade is not ours.
-const CODES = new Set(native.errorCodes());
-const { OutcomeKind } = native;
-// napi-rs's argument-type statuses: the caller passed a value of the wrong type.
-const ARGUMENT_STATUSES = new Set(['InvalidArg', 'ObjectExpected', 'StringExpected', 'NameExpected', 'FunctionExpected', 'NumberExpected', 'BooleanExpected', 'ArrayExpected', 'BigintExpected', 'DateExpected', 'ArrayBufferExpected']);
 // Calls with an AbortSignal are numbered; the binding keeps their tokens under that number.
 let abortSeq = 0;
 
@@ -29,68 +24,6 @@ function envVars(env) {
     if ((k.startsWith('DNASTORE_') || EXTRA_ENV.includes(k)) && typeof env[k] === 'string') out[k] = env[k];
   }
   return out;
-}
-
-function codedError(code, message, extra) {
-  const err = new Error(message);
-  err.code = code;
-  return extra ? Object.assign(err, extra) : err;
-}
-
-// What the binding threw -> a coded error. Ours carry a code from the core's list; napi's
-// own argument errors carry a Status name; anything else (a panic caught at the boundary is
-// GenericFailure) is a bug of ours: EINTERNAL.
-function fromNative(err) {
-  const code = err !== null && typeof err === 'object' ? err.code : undefined;
-  if (CODES.has(code)) return err;
-  if (ARGUMENT_STATUSES.has(code)) return invalid(String(err.message));
-  return codedError('EINTERNAL', `internal error in dnastore-breaker: ${describe(err)}`);
-}
-
-// Whatever the caller's own code threw while fire() read its arguments (a getter, an
-// iterator, a toString): EINVALID, with the thrown value as the cause. Any value can be
-// thrown, null and undefined included.
-function fromCaller(err) {
-  if (err !== null && typeof err === 'object' && err.code === 'EINVALID') return err;
-  const e = invalid(`reading fire()'s arguments threw: ${describe(err)}`);
-  e.cause = err;
-  return e;
-}
-
-function describe(v) {
-  try {
-    if (v !== null && typeof v === 'object' && typeof v.message === 'string') return v.message;
-    return String(v);
-  } catch {
-    return Object.prototype.toString.call(v);
-  }
-}
-
-function parseBody(r) {
-  if (r.body === undefined) return null;
-  return r.json ? JSON.parse(r.body) : r.body;
-}
-
-// Native outcome -> public result. A JSON success arrives as a bare string.
-function settle(r, onFallback) {
-  if (typeof r === 'string') return JSON.parse(r);
-  switch (r.kind) {
-    case OutcomeKind.Response: {
-      const data = parseBody(r);
-      return r.headers ? { status: r.status, headers: r.headers, data } : data;
-    }
-    case OutcomeKind.Fallback:
-      return onFallback({ code: r.code, source: r.source, data: parseBody(r), ageMs: r.ageMs });
-    case OutcomeKind.Rejection: {
-      const extra = r.status === undefined ? undefined : { status: r.status, body: r.body };
-      throw codedError(r.code, r.message, extra);
-    }
-    case OutcomeKind.Queued:
-      // Stored durably before this resolves; delivered later with the same Idempotency-Key.
-      return { queued: true, fallback: true, id: r.id, idempotencyKey: r.idempotencyKey, code: r.code, data: null, error: FALLBACK_ERROR, source: 'outbox' };
-    default:
-      throw codedError('EINTERNAL', `internal error in dnastore-breaker: unknown outcome kind ${r.kind}`);
-  }
 }
 
 const TRANSITION_LOG = { open: ['warn', 'OPEN'], halfOpen: ['info', 'HALF-OPEN'], close: ['info', 'CLOSED'] };
@@ -334,18 +267,8 @@ function createBreaker(options) {
   return new Breaker(options);
 }
 
-// Proves the panic guards (see src/lib.rs): resolves through the same path as fire().
-function testPanic(mode) {
-  try {
-    return native.__testPanic(mode).then((r) => settle(r, (f) => f));
-  } catch (err) {
-    return Promise.reject(fromNative(err));
-  }
-}
-
 module.exports = {
   createBreaker,
-  __testPanic: testPanic,
   Breaker,
   metrics: native.metrics,
   registerWith,

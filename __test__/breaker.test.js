@@ -4,7 +4,8 @@
 // state changes, events, shutdown. The ticket's unit tests ("opens after consecutive
 // failures", "fallback when open") are the first two.
 
-const { createBreaker, metrics, __testPanic } = require('..');
+const { createBreaker, metrics } = require('..');
+const { testPanic } = require('../lib/testing');
 const { startUpstream, json, hang, eventually, uniqueName } = require('./helpers/upstream');
 
 let up;
@@ -428,8 +429,8 @@ test('shutdown: emits shutdown, later calls reject with ESHUTDOWN, series remove
 });
 
 test('a panic inside the addon becomes an EINTERNAL error, not a crash', async () => {
-  await expect(__testPanic('async')).rejects.toMatchObject({ code: 'EINTERNAL' });
-  await expect(__testPanic('sync')).rejects.toMatchObject({ code: 'EINTERNAL' });
+  await expect(testPanic('async')).rejects.toMatchObject({ code: 'EINTERNAL' });
+  await expect(testPanic('sync')).rejects.toMatchObject({ code: 'EINTERNAL' });
 });
 
 test('metrics(): state, trips, requests by outcome and latency histogram', async () => {

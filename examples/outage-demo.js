@@ -39,6 +39,26 @@ const API_ENV = {
   LOG_LEVEL: 'info',
 };
 
+// The defaults, from .env.example (which a core test keeps equal to the option table).
+function defaults() {
+  const out = {};
+  for (const line of fs.readFileSync(path.join(__dirname, '..', '.env.example'), 'utf8').split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (m) out[m[1]] = m[2];
+  }
+  return out;
+}
+
+function printSettings() {
+  const d = defaults();
+  console.log('breaker settings of this demo (shortened so the story fits in half a minute; a service uses the defaults):');
+  for (const [k, v] of Object.entries(API_ENV)) {
+    if (!(k in d)) continue;
+    console.log(`  ${k.padEnd(34)} ${v.padStart(6)}   default ${d[k]}`);
+  }
+  console.log('so "time to open" and "time to close" below follow these settings, not the defaults.\n');
+}
+
 function argValue(name) {
   const i = process.argv.indexOf(name);
   return i === -1 ? undefined : process.argv[i + 1];
@@ -106,6 +126,7 @@ async function main() {
   await request('GET', `${base}/api/consciousness/sigils`, { agent });
   const recent = [];
 
+  printSettings();
   console.log(`fake DNAStore pid ${store.pid} on ${store.url}; Sigil API pid ${api.pid} on ${base}; its outbox in ${OUTBOX_DIR}`);
   console.log(`${RATE} req/s (50% list, 30% get, 20% create); DNAStore goes down at ${DOWN_AT_S}s and comes back at ${UP_AT_S}s`);
   console.log('queued% = writes answered 202 (stored in the outbox); outbox = writes queued now; deliv = delivered from it so far\n');

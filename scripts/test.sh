@@ -1,38 +1,83 @@
 #!/usr/bin/env bash
-# The whole test suite (the README's test command): Rust format, lints and core tests,
-# the addon build, the JS linter, Jest (unit, integration against real processes,
-# Redis, Prometheus), and a short k6 soak.
+# The whole test suite (the README's test command; `.ci/run` is `npm ci` then this):
+# the tools check (installing what it can), Rust format, lints and core tests, the addon
+# build, the JS linter, the types, Jest (unit, integration against real processes, Redis,
+# Prometheus, the install from a local registry), and a short k6 soak.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s\n' "$*"; }
 
+# Runs a step with its output as it comes, and a line whenever it has been quiet for 15 s
+# (a release link or a long test can be silent for minutes), so no step looks hung.
+run() {
+  local label="$1"
+  shift
+  local stamp start=$SECONDS
+  stamp="$(mktemp)"
+  (
+    while sleep 5; do
+      if [ $(($(date +%s) - $(stat -c %Y "$stamp"))) -ge 15 ]; then
+        echo "    ... ${label}: still running ($((SECONDS - start)) s)"
+        : >"$stamp"
+      fi
+    done
+  ) &
+  local watcher=$!
+  local rc
+  set +e
+  "$@" 2>&1 | while IFS= read -r line; do
+    printf '%s\n' "$line"
+    : >"$stamp"
+  done
+  rc=${PIPESTATUS[0]}
+  set -e
+  kill "$watcher" 2>/dev/null
+  wait "$watcher" 2>/dev/null || true
+  rm -f "$stamp"
+  return "$rc"
+}
+
+step "tools: prometheus, promtool, redis-server, openssl, objdump, k6, cargo-zigbuild (scripts/tools.sh)"
+bash scripts/tools.sh
+
 step "cargo fmt --check"
-cargo fmt --all -- --check
+run fmt cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+run clippy cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo test (core, no Node)"
-cargo test -p dnastore-core --quiet
+# --include-ignored: the tests that need redis-server are #[ignore]d with that reason, so a
+# plain `cargo test` shows them as ignored; here the tools step has made sure it exists.
+step "cargo test (core, no Node; Redis tests included)"
+run "cargo test" cargo test -p dnastore-core -- --include-ignored
 
-step "build the addon (release)"
-node scripts/build-if-needed.js
+step "build the addon (release, zig-linked for glibc $(node -p "require('./package.json').config.minGlibc"))"
+run build node scripts/build-if-needed.js
 
 step "eslint"
-npx eslint .
+run eslint npx eslint .
 
 step "tsc: the published types accept real usage and reject misuse"
-npx tsc -p __test__/types
+run tsc npx tsc -p __test__/types
 
 step "jest"
 report="$(mktemp -d)/jest.json"
-npx jest --ci --json --outputFile="$report"
+jest_rc=0
+run jest npx jest --ci --json --outputFile="$report" || jest_rc=$?
+# One plain line for whoever reads the log's end, on failure too.
+summary() {
+  node -e 'try { const r = require(process.argv[1]); console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped (${r.numFailedTestSuites} of ${r.numTotalTestSuites} suites failed)`) } catch { console.log("jest: no report (it did not finish)") }' "$report"
+}
+if [ "$jest_rc" -ne 0 ]; then
+  summary
+  echo "FAILED: jest exited with $jest_rc (the failures are listed above)"
+  exit "$jest_rc"
+fi
 
 if [ -f loadtest/run-soak.js ]; then
   step "k6 short soak (100 rps, DNAStore up/down cycles)"
-  node loadtest/run-soak.js --duration "${SOAK_DURATION:-60s}"
+  run soak node loadtest/run-soak.js --duration "${SOAK_DURATION:-60s}"
 fi
 
-# One plain closing line for whoever reads the log's end.
-node -e 'const r = require(process.argv[1]); console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`)' "$report"
+summary

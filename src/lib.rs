@@ -76,6 +76,7 @@ pub fn test_panic(
     mode: String,
 ) -> napi::Result<napi::bindgen_prelude::Unknown<'_>> {
     if mode == "sync" {
+        expected_panic();
         panic!("test panic (sync)");
     }
     completion::promise(
@@ -83,6 +84,7 @@ pub fn test_panic(
         breaker::guarded(
             async {
                 if std::hint::black_box(true) {
+                    expected_panic();
                     panic!("test panic (async)");
                 }
                 dnastore_core::CallOutcome::Rejected(
@@ -93,4 +95,30 @@ pub fn test_panic(
         ),
         None,
     )
+}
+
+thread_local! {
+    /// Set just before [`test_panic`]'s own panic, on the thread that panics.
+    static EXPECTED_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the next panic on this thread as the test hook's: the panic hook prints one line
+/// for it instead of the message and a backtrace (RUST_BACKTRACE is often set), so a passing
+/// test log has no "stack backtrace:". The hook is installed on the first test panic only,
+/// so a service that never calls `__testPanic` keeps the process's own hook untouched, and
+/// every other panic still goes to the hook that was there before.
+fn expected_panic() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if EXPECTED_PANIC.with(|e| e.replace(false)) {
+                let at = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
+                eprintln!("dnastore-breaker: __testPanic panicked{at} (expected; caught)");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    EXPECTED_PANIC.with(|e| e.set(true));
 }

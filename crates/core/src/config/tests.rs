@@ -157,6 +157,13 @@ fn readme_and_env_example_document_every_setting() {
                 readme.contains(e) && example.contains(e),
                 "README/.env.example lack {e}"
             );
+            // .env.example sets a variable only to its default; one without a default is
+            // shown commented out (it once gave DNASTORE_URL a value it does not have).
+            let set = example
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{e}=")))
+                .map(str::trim);
+            assert_eq!(set, s.default, ".env.example sets {e} to a non-default");
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::config::{Config, RawOptions, RawValue};
 use crate::error::FailureKind;
 use crate::outbox::{Outbox, Refused};
 use crate::outcome::CallOutcome;
-use crate::redis::test_servers::{available, Server};
+use crate::redis::test_servers::{require_redis, Server};
 use crate::rng::SplitMix64;
 use crate::test_support::{eventually, Script, Step};
 use crate::transport::Transport;
@@ -113,10 +113,9 @@ async fn drained(o: &Arc<Outbox>, secs: u64) {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_write_is_in_the_stream_before_queued_and_delivered_with_its_key() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let redis = Server::start(&[]);
     let s = Script::new(vec![Step::Fail(FailureKind::ConnectionRefused), OK]);
     let b = replica("fl-basic", &url(&redis), &s, &[]);
@@ -150,10 +149,9 @@ async fn a_write_is_in_the_stream_before_queued_and_delivered_with_its_key() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn writes_of_one_key_go_one_at_a_time_in_order_across_replicas() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let redis = Server::start(&[]);
     // A writer whose circuit stays open queues 8 PUTs to one resource and 4 POSTs; it
     // never delivers (an open circuit takes nothing from the stream).
@@ -200,10 +198,9 @@ async fn writes_of_one_key_go_one_at_a_time_in_order_across_replicas() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_4xx_is_dead_lettered_with_the_answer_then_retried_or_discarded() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let redis = Server::start(&[]);
     let s = Script::new(vec![
         Step::Fail(FailureKind::ConnectionRefused),
@@ -252,10 +249,9 @@ async fn a_4xx_is_dead_lettered_with_the_answer_then_retried_or_discarded() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn tampered_and_expired_writes_are_dead_lettered_never_sent() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let redis = Server::start(&[]);
     let down = Script::new(vec![Step::Fail(FailureKind::ConnectionRefused)]);
     let w = replica(
@@ -332,10 +328,9 @@ async fn tampered_and_expired_writes_are_dead_lettered_never_sent() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_dead_replicas_writes_are_taken_over_with_their_backoff() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let redis = Server::start(&[]);
     // Replica A takes the writes, fails to deliver them (503, its circuit stays closed so
     // it keeps them in backoff), then dies: its claims are no longer renewed.
@@ -373,10 +368,9 @@ async fn a_dead_replicas_writes_are_taken_over_with_their_backoff() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_replica_that_closes_hands_its_writes_over_at_once() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let redis = Server::start(&[]);
     let failing = Script::new(vec![Step::Reply(503, "text/plain", "")]);
     let long = [("maxFailures", 1000.0), ("outboxClaimIdleMs", 20_000.0)];
@@ -409,10 +403,9 @@ async fn a_replica_that_closes_hands_its_writes_over_at_once() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn consumers_long_gone_that_hold_nothing_are_forgotten() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let redis = Server::start(&[]);
     let s = Script::new(vec![Step::Fail(FailureKind::ConnectionRefused), OK]);
     let fast = [("outboxClaimIdleMs", 100.0)];
@@ -445,10 +438,9 @@ async fn consumers_long_gone_that_hold_nothing_are_forgotten() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn bounds_hold_across_replicas_and_a_full_outbox_answers_the_plain_fallback() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let redis = Server::start(&[]);
     let down = Script::new(vec![Step::Fail(FailureKind::ConnectionRefused)]);
     let bounded = [
@@ -494,10 +486,9 @@ async fn bounds_hold_across_replicas_and_a_full_outbox_answers_the_plain_fallbac
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_redis_outage_refuses_writes_with_the_plain_fallback_never_queued() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let mut redis = Server::start(&["--requirepass", "hunter2"]);
     let port = redis.port;
     let down = Script::new(vec![Step::Fail(FailureKind::ConnectionRefused)]);
@@ -555,10 +546,9 @@ async fn a_redis_outage_refuses_writes_with_the_plain_fallback_never_queued() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_replica_full_of_writes_in_backoff_sleeps_until_something_is_due() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let redis = Server::start(&[]);
     let failing = Script::new(vec![Step::Reply(503, "text/plain", "")]);
     // One slot: it holds 4 of the 6 writes, each failed once and waiting at least 2 s.
@@ -613,10 +603,9 @@ const GRANT: &[&str] = &[
 ];
 
 #[tokio::test]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn the_documented_acl_grant_is_enough() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let redis = Server::start(&[]);
     assert_eq!(redis.cli(GRANT), "OK");
     let acl = format!("redis://fleet:pw-hunter2@127.0.0.1:{}", redis.port);
@@ -648,10 +637,9 @@ async fn the_documented_acl_grant_is_enough() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_newer_write_of_a_key_on_another_replica_goes_behind_the_queued_one() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let redis = Server::start(&[]);
     // A's upstream is down: it queues v1 of a resource and never delivers (open circuit).
     let down = Script::new(vec![Step::Fail(FailureKind::ConnectionRefused)]);

@@ -2,7 +2,7 @@
 //! clear error that does not contain the password.
 
 use super::*;
-use crate::redis::test_servers::{available, Server};
+use crate::redis::test_servers::{require_redis, Server};
 
 /// The smallest grant the shared LKG needs (README: Shared LKG with Redis).
 const GRANT: &[&str] = &[
@@ -21,10 +21,9 @@ const GRANT: &[&str] = &[
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_user_limited_to_dnastore_keys_works_and_a_wrong_password_says_so_without_it() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let srv = Server::start(&[]);
     assert_eq!(srv.cli(GRANT), "OK");
     let url = |pw: &str| format!("redis://dnastore:{pw}@127.0.0.1:{}", srv.port);

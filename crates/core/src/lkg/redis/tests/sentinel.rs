@@ -5,13 +5,12 @@
 use std::io::Write;
 
 use super::*;
-use crate::redis::test_servers::{available, wait_for, Server};
+use crate::redis::test_servers::{require_redis, wait_for, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_failover_is_followed_without_a_restart() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let mut master = Server::start(&[]);
     let replica = Server::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
     let sentinels: Vec<Server> = (0..3).map(|_| Server::sentinel(master.port, 400)).collect();

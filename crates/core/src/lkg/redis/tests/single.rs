@@ -3,14 +3,13 @@
 use super::*;
 use crate::error::FailureKind;
 use crate::observer::FallbackSource;
-use crate::redis::test_servers::{available, free_port, Server};
+use crate::redis::test_servers::{free_port, require_redis, Server};
 use crate::test_support::Step;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn writes_and_reads_with_auth_select_and_ttl() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let srv = Server::start(&["--requirepass", "s3cret"]);
     let (c, health, m) = client(
         &format!("redis://:s3cret@127.0.0.1:{}/2", srv.port),
@@ -31,10 +30,9 @@ async fn writes_and_reads_with_auth_select_and_ttl() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_value_it_did_not_write_counts_as_tampered() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let srv = Server::start(&[]);
     let (c, _, m) = client(&format!("redis://127.0.0.1:{}", srv.port), "redis-foreign");
     srv.cli(&["SET", &c.key(&K), "{\"v\":1}"]);
@@ -43,10 +41,9 @@ async fn a_value_it_did_not_write_counts_as_tampered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_wrong_password_is_down_once_with_a_clear_reason_and_reads_stay_fast() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let srv = Server::start(&["--requirepass", "right"]);
     let (c, health, m) = client(
         &format!("redis://:wrong-hunter2@127.0.0.1:{}", srv.port),
@@ -72,10 +69,9 @@ async fn a_wrong_password_is_down_once_with_a_clear_reason_and_reads_stay_fast()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn redis_stopped_then_back() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let mut srv = Server::start(&[]);
     let (c, health, m) = client(&format!("redis://127.0.0.1:{}", srv.port), "redis-bounce");
     round_trip(&c, entry("1")).await;
@@ -126,10 +122,9 @@ async fn nothing_listening_never_blocks_longer_than_the_wait() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_fresh_replica_serves_what_another_cached_but_never_a_tampered_value() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let srv = Server::start(&[]);
     let url = format!("redis://127.0.0.1:{}", srv.port);
     let a = replica(

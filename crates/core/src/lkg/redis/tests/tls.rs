@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use super::*;
-use crate::redis::test_servers::{available, free_port, Server, TempDir};
+use crate::redis::test_servers::{free_port, require_redis, Server, TempDir};
 
 fn openssl(dir: &TempDir, args: &[&str]) {
     let out = Command::new("openssl")
@@ -90,10 +90,9 @@ fn with_ca(ca: Option<std::path::PathBuf>) -> RedisOptions {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn rediss_connects_with_the_ca_and_a_wrong_ca_fails_clearly() {
-    if !available() {
-        return;
-    }
+    require_redis();
     let dir = TempDir::new("tls");
     cert(&dir, "ca", None);
     cert(&dir, "server", Some("ca"));

@@ -1,0 +1,18 @@
+'use strict';
+
+// Test-only entry points, kept out of the public entry (index.js) and out of the published
+// files: the tests require this file by its path.
+
+const native = require('./native');
+const { fromNative, settle } = require('./outcome');
+
+// Proves the panic guards (see src/lib.rs): resolves through the same path as fire().
+function testPanic(mode) {
+  try {
+    return native.__testPanic(mode).then((r) => settle(r, (f) => f));
+  } catch (err) {
+    return Promise.reject(fromNative(err));
+  }
+}
+
+module.exports = { testPanic };
