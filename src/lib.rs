@@ -113,7 +113,10 @@ fn expected_panic() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if EXPECTED_PANIC.with(|e| e.replace(false)) {
-                let at = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {l}"))
+                    .unwrap_or_default();
                 eprintln!("dnastore-breaker: __testPanic panicked{at} (expected; caught)");
             } else {
                 previous(info);
