@@ -155,21 +155,26 @@ async fn writes_failing_now_are_queued_then_delivered_in_order_with_their_keys()
     let got = seen(&s);
     assert_eq!(got.len(), 4, "{got:?}");
     assert_eq!(got[0], ("POST".into(), "/api/sigils".into(), "mine".into()));
-    assert_eq!(
-        got[1],
-        ("POST".into(), "/api/sigils".into(), "mine".into()),
-        "same key when delivered"
+    // Writes of different ordering keys are claimed as each becomes due, so their relative
+    // order depends on their backoffs (and, on paused time, on when SQLite's blocking
+    // threads answer): only the order within a key is promised, and every key is kept.
+    let delivered = &got[1..];
+    assert!(
+        delivered.contains(&("POST".into(), "/api/sigils".into(), "mine".into())),
+        "same key when delivered: {got:?}"
     );
-    assert_eq!(
-        (got[2].1.as_str(), got[3].1.as_str()),
-        ("/api/sigils/1", "/api/sigils/1")
-    );
+    let puts: Vec<&String> = delivered
+        .iter()
+        .filter(|r| r.0 == "PUT" && r.1 == "/api/sigils/1")
+        .map(|r| &r.2)
+        .collect();
     let keys = [qc.idempotency_key.clone(), queued_id(&d)];
+    assert_eq!(puts.len(), 2, "{got:?}");
     assert_eq!(
-        got[2].2, keys[0],
+        puts[0], &keys[0],
         "PUTs to one resource in the order they were written"
     );
-    assert_ne!(got[2].2, got[3].2);
+    assert_ne!(puts[0], puts[1]);
     let st = b.outbox().unwrap().stats(b.wall_ms());
     assert_eq!((st.entries, st.delivered, st.enqueued), (0, 3, 3));
 }
