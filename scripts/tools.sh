@@ -33,17 +33,21 @@ have() {
   fi
 }
 
+label() {
+  if [ "$1" = "python3 -m ziglang" ]; then echo ziglang; else echo "$1"; fi
+}
+
 apt_missing=()
 pip_missing=()
 none_missing=()
 for entry in "${TOOLS[@]}"; do
   IFS='|' read -r prog source why <<<"$entry"
   have "$prog" && continue
-  echo "[tools] missing: ${prog%% *} (${why})"
+  echo "[tools] missing: $(label "$prog") (${why})"
   case "$source" in
     apt:*) apt_missing+=("${source#apt:}") ;;
     pip:*) pip_missing+=("${source#pip:}") ;;
-    *) none_missing+=("${prog%% *}: ${why}") ;;
+    *) none_missing+=("$(label "$prog"): ${why}") ;;
   esac
 done
 # One package can provide two programs.
@@ -52,7 +56,7 @@ mapfile -t pip_missing < <(printf '%s\n' "${pip_missing[@]}" | sed '/^$/d' | sor
 
 if [ ${#apt_missing[@]} -eq 0 ] && [ ${#pip_missing[@]} -eq 0 ] && [ ${#none_missing[@]} -eq 0 ]; then
   names=()
-  for entry in "${TOOLS[@]}"; do p="${entry%%|*}"; names+=("${p##* }"); done
+  for entry in "${TOOLS[@]}"; do names+=("$(label "${entry%%|*}")"); done
   echo "[tools] all present: ${names[*]}"
   exit 0
 fi
@@ -95,6 +99,6 @@ fi
 
 for entry in "${TOOLS[@]}"; do
   IFS='|' read -r prog _ _ <<<"$entry"
-  have "$prog" || fail "${prog%% *} is still not found after installing"
+  have "$prog" || fail "$(label "$prog") is still not found after installing"
 done
 echo "[tools] installed what was missing; all present"
