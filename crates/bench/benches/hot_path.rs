@@ -80,7 +80,7 @@ fn circuit(c: &mut Criterion) {
         b.iter(|| {
             let now = clock.now();
             let permit = closed.try_acquire(now, &mut |_| {}).expect("closed admits");
-            black_box(closed.on_result(permit, Verdict::Success, now, &mut |_| {}))
+            black_box(closed.on_result(permit, Verdict::Success, Duration::ZERO, now, &mut |_| {}))
         })
     });
 
@@ -116,7 +116,7 @@ fn open_circuit(c: &Circuit, clock: &MonotonicClock) {
         let now = clock.now();
         match c.try_acquire(now, &mut |_| {}) {
             Some(p) => {
-                c.on_result(p, fail, now, &mut |_| {});
+                c.on_result(p, fail, Duration::ZERO, now, &mut |_| {});
             }
             None => return,
         }
