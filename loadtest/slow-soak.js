@@ -12,7 +12,7 @@
 //     served from last-known-good (dnastore_fallbacks_total{source="cache"} on /metrics);
 // and prints one Markdown table row for loadtest/README.md, with the machine's load average.
 //
-//   node loadtest/run-soak.js --scenario slow [--settings on|off] [--rate 100] [--fast-before 15] [--slow 20] [--fast-after 25]
+//   node loadtest/run-soak.js --scenario slow [--settings on|off] [--coalesce on|off] [--rate 100] [--fast-before 15] [--slow 20] [--fast-after 25]
 //
 // Bounded: k6 runs fast-before + slow + fast-after seconds (60 by default), everything is
 // stopped after that plus 90 s whatever happens.
@@ -30,6 +30,10 @@ function arg(name, fallback) {
 }
 
 const SETTINGS = arg('settings', 'on');
+// off: every read is its own DNAStore call (no coalescing of identical GETs), the
+// arrival-rate x latency case of Little's law.
+const COALESCE = arg('coalesce', 'on');
+if (COALESCE !== 'on' && COALESCE !== 'off') throw new Error(`--coalesce ${COALESCE}: on or off`);
 if (SETTINGS !== 'on' && SETTINGS !== 'off') throw new Error(`--settings ${SETTINGS}: on or off`);
 const RATE = Number(arg('rate', 100));
 const FAST_BEFORE_S = Number(arg('fast-before', 15));
@@ -163,7 +167,7 @@ async function main() {
   const logLines = [];
   api = spawnNode({
     script: path.join(__dirname, '..', 'examples', 'sigil-api', 'sigil-api.cjs'),
-    env: { ...API_ENV, ...(SETTINGS === 'on' ? NEW_SETTINGS : {}), PORT: String(port), DNASTORE_URL: store.url },
+    env: { ...API_ENV, ...(SETTINGS === 'on' ? NEW_SETTINGS : {}), DNASTORE_COALESCE: COALESCE === 'on' ? '1' : '0', PORT: String(port), DNASTORE_URL: store.url },
     isReady: (rec) => rec.msg === 'sigil-api listening',
     keepLines: 100,
     onLine: (rec) => {
@@ -205,7 +209,7 @@ async function main() {
   const rate = (k) => (s?.[k] ? `${(100 * s[k].value).toFixed(2)} %` : 'n/a');
   const secs = (v) => (v === null ? 'never' : `${v.toFixed(1)} s`);
   const row = [
-    SETTINGS === 'on' ? `on (max ${MAX_CONCURRENT}, adaptive)` : 'off',
+    `${SETTINGS === 'on' ? `on (max ${MAX_CONCURRENT}, adaptive)` : 'off'}${COALESCE === 'off' ? ', coalesce off' : ''}`,
     read ? `${read['p(99)'].toFixed(0)} ms` : 'n/a',
     rate('read_failed'),
     rate('read_served_from_cache'),
@@ -214,7 +218,8 @@ async function main() {
     `${(m.rssMax / 1048576).toFixed(0)} MiB`,
     secs(m.lkgAt),
     m.reactedAt === null ? 'never' : `${m.reactedAt.toFixed(1)} s (${m.reaction})`,
-    SETTINGS === 'on' ? `${secs(m.recoveredAt)} (min limit ${m.minLimit})` : secs(m.recoveredAt),
+    // Without the settings there is no limit to recover and the breaker never opened.
+    SETTINGS === 'on' ? `${secs(m.recoveredAt)} (min limit ${m.minLimit})` : 'n/a',
     `${load0[0].toFixed(1)} -> ${load1[0].toFixed(1)}`,
     String(code),
   ];
