@@ -224,3 +224,36 @@ async fn slow_answers_are_counted_and_trip_the_circuit() {
     assert!(crate::metrics::render().contains("dnastore_slow_calls_total{name=\"t-slow-calls\"} 4"));
     b.close();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_aborted_while_queued_leaves_the_queue() {
+    let s = Script::new(vec![Step::Hang]);
+    let mut c = one_slot("t-bulkhead-queued-abort");
+    let mut l = c.limit.unwrap();
+    l.max_queued = 4;
+    l.queue_timeout = 10_000 * MS;
+    c.limit = Some(l);
+    let b = breaker(c, &s);
+    let held = hold(&b).await;
+    let token = CancellationToken::new();
+    let p = b.admit().unwrap();
+    let call = Call {
+        cancel: Some(token.clone()),
+        ..Call::new(req(&b, "/queued"))
+    };
+    let h = tokio::spawn(b.clone().execute(p, call));
+    tokio::time::sleep(MS).await;
+    assert_eq!(b.stats().bulkhead.unwrap().queued, 1);
+    token.cancel();
+    assert_eq!(code_of(&h.await.unwrap()), "EABORTED");
+    let st = b.stats().bulkhead.unwrap();
+    assert_eq!(
+        (st.queued, st.inflight, st.rejected_queue_timeout),
+        (0, 1, 0)
+    );
+    assert_eq!(s.count(), 1, "the aborted call sent nothing");
+    held.abort();
+    let _ = held.await;
+    assert_eq!(inflight(&b), 0);
+    b.close();
+}
