@@ -88,3 +88,38 @@ test('options are validated in the core with their range', () => {
   const b = make({ maxConcurrent: 8, concurrencyLimit: 'adaptive', minConcurrency: 2 });
   expect(b.stats().bulkhead).toMatchObject({ limit: 8, inflight: 0 });
 });
+
+test('a durable write refused by the bulkhead was never sent: it is queued in the outbox (ECONCURRENCY) and delivered later', async () => {
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulkhead-outbox-'));
+  try {
+    const b = make({ maxConcurrent: 1, outbox: 'on', outboxDir: dir });
+    let release;
+    const posts = [];
+    up.set((req, res, hit) => {
+      if (req.url === '/held') release = () => json(res, 200, {});
+      else {
+        posts.push(hit);
+        json(res, 201, { id: 'w1' });
+      }
+    });
+    const held = b.fire('/held');
+    for (let i = 0; i < 100 && !release; i++) await new Promise((r) => setTimeout(r, 10));
+    const delivered = new Promise((resolve) => b.once('delivered', resolve));
+    const w = await b.fire('/api/sigils', { method: 'POST', body: '{"name":"x"}', headers: { 'content-type': 'application/json' }, durable: true });
+    expect(w).toMatchObject({ queued: true, code: 'ECONCURRENCY', source: 'outbox' });
+    expect(posts).toHaveLength(0);
+    release();
+    await held;
+    // The slot is free again: the outbox delivers the write, with its Idempotency-Key.
+    const d = await delivered;
+    expect(d).toMatchObject({ id: w.id, idempotencyKey: w.idempotencyKey });
+    expect(posts).toHaveLength(1);
+    expect(posts[0].headers['idempotency-key']).toBe(w.idempotencyKey);
+  } finally {
+    for (const b of breakers.splice(0)) b.shutdown();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
