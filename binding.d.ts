@@ -86,6 +86,9 @@ export interface BreakerEvent {
   failures?: number
   calls?: number
   failureRate?: number
+  /** Transitions: slow calls in the window and their percentage. */
+  slowCalls?: number
+  slowCallRate?: number
   consecutiveFailures?: number
   timeInPreviousMs?: number
   trips?: number
@@ -208,6 +211,20 @@ export interface BreakerOptions {
   outboxRetryMaxMs?: number
   /** Fleet outbox (outboxRedisUrl): ms a write taken by a replica may go unrenewed (the replica died or hangs) before another replica takes it over. Default 30000 (DNASTORE_OUTBOX_CLAIM_IDLE_MS). */
   outboxClaimIdleMs?: number
+  /** An attempt slower than this (ms) counts as slow in the rolling window, even when it succeeds; 0: off. Default 0 (DNASTORE_CIRCUIT_SLOW_CALL_MS). */
+  slowCallDurationMs?: number
+  /** Slow-call percentage that opens the circuit past volumeThreshold. Default 50 (DNASTORE_CIRCUIT_SLOW_CALL_RATE). */
+  slowCallRateThreshold?: number
+  /** Bulkhead: calls in flight to DNAStore per breaker; over it, the fallback with ECONCURRENCY. 0: none. Default 0 (DNASTORE_MAX_CONCURRENT). */
+  maxConcurrent?: number
+  /** Calls that may wait (FIFO) for a bulkhead slot. Default 0 (DNASTORE_MAX_QUEUED). */
+  maxQueued?: number
+  /** Longest wait for a bulkhead slot, ms. Default 100 (DNASTORE_QUEUE_TIMEOUT_MS). */
+  queueTimeoutMs?: number
+  /** 'fixed' (maxConcurrent) | 'adaptive' (Gradient2, in [minConcurrency, maxConcurrent]). Default 'fixed' (DNASTORE_CONCURRENCY_LIMIT). */
+  concurrencyLimit?: string
+  /** Lower bound of the adaptive limit. Default 2 (DNASTORE_MIN_CONCURRENCY). */
+  minConcurrency?: number
 }
 
 /** `stats()`: counts over the rolling window. */
@@ -223,9 +240,29 @@ export interface BreakerStats {
   retries: number
   /** Failure percentage of the calls in the window; null while the window holds none. */
   failureRate?: number
+  /** Calls in the window slower than slowCallDurationMs (0 while it is off). */
+  slowCalls: number
+  /** Slow-call percentage of the calls in the window; null while the window holds none. */
+  slowCallRate?: number
   consecutiveFailures: number
   trips: number
   windowMs: number
+  /** The bulkhead; null without maxConcurrent. */
+  bulkhead?: BulkheadStats
+}
+
+/** `stats().bulkhead`. */
+export interface BulkheadStats {
+  /** Calls holding a slot (in flight to DNAStore). */
+  inflight: number
+  /** Calls waiting for a slot. */
+  queued: number
+  /** The current cap: maxConcurrent, or the adaptive limit. */
+  limit: number
+  /** Calls refused so far with no slot and no queue place. */
+  rejectedConcurrency: number
+  /** Calls refused so far after queueTimeoutMs without a slot. */
+  rejectedQueueTimeout: number
 }
 
 /**

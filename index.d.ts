@@ -1,9 +1,9 @@
 // The public API. Types of the native side (BreakerOptions, BreakerStats, BreakerEvent) are
 // generated from Rust into binding.d.ts; this file types the JS facade around them.
 import { EventEmitter } from 'node:events';
-import type { BreakerOptions as NativeOptions, BreakerStats, BreakerEvent, OutboxStats, OutboxEntry, OutboxDeadLetter } from './binding';
+import type { BreakerOptions as NativeOptions, BreakerStats, BulkheadStats, BreakerEvent, OutboxStats, OutboxEntry, OutboxDeadLetter } from './binding';
 
-export type { BreakerStats, BreakerEvent, OutboxStats, OutboxEntry, OutboxDeadLetter };
+export type { BreakerStats, BulkheadStats, BreakerEvent, OutboxStats, OutboxEntry, OutboxDeadLetter };
 
 export interface Logger {
   warn(fields: object, msg: string): void;
@@ -13,7 +13,7 @@ export interface Logger {
 
 export type FallbackCode =
   | 'EOPENBREAKER' | 'ETIMEDOUT' | 'ECONNREFUSED' | 'ECONNRESET' | 'ENOTFOUND' | 'ECONNECTION'
-  | 'EUPSTREAM' | 'ERATELIMITED' | 'EBADBODY' | 'ETOOLARGE' | 'EORDERED';
+  | 'EUPSTREAM' | 'ERATELIMITED' | 'EBADBODY' | 'ETOOLARGE' | 'EORDERED' | 'ECONCURRENCY';
 
 export type RejectionCode = 'EHTTP' | 'EABORTED' | 'EINVALID' | 'ESHUTDOWN' | 'EINTERNAL';
 

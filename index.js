@@ -242,7 +242,7 @@ class Breaker extends EventEmitter {
     const log = TRANSITION_LOG[name];
     if (log) {
       const [level, label] = log;
-      this.#logger[level]({ breaker: this.name, ...payload }, `DNAStore circuit breaker ${label} (${payload.reason})`);
+      this.#logger[level]({ breaker: this.name, ...payload }, `DNAStore circuit breaker ${label} (${transitionWhy(payload)})`);
     } else if (name === 'outbox') {
       const fields = { breaker: this.name, phase: payload.phase, queued: payload.queued, delivered: payload.delivered, deadLettered: payload.deadLettered, afterMs: payload.afterMs };
       if (payload.phase === 'started') this.#logger.info(fields, `DNAStore outbox delivery started: ${payload.queued} queued writes`);
@@ -256,6 +256,12 @@ class Breaker extends EventEmitter {
     this.emit(name, payload);
     if (name === 'failure' && payload.code === 'ETIMEDOUT') this.emit('timeout', payload);
   }
+}
+
+// The reason, with the rate behind a slow-call trip (the failure rate reads from the fields).
+function transitionWhy(p) {
+  if (p.reason !== 'slow calls' || typeof p.slowCallRate !== 'number') return p.reason;
+  return `slow calls: ${Math.round(p.slowCallRate * 10) / 10} % of ${p.calls} calls slower than slowCallDurationMs`;
 }
 
 function noop() {}

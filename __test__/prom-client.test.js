@@ -47,7 +47,7 @@ afterAll(async () => {
 });
 
 // Every family has series only on a breaker with every feature, so these breakers have an
-// outbox (its families render only for breakers that have one).
+// outbox and a bulkhead (their families render only for breakers that have them).
 const OUTBOX_DIR = require('node:fs').mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'promclient-outbox-'));
 
 function breaker(name) {
@@ -62,6 +62,7 @@ function breaker(name) {
     volumeThreshold: 5,
     errorThresholdPercentage: 90, // only the 3 consecutive failures trip it
     resetTimeout: 600000, // stays open for the whole test
+    maxConcurrent: 64, // never reached here
   });
   breakers.push(b);
   return b;

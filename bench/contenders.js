@@ -127,6 +127,9 @@ const CONTENDERS = {
   // Every call with one long-lived AbortSignal that never fires, as a service passing its
   // shutdown signal to each call: the per-call cost of abortability (issue 11, defect 4).
   'dnastore-breaker (AbortSignal)': (t, m) => dnastore(t, m, { coalesce: false }, undefined, { signal: new AbortController().signal }),
+  // The bulkhead on (issue 15) at a cap above the bench's concurrency (50): the slot's
+  // acquire and release on every call, never a refusal. Must stay within 3 % of the above.
+  'dnastore-breaker (bulkhead 64)': (t, m) => dnastore(t, m, { coalesce: false, maxConcurrent: 64 }),
   // `npm run bench -- --baseline DIR`: the same contender from another build, for A/B runs.
   'dnastore-breaker (baseline)': (t, m) => dnastore(t, m, { coalesce: false }, process.env.DNASTORE_BENCH_BASELINE),
   'dnastore-breaker (AbortSignal, baseline)': (t, m) =>

@@ -12,10 +12,26 @@
 //
 //   node loadtest/run-soak.js --duration 60s            # the CI run (< 2 minutes)
 //   node loadtest/run-soak.js --rate 100 --duration 30m --up 60 --down 20   # the long soak
+//   node loadtest/run-soak.js --scenario slow [--settings off]   # DNAStore slow, not down (slow-soak.js)
 //
 // Options: --rate (req/s, 100), --duration (k6 syntax, 60s), --up / --down (seconds per
 // DNAStore cycle, 10 / 6), --outages (the kinds taken in turn, down,lostreply), --summary
 // (path for k6's JSON summary export).
+
+// --scenario slow: DNAStore slow rather than down, with and without the bulkhead
+// (loadtest/slow-soak.js, its own driver).
+if (process.argv[process.argv.indexOf('--scenario') + 1] === 'slow') {
+  require('./slow-soak').main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      process.stderr.write(`${err.stack || err}\n`);
+      process.exitCode = 1;
+    },
+  );
+  return;
+}
 
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use dnastore_core::config::RawValue;
-use dnastore_core::{CallOutcome, Code, RawOptions, Stats};
+use dnastore_core::{BulkheadStats as CoreBulkhead, CallOutcome, Code, RawOptions, Stats};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -202,9 +202,42 @@ pub struct BreakerStats {
     pub retries: f64,
     /// Failure percentage of the calls in the window; null while the window holds none.
     pub failure_rate: Option<f64>,
+    /// Calls in the window slower than slowCallDurationMs (0 while it is off).
+    pub slow_calls: f64,
+    /// Slow-call percentage of the calls in the window; null while the window holds none.
+    pub slow_call_rate: Option<f64>,
     pub consecutive_failures: u32,
     pub trips: f64,
     pub window_ms: f64,
+    /// The bulkhead; null without maxConcurrent.
+    pub bulkhead: Option<BulkheadStats>,
+}
+
+/// `stats().bulkhead`.
+#[napi(object)]
+pub struct BulkheadStats {
+    /// Calls holding a slot (in flight to DNAStore).
+    pub inflight: u32,
+    /// Calls waiting for a slot.
+    pub queued: u32,
+    /// The current cap: maxConcurrent, or the adaptive limit.
+    pub limit: u32,
+    /// Calls refused so far with no slot and no queue place.
+    pub rejected_concurrency: f64,
+    /// Calls refused so far after queueTimeoutMs without a slot.
+    pub rejected_queue_timeout: f64,
+}
+
+impl From<CoreBulkhead> for BulkheadStats {
+    fn from(b: CoreBulkhead) -> Self {
+        Self {
+            inflight: b.inflight,
+            queued: b.queued,
+            limit: b.limit,
+            rejected_concurrency: b.rejected_concurrency as f64,
+            rejected_queue_timeout: b.rejected_queue_timeout as f64,
+        }
+    }
 }
 
 impl From<Stats> for BreakerStats {
@@ -220,9 +253,12 @@ impl From<Stats> for BreakerStats {
             fallbacks: s.fallbacks as f64,
             retries: s.retries as f64,
             failure_rate: s.failure_rate,
+            slow_calls: s.slow_calls as f64,
+            slow_call_rate: s.slow_call_rate,
             consecutive_failures: s.consecutive_failures,
             trips: s.trips as f64,
             window_ms: s.window.as_millis() as f64,
+            bulkhead: s.bulkhead.map(Into::into),
         }
     }
 }

@@ -20,6 +20,9 @@ pub struct BreakerEvent {
     pub failures: Option<f64>,
     pub calls: Option<f64>,
     pub failure_rate: Option<f64>,
+    /// Transitions: slow calls in the window and their percentage.
+    pub slow_calls: Option<f64>,
+    pub slow_call_rate: Option<f64>,
     pub consecutive_failures: Option<u32>,
     pub time_in_previous_ms: Option<f64>,
     pub trips: Option<f64>,
@@ -143,6 +146,8 @@ impl Observer for JsObserver {
                     failures: Some(t.failures as f64),
                     calls: Some(t.calls as f64),
                     failure_rate: Some(t.failure_percent),
+                    slow_calls: Some(t.slow_calls as f64),
+                    slow_call_rate: Some(t.slow_percent),
                     consecutive_failures: Some(t.consecutive_failures),
                     time_in_previous_ms: ms(t.time_in_previous),
                     trips: Some(t.trips as f64),

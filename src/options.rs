@@ -98,4 +98,18 @@ pub struct BreakerOptions {
     pub outbox_retry_max_ms: Option<u32>,
     /// Fleet outbox (outboxRedisUrl): ms a write taken by a replica may go unrenewed (the replica died or hangs) before another replica takes it over. Default 30000 (DNASTORE_OUTBOX_CLAIM_IDLE_MS).
     pub outbox_claim_idle_ms: Option<u32>,
+    /// An attempt slower than this (ms) counts as slow in the rolling window, even when it succeeds; 0: off. Default 0 (DNASTORE_CIRCUIT_SLOW_CALL_MS).
+    pub slow_call_duration_ms: Option<u32>,
+    /// Slow-call percentage that opens the circuit past volumeThreshold. Default 50 (DNASTORE_CIRCUIT_SLOW_CALL_RATE).
+    pub slow_call_rate_threshold: Option<u32>,
+    /// Bulkhead: calls in flight to DNAStore per breaker; over it, the fallback with ECONCURRENCY. 0: none. Default 0 (DNASTORE_MAX_CONCURRENT).
+    pub max_concurrent: Option<u32>,
+    /// Calls that may wait (FIFO) for a bulkhead slot. Default 0 (DNASTORE_MAX_QUEUED).
+    pub max_queued: Option<u32>,
+    /// Longest wait for a bulkhead slot, ms. Default 100 (DNASTORE_QUEUE_TIMEOUT_MS).
+    pub queue_timeout_ms: Option<u32>,
+    /// 'fixed' (maxConcurrent) | 'adaptive' (Gradient2, in [minConcurrency, maxConcurrent]). Default 'fixed' (DNASTORE_CONCURRENCY_LIMIT).
+    pub concurrency_limit: Option<String>,
+    /// Lower bound of the adaptive limit. Default 2 (DNASTORE_MIN_CONCURRENCY).
+    pub min_concurrency: Option<u32>,
 }

@@ -80,3 +80,34 @@ test('a sigil without a name is refused with 422 and not stored', async () => {
   expect({ status: r.status, body: r.json }).toEqual({ status: 422, body: { error: 'name must be a non-empty string' } });
   expect((await store.sigils()).total).toBe(before);
 });
+
+test('latency mode: a step from fast to slow and back, set at run time, and calls in flight counted', async () => {
+  await store.setMode('up');
+  await request('POST', `${store.url}/__control/stats/reset`);
+  const timed = async () => {
+    const t = Date.now();
+    const r = await request('GET', `${store.url}/api/sigils`);
+    expect(r.status).toBe(200);
+    return Date.now() - t;
+  };
+  // 5 ms for 400 ms, then 300 ms answers for 1 s, then 5 ms again (times from when it is set).
+  const set = await store.setMode('latency', { shape: 'step', fromMs: 5, toMs: 300, afterMs: 400, holdMs: 1000 });
+  expect(set).toMatchObject({ mode: 'latency', params: { shape: 'step', fromMs: 5, toMs: 300 } });
+  const t0 = Date.now();
+  expect(await timed()).toBeLessThan(250);
+  await new Promise((r) => setTimeout(r, Math.max(0, 500 - (Date.now() - t0))));
+  // Slow: three at once, all in flight together at the fake DNAStore.
+  const slow = await Promise.all([timed(), timed(), timed()]);
+  for (const ms of slow) expect(ms).toBeGreaterThanOrEqual(290);
+  const s = await store.stats();
+  expect(s.maxInflight).toBeGreaterThanOrEqual(3);
+  expect(s.inflight).toBe(0);
+  await new Promise((r) => setTimeout(r, Math.max(0, 1500 - (Date.now() - t0))));
+  expect(await timed()).toBeLessThan(250);
+  // A fixed latency, and a shape it does not know.
+  await store.setMode('latency', { shape: 'fixed', ms: 200 });
+  expect(await timed()).toBeGreaterThanOrEqual(190);
+  const bad = await request('POST', `${store.url}/__control/mode`, { body: { mode: 'latency', shape: 'zigzag' } });
+  expect(bad.status).toBe(400);
+  await store.setMode('up');
+});

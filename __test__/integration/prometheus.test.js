@@ -240,6 +240,27 @@ test('DNAStoreOutboxNotDraining matches the real series when DNAStore fails only
   expect(await instant(shortened)).toEqual([]);
 });
 
+test('a slow DNAStore fills the bulkhead: in flight at the cap, refusals counted, the circuit closed, DNAStoreConcurrencyRejections matches (windows shortened)', async () => {
+  const { groups } = await api('/api/v1/rules');
+  const rule = groups.flatMap((g) => g.rules).find((r) => r.name === 'DNAStoreConcurrencyRejections');
+  // The rule's own expression as Prometheus loaded it, with 4 s windows instead of 1 minute
+  // (its `for: 2m` is unit-tested with promtool).
+  expect(rule.query).toMatch(/\[1m\]/);
+  const shortened = rule.query.replaceAll('[1m]', '[4s]');
+  await drive('slow');
+  const hit = await until('the shortened expression to match', async () => (await instant(shortened)).find((s) => s.metric.name === NAME), 20000);
+  expect(hit.metric).toEqual({ job: 'sigil-api', instance: `127.0.0.1:${servicePort}`, name: NAME });
+  expect(hit.value).toBeGreaterThan(1);
+  const series = (m) => `${m}{name="${NAME}"}`;
+  expect(await valueOf(`max_over_time(${series('dnastore_inflight_requests')}[4s])`)).toBe(2);
+  expect(await valueOf(series('dnastore_concurrency_limit'))).toBe(2);
+  expect(await valueOf(`max_over_time(${series('dnastore_queued_requests')}[4s])`)).toBeGreaterThan(0);
+  // Refused calls are not DNAStore failures: the circuit stayed closed.
+  expect(await valueOf(`max_over_time(${stateQuery}[4s])`)).toBe(0);
+  await drive('up');
+  await until('refusals to stop', async () => (await instant(shortened)).length === 0, 20000);
+});
+
 test('every query of the Grafana dashboard returns data', async () => {
   const dashboard = JSON.parse(fs.readFileSync(DASHBOARD, 'utf8'));
   expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(36);
@@ -272,6 +293,8 @@ test('every query of the Grafana dashboard returns data', async () => {
     if (!finite) empty.push(`${q.panel} [${q.refId}]: ${expr}`);
     const positive = series.some((s) => s.values.some(([, v]) => Number(v) > 0));
     if (expr.includes('dnastore_outbox_') && !positive) zeros.push(`${q.panel} [${q.refId}]: ${expr}`);
+    // The bulkhead was driven too (slow mode): in flight, the limit and refusals were non-zero.
+    if (/dnastore_(inflight_requests|concurrency_limit|concurrency_rejections_total)/.test(expr) && !positive) zeros.push(`${q.panel} [${q.refId}]: ${expr}`);
   }
   expect(empty).toEqual([]);
   expect(zeros).toEqual([]);
@@ -284,6 +307,7 @@ test('Prometheus evaluates every alert rule without error against the real serie
   expect(rules.map((r) => r.name).sort()).toEqual([
     'DNAStoreCircuitFlapping',
     'DNAStoreCircuitOpen',
+    'DNAStoreConcurrencyRejections',
     'DNAStoreFailureRateHigh',
     'DNAStoreFallbackRatioHigh',
     'DNAStoreLKGTampered',

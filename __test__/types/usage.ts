@@ -1,7 +1,7 @@
 // Compile-only check of the published types (index.d.ts + the generated binding.d.ts):
 // `tsc -p __test__/types` must accept this file. Lines marked @ts-expect-error must fail.
 import { createBreaker, metrics, registerWith, METRICS_CONTENT_TYPE, optionNames } from '../..';
-import type { Fallback, BreakerStats, BreakerEvent, FullResponse, Queued } from '../..';
+import type { Fallback, BreakerStats, BulkheadStats, BreakerEvent, FullResponse, Queued } from '../..';
 import { Registry } from 'prom-client';
 
 interface Sigil {
@@ -49,6 +49,16 @@ async function main(): Promise<void> {
     console.log(st, ok, (await durable.outbox.list({ limit: 5 }))[0]?.idempotencyKey, (await durable.outbox.deadLetters())[0]?.reason);
   }
   durable.on('delivered', (e: BreakerEvent) => console.log(e.id, e.afterMs));
+
+  // Slow calls and the bulkhead (issue 15).
+  const limited = createBreaker({ name: 'limited', maxConcurrent: 64, maxQueued: 8, queueTimeoutMs: 50, concurrencyLimit: 'adaptive', minConcurrency: 2, slowCallDurationMs: 1000, slowCallRateThreshold: 50, logger: false });
+  const ls = limited.stats();
+  const bh: BulkheadStats | undefined = ls.bulkhead;
+  console.log(ls.slowCalls, ls.slowCallRate, bh?.inflight, bh?.limit, bh?.queued, bh?.rejectedConcurrency, bh?.rejectedQueueTimeout);
+  const lr = await limited.fire('/x');
+  if ('fallback' in lr && lr.code === 'ECONCURRENCY') console.log('refused by the bulkhead');
+  limited.on('open', (e: BreakerEvent) => console.log(e.slowCalls, e.slowCallRate));
+  limited.shutdown();
   breaker.shutdown();
 
   // @ts-expect-error timeout is a number

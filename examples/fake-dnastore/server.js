@@ -5,6 +5,13 @@
 // store would), plus a control API under /__control that switches fault modes at run time
 // and lists what is stored (GET /__control/sigils, for the soak's audit).
 //
+// The `latency` mode delays every answer by a curve set at run time (POST /__control/mode):
+//   {mode: 'latency', shape: 'fixed', ms: 2500}
+//   {mode: 'latency', shape: 'ramp', fromMs: 5, toMs: 2500, rampMs: 10000}   (then stays at toMs)
+//   {mode: 'latency', shape: 'step', fromMs: 5, toMs: 2500, afterMs: 0, holdMs: 20000}  (then fromMs)
+// measured from when the mode was set. Stats count requests in flight now and at most
+// (`inflight`, `maxInflight`; reset by POST /__control/stats/reset), what the slow soak reads.
+//
 // It honours Idempotency-Key as the outbox's "exactly once" relies on: a POST whose key was
 // seen before stores nothing and answers the first result again (201, the same sigil, and
 // `Idempotent-Replayed: true`). Keys are journalled with their sigil, so this holds across
@@ -18,8 +25,16 @@ const http = require('node:http');
 const fs = require('node:fs');
 const { seededRandom } = require('./random');
 
-const MODES = ['up', 'refuse', 'hang', 'slow', 'slowbody', 'error', 'flaky', 'ratelimited', 'garbage', 'huge', 'lostreply'];
-const DEFAULTS = { ms: 2000, status: 503, p: 50, seed: 42, retryAfter: 1, mb: 20 };
+const MODES = ['up', 'refuse', 'hang', 'slow', 'slowbody', 'error', 'flaky', 'ratelimited', 'garbage', 'huge', 'lostreply', 'latency'];
+const DEFAULTS = { ms: 2000, status: 503, p: 50, seed: 42, retryAfter: 1, mb: 20, shape: 'fixed', fromMs: 5, toMs: 2500, rampMs: 10000, afterMs: 0, holdMs: 20000 };
+const SHAPES = ['fixed', 'ramp', 'step'];
+
+/** The `latency` mode's delay `elapsed` ms after it was set. */
+function latencyAt(p, elapsed) {
+  if (p.shape === 'ramp') return p.fromMs + (p.toMs - p.fromMs) * Math.min(1, elapsed / Math.max(1, p.rampMs));
+  if (p.shape === 'step') return elapsed >= p.afterMs && elapsed < p.afterMs + p.holdMs ? p.toMs : p.fromMs;
+  return p.ms;
+}
 const MAX_BODY = 1024 * 1024;
 const LIST_LIMIT_MAX = 500;
 
@@ -116,6 +131,10 @@ function createServer({ store, mode: initialMode = 'up', params: initialParams =
   let random = seededRandom(params.seed);
   let stats = { total: 0, byRoute: {}, byMode: {}, byRouteMode: {} };
   const startedAt = Date.now();
+  let modeSetAt = Date.now();
+  // Requests being handled now, and the most at once since the last stats reset.
+  let inflight = 0;
+  let maxInflight = 0;
 
   const count = (route) => {
     const rm = `${route} [${mode}]`;
@@ -161,7 +180,13 @@ function createServer({ store, mode: initialMode = 'up', params: initialParams =
 
   async function handleApi(req, res, url) {
     count(routeOf(req.method, url.pathname));
+    inflight++;
+    maxInflight = Math.max(maxInflight, inflight);
+    res.once('close', () => inflight--);
     switch (mode) {
+      case 'latency':
+        await new Promise((r) => setTimeout(r, latencyAt(params, Date.now() - modeSetAt)));
+        break;
       case 'refuse':
         // Reset the connection without a response: the closest an HTTP server can get to a
         // refused connection while its control API stays reachable on the same port.
@@ -209,7 +234,7 @@ function createServer({ store, mode: initialMode = 'up', params: initialParams =
 
   async function handleControl(req, res, url) {
     if (req.method === 'GET' && url.pathname === '/__control/stats') {
-      return sendJson(res, 200, { ...stats, mode, params, pid: process.pid, uptimeMs: Date.now() - startedAt, sigils: store.size(), replayed: store.replayed() });
+      return sendJson(res, 200, { ...stats, inflight, maxInflight, mode, params, latencyMs: mode === 'latency' ? latencyAt(params, Date.now() - modeSetAt) : undefined, pid: process.pid, uptimeMs: Date.now() - startedAt, sigils: store.size(), replayed: store.replayed() });
     }
     // What is stored, for an audit against what clients were told (whatever the fault mode).
     if (req.method === 'GET' && url.pathname === '/__control/sigils') {
@@ -218,6 +243,7 @@ function createServer({ store, mode: initialMode = 'up', params: initialParams =
     }
     if (req.method === 'POST' && url.pathname === '/__control/stats/reset') {
       stats = { total: 0, byRoute: {}, byMode: {}, byRouteMode: {} };
+      maxInflight = inflight;
       return sendJson(res, 200, { ok: true });
     }
     if (req.method === 'GET' && url.pathname === '/__control/mode') return sendJson(res, 200, { mode, params });
@@ -232,7 +258,11 @@ function createServer({ store, mode: initialMode = 'up', params: initialParams =
         return sendJson(res, 400, { error: `mode must be one of ${MODES.join(', ')}` });
       }
       const { mode: next, ...rest } = body;
+      if (next === 'latency' && rest.shape !== undefined && !SHAPES.includes(rest.shape)) {
+        return sendJson(res, 400, { error: `shape must be one of ${SHAPES.join(', ')}` });
+      }
       mode = next;
+      modeSetAt = Date.now();
       params = { ...DEFAULTS, ...rest };
       random = seededRandom(params.seed);
       return sendJson(res, 200, { mode, params });

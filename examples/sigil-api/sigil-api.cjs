@@ -16,6 +16,7 @@
 // example turns on unless DNASTORE_OUTBOX says otherwise (its file goes in
 // DNASTORE_OUTBOX_DIR, default ./.dnastore-outbox).
 
+const { monitorEventLoopDelay } = require('node:perf_hooks');
 const express = require('express');
 const pino = require('pino');
 const promClient = require('prom-client');
@@ -26,7 +27,9 @@ const { WriteStatus } = require('./write-status.cjs');
 const LIST_LIMIT = 50;
 const DEFAULT_RESET_MS = 10000; // the library's resetTimeout default
 // Codes where the request provably never reached a working DNAStore, so the write did not happen.
-const NOT_SENT = new Set(['EOPENBREAKER', 'EORDERED', 'ECONNREFUSED', 'ENOTFOUND']);
+// ECONCURRENCY: the bulkhead (maxConcurrent) refused it before anything was sent. With the
+// outbox these writes are queued (202) like any other undelivered one.
+const NOT_SENT = new Set(['EOPENBREAKER', 'EORDERED', 'ECONNREFUSED', 'ENOTFOUND', 'ECONCURRENCY']);
 
 function numberFrom(value, fallback) {
   const n = Number(value);
@@ -171,6 +174,20 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
     return res.status(200).json(w);
   });
 
+  // Runtime health of this process for the slow soak: event-loop delay (monitorEventLoopDelay,
+  // 10 ms resolution) since the last `?reset=1`, and the resident set size.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  app.get('/admin/runtime', (req, res) => {
+    const ms = (ns) => Math.round(ns / 1e4) / 100;
+    const body = {
+      eventLoopDelayMs: { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) },
+      rssBytes: process.memoryUsage.rss(),
+    };
+    if (req.query.reset === '1') loopDelay.reset();
+    res.json(body);
+  });
+
   app.get('/metrics', async (_req, res) => {
     res.type(register.contentType).send(await register.metrics());
   });
@@ -188,13 +205,16 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
       status: 'ready',
       degraded: s.state !== 'closed',
       breakers: {
-        [breaker.name]: { state: s.state, trips: s.trips, failureRate: s.failureRate, fallbacks: s.fallbacks, fires: s.fires, outbox: breaker.outbox?.stats() ?? null },
+        [breaker.name]: { state: s.state, trips: s.trips, failureRate: s.failureRate, slowCalls: s.slowCalls, fallbacks: s.fallbacks, fires: s.fires, bulkhead: s.bulkhead ?? null, outbox: breaker.outbox?.stats() ?? null },
       },
     });
   });
 
   app.locals.breaker = breaker;
-  app.locals.close = () => breaker.shutdown();
+  app.locals.close = () => {
+    loopDelay.disable();
+    breaker.shutdown();
+  };
   return app;
 }
 

@@ -80,7 +80,7 @@ fn circuit(c: &mut Criterion) {
         b.iter(|| {
             let now = clock.now();
             let permit = closed.try_acquire(now, &mut |_| {}).expect("closed admits");
-            black_box(closed.on_result(permit, Verdict::Success, now, &mut |_| {}))
+            black_box(closed.on_result(permit, Verdict::Success, Duration::ZERO, now, &mut |_| {}))
         })
     });
 
@@ -116,7 +116,7 @@ fn open_circuit(c: &Circuit, clock: &MonotonicClock) {
         let now = clock.now();
         match c.try_acquire(now, &mut |_| {}) {
             Some(p) => {
-                c.on_result(p, fail, now, &mut |_| {});
+                c.on_result(p, fail, Duration::ZERO, now, &mut |_| {});
             }
             None => return,
         }
@@ -204,5 +204,52 @@ fn lkg(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, circuit, window, lkg);
+/// The bulkhead's cost per call when a slot is free (issue 15: the hot path must not get
+/// slower with `maxConcurrent` above the concurrency): the semaphore's compare-and-swap, the
+/// in-flight count, and the release (the semaphore's waiter lock), plus the adaptive limit's
+/// sample under its mutex.
+fn bulkhead(c: &mut Criterion) {
+    use dnastore_core::config::{LimitConfig, LimitKind};
+    use dnastore_core::limit::Limiter;
+    use futures_util::FutureExt;
+    let cfg = LimitConfig {
+        max_concurrent: 64,
+        max_queued: 0,
+        queue_timeout: Duration::from_millis(100),
+        kind: LimitKind::Fixed,
+    };
+    let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+    let mut g = c.benchmark_group("bulkhead");
+    g.throughput(Throughput::Elements(1));
+    let fixed = Limiter::new(&cfg);
+    g.bench_function("fixed 64: acquire + release (a free slot)", |b| {
+        b.iter(|| {
+            let slot = fixed
+                .acquire(far)
+                .now_or_never()
+                .expect("ready")
+                .expect("a slot");
+            slot.sample(Duration::from_millis(5));
+            drop(black_box(slot));
+        })
+    });
+    let adaptive = Limiter::new(&LimitConfig {
+        kind: LimitKind::Adaptive { min: 2 },
+        ..cfg
+    });
+    g.bench_function("adaptive 64: acquire + sample + release", |b| {
+        b.iter(|| {
+            let slot = adaptive
+                .acquire(far)
+                .now_or_never()
+                .expect("ready")
+                .expect("a slot");
+            slot.sample(Duration::from_millis(5));
+            drop(black_box(slot));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, circuit, window, lkg, bulkhead);
 criterion_main!(benches);

@@ -26,6 +26,10 @@ pub struct CircuitConfig {
     pub volume_threshold: u32,
     pub max_failures: u32,
     pub half_open_max_calls: u32,
+    /// A call slower than this counts as slow (`slowCallDurationMs`); `None`: off.
+    pub slow_call_duration: Option<Duration>,
+    /// Slow-call percentage that opens the circuit (`slowCallRateThreshold`).
+    pub slow_call_rate_threshold: u32,
 }
 
 impl From<&Config> for CircuitConfig {
@@ -38,6 +42,8 @@ impl From<&Config> for CircuitConfig {
             volume_threshold: c.volume_threshold,
             max_failures: c.max_failures,
             half_open_max_calls: c.half_open_max_calls,
+            slow_call_duration: c.slow_calls.duration,
+            slow_call_rate_threshold: c.slow_calls.rate_threshold,
         }
     }
 }
@@ -139,9 +145,28 @@ pub struct Stats {
     /// Failure percentage of the calls in the window; `None` while the window holds none
     /// (no sentinel value: an empty window has no rate).
     pub failure_rate: Option<f64>,
+    /// Calls in the window slower than `slowCallDurationMs` (0 while it is off).
+    pub slow_calls: u64,
+    /// Slow-call percentage of the calls in the window; `None` while it holds none.
+    pub slow_call_rate: Option<f64>,
     pub consecutive_failures: u32,
     pub trips: u64,
     pub window: Duration,
+    /// The bulkhead (filled in by the breaker; `None` without `maxConcurrent`).
+    pub bulkhead: Option<BulkheadStats>,
+}
+
+/// The bulkhead's state, as `stats()` returns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BulkheadStats {
+    pub inflight: u32,
+    pub queued: u32,
+    /// The current cap: maxConcurrent, or the adaptive limit.
+    pub limit: u32,
+    /// Calls refused so far (not over the window): no slot and no queue place, and queued
+    /// without a slot in time.
+    pub rejected_concurrency: u64,
+    pub rejected_queue_timeout: u64,
 }
 
 pub struct Circuit {
@@ -259,19 +284,29 @@ impl Circuit {
         }
     }
 
-    /// Records an attempt's result. Returns true if this result opened the circuit.
+    /// Whether an attempt that took `latency` is slow: strictly longer than
+    /// `slowCallDurationMs` (resilience4j's rule; a call of exactly the duration is not).
+    pub fn is_slow(&self, latency: Duration) -> bool {
+        self.cfg.slow_call_duration.is_some_and(|d| latency > d)
+    }
+
+    /// Records an attempt's result and how long it took (for slow-call counting). Returns
+    /// true if this result opened the circuit.
     pub fn on_result(
         &self,
         mut permit: Permit,
         verdict: Verdict,
+        latency: Duration,
         now: Duration,
         emit: &mut dyn FnMut(&Transition),
     ) -> bool {
         // The verdict settles the slot: the permit must not also give it back.
         permit.trial = None;
+        let slow = self.is_slow(latency);
         let mut g = self.inner.lock();
         {
             let c = g.window.current(now);
+            c.slow += slow as u64;
             match verdict {
                 Verdict::Success => c.successes += 1,
                 Verdict::ClientError => c.client_errors += 1,
@@ -305,6 +340,12 @@ impl Circuit {
                     && totals.failure_percent() >= self.cfg.error_threshold_percentage as f64
                 {
                     Some(TransitionReason::FailureRate)
+                } else if self.cfg.slow_call_duration.is_some()
+                    && totals.calls() > 0
+                    && totals.calls() >= self.cfg.volume_threshold as u64
+                    && totals.slow_percent() >= self.cfg.slow_call_rate_threshold as f64
+                {
+                    Some(TransitionReason::SlowCalls)
                 } else {
                     None
                 };
@@ -317,6 +358,12 @@ impl Circuit {
             (State::HalfOpen { .. }, Verdict::Failure(_)) => {
                 g.consecutive_failures += 1;
                 self.open(&mut g, TransitionReason::TrialFailed, now, emit);
+                true
+            }
+            // A trial that answered, but slowly: DNAStore is not healthy yet (closing now
+            // would only reopen once the window filled with slow calls again).
+            (State::HalfOpen { .. }, _) if slow => {
+                self.open(&mut g, TransitionReason::SlowCalls, now, emit);
                 true
             }
             (
@@ -388,9 +435,12 @@ impl Circuit {
             fallbacks: self.fallbacks.total(now),
             retries: self.retries.total(now),
             failure_rate: (totals.calls() > 0).then(|| totals.failure_percent()),
+            slow_calls: totals.slow,
+            slow_call_rate: (totals.calls() > 0).then(|| totals.slow_percent()),
             consecutive_failures: consecutive,
             trips: self.trips(),
             window: self.cfg.rolling_count_timeout,
+            bulkhead: None,
         }
     }
 
@@ -431,6 +481,8 @@ impl Circuit {
             failures: totals.failures,
             calls: totals.calls(),
             failure_percent: totals.failure_percent(),
+            slow_calls: totals.slow,
+            slow_percent: totals.slow_percent(),
             consecutive_failures: g.consecutive_failures,
             time_in_previous: now.saturating_sub(g.entered),
             trips: self.trips(),

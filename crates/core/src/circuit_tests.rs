@@ -37,6 +37,8 @@ fn cfg() -> CircuitConfig {
         volume_threshold: 10,
         max_failures: 3,
         half_open_max_calls: 2,
+        slow_call_duration: None,
+        slow_call_rate_threshold: 50,
     }
 }
 
@@ -62,9 +64,15 @@ impl Harness {
     }
 
     fn finish(&mut self, p: Permit, v: Verdict) -> bool {
+        self.finish_in(p, v, Duration::ZERO)
+    }
+
+    /// Records `v` for an attempt that took `latency`.
+    fn finish_in(&mut self, p: Permit, v: Verdict, latency: Duration) -> bool {
         let now = self.clock.now();
         let log = &mut self.log;
-        self.c.on_result(p, v, now, &mut |t| log.push(t.clone()))
+        self.c
+            .on_result(p, v, latency, now, &mut |t| log.push(t.clone()))
     }
 
     /// One call: acquire, then record `v`. Returns the state after it, or None if rejected.
@@ -308,7 +316,7 @@ fn concurrent_calls_keep_exact_counts() {
                 for n in 0..5000 {
                     let p = circuit.try_acquire(clock.now(), &mut |_| {}).unwrap();
                     let v = if (n + i) % 2 == 0 { OK } else { FAIL };
-                    circuit.on_result(p, v, clock.now(), &mut |_| {});
+                    circuit.on_result(p, v, Duration::ZERO, clock.now(), &mut |_| {});
                 }
             })
         })
@@ -320,4 +328,111 @@ fn concurrent_calls_keep_exact_counts() {
     assert_eq!(s.successes + s.failures, 20_000);
     assert_eq!(s.successes, 10_000);
     assert_eq!(s.state, C);
+}
+
+fn slow_cfg() -> CircuitConfig {
+    CircuitConfig {
+        slow_call_duration: Some(100 * MS),
+        slow_call_rate_threshold: 50,
+        max_failures: 0,
+        ..cfg()
+    }
+}
+
+#[test]
+fn a_call_of_exactly_the_slow_duration_is_not_slow() {
+    let h = Harness::new(slow_cfg());
+    assert!(!h.c.is_slow(100 * MS));
+    assert!(h.c.is_slow(100 * MS + Duration::from_nanos(1)));
+    assert!(!Harness::new(cfg()).c.is_slow(Duration::from_secs(3600)));
+}
+
+#[test]
+fn successful_slow_calls_open_the_circuit_at_the_rate() {
+    let mut h = Harness::new(slow_cfg());
+    // 10 successes (volumeThreshold 10): 5 at exactly 100 ms (not slow), 4 just over.
+    for i in 0..9 {
+        let p = h.acquire().unwrap();
+        let latency = if i < 5 { 100 * MS } else { 101 * MS };
+        assert!(!h.finish_in(p, OK, latency));
+    }
+    assert_eq!(h.c.stats(h.clock.now()).slow_calls, 4);
+    assert_eq!(h.c.state(), StateKind::Closed);
+    // The 10th, slow: 5 of 10 = 50 % >= 50 %, and the volume threshold is met.
+    let p = h.acquire().unwrap();
+    assert!(h.finish_in(p, OK, 2500 * MS));
+    assert_eq!(h.c.state(), StateKind::Open);
+    let t = h.log.last().unwrap();
+    assert_eq!(t.reason, TransitionReason::SlowCalls);
+    assert_eq!(t.reason.as_str(), "slow calls");
+    assert_eq!((t.slow_calls, t.calls, t.failures), (5, 10, 0));
+    assert_eq!(t.slow_percent, 50.0);
+}
+
+#[test]
+fn slow_calls_below_the_volume_threshold_do_not_trip() {
+    let mut h = Harness::new(slow_cfg());
+    for _ in 0..9 {
+        let p = h.acquire().unwrap();
+        assert!(!h.finish_in(p, OK, 2500 * MS));
+    }
+    assert_eq!(h.c.state(), StateKind::Closed);
+    let s = h.c.stats(h.clock.now());
+    assert_eq!((s.slow_calls, s.slow_call_rate), (9, Some(100.0)));
+}
+
+#[test]
+fn slow_calls_leave_the_window_with_their_bucket() {
+    let mut h = Harness::new(slow_cfg());
+    for _ in 0..4 {
+        let p = h.acquire().unwrap();
+        h.finish_in(p, OK, 500 * MS);
+    }
+    h.clock.advance(10_000 * MS);
+    // Four old slow calls have left: six fast ones now are 0 % slow.
+    for _ in 0..10 {
+        let p = h.acquire().unwrap();
+        assert!(!h.finish_in(p, OK, MS));
+    }
+    assert_eq!(h.c.stats(h.clock.now()).slow_calls, 0);
+    assert_eq!(h.c.state(), StateKind::Closed);
+}
+
+#[test]
+fn slow_failures_count_as_slow_and_off_means_never_slow() {
+    let mut h = Harness::new(slow_cfg());
+    let p = h.acquire().unwrap();
+    h.finish_in(p, Verdict::Failure(FailureKind::Timeout), 3000 * MS);
+    assert_eq!(h.c.stats(h.clock.now()).slow_calls, 1);
+
+    let mut off = Harness::new(CircuitConfig {
+        max_failures: 0,
+        ..cfg()
+    });
+    for _ in 0..20 {
+        let p = off.acquire().unwrap();
+        assert!(!off.finish_in(p, OK, Duration::from_secs(60)));
+    }
+    assert_eq!(off.c.stats(off.clock.now()).slow_calls, 0);
+    assert_eq!(off.c.state(), StateKind::Closed);
+}
+
+#[test]
+fn a_slow_half_open_trial_reopens() {
+    let mut h = Harness::new(slow_cfg());
+    h.c.force_open_for_test(h.clock.now());
+    h.clock.advance(1000 * MS);
+    let p = h.acquire().unwrap();
+    assert!(p.is_trial());
+    // The trial succeeded, but slowly.
+    assert!(h.finish_in(p, OK, 150 * MS));
+    assert_eq!(h.c.state(), StateKind::Open);
+    assert_eq!(h.log.last().unwrap().reason, TransitionReason::SlowCalls);
+    // Fast trials close it.
+    h.clock.advance(1000 * MS);
+    for _ in 0..2 {
+        let p = h.acquire().unwrap();
+        h.finish_in(p, OK, 5 * MS);
+    }
+    assert_eq!(h.c.state(), StateKind::Closed);
 }

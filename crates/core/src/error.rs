@@ -99,6 +99,10 @@ pub enum Code {
     /// A durable write queued without a live attempt: an older write of its ordering key
     /// is still queued, and this one must not overtake it.
     Ordered,
+    /// The bulkhead refused the call (`maxConcurrent` calls in flight, and no queue place
+    /// or no slot within `queueTimeoutMs`): nothing was sent to DNAStore, so a write is safe
+    /// to retry or queue. Resolves with the fallback; not a breaker failure.
+    Concurrency,
     /// A 4xx other than 408/429: the caller's mistake. Rejects; not a breaker failure.
     Http,
     /// The caller's AbortSignal fired. Rejects; not a breaker failure.
@@ -115,7 +119,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for the binding's `errorCodes()`.
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         Code::OpenBreaker,
         Code::Timeout,
         Code::ConnRefused,
@@ -127,6 +131,7 @@ impl Code {
         Code::BadBody,
         Code::TooLarge,
         Code::Ordered,
+        Code::Concurrency,
         Code::Http,
         Code::Aborted,
         Code::Invalid,
@@ -148,6 +153,7 @@ impl Code {
             Code::BadBody => "EBADBODY",
             Code::TooLarge => "ETOOLARGE",
             Code::Ordered => "EORDERED",
+            Code::Concurrency => "ECONCURRENCY",
             Code::Http => "EHTTP",
             Code::Aborted => "EABORTED",
             Code::Invalid => "EINVALID",

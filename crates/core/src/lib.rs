@@ -10,7 +10,7 @@ pub mod observer;
 pub mod rng;
 pub mod window;
 
-pub use circuit::{Circuit, CircuitConfig, Permit, Stats, Verdict};
+pub use circuit::{BulkheadStats, Circuit, CircuitConfig, Permit, Stats, Verdict};
 pub use config::{Config, ConfigError, RawOptions, RawValue};
 pub use error::{CallError, Code, FailureKind};
 pub use observer::{
@@ -18,6 +18,7 @@ pub use observer::{
 };
 pub mod breaker;
 pub mod http;
+pub mod limit;
 pub mod lkg;
 pub mod metrics;
 pub mod outbox;

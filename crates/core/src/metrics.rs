@@ -12,6 +12,7 @@ use prometheus::{
 };
 
 use crate::error::FailureKind;
+use crate::limit::Shed;
 use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind};
 use crate::route_metrics::{RouteMetrics, DEFAULT_MAX_ROUTES};
 
@@ -62,6 +63,11 @@ pub(crate) struct Families {
     outbox_delivered: IntCounterVec,
     outbox_dead_lettered: IntCounterVec,
     outbox_delivery: HistogramVec,
+    slow_calls: IntCounterVec,
+    inflight: IntGaugeVec,
+    concurrency_limit: IntGaugeVec,
+    queued: IntGaugeVec,
+    concurrency_rejections: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -234,6 +240,33 @@ pub(crate) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             r.register(Box::new(v.clone())).expect("metric registered once");
             v
         },
+        slow_calls: counter(
+            &r,
+            "dnastore_slow_calls_total",
+            "Attempts slower than slowCallDurationMs (counted whatever their outcome).",
+            &["name"],
+        ),
+        inflight: int_gauge(
+            &r,
+            "dnastore_inflight_requests",
+            "Calls holding a bulkhead slot (in flight to DNAStore); breakers with maxConcurrent.",
+        ),
+        concurrency_limit: int_gauge(
+            &r,
+            "dnastore_concurrency_limit",
+            "The bulkhead's current cap: maxConcurrent, or the adaptive limit.",
+        ),
+        queued: int_gauge(
+            &r,
+            "dnastore_queued_requests",
+            "Calls waiting for a bulkhead slot.",
+        ),
+        concurrency_rejections: counter(
+            &r,
+            "dnastore_concurrency_rejections_total",
+            "Calls the bulkhead refused (answered with the ECONCURRENCY fallback), by reason: concurrency (no slot, no queue place) or queue_timeout.",
+            &["name", "reason"],
+        ),
         route_requests: counter(
             &r,
             "dnastore_route_requests_total",
@@ -323,7 +356,18 @@ pub struct BreakerMetrics {
     coalesced: IntCounter,
     routes: RouteMetrics,
     outbox: Option<OutboxMetrics>,
+    slow_calls: IntCounter,
+    bulkhead: Option<BulkheadMetrics>,
     series: Series,
+}
+
+/// The bulkhead's series, for breakers with `maxConcurrent`.
+struct BulkheadMetrics {
+    inflight: IntGauge,
+    limit: IntGauge,
+    queued: IntGauge,
+    /// By `Shed as usize`.
+    rejected: Vec<IntCounter>,
 }
 
 /// The outbox's series, for breakers with an outbox.
@@ -390,6 +434,11 @@ impl BreakerMetrics {
 
     /// A breaker's series; the outbox's only when it has one.
     pub fn build(name: &str, max_routes: u32, outbox: bool) -> Self {
+        Self::build_with(name, max_routes, outbox, false)
+    }
+
+    /// Like [`BreakerMetrics::build`], with the bulkhead's series when `bulkhead`.
+    pub fn build_with(name: &str, max_routes: u32, outbox: bool, bulkhead: bool) -> Self {
         let f: &'static Families = &FAMILIES;
         let n = name;
         let mut s = Series::default();
@@ -428,13 +477,46 @@ impl BreakerMetrics {
             coalesced: s.of(&f.coalesced, &[n]),
             routes: RouteMetrics::new(n, max_routes),
             outbox: None,
+            slow_calls: s.of(&f.slow_calls, &[n]),
+            bulkhead: None,
             series: Series::default(),
         };
         let outbox = outbox.then(|| OutboxMetrics::new(&mut s, f, n));
+        let bulkhead = bulkhead.then(|| BulkheadMetrics {
+            inflight: s.of(&f.inflight, &[n]),
+            limit: s.of(&f.concurrency_limit, &[n]),
+            queued: s.of(&f.queued, &[n]),
+            rejected: Shed::ALL
+                .iter()
+                .map(|w| s.of(&f.concurrency_rejections, &[n, w.label()]))
+                .collect(),
+        });
         Self {
             outbox,
+            bulkhead,
             series: s,
             ..m
+        }
+    }
+
+    /// An attempt slower than slowCallDurationMs.
+    pub fn slow_call(&self) {
+        self.slow_calls.inc();
+    }
+
+    /// A call the bulkhead refused.
+    pub fn concurrency_rejected(&self, why: Shed) {
+        if let Some(b) = &self.bulkhead {
+            b.rejected[why as usize].inc();
+        }
+    }
+
+    /// The bulkhead's gauges, read at scrape time.
+    pub fn set_bulkhead(&self, inflight: u32, queued: u32, limit: u32) {
+        if let Some(b) = &self.bulkhead {
+            b.inflight.set(inflight as i64);
+            b.queued.set(queued as i64);
+            b.limit.set(limit as i64);
         }
     }
 
@@ -519,7 +601,7 @@ impl Observer for BreakerMetrics {
 pub fn families() -> Vec<(String, &'static str, String)> {
     use prometheus::core::Collector;
     let f = &*FAMILIES;
-    let all: [(&dyn Collector, &'static str); 25] = [
+    let all: [(&dyn Collector, &'static str); 30] = [
         (&f.state, "gauge"),
         (&f.trips, "counter"),
         (&f.requests, "counter"),
@@ -545,6 +627,11 @@ pub fn families() -> Vec<(String, &'static str, String)> {
         (&f.outbox_delivered, "counter"),
         (&f.outbox_dead_lettered, "counter"),
         (&f.outbox_delivery, "histogram"),
+        (&f.slow_calls, "counter"),
+        (&f.inflight, "gauge"),
+        (&f.concurrency_limit, "gauge"),
+        (&f.queued, "gauge"),
+        (&f.concurrency_rejections, "counter"),
     ];
     let mut out: Vec<_> = all
         .iter()
@@ -580,7 +667,7 @@ mod tests {
     fn families_list_matches_what_render_prints() {
         // With the outbox's families, so the check does not depend on another test having
         // made a breaker with an outbox first.
-        let m = BreakerMetrics::build("metrics-test-families", DEFAULT_MAX_ROUTES, true);
+        let m = BreakerMetrics::build_with("metrics-test-families", DEFAULT_MAX_ROUTES, true, true);
         m.on_event(&Event::Success {
             latency: Duration::from_millis(1),
             route: Some("/r"),

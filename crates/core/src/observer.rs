@@ -39,6 +39,9 @@ pub enum TransitionReason {
     FailureRate,
     /// `maxFailures` failures in a row.
     ConsecutiveFailures,
+    /// The slow-call percentage reached `slowCallRateThreshold` past the volume threshold
+    /// (closed), or a half-open trial was slower than `slowCallDurationMs`.
+    SlowCalls,
     /// `resetTimeout` elapsed; the next call is a trial.
     ResetTimeoutElapsed,
     /// A half-open trial failed.
@@ -52,6 +55,7 @@ impl TransitionReason {
         match self {
             TransitionReason::FailureRate => "failure rate",
             TransitionReason::ConsecutiveFailures => "consecutive failures",
+            TransitionReason::SlowCalls => "slow calls",
             TransitionReason::ResetTimeoutElapsed => "reset timeout elapsed",
             TransitionReason::TrialFailed => "trial failed",
             TransitionReason::TrialsSucceeded => "trial succeeded",
@@ -69,6 +73,9 @@ pub struct Transition {
     pub failures: u64,
     pub calls: u64,
     pub failure_percent: f64,
+    /// Slow calls in the rolling window and their percentage of its calls.
+    pub slow_calls: u64,
+    pub slow_percent: f64,
     pub consecutive_failures: u32,
     pub time_in_previous: Duration,
     /// Total trips (closed/half-open -> open) of this breaker so far.

@@ -16,6 +16,9 @@ pub struct Counts {
     pub client_errors: u64,
     pub fallbacks: u64,
     pub retries: u64,
+    /// Calls slower than `slowCallDurationMs`, whatever their verdict (resilience4j counts
+    /// slow successes and slow failures alike).
+    pub slow: u64,
 }
 
 impl Counts {
@@ -26,6 +29,7 @@ impl Counts {
         self.client_errors += o.client_errors;
         self.fallbacks += o.fallbacks;
         self.retries += o.retries;
+        self.slow += o.slow;
     }
 
     /// Calls with a health verdict: client errors count as healthy answers.
@@ -40,6 +44,16 @@ impl Counts {
             0.0
         } else {
             self.failures as f64 * 100.0 / calls as f64
+        }
+    }
+
+    /// Slow-call percentage 0..=100 of the calls in the window.
+    pub fn slow_percent(&self) -> f64 {
+        let calls = self.calls();
+        if calls == 0 {
+            0.0
+        } else {
+            self.slow as f64 * 100.0 / calls as f64
         }
     }
 }

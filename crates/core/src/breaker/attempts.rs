@@ -32,11 +32,23 @@ impl Breaker {
         )))
     }
 
-    fn finish(&self, permit: Permit, verdict: Verdict) -> bool {
+    fn finish(&self, permit: Permit, verdict: Verdict, latency: Duration) -> bool {
+        if self.circuit.is_slow(latency) {
+            self.metrics.slow_call();
+        }
         self.circuit
-            .on_result(permit, verdict, self.now(), &mut |t| {
+            .on_result(permit, verdict, latency, self.now(), &mut |t| {
                 self.emit(&Event::Transition(t))
             })
+    }
+
+    /// A call the bulkhead refused: the fallback (last-known-good for a GET) with
+    /// ECONCURRENCY. Nothing reached DNAStore, so the circuit hears nothing of it.
+    async fn shed(&self, why: Shed, call: &Call, deadline_at: Instant) -> CallOutcome {
+        self.metrics.concurrency_rejected(why);
+        let get = (call.req.method == Method::GET).then_some(&call.req);
+        let left = deadline_at.saturating_duration_since(Instant::now());
+        CallOutcome::Fallback(self.fallback_shared(Code::Concurrency, get, left).await)
     }
 
     /// Keeps a successful GET's body as last-known-good, as its `Cache-Control` and `Vary`
@@ -92,6 +104,19 @@ impl Breaker {
         // Owned here until its verdict; if this future ends any other way (abort, shutdown,
         // a panic, being dropped), the permit's Drop gives its trial slot back.
         let mut permit = permit;
+        // The bulkhead's slot, held across retries and backoff sleeps; its Drop returns it
+        // however this future ends.
+        let slot = match &self.limiter {
+            None => None,
+            Some(l) => match l.acquire(deadline_at).await {
+                Ok(s) => Some(s),
+                Err(why) => {
+                    // Not an attempt: a half-open trial slot goes back unused.
+                    drop(permit);
+                    return self.shed(why, call, deadline_at).await;
+                }
+            },
+        };
         let mut attempt: u32 = 1;
         let mut prev_delay = None;
         loop {
@@ -101,6 +126,23 @@ impl Breaker {
                 tokio::time::timeout(budget, self.http.send(req, self.config.max_response_bytes))
                     .await;
             let latency = self.now().saturating_sub(started);
+            if let Some(s) = &slot {
+                // Latency says something about DNAStore's queue unless the connection
+                // itself failed (refused, reset, DNS): those are not service times.
+                let measured = match &res {
+                    Ok(Err(f)) => !matches!(
+                        f.kind,
+                        FailureKind::ConnectionRefused
+                            | FailureKind::ConnectionReset
+                            | FailureKind::Dns
+                            | FailureKind::Connection
+                    ),
+                    _ => true,
+                };
+                if measured {
+                    s.sample(latency);
+                }
+            }
             let failure = match res {
                 Err(_) => AttemptFailure::of(FailureKind::Timeout),
                 Ok(Err(f)) => f,
@@ -119,7 +161,7 @@ impl Breaker {
                                 latency,
                                 route: call.route.as_deref(),
                             });
-                            self.finish(permit, Verdict::Success);
+                            self.finish(permit, Verdict::Success, latency);
                             self.emit(&Event::Completed(CallKind::of(true, attempt)));
                             if let Some(k) = key {
                                 self.store_lkg(k, req, &resp, json);
@@ -139,7 +181,7 @@ impl Breaker {
                             status,
                             route: call.route.as_deref(),
                         });
-                        self.finish(permit, Verdict::ClientError);
+                        self.finish(permit, Verdict::ClientError, latency);
                         self.emit(&Event::Completed(CallKind::of(false, attempt)));
                         return CallOutcome::Rejected(Rejection {
                             code: Code::Http,
@@ -169,7 +211,7 @@ impl Breaker {
                 latency,
                 route: call.route.as_deref(),
             });
-            let tripped = self.finish(permit, Verdict::Failure(kind));
+            let tripped = self.finish(permit, Verdict::Failure(kind), latency);
 
             let may_retry = !tripped
                 && attempt < self.config.retry.max_attempts
@@ -208,6 +250,8 @@ impl Breaker {
                 }
             }
             self.emit(&Event::Completed(CallKind::of(false, attempt)));
+            // No longer in flight: the slot is not held through a Redis fallback lookup.
+            drop(slot);
             let get = (req.method == Method::GET).then_some(req);
             let mut f = self
                 .fallback_shared(

@@ -27,13 +27,14 @@ use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::circuit::{Circuit, CircuitConfig, Permit, Stats, Verdict};
+use crate::circuit::{BulkheadStats, Circuit, CircuitConfig, Permit, Stats, Verdict};
 use crate::config::Config;
 use crate::config::OutboxMode;
 use crate::error::{CallError, Code, FailureKind};
 use crate::http::{
     classify_status, prepare, AttemptFailure, HttpClient, PreparedRequest, RawResponse, StatusClass,
 };
+use crate::limit::{Limiter, Shed};
 use crate::lkg::redis::{RedisLkg, READ_TIMEOUT};
 use crate::lkg::{CacheKey, Cacheability, Hit, KeyPolicy, LkgCache, Stored};
 use crate::metrics::BreakerMetrics;
@@ -129,6 +130,8 @@ pub struct Breaker {
     /// Shared last-known-good for many replicas (only with a local cache).
     redis: Option<RedisLkg>,
     inflight: Mutex<HashMap<CacheKey, Inflight>>,
+    /// The bulkhead (`maxConcurrent`); `None` without one.
+    limiter: Option<Limiter>,
     /// Writes that could not be delivered, kept until they are (`outbox` option).
     outbox: Option<Arc<Outbox>>,
     outbox_backoff: Backoff,
@@ -151,10 +154,11 @@ impl Breaker {
         http: Transport,
     ) -> Result<Arc<Self>, CallError> {
         let durable = config.outbox.mode != OutboxMode::Off;
-        let metrics = Arc::new(BreakerMetrics::build(
+        let metrics = Arc::new(BreakerMetrics::build_with(
             &config.name,
             config.max_routes,
             durable,
+            config.limit.is_some(),
         ));
         let runtime = deps
             .runtime
@@ -200,6 +204,7 @@ impl Breaker {
             keys: KeyPolicy::new(&config.lkg),
             lkg,
             inflight: Mutex::new(HashMap::new()),
+            limiter: config.limit.as_ref().map(Limiter::new),
             observers: RwLock::new(vec![(0, metrics.clone() as Arc<dyn Observer>)]),
             next_observer: AtomicU64::new(1),
             metrics,
@@ -310,7 +315,15 @@ impl Breaker {
     }
 
     pub fn stats(&self) -> Stats {
-        self.circuit.stats(self.now())
+        let mut s = self.circuit.stats(self.now());
+        s.bulkhead = self.limiter.as_ref().map(|l| BulkheadStats {
+            inflight: l.inflight(),
+            queued: l.queued(),
+            limit: l.limit(),
+            rejected_concurrency: l.rejected(Shed::Concurrency),
+            rejected_queue_timeout: l.rejected(Shed::QueueTimeout),
+        });
+        s
     }
 
     /// Refreshes gauges that are derived at scrape time.
@@ -318,6 +331,9 @@ impl Breaker {
         let s = self.stats();
         self.metrics.set_failure_rate(s.failure_rate);
         self.metrics.set_state(s.state);
+        if let Some(b) = &s.bulkhead {
+            self.metrics.set_bulkhead(b.inflight, b.queued, b.limit);
+        }
         if let Some(o) = &self.outbox {
             o.refresh_gauges(Some(self.wall_ms()));
         }
@@ -570,3 +586,5 @@ mod tests;
 mod tests_identity;
 #[cfg(test)]
 mod tests_lifecycle;
+#[cfg(test)]
+mod tests_limit;

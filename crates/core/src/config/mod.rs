@@ -208,6 +208,19 @@ int_specs! {
         "Queued writes delivered at the same time.";
     outbox_retry_max: "outboxRetryMaxMs", "DNASTORE_OUTBOX_RETRY_MAX_MS", 30_000, 1, 3_600_000, "ms",
         "Longest wait before a queued write whose delivery failed is tried again (jittered backoff from retryBaseMs).";
+    // Slow calls, the bulkhead and the adaptive limit (issue 15; parsed in `limit.rs`).
+    slow_call_duration: "slowCallDurationMs", "DNASTORE_CIRCUIT_SLOW_CALL_MS", 0, 0, 600_000, "ms",
+        "A call slower than this counts as slow in the rolling window, even when it succeeds (0: off).";
+    slow_call_rate: "slowCallRateThreshold", "DNASTORE_CIRCUIT_SLOW_CALL_RATE", 50, 1, 100, "%",
+        "Slow-call percentage in the rolling window that opens the circuit (once volumeThreshold calls were seen); a slow half-open trial reopens it.";
+    max_concurrent: "maxConcurrent", "DNASTORE_MAX_CONCURRENT", 0, 0, 100_000, "calls",
+        "Calls in flight to DNAStore per breaker (0: no bulkhead). Over it a call gets the fallback at once with ECONCURRENCY; with concurrencyLimit adaptive, the upper bound of the limit.";
+    max_queued: "maxQueued", "DNASTORE_MAX_QUEUED", 0, 0, 100_000, "calls",
+        "Calls that may wait (FIFO) for a bulkhead slot; beyond it they get the ECONCURRENCY fallback at once.";
+    queue_timeout: "queueTimeoutMs", "DNASTORE_QUEUE_TIMEOUT_MS", 100, 1, 600_000, "ms",
+        "Longest wait for a bulkhead slot (the call's deadline and AbortSignal bound it too); then the ECONCURRENCY fallback.";
+    min_concurrency: "minConcurrency", "DNASTORE_MIN_CONCURRENCY", 2, 1, 100_000, "calls",
+        "Lower bound of the adaptive concurrency limit (must be <= maxConcurrent).";
     outbox_claim_idle: "outboxClaimIdleMs", "DNASTORE_OUTBOX_CLAIM_IDLE_MS", 30_000, 100, 3_600_000, "ms",
         "Fleet outbox (outboxRedisUrl): a write a replica took and has not finished for this long (the replica died or hangs) is taken over by another (XAUTOCLAIM); live replicas renew theirs every third of it.";
 }
@@ -280,6 +293,7 @@ pub const STR_SPECS: &[StrSpec] = &[
     outbox::OUTBOX,
     outbox::OUTBOX_DIR,
     outbox::OUTBOX_REDIS_URL,
+    limit::CONCURRENCY_LIMIT,
 ];
 
 /// Header-name list settings: a comma-separated string (or, from JS, an array of names).
@@ -359,6 +373,9 @@ pub struct Config {
     pub retry: RetryConfig,
     pub lkg: LkgConfig,
     pub outbox: OutboxConfig,
+    pub slow_calls: SlowCallConfig,
+    /// The bulkhead; `None` without `maxConcurrent`.
+    pub limit: Option<LimitConfig>,
 }
 
 /// Every accepted option name.
@@ -771,7 +788,10 @@ impl Config {
         };
 
         let outbox = r.outbox(&redis)?;
+        let (slow_calls, limit) = r.limits()?;
         Ok(Config {
+            slow_calls,
+            limit,
             name,
             base_url,
             timeout: r.ms(&spec::timeout)?,
@@ -813,7 +833,9 @@ impl Config {
     }
 }
 
+mod limit;
 mod outbox;
+pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
 pub use outbox::{OutboxConfig, OutboxMode};
 
 #[cfg(test)]

@@ -389,3 +389,52 @@ fn the_fleet_outbox_settings_are_validated_without_echoing_the_url() {
     let e = resolve_env(&[("DNASTORE_OUTBOX_CLAIM_IDLE_MS", "50")]).unwrap_err();
     assert!(e.message.contains("from 100 to 3600000"), "{}", e.message);
 }
+
+#[test]
+fn bulkhead_and_slow_call_settings_are_off_by_default_and_validated() {
+    let c = Config::defaults();
+    assert_eq!(c.limit, None);
+    assert_eq!(c.slow_calls.duration, None);
+    let c = resolve_env(&[
+        ("DNASTORE_MAX_CONCURRENT", "64"),
+        ("DNASTORE_MAX_QUEUED", "10"),
+        ("DNASTORE_QUEUE_TIMEOUT_MS", "50"),
+        ("DNASTORE_CONCURRENCY_LIMIT", "adaptive"),
+        ("DNASTORE_MIN_CONCURRENCY", "4"),
+        ("DNASTORE_CIRCUIT_SLOW_CALL_MS", "1000"),
+        ("DNASTORE_CIRCUIT_SLOW_CALL_RATE", "60"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.limit,
+        Some(LimitConfig {
+            max_concurrent: 64,
+            max_queued: 10,
+            queue_timeout: Duration::from_millis(50),
+            kind: LimitKind::Adaptive { min: 4 },
+        })
+    );
+    assert_eq!(c.slow_calls.duration, Some(Duration::from_millis(1000)));
+    assert_eq!(c.slow_calls.rate_threshold, 60);
+
+    let e = resolve_env(&[("DNASTORE_CONCURRENCY_LIMIT", "adaptive")]).unwrap_err();
+    assert_eq!(e.key, "DNASTORE_CONCURRENCY_LIMIT");
+    assert!(e.message.contains("maxConcurrent"), "{}", e.message);
+    let o = RawOptions::new()
+        .set("concurrencyLimit", RawValue::String("lifo".into()))
+        .set("maxConcurrent", RawValue::Number(8.0));
+    let e = Config::resolve(&o, &env(&[])).unwrap_err();
+    assert_eq!(e.key, "concurrencyLimit");
+    assert!(e.message.contains("fixed or adaptive"), "{}", e.message);
+    let o = RawOptions::new()
+        .set("concurrencyLimit", RawValue::String("adaptive".into()))
+        .set("maxConcurrent", RawValue::Number(8.0))
+        .set("minConcurrency", RawValue::Number(9.0));
+    let e = Config::resolve(&o, &env(&[])).unwrap_err();
+    assert_eq!(e.key, "minConcurrency");
+    assert!(e.message.contains("<= maxConcurrent (8)"), "{}", e.message);
+    let e = resolve_env(&[("DNASTORE_MAX_QUEUED", "-1")]).unwrap_err();
+    assert_eq!(e.key, "DNASTORE_MAX_QUEUED");
+    let e = resolve_env(&[("DNASTORE_CIRCUIT_SLOW_CALL_RATE", "0")]).unwrap_err();
+    assert!(e.message.contains("from 1 to 100"), "{}", e.message);
+}

@@ -1,0 +1,229 @@
+//! The bulkhead on paused tokio time: FIFO hand-off, the queue's bounds, and the adaptive
+//! limit driven by a scripted latency curve.
+
+use std::sync::Arc;
+
+use super::*;
+
+const MS: Duration = Duration::from_millis(1);
+
+fn fixed(max: u32, queued: u32, timeout_ms: u32) -> Limiter {
+    Limiter::new(&LimitConfig {
+        max_concurrent: max,
+        max_queued: queued,
+        queue_timeout: timeout_ms * MS,
+        kind: LimitKind::Fixed,
+    })
+}
+
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
+
+#[tokio::test(start_paused = true)]
+async fn over_the_cap_without_a_queue_is_refused_at_once() {
+    let l = fixed(2, 0, 100);
+    let a = l.acquire(far()).await.unwrap();
+    let _b = l.acquire(far()).await.unwrap();
+    assert_eq!(l.acquire(far()).await.err(), Some(Shed::Concurrency));
+    assert_eq!((l.inflight(), l.rejected(Shed::Concurrency)), (2, 1));
+    drop(a);
+    assert_eq!(l.inflight(), 1);
+    assert!(
+        l.acquire(far()).await.is_ok(),
+        "a returned slot is taken again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiters_are_served_first_in_first_out() {
+    let l = Arc::new(fixed(1, 3, 1000));
+    let held = l.acquire(far()).await.unwrap();
+    let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let (l, order) = (l.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            let s = l.acquire(far()).await.expect("a slot within the timeout");
+            order.lock().push(i);
+            tokio::time::sleep(10 * MS).await;
+            drop(s);
+        }));
+        // Queued in this order.
+        tokio::time::sleep(MS).await;
+    }
+    assert_eq!(l.queued(), 3);
+    // Full queue: the next is refused without waiting.
+    assert_eq!(l.acquire(far()).await.err(), Some(Shed::Concurrency));
+    drop(held);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(*order.lock(), vec![0, 1, 2]);
+    assert_eq!((l.inflight(), l.queued()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_call_waits_at_most_queue_timeout_or_its_deadline() {
+    let l = fixed(1, 5, 100);
+    let _held = l.acquire(far()).await.unwrap();
+    let t0 = Instant::now();
+    assert_eq!(l.acquire(far()).await.err(), Some(Shed::QueueTimeout));
+    assert_eq!(t0.elapsed(), 100 * MS);
+    // A deadline closer than queueTimeoutMs ends the wait first.
+    let t0 = Instant::now();
+    assert_eq!(
+        l.acquire(Instant::now() + 30 * MS).await.err(),
+        Some(Shed::QueueTimeout)
+    );
+    assert_eq!(t0.elapsed(), 30 * MS);
+    assert_eq!((l.queued(), l.rejected(Shed::QueueTimeout)), (0, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_dropped_by_its_caller_leaves_the_queue_and_takes_nothing() {
+    let l = Arc::new(fixed(1, 5, 10_000));
+    let held = l.acquire(far()).await.unwrap();
+    let l2 = l.clone();
+    let waiter = tokio::spawn(async move { l2.acquire(far()).await.map(|_| ()) });
+    tokio::time::sleep(MS).await;
+    assert_eq!(l.queued(), 1);
+    // An AbortSignal or a shutdown drops the call's future mid-wait.
+    waiter.abort();
+    let _ = waiter.await;
+    assert_eq!(l.queued(), 0);
+    drop(held);
+    assert_eq!(l.inflight(), 0);
+    let _a = l.acquire(far()).await.expect("the slot came back");
+    assert_eq!(l.acquire(far()).await.err(), Some(Shed::QueueTimeout));
+}
+
+fn adaptive(min: u32, max: u32) -> Arc<Limiter> {
+    Arc::new(Limiter::new(&LimitConfig {
+        max_concurrent: max,
+        max_queued: 0,
+        queue_timeout: MS,
+        kind: LimitKind::Adaptive { min },
+    }))
+}
+
+/// DNAStore's latency at `t` seconds: 5 ms, then 2.5 s from 10 s to 30 s, then 5 ms.
+fn step_curve(t: f64) -> Duration {
+    if (10.0..30.0).contains(&t) {
+        2500 * MS
+    } else {
+        5 * MS
+    }
+}
+
+/// Calls arriving at 100/s for `secs` against `curve`; returns (second, limit, in flight)
+/// every 500 ms and the most calls ever in flight.
+async fn drive(
+    l: &Arc<Limiter>,
+    secs: u64,
+    curve: fn(f64) -> Duration,
+) -> (Vec<(f64, u32, u32)>, u32) {
+    let t0 = Instant::now();
+    let mut trace = Vec::new();
+    let mut peak = 0;
+    for tick in 0..secs * 100 {
+        let t = tick as f64 / 100.0;
+        let l2 = l.clone();
+        let latency = curve(t);
+        tokio::spawn(async move {
+            if let Ok(slot) = l2.acquire(Instant::now() + Duration::from_secs(10)).await {
+                tokio::time::sleep(latency).await;
+                slot.sample(latency);
+            }
+        });
+        tokio::time::sleep_until(t0 + 10 * MS * (tick as u32 + 1)).await;
+        peak = peak.max(l.inflight());
+        if tick % 50 == 0 {
+            trace.push((t, l.limit(), l.inflight()));
+        }
+    }
+    (trace, peak)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_adaptive_limit_shrinks_on_a_slow_step_and_grows_back() {
+    let l = adaptive(2, 64);
+    let (trace, peak) = drive(&l, 40, step_curve).await;
+    let at = |s: f64| trace.iter().find(|(t, _, _)| *t >= s).copied().unwrap();
+    for (t, limit, inflight) in &trace {
+        assert!(
+            (2..=64).contains(limit),
+            "limit {limit} at {t} s: {trace:?}"
+        );
+        assert!(*inflight <= 64, "{inflight} in flight at {t} s");
+    }
+    assert!(peak <= 64);
+    // Fast: ~1 call in flight, and the limit stays at maxConcurrent.
+    assert_eq!(at(9.5).1, 64, "{trace:?}");
+    // The first slow answers arrive 2.5 s after the step; within 3 s the limit has fallen.
+    assert!(at(13.0).1 <= 16, "{trace:?}");
+    // Sustained slowness: at Gradient2's fixed point (2 x queue = 8).
+    let slow = at(29.5).1;
+    assert!((2..=10).contains(&slow), "{trace:?}");
+    // Fast again at 30 s: the slow calls still in flight end by 32.5 s, then the limit
+    // grows back to maxConcurrent within 5 s of the recovery.
+    assert_eq!(at(35.0).1, 64, "{trace:?}");
+    assert_eq!(l.inflight(), 0);
+}
+
+#[test]
+fn gradient_stays_in_bounds_for_any_sample() {
+    let mut g = Gradient::new(3, 20);
+    let mut x: u64 = 0x9E37_79B9;
+    for _ in 0..10_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let rtt = Duration::from_micros(x % 5_000_000);
+        let inflight = (x >> 32) as u32 % 40;
+        let limit = g.sample(rtt, inflight);
+        assert!((3..=20).contains(&limit), "{limit}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lowered_limit_is_paid_by_returned_slots_and_a_raised_one_cancels_debt() {
+    let l = adaptive(2, 32);
+    // Learn a 5 ms baseline with the bulkhead full (not app-limited).
+    let held: Vec<_> = futures_util::future::join_all((0..32).map(|_| l.acquire(far())))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    for _ in 0..20 {
+        held[0].sample(5 * MS);
+    }
+    assert_eq!(l.limit(), 32);
+    // Slow samples while all 32 slots are held: the limit falls below what is held.
+    for _ in 0..30 {
+        held[0].sample(2500 * MS);
+    }
+    let low = l.limit();
+    assert!(low < 16, "{low}");
+    drop(held);
+    assert_eq!(l.inflight(), 0);
+    // Exactly `low` slots are free: the rest were forgotten as they came back.
+    let again: Vec<_> = futures_util::future::join_all((0..low).map(|_| l.acquire(far())))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(l.acquire(far()).await.err(), Some(Shed::Concurrency));
+    // Fast again while saturated: it grows, one permit per step up.
+    for _ in 0..200 {
+        again[0].sample(5 * MS);
+    }
+    assert_eq!(l.limit(), 32);
+    drop(again);
+    let all: Vec<_> = futures_util::future::join_all((0..32).map(|_| l.acquire(far())))
+        .await
+        .into_iter()
+        .collect();
+    assert!(all.iter().all(Result::is_ok));
+    assert_eq!(l.acquire(far()).await.err(), Some(Shed::Concurrency));
+}
