@@ -614,7 +614,8 @@ async fn a_discarded_write_is_never_delivered() {
         Step::Reply(201, "application/json", "{}"),
     ]);
     let paced = [
-        ("resetTimeout", RawValue::Number(2000.0)),
+        // Long enough to queue 300 writes on a loaded 2-core CI machine (2 s was not, once).
+        ("resetTimeout", RawValue::Number(5000.0)),
         ("outboxRate", RawValue::Number(500.0)),
         ("outboxConcurrency", RawValue::Number(8.0)),
     ];
@@ -627,10 +628,10 @@ async fn a_discarded_write_is_never_delivered() {
         ids.push((queued_id(&o), key));
     }
     assert!(
-        opened.elapsed() < Duration::from_millis(1900),
+        opened.elapsed() < Duration::from_millis(4900),
         "queued while open"
     );
-    tokio::time::sleep_until(opened + Duration::from_millis(1980)).await;
+    tokio::time::sleep_until(opened + Duration::from_millis(4980)).await;
     let ob = b.outbox().unwrap().clone();
     let ids = Arc::new(ids);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
