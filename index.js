@@ -6,9 +6,10 @@
 
 const { EventEmitter } = require('node:events');
 const native = require('./binding.js');
-const { resolveLogger } = require('./lib/logger');
+const { resolveLogger, logTransition } = require('./lib/logger');
 const { registerWith } = require('./lib/prom-client');
 const { Outbox } = require('./lib/outbox');
+const { CircuitBreaker } = require('./lib/circuit-breaker');
 const { flattenHeaders, checkBody, checkOptional, checkUrl, invalid } = require('./lib/request');
 
 const FALLBACK_ERROR = 'DNAStore unavailable';
@@ -92,8 +93,6 @@ function settle(r, onFallback) {
       throw codedError('EINTERNAL', `internal error in dnastore-breaker: unknown outcome kind ${r.kind}`);
   }
 }
-
-const TRANSITION_LOG = { open: ['warn', 'OPEN'], halfOpen: ['info', 'HALF-OPEN'], close: ['info', 'CLOSED'] };
 
 class Breaker extends EventEmitter {
   #native;
@@ -306,10 +305,8 @@ class Breaker extends EventEmitter {
   }
 
   #onEvent(name, payload) {
-    const log = TRANSITION_LOG[name];
-    if (log) {
-      const [level, label] = log;
-      this.#logger[level]({ breaker: this.name, ...payload }, `DNAStore circuit breaker ${label} (${payload.reason})`);
+    if (logTransition(this.#logger, this.name, name, payload)) {
+      // Logged; emitted below like every event.
     } else if (name === 'outbox') {
       const fields = { breaker: this.name, phase: payload.phase, queued: payload.queued, delivered: payload.delivered, deadLettered: payload.deadLettered, afterMs: payload.afterMs };
       if (payload.phase === 'started') this.#logger.info(fields, `DNAStore outbox delivery started: ${payload.queued} queued writes`);
@@ -347,6 +344,7 @@ module.exports = {
   createBreaker,
   __testPanic: testPanic,
   Breaker,
+  CircuitBreaker,
   metrics: native.metrics,
   registerWith,
   optionNames: native.optionNames,

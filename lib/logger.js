@@ -25,4 +25,16 @@ function resolveLogger(logger) {
   return logger;
 }
 
-module.exports = { resolveLogger, defaultLogger };
+// One log line per transition, for fetch breakers and wrapped-function breakers alike.
+const TRANSITION_LOG = { open: ['warn', 'OPEN'], halfOpen: ['info', 'HALF-OPEN'], close: ['info', 'CLOSED'] };
+
+// Logs `name`'s transition if it is one; answers whether it was.
+function logTransition(logger, breaker, name, payload) {
+  const log = TRANSITION_LOG[name];
+  if (!log) return false;
+  const [level, label] = log;
+  logger[level]({ breaker, ...payload }, `DNAStore circuit breaker ${label} (${payload.reason})`);
+  return true;
+}
+
+module.exports = { resolveLogger, defaultLogger, logTransition };

@@ -1,0 +1,587 @@
+'use strict';
+
+// `CircuitBreaker`: opossum 9's class, for any async function, on the native circuit.
+//
+// The core's circuit (the same one a createBreaker() breaker uses) owns the rolling
+// window, the thresholds, the open/half-open/closed decisions and the counts; it also
+// keeps the running calls' permits, in slots, which is the `capacity` bulkhead. This file
+// runs what only JS can run: the action, the fallback, the timeout timer, opossum's
+// cache and coalescing, health checks and the AbortController, and it emits opossum's
+// events in opossum's order. A call crosses into native code twice (admit, record), both
+// synchronous calls answering a number: no Promise or Error is built natively.
+
+const { EventEmitter } = require('node:events');
+const { randomUUID } = require('node:crypto');
+const native = require('../binding.js');
+const { resolveLogger, logTransition } = require('./logger');
+const { MemoryCache } = require('./memory-cache');
+const { TimeoutQueue } = require('./timeout-queue');
+
+const { Admission, CallResult, CallNote } = native;
+const OUR_ERROR = Symbol('dnastore-breaker circuit error');
+
+function buildError(msg, code) {
+  const error = new Error(msg);
+  error.code = code;
+  error[OUR_ERROR] = true;
+  return error;
+}
+
+function configError(message) {
+  const err = new TypeError(message);
+  err.code = 'ECONFIG';
+  return err;
+}
+
+// opossum's options -> the core table's circuit options (validated there: numeric strings
+// are read as numbers, a bad value is ECONFIG naming the option and its range).
+function circuitOptions(o) {
+  const t = o.timeout;
+  return {
+    timeout: t === false || t === 0 || t === '0' ? undefined : t,
+    errorThresholdPercentage: o.errorThresholdPercentage,
+    resetTimeout: o.resetTimeout,
+    rollingCountTimeout: o.rollingCountTimeout,
+    rollingCountBuckets: o.rollingCountBuckets,
+    volumeThreshold: o.volumeThreshold,
+    maxFailures: o.maxFailures,
+    halfOpenMaxCalls: o.halfOpenMaxCalls,
+  };
+}
+
+// opossum's `status`: stats of the window and a `snapshot` event per bucket interval.
+class Status extends EventEmitter {
+  #breaker;
+  #timer = null;
+
+  constructor(breaker, bucketMs, snapshots) {
+    super();
+    this.#breaker = breaker;
+    if (snapshots) {
+      this.#timer = setInterval(() => {
+        if (this.listenerCount('snapshot') > 0) this.emit('snapshot', this.stats);
+      }, bucketMs);
+      this.#timer.unref();
+    }
+  }
+
+  get stats() {
+    return this.#breaker.stats;
+  }
+
+  // The native window is not split into JS buckets: one entry with its totals.
+  get window() {
+    return [{ ...this.stats, isCircuitBreakerOpen: this.#breaker.opened }];
+  }
+
+  shutdown() {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    this.removeAllListeners();
+  }
+}
+
+// One running call.
+class Pending {
+  constructor(args, slot, cacheKey, start) {
+    this.args = args;
+    this.slot = slot;
+    this.cacheKey = cacheKey;
+    this.start = start;
+    this.deadline = 0;
+    this.settled = false;
+    this.resolve = undefined;
+    this.reject = undefined;
+  }
+}
+
+class CircuitBreaker extends EventEmitter {
+  #native;
+  #logger;
+  #timeouts = null;
+  #fallback = null;
+  #enabled;
+  #state = 'closed';
+  #pendingClose = false;
+  #shut = false;
+  #resetTimer = null;
+  #lastTimerAt;
+  #healthTimers = [];
+  #name;
+  #group;
+  #volumeThreshold;
+  #warmUp;
+  #status;
+
+  static isOurError(error) {
+    return error !== null && typeof error === 'object' && error[OUR_ERROR] === true;
+  }
+
+  constructor(action, options = {}) {
+    super();
+    if (!action) {
+      throw new TypeError('No action provided. Cannot construct a CircuitBreaker without an invocable action.');
+    }
+    if (options === null || typeof options !== 'object') throw configError(`CircuitBreaker options must be an object, got ${options === null ? 'null' : typeof options}`);
+    const o = { ...options };
+    o.timeout = o.timeout ?? 10000;
+    o.resetTimeout = o.resetTimeout ?? 30000;
+    o.errorThresholdPercentage = o.errorThresholdPercentage ?? 50;
+    o.rollingCountTimeout = o.rollingCountTimeout ?? 10000;
+    o.rollingCountBuckets = o.rollingCountBuckets ?? 10;
+    o.volumeThreshold = o.volumeThreshold ?? 0;
+    // Native extras, off by default (opossum has neither): one trial while half-open.
+    o.maxFailures = o.maxFailures ?? 0;
+    o.halfOpenMaxCalls = o.halfOpenMaxCalls ?? 1;
+    o.capacity = Number.isInteger(o.capacity) ? o.capacity : Number.MAX_SAFE_INTEGER;
+    o.errorFilter = o.errorFilter || (() => false);
+    o.cacheTTL = o.cacheTTL ?? 0;
+    o.cacheGetKey = o.cacheGetKey ?? ((...args) => JSON.stringify(args));
+    o.enableSnapshots = o.enableSnapshots !== false;
+    o.coalesce = !!o.coalesce;
+    o.coalesceResetOn = o.coalesceResetOn?.filter((e) => ['error', 'success', 'timeout'].includes(e)) || [];
+    if (o.cache) {
+      if (o.cacheTransport === undefined) o.cacheTransport = new MemoryCache(o.cacheSize);
+      else if (typeof o.cacheTransport !== 'object' || !o.cacheTransport.get || !o.cacheTransport.set || !o.cacheTransport.flush) {
+        throw new TypeError('options.cacheTransport should be an object with `get`, `set` and `flush` methods');
+      }
+    }
+    if (o.autoRenewAbortController && !o.abortController) o.abortController = new AbortController();
+    if (o.abortController && typeof o.abortController.abort !== 'function') {
+      throw new TypeError('AbortController does not contain `abort()` method');
+    }
+    const { logger } = o;
+    delete o.logger;
+    this.#logger = resolveLogger(logger);
+    this.#name = o.name || action.name || randomUUID();
+    this.#group = o.group || this.#name;
+    const st = o.state;
+    const warmUp = o.allowWarmUp === true || (st !== undefined && st !== null && st.warmUp === true);
+    this.#warmUp = warmUp;
+    try {
+      this.#native = new native.NativeCircuit(String(this.#name), circuitOptions(o), o.capacity >= Number.MAX_SAFE_INTEGER ? null : Math.max(0, o.capacity), warmUp);
+    } catch (err) {
+      if (err && err.code === 'ECONFIG') throw err;
+      throw configError(String(err && err.message));
+    }
+    // Validated by the core: from here the numbers are numbers (numeric strings accepted).
+    for (const k of ['timeout', 'resetTimeout', 'errorThresholdPercentage', 'rollingCountTimeout', 'rollingCountBuckets', 'volumeThreshold']) {
+      if (typeof o[k] === 'string') o[k] = Number(o[k]);
+    }
+    if (o.timeout === false || o.timeout === 0) o.timeout = false;
+    o.coalesceTTL = o.coalesceTTL ?? o.timeout;
+    if (o.coalesce) o.coalesceCache = new MemoryCache(o.coalesceSize);
+    this.options = o;
+    this.#volumeThreshold = o.volumeThreshold;
+    this.action = typeof action === 'function' ? action : () => Promise.resolve(action);
+    if (o.timeout) this.#timeouts = new TimeoutQueue(o.timeout, (call) => this.#timedOut(call));
+    this.#status = new Status(this, Math.floor(o.rollingCountTimeout / o.rollingCountBuckets), o.enableSnapshots);
+
+    if (st !== undefined && st !== null && typeof st === 'object') {
+      this.#enabled = st.enabled !== false;
+      if (st.shutdown) {
+        this.shutdown();
+      } else if (st.closed === false && !st.halfOpen) {
+        // Open; past its reset timeout already when it was saved: half-open.
+        if (st.lastTimerAt !== undefined && Date.now() - st.lastTimerAt > o.resetTimeout) this.#force('halfOpen');
+        else this.open();
+      } else if (st.halfOpen) {
+        this.#force('halfOpen');
+      }
+    } else {
+      this.#enabled = o.enabled !== false;
+    }
+  }
+
+  get name() {
+    return this.#name;
+  }
+
+  get group() {
+    return this.#group;
+  }
+
+  get closed() {
+    return this.#state === 'closed';
+  }
+
+  get opened() {
+    return this.#state === 'open';
+  }
+
+  get halfOpen() {
+    return this.#state === 'halfOpen';
+  }
+
+  get pendingClose() {
+    return this.#pendingClose;
+  }
+
+  get isShutdown() {
+    return this.#shut;
+  }
+
+  get enabled() {
+    return this.#enabled;
+  }
+
+  get warmUp() {
+    return this.#warmUp && !this.#shut && this.#native.warmingUp;
+  }
+
+  get volumeThreshold() {
+    return this.#volumeThreshold;
+  }
+
+  get status() {
+    return this.#status;
+  }
+
+  // opossum's stats shape, from the native window's counts.
+  get stats() {
+    const s = this.#native.stats();
+    const percentiles = {};
+    for (const [p, v] of s.percentiles) percentiles[p] = v;
+    return {
+      failures: s.failures,
+      fallbacks: s.fallbacks,
+      // Errors the errorFilter accepted count as successes, as in opossum.
+      successes: s.successes + s.filtered,
+      rejects: s.rejects,
+      fires: s.fires,
+      timeouts: s.timeouts,
+      cacheHits: s.cacheHits,
+      cacheMisses: s.cacheMisses,
+      coalesceCacheHits: s.coalesceCacheHits,
+      coalesceCacheMisses: s.coalesceCacheMisses,
+      semaphoreRejections: s.semaphoreRejections,
+      percentiles,
+      latencyTimes: [],
+      latencyMean: s.latencyMean,
+    };
+  }
+
+  toJSON() {
+    return {
+      state: {
+        name: this.name,
+        enabled: this.enabled,
+        closed: this.closed,
+        open: this.opened,
+        halfOpen: this.halfOpen,
+        warmUp: this.warmUp,
+        shutdown: this.isShutdown,
+        lastTimerAt: this.#lastTimerAt,
+      },
+      status: this.stats,
+    };
+  }
+
+  fallback(func) {
+    let fb = func;
+    if (func instanceof CircuitBreaker) fb = (...args) => func.fire(...args);
+    this.#fallback = fb;
+    return this;
+  }
+
+  fire(...args) {
+    return this.call(this.action, ...args);
+  }
+
+  call(context, ...args) {
+    if (this.#shut) return Promise.reject(buildError('The circuit has been shutdown.', 'ESHUTDOWN'));
+    this.emit('fire', args);
+    if (!this.#enabled) {
+      this.#native.note(CallNote.Fire);
+      try {
+        return Promise.resolve(this.action.apply(context, args));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const o = this.options;
+    let cacheKey = '';
+    if (o.cache || o.coalesce) {
+      cacheKey = o.cacheGetKey.apply(this, args);
+      if (o.cache) {
+        const cached = o.cacheTransport.get(cacheKey);
+        if (cached) {
+          this.#native.note(CallNote.CacheHit);
+          this.emit('cacheHit');
+          return cached;
+        }
+        this.#native.note(CallNote.CacheMiss);
+        this.emit('cacheMiss');
+      }
+      if (o.coalesce) {
+        const inflight = o.coalesceCache.get(cacheKey);
+        if (inflight) {
+          this.#native.note(CallNote.CoalesceHit);
+          this.emit('coalesceCacheHit');
+          return inflight;
+        }
+        this.#native.note(CallNote.CoalesceMiss);
+        this.emit('coalesceCacheMiss');
+      }
+    }
+    const slot = this.#native.admit();
+    // Open with its reset timeout just elapsed: the admission half-opened it.
+    if (this.#state === 'open' && slot >= 0) this.#drain();
+    if (this.#state === 'halfOpen' && slot >= 0) this.#pendingClose = false;
+    let promise;
+    if (slot >= 0) {
+      promise = this.#run(context, args, slot, cacheKey);
+    } else if (slot === Admission.Open) {
+      const error = buildError('Breaker is open', 'EOPENBREAKER');
+      this.emit('reject', error);
+      return this.#runFallback(error, args) || Promise.reject(error);
+    } else if (slot === Admission.Capacity) {
+      promise = this.#semaphoreLocked(args, cacheKey);
+    } else {
+      return Promise.reject(buildError('The circuit has been shutdown.', 'ESHUTDOWN'));
+    }
+    if (o.coalesce) o.coalesceCache.set(cacheKey, promise, o.coalesceTTL > 0 ? Date.now() + o.coalesceTTL : 0);
+    return promise;
+  }
+
+  #run(context, args, slot, cacheKey) {
+    const call = new Pending(args, slot, cacheKey, performance.now());
+    const promise = new Promise((resolve, reject) => {
+      call.resolve = resolve;
+      call.reject = reject;
+    });
+    if (this.#timeouts !== null) this.#timeouts.add(call, call.start);
+    let result;
+    try {
+      result = this.action.apply(context, args);
+    } catch (err) {
+      this.#failed(call, err);
+      return promise;
+    }
+    if (result !== null && (typeof result === 'object' || typeof result === 'function') && typeof result.then === 'function') {
+      result.then((value) => this.#succeeded(call, value, result), (err) => this.#failed(call, err));
+    } else {
+      this.#succeeded(call, result, Promise.resolve(result));
+    }
+    return promise;
+  }
+
+  #succeeded(call, value, source) {
+    if (call.settled) return;
+    call.settled = true;
+    if (this.#timeouts !== null) this.#timeouts.done();
+    const moved = this.#native.record(call.slot, CallResult.Success);
+    this.emit('success', value, performance.now() - call.start);
+    if (moved) this.#drain();
+    this.#resetCoalesce(call.cacheKey, 'success');
+    call.resolve(value);
+    const o = this.options;
+    if (o.cache) o.cacheTransport.set(call.cacheKey, source, o.cacheTTL > 0 ? Date.now() + o.cacheTTL : 0);
+  }
+
+  #failed(call, err) {
+    if (call.settled) return;
+    const latency = performance.now() - call.start;
+    const filtered = this.#filtered(err, call.args);
+    call.settled = true;
+    if (this.#timeouts !== null) this.#timeouts.done();
+    const moved = this.#native.record(call.slot, filtered ? CallResult.Filtered : CallResult.Failure);
+    this.#handleError(err, call.args, latency, filtered, moved, call.resolve, call.reject);
+    this.#resetCoalesce(call.cacheKey, 'error');
+  }
+
+  #timedOut(call) {
+    if (call.settled) return;
+    const latency = performance.now() - call.start;
+    const error = buildError(`Timed out after ${this.options.timeout}ms`, 'ETIMEDOUT');
+    call.settled = true;
+    const moved = this.#native.record(call.slot, CallResult.Timeout);
+    this.emit('timeout', error, latency, call.args);
+    // opossum runs a timeout through its error handling too (errorFilter, failure, fallback).
+    const filtered = this.#filtered(error, call.args);
+    this.#handleError(error, call.args, latency, filtered, moved, call.resolve, call.reject);
+    this.#resetCoalesce(call.cacheKey, 'timeout');
+    if (this.options.abortController) this.options.abortController.abort();
+  }
+
+  #filtered(err, args) {
+    try {
+      return Boolean(this.options.errorFilter(err, ...args));
+    } catch {
+      return false;
+    }
+  }
+
+  // opossum's handleError: a filtered error is a success that still rejects; any other is
+  // a failure, answered by the fallback if there is one.
+  #handleError(error, args, latency, filtered, moved, resolve, reject) {
+    if (filtered) {
+      this.emit('success', error, latency);
+      if (moved) this.#drain();
+      reject(error);
+      return;
+    }
+    this.emit('failure', error, latency, args);
+    if (moved) this.#drain();
+    const fb = this.#runFallback(error, args);
+    if (fb) resolve(fb);
+    else reject(error);
+  }
+
+  #semaphoreLocked(args, cacheKey) {
+    return new Promise((resolve, reject) => {
+      const err = buildError('Semaphore locked', 'ESEMLOCKED');
+      this.emit('semaphoreLocked', err, 0);
+      // Not counted against the circuit natively (see the README): events as opossum's.
+      this.#handleError(err, args, 0, this.#filtered(err, args), false, resolve, reject);
+      this.#resetCoalesce(cacheKey);
+    });
+  }
+
+  #runFallback(err, args) {
+    const fb = this.#fallback;
+    if (!fb) return undefined;
+    try {
+      const result = fb.apply(fb, [...args, err]);
+      this.#native.note(CallNote.Fallback);
+      this.emit('fallback', result, err);
+      if (result instanceof Promise) return result;
+      return Promise.resolve(result);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #resetCoalesce(cacheKey, event) {
+    const o = this.options;
+    if (o.coalesceCache && (!event || o.coalesceResetOn.includes(event))) o.coalesceCache.delete(cacheKey);
+  }
+
+  // Emits (and logs) the transitions the native circuit made, in order.
+  #drain() {
+    for (const t of this.#native.takeTransitions()) {
+      const { name, ...payload } = t;
+      logTransition(this.#logger, this.#name, name, payload);
+      this.#state = t.to;
+      this.#pendingClose = t.to === 'halfOpen';
+      if (this.#resetTimer !== null) clearTimeout(this.#resetTimer);
+      this.#resetTimer = null;
+      if (name === 'open') {
+        this.#lastTimerAt = Date.now();
+        this.#armReset();
+        this.emit('open');
+      } else if (name === 'halfOpen') {
+        this.#renewAbortController();
+        this.emit('halfOpen', this.options.resetTimeout);
+      } else {
+        this.#renewAbortController();
+        this.emit('close');
+      }
+    }
+  }
+
+  // opossum half-opens on a timer (unref'd): the circuit says how long is left.
+  #armReset() {
+    const left = this.#native.pollHalfOpen();
+    if (left === null) {
+      this.#drain();
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#resetTimer = null;
+      if (!this.#shut) this.#armReset();
+    }, Math.max(1, Math.ceil(left)));
+    timer.unref();
+    this.#resetTimer = timer;
+  }
+
+  #renewAbortController() {
+    const o = this.options;
+    if (o.autoRenewAbortController && o.abortController && o.abortController.signal.aborted) {
+      o.abortController = new AbortController();
+    }
+  }
+
+  #force(to) {
+    if (this.#shut) return;
+    if (this.#native.force(to)) this.#drain();
+  }
+
+  open() {
+    this.#force('open');
+  }
+
+  close() {
+    this.#force('closed');
+  }
+
+  enable() {
+    this.#enabled = true;
+  }
+
+  disable() {
+    this.#enabled = false;
+  }
+
+  shutdown() {
+    this.emit('shutdown');
+    this.disable();
+    this.removeAllListeners();
+    if (this.#resetTimer !== null) clearTimeout(this.#resetTimer);
+    this.#resetTimer = null;
+    for (const t of this.#healthTimers) clearInterval(t);
+    this.#healthTimers = [];
+    this.#status.shutdown();
+    this.#shut = true;
+    this.#native.shutdown();
+    // No timer outlives shutdown: calls still waiting for theirs settle now.
+    if (this.#timeouts !== null) {
+      for (const call of this.#timeouts.close()) {
+        call.settled = true;
+        call.reject(buildError('The circuit has been shutdown.', 'ESHUTDOWN'));
+      }
+    }
+    this.clearCache();
+  }
+
+  clearCache() {
+    const o = this.options;
+    if (o.cache) o.cacheTransport.flush();
+    if (o.coalesceCache) o.coalesceCache.flush();
+  }
+
+  healthCheck(func, interval) {
+    interval = interval || 5000;
+    if (typeof func !== 'function') throw new TypeError('Health check function must be a function');
+    if (isNaN(interval)) throw new TypeError('Health check interval must be a number');
+    const check = () => {
+      if (this.#shut) return;
+      let p;
+      try {
+        p = func.apply(this);
+      } catch (e) {
+        p = Promise.reject(e);
+      }
+      Promise.resolve(p).catch((e) => {
+        if (this.#shut) return;
+        this.emit('healthCheckFailed', e);
+        this.open();
+      });
+    };
+    const timer = setInterval(check, interval);
+    timer.unref();
+    this.#healthTimers.push(timer);
+    check();
+  }
+
+  getSignal() {
+    const c = this.options.abortController;
+    return c && c.signal ? c.signal : undefined;
+  }
+
+  getAbortController() {
+    return this.options.abortController;
+  }
+}
+
+module.exports = { CircuitBreaker };
