@@ -370,9 +370,10 @@ class CircuitBreaker extends EventEmitter {
     if (call.settled) return;
     call.settled = true;
     if (this.#timeouts !== null) this.#timeouts.done();
-    const moved = this.#native.record(call.slot, CallResult.Success);
+    // opossum closes a half-open circuit from its own first 'success' listener: 'close'
+    // reaches the caller's listeners before 'success' does.
+    if (this.#native.record(call.slot, CallResult.Success)) this.#drain();
     this.emit('success', value, performance.now() - call.start);
-    if (moved) this.#drain();
     this.#resetCoalesce(call.cacheKey, 'success');
     call.resolve(value);
     const o = this.options;
@@ -416,8 +417,8 @@ class CircuitBreaker extends EventEmitter {
   // a failure, answered by the fallback if there is one.
   #handleError(error, args, latency, filtered, moved, resolve, reject) {
     if (filtered) {
-      this.emit('success', error, latency);
       if (moved) this.#drain();
+      this.emit('success', error, latency);
       reject(error);
       return;
     }
