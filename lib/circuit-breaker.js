@@ -20,8 +20,14 @@ const { TimeoutQueue } = require('./timeout-queue');
 const { Admission, CallResult, CallNote } = native;
 const OUR_ERROR = Symbol('dnastore-breaker circuit error');
 
+// Built where the breaker decides (an open circuit, a timer, a full bulkhead), where a
+// stack would show only this file and the event loop; capturing none makes an open
+// circuit's rejection about 7x cheaper (bench/wrapped.js). Still a real Error per call.
 function buildError(msg, code) {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   const error = new Error(msg);
+  Error.stackTraceLimit = limit;
   error.code = code;
   error[OUR_ERROR] = true;
   return error;
