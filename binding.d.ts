@@ -75,6 +75,8 @@ export declare class NativeCircuit {
   constructor(name: string, options: object | undefined | null, capacity: number | undefined | null, warmUp: boolean)
   /** A slot (>= 0) to `record()` the call's end with, or an `Admission` (< 0). */
   admit(): number
+  /** `{ admit, record, note }`: the same calls as the methods, as functions bound to this circuit. */
+  fastPath(): { admit: () => number; record: (slot: number, result: CallResult) => boolean; note: (note: CallNote) => void }
   /**
    * Records the end of `slot`'s call; answers whether transitions wait
    * (`takeTransitions()`). A slot already recorded (a late result after its timeout,

@@ -103,6 +103,10 @@ class Pending {
 
 class CircuitBreaker extends EventEmitter {
   #native;
+  // admit() and record(slot, result), bound to the native circuit without napi-rs's method glue.
+  #admit;
+  #record;
+  #note;
   #logger;
   #timeouts = null;
   #fallback = null;
@@ -170,6 +174,7 @@ class CircuitBreaker extends EventEmitter {
       if (err && err.code === 'ECONFIG') throw err;
       throw configError(String(err && err.message));
     }
+    ({ admit: this.#admit, record: this.#record, note: this.#note } = this.#native.fastPath());
     // Validated by the core: from here the numbers are numbers (numeric strings accepted).
     for (const k of ['timeout', 'resetTimeout', 'errorThresholdPercentage', 'rollingCountTimeout', 'rollingCountBuckets', 'volumeThreshold']) {
       if (typeof o[k] === 'string') o[k] = Number(o[k]);
@@ -291,14 +296,18 @@ class CircuitBreaker extends EventEmitter {
   }
 
   fire(...args) {
-    return this.call(this.action, ...args);
+    return this.#call(this.action, args);
   }
 
   call(context, ...args) {
+    return this.#call(context, args);
+  }
+
+  #call(context, args) {
     if (this.#shut) return Promise.reject(buildError('The circuit has been shutdown.', 'ESHUTDOWN'));
     this.emit('fire', args);
     if (!this.#enabled) {
-      this.#native.note(CallNote.Fire);
+      this.#note(CallNote.Fire);
       try {
         return Promise.resolve(this.action.apply(context, args));
       } catch (err) {
@@ -312,25 +321,25 @@ class CircuitBreaker extends EventEmitter {
       if (o.cache) {
         const cached = o.cacheTransport.get(cacheKey);
         if (cached) {
-          this.#native.note(CallNote.CacheHit);
+          this.#note(CallNote.CacheHit);
           this.emit('cacheHit');
           return cached;
         }
-        this.#native.note(CallNote.CacheMiss);
+        this.#note(CallNote.CacheMiss);
         this.emit('cacheMiss');
       }
       if (o.coalesce) {
         const inflight = o.coalesceCache.get(cacheKey);
         if (inflight) {
-          this.#native.note(CallNote.CoalesceHit);
+          this.#note(CallNote.CoalesceHit);
           this.emit('coalesceCacheHit');
           return inflight;
         }
-        this.#native.note(CallNote.CoalesceMiss);
+        this.#note(CallNote.CoalesceMiss);
         this.emit('coalesceCacheMiss');
       }
     }
-    const slot = this.#native.admit();
+    const slot = this.#admit();
     // Open with its reset timeout just elapsed: the admission half-opened it.
     if (this.#state === 'open' && slot >= 0) this.#drain();
     if (this.#state === 'halfOpen' && slot >= 0) this.#pendingClose = false;
@@ -378,7 +387,7 @@ class CircuitBreaker extends EventEmitter {
     if (this.#timeouts !== null) this.#timeouts.done();
     // opossum closes a half-open circuit from its own first 'success' listener: 'close'
     // reaches the caller's listeners before 'success' does.
-    if (this.#native.record(call.slot, CallResult.Success)) this.#drain();
+    if (this.#record(call.slot, CallResult.Success)) this.#drain();
     this.emit('success', value, performance.now() - call.start);
     this.#resetCoalesce(call.cacheKey, 'success');
     call.resolve(value);
@@ -392,7 +401,7 @@ class CircuitBreaker extends EventEmitter {
     const filtered = this.#filtered(err, call.args);
     call.settled = true;
     if (this.#timeouts !== null) this.#timeouts.done();
-    const moved = this.#native.record(call.slot, filtered ? CallResult.Filtered : CallResult.Failure);
+    const moved = this.#record(call.slot, filtered ? CallResult.Filtered : CallResult.Failure);
     this.#handleError(err, call.args, latency, filtered, moved, call.resolve, call.reject);
     this.#resetCoalesce(call.cacheKey, 'error');
   }
@@ -402,7 +411,7 @@ class CircuitBreaker extends EventEmitter {
     const latency = performance.now() - call.start;
     const error = buildError(`Timed out after ${this.options.timeout}ms`, 'ETIMEDOUT');
     call.settled = true;
-    const moved = this.#native.record(call.slot, CallResult.Timeout);
+    const moved = this.#record(call.slot, CallResult.Timeout);
     this.emit('timeout', error, latency, call.args);
     // opossum runs a timeout through its error handling too (errorFilter, failure, fallback).
     const filtered = this.#filtered(error, call.args);
@@ -450,7 +459,7 @@ class CircuitBreaker extends EventEmitter {
     if (!fb) return undefined;
     try {
       const result = fb.apply(fb, [...args, err]);
-      this.#native.note(CallNote.Fallback);
+      this.#note(CallNote.Fallback);
       this.emit('fallback', result, err);
       if (result instanceof Promise) return result;
       return Promise.resolve(result);

@@ -1,15 +1,23 @@
 //! `NativeCircuit`: the native half of the opossum-compatible `CircuitBreaker` class
 //! (lib/circuit-breaker.js). Thin adapters over `dnastore_core::guarded::Guarded`: each
 //! per-call method is synchronous and answers a plain number, so the success path builds
-//! no Promise and no Error natively.
+//! no Promise and no Error natively. `admit` and `record` are also offered as plain napi
+//! functions bound to the circuit (`fastPath()`, the pattern of fast.rs): a class method's
+//! napi-rs glue was most of their cost (bench/wrapped.js).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::Arc;
 
 use dnastore_core::config::Config;
 use dnastore_core::guarded::{Guarded, GuardedConfig, Note, Outcome, Refusal, PERCENTILES};
 use dnastore_core::{Code, StateKind, Transition};
 use napi::bindgen_prelude::*;
+use napi::sys;
 use napi_derive::napi;
 
 use crate::convert;
+use crate::fast;
 use crate::throw::throw;
 
 /// Why `admit()` refused a call (its answer is a slot number, >= 0, otherwise).
@@ -108,7 +116,7 @@ pub struct CircuitStats {
 
 #[napi]
 pub struct NativeCircuit {
-    inner: Guarded,
+    inner: Arc<Guarded>,
 }
 
 #[napi]
@@ -133,19 +141,35 @@ impl NativeCircuit {
         cfg.capacity = capacity.map(|c| c.max(0.0).min(usize::MAX as f64) as usize);
         cfg.warm_up = warm_up;
         Ok(Self {
-            inner: Guarded::new(cfg),
+            inner: Arc::new(Guarded::new(cfg)),
         })
     }
 
     /// A slot (>= 0) to `record()` the call's end with, or an `Admission` (< 0).
     #[napi]
     pub fn admit(&self) -> i32 {
-        match self.inner.admit() {
-            Ok(slot) => slot as i32,
-            Err(Refusal::Open) => Admission::Open as i32,
-            Err(Refusal::Capacity) => Admission::Capacity as i32,
-            Err(Refusal::Shutdown) => Admission::Shutdown as i32,
-        }
+        admit(&self.inner)
+    }
+
+    /// `{ admit, record, note }`: the same calls as the methods, as functions bound to this circuit.
+    #[napi(
+        ts_return_type = "{ admit: () => number; record: (slot: number, result: CallResult) => boolean; note: (note: CallNote) => void }"
+    )]
+    pub fn fast_path<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let mut obj = Object::new(env)?;
+        obj.set_named_property(
+            "admit",
+            fast::bind(env, "admit", admit_cb, self.inner.clone())?,
+        )?;
+        obj.set_named_property(
+            "record",
+            fast::bind(env, "record", record_cb, self.inner.clone())?,
+        )?;
+        obj.set_named_property(
+            "note",
+            fast::bind(env, "note", note_cb, self.inner.clone())?,
+        )?;
+        Ok(obj)
     }
 
     /// Records the end of `slot`'s call; answers whether transitions wait
@@ -153,26 +177,12 @@ impl NativeCircuit {
     /// or after shutdown) is ignored.
     #[napi]
     pub fn record(&self, slot: u32, result: CallResult) -> bool {
-        let outcome = match result {
-            CallResult::Success => Outcome::Success,
-            CallResult::Failure => Outcome::Failure,
-            CallResult::Timeout => Outcome::Timeout,
-            CallResult::Filtered => Outcome::Filtered,
-        };
-        self.inner.record(slot, outcome);
-        self.inner.has_transitions()
+        record(&self.inner, slot, result as i32)
     }
 
     #[napi]
     pub fn note(&self, note: CallNote) {
-        self.inner.note(match note {
-            CallNote::Fire => Note::Fire,
-            CallNote::CacheHit => Note::CacheHit,
-            CallNote::CacheMiss => Note::CacheMiss,
-            CallNote::CoalesceHit => Note::CoalesceHit,
-            CallNote::CoalesceMiss => Note::CoalesceMiss,
-            CallNote::Fallback => Note::Fallback,
-        });
+        self.inner.note(note_of(note as i32));
     }
 
     #[napi]
@@ -247,5 +257,115 @@ impl NativeCircuit {
     #[napi]
     pub fn shutdown(&self) {
         self.inner.shutdown();
+    }
+}
+
+fn admit(g: &Guarded) -> i32 {
+    match g.admit() {
+        Ok(slot) => slot as i32,
+        Err(Refusal::Open) => Admission::Open as i32,
+        Err(Refusal::Capacity) => Admission::Capacity as i32,
+        Err(Refusal::Shutdown) => Admission::Shutdown as i32,
+    }
+}
+
+/// `result` as `CallResult`'s values; any other number is a failure.
+fn record(g: &Guarded, slot: u32, result: i32) -> bool {
+    let outcome = match result {
+        0 => Outcome::Success,
+        2 => Outcome::Timeout,
+        3 => Outcome::Filtered,
+        _ => Outcome::Failure,
+    };
+    g.record(slot, outcome);
+    g.has_transitions()
+}
+
+unsafe extern "C" fn admit_cb(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: napi's own callback arguments, for a function `bind` made with an Arc<Guarded>.
+    let r = unsafe {
+        fast::with_args::<Arc<Guarded>, 0, _>(env, info, |g, _| {
+            catch_unwind(AssertUnwindSafe(|| admit(g)))
+        })
+    };
+    match r {
+        Some(Ok(v)) => {
+            let mut out = ptr::null_mut();
+            // SAFETY: called from this napi callback with its env; the out-pointer is a local.
+            unsafe { sys::napi_create_int32(env, v, &mut out) };
+            out
+        }
+        Some(Err(_)) => fast::throw(
+            env,
+            Code::Internal,
+            "internal error in dnastore-breaker (a bug; please report it)",
+        ),
+        None => fast::throw(env, Code::Internal, "admit: napi_get_cb_info failed"),
+    }
+}
+
+unsafe extern "C" fn record_cb(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let call = |g: &Arc<Guarded>, [slot, result]: [sys::napi_value; 2]| {
+        let (mut s, mut r) = (0u32, 1i32);
+        // SAFETY: argument values of this callback, in its scope; the out-pointers are locals.
+        // A non-number leaves the defaults: slot 0 / failure, as the facade never passes one.
+        let ok = unsafe {
+            sys::napi_get_value_uint32(env, slot, &mut s) == sys::Status::napi_ok
+                && sys::napi_get_value_int32(env, result, &mut r) == sys::Status::napi_ok
+        };
+        ok.then(|| catch_unwind(AssertUnwindSafe(|| record(g, s, r))))
+    };
+    // SAFETY: napi's own callback arguments, for a function `bind` made with an Arc<Guarded>.
+    match unsafe { fast::with_args::<Arc<Guarded>, 2, _>(env, info, call) } {
+        Some(Some(Ok(moved))) => fast::boolean(env, moved),
+        Some(None) => fast::throw(
+            env,
+            Code::Invalid,
+            "record(slot, result): two numbers expected",
+        ),
+        Some(Some(Err(_))) => fast::throw(
+            env,
+            Code::Internal,
+            "internal error in dnastore-breaker (a bug; please report it)",
+        ),
+        None => fast::throw(env, Code::Internal, "record: napi_get_cb_info failed"),
+    }
+}
+
+/// `CallNote`'s values; any other number counts a fire.
+fn note_of(n: i32) -> Note {
+    match n {
+        1 => Note::CacheHit,
+        2 => Note::CacheMiss,
+        3 => Note::CoalesceHit,
+        4 => Note::CoalesceMiss,
+        5 => Note::Fallback,
+        _ => Note::Fire,
+    }
+}
+
+unsafe extern "C" fn note_cb(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let call = |g: &Arc<Guarded>, [note]: [sys::napi_value; 1]| {
+        let mut n = 0i32;
+        // SAFETY: an argument value of this callback, in its scope; the out-pointer is a local.
+        let ok = unsafe { sys::napi_get_value_int32(env, note, &mut n) } == sys::Status::napi_ok;
+        ok.then(|| catch_unwind(AssertUnwindSafe(|| g.note(note_of(n)))))
+    };
+    // SAFETY: napi's own callback arguments, for a function `bind` made with an Arc<Guarded>.
+    match unsafe { fast::with_args::<Arc<Guarded>, 1, _>(env, info, call) } {
+        Some(Some(Ok(()))) => ptr::null_mut(),
+        Some(None) => fast::throw(env, Code::Invalid, "note(n): a number expected"),
+        Some(Some(Err(_))) => fast::throw(
+            env,
+            Code::Internal,
+            "internal error in dnastore-breaker (a bug; please report it)",
+        ),
+        None => fast::throw(env, Code::Internal, "note: napi_get_cb_info failed"),
     }
 }
