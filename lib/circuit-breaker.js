@@ -12,6 +12,8 @@
 
 const { EventEmitter } = require('node:events');
 const { randomUUID } = require('node:crypto');
+// The global `performance` is a getter on globalThis: read once, not per call.
+const { performance } = require('node:perf_hooks');
 const native = require('../binding.js');
 const { resolveLogger, logTransition } = require('./logger');
 const { MemoryCache } = require('./memory-cache');
@@ -484,8 +486,8 @@ class CircuitBreaker extends EventEmitter {
       this.#resetTimer = null;
       if (name === 'open') {
         this.#lastTimerAt = Date.now();
-        this.#armReset();
         this.emit('open');
+        this.#armReset();
       } else if (name === 'halfOpen') {
         this.#renewAbortController();
         this.emit('halfOpen', this.options.resetTimeout);

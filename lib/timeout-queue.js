@@ -1,5 +1,7 @@
 'use strict';
 
+const { performance } = require('node:perf_hooks');
+
 // Every call of one breaker gets the same timeout, so deadlines come due in the order the
 // calls started: a FIFO and ONE timer armed for the oldest running call replace a
 // setTimeout/clearTimeout pair per call (opossum's), the largest part of its per-call cost.
