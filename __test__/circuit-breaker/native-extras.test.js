@@ -97,3 +97,29 @@ describe.each(IMPLS)('%s: the threshold (README difference: reached opens, as cr
     expect(b.opened).toBe(impl === 'dnastore');
   });
 });
+
+describe.each(IMPLS)('%s: other listed differences', (impl, Impl) => {
+  test('an action returning undefined synchronously', async () => {
+    const b = make(Impl, () => undefined);
+    const r = await b.fire().then(
+      (v) => ['resolved', v],
+      (e) => ['rejected', e.message],
+    );
+    if (impl === 'opossum') expect(r).toEqual(['rejected', "Cannot read properties of undefined (reading 'then')"]);
+    else expect(r).toEqual(['resolved', undefined]);
+  });
+
+  test('close() by hand: the old failures stay (opossum) or the window starts clean', async () => {
+    let fail = true;
+    const b = make(Impl, () => (fail ? boom() : ok(1)), { resetTimeout: 10_000 });
+    await b.fire().catch(() => {});
+    expect(b.opened).toBe(true);
+    b.close();
+    fail = false;
+    await b.fire();
+    fail = true;
+    await b.fire().catch(() => {});
+    // opossum: 2 failures of 3 fires > 50 %; here: 1 of 2 calls since the close, at 50 %.
+    expect(b.stats.failures).toBe(impl === 'opossum' ? 2 : 1);
+  });
+});
