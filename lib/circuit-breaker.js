@@ -103,6 +103,18 @@ class Pending {
   }
 }
 
+// Runs `fn`, which settles a call and emits its events; a listener's throw surfaces like
+// an emitter's from a callback (uncaught) instead of out of fire(), which never throws.
+function rethrowLater(fn) {
+  try {
+    fn();
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err;
+    });
+  }
+}
+
 class CircuitBreaker extends EventEmitter {
   #native;
   // admit() and record(slot, result), bound to the native circuit without napi-rs's method glue.
@@ -372,13 +384,13 @@ class CircuitBreaker extends EventEmitter {
     try {
       result = this.action.apply(context, args);
     } catch (err) {
-      this.#failed(call, err);
+      rethrowLater(() => this.#failed(call, err));
       return promise;
     }
     if (result !== null && (typeof result === 'object' || typeof result === 'function') && typeof result.then === 'function') {
       result.then((value) => this.#succeeded(call, value, result), (err) => this.#failed(call, err));
     } else {
-      this.#succeeded(call, result, Promise.resolve(result));
+      rethrowLater(() => this.#succeeded(call, result, Promise.resolve(result)));
     }
     return promise;
   }
@@ -389,12 +401,17 @@ class CircuitBreaker extends EventEmitter {
     if (this.#timeouts !== null) this.#timeouts.done();
     // opossum closes a half-open circuit from its own first 'success' listener: 'close'
     // reaches the caller's listeners before 'success' does.
-    if (this.#record(call.slot, CallResult.Success)) this.#drain();
-    this.emit('success', value, performance.now() - call.start);
-    this.#resetCoalesce(call.cacheKey, 'success');
-    call.resolve(value);
-    const o = this.options;
-    if (o.cache) o.cacheTransport.set(call.cacheKey, source, o.cacheTTL > 0 ? Date.now() + o.cacheTTL : 0);
+    // The call settles even if a listener throws (the throw then surfaces as it would
+    // from any emitter); awaiting code runs after these events either way.
+    try {
+      if (this.#record(call.slot, CallResult.Success)) this.#drain();
+      this.emit('success', value, performance.now() - call.start);
+    } finally {
+      this.#resetCoalesce(call.cacheKey, 'success');
+      call.resolve(value);
+      const o = this.options;
+      if (o.cache) o.cacheTransport.set(call.cacheKey, source, o.cacheTTL > 0 ? Date.now() + o.cacheTTL : 0);
+    }
   }
 
   #failed(call, err) {
@@ -404,8 +421,11 @@ class CircuitBreaker extends EventEmitter {
     call.settled = true;
     if (this.#timeouts !== null) this.#timeouts.done();
     const moved = this.#record(call.slot, filtered ? CallResult.Filtered : CallResult.Failure);
-    this.#handleError(err, call.args, latency, filtered, moved, call.resolve, call.reject);
-    this.#resetCoalesce(call.cacheKey, 'error');
+    try {
+      this.#handleError(err, call.args, latency, filtered, moved, call.resolve, call.reject);
+    } finally {
+      this.#resetCoalesce(call.cacheKey, 'error');
+    }
   }
 
   #timedOut(call) {
@@ -414,12 +434,17 @@ class CircuitBreaker extends EventEmitter {
     const error = buildError(`Timed out after ${this.options.timeout}ms`, 'ETIMEDOUT');
     call.settled = true;
     const moved = this.#record(call.slot, CallResult.Timeout);
-    this.emit('timeout', error, latency, call.args);
-    // opossum runs a timeout through its error handling too (errorFilter, failure, fallback).
-    const filtered = this.#filtered(error, call.args);
-    this.#handleError(error, call.args, latency, filtered, moved, call.resolve, call.reject);
-    this.#resetCoalesce(call.cacheKey, 'timeout');
-    if (this.options.abortController) this.options.abortController.abort();
+    try {
+      this.emit('timeout', error, latency, call.args);
+    } finally {
+      // opossum runs a timeout through its error handling too (errorFilter, failure, fallback).
+      try {
+        this.#handleError(error, call.args, latency, this.#filtered(error, call.args), moved, call.resolve, call.reject);
+      } finally {
+        this.#resetCoalesce(call.cacheKey, 'timeout');
+        if (this.options.abortController) this.options.abortController.abort();
+      }
+    }
   }
 
   #filtered(err, args) {
@@ -432,18 +457,22 @@ class CircuitBreaker extends EventEmitter {
 
   // opossum's handleError: a filtered error is a success that still rejects; any other is
   // a failure, answered by the fallback if there is one.
+  // The call settles whatever a listener does (`finally`).
   #handleError(error, args, latency, filtered, moved, resolve, reject) {
-    if (filtered) {
+    let fb;
+    try {
+      if (filtered) {
+        if (moved) this.#drain();
+        this.emit('success', error, latency);
+        return;
+      }
+      this.emit('failure', error, latency, args);
       if (moved) this.#drain();
-      this.emit('success', error, latency);
-      reject(error);
-      return;
+      fb = this.#runFallback(error, args);
+    } finally {
+      if (fb) resolve(fb);
+      else reject(error);
     }
-    this.emit('failure', error, latency, args);
-    if (moved) this.#drain();
-    const fb = this.#runFallback(error, args);
-    if (fb) resolve(fb);
-    else reject(error);
   }
 
   #semaphoreLocked(args, cacheKey) {

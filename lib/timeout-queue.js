@@ -59,7 +59,14 @@ class TimeoutQueue {
       if (call.deadline > now) break;
       q[this.#head++] = undefined;
       this.#live -= 1;
-      this.#onTimeout(call);
+      // A listener that throws must not stop the other calls' timeouts nor the re-arm.
+      try {
+        this.#onTimeout(call);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
     }
     if (this.#head === q.length) {
       this.#queue = [];

@@ -4,6 +4,7 @@
 
 const { IMPLS, factory, ok, boom } = require('./impls');
 const { CircuitBreaker, createBreaker, metrics } = require('../..');
+const { spawnSync } = require('node:child_process');
 const { eventually } = require('../helpers/upstream');
 
 const make = factory();
@@ -121,5 +122,41 @@ describe.each(IMPLS)('%s: other listed differences', (impl, Impl) => {
     await b.fire().catch(() => {});
     // opossum: 2 failures of 3 fires > 50 %; here: 1 of 2 calls since the close, at 50 %.
     expect(b.stats.failures).toBe(impl === 'opossum' ? 2 : 1);
+  });
+});
+
+describe('dnastore: a throwing listener never leaves a call unsettled', () => {
+  // The listener's throw surfaces as an uncaught error, as from any emitter in a callback;
+  // Jest intercepts those, so this runs in a child process that records them.
+  test('success, failure, timeout and a synchronous result', () => {
+    const script = `
+      const { CircuitBreaker } = require(${JSON.stringify(require.resolve('../..'))});
+      const uncaught = [];
+      process.on('uncaughtException', (e) => uncaught.push(e.message));
+      process.on('unhandledRejection', (e) => uncaught.push(e.message));
+      const cases = [
+        ['success', async () => 1, {}],
+        ['failure', async () => { throw new Error('boom'); }, {}],
+        ['timeout', () => new Promise(() => {}), { timeout: 10 }],
+        ['success', () => 2, {}],
+      ];
+      (async () => {
+        const settled = [];
+        for (const [event, action, opts] of cases) {
+          const b = new CircuitBreaker(action, { logger: false, resetTimeout: 10000, ...opts });
+          b.on(event, () => { throw new Error('listener ' + event); });
+          settled.push(await b.fire().then((v) => 'resolved ' + v, (e) => 'rejected ' + (e.code || e.message)));
+          await new Promise((r) => setTimeout(r, 5));
+          b.shutdown();
+        }
+        console.log(JSON.stringify({ settled, uncaught }));
+      })();
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({
+      settled: ['resolved 1', 'rejected boom', 'rejected ETIMEDOUT', 'resolved 2'],
+      uncaught: ['listener success', 'listener failure', 'listener timeout', 'listener success'],
+    });
   });
 });
