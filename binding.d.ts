@@ -84,6 +84,8 @@ export declare class NativeCircuit {
    */
   record(slot: number, result: CallResult): boolean
   note(note: CallNote): void
+  /** Whether `fallback()` set a function: an open circuit's refusals then count it. */
+  setFallbackOnRefusal(on: boolean): void
   takeTransitions(): Array<CircuitTransition>
   /** 'closed' | 'open' | 'halfOpen' */
   get state(): string

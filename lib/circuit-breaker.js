@@ -306,6 +306,7 @@ class CircuitBreaker extends EventEmitter {
     let fb = func;
     if (func instanceof CircuitBreaker) fb = (...args) => func.fire(...args);
     this.#fallback = fb;
+    this.#native.setFallbackOnRefusal(Boolean(fb));
     return this;
   }
 
@@ -363,7 +364,8 @@ class CircuitBreaker extends EventEmitter {
     } else if (slot === Admission.Open) {
       const error = buildError('Breaker is open', 'EOPENBREAKER');
       this.emit('reject', error);
-      return this.#runFallback(error, args) || Promise.reject(error);
+      // Its fallback was counted at admission.
+      return this.#runFallback(error, args, true) || Promise.reject(error);
     } else if (slot === Admission.Capacity) {
       promise = this.#semaphoreLocked(args, cacheKey);
     } else {
@@ -485,12 +487,12 @@ class CircuitBreaker extends EventEmitter {
     });
   }
 
-  #runFallback(err, args) {
+  #runFallback(err, args, counted = false) {
     const fb = this.#fallback;
     if (!fb) return undefined;
     try {
       const result = fb.apply(fb, [...args, err]);
-      this.#note(CallNote.Fallback);
+      if (!counted) this.#note(CallNote.Fallback);
       this.emit('fallback', result, err);
       if (result instanceof Promise) return result;
       return Promise.resolve(result);

@@ -185,6 +185,12 @@ impl NativeCircuit {
         self.inner.note(note_of(note as i32));
     }
 
+    /// Whether `fallback()` set a function: an open circuit's refusals then count it.
+    #[napi]
+    pub fn set_fallback_on_refusal(&self, on: bool) {
+        self.inner.set_fallback_on_refusal(on);
+    }
+
     #[napi]
     pub fn take_transitions(&self) -> Vec<CircuitTransition> {
         self.inner

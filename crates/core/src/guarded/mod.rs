@@ -140,6 +140,9 @@ pub struct Guarded {
     coalesce_hits: AtomicWindow,
     coalesce_misses: AtomicWindow,
     shut: AtomicBool,
+    /// The caller answers refused calls with a fallback function: counted at admission, so
+    /// an open circuit's call crosses the boundary once.
+    fallback_on_refusal: AtomicBool,
     /// End of the warm-up period on this breaker's clock (zero: none).
     warm_until: Duration,
 }
@@ -165,6 +168,7 @@ impl Guarded {
             coalesce_hits: AtomicWindow::new(w, b),
             coalesce_misses: AtomicWindow::new(w, b),
             shut: AtomicBool::new(false),
+            fallback_on_refusal: AtomicBool::new(false),
             warm_until: if cfg.warm_up { w } else { Duration::ZERO },
         };
         g.circuit.hold_closed_until(g.warm_until);
@@ -197,6 +201,9 @@ impl Guarded {
         let Some(permit) = self.circuit.try_acquire(now, &mut emit) else {
             self.circuit.record_reject(now);
             self.metrics.on_event(&Event::Reject);
+            if self.fallback_on_refusal.load(Ordering::Relaxed) {
+                self.count_fallback(now);
+            }
             return Err(Refusal::Open);
         };
         self.circuit.record_fire(now);
@@ -273,15 +280,23 @@ impl Guarded {
                 self.coalesce_hits.add(now, 1);
             }
             Note::CoalesceMiss => self.coalesce_misses.add(now, 1),
-            Note::Fallback => {
-                self.circuit.record_fallback(now);
-                self.metrics.on_event(&Event::Fallback {
-                    code: crate::error::Code::OpenBreaker,
-                    source: FallbackSource::Function,
-                    age: None,
-                });
-            }
+            Note::Fallback => self.count_fallback(now),
         }
+    }
+
+    /// Whether the caller answers an open circuit's refusals with its fallback function
+    /// (then counted by [`Guarded::admit`], not by a [`Note::Fallback`]).
+    pub fn set_fallback_on_refusal(&self, on: bool) {
+        self.fallback_on_refusal.store(on, Ordering::Relaxed);
+    }
+
+    fn count_fallback(&self, now: Duration) {
+        self.circuit.record_fallback(now);
+        self.metrics.on_event(&Event::Fallback {
+            code: crate::error::Code::OpenBreaker,
+            source: FallbackSource::Function,
+            age: None,
+        });
     }
 
     pub fn state(&self) -> StateKind {

@@ -195,6 +195,12 @@ async fn stats_latency_notes_and_shutdown() {
     );
     assert_eq!(st.circuit.fires, 7);
     assert_eq!(st.circuit.fallbacks, 1);
+    // With a fallback function, an open circuit's refusal counts its fallback itself.
+    g.set_fallback_on_refusal(true);
+    g.force(StateKind::Open);
+    assert_eq!(g.admit(), Err(Refusal::Open));
+    assert_eq!(g.stats().circuit.fallbacks, 2);
+    g.force(StateKind::Closed);
     let text = crate::metrics::render();
     assert!(
         text.contains("dnastore_requests_total{name=\"guarded-stats\",outcome=\"success\"} 4"),
