@@ -17,6 +17,8 @@ const { performance } = require('node:perf_hooks');
 const native = require('../binding.js');
 const { resolveLogger, logTransition } = require('./logger');
 const { MemoryCache } = require('./memory-cache');
+const { Status } = require('./circuit-status');
+const { withDefaults, circuitOptions } = require('./circuit-options');
 const { TimeoutQueue } = require('./timeout-queue');
 
 const { Admission, CallResult, CallNote } = native;
@@ -39,54 +41,6 @@ function configError(message) {
   const err = new TypeError(message);
   err.code = 'ECONFIG';
   return err;
-}
-
-// opossum's options -> the core table's circuit options (validated there: numeric strings
-// are read as numbers, a bad value is ECONFIG naming the option and its range).
-function circuitOptions(o) {
-  const t = o.timeout;
-  return {
-    timeout: t === false || t === 0 || t === '0' ? undefined : t,
-    errorThresholdPercentage: o.errorThresholdPercentage,
-    resetTimeout: o.resetTimeout,
-    rollingCountTimeout: o.rollingCountTimeout,
-    rollingCountBuckets: o.rollingCountBuckets,
-    volumeThreshold: o.volumeThreshold,
-    maxFailures: o.maxFailures,
-    halfOpenMaxCalls: o.halfOpenMaxCalls,
-  };
-}
-
-// opossum's `status`: stats of the window and a `snapshot` event per bucket interval.
-class Status extends EventEmitter {
-  #breaker;
-  #timer = null;
-
-  constructor(breaker, bucketMs, snapshots) {
-    super();
-    this.#breaker = breaker;
-    if (snapshots) {
-      this.#timer = setInterval(() => {
-        if (this.listenerCount('snapshot') > 0) this.emit('snapshot', this.stats);
-      }, bucketMs);
-      this.#timer.unref();
-    }
-  }
-
-  get stats() {
-    return this.#breaker.stats;
-  }
-
-  // The native window is not split into JS buckets: one entry with its totals.
-  get window() {
-    return [{ ...this.stats, isCircuitBreakerOpen: this.#breaker.opened }];
-  }
-
-  shutdown() {
-    if (this.#timer !== null) clearInterval(this.#timer);
-    this.#timer = null;
-    this.removeAllListeners();
-  }
 }
 
 // One running call.
@@ -147,33 +101,7 @@ class CircuitBreaker extends EventEmitter {
       throw new TypeError('No action provided. Cannot construct a CircuitBreaker without an invocable action.');
     }
     if (options === null || typeof options !== 'object') throw configError(`CircuitBreaker options must be an object, got ${options === null ? 'null' : typeof options}`);
-    const o = { ...options };
-    o.timeout = o.timeout ?? 10000;
-    o.resetTimeout = o.resetTimeout ?? 30000;
-    o.errorThresholdPercentage = o.errorThresholdPercentage ?? 50;
-    o.rollingCountTimeout = o.rollingCountTimeout ?? 10000;
-    o.rollingCountBuckets = o.rollingCountBuckets ?? 10;
-    o.volumeThreshold = o.volumeThreshold ?? 0;
-    // Native extras, off by default (opossum has neither): one trial while half-open.
-    o.maxFailures = o.maxFailures ?? 0;
-    o.halfOpenMaxCalls = o.halfOpenMaxCalls ?? 1;
-    o.capacity = Number.isInteger(o.capacity) ? o.capacity : Number.MAX_SAFE_INTEGER;
-    o.errorFilter = o.errorFilter || (() => false);
-    o.cacheTTL = o.cacheTTL ?? 0;
-    o.cacheGetKey = o.cacheGetKey ?? ((...args) => JSON.stringify(args));
-    o.enableSnapshots = o.enableSnapshots !== false;
-    o.coalesce = !!o.coalesce;
-    o.coalesceResetOn = o.coalesceResetOn?.filter((e) => ['error', 'success', 'timeout'].includes(e)) || [];
-    if (o.cache) {
-      if (o.cacheTransport === undefined) o.cacheTransport = new MemoryCache(o.cacheSize);
-      else if (typeof o.cacheTransport !== 'object' || !o.cacheTransport.get || !o.cacheTransport.set || !o.cacheTransport.flush) {
-        throw new TypeError('options.cacheTransport should be an object with `get`, `set` and `flush` methods');
-      }
-    }
-    if (o.autoRenewAbortController && !o.abortController) o.abortController = new AbortController();
-    if (o.abortController && typeof o.abortController.abort !== 'function') {
-      throw new TypeError('AbortController does not contain `abort()` method');
-    }
+    const o = withDefaults(options);
     const { logger } = o;
     delete o.logger;
     this.#logger = resolveLogger(logger);
