@@ -64,6 +64,43 @@ export declare class NativeBreaker {
   outboxDrain(): Promise<void>
 }
 
+export declare class NativeCircuit {
+  /**
+   * `options`: the circuit options of the createBreaker table (errorThresholdPercentage,
+   * resetTimeout, rollingCountTimeout, rollingCountBuckets, volumeThreshold, maxFailures,
+   * halfOpenMaxCalls, timeout), validated there; environment variables do not apply.
+   * `capacity`: most calls running at once (null: unbounded). `warmUp`: the first
+   * rollingCountTimeout cannot open the circuit.
+   */
+  constructor(name: string, options: object | undefined | null, capacity: number | undefined | null, warmUp: boolean)
+  /** A slot (>= 0) to `record()` the call's end with, or an `Admission` (< 0). */
+  admit(): number
+  /** `{ admit, record, note }`: the same calls as the methods, as functions bound to this circuit. */
+  fastPath(): { admit: () => number; record: (slot: number, result: CallResult) => boolean; note: (note: CallNote) => void }
+  /**
+   * Records the end of `slot`'s call; answers whether transitions wait
+   * (`takeTransitions()`). A slot already recorded (a late result after its timeout,
+   * or after shutdown) is ignored.
+   */
+  record(slot: number, result: CallResult): boolean
+  note(note: CallNote): void
+  /** Whether `fallback()` set a function: an open circuit's refusals then count it. */
+  setFallbackOnRefusal(on: boolean): void
+  takeTransitions(): Array<CircuitTransition>
+  /** 'closed' | 'open' | 'halfOpen' */
+  get state(): string
+  /** Moves the circuit by hand; answers whether it moved. */
+  force(to: 'open' | 'halfOpen' | 'closed'): boolean
+  /**
+   * Half-opens an open circuit whose resetTimeout elapsed. Answers the ms still to wait
+   * (the reset timer fired early), or null.
+   */
+  pollHalfOpen(): number | null
+  get warmingUp(): boolean
+  stats(): CircuitStats
+  shutdown(): void
+}
+
 /** Calls with a signal still running on this thread (the memory test reads it). */
 export declare function __pendingAborts(): number
 
@@ -77,6 +114,16 @@ export declare function __testPanic(mode: string): Promise<string | NativeOutcom
 
 /** Aborts the call the facade numbered `id`, if it is still running on this thread. */
 export declare function abortCall(id: number): void
+
+/** Why `admit()` refused a call (its answer is a slot number, >= 0, otherwise). */
+export declare const enum Admission {
+  /** EOPENBREAKER: open, or half-open with its trial running. */
+  Open = -1,
+  /** ESEMLOCKED: `capacity` calls are running. */
+  Capacity = -2,
+  /** ESHUTDOWN. */
+  Shutdown = -3,
+}
 
 /** One event's payload; fields are set according to the event. */
 export interface BreakerEvent {
@@ -126,49 +173,49 @@ export interface BreakerOptions {
   /** Base URL that relative fire() paths resolve against (DNASTORE_URL). */
   baseUrl?: string
   /** Per-attempt timeout in ms, headers and body included. Default 3000 (DNASTORE_TIMEOUT_MS). */
-  timeout?: number
+  timeout?: number | string
   /** Failure % in the rolling window that opens the circuit. Default 50 (DNASTORE_CIRCUIT_ERROR_THRESHOLD). */
-  errorThresholdPercentage?: number
+  errorThresholdPercentage?: number | string
   /** ms the circuit stays open before a half-open trial. Default 10000 (DNASTORE_CIRCUIT_RESET_MS). */
-  resetTimeout?: number
+  resetTimeout?: number | string
   /** Rolling window length in ms. Default 10000 (DNASTORE_CIRCUIT_ROLLING_MS). */
-  rollingCountTimeout?: number
+  rollingCountTimeout?: number | string
   /** Buckets in the rolling window. Default 10 (DNASTORE_CIRCUIT_ROLLING_BUCKETS). */
-  rollingCountBuckets?: number
+  rollingCountBuckets?: number | string
   /** Calls in the window before the percentage can trip. Default 20 (DNASTORE_CIRCUIT_VOLUME_THRESHOLD). */
-  volumeThreshold?: number
+  volumeThreshold?: number | string
   /** Consecutive failures that trip regardless of percentage; 0 disables. Default 5 (DNASTORE_CIRCUIT_MAX_FAILURES). */
-  maxFailures?: number
+  maxFailures?: number | string
   /** Trial calls while half-open. Default 3 (DNASTORE_CIRCUIT_HALF_OPEN_CALLS). */
-  halfOpenMaxCalls?: number
+  halfOpenMaxCalls?: number | string
   /** Largest response body in bytes. Default 10 MiB (DNASTORE_MAX_RESPONSE_BYTES). */
-  maxResponseBytes?: number
+  maxResponseBytes?: number | string
   /** Total attempts per call. Default 3 (DNASTORE_RETRY_MAX_ATTEMPTS). */
-  maxAttempts?: number
+  maxAttempts?: number | string
   /** Smallest backoff in ms. Default 100 (DNASTORE_RETRY_BASE_MS). */
-  retryBaseMs?: number
+  retryBaseMs?: number | string
   /** Largest backoff in ms. Default 2000 (DNASTORE_RETRY_MAX_MS). */
-  retryMaxMs?: number
+  retryMaxMs?: number | string
   /** Retries as % of recent calls. Default 20 (DNASTORE_RETRY_BUDGET_PERCENT). */
-  retryBudgetPercent?: number
+  retryBudgetPercent?: number | string
   /** Retries always allowed per second. Default 10 (DNASTORE_RETRY_MIN_PER_SEC). */
-  retryMinPerSec?: number
+  retryMinPerSec?: number | string
   /** Cap on a Retry-After wait in ms. Default 5000 (DNASTORE_RETRY_AFTER_MAX_MS). */
-  retryAfterMaxMs?: number
+  retryAfterMaxMs?: number | string
   /** Whole-call budget in ms (attempts and sleeps). Default 10000 (DNASTORE_DEADLINE_MS). */
-  deadline?: number
+  deadline?: number | string
   /** Distinct `init.route` templates in the route metrics; later ones are 'other'. Default 50 (DNASTORE_METRICS_MAX_ROUTES). */
-  maxRoutes?: number
+  maxRoutes?: number | string
   /** LKG cache entries; 0 disables. Default 1000 (DNASTORE_LKG_MAX_ENTRIES). */
-  lkgMaxEntries?: number
+  lkgMaxEntries?: number | string
   /** LKG cache bytes. Default 64 MiB (DNASTORE_LKG_MAX_BYTES). */
-  lkgMaxBytes?: number
+  lkgMaxBytes?: number | string
   /** Largest body cached. Default 256 KiB (DNASTORE_LKG_MAX_ENTRY_BYTES). */
-  lkgMaxEntryBytes?: number
+  lkgMaxEntryBytes?: number | string
   /** Oldest entry served, ms (also the Redis TTL). Default 300000 (DNASTORE_LKG_MAX_STALE_MS). */
-  lkgMaxStaleMs?: number
+  lkgMaxStaleMs?: number | string
   /** Threads running every breaker's HTTP I/O, process-wide (the first breaker created sets it). Default 1 (DNASTORE_IO_THREADS). */
-  ioThreads?: number
+  ioThreads?: number | string
   /** One Idempotency-Key per POST/PATCH call, so they can be retried. Default false. */
   generateIdempotencyKeys?: boolean
   /** Identical concurrent GETs share one request. Default true (DNASTORE_COALESCE). */
@@ -186,9 +233,9 @@ export interface BreakerOptions {
   /** PEM CA file that verifies the Redis TLS servers instead of the system store; needs a rediss URL (DNASTORE_LKG_REDIS_CA_FILE). */
   redisCaFile?: string
   /** Bound on opening a Redis connection, ms. Default 2000 (DNASTORE_LKG_REDIS_CONNECT_TIMEOUT_MS). */
-  redisConnectTimeoutMs?: number
+  redisConnectTimeoutMs?: number | string
   /** Bound on each Redis reply, ms. Default 1000 (DNASTORE_LKG_REDIS_RESPONSE_TIMEOUT_MS). */
-  redisResponseTimeoutMs?: number
+  redisResponseTimeoutMs?: number | string
   /** Durable writes: 'off' | 'on' (writes with durable: true are queued when they cannot be delivered) | 'all' (every POST/PUT/PATCH/DELETE unless durable: false). Default 'off' (DNASTORE_OUTBOX). */
   outbox?: string
   /** Directory of the embedded outbox store (one SQLite file per breaker, mode 0600). Default '.dnastore-outbox' (DNASTORE_OUTBOX_DIR). */
@@ -198,33 +245,33 @@ export interface BreakerOptions {
   /** Headers a queued write keeps besides content-type, idempotency-key and the tenant header; authorization only when named (DNASTORE_OUTBOX_HEADERS). */
   outboxHeaders?: Array<string> | string
   /** Writes the outbox holds. Default 100000 (DNASTORE_OUTBOX_MAX_ENTRIES). */
-  outboxMaxEntries?: number
+  outboxMaxEntries?: number | string
   /** Bytes of queued writes the outbox holds. Default 256 MiB (DNASTORE_OUTBOX_MAX_BYTES). */
-  outboxMaxBytes?: number
+  outboxMaxBytes?: number | string
   /** A queued write older than this is dead-lettered (expired). Default 86400000 (DNASTORE_OUTBOX_MAX_AGE_MS). */
-  outboxMaxAgeMs?: number
+  outboxMaxAgeMs?: number | string
   /** Most queued writes delivered per second. Default 100 (DNASTORE_OUTBOX_RATE). */
-  outboxRate?: number
+  outboxRate?: number | string
   /** Queued writes delivered at the same time. Default 4 (DNASTORE_OUTBOX_CONCURRENCY). */
-  outboxConcurrency?: number
+  outboxConcurrency?: number | string
   /** Longest wait before a failed delivery is tried again. Default 30000 (DNASTORE_OUTBOX_RETRY_MAX_MS). */
-  outboxRetryMaxMs?: number
+  outboxRetryMaxMs?: number | string
   /** Fleet outbox (outboxRedisUrl): ms a write taken by a replica may go unrenewed (the replica died or hangs) before another replica takes it over. Default 30000 (DNASTORE_OUTBOX_CLAIM_IDLE_MS). */
-  outboxClaimIdleMs?: number
+  outboxClaimIdleMs?: number | string
   /** An attempt slower than this (ms) counts as slow in the rolling window, even when it succeeds; 0: off. Default 0 (DNASTORE_CIRCUIT_SLOW_CALL_MS). */
-  slowCallDurationMs?: number
+  slowCallDurationMs?: number | string
   /** Slow-call percentage that opens the circuit past volumeThreshold. Default 50 (DNASTORE_CIRCUIT_SLOW_CALL_RATE). */
-  slowCallRateThreshold?: number
+  slowCallRateThreshold?: number | string
   /** Bulkhead: calls in flight to DNAStore per breaker; over it, the fallback with ECONCURRENCY. 0: none. Default 0 (DNASTORE_MAX_CONCURRENT). */
-  maxConcurrent?: number
+  maxConcurrent?: number | string
   /** Calls that may wait (FIFO) for a bulkhead slot. Default 0 (DNASTORE_MAX_QUEUED). */
-  maxQueued?: number
+  maxQueued?: number | string
   /** Longest wait for a bulkhead slot, ms. Default 100 (DNASTORE_QUEUE_TIMEOUT_MS). */
-  queueTimeoutMs?: number
+  queueTimeoutMs?: number | string
   /** 'fixed' (maxConcurrent) | 'adaptive' (Gradient2, in [minConcurrency, maxConcurrent]). Default 'fixed' (DNASTORE_CONCURRENCY_LIMIT). */
   concurrencyLimit?: string
   /** Lower bound of the adaptive limit. Default 2 (DNASTORE_MIN_CONCURRENCY). */
-  minConcurrency?: number
+  minConcurrency?: number | string
 }
 
 /** `stats()`: counts over the rolling window. */
@@ -263,6 +310,67 @@ export interface BulkheadStats {
   rejectedConcurrency: number
   /** Calls refused so far after queueTimeoutMs without a slot. */
   rejectedQueueTimeout: number
+}
+
+/** Counters kept beside the circuit, for `note()`. */
+export declare const enum CallNote {
+  Fire = 0,
+  CacheHit = 1,
+  CacheMiss = 2,
+  CoalesceHit = 3,
+  CoalesceMiss = 4,
+  Fallback = 5,
+}
+
+/** How the wrapped action ended, for `record()`. */
+export declare const enum CallResult {
+  Success = 0,
+  Failure = 1,
+  Timeout = 2,
+  /** Thrown, but the errorFilter calls it healthy. */
+  Filtered = 3,
+}
+
+/** Counts over the rolling window, in opossum's `stats` names where it has them. */
+export interface CircuitStats {
+  fires: number
+  successes: number
+  failures: number
+  timeouts: number
+  /** Errors the errorFilter accepted (opossum counts them as successes). */
+  filtered: number
+  rejects: number
+  fallbacks: number
+  semaphoreRejections: number
+  cacheHits: number
+  cacheMisses: number
+  coalesceCacheHits: number
+  coalesceCacheMisses: number
+  latencyMean: number
+  /** `[percentile, ms]` pairs. */
+  percentiles: Array<Array<number>>
+  failureRate?: number
+  consecutiveFailures: number
+  trips: number
+}
+
+/**
+ * A state change: the event name (`open` | `halfOpen` | `close`) and the same fields a
+ * fetch breaker's transition event and log line carry.
+ */
+export interface CircuitTransition {
+  name: string
+  from: string
+  to: string
+  reason: string
+  failures: number
+  calls: number
+  failureRate: number
+  slowCalls: number
+  slowCallRate: number
+  consecutiveFailures: number
+  timeInPreviousMs: number
+  trips: number
 }
 
 /**

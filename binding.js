@@ -836,9 +836,13 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeBreaker = nativeBinding.NativeBreaker
+module.exports.NativeCircuit = nativeBinding.NativeCircuit
 module.exports.__pendingAborts = nativeBinding.__pendingAborts
 module.exports.__testPanic = nativeBinding.__testPanic
 module.exports.abortCall = nativeBinding.abortCall
+module.exports.Admission = nativeBinding.Admission
+module.exports.CallNote = nativeBinding.CallNote
+module.exports.CallResult = nativeBinding.CallResult
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.metricFamilies = nativeBinding.metricFamilies
 module.exports.metrics = nativeBinding.metrics

@@ -136,3 +136,137 @@ export declare const METRICS_CONTENT_TYPE: string;
 export declare function registerWith<R extends import('prom-client').Registry>(register: R): R;
 /** Every option name createBreaker() accepts. */
 export declare function optionNames(): string[];
+
+/**
+ * opossum 9's CircuitBreaker for any async function, on the native circuit (the same one
+ * createBreaker() uses): `const { CircuitBreaker } = require('dnastore-breaker')`.
+ * Generics as @types/opossum: TI the action's arguments, TR what it resolves to.
+ */
+export declare class CircuitBreaker<TI extends unknown[] = unknown[], TR = unknown> extends EventEmitter {
+  /** True if the error was built by a CircuitBreaker (EOPENBREAKER, ETIMEDOUT, ESEMLOCKED, ESHUTDOWN), not by the action. */
+  static isOurError(error: unknown): boolean;
+  constructor(action: ((...args: TI) => Promise<TR> | TR) | TR, options?: CircuitBreaker.Options<TI>);
+  readonly options: CircuitBreaker.Options<TI>;
+  readonly action: (...args: TI) => Promise<TR> | TR;
+  readonly name: string;
+  readonly group: string;
+  readonly enabled: boolean;
+  readonly pendingClose: boolean;
+  readonly closed: boolean;
+  readonly opened: boolean;
+  readonly halfOpen: boolean;
+  readonly isShutdown: boolean;
+  readonly status: CircuitBreaker.Status;
+  readonly stats: CircuitBreaker.Stats;
+  readonly warmUp: boolean;
+  readonly volumeThreshold: number;
+  clearCache(): void;
+  open(): void;
+  close(): void;
+  disable(): void;
+  enable(): void;
+  fallback(func: ((...args: any[]) => any) | CircuitBreaker<any[], any>): this;
+  fire(...args: TI): Promise<TR>;
+  call(context: any, ...args: TI): Promise<TR>;
+  healthCheck(func: () => Promise<void>, interval?: number): void;
+  shutdown(): void;
+  getSignal(): AbortSignal | undefined;
+  getAbortController(): AbortController | undefined;
+  toJSON(): { state: CircuitBreaker.State; status: CircuitBreaker.Stats };
+  on(event: 'halfOpen', listener: (resetTimeout: number) => void): this;
+  on(event: 'close' | 'open' | 'shutdown' | 'cacheHit' | 'cacheMiss' | 'coalesceCacheHit' | 'coalesceCacheMiss', listener: () => void): this;
+  on(event: 'fire', listener: (args: TI) => void): this;
+  on(event: 'reject', listener: (err: Error) => void): this;
+  on(event: 'timeout' | 'failure', listener: (err: Error, latencyMs: number, args: TI) => void): this;
+  on(event: 'success', listener: (result: TR, latencyMs: number) => void): this;
+  on(event: 'semaphoreLocked', listener: (err: Error, latencyMs: number) => void): this;
+  on(event: 'healthCheckFailed', listener: (err: Error) => void): this;
+  on(event: 'fallback', listener: (result: unknown, err: Error) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+export declare namespace CircuitBreaker {
+  interface Options<TI extends unknown[] = unknown[]> {
+    /** ms before a call fails with ETIMEDOUT; false disables. Default 10000. Numbers may come as decimal strings. */
+    timeout?: number | string | false;
+    /** Default 30000 ms. */
+    resetTimeout?: number | string;
+    /** Default 50. */
+    errorThresholdPercentage?: number | string;
+    /** Default 10000 ms. */
+    rollingCountTimeout?: number | string;
+    /** Default 10. */
+    rollingCountBuckets?: number | string;
+    /** Calls the window must hold before the percentage can open the circuit. Default 0. */
+    volumeThreshold?: number | string;
+    /** Native extra: consecutive failures that open the circuit whatever the rate. Default 0 (off). */
+    maxFailures?: number | string;
+    /** Native extra: trial calls while half-open, all must succeed. Default 1. */
+    halfOpenMaxCalls?: number | string;
+    /** Native extra: a call slower than this (ms) counts as slow, even when it succeeds. Default 0 (off). */
+    slowCallDurationMs?: number | string;
+    /** Native extra: slow-call % at which the circuit opens, once volumeThreshold is met. Default 50. */
+    slowCallRateThreshold?: number | string;
+    name?: string;
+    group?: string;
+    rollingPercentilesEnabled?: boolean;
+    /** Most calls running at once; over it, ESEMLOCKED. Default unbounded. */
+    capacity?: number;
+    enabled?: boolean;
+    allowWarmUp?: boolean;
+    errorFilter?: (err: any, ...args: TI) => boolean;
+    cache?: boolean;
+    cacheTTL?: number;
+    cacheSize?: number;
+    cacheGetKey?: (...args: TI) => string;
+    cacheTransport?: { get(key: string): any; set(key: string, value: any, ttl: number): void; flush(): void };
+    coalesce?: boolean;
+    coalesceTTL?: number;
+    coalesceSize?: number;
+    coalesceResetOn?: Array<'error' | 'success' | 'timeout'>;
+    abortController?: AbortController;
+    autoRenewAbortController?: boolean;
+    enableSnapshots?: boolean;
+    rotateBucketController?: EventEmitter;
+    state?: Partial<State>;
+    /** Transition logger (pino, req.log, console-like) or false to silence. Default: one JSON line on stderr. */
+    logger?: Logger | false;
+  }
+
+  interface State {
+    name: string;
+    enabled: boolean;
+    closed: boolean;
+    open: boolean;
+    halfOpen: boolean;
+    warmUp: boolean;
+    shutdown: boolean;
+    lastTimerAt?: number;
+  }
+
+  interface Bucket {
+    failures: number;
+    fallbacks: number;
+    successes: number;
+    rejects: number;
+    fires: number;
+    timeouts: number;
+    cacheHits: number;
+    cacheMisses: number;
+    coalesceCacheHits: number;
+    coalesceCacheMisses: number;
+    semaphoreRejections: number;
+    percentiles: { [percentile: number]: number };
+    latencyTimes: number[];
+  }
+
+  interface Stats extends Bucket {
+    latencyMean: number;
+  }
+
+  interface Status extends EventEmitter {
+    readonly stats: Stats;
+    readonly window: Bucket[];
+    on(event: 'snapshot', listener: (stats: Stats) => void): this;
+  }
+}

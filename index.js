@@ -6,9 +6,10 @@
 
 const { EventEmitter } = require('node:events');
 const native = require('./lib/native');
-const { resolveLogger } = require('./lib/logger');
+const { resolveLogger, logTransition } = require('./lib/logger');
 const { registerWith } = require('./lib/prom-client');
 const { Outbox } = require('./lib/outbox');
+const { CircuitBreaker } = require('./lib/circuit-breaker');
 const { flattenHeaders, checkBody, checkOptional, checkUrl, invalid } = require('./lib/request');
 const { FALLBACK_ERROR, codedError, fromNative, fromCaller, settle } = require('./lib/outcome');
 
@@ -26,7 +27,6 @@ function envVars(env) {
   return out;
 }
 
-const TRANSITION_LOG = { open: ['warn', 'OPEN'], halfOpen: ['info', 'HALF-OPEN'], close: ['info', 'CLOSED'] };
 
 class Breaker extends EventEmitter {
   #native;
@@ -239,10 +239,8 @@ class Breaker extends EventEmitter {
   }
 
   #onEvent(name, payload) {
-    const log = TRANSITION_LOG[name];
-    if (log) {
-      const [level, label] = log;
-      this.#logger[level]({ breaker: this.name, ...payload }, `DNAStore circuit breaker ${label} (${transitionWhy(payload)})`);
+    if (logTransition(this.#logger, this.name, name, payload)) {
+      // Logged; emitted below like every event.
     } else if (name === 'outbox') {
       const fields = { breaker: this.name, phase: payload.phase, queued: payload.queued, delivered: payload.delivered, deadLettered: payload.deadLettered, afterMs: payload.afterMs };
       if (payload.phase === 'started') this.#logger.info(fields, `DNAStore outbox delivery started: ${payload.queued} queued writes`);
@@ -258,12 +256,6 @@ class Breaker extends EventEmitter {
   }
 }
 
-// The reason, with the rate behind a slow-call trip (the failure rate reads from the fields).
-function transitionWhy(p) {
-  if (p.reason !== 'slow calls' || typeof p.slowCallRate !== 'number') return p.reason;
-  return `slow calls: ${Math.round(p.slowCallRate * 10) / 10} % of ${p.calls} calls slower than slowCallDurationMs`;
-}
-
 function noop() {}
 
 /**
@@ -276,6 +268,7 @@ function createBreaker(options) {
 module.exports = {
   createBreaker,
   Breaker,
+  CircuitBreaker,
   metrics: native.metrics,
   registerWith,
   optionNames: native.optionNames,

@@ -297,6 +297,17 @@ describe('configuration', () => {
     expect(err.message).toMatch(msg);
   });
 
+  test('numeric options may be decimal strings, read like env values', async () => {
+    // `timeout: process.env.DNASTORE_TIMEOUT_MS || 3000` passes a string.
+    const b = createBreaker({ name: uniqueName(), logger: false, timeout: '100', maxAttempts: '1', baseUrl: up.url });
+    breakers.push(b);
+    up.set(hang);
+    await expect(b.fire('/slow')).resolves.toMatchObject({ fallback: true, code: 'ETIMEDOUT' });
+    for (const [v, msg] of [['3000.5', /`timeout`: must be an integer from 1 to 600000/], ['1e3', /got "1e3"/], ['-1', /`timeout`/]]) {
+      expect(() => createBreaker({ name: uniqueName(), logger: false, timeout: v })).toThrow(msg);
+    }
+  });
+
   const badEnv = [
     ['DNASTORE_TIMEOUT_MS', 'abc', /DNASTORE_TIMEOUT_MS="abc": must be an integer from 1 to 600000/],
     ['DNASTORE_TIMEOUT_MS', '-5', /from 1 to 600000/],

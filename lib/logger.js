@@ -25,4 +25,22 @@ function resolveLogger(logger) {
   return logger;
 }
 
-module.exports = { resolveLogger, defaultLogger };
+// One log line per transition, for fetch breakers and wrapped-function breakers alike.
+const TRANSITION_LOG = { open: ['warn', 'OPEN'], halfOpen: ['info', 'HALF-OPEN'], close: ['info', 'CLOSED'] };
+
+// Logs `name`'s transition if it is one; answers whether it was.
+function logTransition(logger, breaker, name, payload) {
+  const log = TRANSITION_LOG[name];
+  if (!log) return false;
+  const [level, label] = log;
+  logger[level]({ breaker, ...payload }, `DNAStore circuit breaker ${label} (${transitionWhy(payload)})`);
+  return true;
+}
+
+// The reason, with the rate behind a slow-call trip (the failure rate reads from the fields).
+function transitionWhy(p) {
+  if (p.reason !== 'slow calls' || typeof p.slowCallRate !== 'number') return p.reason;
+  return `slow calls: ${Math.round(p.slowCallRate * 10) / 10} % of ${p.calls} calls slower than slowCallDurationMs`;
+}
+
+module.exports = { resolveLogger, defaultLogger, logTransition };

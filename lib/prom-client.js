@@ -6,7 +6,7 @@
 // carries them with one HELP/TYPE each and, after a breaker's last shutdown(), without its
 // series.
 
-const native = require('../binding.js');
+const native = require('./native');
 
 // prom-client asks for metric objects when they are registered, before any breaker may
 // exist, and the core renders no family until a breaker does: so the core also lists its

@@ -41,7 +41,8 @@ pub fn functions<'env>(
     Ok(obj)
 }
 
-type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+pub(crate) type Callback =
+    unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
 fn function<'env>(
     env: &'env Env,
@@ -50,11 +51,22 @@ fn function<'env>(
     b: &Arc<Breaker>,
     handle: &Arc<HandleState>,
 ) -> Result<Unknown<'env>> {
-    let raw = env.raw();
-    let data = Box::into_raw(Box::new(Bound {
+    let bound = Bound {
         breaker: b.clone(),
         handle: handle.clone(),
-    }));
+    };
+    bind(env, name, cb, bound)
+}
+
+/// A JS function calling `cb` with `data` as its napi data pointer, freed with the function.
+pub(crate) fn bind<'env, T: 'static>(
+    env: &'env Env,
+    name: &str,
+    cb: Callback,
+    data: T,
+) -> Result<Unknown<'env>> {
+    let raw = env.raw();
+    let data = Box::into_raw(Box::new(data));
     let mut f = ptr::null_mut();
     // SAFETY: JS thread, live env; `name` outlives the call and its length is explicit;
     // `data` stays valid until the finalizer added below frees it.
@@ -77,13 +89,14 @@ fn function<'env>(
         ));
     }
     // SAFETY: `f` is the function just created in this env; the finalizer runs once, when
-    // it is collected, and is then the only owner of `data`.
+    // it is collected, and is then the only owner of `data` (a `Box<T>`, as `release::<T>`
+    // frees it).
     let status = unsafe {
         sys::napi_add_finalizer(
             raw,
             f,
             data.cast(),
-            Some(release),
+            Some(release::<T>),
             ptr::null_mut(),
             ptr::null_mut(),
         )
@@ -101,22 +114,23 @@ fn function<'env>(
     Ok(unsafe { Unknown::from_raw_unchecked(raw, f) })
 }
 
-unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: `data` is the Box made in `function`; napi runs this finalizer once, when the
+unsafe extern "C" fn release<T>(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the Box<T> made in `bind`; napi runs this finalizer once, when the
     // function object is collected, so no callback can use it afterwards.
-    drop(unsafe { Box::from_raw(data.cast::<Bound>()) });
+    drop(unsafe { Box::from_raw(data.cast::<T>()) });
 }
 
-/// Runs `f` with the bound breaker and up to `N` arguments (missing ones are `undefined`).
-/// The borrow of `Bound` cannot escape `f` (a higher-ranked lifetime): it is only valid
+/// Runs `f` with the bound data and up to `N` arguments (missing ones are `undefined`).
+/// The borrow of the data cannot escape `f` (a higher-ranked lifetime): it is only valid
 /// while the function object, and so its finalizer, cannot run, i.e. during this callback.
 ///
 /// # Safety
-/// `env` and `info` must be the arguments napi passed to a callback created by `function`.
-unsafe fn with_args<const N: usize, R>(
+/// `env` and `info` must be the arguments napi passed to a callback created by `bind` with
+/// data of type `T`.
+pub(crate) unsafe fn with_args<T, const N: usize, R>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
-    f: impl for<'b> FnOnce(&'b Bound, [sys::napi_value; N]) -> R,
+    f: impl for<'b> FnOnce(&'b T, [sys::napi_value; N]) -> R,
 ) -> Option<R> {
     let mut argc = N;
     let mut argv = [ptr::null_mut(); N];
@@ -135,13 +149,13 @@ unsafe fn with_args<const N: usize, R>(
     if status != sys::Status::napi_ok || data.is_null() {
         return None;
     }
-    // SAFETY: `data` is the `Bound` attached by `function`, alive while the function object
-    // is (its finalizer frees it), and the function is running, so it is alive now.
-    let bound = unsafe { &*data.cast::<Bound>() };
+    // SAFETY: `data` is the `T` attached by `bind`, alive while the function object is (its
+    // finalizer frees it), and the function is running, so it is alive now.
+    let bound = unsafe { &*data.cast::<T>() };
     Some(f(bound, argv))
 }
 
-fn boolean(env: sys::napi_env, v: bool) -> sys::napi_value {
+pub(crate) fn boolean(env: sys::napi_env, v: bool) -> sys::napi_value {
     let mut out = ptr::null_mut();
     // SAFETY: called from a napi callback with its env; the out-pointer is a local.
     unsafe { sys::napi_get_boolean(env, v, &mut out) };
@@ -149,7 +163,7 @@ fn boolean(env: sys::napi_env, v: bool) -> sys::napi_value {
 }
 
 /// Throws a JS error with our stable code; returns what a throwing callback returns.
-fn throw(env: sys::napi_env, code: Code, message: &str) -> sys::napi_value {
+pub(crate) fn throw(env: sys::napi_env, code: Code, message: &str) -> sys::napi_value {
     let _ = crate::throw::throw(&Env::from_raw(env), code, message);
     ptr::null_mut()
 }
@@ -160,7 +174,7 @@ unsafe extern "C" fn try_reject_cb(
 ) -> sys::napi_value {
     // SAFETY: napi's own callback arguments.
     let rejected = unsafe {
-        with_args::<0, _>(env, info, |bound, _| {
+        with_args::<Bound, 0, _>(env, info, |bound, _| {
             // A panic here would be a bug; the call then takes the full path, which reports it.
             catch_unwind(AssertUnwindSafe(|| {
                 breaker::try_reject(&bound.breaker, &bound.handle)
@@ -193,7 +207,7 @@ unsafe extern "C" fn fire_cb(env: sys::napi_env, info: sys::napi_callback_info) 
         }))
     };
     // SAFETY: napi's own callback arguments.
-    let result = unsafe { with_args::<1, _>(env, info, call) };
+    let result = unsafe { with_args::<Bound, 1, _>(env, info, call) };
     match result {
         None => throw(env, Code::Internal, "fire: napi_get_cb_info failed"),
         Some(Ok(Ok(v))) => v,

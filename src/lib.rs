@@ -11,6 +11,7 @@ mod convert;
 mod dispatch;
 mod events;
 mod fast;
+mod guarded;
 mod options;
 mod outbox;
 mod runtime;
@@ -24,6 +25,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub use abort::{abort_call, pending_aborts};
 pub use breaker::NativeBreaker;
+pub use guarded::NativeCircuit;
 
 use napi_derive::napi;
 

@@ -61,8 +61,10 @@ async function main(): Promise<void> {
   limited.shutdown();
   breaker.shutdown();
 
-  // @ts-expect-error timeout is a number
+  // Numeric options may be decimal strings (`process.env.X || 3000`).
   createBreaker({ timeout: '3000' });
+  // @ts-expect-error timeout is a number or its decimal string
+  createBreaker({ timeout: true });
   // @ts-expect-error unknown option
   createBreaker({ timout: 3000 });
   // @ts-expect-error body must be a string or bytes

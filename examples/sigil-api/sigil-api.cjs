@@ -21,7 +21,7 @@ const express = require('express');
 const pino = require('pino');
 const promClient = require('prom-client');
 // registerWith adds the breaker's metric families to a prom-client registry (read from the core at scrape time).
-const { createBreaker, registerWith } = require('dnastore-breaker');
+const { createBreaker, registerWith, CircuitBreaker } = require('dnastore-breaker');
 const { WriteStatus } = require('./write-status.cjs');
 
 const LIST_LIMIT = 50;
@@ -66,6 +66,26 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
     const left = breaker.state === 'open' ? openedAt + resetMs - Date.now() : 1000;
     return Math.max(1, Math.ceil(left / 1000));
   };
+
+  // The other style, in the same process: a multi-step DNAStore access (read a sigil, then
+  // derive its summary) written for opossum, wrapped unchanged but for the require above.
+  // Its circuit is native too: it has its own `name` label in /metrics and logs its
+  // transitions like the fetch breaker. A 404 is the caller's mistake, not an outage.
+  const dnastoreBase = dnastoreUrl ?? env.DNASTORE_URL;
+  const sigilSummary = async (id, tenant) => {
+    const r = await fetch(`${dnastoreBase}/api/sigils/${encodeURIComponent(id)}`, { headers: tenant ? { 'x-tenant-id': tenant } : {} });
+    if (!r.ok) throw Object.assign(new Error(`DNAStore answered ${r.status}`), { status: r.status });
+    const sigil = await r.json();
+    return { id: sigil.id, name: sigil.name, fields: Object.keys(sigil).length };
+  };
+  const summaries = new CircuitBreaker(sigilSummary, {
+    name: 'dnastore-summary',
+    timeout: env.DNASTORE_TIMEOUT_MS || 3000,
+    resetTimeout: env.DNASTORE_CIRCUIT_RESET_MS || DEFAULT_RESET_MS,
+    errorFilter: (err) => err.status === 404,
+    logger: log.child({ component: 'dnastore-breaker' }),
+  });
+  summaries.fallback(() => null);
 
   // One registry, one scrape: the process's default metrics and the breaker's.
   const register = new promClient.Registry();
@@ -123,6 +143,23 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
 
   app.get('/api/consciousness/sigils', read('/api/sigils', () => `/api/sigils?limit=${LIST_LIMIT}`));
   app.get('/api/consciousness/sigils/:id', read('/api/sigils/:id', (req) => `/api/sigils/${encodeURIComponent(req.params.id)}`));
+
+  // Through the wrapped function: null is its fallback (open circuit, failure, timeout).
+  app.get('/api/consciousness/sigils/:id/summary', async (req, res) => {
+    let summary;
+    try {
+      summary = await summaries.fire(req.params.id, req.get('x-tenant-id'));
+    } catch (err) {
+      if (err.status === 404) return res.status(404).json({ error: 'no such sigil' });
+      log.error({ code: err.code, err: err.message }, 'DNAStore summary failed');
+      return res.status(500).json({ error: 'internal error', code: err.code });
+    }
+    if (summary === null) {
+      const seconds = summaries.opened ? Math.max(1, Math.ceil(Number(summaries.options.resetTimeout) / 1000)) : 1;
+      return res.set('Retry-After', String(seconds)).status(503).json({ error: 'DNAStore unavailable', breaker: summaries.name });
+    }
+    return res.status(200).json(summary);
+  });
 
   app.post('/api/consciousness/sigils', async (req, res) => {
     if (!req.body || typeof req.body !== 'object' || Array.isArray(req.body)) {
@@ -211,8 +248,10 @@ function createApp({ dnastoreUrl, logger, breakerOptions = {}, env = process.env
   });
 
   app.locals.breaker = breaker;
+  app.locals.summaries = summaries;
   app.locals.close = () => {
     loopDelay.disable();
+    summaries.shutdown();
     breaker.shutdown();
   };
   return app;

@@ -183,6 +183,8 @@ pub struct Circuit {
     rejects: AtomicWindow,
     fallbacks: AtomicWindow,
     retries: AtomicWindow,
+    /// Until this clock time (ns) the rates cannot open the circuit (opossum's allowWarmUp).
+    hold_closed_until: AtomicU64,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -208,6 +210,7 @@ impl Circuit {
             rejects: AtomicWindow::new(w, b),
             fallbacks: AtomicWindow::new(w, b),
             retries: AtomicWindow::new(w, b),
+            hold_closed_until: AtomicU64::new(0),
             cfg,
         }
     }
@@ -331,7 +334,9 @@ impl Circuit {
                     g.consecutive_failures = 0;
                 }
                 let totals = g.window.totals(now);
-                let reason = if self.cfg.max_failures > 0
+                let reason = if nanos(now) < self.hold_closed_until.load(Ordering::Relaxed) {
+                    None
+                } else if self.cfg.max_failures > 0
                     && g.consecutive_failures >= self.cfg.max_failures
                 {
                     Some(TransitionReason::ConsecutiveFailures)
@@ -442,6 +447,69 @@ impl Circuit {
             window: self.cfg.rolling_count_timeout,
             bulkhead: None,
         }
+    }
+
+    /// Results before `until` (clock time) cannot open the circuit: a warm-up period in
+    /// which the window fills before its rate means anything (opossum's `allowWarmUp`).
+    pub fn hold_closed_until(&self, until: Duration) {
+        self.hold_closed_until
+            .store(nanos(until), Ordering::Relaxed);
+    }
+
+    /// Moves the circuit to `to` from whatever state it is in: an operator's `open()` or
+    /// `close()`, a failed health check, a restored state. Permits of the old state become
+    /// stale. A manual close clears the window, as a trial-success close does, so the old
+    /// failures cannot reopen it at the next call. Returns false if it was already in `to`.
+    pub fn force(&self, to: StateKind, now: Duration, emit: &mut dyn FnMut(&Transition)) -> bool {
+        let mut g = self.inner.lock();
+        if g.state.kind() == to {
+            return false;
+        }
+        let reason = TransitionReason::Manual;
+        match to {
+            StateKind::Open => self.open(&mut g, reason, now, emit),
+            StateKind::HalfOpen => {
+                let half = State::HalfOpen {
+                    admitted: 0,
+                    succeeded: 0,
+                };
+                self.transition(&mut g, half, reason, now, emit);
+            }
+            StateKind::Closed => {
+                self.transition(&mut g, State::Closed, reason, now, emit);
+                g.window.reset();
+            }
+        }
+        true
+    }
+
+    /// Makes an open circuit whose resetTimeout has elapsed half-open now, without
+    /// admitting a call (opossum's reset timer; [`Circuit::try_acquire`] makes the same
+    /// move lazily). Returns the time left while it is still open, `None` otherwise.
+    pub fn poll_half_open(
+        &self,
+        now: Duration,
+        emit: &mut dyn FnMut(&Transition),
+    ) -> Option<Duration> {
+        let mut g = self.inner.lock();
+        let State::Open { until } = g.state else {
+            return None;
+        };
+        if now < until {
+            return Some(until - now);
+        }
+        let half = State::HalfOpen {
+            admitted: 0,
+            succeeded: 0,
+        };
+        self.transition(
+            &mut g,
+            half,
+            TransitionReason::ResetTimeoutElapsed,
+            now,
+            emit,
+        );
+        None
     }
 
     /// Opens the circuit from any state (tests of stale permits).

@@ -6,6 +6,7 @@
 pub mod circuit;
 pub mod config;
 pub mod error;
+pub mod guarded;
 pub mod observer;
 pub mod rng;
 pub mod window;

@@ -48,6 +48,8 @@ pub enum TransitionReason {
     TrialFailed,
     /// Every half-open trial succeeded.
     TrialsSucceeded,
+    /// Set by hand (`open()`, `close()`), by a failed health check or a restored state.
+    Manual,
 }
 
 impl TransitionReason {
@@ -59,6 +61,7 @@ impl TransitionReason {
             TransitionReason::ResetTimeoutElapsed => "reset timeout elapsed",
             TransitionReason::TrialFailed => "trial failed",
             TransitionReason::TrialsSucceeded => "trial succeeded",
+            TransitionReason::Manual => "manual",
         }
     }
 }

@@ -414,6 +414,19 @@ impl Resolver<'_> {
                 {
                     Ok(*n as u64)
                 }
+                // `timeout: process.env.X || 3000` hands a string over: parsed as the
+                // environment's value would be, so both sources accept the same text.
+                RawValue::String(t) => match parse_uint(t) {
+                    Some(n) if n >= s.min && n <= s.max => Ok(n),
+                    _ => Err(err(
+                        s.option,
+                        format!(
+                            "invalid option `{}`: must be {range} (or its decimal string), got {:?}",
+                            s.option,
+                            truncate(t)
+                        ),
+                    )),
+                },
                 other => Err(err(
                     s.option,
                     format!(
@@ -427,12 +440,7 @@ impl Resolver<'_> {
         // An empty variable (`DNASTORE_TIMEOUT_MS=` in a .env file) means "unset".
         if let Some(raw) = (self.env)(s.env).filter(|v| !v.trim().is_empty()) {
             let t = raw.trim();
-            let parsed = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-                t.parse::<u64>().ok()
-            } else {
-                None
-            };
-            return match parsed {
+            return match parse_uint(t) {
                 Some(n) if n >= s.min && n <= s.max => Ok(n),
                 _ => Err(err(
                     s.env,
@@ -586,6 +594,17 @@ fn key_of(s: &StrSpec, src: &str) -> &'static str {
         .find(|e| src.ends_with(*e))
         .copied()
         .unwrap_or(s.option)
+}
+
+/// A non-negative decimal integer, surrounding blanks allowed (`" 3000 "`); nothing else
+/// (no sign, fraction, exponent or hex): the one reading of numeric text, env or option.
+fn parse_uint(raw: &str) -> Option<u64> {
+    let t = raw.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<u64>().ok()
+    } else {
+        None
+    }
 }
 
 fn truncate(s: &str) -> String {

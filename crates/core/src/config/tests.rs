@@ -74,7 +74,13 @@ fn options_reject_nan_strings_fractions_and_range() {
         RawValue::Number(f64::INFINITY),
         RawValue::Number(-5.0),
         RawValue::Number(2.5),
-        RawValue::String("3000".into()),
+        RawValue::String("abc".into()),
+        RawValue::String("3000.5".into()),
+        RawValue::String("-5".into()),
+        RawValue::String("1e3".into()),
+        RawValue::String("0x10".into()),
+        RawValue::String("".into()),
+        RawValue::String("600001".into()),
         RawValue::Bool(true),
         RawValue::Other("object"),
     ] {
@@ -82,6 +88,27 @@ fn options_reject_nan_strings_fractions_and_range() {
         let e = Config::resolve(&o, &|_| None).unwrap_err();
         assert_eq!(e.key, "timeout");
         assert!(e.message.contains("from 1 to 600000"), "{}", e.message);
+    }
+}
+
+#[test]
+fn numeric_strings_are_read_like_environment_values() {
+    // `timeout: process.env.DNASTORE_TIMEOUT_MS || 3000` passes a string.
+    let o = RawOptions::new()
+        .set("timeout", RawValue::String("3000".into()))
+        .set("resetTimeout", RawValue::String(" 250 ".into()))
+        .set("volumeThreshold", RawValue::String("0".into()));
+    let c = Config::resolve(&o, &|_| None).unwrap();
+    assert_eq!(c.timeout, Duration::from_millis(3000));
+    assert_eq!(c.reset_timeout, Duration::from_millis(250));
+    assert_eq!(c.volume_threshold, 0);
+    // Every integer option accepts its default as text, and names itself when it cannot.
+    for s in INT_SPECS {
+        let ok = RawOptions::new().set(s.option, RawValue::String(s.default.to_string()));
+        assert!(Config::resolve(&ok, &|_| None).is_ok(), "{}", s.option);
+        let over = RawOptions::new().set(s.option, RawValue::String((s.max + 1).to_string()));
+        let e = Config::resolve(&over, &|_| None).unwrap_err();
+        assert_eq!(e.key, s.option);
     }
 }
 

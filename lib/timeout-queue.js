@@ -1,0 +1,93 @@
+'use strict';
+
+const { performance } = require('node:perf_hooks');
+
+// Every call of one breaker gets the same timeout, so deadlines come due in the order the
+// calls started: a FIFO and ONE timer armed for the oldest running call replace a
+// setTimeout/clearTimeout pair per call (opossum's), the largest part of its per-call cost.
+// Settled calls stay in the queue until the head passes them or a compaction drops them,
+// which keeps it under about twice the calls running, however many go through.
+class TimeoutQueue {
+  #ms;
+  #onTimeout;
+  #queue = [];
+  #head = 0;
+  #live = 0;
+  #timer = null;
+  #closed = false;
+
+  constructor(ms, onTimeout) {
+    this.#ms = ms;
+    this.#onTimeout = onTimeout;
+  }
+
+  // `call.settled` is set by the owner when the call ends some other way.
+  add(call, now) {
+    if (this.#closed) return;
+    call.deadline = now + this.#ms;
+    this.#queue.push(call);
+    this.#live += 1;
+    if (this.#queue.length - this.#head > 2 * this.#live + 64) this.#compact();
+    if (this.#timer === null) this.#arm(this.#ms);
+  }
+
+  // A call left the queue's care (settled before its deadline).
+  done() {
+    this.#live -= 1;
+  }
+
+  #compact() {
+    this.#queue = this.#queue.slice(this.#head).filter((c) => !c.settled);
+    this.#head = 0;
+  }
+
+  #arm(ms) {
+    this.#timer = setTimeout(() => this.#fire(), Math.max(1, Math.ceil(ms)));
+  }
+
+  #fire() {
+    this.#timer = null;
+    const now = performance.now();
+    const q = this.#queue;
+    while (this.#head < q.length) {
+      const call = q[this.#head];
+      if (call.settled) {
+        q[this.#head++] = undefined;
+        continue;
+      }
+      // The loop's clock may run a little behind performance.now(): wait for the rest.
+      if (call.deadline > now) break;
+      q[this.#head++] = undefined;
+      this.#live -= 1;
+      // A listener that throws must not stop the other calls' timeouts nor the re-arm.
+      try {
+        this.#onTimeout(call);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+    if (this.#head === q.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else {
+      if (this.#head > 1024) this.#compact();
+      if (!this.#closed) this.#arm(this.#queue[this.#head].deadline - now);
+    }
+  }
+
+  // Calls not settled yet, oldest first; no timer runs after this.
+  close() {
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    const left = this.#queue.slice(this.#head).filter((c) => !c.settled);
+    this.#queue = [];
+    this.#head = 0;
+    this.#live = 0;
+    return left;
+  }
+}
+
+module.exports = { TimeoutQueue };
