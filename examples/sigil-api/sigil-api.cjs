@@ -26,7 +26,7 @@ const { WriteStatus } = require('./write-status.cjs');
 const LIST_LIMIT = 50;
 const DEFAULT_RESET_MS = 10000; // the library's resetTimeout default
 // Codes where the request provably never reached a working DNAStore, so the write did not happen.
-const NOT_SENT = new Set(['EOPENBREAKER', 'EORDERED', 'ECONNREFUSED', 'ENOTFOUND']);
+const NOT_SENT = new Set(['EOPENBREAKER', 'EORDERED', 'ECONNREFUSED', 'ENOTFOUND', 'ETLS']);
 
 function numberFrom(value, fallback) {
   const n = Number(value);

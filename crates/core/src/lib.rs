@@ -17,6 +17,7 @@ pub use observer::{
     CallKind, Event, EventKind, FallbackSource, Observer, StateKind, Transition, TransitionReason,
 };
 pub mod breaker;
+pub mod call_trace;
 pub mod http;
 pub mod lkg;
 pub mod metrics;
@@ -28,9 +29,11 @@ pub mod retry;
 pub mod route_metrics;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
 mod transport;
 
 pub use breaker::{Breaker, Call, Deps, Durable};
+pub use call_trace::{CallTrace, RetryNote};
 pub use outcome::{CallOutcome, Fallback, QueuedWrite, Rejection, Success};
 /// Cancellation of a call (an AbortSignal) or of a handle's calls (shutdown).
 pub use tokio_util::sync::CancellationToken;

@@ -62,6 +62,8 @@ pub(crate) struct Families {
     outbox_delivered: IntCounterVec,
     outbox_dead_lettered: IntCounterVec,
     outbox_delivery: HistogramVec,
+    tls_insecure: IntGaugeVec,
+    tls_reloads: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -253,6 +255,17 @@ pub(crate) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             r.register(Box::new(v.clone())).expect("metric registered once");
             v
         },
+        tls_insecure: int_gauge(
+            &r,
+            "dnastore_tls_insecure",
+            "1 when DNASTORE_TLS_INSECURE=true turned certificate verification off.",
+        ),
+        tls_reloads: counter(
+            &r,
+            "dnastore_tls_reloads_total",
+            "Rotations of the TLS files seen, by result (error: the new material did not load; the previous stays in use).",
+            &["name", "result"],
+        ),
         registry: r,
     }
 });
@@ -321,6 +334,9 @@ pub struct BreakerMetrics {
     pub lkg_too_large: IntCounter,
     pub lkg_redis_errors: IntCounter,
     coalesced: IntCounter,
+    pub tls_insecure: IntGauge,
+    tls_reloaded: IntCounter,
+    tls_reload_failed: IntCounter,
     routes: RouteMetrics,
     outbox: Option<OutboxMetrics>,
     series: Series,
@@ -426,6 +442,9 @@ impl BreakerMetrics {
             lkg_too_large: s.of(&f.lkg_rejected, &[n, LKG_REJECT_REASONS[1]]),
             lkg_redis_errors: s.of(&f.lkg_redis_errors, &[n]),
             coalesced: s.of(&f.coalesced, &[n]),
+            tls_insecure: s.of(&f.tls_insecure, &[n]),
+            tls_reloaded: s.of(&f.tls_reloads, &[n, "ok"]),
+            tls_reload_failed: s.of(&f.tls_reloads, &[n, "error"]),
             routes: RouteMetrics::new(n, max_routes),
             outbox: None,
             series: Series::default(),
@@ -501,6 +520,8 @@ impl Observer for BreakerMetrics {
             Event::RetryBudgetExhausted => self.budget_exhausted.inc(),
             Event::Completed(kind) => self.calls[*kind as usize].inc(),
             Event::Coalesced => self.coalesced.inc(),
+            Event::TlsReload { ok: true, .. } => self.tls_reloaded.inc(),
+            Event::TlsReload { ok: false, .. } => self.tls_reload_failed.inc(),
             // Redis errors are counted where they happen (lkg/redis.rs), the outbox's where
             // its writes change (outbox/), transitions are logged.
             Event::Fire
@@ -519,7 +540,7 @@ impl Observer for BreakerMetrics {
 pub fn families() -> Vec<(String, &'static str, String)> {
     use prometheus::core::Collector;
     let f = &*FAMILIES;
-    let all: [(&dyn Collector, &'static str); 25] = [
+    let all: [(&dyn Collector, &'static str); 27] = [
         (&f.state, "gauge"),
         (&f.trips, "counter"),
         (&f.requests, "counter"),
@@ -545,6 +566,8 @@ pub fn families() -> Vec<(String, &'static str, String)> {
         (&f.outbox_delivered, "counter"),
         (&f.outbox_dead_lettered, "counter"),
         (&f.outbox_delivery, "histogram"),
+        (&f.tls_insecure, "gauge"),
+        (&f.tls_reloads, "counter"),
     ];
     let mut out: Vec<_> = all
         .iter()

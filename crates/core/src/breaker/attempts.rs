@@ -95,6 +95,9 @@ impl Breaker {
         let mut attempt: u32 = 1;
         let mut prev_delay = None;
         loop {
+            if let Some(t) = &call.trace {
+                t.attempt();
+            }
             let budget = per_attempt.min(deadline_at.saturating_duration_since(Instant::now()));
             let started = self.now();
             let res =
@@ -186,6 +189,13 @@ impl Breaker {
                             delay,
                             reason: kind,
                         });
+                        if let Some(t) = &call.trace {
+                            t.retry(crate::RetryNote {
+                                attempt,
+                                delay,
+                                reason: kind,
+                            });
+                        }
                         prev_delay = Some(delay);
                         let next = if self.backoff(delay).await {
                             None

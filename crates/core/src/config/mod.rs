@@ -210,6 +210,9 @@ int_specs! {
         "Longest wait before a queued write whose delivery failed is tried again (jittered backoff from retryBaseMs).";
     outbox_claim_idle: "outboxClaimIdleMs", "DNASTORE_OUTBOX_CLAIM_IDLE_MS", 30_000, 100, 3_600_000, "ms",
         "Fleet outbox (outboxRedisUrl): a write a replica took and has not finished for this long (the replica died or hangs) is taken over by another (XAUTOCLAIM); live replicas renew theirs every third of it.";
+    // Upstream TLS (config/tls.rs).
+    tls_reload: "tlsReloadMs", "DNASTORE_TLS_RELOAD_MS", 60_000, 0, 86_400_000, "ms",
+        "How often caCert, clientCert and clientKey files are checked for a rotation (0: never); new connections use the new material, calls in flight keep theirs.";
 }
 
 /// Boolean settings.
@@ -280,6 +283,13 @@ pub const STR_SPECS: &[StrSpec] = &[
     outbox::OUTBOX,
     outbox::OUTBOX_DIR,
     outbox::OUTBOX_REDIS_URL,
+    tls::CA_CERT,
+    tls::CA_MODE,
+    tls::CLIENT_CERT,
+    tls::CLIENT_KEY,
+    tls::TLS_SERVER_NAME,
+    tls::TLS_MIN_VERSION,
+    tls::PROXY,
 ];
 
 /// Header-name list settings: a comma-separated string (or, from JS, an array of names).
@@ -359,6 +369,8 @@ pub struct Config {
     pub retry: RetryConfig,
     pub lkg: LkgConfig,
     pub outbox: OutboxConfig,
+    /// The upstream connection's TLS material and proxy.
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// Every accepted option name.
@@ -771,6 +783,7 @@ impl Config {
         };
 
         let outbox = r.outbox(&redis)?;
+        let tls = r.tls(base_url.as_ref())?;
         Ok(Config {
             name,
             base_url,
@@ -809,12 +822,15 @@ impl Config {
                 redis,
             },
             outbox,
+            tls,
         })
     }
 }
 
 mod outbox;
+mod tls;
 pub use outbox::{OutboxConfig, OutboxMode};
+pub use tls::{PROXY_ENV_VARS, TLS_INSECURE_ENV};
 
 #[cfg(test)]
 mod tests;
