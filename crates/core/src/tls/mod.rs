@@ -355,4 +355,8 @@ fn world_readable(_: &Path) -> bool {
 }
 
 #[cfg(test)]
+mod test_pki;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_handshake;

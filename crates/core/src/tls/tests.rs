@@ -2,58 +2,11 @@
 //! Jest suite's HTTPS upstreams are). Handshakes against real servers are in
 //! `__test__/tls.test.js`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::test_pki::{self_signed, set_mode, tmpdir};
 use crate::config::{Config, RawOptions, RawValue};
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dnastore-tls-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A self-signed P-256 certificate and its key, as PEM files `name.crt` / `name.key`.
-fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (crt, key) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args(["-subj", &format!("/CN={name}")])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .output()
-        .expect("the openssl CLI makes the test certificates");
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    set_mode(&key, 0o600);
-    (crt, key)
-}
-
-fn set_mode(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-}
 
 fn resolve(opts: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Config, crate::ConfigError> {
     let mut o = RawOptions::new();
