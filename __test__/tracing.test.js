@@ -171,6 +171,19 @@ describe('with the SDK registered', () => {
     }
   });
 
+  test('an open circuit answered from the last-known-good cache: short-circuited, source cache', async () => {
+    const b = breaker({ maxAttempts: 1, maxFailures: 1, lkgMaxEntries: 100 });
+    await expect(b.fire('/lkg')).resolves.toEqual({ ok: true });
+    up.set((req, res) => json(res, 503, {}));
+    await expect(b.fire('/lkg')).resolves.toMatchObject({ fallback: true, source: 'cache', code: 'EUPSTREAM' });
+    expect(b.state).toBe('open');
+    exporter.reset();
+    await expect(b.fire('/lkg', { route: '/lkg' })).resolves.toMatchObject({ fallback: true, source: 'cache', code: 'EOPENBREAKER', data: { ok: true } });
+    expect(up.hits).toHaveLength(2);
+    const [s] = spans();
+    expect(s.attributes).toMatchObject({ 'dnastore.short_circuited': true, 'dnastore.attempts': 0, 'dnastore.fallback.source': 'cache', 'error.type': 'EOPENBREAKER', 'dnastore.breaker.state': 'open' });
+  });
+
   test('traceparent does not split coalescing: two traces, one request, the follower has 0 attempts', async () => {
     let release;
     const gate = new Promise((r) => {

@@ -145,6 +145,11 @@ function recordNative(span, r) {
       });
     }
   }
+  if (r.code === 'EOPENBREAKER' && !(r.attempts > 0)) {
+    // Short-circuited with a cached answer (nothing sent).
+    span.setAttribute('dnastore.short_circuited', true);
+    span.setAttribute('dnastore.attempts', 0);
+  }
   if (r.code !== undefined) fail(span, r.status !== undefined && r.status >= 400 ? String(r.status) : r.code);
 }
 
