@@ -162,8 +162,7 @@ impl TlsConfig {
             None => Vec::new(),
             Some(src) => {
                 let pem = src.read().map_err(|m| fail(Which::Ca, m))?;
-                let n = CertificateDer::pem_slice_iter(&pem).try_fold(0, |n, c| c.map(|_| n + 1));
-                if !matches!(n, Ok(n) if n > 0) {
+                if !matches!(pem_certificates(&pem), Some(n) if n > 0) {
                     return Err(fail(
                         Which::Ca,
                         format!(
@@ -331,6 +330,15 @@ impl TlsConfig {
         b.build()
             .map_err(|_| "could not build the HTTP client with this TLS material".to_string())
     }
+}
+
+/// The certificates a PEM bundle holds; `None` when a block does not parse. Shared with
+/// the Redis CA file (`redis::read_ca_file`).
+pub fn pem_certificates(pem: &[u8]) -> Option<usize> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .try_fold(0, |n, c| c.map(|_| n + 1))
+        .ok()
 }
 
 /// The IP of an https base URL, when it is one (what `tlsServerName` renames).
