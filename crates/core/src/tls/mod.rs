@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(test)]
+use reload::stamp;
 pub use reload::{spawn_reload, ClientSlot, ReloadReport};
 
 /// A PEM input: a file (re-read when it changes) or text given inline (fixed).

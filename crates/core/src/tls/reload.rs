@@ -47,9 +47,9 @@ pub enum ReloadReport {
     Failed(String),
 }
 
-type Stamp = Vec<Option<(u64, u64, u64, std::time::SystemTime)>>;
+pub(super) type Stamp = Vec<Option<(u64, u64, u64, std::time::SystemTime)>>;
 
-fn stamp(files: &[&Path]) -> Stamp {
+pub(super) fn stamp(files: &[&Path]) -> Stamp {
     files
         .iter()
         .map(|p| {

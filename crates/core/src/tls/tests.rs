@@ -327,3 +327,33 @@ async fn rotation_swaps_the_client_and_a_broken_file_keeps_the_old_one() {
     stop.cancel();
     drop(http);
 }
+
+#[test]
+fn a_kubelet_style_symlink_swap_is_seen_even_with_identical_files() {
+    // Secret volumes: tls.crt -> ..data/tls.crt, ..data -> ..<timestamp>/; an update swaps
+    // ..data atomically. Same size, same content, same mtime: only the inode tells.
+    let d = tmpdir("symlink");
+    let (one, two) = (d.join("..2026_01"), d.join("..2026_02"));
+    std::fs::create_dir_all(&one).unwrap();
+    std::fs::create_dir_all(&two).unwrap();
+    std::fs::write(one.join("tls.crt"), "same bytes").unwrap();
+    std::fs::write(two.join("tls.crt"), "same bytes").unwrap();
+    let mtime = std::fs::metadata(one.join("tls.crt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(two.join("tls.crt"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    std::os::unix::fs::symlink("..2026_01", d.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/tls.crt", d.join("tls.crt")).unwrap();
+    let live = d.join("tls.crt");
+    let before = super::stamp(&[live.as_path()]);
+    assert!(before[0].is_some());
+    std::os::unix::fs::symlink("..2026_02", d.join("..data_tmp")).unwrap();
+    std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+    assert_ne!(super::stamp(&[live.as_path()]), before);
+}
