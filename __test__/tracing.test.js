@@ -75,6 +75,11 @@ describe('without a tracer provider', () => {
   });
 });
 
+test.each(['tracer', 'propagator'])('a %s that throws leaves calls untraced, never failed', (mode) => {
+  const out = JSON.parse(execFileSync(process.execPath, [path.join(__dirname, 'fixtures', 'otel-throws.js'), mode], { encoding: 'utf8', timeout: 20000 }));
+  expect(out).toEqual({ out: [{ ok: true }, { ok: true }], seen: [null, null] });
+});
+
 describe('with the SDK registered', () => {
   beforeAll(() => register());
 

@@ -32,27 +32,25 @@ const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'P
 // The API's no-op provider: what a proxy provider delegates to until one is registered.
 const NOOP = api === null ? null : new api.ProxyTracerProvider().getDelegate();
 // The global provider, a proxy whose delegate is set when a provider is registered. Kept
-// between calls (looking it up costs ~4x the delegate check); looked up again every
-// REFRESH untraced calls, in case another copy of the API registered its own, or the
-// provider was disabled and registered anew.
+// between calls (looking it up costs ~4x the delegate check) and looked up again every
+// REFRESH calls, in case another copy of the API registered its own, or the provider was
+// disabled (and perhaps registered anew).
 const REFRESH = 256;
 let provider = api === null ? null : api.trace.getTracerProvider();
-let untraced = 0;
+let calls = 0;
 let tracerOf = null;
 let tracer = null;
 
 /** The tracer of the registered provider; null when none is (the common, untraced case). */
 function activeTracer() {
   if (api === null) return null;
-  let delegate = typeof provider.getDelegate === 'function' ? provider.getDelegate() : provider;
-  if (delegate === NOOP) {
-    untraced += 1;
-    if (untraced < REFRESH) return null;
-    untraced = 0;
+  calls += 1;
+  if (calls >= REFRESH) {
+    calls = 0;
     provider = api.trace.getTracerProvider();
-    delegate = typeof provider.getDelegate === 'function' ? provider.getDelegate() : provider;
-    if (delegate === NOOP) return null;
   }
+  const delegate = typeof provider.getDelegate === 'function' ? provider.getDelegate() : provider;
+  if (delegate === NOOP) return null;
   if (tracerOf !== delegate) {
     tracer = delegate.getTracer(NAME, version);
     tracerOf = delegate;
@@ -85,8 +83,16 @@ function headerNames(flat) {
  * `redact(href)` is the core's URL redaction; `breaker` gives its name and state.
  */
 function startSpan(breaker, args, redact) {
-  const t = activeTracer();
-  if (t === null) return null;
+  try {
+    const t = activeTracer();
+    return t === null ? null : open(t, breaker, args, redact);
+  } catch {
+    // A tracer or propagator that throws must not break the call: it goes untraced.
+    return null;
+  }
+}
+
+function open(t, breaker, args, redact) {
   const breakerName = breaker.name;
   const state = breaker.state;
   const method = (args.method ?? 'GET').toUpperCase();
@@ -106,9 +112,15 @@ function startSpan(breaker, args, redact) {
   const name = args.route === undefined ? method : `${method} ${args.route}`;
   const span = t.startSpan(name, { kind: api.SpanKind.CLIENT, attributes: attrs }, parent);
   const carrier = {};
-  api.propagation.inject(api.trace.setSpan(parent, span), carrier);
-  if (carrier.traceparent === undefined) w3c(span, carrier);
-  const flat = args.headers ?? [];
+  try {
+    api.propagation.inject(api.trace.setSpan(parent, span), carrier);
+    if (carrier.traceparent === undefined) w3c(span, carrier);
+  } catch (err) {
+    span.end();
+    throw err;
+  }
+  // A copy: the caller's request is only changed once everything above succeeded.
+  const flat = args.headers === undefined ? [] : args.headers.slice();
   const given = headerNames(flat);
   for (const k of Object.keys(carrier)) {
     // A header the caller set explicitly wins.
@@ -117,6 +129,14 @@ function startSpan(breaker, args, redact) {
   args.headers = flat;
   args.trace = true;
   return span;
+}
+
+function quietly(fn) {
+  try {
+    fn();
+  } catch {
+    // Telemetry never fails a call.
+  }
 }
 
 // No propagator registered (a provider set without the SDK's defaults): the W3C headers
@@ -132,6 +152,10 @@ function w3c(span, carrier) {
 
 /** Records a native outcome (before the facade builds the public result). */
 function recordNative(span, r) {
+  quietly(() => recordOutcome(span, r));
+}
+
+function recordOutcome(span, r) {
   if (r === null || typeof r !== 'object') return;
   if (r.status !== undefined) span.setAttribute('http.response.status_code', r.status);
   if (r.attempts !== undefined) span.setAttribute('dnastore.attempts', r.attempts);
@@ -155,9 +179,11 @@ function recordNative(span, r) {
 
 /** The circuit was open and the call never crossed into native code. */
 function recordShortCircuit(span) {
-  span.setAttribute('dnastore.short_circuited', true);
-  span.setAttribute('dnastore.attempts', 0);
-  fail(span, 'EOPENBREAKER');
+  quietly(() => {
+    span.setAttribute('dnastore.short_circuited', true);
+    span.setAttribute('dnastore.attempts', 0);
+    fail(span, 'EOPENBREAKER');
+  });
 }
 
 function fail(span, type) {
@@ -169,20 +195,24 @@ function fail(span, type) {
 function endWith(span, promise, stateOf) {
   return promise.then(
     (value) => {
-      if (value !== null && typeof value === 'object' && value.fallback === true) {
-        span.setAttribute('dnastore.fallback.source', value.source);
-        if (value.code !== undefined) fail(span, value.code);
-      }
-      span.setAttribute('dnastore.breaker.state', stateOf());
-      span.end();
+      quietly(() => {
+        if (value !== null && typeof value === 'object' && value.fallback === true) {
+          span.setAttribute('dnastore.fallback.source', value.source);
+          if (value.code !== undefined) fail(span, value.code);
+        }
+        span.setAttribute('dnastore.breaker.state', stateOf());
+        span.end();
+      });
       return value;
     },
     (err) => {
-      const status = err?.status;
-      if (status !== undefined) span.setAttribute('http.response.status_code', status);
-      fail(span, status !== undefined && status >= 400 ? String(status) : String(err?.code ?? 'EINTERNAL'));
-      span.setAttribute('dnastore.breaker.state', stateOf());
-      span.end();
+      quietly(() => {
+        const status = err?.status;
+        if (status !== undefined) span.setAttribute('http.response.status_code', status);
+        fail(span, status !== undefined && status >= 400 ? String(status) : String(err?.code ?? 'EINTERNAL'));
+        span.setAttribute('dnastore.breaker.state', stateOf());
+        span.end();
+      });
       throw err;
     },
   );
