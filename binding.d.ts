@@ -295,6 +295,8 @@ export interface NativeRetry {
   reason: string
   /** Its error code. */
   code: string
+  /** When it was decided, ms from the start of the call's first attempt. */
+  atMs: number
 }
 
 /** Every option name `createBreaker()` accepts (the core's table). */

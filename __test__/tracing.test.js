@@ -137,7 +137,13 @@ describe('with the SDK registered', () => {
       expect(e.attributes['dnastore.retry.delay_ms']).toBeGreaterThanOrEqual(1);
       expect(e.attributes['dnastore.retry.delay_ms']).toBeLessThanOrEqual(5);
     }
-    // Every attempt carried the same trace.
+    // Dated when each retry was decided: within the span, in order, not at its end.
+    const ms = (t) => t[0] * 1e3 + t[1] / 1e6;
+    const [e1, e2] = s.events.map((e) => ms(e.time));
+    expect(e1).toBeGreaterThanOrEqual(ms(s.startTime) - 5);
+    expect(e2).toBeGreaterThan(e1);
+    expect(e2).toBeLessThanOrEqual(ms(s.endTime) + 5);
+        // Every attempt carried the same trace.
     expect(new Set(up.hits.map((h) => h.headers.traceparent)).size).toBe(1);
   });
 

@@ -23,6 +23,7 @@ try {
   // Not installed: tracing stays off, nothing else changes.
 }
 
+const { performance } = require('node:perf_hooks');
 const { version } = require('../package.json');
 
 const NAME = 'dnastore-breaker';
@@ -40,6 +41,8 @@ let provider = api === null ? null : api.trace.getTracerProvider();
 let calls = 0;
 let tracerOf = null;
 let tracer = null;
+// Span -> when its call started (ms since the epoch), to date its retry events.
+const started = new WeakMap();
 
 /** The tracer of the registered provider; null when none is (the common, untraced case). */
 function activeTracer() {
@@ -128,6 +131,7 @@ function open(t, breaker, args, redact) {
   }
   args.headers = flat;
   args.trace = true;
+  started.set(span, performance.timeOrigin + performance.now());
   return span;
 }
 
@@ -160,13 +164,16 @@ function recordOutcome(span, r) {
   if (r.status !== undefined) span.setAttribute('http.response.status_code', r.status);
   if (r.attempts !== undefined) span.setAttribute('dnastore.attempts', r.attempts);
   if (r.retries) {
+    const t0 = started.get(span);
     for (const x of r.retries) {
-      span.addEvent('retry', {
+      const attrs = {
         'dnastore.retry.attempt': x.attempt,
         'dnastore.retry.delay_ms': x.delayMs,
         'dnastore.retry.reason': x.reason,
         'error.type': x.code,
-      });
+      };
+      // Dated when the retry was decided (the core's offset from the call's first attempt).
+      span.addEvent('retry', attrs, t0 === undefined ? undefined : t0 + x.atMs);
     }
   }
   if (r.code === 'EOPENBREAKER' && !(r.attempts > 0)) {

@@ -113,6 +113,8 @@ pub struct NativeRetry {
     pub reason: String,
     /// Its error code.
     pub code: String,
+    /// When it was decided, ms from the start of the call's first attempt.
+    pub at_ms: f64,
 }
 
 /// A successful JSON body, handed to JS as a string for `JSON.parse` (V8's parser is
@@ -181,6 +183,7 @@ pub fn outcome_traced(o: CallOutcome, full: bool, trace: Option<&CallTrace>) -> 
                 delay_ms: r.delay.as_millis() as f64,
                 reason: r.reason.label().to_string(),
                 code: r.reason.code().as_str().to_string(),
+                at_ms: r.at.as_secs_f64() * 1000.0,
             })
             .collect(),
     );

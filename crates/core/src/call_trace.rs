@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use crate::error::FailureKind;
 
@@ -15,26 +16,47 @@ pub struct RetryNote {
     pub attempt: u32,
     pub delay: Duration,
     pub reason: FailureKind,
+    /// When the retry was decided, from the start of the call's first attempt (so a span
+    /// event can carry its real time).
+    pub at: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Record {
+    attempts: u32,
+    retries: Vec<RetryNote>,
+    first: Option<Instant>,
 }
 
 /// A call's record, filled in by the attempt loop.
 #[derive(Debug, Default)]
 pub struct CallTrace {
-    inner: Mutex<(u32, Vec<RetryNote>)>,
+    inner: Mutex<Record>,
 }
 
 impl CallTrace {
     pub(crate) fn attempt(&self) {
-        self.inner.lock().0 += 1;
+        let mut r = self.inner.lock();
+        r.attempts += 1;
+        r.first.get_or_insert_with(Instant::now);
     }
 
-    pub(crate) fn retry(&self, note: RetryNote) {
-        self.inner.lock().1.push(note);
+    /// Notes a retry (its `at` is filled in here).
+    pub(crate) fn retry(&self, attempt: u32, delay: Duration, reason: FailureKind) {
+        let mut r = self.inner.lock();
+        let at = r.first.map(|f| f.elapsed()).unwrap_or_default();
+        r.retries.push(RetryNote {
+            attempt,
+            delay,
+            reason,
+            at,
+        });
     }
 
     /// Attempts this call sent (0: it was answered without one of its own: short-circuited,
     /// from the cache, or by an identical call in flight) and its retries.
     pub fn take(&self) -> (u32, Vec<RetryNote>) {
-        std::mem::take(&mut *self.inner.lock())
+        let r = std::mem::take(&mut *self.inner.lock());
+        (r.attempts, r.retries)
     }
 }

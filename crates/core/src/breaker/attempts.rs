@@ -190,11 +190,7 @@ impl Breaker {
                             reason: kind,
                         });
                         if let Some(t) = &call.trace {
-                            t.retry(crate::RetryNote {
-                                attempt,
-                                delay,
-                                reason: kind,
-                            });
+                            t.retry(attempt, delay, kind);
                         }
                         prev_delay = Some(delay);
                         let next = if self.backoff(delay).await {

@@ -201,7 +201,7 @@ impl TlsConfig {
                     ));
                 }
                 let key = k.read().map_err(|m| fail(Which::Key, m))?;
-                PrivateKeyDer::from_pem_slice(&key).map_err(|_| {
+                let parsed = PrivateKeyDer::from_pem_slice(&key).map_err(|_| {
                     fail(
                         Which::Key,
                         format!(
@@ -221,16 +221,13 @@ impl TlsConfig {
                         format!("{} is not a usable key for {}", k.describe(), c.describe()),
                     )
                 })?;
-                let signing = rustls::crypto::ring::sign::any_supported_type(
-                    &PrivateKeyDer::from_pem_slice(&key)
-                        .map_err(|_| fail(Which::Key, "unreadable key".into()))?,
-                )
-                .map_err(|_| {
-                    fail(
-                        Which::Key,
-                        format!("{} holds a key type rustls cannot sign with", k.describe()),
-                    )
-                })?;
+                let signing =
+                    rustls::crypto::ring::sign::any_supported_type(&parsed).map_err(|_| {
+                        fail(
+                            Which::Key,
+                            format!("{} holds a key type rustls cannot sign with", k.describe()),
+                        )
+                    })?;
                 let ck = rustls::sign::CertifiedKey::new(certs, signing);
                 if ck.keys_match().is_err() {
                     return Err(fail(
