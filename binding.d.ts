@@ -283,6 +283,8 @@ export interface NativeOutcome {
   attempts?: number
   /** Traced calls: the retries, in order. */
   retries?: Array<NativeRetry>
+  /** Traced calls: the status of the last attempt that got an answer (a fallback after a 503). */
+  lastStatus?: number
 }
 
 /** One retry of a traced call. */

@@ -152,8 +152,17 @@ describe('with the SDK registered', () => {
     const b = breaker({ maxAttempts: 1, fallback: () => ({ stale: true }) });
     await expect(b.fire('/f', { route: '/f' })).resolves.toMatchObject({ fallback: true, source: 'function', data: { stale: true } });
     const [s] = spans();
-    expect(s.attributes).toMatchObject({ 'error.type': 'EUPSTREAM', 'dnastore.fallback.source': 'function', 'dnastore.attempts': 1 });
+    expect(s.attributes).toMatchObject({ 'http.response.status_code': 503, 'error.type': '503', 'dnastore.fallback.source': 'function', 'dnastore.attempts': 1 });
     expect(s.status.code).toBe(api.SpanStatusCode.ERROR);
+  });
+
+  test('a timeout: no status, the code is the error type', async () => {
+    up.set(() => {});
+    const b = breaker({ maxAttempts: 1, timeout: 50 });
+    await expect(b.fire('/slow')).resolves.toMatchObject({ fallback: true, code: 'ETIMEDOUT' });
+    const [s] = spans();
+    expect(s.attributes).toMatchObject({ 'error.type': 'ETIMEDOUT', 'dnastore.attempts': 1 });
+    expect(s.attributes['http.response.status_code']).toBeUndefined();
   });
 
   test('an HTTP error: the status code is the error type', async () => {

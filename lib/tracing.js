@@ -161,7 +161,9 @@ function recordNative(span, r) {
 
 function recordOutcome(span, r) {
   if (r === null || typeof r !== 'object') return;
-  if (r.status !== undefined) span.setAttribute('http.response.status_code', r.status);
+  // A fallback has no status of its own: the last answer's (a 503, say) is the span's.
+  const status = r.status ?? r.lastStatus;
+  if (status !== undefined) span.setAttribute('http.response.status_code', status);
   if (r.attempts !== undefined) span.setAttribute('dnastore.attempts', r.attempts);
   if (r.retries) {
     const t0 = started.get(span);
@@ -181,7 +183,7 @@ function recordOutcome(span, r) {
     span.setAttribute('dnastore.short_circuited', true);
     span.setAttribute('dnastore.attempts', 0);
   }
-  if (r.code !== undefined) fail(span, r.status !== undefined && r.status >= 400 ? String(r.status) : r.code);
+  if (r.code !== undefined) fail(span, status !== undefined && status >= 400 ? String(status) : r.code);
 }
 
 /** The circuit was open and the call never crossed into native code. */
@@ -203,10 +205,8 @@ function endWith(span, promise, stateOf) {
   return promise.then(
     (value) => {
       quietly(() => {
-        if (value !== null && typeof value === 'object' && value.fallback === true) {
-          span.setAttribute('dnastore.fallback.source', value.source);
-          if (value.code !== undefined) fail(span, value.code);
-        }
+        // error.type was set from the native outcome (a status, or the code).
+        if (value !== null && typeof value === 'object' && value.fallback === true) span.setAttribute('dnastore.fallback.source', value.source);
         span.setAttribute('dnastore.breaker.state', stateOf());
         span.end();
       });

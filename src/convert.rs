@@ -100,6 +100,8 @@ pub struct NativeOutcome {
     pub attempts: Option<u32>,
     /// Traced calls: the retries, in order.
     pub retries: Option<Vec<NativeRetry>>,
+    /// Traced calls: the status of the last attempt that got an answer (a fallback after a 503).
+    pub last_status: Option<u32>,
 }
 
 /// One retry of a traced call.
@@ -154,6 +156,7 @@ impl NativeOutcome {
             idempotency_key: None,
             attempts: None,
             retries: None,
+            last_status: None,
         }
     }
 }
@@ -173,10 +176,11 @@ pub fn outcome_traced(o: CallOutcome, full: bool, trace: Option<&CallTrace>) -> 
             ..NativeOutcome::of(OutcomeKind::Response, None)
         },
     };
-    let (attempts, retries) = t.take();
-    n.attempts = Some(attempts);
+    let t = t.take();
+    n.attempts = Some(t.attempts);
+    n.last_status = t.last_status.map(u32::from);
     n.retries = Some(
-        retries
+        t.retries
             .into_iter()
             .map(|r| NativeRetry {
                 attempt: r.attempt,

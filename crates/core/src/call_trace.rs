@@ -26,6 +26,18 @@ struct Record {
     attempts: u32,
     retries: Vec<RetryNote>,
     first: Option<Instant>,
+    status: Option<u16>,
+}
+
+/// What a traced call did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TraceSummary {
+    /// Attempts this call sent (0: answered without one of its own: short-circuited, from
+    /// the cache, or by an identical call in flight).
+    pub attempts: u32,
+    pub retries: Vec<RetryNote>,
+    /// The status of the last attempt that got an answer (a 503 that ended in a fallback).
+    pub last_status: Option<u16>,
 }
 
 /// A call's record, filled in by the attempt loop.
@@ -53,10 +65,17 @@ impl CallTrace {
         });
     }
 
-    /// Attempts this call sent (0: it was answered without one of its own: short-circuited,
-    /// from the cache, or by an identical call in flight) and its retries.
-    pub fn take(&self) -> (u32, Vec<RetryNote>) {
+    /// An attempt got an answer with this status.
+    pub(crate) fn status(&self, status: u16) {
+        self.inner.lock().status = Some(status);
+    }
+
+    pub fn take(&self) -> TraceSummary {
         let r = std::mem::take(&mut *self.inner.lock());
-        (r.attempts, r.retries)
+        TraceSummary {
+            attempts: r.attempts,
+            retries: r.retries,
+            last_status: r.status,
+        }
     }
 }

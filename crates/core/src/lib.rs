@@ -33,7 +33,7 @@ pub mod tls;
 mod transport;
 
 pub use breaker::{Breaker, Call, Deps, Durable};
-pub use call_trace::{CallTrace, RetryNote};
+pub use call_trace::{CallTrace, RetryNote, TraceSummary};
 pub use outcome::{CallOutcome, Fallback, QueuedWrite, Rejection, Success};
 /// Cancellation of a call (an AbortSignal) or of a handle's calls (shutdown).
 pub use tokio_util::sync::CancellationToken;

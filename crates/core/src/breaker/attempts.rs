@@ -167,6 +167,9 @@ impl Breaker {
                 },
             };
             let kind = failure.kind;
+            if let (Some(t), Some(status)) = (&call.trace, failure.status) {
+                t.status(status);
+            }
             self.emit(&Event::Failure {
                 kind,
                 latency,

@@ -600,8 +600,14 @@ async fn a_traced_call_records_its_own_attempts_and_retries() {
     };
     let o = b.clone().execute(b.admit().unwrap(), call).await;
     assert_eq!(code_of(&o), "ok");
-    let (attempts, retries) = trace.take();
+    let t = trace.take();
+    let (attempts, retries) = (t.attempts, t.retries);
     assert_eq!(attempts, 3);
+    assert_eq!(
+        t.last_status,
+        Some(503),
+        "the last answered failure (the reset had none)"
+    );
     let seen: Vec<(u32, FailureKind)> = retries.iter().map(|r| (r.attempt, r.reason)).collect();
     assert_eq!(
         seen,
