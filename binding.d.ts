@@ -33,7 +33,7 @@ export declare class NativeBreaker {
    * Answers synchronously while the circuit is open: `null` (the facade builds the
    * fallback) or a cached last-known-good outcome; otherwise a Promise.
    */
-  fire(url: string, method?: string | undefined | null, headers?: Array<string> | undefined | null, body?: string | Uint8Array | undefined | null, timeout?: number | undefined | null, deadline?: number | undefined | null, fullResponse?: boolean | undefined | null, abortId?: number | undefined | null, route?: string | undefined | null, durable?: boolean | undefined | null, orderingKey?: string | undefined | null): null | NativeOutcome | Promise<string | NativeOutcome>
+  fire(url: string, method?: string | undefined | null, headers?: Array<string> | undefined | null, body?: string | Uint8Array | undefined | null, timeout?: number | undefined | null, deadline?: number | undefined | null, fullResponse?: boolean | undefined | null, abortId?: number | undefined | null, route?: string | undefined | null, durable?: boolean | undefined | null, orderingKey?: string | undefined | null, trace?: boolean | undefined | null): null | NativeOutcome | Promise<string | NativeOutcome>
   /**
    * `{ tryReject, fire }` for this handle without napi-rs's per-call method glue (see
    * `fast`): `fire` takes only a URL.
@@ -147,7 +147,10 @@ export interface BreakerEvent {
   attempt?: number
   delayMs?: number
   kind?: string
-  /** `redis` events: whether the shared LKG Redis is reachable (`reason` says why not). */
+  /**
+   * `redis` events: whether the shared LKG Redis is reachable (`reason` says why not);
+   * `tls` events: whether rotated TLS files loaded (`reason` says why not).
+   */
   up?: boolean
   /** `queued`, `delivered`, `deadLetter`: the outbox entry's id. */
   id?: string
@@ -272,6 +275,22 @@ export interface BreakerOptions {
   concurrencyLimit?: string
   /** Lower bound of the adaptive limit. Default 2 (DNASTORE_MIN_CONCURRENCY). */
   minConcurrency?: number | string
+  /** CA certificate(s) verifying DNAStore: a PEM file path (re-read on rotation) or PEM text (DNASTORE_CA_CERT). */
+  caCert?: string
+  /** 'add': caCert is trusted besides the platform roots; 'only': it replaces them. Default 'add' (DNASTORE_CA_MODE). */
+  caMode?: string
+  /** mTLS client certificate chain: a PEM file path (re-read on rotation) or PEM text; needs clientKey (DNASTORE_CLIENT_CERT). */
+  clientCert?: string
+  /** mTLS private key: a PEM file path (re-read on rotation; not world-readable) or PEM text; needs clientCert (DNASTORE_CLIENT_KEY). */
+  clientKey?: string
+  /** With an IP-address baseUrl: the name DNAStore's certificate is verified against, also sent as SNI and Host (DNASTORE_TLS_SERVER_NAME). */
+  tlsServerName?: string
+  /** Lowest TLS version: '1.2' | '1.3'. Default '1.2' (DNASTORE_TLS_MIN_VERSION). */
+  tlsMinVersion?: string
+  /** ms between checks of the TLS files for a rotation; 0 never. Default 60000 (DNASTORE_TLS_RELOAD_MS). */
+  tlsReloadMs?: number | string
+  /** 'off' | 'env' (HTTPS_PROXY / HTTP_PROXY / NO_PROXY) | an http:// proxy URL, a secret. Default 'off' (DNASTORE_PROXY). */
+  proxy?: string
 }
 
 /** `stats()`: counts over the rolling window. */
@@ -405,6 +424,26 @@ export interface NativeOutcome {
   id?: string
   /** Queued: the Idempotency-Key every delivery attempt sends. */
   idempotencyKey?: string
+  /** Traced calls: attempts this call sent (0: answered without one of its own). */
+  attempts?: number
+  /** Traced calls: the retries, in order. */
+  retries?: Array<NativeRetry>
+  /** Traced calls: the status of the last attempt that got an answer (a fallback after a 503). */
+  lastStatus?: number
+}
+
+/** One retry of a traced call. */
+export interface NativeRetry {
+  /** The attempt that failed (1-based). */
+  attempt: number
+  /** The wait before the next attempt, ms. */
+  delayMs: number
+  /** Why it failed: a `dnastore_retries_total` reason label. */
+  reason: string
+  /** Its error code. */
+  code: string
+  /** When it was decided, ms from the start of the call's first attempt. */
+  atMs: number
 }
 
 /** Every option name `createBreaker()` accepts (the core's table). */

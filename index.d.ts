@@ -12,7 +12,7 @@ export interface Logger {
 }
 
 export type FallbackCode =
-  | 'EOPENBREAKER' | 'ETIMEDOUT' | 'ECONNREFUSED' | 'ECONNRESET' | 'ENOTFOUND' | 'ECONNECTION'
+  | 'EOPENBREAKER' | 'ETIMEDOUT' | 'ECONNREFUSED' | 'ECONNRESET' | 'ENOTFOUND' | 'ECONNECTION' | 'ETLS'
   | 'EUPSTREAM' | 'ERATELIMITED' | 'EBADBODY' | 'ETOOLARGE' | 'EORDERED' | 'ECONCURRENCY';
 
 export type RejectionCode = 'EHTTP' | 'EABORTED' | 'EINVALID' | 'ESHUTDOWN' | 'EINTERNAL';
@@ -106,7 +106,7 @@ export interface BreakerError extends Error {
 export type BreakerEventName =
   | 'open' | 'halfOpen' | 'close' | 'fire' | 'success' | 'failure' | 'timeout' | 'clientError' | 'reject'
   | 'fallback' | 'retry' | 'retryBudgetExhausted' | 'abort' | 'coalesced' | 'redis' | 'shutdown'
-  | 'queued' | 'delivered' | 'deadLetter' | 'outbox';
+  | 'queued' | 'delivered' | 'deadLetter' | 'outbox' | 'tls';
 
 export declare class Breaker extends EventEmitter {
   readonly name: string;

@@ -12,8 +12,10 @@ const { Outbox } = require('./lib/outbox');
 const { CircuitBreaker } = require('./lib/circuit-breaker');
 const { flattenHeaders, checkBody, checkOptional, checkUrl, invalid } = require('./lib/request');
 const { FALLBACK_ERROR, codedError, fromNative, fromCaller, settle } = require('./lib/outcome');
+const tracing = require('./lib/tracing');
 
-const EXTRA_ENV = ['SPIRAL_EVENT_SECRET'];
+// The signing secret's other name, and the proxy variables `proxy: 'env'` reads.
+const EXTRA_ENV = ['SPIRAL_EVENT_SECRET', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'];
 // Calls with an AbortSignal are numbered; the binding keeps their tokens under that number.
 let abortSeq = 0;
 
@@ -39,6 +41,8 @@ class Breaker extends EventEmitter {
   // outbox 'all': any call naming a method may be a durable write, which must reach the
   // native side even while the circuit is open (it is queued there, not short-circuited).
   #allWrites;
+  // The core's URL redaction, for span attributes.
+  #redact = (href) => this.#native.redactUrl(href);
 
   constructor(options = {}) {
     super();
@@ -116,6 +120,13 @@ class Breaker extends EventEmitter {
     } catch (err) {
       return Promise.reject(fromCaller(err));
     }
+    // An OpenTelemetry span (lib/tracing.js); null unless a tracer provider is registered.
+    const span = tracing.installed ? tracing.startSpan(this, args, this.#redact) : null;
+    if (span !== null) return tracing.endWith(span, this.#fire(args, span), () => this.state);
+    return this.#fire(args, null);
+  }
+
+  #fire(args, span) {
     let result;
     try {
       result = this.#call(args);
@@ -125,12 +136,19 @@ class Breaker extends EventEmitter {
     }
     const { href, route } = args;
     if (result !== null && typeof result.then === 'function') {
-      const settled = result.then((r) => this.#settle(r, href, route));
+      const settled = span === null ? result.then((r) => this.#settle(r, href, route)) : result.then((r) => {
+        tracing.recordNative(span, r);
+        return this.#settle(r, href, route);
+      });
       return args.signal === undefined ? settled : settled.finally(args.cleanup);
     }
     // Settled synchronously: the signal has nothing left to abort.
     args.cleanup();
-    if (result === null) return this.#openFallback(href, route);
+    if (result === null) {
+      if (span !== null) tracing.recordShortCircuit(span);
+      return this.#openFallback(href, route);
+    }
+    if (span !== null) tracing.recordNative(span, result);
     return this.#settleAsync(result, href, route);
   }
 
@@ -138,7 +156,7 @@ class Breaker extends EventEmitter {
   // here). URL and header syntax are checked by the core when the call goes ahead.
   #read(url, init) {
     const href = checkUrl(url);
-    if (init === undefined || init === null) return { href, init: undefined, cleanup: noop };
+    if (init === undefined || init === null) return { href, init: undefined, cleanup: noop, headers: undefined, trace: false };
     if (typeof init !== 'object') throw invalid(`init must be an object, got ${typeof init}`);
     const a = {
       href,
@@ -153,6 +171,7 @@ class Breaker extends EventEmitter {
       durable: checkOptional('durable', init.durable, 'boolean'),
       orderingKey: checkOptional('orderingKey', init.orderingKey, 'string'),
       signal: init.signal ?? undefined,
+      trace: false,
       abortId: undefined,
       aborted: false,
       cleanup: noop,
@@ -186,12 +205,12 @@ class Breaker extends EventEmitter {
   // The native call. `null`: short-circuited (open, nothing cached).
   #call(a) {
     // One native call; an open circuit answers null before the URL is even converted.
-    if (a.init === undefined) return this.#fireUrl(a.href);
+    if (a.init === undefined && !a.trace) return this.#fireUrl(a.href);
     // Open circuit, nothing cached: answered before anything crosses into native code,
     // unless the call may be a durable write (the native side queues it).
     const mayQueue = a.durable === true || (this.#allWrites && a.durable !== false && a.method !== undefined);
     if (!mayQueue && this.#tryReject()) return null;
-    const r = this.#native.fire(a.href, a.method, a.headers, a.body, a.timeout, a.deadline, a.fullResponse, a.abortId, a.route, a.durable, a.orderingKey);
+    const r = this.#native.fire(a.href, a.method, a.headers, a.body, a.timeout, a.deadline, a.fullResponse, a.abortId, a.route, a.durable, a.orderingKey, a.trace);
     // An already aborted signal: the call is registered now, abort it (it settles EABORTED).
     if (a.aborted === true) native.abortCall(a.abortId);
     return r;
@@ -250,6 +269,10 @@ class Breaker extends EventEmitter {
       // Once per transition (the core dedupes); the URL is never logged: it may hold a password.
       if (payload.up) this.#logger.info({ breaker: this.name, up: true }, 'DNAStore LKG Redis reachable again');
       else this.#logger.warn({ breaker: this.name, up: false, reason: payload.reason }, `DNAStore LKG Redis unreachable (${payload.reason}): serving from the local cache only (errors in dnastore_lkg_redis_errors_total)`);
+    } else if (name === 'tls') {
+      // The reason names the file and the problem, never its content.
+      if (payload.up) this.#logger.info({ breaker: this.name }, 'DNAStore TLS material reloaded: new connections use the rotated certificate');
+      else this.#logger.error({ breaker: this.name, reason: payload.reason }, `DNAStore TLS reload failed (${payload.reason}): the previous certificate stays in use (dnastore_tls_reloads_total{result="error"})`);
     }
     this.emit(name, payload);
     if (name === 'failure' && payload.code === 'ETIMEDOUT') this.emit('timeout', payload);

@@ -107,6 +107,40 @@ async function dnastore(target, mode, extra = {}, pkg = process.env.DNASTORE_BEN
   return { call: () => breaker.fire(target.path), close: () => breaker.shutdown() };
 }
 
+// OpenTelemetry variants (lib/tracing.js). @opentelemetry/api is a devDependency, so the plain
+// dnastore-breaker contender runs with the API installed and no tracer provider registered.
+// `hideOtel` makes it unresolvable (the package absent); `registerOtel` registers the SDK's
+// provider with a batch processor and an exporter that drops the spans (the cost of making,
+// attributing and propagating a span, not of shipping it).
+function hideOtel() {
+  const Module = require('node:module');
+  const resolve = Module._resolveFilename;
+  Module._resolveFilename = function hidden(request, ...rest) {
+    if (request.startsWith('@opentelemetry/')) {
+      const err = new Error(`Cannot find module '${request}'`);
+      err.code = 'MODULE_NOT_FOUND';
+      throw err;
+    }
+    return resolve.call(this, request, ...rest);
+  };
+}
+
+function registerOtel() {
+  const api = require('@opentelemetry/api');
+  const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
+  const { W3CTraceContextPropagator } = require('@opentelemetry/core');
+  const drop = { export: (spans, done) => done({ code: 0 }), shutdown: () => Promise.resolve() };
+  api.trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(drop)] }));
+  api.propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+}
+
+function withOtel(setup) {
+  return (t, m) => {
+    setup();
+    return dnastore(t, m, { coalesce: false });
+  };
+}
+
 // The harness's own cost per call: a call that is already settled. Any open-circuit
 // contender's calls/s is bounded by this.
 function floor() {
@@ -130,6 +164,9 @@ const CONTENDERS = {
   // The bulkhead on (issue 15) at a cap above the bench's concurrency (50): the slot's
   // acquire and release on every call, never a refusal. Must stay within 3 % of the above.
   'dnastore-breaker (bulkhead 64)': (t, m) => dnastore(t, m, { coalesce: false, maxConcurrent: 64 }),
+  // Tracing cost (issue 16): without @opentelemetry/api at all, and with a provider registered.
+  'dnastore-breaker (no otel api)': withOtel(hideOtel),
+  'dnastore-breaker (otel provider)': withOtel(registerOtel),
   // `npm run bench -- --baseline DIR`: the same contender from another build, for A/B runs.
   'dnastore-breaker (baseline)': (t, m) => dnastore(t, m, { coalesce: false }, process.env.DNASTORE_BENCH_BASELINE),
   'dnastore-breaker (AbortSignal, baseline)': (t, m) =>

@@ -17,7 +17,7 @@ const { updateReadme } = require('./readme');
 
 const CLOSED = ['opossum+node-fetch', 'opossum+fetch', 'opossum+undici', 'cockatiel+undici', 'dnastore-breaker', 'bare reqwest (2 workers)', 'bare reqwest (1 thread)'];
 // Coalescing changes how many upstream requests are made, so it is an extra row where it can matter.
-const CLOSED_EXTRA_AT_50 = ['dnastore-breaker (coalesce)', 'dnastore-breaker (AbortSignal)'];
+const CLOSED_EXTRA_AT_50 = ['dnastore-breaker (coalesce)', 'dnastore-breaker (AbortSignal)', 'dnastore-breaker (no otel api)', 'dnastore-breaker (otel provider)'];
 // The bulkhead's cost (issue 15: within 3 % of dnastore-breaker at both concurrencies).
 const CLOSED_EXTRA_BOTH = ['dnastore-breaker (bulkhead 64)'];
 const OPEN = { 'opossum (open)': 'opossum+undici', 'dnastore-breaker (open)': 'dnastore-breaker', 'harness floor (settled promise)': 'floor' };

@@ -24,7 +24,16 @@ pub fn guarded(
     fut: impl Future<Output = CallOutcome> + Send + 'static,
     full: bool,
 ) -> impl Future<Output = Resolved> + Send + 'static {
-    AssertUnwindSafe(async move { convert::outcome(fut.await, full) })
+    guarded_traced(fut, full, None)
+}
+
+/// [`guarded`], with the call's attempts and retries in the outcome when it is traced.
+pub fn guarded_traced(
+    fut: impl Future<Output = CallOutcome> + Send + 'static,
+    full: bool,
+    trace: Option<Arc<dnastore_core::CallTrace>>,
+) -> impl Future<Output = Resolved> + Send + 'static {
+    AssertUnwindSafe(async move { convert::outcome_traced(fut.await, full, trace.as_deref()) })
         .catch_unwind()
         .map(|r| {
             r.unwrap_or_else(|_| {
@@ -165,6 +174,7 @@ impl NativeBreaker {
         if let Some(o) = self.inner.outbox() {
             w.extend(o.warnings().iter().cloned());
         }
+        w.extend(self.inner.config().tls.warnings());
         w
     }
 
@@ -189,8 +199,10 @@ impl NativeBreaker {
         route: Option<String>,
         durable: Option<bool>,
         ordering_key: Option<String>,
+        trace: Option<bool>,
     ) -> Result<FireResult<'env>> {
         let args = FireArgs {
+            trace: trace.unwrap_or(false),
             durable,
             ordering_key,
             url,
@@ -248,6 +260,8 @@ pub struct FireArgs {
     pub durable: Option<bool>,
     /// `init.orderingKey` of a durable write.
     pub ordering_key: Option<String>,
+    /// The facade traces this call: report its attempts and retries in the outcome.
+    pub trace: bool,
 }
 
 impl FireArgs {
@@ -264,6 +278,7 @@ impl FireArgs {
             route: None,
             durable: None,
             ordering_key: None,
+            trace: false,
         }
     }
 }
@@ -382,12 +397,16 @@ pub fn fire<'env>(
     };
     call.cancel = abort.map(crate::abort::register);
     call.stop = Some(handle.stop.clone());
+    let trace = a
+        .trace
+        .then(|| Arc::new(dnastore_core::CallTrace::default()));
+    call.trace = trace.clone();
     // Boxed once here: the call future is large, and moving it by value through the
     // guard, the completion wrapper and the task cell costs a memcpy each time.
     let fut = Box::pin(b.clone().execute(permit, call));
     Ok(Either3::C(completion::promise(
         env,
-        guarded(fut, full),
+        guarded_traced(fut, full, trace),
         abort,
     )?))
 }

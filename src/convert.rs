@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use dnastore_core::config::RawValue;
-use dnastore_core::{BulkheadStats as CoreBulkhead, CallOutcome, Code, RawOptions, Stats};
+use dnastore_core::{
+    BulkheadStats as CoreBulkhead, CallOutcome, CallTrace, Code, RawOptions, Stats,
+};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -96,6 +98,27 @@ pub struct NativeOutcome {
     pub id: Option<String>,
     /// Queued: the Idempotency-Key every delivery attempt sends.
     pub idempotency_key: Option<String>,
+    /// Traced calls: attempts this call sent (0: answered without one of its own).
+    pub attempts: Option<u32>,
+    /// Traced calls: the retries, in order.
+    pub retries: Option<Vec<NativeRetry>>,
+    /// Traced calls: the status of the last attempt that got an answer (a fallback after a 503).
+    pub last_status: Option<u32>,
+}
+
+/// One retry of a traced call.
+#[napi(object)]
+pub struct NativeRetry {
+    /// The attempt that failed (1-based).
+    pub attempt: u32,
+    /// The wait before the next attempt, ms.
+    pub delay_ms: f64,
+    /// Why it failed: a `dnastore_retries_total` reason label.
+    pub reason: String,
+    /// Its error code.
+    pub code: String,
+    /// When it was decided, ms from the start of the call's first attempt.
+    pub at_ms: f64,
 }
 
 /// A successful JSON body, handed to JS as a string for `JSON.parse` (V8's parser is
@@ -133,11 +156,50 @@ impl NativeOutcome {
             headers: None,
             id: None,
             idempotency_key: None,
+            attempts: None,
+            retries: None,
+            last_status: None,
         }
     }
 }
 
-pub fn outcome(o: CallOutcome, full: bool) -> Resolved {
+/// The outcome, with the call's attempts and retries when it was traced.
+pub fn outcome_traced(o: CallOutcome, full: bool, trace: Option<&CallTrace>) -> Resolved {
+    let Some(t) = trace else {
+        return untraced(o, full);
+    };
+    let mut n = match untraced(o, true) {
+        Either::B(n) => n,
+        // Not reached: a full response is never bare JSON text.
+        Either::A(json) => NativeOutcome {
+            status: Some(200),
+            body: Some(text(&json.0)),
+            json: true,
+            ..NativeOutcome::of(OutcomeKind::Response, None)
+        },
+    };
+    let t = t.take();
+    n.attempts = Some(t.attempts);
+    n.last_status = t.last_status.map(u32::from);
+    n.retries = Some(
+        t.retries
+            .into_iter()
+            .map(|r| NativeRetry {
+                attempt: r.attempt,
+                delay_ms: r.delay.as_millis() as f64,
+                reason: r.reason.label().to_string(),
+                code: r.reason.code().as_str().to_string(),
+                at_ms: r.at.as_secs_f64() * 1000.0,
+            })
+            .collect(),
+    );
+    if !full {
+        n.headers = None;
+    }
+    Either::B(n)
+}
+
+fn untraced(o: CallOutcome, full: bool) -> Resolved {
     match o {
         CallOutcome::Ok(s) if s.json && !full && !s.body.is_empty() => Either::A(JsonText(s.body)),
         CallOutcome::Ok(s) => Either::B(NativeOutcome {

@@ -34,7 +34,8 @@ pub struct BreakerEvent {
     pub attempt: Option<u32>,
     pub delay_ms: Option<f64>,
     pub kind: Option<String>,
-    /// `redis` events: whether the shared LKG Redis is reachable (`reason` says why not).
+    /// `redis` events: whether the shared LKG Redis is reachable (`reason` says why not);
+    /// `tls` events: whether rotated TLS files loaded (`reason` says why not).
     pub up: Option<bool>,
     /// `queued`, `delivered`, `deadLetter`: the outbox entry's id.
     pub id: Option<String>,
@@ -77,7 +78,8 @@ pub fn build(f: &Function<FnArgs<(String, BreakerEvent)>, ()>) -> Result<EventFn
 const ALWAYS: u32 = EventKind::Transition.bit()
     | EventKind::Shutdown.bit()
     | EventKind::RedisHealth.bit()
-    | EventKind::Outbox.bit();
+    | EventKind::Outbox.bit()
+    | EventKind::TlsReload.bit();
 
 /// Event name (as the facade's listeners use it) -> interest bit.
 pub fn bit_of(name: &str) -> u32 {
@@ -99,6 +101,7 @@ pub fn bit_of(name: &str) -> u32 {
         "delivered" => EventKind::Delivered,
         "deadLetter" => EventKind::DeadLetter,
         "outbox" => EventKind::Outbox,
+        "tls" => EventKind::TlsReload,
         _ => return 0,
     };
     kind.bit()
@@ -226,6 +229,14 @@ impl Observer for JsObserver {
                 "redis",
                 BreakerEvent {
                     up: Some(*up),
+                    reason: reason.map(str::to_string),
+                    ..Default::default()
+                },
+            ),
+            Event::TlsReload { ok, reason } => (
+                "tls",
+                BreakerEvent {
+                    up: Some(*ok),
                     reason: reason.map(str::to_string),
                     ..Default::default()
                 },

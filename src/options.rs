@@ -113,4 +113,20 @@ pub struct BreakerOptions {
     pub concurrency_limit: Option<String>,
     /// Lower bound of the adaptive limit. Default 2 (DNASTORE_MIN_CONCURRENCY).
     pub min_concurrency: Option<napi::bindgen_prelude::Either<u32, String>>,
+    /// CA certificate(s) verifying DNAStore: a PEM file path (re-read on rotation) or PEM text (DNASTORE_CA_CERT).
+    pub ca_cert: Option<String>,
+    /// 'add': caCert is trusted besides the platform roots; 'only': it replaces them. Default 'add' (DNASTORE_CA_MODE).
+    pub ca_mode: Option<String>,
+    /// mTLS client certificate chain: a PEM file path (re-read on rotation) or PEM text; needs clientKey (DNASTORE_CLIENT_CERT).
+    pub client_cert: Option<String>,
+    /// mTLS private key: a PEM file path (re-read on rotation; not world-readable) or PEM text; needs clientCert (DNASTORE_CLIENT_KEY).
+    pub client_key: Option<String>,
+    /// With an IP-address baseUrl: the name DNAStore's certificate is verified against, also sent as SNI and Host (DNASTORE_TLS_SERVER_NAME).
+    pub tls_server_name: Option<String>,
+    /// Lowest TLS version: '1.2' | '1.3'. Default '1.2' (DNASTORE_TLS_MIN_VERSION).
+    pub tls_min_version: Option<String>,
+    /// ms between checks of the TLS files for a rotation; 0 never. Default 60000 (DNASTORE_TLS_RELOAD_MS).
+    pub tls_reload_ms: Option<napi::bindgen_prelude::Either<u32, String>>,
+    /// 'off' | 'env' (HTTPS_PROXY / HTTP_PROXY / NO_PROXY) | an http:// proxy URL, a secret. Default 'off' (DNASTORE_PROXY).
+    pub proxy: Option<String>,
 }

@@ -316,6 +316,9 @@ test('Prometheus evaluates every alert rule without error against the real serie
     'DNAStoreOutboxRefused',
     'DNAStoreOutboxTampered',
     'DNAStoreOutboxWriteStuck',
+    'DNAStoreTLSHandshakeFailing',
+    'DNAStoreTLSInsecure',
+    'DNAStoreTLSReloadFailed',
   ]);
   for (const r of rules) expect({ rule: r.name, health: r.health, lastError: r.lastError || '' }).toEqual({ rule: r.name, health: 'ok', lastError: '' });
 });

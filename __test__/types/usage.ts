@@ -37,6 +37,20 @@ async function main(): Promise<void> {
   registerWith(new Registry());
 
   const durable = createBreaker({ name: 'durable', outbox: 'on', outboxDir: '/tmp/x', logger: false });
+  const secured = createBreaker({
+    name: 'mtls',
+    baseUrl: 'https://10.0.0.5:8443',
+    caCert: '/etc/dnastore/tls/ca.crt',
+    caMode: 'only',
+    clientCert: '/etc/dnastore/tls/tls.crt',
+    clientKey: '/etc/dnastore/tls/tls.key',
+    tlsServerName: 'dnastore.internal',
+    tlsMinVersion: '1.3',
+    tlsReloadMs: 30000,
+    proxy: 'env',
+    logger: false,
+  });
+  secured.on('tls', (e: { up?: boolean; reason?: string }) => console.log(e.up, e.reason));
   const w = await durable.fire<{ id: string }>('/api/sigils', { method: 'POST', body: '{}', durable: true, orderingKey: 'k' });
   if ('queued' in w && w.queued) {
     const q: Queued = w as Queued;

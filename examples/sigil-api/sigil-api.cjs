@@ -29,7 +29,8 @@ const DEFAULT_RESET_MS = 10000; // the library's resetTimeout default
 // Codes where the request provably never reached a working DNAStore, so the write did not happen.
 // ECONCURRENCY: the bulkhead (maxConcurrent) refused it before anything was sent. With the
 // outbox these writes are queued (202) like any other undelivered one.
-const NOT_SENT = new Set(['EOPENBREAKER', 'EORDERED', 'ECONNREFUSED', 'ENOTFOUND', 'ECONCURRENCY']);
+// ETLS: the TLS handshake failed, so no request was sent.
+const NOT_SENT = new Set(['EOPENBREAKER', 'EORDERED', 'ECONNREFUSED', 'ENOTFOUND', 'ECONCURRENCY', 'ETLS']);
 
 function numberFrom(value, fallback) {
   const n = Number(value);

@@ -18,6 +18,9 @@ pub enum FailureKind {
     Dns,
     /// Any other connect-phase or protocol failure.
     Connection,
+    /// The TLS handshake failed: the upstream's certificate is not trusted (CA, name,
+    /// expiry), or it refused ours (mTLS). Deterministic: not retried.
+    Tls,
     /// The upstream answered 5xx or 408.
     Upstream,
     /// The upstream answered 429.
@@ -29,12 +32,13 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 9] = [
+    pub const ALL: [FailureKind; 10] = [
         FailureKind::Timeout,
         FailureKind::ConnectionRefused,
         FailureKind::ConnectionReset,
         FailureKind::Dns,
         FailureKind::Connection,
+        FailureKind::Tls,
         FailureKind::Upstream,
         FailureKind::RateLimited,
         FailureKind::BadBody,
@@ -48,6 +52,7 @@ impl FailureKind {
             FailureKind::ConnectionReset => Code::ConnReset,
             FailureKind::Dns => Code::NotFound,
             FailureKind::Connection => Code::Connection,
+            FailureKind::Tls => Code::Tls,
             FailureKind::Upstream => Code::Upstream,
             FailureKind::RateLimited => Code::RateLimited,
             FailureKind::BadBody => Code::BadBody,
@@ -56,9 +61,13 @@ impl FailureKind {
     }
 
     /// Transient failures worth another attempt. A malformed or oversized body is
-    /// deterministic: asking again returns the same bytes.
+    /// deterministic: asking again returns the same bytes; so is a certificate refused
+    /// (the next handshake, milliseconds later, meets the same certificate).
     pub fn is_transient(self) -> bool {
-        !matches!(self, FailureKind::BadBody | FailureKind::TooLarge)
+        !matches!(
+            self,
+            FailureKind::BadBody | FailureKind::TooLarge | FailureKind::Tls
+        )
     }
 
     /// Bounded label value for `dnastore_retries_total{reason}` and
@@ -70,6 +79,7 @@ impl FailureKind {
             FailureKind::ConnectionReset => "connection_reset",
             FailureKind::Dns => "dns",
             FailureKind::Connection => "connection_error",
+            FailureKind::Tls => "tls_error",
             FailureKind::Upstream => "upstream_error",
             FailureKind::RateLimited => "rate_limited",
             FailureKind::BadBody => "bad_body",
@@ -92,6 +102,7 @@ pub enum Code {
     ConnReset,
     NotFound,
     Connection,
+    Tls,
     Upstream,
     RateLimited,
     BadBody,
@@ -119,13 +130,14 @@ pub enum Code {
 
 impl Code {
     /// Every code, for the binding's `errorCodes()`.
-    pub const ALL: [Code; 18] = [
+    pub const ALL: [Code; 19] = [
         Code::OpenBreaker,
         Code::Timeout,
         Code::ConnRefused,
         Code::ConnReset,
         Code::NotFound,
         Code::Connection,
+        Code::Tls,
         Code::Upstream,
         Code::RateLimited,
         Code::BadBody,
@@ -148,6 +160,7 @@ impl Code {
             Code::ConnReset => "ECONNRESET",
             Code::NotFound => "ENOTFOUND",
             Code::Connection => "ECONNECTION",
+            Code::Tls => "ETLS",
             Code::Upstream => "EUPSTREAM",
             Code::RateLimited => "ERATELIMITED",
             Code::BadBody => "EBADBODY",
@@ -198,6 +211,22 @@ impl fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
+/// A handshake failure: rustls' error, bare or inside io::Errors (hyper-util wraps the
+/// connector's io::Error in another; an io::Error's `source()` skips the error it wraps,
+/// so the wrapped ones are opened here).
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    match e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => is_tls(inner),
+        None => false,
+    }
+}
+
 /// Classifies a reqwest error by walking its source chain. reqwest's own Display is never
 /// shown to users: it embeds the URL, which may carry credentials.
 pub fn classify_transport(err: &reqwest::Error) -> FailureKind {
@@ -207,6 +236,9 @@ pub fn classify_transport(err: &reqwest::Error) -> FailureKind {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut saw_dns = false;
     while let Some(e) = source {
+        if is_tls(e) {
+            return FailureKind::Tls;
+        }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
             match io.kind() {

@@ -194,9 +194,12 @@ pub fn classify_status(s: StatusCode) -> StatusClass {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpClient {
-    client: reqwest::Client,
+    /// The current client; swapped when the TLS files rotate (`tls::spawn_reload`).
+    slot: crate::tls::ClientSlot,
+    /// `tlsServerName`: (baseUrl's IP host as the URL spells it, the name used instead).
+    rename: Option<(String, String)>,
 }
 
 static CRYPTO: Once = Once::new();
@@ -241,14 +244,27 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 }
 
 impl HttpClient {
-    pub fn new() -> Result<Self, CallError> {
-        let client = client_builder().build().map_err(|_| {
-            CallError::new(
-                crate::error::Code::Internal,
-                "could not build the HTTP client",
-            )
-        })?;
-        Ok(Self { client })
+    /// A client with the configured TLS material and proxy (validated by `Config::resolve`,
+    /// so a failure here is a file changed since).
+    pub fn new(tls: &crate::tls::TlsConfig, base: Option<&Url>) -> Result<Self, CallError> {
+        let config = |m: String| CallError::new(crate::error::Code::Config, m);
+        let material = tls.load().map_err(|e| config(e.message))?;
+        let client = tls.build_client(material, base).map_err(config)?;
+        let rename = match (&tls.server_name, base) {
+            (Some(name), Some(b)) if crate::tls::base_ip(b).is_some() => {
+                b.host_str().map(|h| (h.to_string(), name.clone()))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            slot: crate::tls::ClientSlot::new(client),
+            rename,
+        })
+    }
+
+    /// The slot the reload task swaps.
+    pub fn slot(&self) -> &crate::tls::ClientSlot {
+        &self.slot
     }
 
     /// One attempt: send, then read the body up to `max_body` bytes.
@@ -257,9 +273,18 @@ impl HttpClient {
         req: &PreparedRequest,
         max_body: u64,
     ) -> Result<RawResponse, AttemptFailure> {
-        let mut builder = self
-            .client
-            .request(req.method.clone(), req.url.clone())
+        // The client of the moment, kept for this whole attempt (a rotation mid-call
+        // swaps the slot, not this Arc).
+        let client = self.slot.current();
+        let mut url = req.url.clone();
+        if let Some((ip, name)) = &self.rename {
+            // Connects to the IP anyway (`resolve`), verifies and sends SNI for the name.
+            if url.host_str() == Some(ip.as_str()) && url.scheme() == "https" {
+                let _ = url.set_host(Some(name));
+            }
+        }
+        let mut builder = client
+            .request(req.method.clone(), url)
             .headers(req.headers.clone());
         if let Some(b) = &req.body {
             builder = builder.body(b.clone());

@@ -18,6 +18,7 @@ pub use observer::{
     CallKind, Event, EventKind, FallbackSource, Observer, StateKind, Transition, TransitionReason,
 };
 pub mod breaker;
+pub mod call_trace;
 pub mod http;
 pub mod limit;
 pub mod lkg;
@@ -30,9 +31,11 @@ pub mod retry;
 pub mod route_metrics;
 #[cfg(test)]
 mod test_support;
+pub mod tls;
 mod transport;
 
 pub use breaker::{Breaker, Call, Deps, Durable};
+pub use call_trace::{CallTrace, RetryNote, TraceSummary};
 pub use outcome::{CallOutcome, Fallback, QueuedWrite, Rejection, Success};
 /// Cancellation of a call (an AbortSignal) or of a handle's calls (shutdown).
 pub use tokio_util::sync::CancellationToken;

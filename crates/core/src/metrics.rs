@@ -68,6 +68,8 @@ pub(crate) struct Families {
     concurrency_limit: IntGaugeVec,
     queued: IntGaugeVec,
     concurrency_rejections: IntCounterVec,
+    tls_insecure: IntGaugeVec,
+    tls_reloads: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -286,6 +288,17 @@ pub(crate) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             r.register(Box::new(v.clone())).expect("metric registered once");
             v
         },
+        tls_insecure: int_gauge(
+            &r,
+            "dnastore_tls_insecure",
+            "1 when DNASTORE_TLS_INSECURE=true turned certificate verification off.",
+        ),
+        tls_reloads: counter(
+            &r,
+            "dnastore_tls_reloads_total",
+            "Rotations of the TLS files seen, by result (error: the new material did not load; the previous stays in use).",
+            &["name", "result"],
+        ),
         registry: r,
     }
 });
@@ -354,6 +367,9 @@ pub struct BreakerMetrics {
     pub lkg_too_large: IntCounter,
     pub lkg_redis_errors: IntCounter,
     coalesced: IntCounter,
+    pub tls_insecure: IntGauge,
+    tls_reloaded: IntCounter,
+    tls_reload_failed: IntCounter,
     routes: RouteMetrics,
     outbox: Option<OutboxMetrics>,
     slow_calls: IntCounter,
@@ -475,6 +491,9 @@ impl BreakerMetrics {
             lkg_too_large: s.of(&f.lkg_rejected, &[n, LKG_REJECT_REASONS[1]]),
             lkg_redis_errors: s.of(&f.lkg_redis_errors, &[n]),
             coalesced: s.of(&f.coalesced, &[n]),
+            tls_insecure: s.of(&f.tls_insecure, &[n]),
+            tls_reloaded: s.of(&f.tls_reloads, &[n, "ok"]),
+            tls_reload_failed: s.of(&f.tls_reloads, &[n, "error"]),
             routes: RouteMetrics::new(n, max_routes),
             outbox: None,
             slow_calls: s.of(&f.slow_calls, &[n]),
@@ -583,6 +602,8 @@ impl Observer for BreakerMetrics {
             Event::RetryBudgetExhausted => self.budget_exhausted.inc(),
             Event::Completed(kind) => self.calls[*kind as usize].inc(),
             Event::Coalesced => self.coalesced.inc(),
+            Event::TlsReload { ok: true, .. } => self.tls_reloaded.inc(),
+            Event::TlsReload { ok: false, .. } => self.tls_reload_failed.inc(),
             // Redis errors are counted where they happen (lkg/redis.rs), the outbox's where
             // its writes change (outbox/), transitions are logged.
             Event::Fire
@@ -601,7 +622,7 @@ impl Observer for BreakerMetrics {
 pub fn families() -> Vec<(String, &'static str, String)> {
     use prometheus::core::Collector;
     let f = &*FAMILIES;
-    let all: [(&dyn Collector, &'static str); 30] = [
+    let all: [(&dyn Collector, &'static str); 32] = [
         (&f.state, "gauge"),
         (&f.trips, "counter"),
         (&f.requests, "counter"),
@@ -632,6 +653,8 @@ pub fn families() -> Vec<(String, &'static str, String)> {
         (&f.concurrency_limit, "gauge"),
         (&f.queued, "gauge"),
         (&f.concurrency_rejections, "counter"),
+        (&f.tls_insecure, "gauge"),
+        (&f.tls_reloads, "counter"),
     ];
     let mut out: Vec<_> = all
         .iter()

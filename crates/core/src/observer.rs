@@ -216,6 +216,13 @@ pub enum Event<'a> {
         /// Why it is down (never with credentials); `None` when up.
         reason: Option<&'a str>,
     },
+    /// The TLS files changed: the new material is in use (`ok`), or it did not load and
+    /// the previous material stays (`reason` names the file and the problem, never its
+    /// content).
+    TlsReload {
+        ok: bool,
+        reason: Option<&'a str>,
+    },
     /// A write that could not be delivered was stored in the outbox.
     Queued {
         id: &'a str,
@@ -264,6 +271,7 @@ impl Event<'_> {
             Event::Coalesced => EventKind::Coalesced,
             Event::Shutdown => EventKind::Shutdown,
             Event::RedisHealth { .. } => EventKind::RedisHealth,
+            Event::TlsReload { .. } => EventKind::TlsReload,
             Event::Queued { .. } => EventKind::Queued,
             Event::Delivered { .. } => EventKind::Delivered,
             Event::DeadLetter { .. } => EventKind::DeadLetter,
@@ -295,6 +303,7 @@ pub enum EventKind {
     Delivered,
     DeadLetter,
     Outbox,
+    TlsReload,
 }
 
 impl EventKind {

@@ -120,6 +120,9 @@ impl Breaker {
         let mut attempt: u32 = 1;
         let mut prev_delay = None;
         loop {
+            if let Some(t) = &call.trace {
+                t.attempt();
+            }
             let budget = per_attempt.min(deadline_at.saturating_duration_since(Instant::now()));
             let started = self.now();
             let res =
@@ -206,6 +209,9 @@ impl Breaker {
                 },
             };
             let kind = failure.kind;
+            if let (Some(t), Some(status)) = (&call.trace, failure.status) {
+                t.status(status);
+            }
             self.emit(&Event::Failure {
                 kind,
                 latency,
@@ -228,6 +234,9 @@ impl Breaker {
                             delay,
                             reason: kind,
                         });
+                        if let Some(t) = &call.trace {
+                            t.retry(attempt, delay, kind);
+                        }
                         prev_delay = Some(delay);
                         let next = if self.backoff(delay).await {
                             None

@@ -95,6 +95,8 @@ pub struct Call {
     pub route: Option<Arc<str>>,
     /// Queued in the outbox if it cannot be delivered now ([`Breaker::make_durable`]).
     pub durable: Option<Durable>,
+    /// Records attempts and retries for this call's tracing span (only when traced).
+    pub trace: Option<Arc<crate::CallTrace>>,
 }
 
 impl Call {
@@ -107,6 +109,7 @@ impl Call {
             stop: None,
             route: None,
             durable: None,
+            trace: None,
         }
     }
 }
@@ -145,7 +148,40 @@ impl Breaker {
         if config.lkg.redis_url.is_some() {
             Self::redis_client(&config).map_err(|m| CallError::new(Code::Config, m))?;
         }
-        Self::with_transport(config, deps, Transport::Http(HttpClient::new()?))
+        let http = HttpClient::new(&config.tls, config.base_url.as_ref())?;
+        let slot = http.slot().clone();
+        let b = Self::with_transport(config, deps, Transport::Http(http))?;
+        b.metrics.tls_insecure.set(i64::from(b.config.tls.insecure));
+        b.watch_tls(slot);
+        Ok(b)
+    }
+
+    /// Swaps in new TLS material when its files rotate (`tls/reload.rs`); each rotation is
+    /// an event (logged by the facade, counted in `dnastore_tls_reloads_total`).
+    fn watch_tls(self: &Arc<Self>, slot: crate::tls::ClientSlot) {
+        let rt = self
+            .deps
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        let Some(rt) = rt else { return };
+        let me = Arc::downgrade(self);
+        crate::tls::spawn_reload(
+            &rt,
+            slot,
+            self.config.tls.clone(),
+            self.config.base_url.clone(),
+            self.stop.clone(),
+            Box::new(move |r| {
+                if let Some(b) = me.upgrade() {
+                    let (ok, reason) = match &r {
+                        crate::tls::ReloadReport::Reloaded => (true, None),
+                        crate::tls::ReloadReport::Failed(why) => (false, Some(why.as_str())),
+                    };
+                    b.emit(&Event::TlsReload { ok, reason });
+                }
+            }),
+        );
     }
 
     pub(crate) fn with_transport(

@@ -584,3 +584,42 @@ async fn short_circuit_fast_path_only_when_open_and_nothing_cached() {
     assert_eq!(b.state(), StateKind::Open);
     assert!(!b.try_short_circuit());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_traced_call_records_its_own_attempts_and_retries() {
+    let s = Script::new(vec![
+        Step::Reply(503, "text/plain", ""),
+        Step::Fail(FailureKind::ConnectionReset),
+        Step::Reply(200, "application/json", "[1]"),
+    ]);
+    let b = breaker(config("t-trace", &[]), &s);
+    let trace = Arc::new(crate::CallTrace::default());
+    let call = Call {
+        trace: Some(trace.clone()),
+        ..Call::new(b.prepare(URL, None, &[], None).unwrap())
+    };
+    let o = b.clone().execute(b.admit().unwrap(), call).await;
+    assert_eq!(code_of(&o), "ok");
+    let t = trace.take();
+    let (attempts, retries) = (t.attempts, t.retries);
+    assert_eq!(attempts, 3);
+    assert_eq!(
+        t.last_status,
+        Some(503),
+        "the last answered failure (the reset had none)"
+    );
+    let seen: Vec<(u32, FailureKind)> = retries.iter().map(|r| (r.attempt, r.reason)).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1, FailureKind::Upstream),
+            (2, FailureKind::ConnectionReset)
+        ]
+    );
+    assert!(retries
+        .iter()
+        .all(|r| r.delay >= 100 * MS && r.delay <= 2000 * MS));
+    // An untraced call records nothing anywhere (no trace, no cost).
+    let o = fire(&b, "GET", URL, &[]).await;
+    assert_eq!(code_of(&o), "ok");
+}

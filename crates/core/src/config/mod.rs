@@ -223,6 +223,9 @@ int_specs! {
         "Lower bound of the adaptive concurrency limit (must be <= maxConcurrent).";
     outbox_claim_idle: "outboxClaimIdleMs", "DNASTORE_OUTBOX_CLAIM_IDLE_MS", 30_000, 100, 3_600_000, "ms",
         "Fleet outbox (outboxRedisUrl): a write a replica took and has not finished for this long (the replica died or hangs) is taken over by another (XAUTOCLAIM); live replicas renew theirs every third of it.";
+    // Upstream TLS (config/tls.rs).
+    tls_reload: "tlsReloadMs", "DNASTORE_TLS_RELOAD_MS", 60_000, 0, 86_400_000, "ms",
+        "How often caCert, clientCert and clientKey files are checked for a rotation (0: never); new connections use the new material, calls in flight keep theirs.";
 }
 
 /// Boolean settings.
@@ -294,6 +297,13 @@ pub const STR_SPECS: &[StrSpec] = &[
     outbox::OUTBOX_DIR,
     outbox::OUTBOX_REDIS_URL,
     limit::CONCURRENCY_LIMIT,
+    tls::CA_CERT,
+    tls::CA_MODE,
+    tls::CLIENT_CERT,
+    tls::CLIENT_KEY,
+    tls::TLS_SERVER_NAME,
+    tls::TLS_MIN_VERSION,
+    tls::PROXY,
 ];
 
 /// Header-name list settings: a comma-separated string (or, from JS, an array of names).
@@ -376,6 +386,8 @@ pub struct Config {
     pub slow_calls: SlowCallConfig,
     /// The bulkhead; `None` without `maxConcurrent`.
     pub limit: Option<LimitConfig>,
+    /// The upstream connection's TLS material and proxy.
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// Every accepted option name.
@@ -808,6 +820,7 @@ impl Config {
 
         let outbox = r.outbox(&redis)?;
         let (slow_calls, limit) = r.limits()?;
+        let tls = r.tls(base_url.as_ref())?;
         Ok(Config {
             slow_calls,
             limit,
@@ -848,6 +861,7 @@ impl Config {
                 redis,
             },
             outbox,
+            tls,
         })
     }
 }
@@ -855,7 +869,9 @@ impl Config {
 mod limit;
 mod outbox;
 pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
+mod tls;
 pub use outbox::{OutboxConfig, OutboxMode};
+pub use tls::{PROXY_ENV_VARS, TLS_INSECURE_ENV};
 
 #[cfg(test)]
 mod tests;

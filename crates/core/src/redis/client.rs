@@ -75,13 +75,10 @@ impl std::fmt::Debug for RedisClient {
 /// Reads a CA bundle, checking it holds at least one certificate. The error names the
 /// problem, never the file's content.
 pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     // Parsed with the rustls types redis-rs itself uses, so what passes here loads there.
-    let certs = CertificateDer::pem_slice_iter(&pem).try_fold(0, |n, c| c.map(|_| n + 1));
-    match certs {
-        Ok(n) if n > 0 => Ok(pem),
+    match crate::tls::pem_certificates(&pem) {
+        Some(n) if n > 0 => Ok(pem),
         _ => Err(format!(
             "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
             path.display()

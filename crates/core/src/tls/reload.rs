@@ -1,0 +1,128 @@
+//! Certificate rotation without a restart. `reqwest::Client` is immutable, so the current
+//! client sits behind a lock that is only held to clone an `Arc` (never across an await):
+//! a call takes the client of the moment and keeps it for its whole exchange, so a swap
+//! never breaks a call in flight; the old client (and its pooled connections) goes away
+//! with its last call. New calls, on the new client, open new connections with the new
+//! material.
+//!
+//! Rotation is detected by polling (`tlsReloadMs`) each file's inode, size and mtime,
+//! through symlinks: an atomic rename (cert-manager, SPIFFE agents) or kubelet's `..data`
+//! symlink swap changes the inode. Polling rather than inotify: it sees a rename of a
+//! parent directory link too, costs three `stat`s per period, and needs no new crate.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use tokio_util::sync::CancellationToken;
+
+use super::TlsConfig;
+
+/// The current client, swapped on rotation.
+#[derive(Clone)]
+pub struct ClientSlot(Arc<RwLock<Arc<reqwest::Client>>>);
+
+impl ClientSlot {
+    pub fn new(c: reqwest::Client) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(c))))
+    }
+
+    /// The client for one attempt (a refcount increment under a read lock).
+    pub fn current(&self) -> Arc<reqwest::Client> {
+        self.0.read().clone()
+    }
+
+    fn swap(&self, c: reqwest::Client) {
+        *self.0.write() = Arc::new(c);
+    }
+}
+
+/// What a reload check did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReloadReport {
+    /// The files changed and the new material is in use.
+    Reloaded,
+    /// The files changed but did not load; the previous material stays in use. The reason
+    /// names the file and the problem, never its content.
+    Failed(String),
+}
+
+pub(super) type Stamp = Vec<Option<(u64, u64, u64, std::time::SystemTime)>>;
+
+pub(super) fn stamp(files: &[&Path]) -> Stamp {
+    files
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((inode(&m), dev(&m), m.len(), m.modified().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+fn inode(m: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(m)
+}
+#[cfg(unix)]
+fn dev(m: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::dev(m)
+}
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> u64 {
+    0
+}
+#[cfg(not(unix))]
+fn dev(_: &std::fs::Metadata) -> u64 {
+    0
+}
+
+/// Polls the material's files every `tls.reload` until `stop`, swapping `slot`'s client
+/// when they change and telling `report` either way. Nothing to do without files or with
+/// a zero period.
+pub fn spawn_reload(
+    rt: &tokio::runtime::Handle,
+    slot: ClientSlot,
+    tls: TlsConfig,
+    base: Option<url::Url>,
+    stop: CancellationToken,
+    report: Box<dyn Fn(ReloadReport) + Send + Sync>,
+) {
+    if tls.reload.is_zero() || tls.files().is_empty() {
+        return;
+    }
+    rt.spawn(async move {
+        let mut seen = stamp(&tls.files());
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(tls.reload) => {}
+            }
+            // The breaker dropped its client without a shutdown: nothing left to reload.
+            if Arc::strong_count(&slot.0) == 1 {
+                return;
+            }
+            let now = stamp(&tls.files());
+            if now == seen {
+                continue;
+            }
+            // A half-written file fails to load and is retried when it changes again.
+            seen = now;
+            // Reading files and building a client (platform roots included) blocks for
+            // milliseconds: kept off the I/O threads.
+            let (t, b) = (tls.clone(), base.clone());
+            let built = tokio::task::spawn_blocking(move || {
+                let m = t.load().map_err(|e| e.message)?;
+                t.build_client(m, b.as_ref())
+            })
+            .await
+            .unwrap_or_else(|_| Err("the reload task panicked".into()));
+            match built {
+                Ok(c) => {
+                    slot.swap(c);
+                    report(ReloadReport::Reloaded);
+                }
+                Err(why) => report(ReloadReport::Failed(why)),
+            }
+        }
+    });
+}
