@@ -125,7 +125,9 @@ describe('mTLS', () => {
     const up = await startHttps({ clientCa: clientCaA });
     const without = await breaker({ baseUrl: up.url, caCert: serverCa.crt }).fire('/a');
     expect(without.fallback).toBe(true);
-    expect(without.code).toBe('ETLS');
+    // TLS 1.3: the client's side of the handshake ends before the server checks its (absent)
+    // certificate, so the server's alert races the reset of its close (README, mTLS).
+    expect(['ETLS', 'ECONNRESET']).toContain(without.code);
     const b = breaker({ baseUrl: up.url, caCert: serverCa.crt, clientCert: clientA.crt, clientKey: clientA.key });
     await expect(b.fire('/a')).resolves.toEqual({ ok: true, cn: 'client-a' });
   });

@@ -174,11 +174,18 @@ async fn mtls_rotation_swaps_the_client_certificate_and_keeps_calls_in_flight() 
     let b = leaf(&d, &ca_b, "client-b", "clientAuth", None);
     let up = upstream(server_config(&server.0, &server.1, Some(&ca_a.0))).await;
 
-    // Without a client certificate the upstream refuses the handshake.
+    // Without a client certificate the upstream refuses the handshake. In TLS 1.3 the client
+    // finishes its side first and sends the request; the server's alert then races the
+    // reset its close sends (the request is unread), so either can arrive first (a loaded
+    // CI machine saw the reset).
     let anonymous = HttpClient::new(&tls_config(&[("caCert", &server_ca.0)]), None).unwrap();
-    assert_eq!(
-        get(&anonymous, &format!("{}/a", up.url)).await,
-        Err(FailureKind::Tls)
+    let refused = get(&anonymous, &format!("{}/a", up.url)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(FailureKind::Tls) | Err(FailureKind::ConnectionReset)
+        ),
+        "{refused:?}"
     );
 
     let (crt, key) = (d.join("tls.crt"), d.join("tls.key"));
