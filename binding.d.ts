@@ -348,6 +348,8 @@ export declare const enum CallResult {
   Timeout = 2,
   /** Thrown, but the errorFilter calls it healthy. */
   Filtered = 3,
+  /** Timed out, and the errorFilter calls that healthy: counted as a timeout only. */
+  FilteredTimeout = 4,
 }
 
 /** Counts over the rolling window, in opossum's `stats` names where it has them. */

@@ -320,7 +320,10 @@ class CircuitBreaker extends EventEmitter {
     if (result !== null && (typeof result === 'object' || typeof result === 'function') && typeof result.then === 'function') {
       result.then((value) => this.#succeeded(call, value, result), (err) => this.#failed(call, err));
     } else {
-      rethrowLater(() => this.#succeeded(call, result, Promise.resolve(result)));
+      // A plain value settles on a microtask, as opossum's Promise.resolve(result).then:
+      // a listener attached right after fire() still sees 'success'.
+      const settled = Promise.resolve(result);
+      settled.then((value) => this.#succeeded(call, value, settled));
     }
     return promise;
   }
@@ -333,14 +336,22 @@ class CircuitBreaker extends EventEmitter {
     // reaches the caller's listeners before 'success' does.
     // The call settles even if a listener throws (the throw then surfaces as it would
     // from any emitter); awaiting code runs after these events either way.
+    // A listener that throws rejects the call with its error, as in opossum (whose success
+    // handler runs inside the call's promise chain); the process lives on.
+    let thrown;
+    let threw = false;
     try {
       if (this.#record(call.slot, CallResult.Success)) this.#drain();
       this.emit('success', value, performance.now() - call.start);
+    } catch (err) {
+      threw = true;
+      thrown = err;
     } finally {
       this.#resetCoalesce(call.cacheKey, 'success');
-      call.resolve(value);
+      if (threw) call.reject(thrown);
+      else call.resolve(value);
       const o = this.options;
-      if (o.cache) o.cacheTransport.set(call.cacheKey, source, o.cacheTTL > 0 ? Date.now() + o.cacheTTL : 0);
+      if (o.cache && !threw) o.cacheTransport.set(call.cacheKey, source, o.cacheTTL > 0 ? Date.now() + o.cacheTTL : 0);
     }
   }
 
@@ -363,13 +374,15 @@ class CircuitBreaker extends EventEmitter {
     const latency = performance.now() - call.start;
     const error = buildError(`Timed out after ${this.options.timeout}ms`, 'ETIMEDOUT');
     call.settled = true;
-    const moved = this.#record(call.slot, CallResult.Timeout);
+    // opossum runs a timeout through its error handling too (errorFilter, failure, fallback):
+    // a timeout the errorFilter accepts is not a failure of the circuit either.
+    const filtered = this.#filtered(error, call.args);
+    const moved = this.#record(call.slot, filtered ? CallResult.FilteredTimeout : CallResult.Timeout);
     try {
       this.emit('timeout', error, latency, call.args);
     } finally {
-      // opossum runs a timeout through its error handling too (errorFilter, failure, fallback).
       try {
-        this.#handleError(error, call.args, latency, this.#filtered(error, call.args), moved, call.resolve, call.reject);
+        this.#handleError(error, call.args, latency, filtered, moved, call.resolve, call.reject);
       } finally {
         this.#resetCoalesce(call.cacheKey, 'timeout');
         if (this.options.abortController) this.options.abortController.abort();

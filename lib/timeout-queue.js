@@ -14,6 +14,9 @@ class TimeoutQueue {
   #head = 0;
   #live = 0;
   #timer = null;
+  // The timer is unref'd while no call runs: an idle breaker never keeps the process alive
+  // (opossum clears its per-call timer; toggling the ref is cheaper than re-arming).
+  #idle = false;
   #closed = false;
 
   constructor(ms, onTimeout) {
@@ -29,11 +32,19 @@ class TimeoutQueue {
     this.#live += 1;
     if (this.#queue.length - this.#head > 2 * this.#live + 64) this.#compact();
     if (this.#timer === null) this.#arm(this.#ms);
+    else if (this.#idle) {
+      this.#timer.ref();
+      this.#idle = false;
+    }
   }
 
   // A call left the queue's care (settled before its deadline).
   done() {
     this.#live -= 1;
+    if (this.#live === 0 && this.#timer !== null) {
+      this.#timer.unref();
+      this.#idle = true;
+    }
   }
 
   #compact() {
@@ -43,6 +54,11 @@ class TimeoutQueue {
 
   #arm(ms) {
     this.#timer = setTimeout(() => this.#fire(), Math.max(1, Math.ceil(ms)));
+    this.#idle = false;
+    if (this.#live === 0) {
+      this.#timer.unref();
+      this.#idle = true;
+    }
   }
 
   #fire() {

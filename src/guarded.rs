@@ -39,6 +39,8 @@ pub enum CallResult {
     Timeout = 2,
     /// Thrown, but the errorFilter calls it healthy.
     Filtered = 3,
+    /// Timed out, and the errorFilter calls that healthy: counted as a timeout only.
+    FilteredTimeout = 4,
 }
 
 /// Counters kept beside the circuit, for `note()`.
@@ -285,6 +287,7 @@ fn record(g: &Guarded, slot: u32, result: i32) -> bool {
         0 => Outcome::Success,
         2 => Outcome::Timeout,
         3 => Outcome::Filtered,
+        4 => Outcome::FilteredTimeout,
         _ => Outcome::Failure,
     };
     g.record(slot, outcome);

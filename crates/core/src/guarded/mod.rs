@@ -52,6 +52,9 @@ pub enum Outcome {
     /// The action threw, but the caller's errorFilter says it is no sign of ill health
     /// (a 404, a validation error): a healthy answer, as a fetch breaker's 4xx is.
     Filtered,
+    /// The caller's timer fired, and its errorFilter accepts timeouts: healthy for the
+    /// circuit (as [`Outcome::Filtered`]), still counted in `timeouts` (opossum does both).
+    FilteredTimeout,
 }
 
 /// Counters the circuit does not keep, served with its stats (opossum's `stats` shape).
@@ -135,6 +138,8 @@ pub struct Guarded {
     transitions: Mutex<Vec<Transition>>,
     latency: Mutex<LatencyWindow>,
     semaphore_rejections: AtomicWindow,
+    /// Timeouts the errorFilter accepted: not in the circuit's counts, added to `timeouts`.
+    filtered_timeouts: AtomicWindow,
     cache_hits: AtomicWindow,
     cache_misses: AtomicWindow,
     coalesce_hits: AtomicWindow,
@@ -163,6 +168,7 @@ impl Guarded {
             transitions: Mutex::new(Vec::new()),
             latency: Mutex::new(LatencyWindow::new(w, b)),
             semaphore_rejections: AtomicWindow::new(w, b),
+            filtered_timeouts: AtomicWindow::new(w, b),
             cache_hits: AtomicWindow::new(w, b),
             cache_misses: AtomicWindow::new(w, b),
             coalesce_hits: AtomicWindow::new(w, b),
@@ -228,6 +234,10 @@ impl Guarded {
         let verdict = match outcome {
             Outcome::Success => Verdict::Success,
             Outcome::Filtered => Verdict::ClientError,
+            Outcome::FilteredTimeout => {
+                self.filtered_timeouts.add(now, 1);
+                Verdict::ClientError
+            }
             Outcome::Failure => Verdict::Failure(FailureKind::Upstream),
             Outcome::Timeout => Verdict::Failure(FailureKind::Timeout),
         };
@@ -324,7 +334,8 @@ impl Guarded {
 
     pub fn stats(&self) -> GuardedStats {
         let now = self.now();
-        let circuit = self.circuit.stats(now);
+        let mut circuit = self.circuit.stats(now);
+        circuit.timeouts += self.filtered_timeouts.total(now);
         self.metrics.set_failure_rate(circuit.failure_rate);
         let (latency_mean_ms, percentiles_ms) = self.latency.lock().summary(now);
         GuardedStats {

@@ -220,3 +220,16 @@ fn any_name_becomes_a_valid_label() {
     assert_eq!(metric_label(&"x".repeat(100)).len(), 64);
     assert_eq!(metric_label("a1b2-uuid:ok.v_2"), "a1b2-uuid:ok.v_2");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_the_error_filter_accepts_counts_as_a_timeout_but_never_opens() {
+    let g = guarded("guarded-filtered-timeout", &[], None, false);
+    for _ in 0..3 {
+        let s = g.admit().unwrap();
+        g.record(s, Outcome::FilteredTimeout);
+    }
+    let st = g.stats();
+    assert_eq!(st.circuit.state, StateKind::Closed);
+    assert_eq!((st.circuit.failures, st.circuit.timeouts), (0, 3));
+    assert!(kinds(&g).is_empty());
+}

@@ -1,0 +1,51 @@
+'use strict';
+
+// Defects an adversarial review found after the class landed, each checked on both
+// implementations: opossum@9 is the expectation.
+
+const { spawnSync } = require('node:child_process');
+const path = require('node:path');
+const { IMPLS, factory, sleep } = require('./impls');
+
+const make = factory();
+const ROOT = path.join(__dirname, '..', '..');
+const requireOf = (name) => (name === 'opossum' ? "require('opossum')" : "require('./').CircuitBreaker");
+
+describe.each(IMPLS)('%s', (name, Impl) => {
+  test('an errorFilter that accepts ETIMEDOUT keeps timeouts from opening the circuit', async () => {
+    const b = make(Impl, () => sleep(200), { timeout: 20, volumeThreshold: 3, errorThresholdPercentage: 50, errorFilter: (e) => e.code === 'ETIMEDOUT' });
+    for (let i = 0; i < 5; i++) await b.fire().catch(() => {});
+    expect({ opened: b.opened, failures: b.stats.failures, timeouts: b.stats.timeouts }).toEqual({ opened: false, failures: 0, timeouts: 5 });
+  });
+
+  test('the process exits once its last call settled: no timeout timer keeps it alive', () => {
+    const src = `const CB = ${requireOf(name)}; const t0 = Date.now();
+      new CB(async () => 1, { timeout: 4000, logger: false }).fire();
+      process.on('exit', () => console.log(Date.now() - t0));`;
+    const r = spawnSync(process.execPath, ['-e', src], { cwd: ROOT, encoding: 'utf8', timeout: 10000 });
+    expect(Number(r.stdout.trim())).toBeLessThan(1000);
+  });
+
+  test("a listener added right after fire() sees a plain-value action's 'success'", async () => {
+    const b = make(Impl, () => 42);
+    const p = b.fire();
+    let seen = false;
+    b.on('success', () => {
+      seen = true;
+    });
+    await expect(p).resolves.toBe(42);
+    expect(seen).toBe(true);
+  });
+
+  test("a throwing 'success' listener rejects that call; the process lives", () => {
+    const src = `const CB = ${requireOf(name)};
+      const b = new CB(async () => 'ok', { logger: false });
+      b.on('success', () => { throw new Error('listener'); });
+      b.fire().then((v) => console.log('resolved', v), (e) => console.log('rejected', e.message))
+        .then(() => new Promise((r) => setTimeout(r, 50))).then(() => { console.log('alive'); b.shutdown(); });`;
+    const r = spawnSync(process.execPath, ['-e', src], { cwd: ROOT, encoding: 'utf8', timeout: 10000 });
+    expect(r.stdout).toContain('rejected listener');
+    expect(r.stdout).toContain('alive');
+    expect(r.status).toBe(0);
+  });
+});
