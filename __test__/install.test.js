@@ -88,6 +88,7 @@ test('publishes the platform package and the main package, installs from the reg
   const latest = meta.versions[pkg.version];
   expect(latest.optionalDependencies).toEqual({ [`${pkg.name}-linux-x64-gnu`]: pkg.version });
   expect(latest.scripts).toBeUndefined();
+  expect(latest.jest).toBeUndefined();
 
   const app = path.join(dir, 'app');
   fs.mkdirSync(app);

@@ -57,6 +57,36 @@ test('without a loadable binary, the error names the platform, the packages look
   expect(pack.stderr).toContain('npm run build');
 });
 
+test('a binary that is there but does not load is named as such, locally or as the installed platform package', () => {
+  const dir = tempDir();
+  const copy = (into) => {
+    fs.mkdirSync(into, { recursive: true });
+    for (const f of ['index.js', 'binding.js', 'package.json']) fs.copyFileSync(path.join(ROOT, f), path.join(into, f));
+    fs.cpSync(path.join(ROOT, 'lib'), path.join(into, 'lib'), { recursive: true });
+  };
+  const load = (cwd, what) =>
+    spawnSync(process.execPath, ['-e', `try { require(${JSON.stringify(what)}) } catch (e) { console.log(e.message) }`], { cwd, encoding: 'utf8' }).stdout;
+  // A damaged local binary.
+  copy(path.join(dir, 'local'));
+  fs.writeFileSync(path.join(dir, 'local', `${pkg.napi.binaryName}.linux-x64-gnu.node`), 'garbage');
+  const local = load(dir, './local');
+  expect(local).toContain('exists but did not load');
+  expect(local).toContain('file too short');
+  // An installed platform package whose binary is damaged: not blamed on optional dependencies.
+  const app = path.join(dir, 'app', 'node_modules');
+  copy(path.join(app, pkg.name));
+  const main = JSON.parse(fs.readFileSync(path.join(app, pkg.name, 'package.json'), 'utf8'));
+  main.optionalDependencies = { [`${pkg.name}-linux-x64-gnu`]: pkg.version };
+  fs.writeFileSync(path.join(app, pkg.name, 'package.json'), JSON.stringify(main));
+  fs.mkdirSync(path.join(app, `${pkg.name}-linux-x64-gnu`));
+  fs.copyFileSync(path.join(ROOT, 'npm', 'linux-x64-gnu', 'package.json'), path.join(app, `${pkg.name}-linux-x64-gnu`, 'package.json'));
+  fs.writeFileSync(path.join(app, `${pkg.name}-linux-x64-gnu`, `${pkg.napi.binaryName}.linux-x64-gnu.node`), 'garbage');
+  const installed = load(path.join(dir, 'app'), pkg.name);
+  expect(installed).toContain(`${pkg.name}-linux-x64-gnu is installed but its binary did not load`);
+  expect(installed).toContain('file too short');
+  expect(installed).not.toContain('check that optional dependencies were installed');
+});
+
 test('the public entry has no test-only export, and the package is publishable', () => {
   const api = require('..');
   expect(Object.keys(api).filter((k) => k.startsWith('__'))).toEqual([]);
@@ -89,4 +119,14 @@ test('the test command stops in seconds, with the install commands, on a machine
     expect(r.stderr).toContain('k6');
   }
   expect(Date.now() - started).toBeLessThan(15000);
+});
+
+test("the test command's step runner keeps a step's exit code and its last line without a newline", () => {
+  const script = `set -euo pipefail
+source <(sed -n '/^run() {/,/^}/p' ${JSON.stringify(path.join(ROOT, 'scripts', 'test.sh'))})
+rc=0; run failing bash -c 'echo first; printf "FATAL: no newline"; exit 7' || rc=$?
+echo "rc=$rc"`;
+  const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', timeout: 20000 });
+  expect(r.stdout).toContain('first\nFATAL: no newline\n');
+  expect(r.stdout).toContain('rc=7');
 });

@@ -5,6 +5,7 @@
 // optionalDependencies). When neither loads, the generated message blames an npm bug; this
 // one says what was looked for on which platform, and how to build from source.
 
+const fs = require('node:fs');
 const path = require('node:path');
 
 function libc() {
@@ -27,15 +28,29 @@ function causes(err) {
   return native.length ? native : [String(err && err.message)];
 }
 
+function installed(name) {
+  try {
+    require.resolve(`${name}/package.json`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function loadError(cause) {
   const tag = platformTag();
   const pkg = require('../package.json');
   const known = Object.keys(pkg.optionalDependencies || {}).map((n) => n.slice(`${pkg.name}-`.length));
   const glibc = process.report?.getReport?.().header?.glibcVersionRuntime;
+  const local = path.join(__dirname, '..', `${pkg.napi.binaryName}.${tag}.node`);
   const lines = [
     `dnastore-breaker: no native binary loads on this platform (${tag}${glibc ? `, glibc ${glibc}` : ''}).`,
-    `Looked for: ${path.join(__dirname, '..', `${pkg.napi.binaryName}.${tag}.node`)} and the package ${pkg.name}-${tag}.`,
-    known.length === 0
+    `Looked for: ${local} and the package ${pkg.name}-${tag}.`,
+    fs.existsSync(local)
+      ? `${local} exists but did not load (see the error below: a damaged file, or a glibc older than it needs).`
+      : installed(`${pkg.name}-${tag}`)
+      ? `${pkg.name}-${tag} is installed but its binary did not load (see the error below: a damaged file, or a glibc older than it needs).`
+      : known.length === 0
       ? 'This copy names no prebuilt platform packages (a source checkout, or a packed one without its binary).'
       : known.includes(tag)
         ? `${pkg.name}-${tag} is published for this platform: check that optional dependencies were installed (npm install --include=optional; not --omit=optional or --no-optional).`

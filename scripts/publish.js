@@ -67,6 +67,7 @@ try {
   delete main.scripts;
   delete main.devDependencies;
   delete main.overrides;
+  delete main.jest;
   fs.writeFileSync(path.join(stage, 'package.json'), `${JSON.stringify(main, null, 2)}\n`);
   console.log(`[publish] ${pkg.name}@${pkg.version} (optionalDependencies: ${published.join(', ')})`);
   npm(['publish', '--access', 'public'], stage);

@@ -26,7 +26,8 @@ run() {
   local watcher=$!
   local rc
   set +e
-  "$@" 2>&1 | while IFS= read -r line; do
+  # `|| [ -n "$line" ]`: a last line without a newline is printed too.
+  "$@" 2>&1 | while IFS= read -r line || [ -n "$line" ]; do
     printf '%s\n' "$line"
     : >"$stamp"
   done

@@ -25,12 +25,14 @@ TOOLS=(
   "python3 -m ziglang|pip:ziglang|the zig linker used by cargo-zigbuild"
 )
 
+# Present means it runs: a pyenv shim or a stale link is on the PATH yet fails.
 have() {
-  if [ "$1" = "python3 -m ziglang" ]; then
-    python3 -c 'import ziglang' >/dev/null 2>&1
-  else
-    command -v "$1" >/dev/null 2>&1
-  fi
+  case "$1" in
+    "python3 -m ziglang") python3 -c 'import ziglang' >/dev/null 2>&1 ;;
+    k6) k6 version >/dev/null 2>&1 ;;
+    cargo-zigbuild) cargo-zigbuild --version >/dev/null 2>&1 ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
 }
 
 label() {
@@ -93,7 +95,8 @@ if [ ${#pip_missing[@]} -gt 0 ]; then
   [ "$may_install" = 1 ] || fail "DNASTORE_NO_INSTALL=1 forbids installing"
   command -v pip >/dev/null 2>&1 || fail "installing ${pip_missing[*]} needs pip"
   echo "[tools] installing: $pip_cmd"
-  pip install -q --disable-pip-version-check --root-user-action=ignore "${pip_missing[@]}"
+  pip install -q --disable-pip-version-check --root-user-action=ignore "${pip_missing[@]}" ||
+    fail "pip could not install ${pip_missing[*]} (a system Python that refuses installs: use a virtualenv or pipx)"
   hash -r
 fi
 
