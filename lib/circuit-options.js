@@ -18,7 +18,10 @@ function withDefaults(options) {
   // Native extras, off by default (opossum has neither): one trial while half-open.
   o.maxFailures = o.maxFailures ?? 0;
   o.halfOpenMaxCalls = o.halfOpenMaxCalls ?? 1;
-  o.capacity = Number.isInteger(o.capacity) ? o.capacity : Number.MAX_SAFE_INTEGER;
+  // A numeric string counts, as for every numeric option here (`process.env.X || 10`);
+  // opossum would silently leave a string capacity unbounded.
+  const capacity = typeof o.capacity === 'string' && /^\s*\d+\s*$/.test(o.capacity) ? Number(o.capacity) : o.capacity;
+  o.capacity = Number.isInteger(capacity) ? capacity : Number.MAX_SAFE_INTEGER;
   o.errorFilter = o.errorFilter || (() => false);
   o.cacheTTL = o.cacheTTL ?? 0;
   o.cacheGetKey = o.cacheGetKey ?? ((...args) => JSON.stringify(args));

@@ -49,3 +49,10 @@ describe.each(IMPLS)('%s', (name, Impl) => {
     expect(r.status).toBe(0);
   });
 });
+
+test('capacity given as a numeric string bounds the calls (README: numeric strings work in both APIs)', async () => {
+  const { CircuitBreaker } = require('../..');
+  const b = make(CircuitBreaker, () => sleep(50), { capacity: '2' });
+  const r = await Promise.allSettled([b.fire(), b.fire(), b.fire()]);
+  expect(r.map((x) => x.status === 'rejected' && x.reason.code)).toEqual([false, false, 'ESEMLOCKED']);
+});

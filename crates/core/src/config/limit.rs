@@ -66,6 +66,22 @@ impl Resolver<'_> {
         let max_queued = self.int(&spec::max_queued)? as u32;
         let queue_timeout = self.ms(&spec::queue_timeout)?;
         if max == 0 {
+            // The bulkhead's other settings mean nothing without it: a silently ignored
+            // maxQueued reads as protection that is not there.
+            for s in [
+                &spec::max_queued,
+                &spec::queue_timeout,
+                &spec::min_concurrency,
+            ] {
+                // (Its default, given explicitly, is harmless: `maxQueued: 0`.)
+                let set = self.int(s)? != s.default;
+                if let Some(given) = self.int_source(s).filter(|_| set) {
+                    return Err(err(
+                        given,
+                        format!("invalid {given}: only applies with maxConcurrent (DNASTORE_MAX_CONCURRENT) from 1 to 100000, the bulkhead it configures"),
+                    ));
+                }
+            }
             if adaptive {
                 return Err(err(
                     key,
@@ -73,6 +89,15 @@ impl Resolver<'_> {
                 ));
             }
             return Ok((slow, None));
+        }
+        if !adaptive {
+            let set = u64::from(min) != spec::min_concurrency.default;
+            if let Some(given) = self.int_source(&spec::min_concurrency).filter(|_| set) {
+                return Err(err(
+                    given,
+                    format!("invalid {given}: only applies with concurrencyLimit 'adaptive' (DNASTORE_CONCURRENCY_LIMIT)"),
+                ));
+            }
         }
         if adaptive && min > max {
             return Err(err(

@@ -414,6 +414,18 @@ fn err(key: &str, message: String) -> ConfigError {
 }
 
 impl Resolver<'_> {
+    /// Where an integer setting was given (its option or variable name), `None` when it
+    /// takes its default: for settings that only mean something beside another one.
+    fn int_source(&self, s: &IntSpec) -> Option<&'static str> {
+        if self.opts.get(s.option).is_some() {
+            Some(s.option)
+        } else if (self.env)(s.env).is_some_and(|v| !v.trim().is_empty()) {
+            Some(s.env)
+        } else {
+            None
+        }
+    }
+
     fn int(&self, s: &IntSpec) -> Result<u64, ConfigError> {
         let range = format!("an integer from {} to {} ({})", s.min, s.max, s.unit);
         if let Some(v) = self.opts.get(s.option) {

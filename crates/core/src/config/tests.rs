@@ -464,4 +464,30 @@ fn bulkhead_and_slow_call_settings_are_off_by_default_and_validated() {
     assert_eq!(e.key, "DNASTORE_MAX_QUEUED");
     let e = resolve_env(&[("DNASTORE_CIRCUIT_SLOW_CALL_RATE", "0")]).unwrap_err();
     assert!(e.message.contains("from 1 to 100"), "{}", e.message);
+    // The bulkhead's other settings, given without the bulkhead (or minConcurrency without
+    // the adaptive limit), are errors naming what they need, never silently ignored.
+    for (k, v) in [
+        ("DNASTORE_MAX_QUEUED", "10"),
+        ("DNASTORE_QUEUE_TIMEOUT_MS", "50"),
+        ("DNASTORE_MIN_CONCURRENCY", "4"),
+    ] {
+        let e = resolve_env(&[(k, v)]).unwrap_err();
+        assert_eq!(e.key, k);
+        assert!(e.message.contains("maxConcurrent"), "{}", e.message);
+    }
+    let o = RawOptions::new().set("maxQueued", RawValue::Number(5.0));
+    assert_eq!(Config::resolve(&o, &env(&[])).unwrap_err().key, "maxQueued");
+    let e = resolve_env(&[
+        ("DNASTORE_MAX_CONCURRENT", "8"),
+        ("DNASTORE_MIN_CONCURRENCY", "4"),
+    ])
+    .unwrap_err();
+    assert_eq!(e.key, "DNASTORE_MIN_CONCURRENCY");
+    assert!(e.message.contains("adaptive"), "{}", e.message);
+    assert!(resolve_env(&[
+        ("DNASTORE_MAX_CONCURRENT", "8"),
+        ("DNASTORE_MAX_QUEUED", "4"),
+        ("DNASTORE_QUEUE_TIMEOUT_MS", "20"),
+    ])
+    .is_ok());
 }
