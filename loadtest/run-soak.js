@@ -33,7 +33,7 @@ if (process.argv[process.argv.indexOf('--scenario') + 1] === 'slow') {
   return;
 }
 
-const { spawn } = require('node:child_process');
+const { startK6 } = require('./k6');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -133,21 +133,9 @@ async function main() {
   t0 = Date.now();
   log(`DNAStore pid ${store.pid} ${store.url}; Sigil API pid ${api.pid} ${base}; k6 at ${RATE} req/s for ${DURATION}; DNAStore cycles ${UP_S}s up / ${DOWN_S}s out (${OUTAGES.join(', ')})`);
 
-  // --console-output: the write ledger (raw JSON lines) goes to a file, not the terminal.
-  k6 = spawn('k6', ['run', '--no-color', '--summary-export', SUMMARY, '--console-output', LEDGER, '--log-format', 'raw',
-    '-e', `BASE_URL=${base}`, '-e', `RATE=${RATE}`, '-e', `DURATION=${DURATION}`, '-e', `DEADLINE_MS=${DEADLINE_MS}`, '-e', `RUN_ID=${RUN_ID}`,
-    path.join(__dirname, 'soak.js')], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const k6Exit = new Promise((resolve) => {
-    k6.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-    k6.once('error', (err) => {
-      log(`cannot run k6: ${err.message}`);
-      resolve(127);
-    });
-  });
-  let k6Done = false;
-  k6Exit.then(() => {
-    k6Done = true;
-  });
+  const run = startK6({ base, rate: RATE, duration: DURATION, deadlineMs: DEADLINE_MS, runId: RUN_ID, summary: SUMMARY, ledger: LEDGER, log });
+  k6 = run.proc;
+  const k6Exit = run.exit;
   const hardLimit = setTimeout(() => {
     log('hard time limit reached: stopping k6');
     k6.kill('SIGTERM');
@@ -158,9 +146,9 @@ async function main() {
   await sleep(3000);
   let outages = 0;
   const cyclesEnd = t0 + (DURATION_S - UP_S / 2) * 1000;
-  while (!k6Done && Date.now() + (UP_S + DOWN_S) * 1000 < cyclesEnd) {
-    await sleepOrDone(UP_S * 1000, () => k6Done);
-    if (k6Done) break;
+  while (!run.done() && Date.now() + (UP_S + DOWN_S) * 1000 < cyclesEnd) {
+    await sleepOrDone(UP_S * 1000, () => run.done());
+    if (run.done()) break;
     const kind = OUTAGES[outages % OUTAGES.length];
     outages++;
     if (kind === 'down') {
@@ -170,7 +158,7 @@ async function main() {
       await store.setMode(kind);
     }
     log(`DNAStore ${kind === 'down' ? 'DOWN' : kind.toUpperCase()} (outage ${outages})`);
-    await sleepOrDone(DOWN_S * 1000, () => k6Done);
+    await sleepOrDone(DOWN_S * 1000, () => run.done());
     if (kind === 'down') await store.start();
     else await store.setMode('up');
     log('DNAStore UP');

@@ -17,7 +17,7 @@
 // Bounded: k6 runs fast-before + slow + fast-after seconds (60 by default), everything is
 // stopped after that plus 90 s whatever happens.
 
-const { spawn } = require('node:child_process');
+const { startK6 } = require('./k6');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -179,20 +179,9 @@ async function main() {
   t0 = Date.now();
   log(`settings ${SETTINGS}; DNAStore ${store.url} (pid ${store.pid}); Sigil API ${base} (pid ${api.pid}); k6 ${RATE} req/s for ${DURATION_S}s; ` +
     `DNAStore ${FAST_MS} ms, ${SLOW_MS} ms from ${FAST_BEFORE_S}s for ${SLOW_S}s, then ${FAST_MS} ms`);
-  k6 = spawn('k6', ['run', '--no-color', '--quiet', '--summary-export', SUMMARY, '--console-output', path.join(TMP, 'ledger.jsonl'), '--log-format', 'raw',
-    '-e', `BASE_URL=${base}`, '-e', `RATE=${RATE}`, '-e', `DURATION=${DURATION_S}s`, '-e', `DEADLINE_MS=${DEADLINE_MS}`,
-    '-e', `RUN_ID=${crypto.randomBytes(4).toString('hex')}`, path.join(__dirname, 'soak.js')], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const k6Exit = new Promise((resolve) => {
-    k6.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-    k6.once('error', (err) => {
-      log(`cannot run k6: ${err.message}`);
-      resolve(127);
-    });
-  });
-  let k6Done = false;
-  k6Exit.then(() => {
-    k6Done = true;
-  });
+  const run = startK6({ base, rate: RATE, duration: `${DURATION_S}s`, deadlineMs: DEADLINE_MS, runId: crypto.randomBytes(4).toString('hex'), summary: SUMMARY, ledger: path.join(TMP, 'ledger.jsonl'), quiet: true, log });
+  k6 = run.proc;
+  const k6Exit = run.exit;
   const hardLimit = setTimeout(() => k6.kill('SIGTERM'), HARD_LIMIT_MS);
   // k6's setup (warming 20 sigils) takes a moment; the step is timed by the fake DNAStore
   // itself from when this mode is set.
@@ -200,7 +189,7 @@ async function main() {
   await request('POST', `${store.url}/__control/stats/reset`);
   await store.setMode('latency', { shape: 'step', fromMs: FAST_MS, toMs: SLOW_MS, afterMs: (FAST_BEFORE_S - 1) * 1000, holdMs: SLOW_S * 1000 });
   const stepAt = Date.now() + (FAST_BEFORE_S - 1) * 1000;
-  const m = await watch(base, stepAt, () => k6Done);
+  const m = await watch(base, stepAt, () => run.done());
   const code = await k6Exit;
   clearTimeout(hardLimit);
   const load1 = os.loadavg();
