@@ -1,11 +1,26 @@
 'use strict';
 
-// Starts the soak's k6 script (loadtest/soak.js) against the Sigil API, for both soak drivers
-// (run-soak.js: outages; slow-soak.js: a slow DNAStore). The write ledger (raw JSON lines)
-// goes to a file (--console-output), not the terminal.
+// What both soak drivers share (run-soak.js: outages; slow-soak.js: a slow DNAStore): the
+// Sigil API's breaker settings, and the k6 script's launch (loadtest/soak.js). The write
+// ledger (raw JSON lines) goes to a file (--console-output), not the terminal.
 
 const path = require('node:path');
 const { spawn } = require('node:child_process');
+
+// The API's environment: a 5 s window of 5 buckets, volume 20, reset 2 s, so a soak of a
+// minute sees several cycles; the outbox in the run's temporary directory.
+function apiEnv({ timeoutMs, deadlineMs, tmp }) {
+  return {
+    DNASTORE_TIMEOUT_MS: String(timeoutMs),
+    DNASTORE_DEADLINE_MS: String(deadlineMs),
+    DNASTORE_CIRCUIT_RESET_MS: '2000',
+    DNASTORE_CIRCUIT_VOLUME_THRESHOLD: '20',
+    DNASTORE_CIRCUIT_ROLLING_MS: '5000',
+    DNASTORE_CIRCUIT_ROLLING_BUCKETS: '5',
+    DNASTORE_OUTBOX_DIR: path.join(tmp, 'outbox'),
+    LOG_LEVEL: 'info',
+  };
+}
 
 // -> { proc, exit: Promise<exit code> (127 when k6 cannot run), done(): bool }
 function startK6({ base, rate, duration, deadlineMs, runId, summary, ledger, quiet = false, log }) {
@@ -26,4 +41,4 @@ function startK6({ base, rate, duration, deadlineMs, runId, summary, ledger, qui
   return { proc, exit, done: () => finished };
 }
 
-module.exports = { startK6 };
+module.exports = { startK6, apiEnv };

@@ -33,7 +33,7 @@ if (process.argv[process.argv.indexOf('--scenario') + 1] === 'slow') {
   return;
 }
 
-const { startK6 } = require('./k6');
+const { startK6, apiEnv } = require('./k6');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -82,16 +82,7 @@ const HARD_LIMIT_MS = (DURATION_S + 90) * 1000;
 // writes in a few seconds).
 const DRAIN_TIMEOUT_MS = 60000;
 
-const API_ENV = {
-  DNASTORE_TIMEOUT_MS: '500',
-  DNASTORE_DEADLINE_MS: String(DEADLINE_MS),
-  DNASTORE_CIRCUIT_RESET_MS: '2000',
-  DNASTORE_CIRCUIT_VOLUME_THRESHOLD: '20',
-  DNASTORE_CIRCUIT_ROLLING_MS: '5000',
-  DNASTORE_CIRCUIT_ROLLING_BUCKETS: '5',
-  DNASTORE_OUTBOX_DIR: path.join(TMP, 'outbox'),
-  LOG_LEVEL: 'info',
-};
+const API_ENV = apiEnv({ timeoutMs: 500, deadlineMs: DEADLINE_MS, tmp: TMP });
 
 let store;
 let api;

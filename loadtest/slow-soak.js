@@ -17,7 +17,7 @@
 // Bounded: k6 runs fast-before + slow + fast-after seconds (60 by default), everything is
 // stopped after that plus 90 s whatever happens.
 
-const { startK6 } = require('./k6');
+const { startK6, apiEnv } = require('./k6');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -49,16 +49,7 @@ const HARD_LIMIT_MS = (DURATION_S + 90) * 1000;
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-slow-soak-'));
 const SUMMARY = path.join(TMP, 'summary.json');
 
-const API_ENV = {
-  DNASTORE_TIMEOUT_MS: '3000',
-  DNASTORE_DEADLINE_MS: String(DEADLINE_MS),
-  DNASTORE_CIRCUIT_RESET_MS: '2000',
-  DNASTORE_CIRCUIT_VOLUME_THRESHOLD: '20',
-  DNASTORE_CIRCUIT_ROLLING_MS: '5000',
-  DNASTORE_CIRCUIT_ROLLING_BUCKETS: '5',
-  DNASTORE_OUTBOX_DIR: path.join(TMP, 'outbox'),
-  LOG_LEVEL: 'info',
-};
+const API_ENV = apiEnv({ timeoutMs: 3000, deadlineMs: DEADLINE_MS, tmp: TMP });
 // The issue-15 settings under test.
 const NEW_SETTINGS = {
   DNASTORE_CIRCUIT_SLOW_CALL_MS: '1000',

@@ -137,11 +137,7 @@ impl Observer for JsObserver {
         }
         let (name, payload) = match e {
             Event::Transition(t) => (
-                match t.to {
-                    dnastore_core::StateKind::Open => "open",
-                    dnastore_core::StateKind::HalfOpen => "halfOpen",
-                    dnastore_core::StateKind::Closed => "close",
-                },
+                t.to.event_name(),
                 BreakerEvent {
                     from: Some(t.from.as_str().into()),
                     to: Some(t.to.as_str().into()),

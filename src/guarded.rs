@@ -75,12 +75,7 @@ pub struct CircuitTransition {
 impl From<Transition> for CircuitTransition {
     fn from(t: Transition) -> Self {
         Self {
-            name: match t.to {
-                StateKind::Open => "open",
-                StateKind::HalfOpen => "halfOpen",
-                StateKind::Closed => "close",
-            }
-            .into(),
+            name: t.to.event_name().into(),
             from: t.from.as_str().into(),
             to: t.to.as_str().into(),
             reason: t.reason.as_str().into(),

@@ -23,6 +23,16 @@ impl StateKind {
         }
     }
 
+    /// The event a transition into this state is emitted as (opossum's names: `close`,
+    /// not `closed`), for fetch breakers and wrapped functions alike.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            StateKind::Closed => "close",
+            StateKind::Open => "open",
+            StateKind::HalfOpen => "halfOpen",
+        }
+    }
+
     pub fn from_u8(v: u8) -> StateKind {
         match v {
             1 => StateKind::Open,
