@@ -101,6 +101,12 @@ export declare class NativeCircuit {
   shutdown(): void
 }
 
+/**
+ * Test hook: `[calls run on this JS thread's own runtime, turns of it]` so far (see
+ * `local`): how a test tells an inline call from one sent to the I/O thread.
+ */
+export declare function __inlineStats(): Array<number>
+
 /** Calls with a signal still running on this thread (the memory test reads it). */
 export declare function __pendingAborts(): number
 
@@ -223,6 +229,8 @@ export interface BreakerOptions {
   generateIdempotencyKeys?: boolean
   /** Identical concurrent GETs share one request. Default true (DNASTORE_COALESCE). */
   coalesce?: boolean
+  /** A call fired while no other call of its JS thread is pending does its HTTP I/O on that JS thread (less CPU per call); false sends every call to the I/O thread. Default true (DNASTORE_INLINE_IO). */
+  inlineIo?: boolean
   /** Header naming the tenant; like Authorization, Cookie and X-Api-Key it always splits the cache and coalescing key. Default 'x-tenant-id' (DNASTORE_LKG_TENANT_HEADER). */
   tenantHeader?: string
   /** Headers on the no-identity list (accept-language, ...) that should still split the key (DNASTORE_LKG_VARY_HEADERS). */

@@ -15,4 +15,10 @@ function testPanic(mode) {
   }
 }
 
-module.exports = { testPanic };
+// How many calls ran inline (on this JS thread's own runtime, see src/local.rs), and its turns.
+function inlineStats() {
+  const [calls, turns] = native.__inlineStats();
+  return { calls, turns };
+}
+
+module.exports = { testPanic, inlineStats };

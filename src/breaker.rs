@@ -358,6 +358,7 @@ pub fn fire<'env>(
                         env,
                         guarded(fut, full),
                         None,
+                        false,
                     )?))
                 }
                 // Invalid: rejected as such (admission already counted the short-circuit).
@@ -383,6 +384,7 @@ pub fn fire<'env>(
                     env,
                     guarded(fut, full),
                     None,
+                    false,
                 )?));
             }
         }
@@ -408,6 +410,7 @@ pub fn fire<'env>(
         env,
         guarded_traced(fut, full, trace),
         abort,
+        b.config().inline_io,
     )?))
 }
 

@@ -88,7 +88,7 @@ struct Deferred(sys::napi_deferred);
 unsafe impl Send for Deferred {}
 
 /// A settled call waiting for its JS thread: an intrusive stack node.
-struct Completion {
+pub(crate) struct Completion {
     deferred: Deferred,
     value: Settled,
     /// The call's abort id (`abort`), forgotten when it settles.
@@ -286,6 +286,16 @@ unsafe extern "C" fn drain(
         return;
     };
     let batch = inbox.take();
+    // SAFETY: the JS thread of `env`, alive (checked above), inside napi's own callback.
+    unsafe { settle(env, batch) };
+}
+
+/// Settles `batch` (this JS thread's completions) and unrefs the TSFN once nothing is
+/// pending.
+///
+/// # Safety
+/// Runs on the JS thread of `env`, with `env` alive and a handle scope open.
+pub(crate) unsafe fn settle(env: sys::napi_env, batch: Vec<Completion>) {
     if batch.is_empty() {
         return;
     }
@@ -302,9 +312,9 @@ unsafe extern "C" fn drain(
         }
         // Never unwind into C.
         let _ = catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: `drain` runs on the JS thread of the env that created each deferred
-            // (one inbox per JS thread), with that env alive (checked non-null above); each
-            // deferred is settled exactly once, here.
+            // SAFETY: the caller runs this on the JS thread of the env that created each
+            // deferred (one inbox and one local runtime per JS thread), with that env alive;
+            // each deferred is settled exactly once, here.
             match unsafe { Settled::to_napi_value(env, value) } {
                 // SAFETY: as above.
                 Ok(v) => unsafe { sys::napi_resolve_deferred(env, deferred.0, v) },
@@ -324,28 +334,55 @@ unsafe extern "C" fn drain(
             n
         })
         .unwrap_or(0);
-    if let (0, Some(t)) = (left, inbox.tsfn()) {
-        // SAFETY: the TSFN's own JS thread, env alive.
+    let tsfn = INBOX
+        .try_with(|c| c.borrow().as_ref().and_then(|i| i.tsfn()))
+        .ok()
+        .flatten();
+    if let (0, Some(t)) = (left, tsfn) {
+        // SAFETY: the TSFN's own JS thread, env alive (the caller's contract).
         unsafe { sys::napi_unref_threadsafe_function(env, t) };
+    }
+}
+
+/// Queues completions of this JS thread like the I/O runtime does: they settle when its
+/// signal is processed, after whatever its loop already had queued (events).
+pub(crate) fn post(batch: Vec<Completion>) {
+    let Some(inbox) = INBOX.try_with(|c| c.borrow().clone()).ok().flatten() else {
+        return;
+    };
+    for c in batch {
+        if inbox.push(Box::new(c)) {
+            inbox.signal();
+        }
     }
 }
 
 /// Starts `fut` on the I/O runtime (batched, see `dispatch`) and returns a Promise of its
 /// output. `abort`: the call's abort id, forgotten when it settles (or here, if it never
 /// starts).
-pub fn promise<'env, F, T>(env: &'env Env, fut: F, abort: Option<u64>) -> Result<Unknown<'env>>
+pub fn promise<'env, F, T>(
+    env: &'env Env,
+    fut: F,
+    abort: Option<u64>,
+    inline: bool,
+) -> Result<Unknown<'env>>
 where
     F: Future<Output = T> + Send + 'static,
     T: Into<Settled> + Send + 'static,
 {
-    let started = start(env, fut, abort);
+    let started = start(env, fut, abort, inline);
     if let (Err(_), Some(id)) = (&started, abort) {
         crate::abort::forget(id);
     }
     started
 }
 
-fn start<'env, F, T>(env: &'env Env, fut: F, abort: Option<u64>) -> Result<Unknown<'env>>
+fn start<'env, F, T>(
+    env: &'env Env,
+    fut: F,
+    abort: Option<u64>,
+    inline: bool,
+) -> Result<Unknown<'env>>
 where
     F: Future<Output = T> + Send + 'static,
     T: Into<Settled> + Send + 'static,
@@ -372,7 +409,23 @@ where
     }
     let deferred = Deferred(deferred);
     let raw_deferred = deferred.0;
-    let queued = crate::dispatch::submit(raw_env, async move {
+    if inline && was == 0 && crate::local::usable(raw_env) {
+        // A lone call: its I/O runs on this thread (see `local`), and it settles right
+        // after the turn of the local runtime that finished it.
+        PENDING.with(|p| p.set(1));
+        crate::local::spawn(async move {
+            let value = fut.await.into();
+            crate::local::finished(Completion {
+                deferred,
+                value,
+                abort,
+                next: ptr::null_mut(),
+            });
+        });
+        // SAFETY: `promise` is a live value napi just created in this env and scope.
+        return Ok(unsafe { Unknown::from_raw_unchecked(raw_env, promise) });
+    }
+    let fut = async move {
         let value = fut.await.into();
         let completion = Box::new(Completion {
             deferred,
@@ -384,7 +437,8 @@ where
             // Behind the tasks already ready: their completions ride on the same wake-up.
             tokio::spawn(async move { inbox.signal() });
         }
-    });
+    };
+    let queued = crate::dispatch::submit(raw_env, fut);
     if let Err(e) = queued {
         // The call was not queued: undo the ref and report the error (fire() throws it).
         // The promise is never handed out; resolving it frees its deferred (rejecting it

@@ -297,5 +297,8 @@ impl Observer for JsObserver {
             EventMsg { name, payload },
             ThreadsafeFunctionCallMode::NonBlocking,
         );
+        // Emitted by a call running on this JS thread's own runtime: its promise must not
+        // settle before this event reaches its listeners (see `local::event_queued`).
+        crate::local::event_queued();
     }
 }

@@ -12,6 +12,7 @@ mod dispatch;
 mod events;
 mod fast;
 mod guarded;
+mod local;
 mod options;
 mod outbox;
 mod runtime;
@@ -96,7 +97,18 @@ pub fn test_panic(
             false,
         ),
         None,
+        // Inline when nothing else is pending: the panic is then caught on the JS thread's
+        // own runtime, which must settle it like the I/O thread does.
+        true,
     )
+}
+
+/// Test hook: `[calls run on this JS thread's own runtime, turns of it]` so far (see
+/// `local`): how a test tells an inline call from one sent to the I/O thread.
+#[napi(js_name = "__inlineStats")]
+pub fn inline_stats() -> Vec<f64> {
+    let (calls, turns) = local::stats();
+    vec![calls as f64, turns as f64]
 }
 
 thread_local! {

@@ -155,6 +155,7 @@ impl NativeBreaker {
                 }
             },
             None,
+            false,
         )
     }
 
@@ -175,6 +176,7 @@ impl NativeBreaker {
                 }
             },
             None,
+            false,
         )
     }
 
@@ -187,6 +189,7 @@ impl NativeBreaker {
             env,
             async move { ob.retry(&id, now).await.unwrap_or(false) },
             None,
+            false,
         )
     }
 
@@ -199,6 +202,7 @@ impl NativeBreaker {
             env,
             async move { ob.discard(&id).await.unwrap_or(false) },
             None,
+            false,
         )
     }
 
@@ -207,6 +211,6 @@ impl NativeBreaker {
     pub fn outbox_drain<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
         let ob = self.outbox_or_throw(env)?;
         let b = self.core().clone();
-        completion::promise(env, async move { ob.drain(&b).await }, None)
+        completion::promise(env, async move { ob.drain(&b).await }, None, false)
     }
 }

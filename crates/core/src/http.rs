@@ -249,7 +249,7 @@ impl HttpClient {
     pub fn new(tls: &crate::tls::TlsConfig, base: Option<&Url>) -> Result<Self, CallError> {
         let config = |m: String| CallError::new(crate::error::Code::Config, m);
         let material = tls.load().map_err(|e| config(e.message))?;
-        let client = tls.build_client(material, base).map_err(config)?;
+        let clients = tls.build_clients(material, base).map_err(config)?;
         let rename = match (&tls.server_name, base) {
             (Some(name), Some(b)) if crate::tls::base_ip(b).is_some() => {
                 b.host_str().map(|h| (h.to_string(), name.clone()))
@@ -257,7 +257,7 @@ impl HttpClient {
             _ => None,
         };
         Ok(Self {
-            slot: crate::tls::ClientSlot::new(client),
+            slot: crate::tls::ClientSlot::new(clients),
             rename,
         })
     }

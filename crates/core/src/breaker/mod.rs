@@ -229,7 +229,13 @@ impl Breaker {
         let b = Arc::new_cyclic(|me: &Weak<Self>| Self {
             outbox: outbox.as_ref().map(|(o, _)| o.clone()),
             outbox_backoff: Backoff::new(config.retry.base, config.outbox.retry_max),
-            redis: Self::shared_lkg(&config, lkg.is_some(), &metrics, me.clone()),
+            redis: Self::shared_lkg(
+                &config,
+                lkg.is_some(),
+                &metrics,
+                me.clone(),
+                runtime.clone(),
+            ),
             circuit: Circuit::new(CircuitConfig::from(&config)),
             http,
             origin: Instant::now(),
@@ -259,6 +265,7 @@ impl Breaker {
         local: bool,
         metrics: &Arc<BreakerMetrics>,
         me: Weak<Self>,
+        runtime: Option<tokio::runtime::Handle>,
     ) -> Option<RedisLkg> {
         let client = Self::redis_client(config).ok()?.filter(|_| local)?;
         let on_health = Box::new(move |up, reason: Option<&str>| {
@@ -272,6 +279,7 @@ impl Breaker {
             config.lkg.max_stale,
             metrics.clone(),
             on_health,
+            runtime,
         ))
     }
 

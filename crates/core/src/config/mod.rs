@@ -241,7 +241,13 @@ pub const COALESCE: BoolSpec = BoolSpec {
     default: true,
     doc: "Identical concurrent GETs (same cache key) share one upstream request.",
 };
-pub const BOOL_SPECS: &[BoolSpec] = &[GENERATE_IDEMPOTENCY_KEYS, COALESCE];
+pub const INLINE_IO: BoolSpec = BoolSpec {
+    option: "inlineIo",
+    env: "DNASTORE_INLINE_IO",
+    default: true,
+    doc: "A call fired while no other call of its JS thread is pending does its HTTP I/O on that JS thread (no hand-over to the I/O thread and back: less CPU per call); false sends every call to the I/O thread.",
+};
+pub const BOOL_SPECS: &[BoolSpec] = &[GENERATE_IDEMPOTENCY_KEYS, COALESCE, INLINE_IO];
 
 /// String settings.
 pub const NAME: StrSpec = StrSpec {
@@ -380,6 +386,8 @@ pub struct Config {
     /// Process-wide (the binding's I/O runtime); the first breaker's value wins.
     pub io_threads: u32,
     pub coalesce: bool,
+    /// `inlineIo`: lone calls run on the JS thread's own runtime (the binding's choice).
+    pub inline_io: bool,
     pub retry: RetryConfig,
     pub lkg: LkgConfig,
     pub outbox: OutboxConfig,
@@ -851,6 +859,7 @@ impl Config {
             max_routes: r.int(&spec::max_routes)? as u32,
             io_threads: r.int(&spec::io_threads)? as u32,
             coalesce: r.boolean(&COALESCE)?,
+            inline_io: r.boolean(&INLINE_IO)?,
             retry: RetryConfig {
                 max_attempts: r.int(&spec::max_attempts)? as u32,
                 base: retry_base,

@@ -117,6 +117,11 @@ pub struct RedisLkg {
     /// Taken by the task when it is spawned.
     client: parking_lot::Mutex<Option<RedisClient>>,
     tx: OnceLock<mpsc::Sender<Op>>,
+    /// Where the connection task runs: the breaker's background runtime. Never the runtime
+    /// of the call that happens to use the cache first: that may be a runtime that only
+    /// runs while its own calls are in flight (the binding's JS-thread runtime), and the
+    /// task's reconnects and timers would stall there.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl RedisLkg {
@@ -127,6 +132,7 @@ impl RedisLkg {
         ttl: Duration,
         metrics: Arc<BreakerMetrics>,
         on_health: HealthHook,
+        runtime: Option<tokio::runtime::Handle>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -139,6 +145,7 @@ impl RedisLkg {
             ttl_ms: ttl.as_millis().max(1) as u64,
             client: parking_lot::Mutex::new(Some(client)),
             tx: OnceLock::new(),
+            runtime,
         }
     }
 
@@ -163,12 +170,16 @@ impl RedisLkg {
         self.shared.cancel.is_cancelled()
     }
 
-    /// The queue to the connection task, spawned on the current runtime at first use.
+    /// The queue to the connection task, spawned at first use on the background runtime
+    /// (the current one when none was given).
     fn sender(&self) -> Option<&mpsc::Sender<Op>> {
         if let Some(tx) = self.tx.get() {
             return Some(tx);
         }
-        let handle = tokio::runtime::Handle::try_current().ok()?;
+        let handle = self
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())?;
         let tx = self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
             // None once closed: the receiver is dropped with nobody to serve it.

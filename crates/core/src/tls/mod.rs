@@ -13,7 +13,7 @@ use std::time::Duration;
 
 #[cfg(test)]
 use reload::stamp;
-pub use reload::{spawn_reload, ClientSlot, ReloadReport};
+pub use reload::{spawn_reload, use_own_connections, ClientSlot, Clients, ReloadReport};
 
 /// A PEM input: a file (re-read when it changes) or text given inline (fixed).
 #[derive(Clone, PartialEq, Eq)]
@@ -149,6 +149,7 @@ pub struct LoadError {
 }
 
 /// Parsed material, ready for a client.
+#[derive(Clone)]
 pub struct Material {
     ca: Vec<reqwest::Certificate>,
     identity: Option<reqwest::Identity>,
@@ -266,6 +267,17 @@ impl TlsConfig {
             }
         }
         w
+    }
+
+    /// The clients of a `ClientSlot`: one per kind of thread that sends (see `ClientSlot`).
+    pub fn build_clients(
+        &self,
+        m: Material,
+        base: Option<&url::Url>,
+    ) -> Result<super::tls::Clients, String> {
+        let runtime = self.build_client(m.clone(), base)?;
+        let own = self.build_client(m, base)?;
+        Ok([Arc::new(runtime), Arc::new(own)])
     }
 
     /// A client with this material (the `client_builder` base: redirects, pool, no proxy

@@ -18,22 +18,43 @@ use tokio_util::sync::CancellationToken;
 
 use super::TlsConfig;
 
-/// The current client, swapped on rotation.
+/// Two clients built alike: `[0]` for calls polled by the I/O runtime, `[1]` for calls
+/// polled on a thread that drives a runtime of its own (`use_own_connections`).
+pub type Clients = [Arc<reqwest::Client>; 2];
+
+/// The current clients, swapped together on rotation.
+///
+/// Why two: hyper runs each connection as a task on the runtime that opened it. A call
+/// polled by the binding's JS-thread runtime (its lone calls) that took a connection opened
+/// by the I/O runtime would have that connection's socket I/O done on the I/O thread, one
+/// cross-thread wake-up each way: what running the call there was meant to avoid. So each
+/// kind of thread keeps its own pool.
 #[derive(Clone)]
-pub struct ClientSlot(Arc<RwLock<Arc<reqwest::Client>>>);
+pub struct ClientSlot(Arc<RwLock<Clients>>);
+
+thread_local! {
+    static OWN_CONNECTIONS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Calls polled on this thread from now on use the second client of every slot (their own
+/// connection pool). For a thread that drives its own runtime, set before its first call.
+pub fn use_own_connections() {
+    OWN_CONNECTIONS.with(|o| o.set(true));
+}
 
 impl ClientSlot {
-    pub fn new(c: reqwest::Client) -> Self {
-        Self(Arc::new(RwLock::new(Arc::new(c))))
+    pub fn new(c: Clients) -> Self {
+        Self(Arc::new(RwLock::new(c)))
     }
 
-    /// The client for one attempt (a refcount increment under a read lock).
+    /// The client for one attempt on this thread (a refcount increment under a read lock).
     pub fn current(&self) -> Arc<reqwest::Client> {
-        self.0.read().clone()
+        let own = OWN_CONNECTIONS.with(std::cell::Cell::get);
+        self.0.read()[usize::from(own)].clone()
     }
 
-    fn swap(&self, c: reqwest::Client) {
-        *self.0.write() = Arc::new(c);
+    fn swap(&self, c: Clients) {
+        *self.0.write() = c;
     }
 }
 
@@ -112,7 +133,7 @@ pub fn spawn_reload(
             let (t, b) = (tls.clone(), base.clone());
             let built = tokio::task::spawn_blocking(move || {
                 let m = t.load().map_err(|e| e.message)?;
-                t.build_client(m, b.as_ref())
+                t.build_clients(m, b.as_ref())
             })
             .await
             .unwrap_or_else(|_| Err("the reload task panicked".into()));

@@ -280,6 +280,7 @@ async fn rotation_swaps_the_client_and_a_broken_file_keeps_the_old_one() {
         Box::new(move |x| r.lock().unwrap().push(x)),
     );
     let first = slot.current();
+    let own_first = own_client(&slot);
     // Atomic replacement (write aside, rename over), the key first, then the certificate:
     // between the two the pair does not match and must not be taken.
     let (crt2, key2) = self_signed(&d, "two");
@@ -297,6 +298,10 @@ async fn rotation_swaps_the_client_and_a_broken_file_keeps_the_old_one() {
     .await;
     let second = slot.current();
     assert!(!Arc::ptr_eq(&first, &second), "the client was swapped");
+    assert!(
+        !Arc::ptr_eq(&own_first, &own_client(&slot)),
+        "the own-connections client was swapped with it"
+    );
     // The mismatched intermediate state, if seen, was reported and not swapped in.
     for rep in reports.lock().unwrap().iter() {
         if let super::ReloadReport::Failed(why) = rep {
@@ -356,4 +361,40 @@ fn a_kubelet_style_symlink_swap_is_seen_even_with_identical_files() {
     std::os::unix::fs::symlink("..2026_02", d.join("..data_tmp")).unwrap();
     std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
     assert_ne!(super::stamp(&[live.as_path()]), before);
+}
+
+/// The client a thread that drives its own runtime (the binding's JS thread) gets.
+fn own_client(slot: &super::ClientSlot) -> Arc<reqwest::Client> {
+    let s = slot.clone();
+    std::thread::spawn(move || {
+        super::use_own_connections();
+        s.current()
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn a_thread_with_its_own_runtime_gets_a_client_and_pool_of_its_own() {
+    // hyper runs a connection on the runtime that opened it: a shared pool would let a call
+    // polled on the JS thread's runtime do its socket I/O on the I/O thread (issue 18).
+    let c = resolve(&[], &[]).unwrap();
+    let http = crate::http::HttpClient::new(&c.tls, None).unwrap();
+    let slot = http.slot().clone();
+    let shared = slot.current();
+    let own = own_client(&slot);
+    assert!(
+        !Arc::ptr_eq(&shared, &own),
+        "a client (and pool) of its own"
+    );
+    assert!(
+        Arc::ptr_eq(&own, &own_client(&slot)),
+        "the same one on every such thread"
+    );
+    let s = slot.clone();
+    let other = std::thread::spawn(move || s.current()).join().unwrap();
+    assert!(
+        Arc::ptr_eq(&shared, &other),
+        "other threads keep the shared one"
+    );
 }

@@ -55,6 +55,7 @@ fn client_with(url: &str, name: &str, opts: RedisOptions) -> (RedisLkg, Seen, Ar
         Duration::from_secs(60),
         m.clone(),
         Box::new(move |up, reason| s.lock().push((up, reason.map(str::to_string)))),
+        None,
     );
     (c, seen, m)
 }

@@ -1,0 +1,120 @@
+'use strict';
+
+// Lone calls run their I/O on the JS thread's own runtime (src/local.rs, issue 18): which
+// calls take that path, and that timers, aborts, events and the event loop's lifetime
+// behave there as on the I/O thread.
+
+const path = require('node:path');
+const { execFile } = require('node:child_process');
+const { createBreaker } = require('..');
+const { inlineStats } = require('../lib/testing');
+const { startUpstream, json, hang, uniqueName } = require('./helpers/upstream');
+
+let up;
+const breakers = [];
+function make(opts = {}) {
+  const b = createBreaker({ name: uniqueName('inline'), baseUrl: up.url, logger: false, retryBaseMs: 10, retryMaxMs: 50, ...opts });
+  breakers.push(b);
+  return b;
+}
+
+beforeEach(async () => {
+  up = await startUpstream();
+});
+afterEach(async () => {
+  for (const b of breakers.splice(0)) b.shutdown();
+  await up.stop();
+});
+
+test('a lone call runs inline; calls fired while another is pending go to the I/O thread', async () => {
+  const b = make();
+  const before = inlineStats().calls;
+  expect(await b.fire('/one')).toEqual({ ok: true });
+  expect(inlineStats().calls).toBe(before + 1);
+  // Five at once: the first is lone, the other four find it pending.
+  const all = await Promise.all([1, 2, 3, 4, 5].map((i) => b.fire(`/many/${i}`)));
+  expect(all).toEqual(Array(5).fill({ ok: true }));
+  expect(inlineStats().calls).toBe(before + 2);
+});
+
+test('inlineIo: false sends every call to the I/O thread', async () => {
+  const b = make({ inlineIo: false });
+  const before = inlineStats().calls;
+  expect(await b.fire('/one')).toEqual({ ok: true });
+  expect(inlineStats().calls).toBe(before);
+});
+
+test('an inline call times out on time while its socket stays silent', async () => {
+  up.set(hang);
+  const b = make({ timeout: 150, maxAttempts: 1 });
+  const before = inlineStats().calls;
+  const t0 = Date.now();
+  const r = await b.fire('/hang');
+  const took = Date.now() - t0;
+  expect(inlineStats().calls).toBe(before + 1);
+  expect(r).toMatchObject({ fallback: true, code: 'ETIMEDOUT' });
+  // Nothing but the runtime's own timer can end this call: it must fire within a few ms.
+  expect(took).toBeGreaterThanOrEqual(145);
+  expect(took).toBeLessThan(1000);
+});
+
+test('an inline call sleeps its backoff and retries', async () => {
+  let n = 0;
+  up.set((req, res) => (++n <= 2 ? json(res, 503, {}) : json(res, 200, { attempt: n })));
+  const b = make({ retryBaseMs: 100, retryMaxMs: 100 });
+  const before = inlineStats().calls;
+  const t0 = Date.now();
+  expect(await b.fire('/flaky')).toEqual({ attempt: 3 });
+  expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
+  expect(inlineStats().calls).toBe(before + 1);
+});
+
+test('an AbortSignal aborts an inline call in flight at once', async () => {
+  up.set(hang);
+  const b = make({ timeout: 10_000 });
+  const ac = new AbortController();
+  const before = inlineStats().calls;
+  const p = b.fire('/hang', { signal: ac.signal });
+  await new Promise((r) => setTimeout(r, 50));
+  const t0 = Date.now();
+  ac.abort();
+  await expect(p).rejects.toMatchObject({ code: 'EABORTED' });
+  expect(Date.now() - t0).toBeLessThan(500);
+  expect(inlineStats().calls).toBe(before + 1);
+});
+
+test('a listener hears an inline call\'s retries before its await returns', async () => {
+  let n = 0;
+  up.set((req, res) => (++n <= 1 ? json(res, 503, {}) : json(res, 200, { attempt: n })));
+  const b = make();
+  const retries = [];
+  b.on('retry', (e) => retries.push(e.attempt));
+  expect(await b.fire('/flaky')).toEqual({ attempt: 2 });
+  expect(retries).toEqual([1]);
+});
+
+test('shutdown() settles an inline call in flight with ESHUTDOWN', async () => {
+  up.set(hang);
+  const b = make({ timeout: 10_000 });
+  const p = b.fire('/hang');
+  await new Promise((r) => setTimeout(r, 50));
+  b.shutdown();
+  await expect(p).rejects.toMatchObject({ code: 'ESHUTDOWN' });
+});
+
+test('a process whose only work is one inline call lives until it settles, then exits', async () => {
+  up.set((req, res) => setTimeout(() => json(res, 200, { late: true }), 300));
+  const script = `
+    const { createBreaker } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const { inlineStats } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'testing'))});
+    const b = createBreaker({ name: 'child', baseUrl: ${JSON.stringify(up.url)}, logger: false });
+    b.fire('/late').then((r) => console.log(JSON.stringify({ r, inline: inlineStats().calls })));
+  `;
+  const t0 = Date.now();
+  const out = await new Promise((resolve, reject) => {
+    execFile(process.execPath, ['-e', script], { timeout: 10_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  expect(JSON.parse(out.trim())).toEqual({ r: { late: true }, inline: 1 });
+  // Settled after ~300 ms and exited right after: no handle of ours kept the loop alive.
+  expect(Date.now() - t0).toBeLessThan(5000);
+});

@@ -1,0 +1,505 @@
+//! Lone calls do their I/O on the JS thread: a current-thread tokio runtime per JS thread,
+//! driven by that thread's libuv loop.
+//!
+//! Why: with one call in flight (a request handler awaiting one DNAStore call, the common
+//! case), handing the call to the I/O thread costs two sleeps and wake-ups of that thread
+//! per call (hand-over, then the response) plus a wake-up of the JS thread for the result:
+//! on the bench machine ~60 % of the call's CPU was the scheduler and epoll around those
+//! wake-ups, against a pure-JS client (undici) that writes and reads its socket from the
+//! JS thread and sleeps once (bench/README.md, issue 18). Here a call fired while nothing
+//! else of this thread is pending runs on this thread's own runtime: fire() writes the
+//! request, the loop's poll phase wakes once for the response, and the promise settles in
+//! that same callback. Calls fired while others are pending still go to the I/O thread,
+//! which is what scales with many in flight.
+//!
+//! How the runtime is driven without ever blocking the JS thread:
+//! - Its epoll descriptor is watched by a libuv poll handle: any I/O event, or a wake-up of
+//!   one of its tasks from another thread (the runtime then writes its eventfd), makes the
+//!   loop call `turn`. Tokio does not expose that descriptor; it is the `eventpoll` the
+//!   runtime's construction adds to `/proc/self/fd` (mio also keeps a dup of it, with the
+//!   same watch list). If that cannot be told apart (another thread created an epoll at the
+//!   same moment) or `/proc` is absent (not Linux), this thread has no local runtime and
+//!   every call goes to the I/O thread, as before.
+//! - `turn` is `block_on` of a future that completes when the scheduler is about to park
+//!   (its `on_thread_park` hook) and the epoll has no events waiting: every task that can
+//!   progress has. The hook always wakes that future, so tokio polls its driver with a zero
+//!   timeout instead of sleeping (the pattern tokio supports for runtimes driven by short
+//!   `block_on` calls, tokio-rs/tokio#8212). A bounded number of rounds per turn keeps a
+//!   turn short even if events keep coming.
+//! - Timers (attempt timeouts, backoff sleeps, deadlines) live in tokio's timer wheel,
+//!   whose next deadline tokio does not expose: while local calls are in flight a libuv
+//!   timer turns the runtime every 1 ms for the first 16 ms of quiet, then every 4 ms. A
+//!   timer therefore fires at most 4 ms late, and a call that waits long costs ~250 cheap
+//!   turns a second while it waits.
+//!
+//! Nothing runs JS inside a turn: completions are collected and settled after it (inside
+//! fire() when the turn ran there, else in a callback scope, so microtasks run as after
+//! any I/O callback).
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_int, c_void};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr;
+use std::task::{Poll, Waker};
+
+use napi::sys;
+use tokio::runtime::{Builder, Runtime};
+
+use crate::completion::Completion;
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// libuv's handle types (uv.h `uv_handle_type`) and poll event bits, as far as used here.
+const UV_POLL: c_int = 8;
+const UV_TIMER: c_int = 13;
+const UV_READABLE: c_int = 1;
+
+/// Turns between two timer periods: 16 x 1 ms, then every `SLOW_TICK_MS`.
+const FAST_TICKS: u32 = 16;
+const FAST_TICK_MS: u64 = 1;
+const SLOW_TICK_MS: u64 = 4;
+/// Park hooks one turn goes through at most (each one a zero-timeout poll of the driver).
+const MAX_ROUNDS: u32 = 16;
+
+type PollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
+type HandleCb = unsafe extern "C" fn(*mut c_void);
+
+// Exported by the node binary for addons (uv.h); the handles are opaque here and sized
+// with `uv_handle_size`.
+extern "C" {
+    fn uv_handle_size(kind: c_int) -> usize;
+    fn uv_poll_init(lp: *mut sys::uv_loop_s, h: *mut c_void, fd: c_int) -> c_int;
+    fn uv_poll_start(h: *mut c_void, events: c_int, cb: PollCb) -> c_int;
+    fn uv_timer_init(lp: *mut sys::uv_loop_s, h: *mut c_void) -> c_int;
+    fn uv_timer_start(h: *mut c_void, cb: HandleCb, timeout: u64, repeat: u64) -> c_int;
+    fn uv_timer_stop(h: *mut c_void) -> c_int;
+    fn uv_unref(h: *mut c_void);
+    fn uv_close(h: *mut c_void, cb: Option<HandleCb>);
+}
+
+#[repr(C)]
+struct PollFd {
+    fd: c_int,
+    events: i16,
+    revents: i16,
+}
+
+extern "C" {
+    // POSIX poll(2), from the C library node links.
+    fn poll(fds: *mut PollFd, n: u64, timeout: c_int) -> c_int;
+}
+
+const POLLIN: i16 = 1;
+
+/// One JS thread's runtime and the libuv handles that drive it.
+struct Local {
+    rt: Runtime,
+    env: sys::napi_env,
+    poll: *mut c_void,
+    timer: *mut c_void,
+    /// For callback scopes: settling outside a JS call then runs microtasks like any I/O
+    /// callback does.
+    resource: sys::napi_ref,
+    context: sys::napi_async_context,
+}
+
+enum State {
+    Untried,
+    /// No local runtime on this thread (see the module docs): the I/O thread takes all.
+    Off,
+    On(Local),
+}
+
+thread_local! {
+    static LOCAL: RefCell<State> = const { RefCell::new(State::Untried) };
+    static EPFD: Cell<c_int> = const { Cell::new(-1) };
+    static IN_TURN: Cell<bool> = const { Cell::new(false) };
+    static IDLE: Cell<bool> = const { Cell::new(false) };
+    static ROUNDS: Cell<u32> = const { Cell::new(0) };
+    static TURN_WAKER: RefCell<Option<Waker>> = const { RefCell::new(None) };
+    /// Local calls in flight, and timer ticks since the last one started.
+    static CALLS: Cell<usize> = const { Cell::new(0) };
+    static TICKS: Cell<u32> = const { Cell::new(0) };
+    static DONE: RefCell<Vec<Completion>> = const { RefCell::new(Vec::new()) };
+    /// An event was queued for JS during the current turn.
+    static EVENTS: Cell<bool> = const { Cell::new(false) };
+    /// Test counters: calls run here, turns taken.
+    static STATS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Whether a call fired now can run on this thread's runtime (creating it on first use).
+pub fn usable(env: sys::napi_env) -> bool {
+    if IN_TURN.get() {
+        return false;
+    }
+    LOCAL
+        .try_with(|l| {
+            let mut l = l.borrow_mut();
+            if matches!(*l, State::Untried) {
+                *l = match init(env) {
+                    Some(local) => State::On(local),
+                    None => State::Off,
+                };
+            }
+            matches!(*l, State::On(_))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs `task` on this thread's runtime, starting it now (within the caller's fire()).
+/// Only after `usable` returned true.
+pub fn spawn(task: impl Future<Output = ()> + Send + 'static) {
+    STATS.with(|s| s.set((s.get().0 + 1, s.get().1)));
+    TICKS.set(0);
+    let was = CALLS.get();
+    CALLS.set(was + 1);
+    if was == 0 {
+        with_local(|l| {
+            // SAFETY: this thread's initialised timer, on its own loop.
+            unsafe { uv_timer_start(l.timer, on_tick, FAST_TICK_MS, FAST_TICK_MS) };
+        });
+    }
+    turn(
+        Some(Box::pin(async move {
+            // Decremented however the task ends: run to completion, or dropped with the
+            // runtime when the environment goes away.
+            let _done = CallDone;
+            task.await;
+        })),
+        true,
+    );
+}
+
+/// A local call's outcome, settled when the current turn ends.
+pub fn finished(c: Completion) {
+    DONE.with(|d| d.borrow_mut().push(c));
+}
+
+/// A breaker event was queued for this thread's listeners (from any thread). Inside a turn
+/// on this thread, the turn's completions then settle through the completion queue, behind
+/// the event: a listener hears of a call's retries, fallback or state change before the
+/// caller's `await` returns, as with calls on the I/O thread.
+pub fn event_queued() {
+    if IN_TURN.try_with(Cell::get).unwrap_or(false) {
+        EVENTS.set(true);
+    }
+}
+
+/// (calls run on this thread's runtime, turns taken) since the thread started.
+pub fn stats() -> (u64, u64) {
+    STATS.try_with(Cell::get).unwrap_or((0, 0))
+}
+
+struct CallDone;
+
+impl Drop for CallDone {
+    fn drop(&mut self) {
+        let _ = CALLS.try_with(|c| {
+            let n = c.get().saturating_sub(1);
+            c.set(n);
+            if n == 0 {
+                with_local(|l| {
+                    // SAFETY: this thread's initialised timer, on its own loop.
+                    unsafe { uv_timer_stop(l.timer) };
+                });
+            }
+        });
+    }
+}
+
+fn with_local(f: impl FnOnce(&Local)) {
+    let _ = LOCAL.try_with(|l| {
+        if let Ok(l) = l.try_borrow() {
+            if let State::On(local) = &*l {
+                f(local);
+            }
+        }
+    });
+}
+
+/// The epoll descriptors open in this process.
+fn eventpolls() -> Option<Vec<c_int>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        if std::fs::read_link(e.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:[eventpoll]") {
+            if let Some(fd) = e.file_name().to_str().and_then(|s| s.parse().ok()) {
+                out.push(fd);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// What an epoll descriptor watches (`/proc/self/fdinfo`): equal for a descriptor and its dups.
+fn watch_list(fd: c_int) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("tfd:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn readable(fd: c_int) -> bool {
+    let mut p = PollFd {
+        fd,
+        events: POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on the stack, zero timeout (never blocks).
+    unsafe { poll(&mut p, 1, 0) > 0 && p.revents != 0 }
+}
+
+/// The scheduler ran out of tasks: end the turn unless events are waiting. Either way wake
+/// the turn's future, so tokio polls its driver without blocking.
+fn before_park() {
+    if !IN_TURN.try_with(Cell::get).unwrap_or(false) {
+        return;
+    }
+    let n = ROUNDS.get() + 1;
+    ROUNDS.set(n);
+    if n >= MAX_ROUNDS || !readable(EPFD.get()) {
+        IDLE.set(true);
+    }
+    if let Some(w) = TURN_WAKER.with(|w| w.borrow().clone()) {
+        w.wake();
+    }
+}
+
+fn alloc_handle(kind: c_int) -> *mut c_void {
+    // SAFETY: a pure query of libuv's type sizes.
+    let words = unsafe { uv_handle_size(kind) }.div_ceil(8);
+    Box::into_raw(vec![0u64; words].into_boxed_slice()).cast()
+}
+
+unsafe extern "C" fn free_poll(h: *mut c_void) {
+    // SAFETY: `h` came from `alloc_handle(UV_POLL)`; libuv calls this once, after which it
+    // no longer touches the handle.
+    unsafe { free_handle(h, UV_POLL) }
+}
+
+unsafe extern "C" fn free_timer(h: *mut c_void) {
+    // SAFETY: as for `free_poll`, for `alloc_handle(UV_TIMER)`.
+    unsafe { free_handle(h, UV_TIMER) }
+}
+
+/// # Safety
+/// `h` came from `alloc_handle(kind)` and is no longer used by libuv.
+unsafe fn free_handle(h: *mut c_void, kind: c_int) {
+    // SAFETY: a pure query of libuv's type sizes.
+    let words = unsafe { uv_handle_size(kind) }.div_ceil(8);
+    // SAFETY: the caller's contract: a boxed slice of `words` words, freed once.
+    drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(h.cast::<u64>(), words)) });
+}
+
+fn init(env: sys::napi_env) -> Option<Local> {
+    let before = eventpolls()?;
+    let rt = Builder::new_current_thread()
+        .enable_all()
+        .thread_name("dnastore-local")
+        .on_thread_park(before_park)
+        .build()
+        .ok()?;
+    let new: Vec<c_int> = eventpolls()?
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    let first = *new.first()?;
+    let watched = watch_list(first);
+    // The runtime's epoll watches its own wake-up eventfd, so the list is never empty; any
+    // other new epoll (created meanwhile by another thread) watches something else.
+    if watched.is_empty() || new.iter().any(|f| watch_list(*f) != watched) {
+        return None;
+    }
+    let mut lp = ptr::null_mut();
+    // SAFETY: JS thread, live env, out-pointer to a local.
+    if unsafe { sys::napi_get_uv_event_loop(env, &mut lp) } != sys::Status::napi_ok {
+        return None;
+    }
+    let (resource, context) = async_context(env)?;
+    let poll = alloc_handle(UV_POLL);
+    let timer = alloc_handle(UV_TIMER);
+    // SAFETY: `lp` is this JS thread's live loop; the handles are zeroed, 8-byte aligned
+    // allocations of `uv_handle_size` bytes, used only on this thread.
+    unsafe {
+        if uv_poll_init(lp, poll, first) != 0 {
+            free_handle(poll, UV_POLL);
+            free_handle(timer, UV_TIMER);
+            return None;
+        }
+        uv_timer_init(lp, timer);
+        uv_poll_start(poll, UV_READABLE, on_readable);
+        // Pending promises keep the loop alive (see `completion`), never these handles.
+        uv_unref(poll);
+        uv_unref(timer);
+    }
+    // SAFETY: JS thread, live env; `cleanup` takes no data.
+    unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), ptr::null_mut()) };
+    EPFD.set(first);
+    // Calls polled here keep their own connections (see `ClientSlot`).
+    dnastore_core::tls::use_own_connections();
+    Some(Local {
+        rt,
+        env,
+        poll,
+        timer,
+        resource,
+        context,
+    })
+}
+
+/// An object and async context for the callback scopes `settle` opens.
+fn async_context(env: sys::napi_env) -> Option<(sys::napi_ref, sys::napi_async_context)> {
+    let ok = |s| s == sys::Status::napi_ok;
+    let mut obj = ptr::null_mut();
+    let mut name = ptr::null_mut();
+    let mut resource = ptr::null_mut();
+    let mut context = ptr::null_mut();
+    let label = "dnastore-breaker local call";
+    // SAFETY: JS thread, live env, out-pointers to locals; `label` outlives the call and its
+    // length is explicit.
+    unsafe {
+        if !ok(sys::napi_create_object(env, &mut obj))
+            || !ok(sys::napi_create_string_utf8(
+                env,
+                label.as_ptr().cast(),
+                label.len() as isize,
+                &mut name,
+            ))
+            || !ok(sys::napi_create_reference(env, obj, 1, &mut resource))
+            || !ok(sys::napi_async_init(env, obj, name, &mut context))
+        {
+            return None;
+        }
+    }
+    Some((resource, context))
+}
+
+/// The environment is going away: close the handles and drop the runtime with its tasks
+/// (each call's future gives back its circuit permit and bulkhead slot when dropped;
+/// nobody is left to settle their promises).
+unsafe extern "C" fn cleanup(_arg: *mut c_void) {
+    let Ok(state) = LOCAL.try_with(|l| std::mem::replace(&mut *l.borrow_mut(), State::Off)) else {
+        return;
+    };
+    if let State::On(local) = state {
+        // SAFETY: the env's cleanup hook runs on its JS thread while its loop is alive; the
+        // handles were taken out of the thread-local, so they are closed exactly once.
+        unsafe {
+            uv_close(local.poll, Some(free_poll));
+            uv_close(local.timer, Some(free_timer));
+        }
+        let _ = DONE.try_with(|d| d.borrow_mut().clear());
+        // Never blocks: tasks are dropped here, the blocking pool is left to finish.
+        let _ = catch_unwind(AssertUnwindSafe(|| local.rt.shutdown_background()));
+    }
+}
+
+unsafe extern "C" fn on_readable(_h: *mut c_void, _status: c_int, _events: c_int) {
+    turn(None, false);
+}
+
+unsafe extern "C" fn on_tick(_h: *mut c_void) {
+    let ticks = TICKS.get() + 1;
+    TICKS.set(ticks);
+    if ticks == FAST_TICKS {
+        with_local(|l| {
+            // SAFETY: this thread's initialised timer, restarted from its own callback.
+            unsafe { uv_timer_start(l.timer, on_tick, SLOW_TICK_MS, SLOW_TICK_MS) };
+        });
+    }
+    turn(None, false);
+}
+
+/// Runs every task of this thread's runtime that can progress (spawning `task` first),
+/// then settles what finished. `in_js_call`: called from fire(), inside a JS call.
+fn turn(task: Option<Task>, in_js_call: bool) {
+    if IN_TURN.try_with(|t| t.replace(true)).unwrap_or(true) {
+        // Never nested: no JS runs inside a turn. Defensive: still start the task.
+        if let Some(t) = task {
+            with_local(|l| drop(l.rt.spawn(t)));
+        }
+        return;
+    }
+    ROUNDS.set(0);
+    IDLE.set(false);
+    EVENTS.set(false);
+    let mut env = None;
+    with_local(|l| {
+        env = Some((l.env, l.resource, l.context));
+        STATS.with(|s| s.set((s.get().0, s.get().1 + 1)));
+        // A panic in a task is caught by tokio (and the call future's own guard); this
+        // guard is for the driver itself: never unwind into libuv or JS.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            l.rt.block_on(async move {
+                if let Some(t) = task {
+                    drop(tokio::spawn(t));
+                }
+                std::future::poll_fn(|cx| {
+                    if IDLE.replace(false) {
+                        Poll::Ready(())
+                    } else {
+                        TURN_WAKER.with(|w| {
+                            let mut w = w.borrow_mut();
+                            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                                *w = Some(cx.waker().clone());
+                            }
+                        });
+                        Poll::Pending
+                    }
+                })
+                .await;
+            });
+        }));
+    });
+    IN_TURN.set(false);
+    let done = DONE.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    if EVENTS.replace(false) {
+        // Behind the events on their queues (see `event_queued`).
+        crate::completion::post(done);
+        return;
+    }
+    if let (false, Some((env, resource, context))) = (done.is_empty(), env) {
+        // SAFETY: this JS thread's live env (the cleanup hook takes the runtime away before
+        // the env goes); either inside a JS call or a libuv callback of its loop.
+        unsafe { settle(env, resource, context, done, in_js_call) };
+    }
+}
+
+/// # Safety
+/// On the JS thread of `env`, alive; `resource` and `context` were made for it by
+/// `async_context`.
+unsafe fn settle(
+    env: sys::napi_env,
+    resource: sys::napi_ref,
+    context: sys::napi_async_context,
+    done: Vec<Completion>,
+    in_js_call: bool,
+) {
+    if in_js_call {
+        // SAFETY: inside a JS call: napi's own handle scope is open.
+        unsafe { crate::completion::settle(env, done) };
+        return;
+    }
+    let mut handles = ptr::null_mut();
+    let mut scope = ptr::null_mut();
+    let mut obj = ptr::null_mut();
+    // SAFETY: the caller's contract; the scopes are opened and closed in order, here.
+    unsafe {
+        if sys::napi_open_handle_scope(env, &mut handles) != sys::Status::napi_ok {
+            return;
+        }
+        sys::napi_get_reference_value(env, resource, &mut obj);
+        let scoped =
+            sys::napi_open_callback_scope(env, obj, context, &mut scope) == sys::Status::napi_ok;
+        crate::completion::settle(env, done);
+        // Closing the callback scope runs the microtasks (and nextTicks) the settling
+        // queued, as after any I/O callback.
+        if scoped {
+            sys::napi_close_callback_scope(env, scope);
+        }
+        sys::napi_close_handle_scope(env, handles);
+    }
+}
