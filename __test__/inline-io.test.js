@@ -8,7 +8,7 @@ const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { createBreaker } = require('..');
 const { inlineStats } = require('../lib/testing');
-const { startUpstream, json, hang, uniqueName } = require('./helpers/upstream');
+const { startUpstream, json, hang, uniqueName, freePort } = require('./helpers/upstream');
 
 let up;
 const breakers = [];
@@ -26,14 +26,21 @@ afterEach(async () => {
   await up.stop();
 });
 
-test('a lone call runs inline; calls fired while another is pending go to the I/O thread', async () => {
+test('a lone call runs inline; a call fired with another pending, or in a burst, goes to the I/O thread', async () => {
   const b = make();
   const before = inlineStats().calls;
   expect(await b.fire('/one')).toEqual({ ok: true });
   expect(inlineStats().calls).toBe(before + 1);
-  // Five at once: the first is lone, the other four find it pending.
+  // Five fired in one JS turn: none of them is lone (the batch is decided when the turn ends).
   const all = await Promise.all([1, 2, 3, 4, 5].map((i) => b.fire(`/many/${i}`)));
   expect(all).toEqual(Array(5).fill({ ok: true }));
+  expect(inlineStats().calls).toBe(before + 1);
+  // One in flight, another fired in a later turn: only the first runs inline.
+  up.set((req, res) => setTimeout(() => json(res, 200, { ok: true }), 100));
+  const first = b.fire('/slow/1');
+  await new Promise((r) => setTimeout(r, 20));
+  const second = b.fire('/slow/2');
+  expect(await Promise.all([first, second])).toEqual([{ ok: true }, { ok: true }]);
   expect(inlineStats().calls).toBe(before + 2);
 });
 
@@ -118,3 +125,26 @@ test('a process whose only work is one inline call lives until it settles, then 
   // Settled after ~300 ms and exited right after: no handle of ours kept the loop alive.
   expect(Date.now() - t0).toBeLessThan(5000);
 });
+
+test('back-to-back lone calls that end within their first turn never stall the loop', async () => {
+  // Regression: a call that ends in the turn that starts it (here a refused connection, as
+  // a fast upstream answering at once does) was settled in the loop's prepare phase; the next
+  // call's hand-over then waited for the check phase behind a poll with nothing left to wake
+  // it: this process hung on its second call.
+  const port = await freePort();
+  const script = `
+    const { createBreaker } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const { inlineStats } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'testing'))});
+    const b = createBreaker({ name: 'child', baseUrl: 'http://127.0.0.1:${port}', logger: false, maxAttempts: 1, maxFailures: 0, volumeThreshold: 1000000 });
+    (async () => {
+      const codes = new Set();
+      for (let i = 0; i < 200; i++) codes.add((await b.fire('/x')).code);
+      console.log(JSON.stringify({ codes: [...codes], inline: inlineStats().calls }));
+      b.shutdown();
+    })();
+  `;
+  const out = await new Promise((resolve, reject) => {
+    execFile(process.execPath, ['-e', script], { timeout: 10_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  expect(JSON.parse(out.trim())).toEqual({ codes: ['ECONNREFUSED'], inline: 200 });
+}, 20_000);

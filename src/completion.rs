@@ -344,6 +344,11 @@ pub(crate) unsafe fn settle(env: sys::napi_env, batch: Vec<Completion>) {
     }
 }
 
+/// Promises of this JS thread not settled yet.
+pub(crate) fn pending() -> usize {
+    PENDING.try_with(Cell::get).unwrap_or(0)
+}
+
 /// Queues completions of this JS thread like the I/O runtime does: they settle when its
 /// signal is processed, after whatever its loop already had queued (events).
 pub(crate) fn post(batch: Vec<Completion>) {
@@ -409,36 +414,25 @@ where
     }
     let deferred = Deferred(deferred);
     let raw_deferred = deferred.0;
-    if inline && was == 0 && crate::local::usable(raw_env) {
-        // A lone call: its I/O runs on this thread (see `local`), and it settles right
-        // after the turn of the local runtime that finished it.
-        PENDING.with(|p| p.set(1));
-        crate::local::spawn(async move {
-            let value = fut.await.into();
-            crate::local::finished(Completion {
-                deferred,
-                value,
-                abort,
-                next: ptr::null_mut(),
-            });
-        });
-        // SAFETY: `promise` is a live value napi just created in this env and scope.
-        return Ok(unsafe { Unknown::from_raw_unchecked(raw_env, promise) });
-    }
     let fut = async move {
         let value = fut.await.into();
-        let completion = Box::new(Completion {
+        let completion = Completion {
             deferred,
             value,
             abort,
             next: ptr::null_mut(),
-        });
-        if inbox.push(completion) {
+        };
+        // Run inline (see `local`): settled by this JS thread right after the turn.
+        if crate::local::in_turn() {
+            crate::local::finished(completion);
+            return;
+        }
+        if inbox.push(Box::new(completion)) {
             // Behind the tasks already ready: their completions ride on the same wake-up.
             tokio::spawn(async move { inbox.signal() });
         }
     };
-    let queued = crate::dispatch::submit(raw_env, fut);
+    let queued = crate::dispatch::submit(raw_env, fut, inline);
     if let Err(e) = queued {
         // The call was not queued: undo the ref and report the error (fire() throws it).
         // The promise is never handed out; resolving it frees its deferred (rejecting it

@@ -48,9 +48,12 @@ extern "C" {
 
 /// One JS thread's batch and the two handles that flush it.
 struct Dispatcher {
+    env: sys::napi_env,
     prepare: *mut c_void,
     check: *mut c_void,
     batch: Vec<Task>,
+    /// The batch is one call that may run inline (see `local`).
+    inline: bool,
     armed: bool,
 }
 
@@ -113,9 +116,11 @@ fn init(env: sys::napi_env) -> Result<Dispatcher> {
         return Err(failed("napi_add_env_cleanup_hook"));
     }
     Ok(Dispatcher {
+        env,
         prepare,
         check,
         batch: Vec::new(),
+        inline: false,
         armed: false,
     })
 }
@@ -134,8 +139,13 @@ unsafe extern "C" fn cleanup(_arg: *mut c_void) {
     }
 }
 
-/// Queues `task` to start when this JS turn ends.
-pub fn submit(env: sys::napi_env, task: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+/// Queues `task` to start when this JS turn ends. `inline`: it may run on this thread's own
+/// runtime if it turns out to be the only call of this thread (see `flush`).
+pub fn submit(
+    env: sys::napi_env,
+    task: impl Future<Output = ()> + Send + 'static,
+    inline: bool,
+) -> Result<()> {
     if crate::runtime::handle().is_none() {
         return Err(failed("starting the I/O runtime"));
     }
@@ -145,6 +155,7 @@ pub fn submit(env: sys::napi_env, task: impl Future<Output = ()> + Send + 'stati
             *slot = Some(init(env)?);
         }
         let d = slot.as_mut().expect("initialised above");
+        d.inline = d.batch.is_empty() && inline;
         d.batch.push(Box::pin(task));
         if !d.armed {
             d.armed = true;
@@ -159,9 +170,14 @@ pub fn submit(env: sys::napi_env, task: impl Future<Output = ()> + Send + 'stati
 }
 
 /// Runs on the JS thread from libuv: hands the batch to the runtime and disarms.
-unsafe extern "C" fn flush(_handle: *mut c_void) {
+///
+/// A lone call (the batch is one call that may run inline, and no other promise of this
+/// thread is pending) runs on this thread's own runtime instead (`local`). Deciding here,
+/// not in fire(), is what makes it lone: the 50 calls a burst of completions starts in one
+/// JS turn all go to the I/O thread, even the first.
+unsafe extern "C" fn flush(handle: *mut c_void) {
     // try_with: never panic (and abort) in a C callback, even during thread teardown.
-    let batch = DISPATCH.try_with(|cell| {
+    let taken = DISPATCH.try_with(|cell| {
         let mut slot = cell.borrow_mut();
         let d = slot.as_mut()?;
         d.armed = false;
@@ -170,13 +186,31 @@ unsafe extern "C" fn flush(_handle: *mut c_void) {
             uv_prepare_stop(d.prepare);
             uv_check_stop(d.check);
         }
-        Some(std::mem::take(&mut d.batch))
+        let inline = std::mem::take(&mut d.inline);
+        Some((
+            std::mem::take(&mut d.batch),
+            inline,
+            d.env,
+            handle == d.prepare,
+        ))
     });
-    let Some(batch) = batch.ok().flatten().filter(|b| !b.is_empty()) else {
+    let Some((mut batch, inline, env, in_prepare)) =
+        taken.ok().flatten().filter(|(b, ..)| !b.is_empty())
+    else {
         return;
     };
     // Never unwind into libuv (the runtime may be gone at process exit).
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    let _ = catch_unwind(AssertUnwindSafe(move || {
+        if inline
+            && batch.len() == 1
+            && crate::completion::pending() == 1
+            && crate::local::usable(env)
+        {
+            if let Some(task) = batch.pop() {
+                crate::local::spawn(task, in_prepare);
+            }
+            return;
+        }
         // `submit` checked that the runtime runs; it never stops once started.
         if let Some(rt) = crate::runtime::handle() {
             rt.spawn(async move {

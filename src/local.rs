@@ -60,8 +60,12 @@ const UV_READABLE: c_int = 1;
 const FAST_TICKS: u32 = 16;
 const FAST_TICK_MS: u64 = 1;
 const SLOW_TICK_MS: u64 = 4;
-/// Park hooks one turn goes through at most (each one a zero-timeout poll of the driver).
+/// Park hooks one turn goes through at most (each one a zero-timeout poll of the driver),
+/// and the time after which it ends at the next one: a large body arriving fast is read over
+/// several turns, with the rest of the loop (other callbacks, the application's JavaScript)
+/// in between, so a lone call never holds the JS thread much longer than this at a time.
 const MAX_ROUNDS: u32 = 16;
+const TURN_BUDGET: std::time::Duration = std::time::Duration::from_micros(500);
 
 type PollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
 type HandleCb = unsafe extern "C" fn(*mut c_void);
@@ -105,28 +109,98 @@ struct Local {
     context: sys::napi_async_context,
 }
 
+#[derive(Default)]
 enum State {
+    #[default]
     Untried,
     /// No local runtime on this thread (see the module docs): the I/O thread takes all.
     Off,
-    On(Local),
+    On(Box<Local>),
+}
+
+/// This thread's driver state, on the heap: thread-locals live in the addon's static TLS
+/// block, of which a dlopened library gets little (glibc's surplus, ~1.6 KB, shared with
+/// mimalloc, tokio and napi-rs). Inline, these cells and the runtime took it past the limit
+/// ("cannot allocate memory in static TLS block"); boxed they cost one pointer.
+#[derive(Default)]
+struct Cells {
+    local: RefCell<State>,
+    epfd: Cell<c_int>,
+    in_turn: Cell<bool>,
+    idle: Cell<bool>,
+    rounds: Cell<u32>,
+    turn_start: Cell<Option<std::time::Instant>>,
+    /// The turn ended with events still waiting (rounds or time used up).
+    cut: Cell<bool>,
+    turn_waker: RefCell<Option<Waker>>,
+    /// Local calls in flight, and timer ticks since the last one started.
+    calls: Cell<usize>,
+    ticks: Cell<u32>,
+    done: RefCell<Vec<Completion>>,
+    /// An event was queued for JS during the current turn.
+    events: Cell<bool>,
+    /// Test counters: calls run here, turns taken.
+    stats: Cell<(u64, u64)>,
 }
 
 thread_local! {
-    static LOCAL: RefCell<State> = const { RefCell::new(State::Untried) };
-    static EPFD: Cell<c_int> = const { Cell::new(-1) };
-    static IN_TURN: Cell<bool> = const { Cell::new(false) };
-    static IDLE: Cell<bool> = const { Cell::new(false) };
-    static ROUNDS: Cell<u32> = const { Cell::new(0) };
-    static TURN_WAKER: RefCell<Option<Waker>> = const { RefCell::new(None) };
-    /// Local calls in flight, and timer ticks since the last one started.
-    static CALLS: Cell<usize> = const { Cell::new(0) };
-    static TICKS: Cell<u32> = const { Cell::new(0) };
-    static DONE: RefCell<Vec<Completion>> = const { RefCell::new(Vec::new()) };
-    /// An event was queued for JS during the current turn.
-    static EVENTS: Cell<bool> = const { Cell::new(false) };
-    /// Test counters: calls run here, turns taken.
-    static STATS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    static CELLS: Box<Cells> = Box::default();
+}
+
+/// `NAME.with(..)`, `NAME.try_with(..)` (and `get`/`set`/`replace` for `Cell`s) on one field
+/// of `CELLS`, so the code reads as with one thread-local per field.
+macro_rules! fields {
+    ($($name:ident: $field:ident: $t:ty;)*) => {$(
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        struct $name;
+        impl $name {
+            #[allow(dead_code)]
+            fn with<R>(&self, f: impl FnOnce(&$t) -> R) -> R {
+                CELLS.with(|c| f(&c.$field))
+            }
+            #[allow(dead_code)]
+            fn try_with<R>(&self, f: impl FnOnce(&$t) -> R) -> Result<R, std::thread::AccessError> {
+                CELLS.try_with(|c| f(&c.$field))
+            }
+        }
+    )*};
+}
+macro_rules! cells {
+    ($($name:ident: $field:ident: $t:ty;)*) => {
+        fields!($($name: $field: Cell<$t>;)*);
+        $(impl $name {
+            #[allow(dead_code)]
+            fn get(&self) -> $t {
+                CELLS.with(|c| c.$field.get())
+            }
+            #[allow(dead_code)]
+            fn set(&self, v: $t) {
+                CELLS.with(|c| c.$field.set(v))
+            }
+            #[allow(dead_code)]
+            fn replace(&self, v: $t) -> $t {
+                CELLS.with(|c| c.$field.replace(v))
+            }
+        })*
+    };
+}
+
+fields! {
+    LOCAL: local: RefCell<State>;
+    TURN_WAKER: turn_waker: RefCell<Option<Waker>>;
+    DONE: done: RefCell<Vec<Completion>>;
+}
+cells! {
+    EPFD: epfd: c_int;
+    IN_TURN: in_turn: bool;
+    IDLE: idle: bool;
+    ROUNDS: rounds: u32;
+    TURN_START: turn_start: Option<std::time::Instant>;
+    CUT: cut: bool;
+    CALLS: calls: usize;
+    TICKS: ticks: u32;
+    EVENTS: events: bool;
+    STATS: stats: (u64, u64);
 }
 
 /// Whether a call fired now can run on this thread's runtime (creating it on first use).
@@ -139,7 +213,7 @@ pub fn usable(env: sys::napi_env) -> bool {
             let mut l = l.borrow_mut();
             if matches!(*l, State::Untried) {
                 *l = match init(env) {
-                    Some(local) => State::On(local),
+                    Some(local) => State::On(Box::new(local)),
                     None => State::Off,
                 };
             }
@@ -148,9 +222,15 @@ pub fn usable(env: sys::napi_env) -> bool {
         .unwrap_or(false)
 }
 
-/// Runs `task` on this thread's runtime, starting it now (within the caller's fire()).
-/// Only after `usable` returned true.
-pub fn spawn(task: impl Future<Output = ()> + Send + 'static) {
+/// Whether the caller is a task of this thread's runtime, polled in a turn.
+pub fn in_turn() -> bool {
+    IN_TURN.try_with(Cell::get).unwrap_or(false)
+}
+
+/// Runs `task` on this thread's runtime, starting it now, from a libuv check or prepare
+/// callback of this thread's loop (`in_prepare`: the latter). Only after `usable` returned
+/// true.
+pub fn spawn(task: impl Future<Output = ()> + Send + 'static, in_prepare: bool) {
     STATS.with(|s| s.set((s.get().0 + 1, s.get().1)));
     TICKS.set(0);
     let was = CALLS.get();
@@ -168,7 +248,11 @@ pub fn spawn(task: impl Future<Output = ()> + Send + 'static) {
             let _done = CallDone;
             task.await;
         })),
-        true,
+        if in_prepare {
+            Settle::Post
+        } else {
+            Settle::Scope
+        },
     );
 }
 
@@ -260,8 +344,15 @@ fn before_park() {
     }
     let n = ROUNDS.get() + 1;
     ROUNDS.set(n);
-    if n >= MAX_ROUNDS || !readable(EPFD.get()) {
+    if dnastore_core::own_runtime::has_yielded() {
+        // A task let the loop run first: end the turn, the next wakes it.
         IDLE.set(true);
+        CUT.set(true);
+    } else if !readable(EPFD.get()) {
+        IDLE.set(true);
+    } else if n >= MAX_ROUNDS || TURN_START.get().is_some_and(|t| t.elapsed() >= TURN_BUDGET) {
+        IDLE.set(true);
+        CUT.set(true);
     }
     if let Some(w) = TURN_WAKER.with(|w| w.borrow().clone()) {
         w.wake();
@@ -338,8 +429,8 @@ fn init(env: sys::napi_env) -> Option<Local> {
     // SAFETY: JS thread, live env; `cleanup` takes no data.
     unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), ptr::null_mut()) };
     EPFD.set(first);
-    // Calls polled here keep their own connections (see `ClientSlot`).
-    dnastore_core::tls::use_own_connections();
+    // Calls polled here keep their own connections and check large bodies off this thread.
+    dnastore_core::own_runtime::mark_this_thread();
     Some(Local {
         rt,
         env,
@@ -350,8 +441,21 @@ fn init(env: sys::napi_env) -> Option<Local> {
     })
 }
 
-/// An object and async context for the callback scopes `settle` opens.
+/// An object and async context for the callback scopes `settle` opens. Called from a libuv
+/// callback (`dispatch::flush`), where no handle scope is open: it opens its own.
 fn async_context(env: sys::napi_env) -> Option<(sys::napi_ref, sys::napi_async_context)> {
+    let mut handles = ptr::null_mut();
+    // SAFETY: JS thread, live env, out-pointer to a local.
+    if unsafe { sys::napi_open_handle_scope(env, &mut handles) } != sys::Status::napi_ok {
+        return None;
+    }
+    let made = async_context_in_scope(env);
+    // SAFETY: the scope opened above, closed once; the reference outlives it.
+    unsafe { sys::napi_close_handle_scope(env, handles) };
+    made
+}
+
+fn async_context_in_scope(env: sys::napi_env) -> Option<(sys::napi_ref, sys::napi_async_context)> {
     let ok = |s| s == sys::Status::napi_ok;
     let mut obj = ptr::null_mut();
     let mut name = ptr::null_mut();
@@ -398,7 +502,7 @@ unsafe extern "C" fn cleanup(_arg: *mut c_void) {
 }
 
 unsafe extern "C" fn on_readable(_h: *mut c_void, _status: c_int, _events: c_int) {
-    turn(None, false);
+    turn(None, Settle::Scope);
 }
 
 unsafe extern "C" fn on_tick(_h: *mut c_void) {
@@ -410,12 +514,25 @@ unsafe extern "C" fn on_tick(_h: *mut c_void) {
             unsafe { uv_timer_start(l.timer, on_tick, SLOW_TICK_MS, SLOW_TICK_MS) };
         });
     }
-    turn(None, false);
+    turn(None, Settle::Scope);
 }
 
 /// Runs every task of this thread's runtime that can progress (spawning `task` first),
-/// then settles what finished. `in_js_call`: called from fire(), inside a JS call.
-fn turn(task: Option<Task>, in_js_call: bool) {
+/// How a turn settles the calls it finished.
+#[derive(Clone, Copy, PartialEq)]
+enum Settle {
+    /// At once, in a callback scope (microtasks run as after any I/O callback).
+    Scope,
+    /// Through the completion queue, from the loop's next poll phase. For turns run in the
+    /// prepare phase: a call settled there may fire the next one, whose hand-over waits for
+    /// this loop's check phase, after a poll that would block (a fast upstream answers
+    /// within the first turn, and nothing else is left to wake the poll).
+    Post,
+}
+
+/// Runs every task of this thread's runtime that can progress (spawning `task` first),
+/// then settles what finished.
+fn turn(task: Option<Task>, how: Settle) {
     if IN_TURN.try_with(|t| t.replace(true)).unwrap_or(true) {
         // Never nested: no JS runs inside a turn. Defensive: still start the task.
         if let Some(t) = task {
@@ -425,7 +542,9 @@ fn turn(task: Option<Task>, in_js_call: bool) {
     }
     ROUNDS.set(0);
     IDLE.set(false);
+    CUT.set(false);
     EVENTS.set(false);
+    TURN_START.set(Some(std::time::Instant::now()));
     let mut env = None;
     with_local(|l| {
         env = Some((l.env, l.resource, l.context));
@@ -434,6 +553,9 @@ fn turn(task: Option<Task>, in_js_call: bool) {
         // guard is for the driver itself: never unwind into libuv or JS.
         let _ = catch_unwind(AssertUnwindSafe(|| {
             l.rt.block_on(async move {
+                for w in dnastore_core::own_runtime::take_yielded() {
+                    w.wake();
+                }
                 if let Some(t) = task {
                     drop(tokio::spawn(t));
                 }
@@ -455,16 +577,33 @@ fn turn(task: Option<Task>, in_js_call: bool) {
         }));
     });
     IN_TURN.set(false);
+    if CUT.replace(false) {
+        // Events are still waiting: the next turn runs right after the loop's other work
+        // (its timers phase), not a tick later.
+        // The period goes on as before while calls are in flight; none: just this once.
+        let repeat = match CALLS.get() {
+            0 => 0,
+            _ if TICKS.get() >= FAST_TICKS => SLOW_TICK_MS,
+            _ => FAST_TICK_MS,
+        };
+        with_local(|l| {
+            // SAFETY: this thread's initialised timer, on its own loop.
+            unsafe { uv_timer_start(l.timer, on_tick, 0, repeat) };
+        });
+    }
     let done = DONE.with(|d| std::mem::take(&mut *d.borrow_mut()));
-    if EVENTS.replace(false) {
-        // Behind the events on their queues (see `event_queued`).
+    if done.is_empty() {
+        return;
+    }
+    // Behind events queued meanwhile (see `event_queued`), or from the prepare phase.
+    if EVENTS.replace(false) || how == Settle::Post {
         crate::completion::post(done);
         return;
     }
-    if let (false, Some((env, resource, context))) = (done.is_empty(), env) {
+    if let Some((env, resource, context)) = env {
         // SAFETY: this JS thread's live env (the cleanup hook takes the runtime away before
-        // the env goes); either inside a JS call or a libuv callback of its loop.
-        unsafe { settle(env, resource, context, done, in_js_call) };
+        // the env goes), from a libuv callback of its loop.
+        unsafe { settle(env, resource, context, done) };
     }
 }
 
@@ -476,13 +615,7 @@ unsafe fn settle(
     resource: sys::napi_ref,
     context: sys::napi_async_context,
     done: Vec<Completion>,
-    in_js_call: bool,
 ) {
-    if in_js_call {
-        // SAFETY: inside a JS call: napi's own handle scope is open.
-        unsafe { crate::completion::settle(env, done) };
-        return;
-    }
     let mut handles = ptr::null_mut();
     let mut scope = ptr::null_mut();
     let mut obj = ptr::null_mut();

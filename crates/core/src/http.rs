@@ -204,6 +204,9 @@ pub struct HttpClient {
 
 static CRYPTO: Once = Once::new();
 
+/// Body bytes read between two `own_runtime::yield_to_host` (~0.1 ms of copying).
+const YIELD_EVERY_BYTES: usize = 256 * 1024;
+
 /// Redirect hops followed within the upstream's origin.
 const MAX_REDIRECTS: usize = 5;
 
@@ -300,6 +303,7 @@ impl HttpClient {
         let headers = std::mem::take(resp.headers_mut());
         let mut buf =
             BytesMut::with_capacity(resp.content_length().unwrap_or(0).min(64 * 1024) as usize);
+        let mut since_yield = 0;
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
@@ -307,6 +311,13 @@ impl HttpClient {
                         return Err(AttemptFailure::of(FailureKind::TooLarge));
                     }
                     buf.extend_from_slice(&chunk);
+                    // On a JS thread (own_runtime): a large body that arrives faster than
+                    // it is read would otherwise be read in one go.
+                    since_yield += chunk.len();
+                    if since_yield >= YIELD_EVERY_BYTES {
+                        since_yield = 0;
+                        crate::own_runtime::yield_to_host().await;
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => return Err(AttemptFailure::of(classify_transport(&e))),

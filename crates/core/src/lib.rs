@@ -25,6 +25,7 @@ pub mod lkg;
 pub mod metrics;
 pub mod outbox;
 pub mod outcome;
+pub mod own_runtime;
 pub mod redis;
 pub mod registry;
 pub mod retry;

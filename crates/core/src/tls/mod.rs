@@ -13,7 +13,7 @@ use std::time::Duration;
 
 #[cfg(test)]
 use reload::stamp;
-pub use reload::{spawn_reload, use_own_connections, ClientSlot, Clients, ReloadReport};
+pub use reload::{spawn_reload, ClientSlot, Clients, ReloadReport};
 
 /// A PEM input: a file (re-read when it changes) or text given inline (fixed).
 #[derive(Clone, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::TlsConfig;
 
 /// Two clients built alike: `[0]` for calls polled by the I/O runtime, `[1]` for calls
-/// polled on a thread that drives a runtime of its own (`use_own_connections`).
+/// polled on a thread that drives a runtime of its own (`crate::own_runtime`).
 pub type Clients = [Arc<reqwest::Client>; 2];
 
 /// The current clients, swapped together on rotation.
@@ -32,16 +32,6 @@ pub type Clients = [Arc<reqwest::Client>; 2];
 #[derive(Clone)]
 pub struct ClientSlot(Arc<RwLock<Clients>>);
 
-thread_local! {
-    static OWN_CONNECTIONS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Calls polled on this thread from now on use the second client of every slot (their own
-/// connection pool). For a thread that drives its own runtime, set before its first call.
-pub fn use_own_connections() {
-    OWN_CONNECTIONS.with(|o| o.set(true));
-}
-
 impl ClientSlot {
     pub fn new(c: Clients) -> Self {
         Self(Arc::new(RwLock::new(c)))
@@ -49,7 +39,7 @@ impl ClientSlot {
 
     /// The client for one attempt on this thread (a refcount increment under a read lock).
     pub fn current(&self) -> Arc<reqwest::Client> {
-        let own = OWN_CONNECTIONS.with(std::cell::Cell::get);
+        let own = crate::own_runtime::this_thread();
         self.0.read()[usize::from(own)].clone()
     }
 

@@ -367,7 +367,7 @@ fn a_kubelet_style_symlink_swap_is_seen_even_with_identical_files() {
 fn own_client(slot: &super::ClientSlot) -> Arc<reqwest::Client> {
     let s = slot.clone();
     std::thread::spawn(move || {
-        super::use_own_connections();
+        crate::own_runtime::mark_this_thread();
         s.current()
     })
     .join()
