@@ -2,12 +2,14 @@
 
 // One contender, one measurement, in its own process: so its CPU time (process.cpuUsage(),
 // every thread of this process, the I/O thread included) is its own, and no contender
-// inherits another's JIT state, sockets or heap. Prints one JSON line on stdout.
+// inherits another's JIT state, sockets or heap. The JS thread's own share of it is reported
+// beside it (jsCpuUs; issue 18). Prints one JSON line on stdout.
 //
 // node bench/contender.js '<json>' where json is
 //   { kind: 'load', name, mode: 'closed'|'open', target, concurrency, warmupMs, durationMs }
 //   { kind: 'memory', name, target, concurrency, total, every }
 
+const fs = require('node:fs');
 const { performance } = require('node:perf_hooks');
 const { create } = require('./contenders');
 
@@ -21,6 +23,21 @@ const OPEN_YIELD_EVERY = 20;
 function cpuUs() {
   const u = process.cpuUsage();
   return u.user + u.system;
+}
+
+/**
+ * CPU time of the calling (JS) thread in µs: the first field of /proc/thread-self/schedstat
+ * (ns on CPU), or null where it cannot be read (not Linux). Call it right after cpuUs(): the
+ * kernel brings the running thread's figure up to date in getrusage(RUSAGE_SELF); read alone,
+ * it lags by up to a scheduler tick (ms).
+ */
+function jsThreadCpuUs() {
+  try {
+    const ns = Number(fs.readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]);
+    return Number.isFinite(ns) ? ns / 1000 : null;
+  } catch {
+    return null;
+  }
 }
 
 function percentile(sorted, q) {
@@ -62,14 +79,17 @@ async function load(spec, contender) {
   await new Promise((r) => setTimeout(r, spec.warmupMs));
   const t0 = performance.now();
   const c0 = cpuUs();
+  const j0 = jsThreadCpuUs();
   phase = MEASURE;
   await new Promise((r) => setTimeout(r, spec.durationMs));
   phase = STOP;
   const elapsedMs = performance.now() - t0;
   const cpu = cpuUs() - c0;
+  const j1 = jsThreadCpuUs();
   await Promise.all(workers);
   const sorted = open ? [] : lat.subarray(0, n).sort();
-  return { requests: n, errors, elapsedMs, cpuUs: cpu, p50Us: percentile(sorted, 0.5), p99Us: percentile(sorted, 0.99) };
+  const jsCpuUs = j0 === null || j1 === null ? null : j1 - j0;
+  return { requests: n, errors, elapsedMs, cpuUs: cpu, jsCpuUs, p50Us: percentile(sorted, 0.5), p99Us: percentile(sorted, 0.99) };
 }
 
 // Runs `total` requests at `concurrency`, sampling RSS and JS heap every `every` requests

@@ -25,6 +25,12 @@ const CLOSED_ROWS = [
 
 const med = (rounds, field) => summary(rounds.filter(Boolean).map((r) => r[field])).median;
 
+// The JS thread's CPU per request (median of the rounds that have it), or '-' (bare reqwest: no JS thread).
+function js(rounds, fmt) {
+  const v = summary(rounds.filter((r) => r && Number.isFinite(r.jsCpuPerReqUs)).map((r) => r.jsCpuPerReqUs)).median;
+  return Number.isFinite(v) ? `${fmt(v)} µs` : '-';
+}
+
 // The ratio cell of results.md, without its bold.
 const x = (s) => fmtX(s).replaceAll('**', '');
 
@@ -38,20 +44,20 @@ function section(res) {
     `Last full run: ${m.date.replace('T', ' ').slice(0, 16)} UTC, ${m.nproc} shared cores (${m.cpuModel}), Node ${m.node}, ${m.rustc.split(' (')[0]}, command`,
     `\`${m.command}\`. Medians of ${m.rounds} rounds (ratios: median of the per-round ratios, with the rounds' range):`,
     '',
-    '| closed circuit, 50 in flight | req/s | client CPU per request | req/s vs opossum + node-fetch |',
-    '|---|---|---|---|',
+    '| closed circuit, 50 in flight | req/s | client CPU per request | of which JS thread | req/s vs opossum + node-fetch |',
+    '|---|---|---|---|---|',
   ];
   for (const [key, label] of CLOSED_ROWS) {
     const rounds = c50[key];
     if (!rounds) continue;
-    const cells = [fmtRate(med(rounds, 'rps')), `${fmtUs(med(rounds, 'cpuPerReqUs'))} µs`, key === NODE_BASE ? '1.00x' : x(ratio(rounds, base, 'rps'))];
+    const cells = [fmtRate(med(rounds, 'rps')), `${fmtUs(med(rounds, 'cpuPerReqUs'))} µs`, js(rounds, fmtUs), key === NODE_BASE ? '1.00x' : x(ratio(rounds, base, 'rps'))];
     lines.push(`| ${label} | ${(key === SUBJECT ? cells.map((c) => `**${c}**`) : cells).join(' | ')} |`);
   }
   const open = res.open ?? {};
-  lines.push('', '| open circuit | fallback calls/s | CPU per call |', '|---|---|---|');
+  lines.push('', '| open circuit | fallback calls/s | CPU per call | of which JS thread |', '|---|---|---|---|');
   for (const [key, label] of [['opossum (open)', 'opossum (open)'], [`${SUBJECT} (open)`, '**dnastore-breaker (open)**']]) {
     if (!open[key]) continue;
-    const cells = [fmtRate(med(open[key], 'rps')), `${med(open[key], 'cpuPerReqUs').toFixed(2)} µs`];
+    const cells = [fmtRate(med(open[key], 'rps')), `${med(open[key], 'cpuPerReqUs').toFixed(2)} µs`, js(open[key], (v) => v.toFixed(2))];
     lines.push(`| ${label} | ${(key === 'opossum (open)' ? cells : cells.map((c) => `**${c}**`)).join(' | ')} |`);
   }
   const one = (key) => {

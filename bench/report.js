@@ -31,24 +31,30 @@ function triple(rounds, field, fmt) {
   return `${fmt(s.min)} / **${fmt(s.median)}** / ${fmt(s.max)}`;
 }
 
+/** triple() over the rounds that have the figure; '-' when none has (bare reqwest has no JS thread). */
+function tripleIfAny(rounds, field, fmt) {
+  const has = rounds.filter((r) => r && Number.isFinite(r[field]));
+  return has.length ? triple(has, field, fmt) : '-';
+}
+
 function closedTable(byName) {
   const base = byName[NODE_BASE] ?? [];
   const rust = byName[RUST_BASE] ?? [];
   const rows = [
-    '| contender | req/s min / **median** / max | p50 µs | p99 µs | client CPU µs/req min / **median** / max | errors | req/s vs opossum+node-fetch | CPU/req vs opossum+node-fetch | req/s vs bare reqwest (2w) |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| contender | req/s min / **median** / max | p50 µs | p99 µs | client CPU µs/req min / **median** / max | JS-thread CPU µs/req min / **median** / max | errors | req/s vs opossum+node-fetch | CPU/req vs opossum+node-fetch | req/s vs bare reqwest (2w) |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const [name, rounds] of Object.entries(byName)) {
     const ok = rounds.filter(Boolean);
     if (ok.length === 0) {
-      rows.push(`| ${name} | failed | | | | | | | |`);
+      rows.push(`| ${name} | failed | | | | | | | | |`);
       continue;
     }
     const p50 = summary(ok.map((r) => r.p50Us)).median;
     const p99 = summary(ok.map((r) => r.p99Us)).median;
     const errors = ok.reduce((a, r) => a + r.errors, 0);
     rows.push(
-      `| ${name} | ${triple(rounds, 'rps', fmtRate)} | ${fmtUs(p50)} | ${fmtUs(p99)} | ${triple(rounds, 'cpuPerReqUs', fmtUs)} | ${errors} | ` +
+      `| ${name} | ${triple(rounds, 'rps', fmtRate)} | ${fmtUs(p50)} | ${fmtUs(p99)} | ${triple(rounds, 'cpuPerReqUs', fmtUs)} | ${tripleIfAny(rounds, 'jsCpuPerReqUs', fmtUs)} | ${errors} | ` +
         `${fmtX(ratio(rounds, base, 'rps'))} | ${fmtX(ratio(rounds, base, 'cpuPerReqUs'))} | ${fmtX(ratio(rounds, rust, 'rps'))} |`,
     );
   }
@@ -57,15 +63,19 @@ function closedTable(byName) {
 
 function openTable(byName) {
   const base = byName['opossum (open)'] ?? [];
-  const rows = ['| contender | fallback calls/s min / **median** / max | CPU µs/call min / **median** / max | errors | calls/s vs opossum (open) |', '|---|---|---|---|---|'];
+  const rows = [
+    '| contender | fallback calls/s min / **median** / max | CPU µs/call min / **median** / max | JS-thread CPU µs/call min / **median** / max | errors | calls/s vs opossum (open) |',
+    '|---|---|---|---|---|---|',
+  ];
   for (const [name, rounds] of Object.entries(byName)) {
     const ok = rounds.filter(Boolean);
     if (ok.length === 0) {
-      rows.push(`| ${name} | failed | | | |`);
+      rows.push(`| ${name} | failed | | | | |`);
       continue;
     }
     const errors = ok.reduce((a, r) => a + r.errors, 0);
-    rows.push(`| ${name} | ${triple(rounds, 'rps', fmtRate)} | ${triple(rounds, 'cpuPerReqUs', (x) => x.toFixed(2))} | ${errors} | ${fmtX(ratio(rounds, base, 'rps'))} |`);
+    const cpu = (x) => x.toFixed(2);
+    rows.push(`| ${name} | ${triple(rounds, 'rps', fmtRate)} | ${triple(rounds, 'cpuPerReqUs', cpu)} | ${tripleIfAny(rounds, 'jsCpuPerReqUs', cpu)} | ${errors} | ${fmtX(ratio(rounds, base, 'rps'))} |`);
   }
   return rows.join('\n');
 }
@@ -136,7 +146,8 @@ function render(res) {
     `- command: \`${m.command}\``,
     `- method: ${m.rounds} round(s), contenders alternating (start rotated each round), each in its own process; ` +
       `${m.warmupMs} ms warm-up then ${m.durationMs} ms measured per contender per round; upstream nginx ${m.nginx} (1 worker, keep-alive) on loopback serving ${m.bodyBytes} bytes of JSON. ` +
-      'CPU is the client process\'s user+system time over the measured window (all its threads) divided by the requests completed in it. ' +
+      'CPU is the client process\'s user+system time over the measured window (all its threads) divided by the requests completed in it; ' +
+      'JS-thread CPU is the main thread\'s alone over the same window (`/proc/thread-self/schedstat`; `-` where there is no JS thread or it is unreadable). ' +
       'Ratios are per round, then min/median/max over rounds.',
     '',
     '## Targets',

@@ -94,7 +94,8 @@ function rotate(list, by) {
 function describe(name, d) {
   if (!d) return `${name}: failed`;
   const lat = d.p50Us ? `, p50 ${d.p50Us.toFixed(0)} us, p99 ${d.p99Us.toFixed(0)} us` : '';
-  return `${name}: ${d.rps.toFixed(0)}/s, ${d.cpuPerReqUs.toFixed(2)} us CPU/req${lat}${d.errors ? `, ${d.errors} errors` : ''}`;
+  const js = Number.isFinite(d.jsCpuPerReqUs) ? ` (JS thread ${d.jsCpuPerReqUs.toFixed(2)})` : '';
+  return `${name}: ${d.rps.toFixed(0)}/s, ${d.cpuPerReqUs.toFixed(2)} us CPU/req${js}${lat}${d.errors ? `, ${d.errors} errors` : ''}`;
 }
 
 async function runRounds(opts, ctx) {

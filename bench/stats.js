@@ -27,6 +27,8 @@ function derive(r) {
   return {
     rps: r.requests / seconds,
     cpuPerReqUs: r.requests ? r.cpuUs / r.requests : NaN,
+    // The JS thread's share: null when unreadable, absent for bare reqwest (no JS thread).
+    jsCpuPerReqUs: r.requests && Number.isFinite(r.jsCpuUs) ? r.jsCpuUs / r.requests : NaN,
     p50Us: r.p50Us,
     p99Us: r.p99Us,
     errors: r.errors,
