@@ -15,7 +15,7 @@
 //! a batch is always handed over.
 
 use std::cell::RefCell;
-use std::ffi::{c_int, c_void};
+use std::ffi::c_void;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -26,25 +26,10 @@ use napi::sys;
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// libuv's handle types (uv.h `uv_handle_type`), as far as used here.
-const UV_CHECK: c_int = 2;
-const UV_PREPARE: c_int = 9;
-
-type UvCallback = unsafe extern "C" fn(*mut c_void);
-
-// Exported by the node binary for addons (uv.h); the handle structs are opaque here and
-// sized with `uv_handle_size`.
-extern "C" {
-    fn uv_handle_size(kind: c_int) -> usize;
-    fn uv_prepare_init(lp: *mut sys::uv_loop_s, h: *mut c_void) -> c_int;
-    fn uv_prepare_start(h: *mut c_void, cb: UvCallback) -> c_int;
-    fn uv_prepare_stop(h: *mut c_void) -> c_int;
-    fn uv_check_init(lp: *mut sys::uv_loop_s, h: *mut c_void) -> c_int;
-    fn uv_check_start(h: *mut c_void, cb: UvCallback) -> c_int;
-    fn uv_check_stop(h: *mut c_void) -> c_int;
-    fn uv_unref(h: *mut c_void);
-    fn uv_close(h: *mut c_void, cb: Option<UvCallback>);
-}
+use crate::uv::{
+    alloc_handle, free_handle, uv_check_init, uv_check_start, uv_check_stop, uv_close,
+    uv_prepare_init, uv_prepare_start, uv_prepare_stop, uv_unref,
+};
 
 /// One JS thread's batch and the two handles that flush it.
 struct Dispatcher {
@@ -63,24 +48,6 @@ thread_local! {
 
 fn failed(what: &str) -> Error {
     Error::new(Status::GenericFailure, format!("{what} failed"))
-}
-
-/// Words in a handle allocation: enough for either kind, so one free function fits both.
-fn handle_words() -> usize {
-    // SAFETY: a pure query of libuv's type sizes.
-    unsafe { uv_handle_size(UV_PREPARE).max(uv_handle_size(UV_CHECK)) }.div_ceil(8)
-}
-
-/// A zeroed, 8-byte aligned allocation for a libuv handle, freed by `free_handle`.
-fn alloc_handle() -> *mut c_void {
-    Box::into_raw(vec![0u64; handle_words()].into_boxed_slice()).cast()
-}
-
-unsafe extern "C" fn free_handle(h: *mut c_void) {
-    let words = handle_words();
-    // SAFETY: `h` came from `alloc_handle` (a boxed slice of `handle_words()` words) and libuv
-    // calls this close callback once, after which it no longer touches the handle.
-    drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(h.cast::<u64>(), words)) });
 }
 
 fn init(env: sys::napi_env) -> Result<Dispatcher> {

@@ -17,6 +17,7 @@ mod options;
 mod outbox;
 mod runtime;
 mod throw;
+mod uv;
 
 /// Buffers are allocated on the I/O thread and freed on the JS thread (and back); with
 /// glibc malloc those cross-thread frees contend on arena locks (~8 % of client CPU in the

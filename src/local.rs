@@ -48,13 +48,12 @@ use napi::sys;
 use tokio::runtime::{Builder, Runtime};
 
 use crate::completion::Completion;
+use crate::uv::{
+    alloc_handle, free_handle, uv_close, uv_poll_init, uv_poll_start, uv_timer_init,
+    uv_timer_start, uv_timer_stop, uv_unref, READABLE,
+};
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// libuv's handle types (uv.h `uv_handle_type`) and poll event bits, as far as used here.
-const UV_POLL: c_int = 8;
-const UV_TIMER: c_int = 13;
-const UV_READABLE: c_int = 1;
 
 /// Turns between two timer periods: 16 x 1 ms, then every `SLOW_TICK_MS`.
 const FAST_TICKS: u32 = 16;
@@ -66,36 +65,6 @@ const SLOW_TICK_MS: u64 = 4;
 /// in between, so a lone call never holds the JS thread much longer than this at a time.
 const MAX_ROUNDS: u32 = 16;
 const TURN_BUDGET: std::time::Duration = std::time::Duration::from_micros(500);
-
-type PollCb = unsafe extern "C" fn(*mut c_void, c_int, c_int);
-type HandleCb = unsafe extern "C" fn(*mut c_void);
-
-// Exported by the node binary for addons (uv.h); the handles are opaque here and sized
-// with `uv_handle_size`.
-extern "C" {
-    fn uv_handle_size(kind: c_int) -> usize;
-    fn uv_poll_init(lp: *mut sys::uv_loop_s, h: *mut c_void, fd: c_int) -> c_int;
-    fn uv_poll_start(h: *mut c_void, events: c_int, cb: PollCb) -> c_int;
-    fn uv_timer_init(lp: *mut sys::uv_loop_s, h: *mut c_void) -> c_int;
-    fn uv_timer_start(h: *mut c_void, cb: HandleCb, timeout: u64, repeat: u64) -> c_int;
-    fn uv_timer_stop(h: *mut c_void) -> c_int;
-    fn uv_unref(h: *mut c_void);
-    fn uv_close(h: *mut c_void, cb: Option<HandleCb>);
-}
-
-#[repr(C)]
-struct PollFd {
-    fd: c_int,
-    events: i16,
-    revents: i16,
-}
-
-extern "C" {
-    // POSIX poll(2), from the C library node links.
-    fn poll(fds: *mut PollFd, n: u64, timeout: c_int) -> c_int;
-}
-
-const POLLIN: i16 = 1;
 
 /// One JS thread's runtime and the libuv handles that drive it.
 struct Local {
@@ -327,13 +296,13 @@ fn watch_list(fd: c_int) -> Vec<String> {
 }
 
 fn readable(fd: c_int) -> bool {
-    let mut p = PollFd {
+    let mut p = libc::pollfd {
         fd,
-        events: POLLIN,
+        events: libc::POLLIN,
         revents: 0,
     };
     // SAFETY: one valid pollfd on the stack, zero timeout (never blocks).
-    unsafe { poll(&mut p, 1, 0) > 0 && p.revents != 0 }
+    unsafe { libc::poll(&mut p, 1, 0) > 0 && p.revents != 0 }
 }
 
 /// The scheduler ran out of tasks: end the turn unless events are waiting. Either way wake
@@ -357,32 +326,6 @@ fn before_park() {
     if let Some(w) = TURN_WAKER.with(|w| w.borrow().clone()) {
         w.wake();
     }
-}
-
-fn alloc_handle(kind: c_int) -> *mut c_void {
-    // SAFETY: a pure query of libuv's type sizes.
-    let words = unsafe { uv_handle_size(kind) }.div_ceil(8);
-    Box::into_raw(vec![0u64; words].into_boxed_slice()).cast()
-}
-
-unsafe extern "C" fn free_poll(h: *mut c_void) {
-    // SAFETY: `h` came from `alloc_handle(UV_POLL)`; libuv calls this once, after which it
-    // no longer touches the handle.
-    unsafe { free_handle(h, UV_POLL) }
-}
-
-unsafe extern "C" fn free_timer(h: *mut c_void) {
-    // SAFETY: as for `free_poll`, for `alloc_handle(UV_TIMER)`.
-    unsafe { free_handle(h, UV_TIMER) }
-}
-
-/// # Safety
-/// `h` came from `alloc_handle(kind)` and is no longer used by libuv.
-unsafe fn free_handle(h: *mut c_void, kind: c_int) {
-    // SAFETY: a pure query of libuv's type sizes.
-    let words = unsafe { uv_handle_size(kind) }.div_ceil(8);
-    // SAFETY: the caller's contract: a boxed slice of `words` words, freed once.
-    drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(h.cast::<u64>(), words)) });
 }
 
 fn init(env: sys::napi_env) -> Option<Local> {
@@ -410,18 +353,18 @@ fn init(env: sys::napi_env) -> Option<Local> {
         return None;
     }
     let (resource, context) = async_context(env)?;
-    let poll = alloc_handle(UV_POLL);
-    let timer = alloc_handle(UV_TIMER);
+    let poll = alloc_handle();
+    let timer = alloc_handle();
     // SAFETY: `lp` is this JS thread's live loop; the handles are zeroed, 8-byte aligned
     // allocations of `uv_handle_size` bytes, used only on this thread.
     unsafe {
         if uv_poll_init(lp, poll, first) != 0 {
-            free_handle(poll, UV_POLL);
-            free_handle(timer, UV_TIMER);
+            free_handle(poll);
+            free_handle(timer);
             return None;
         }
         uv_timer_init(lp, timer);
-        uv_poll_start(poll, UV_READABLE, on_readable);
+        uv_poll_start(poll, READABLE, on_readable);
         // Pending promises keep the loop alive (see `completion`), never these handles.
         uv_unref(poll);
         uv_unref(timer);
@@ -492,8 +435,8 @@ unsafe extern "C" fn cleanup(_arg: *mut c_void) {
         // SAFETY: the env's cleanup hook runs on its JS thread while its loop is alive; the
         // handles were taken out of the thread-local, so they are closed exactly once.
         unsafe {
-            uv_close(local.poll, Some(free_poll));
-            uv_close(local.timer, Some(free_timer));
+            uv_close(local.poll, Some(free_handle));
+            uv_close(local.timer, Some(free_handle));
         }
         let _ = DONE.try_with(|d| d.borrow_mut().clear());
         // Never blocks: tasks are dropped here, the blocking pool is left to finish.
