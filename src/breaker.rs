@@ -410,7 +410,9 @@ pub fn fire<'env>(
         env,
         guarded_traced(fut, full, trace),
         abort,
-        b.config().inline_io,
+        // Durable writes stay on the I/O thread with the rest of their outbox's work (its
+        // store syncs, fleet claims and delivery loop run there).
+        b.config().inline_io && !durable,
     )?))
 }
 
