@@ -4,13 +4,13 @@
 //! Why: with one call in flight (a request handler awaiting one DNAStore call, the common
 //! case), handing the call to the I/O thread costs two sleeps and wake-ups of that thread
 //! per call (hand-over, then the response) plus a wake-up of the JS thread for the result:
-//! on the bench machine ~60 % of the call's CPU was the scheduler and epoll around those
-//! wake-ups, against a pure-JS client (undici) that writes and reads its socket from the
-//! JS thread and sleeps once (bench/README.md, issue 18). Here a call fired while nothing
-//! else of this thread is pending runs on this thread's own runtime: fire() writes the
-//! request, the loop's poll phase wakes once for the response, and the promise settles in
-//! that same callback. Calls fired while others are pending still go to the I/O thread,
-//! which is what scales with many in flight.
+//! on the bench machine that was ~40 % of the call's CPU, against a pure-JS client (undici)
+//! that writes and reads its socket from the JS thread and sleeps once (bench/README.md,
+//! issue 18). Here a call alone in its event-loop turn, with nothing else of this thread
+//! pending, runs on this thread's own runtime: the batch hand-over (`dispatch::flush`)
+//! starts it and writes the request, the loop's poll phase wakes once for the response, and
+//! the promise settles in that same callback. Other calls still go to the I/O thread, which
+//! is what scales with many in flight.
 //!
 //! How the runtime is driven without ever blocking the JS thread:
 //! - Its epoll descriptor is watched by a libuv poll handle: any I/O event, or a wake-up of
@@ -32,9 +32,9 @@
 //!   timer therefore fires at most 4 ms late, and a call that waits long costs ~250 cheap
 //!   turns a second while it waits.
 //!
-//! Nothing runs JS inside a turn: completions are collected and settled after it (inside
-//! fire() when the turn ran there, else in a callback scope, so microtasks run as after
-//! any I/O callback).
+//! Nothing runs JS inside a turn: completions are collected and settled after it, in a
+//! callback scope (microtasks run as after any I/O callback), or through the completion
+//! queue when the turn ran in the prepare phase or queued events (see `Settle`).
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
