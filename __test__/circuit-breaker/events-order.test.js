@@ -75,4 +75,39 @@ describe.each(IMPLS)('%s: events and their order', (impl, Impl) => {
     expect(log).toEqual(['fire', 'semaphoreLocked', 'failure', 'fallback']);
     await first;
   });
+
+  // Events are skipped only when nothing can hear them (no listener, emit() not replaced).
+  test('an emit() replaced on the instance sees every event with no listener attached', async () => {
+    const b = make(Impl, async (x) => x, { resetTimeout: 10_000 });
+    const seen = [];
+    const emit = b.emit;
+    b.emit = function (name, ...a) {
+      seen.push(name);
+      return emit.call(this, name, ...a);
+    };
+    await b.fire(1);
+    b.open();
+    b.fallback(() => 'fb');
+    await b.fire(2);
+    expect(seen.filter((n) => n !== 'open')).toEqual(['fire', 'success', 'fire', 'reject', 'fallback']);
+  });
+
+  test('a success listener attached after fire() still hears that call', async () => {
+    const b = make(Impl, async () => 'v');
+    const p = b.fire();
+    const heard = [];
+    b.on('success', (r, latency) => heard.push([r, typeof latency]));
+    await p;
+    expect(heard).toEqual([['v', 'number']]);
+  });
+
+  test('the fallback gets the call arguments, then the error, with and without arguments', async () => {
+    const b = make(Impl, async () => 1, { resetTimeout: 10_000 });
+    b.open();
+    const got = [];
+    b.fallback((...a) => got.push(a.map((x) => (x instanceof Error ? x.code : x))));
+    await b.fire();
+    await b.fire('a', 2);
+    expect(got).toEqual([['EOPENBREAKER'], ['a', 2, 'EOPENBREAKER']]);
+  });
 });
