@@ -2,16 +2,46 @@
 
 // One contender of bench/wrapped.js, in its own process (its CPU time and heap are its
 // own). node bench/wrapped-child.js '<json>' with
-//   { kind: 'closed' | 'open', impl: 'floor' | 'opossum' | 'dnastore', warmupMs, durationMs, batch }
+//   { kind: 'closed' | 'open', impl: 'floor' | 'design' | 'opossum' | 'dnastore', warmupMs, durationMs, batch }
 //   { kind: 'memory', impl, total, every }
 // Prints one JSON line.
 
+const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 
 const noop = async () => 1;
 
+// The design with nothing else: one native admission and one native outcome per
+// call around the action's promise, and the Promise fire() returns (no events, no timeout,
+// no cache). What any implementation of that design pays at least, measured here.
+function design() {
+  const native = require(path.join(process.env.DNASTORE_BENCH_MODULE || path.join(__dirname, '..'), 'lib', 'native'));
+  const circuit = new native.NativeCircuit('design-floor', {}, null, false);
+  const { admit, record } = circuit.fastPath();
+  const ok = native.CallResult.Success;
+  const fail = native.CallResult.Failure;
+  return {
+    fire: () =>
+      new Promise((resolve, reject) => {
+        const slot = admit();
+        noop().then(
+          (v) => {
+            record(slot, ok);
+            resolve(v);
+          },
+          (e) => {
+            record(slot, fail);
+            reject(e);
+          },
+        );
+      }),
+    shutdown: () => circuit.shutdown(),
+  };
+}
+
 function make(impl, open) {
   if (impl === 'floor') return { fire: noop, shutdown() {} };
+  if (impl === 'design') return design();
   const Impl = impl === 'opossum' ? require('opossum') : require(process.env.DNASTORE_BENCH_MODULE || '..').CircuitBreaker;
   // opossum's defaults (10 s timeout, so a timer per call in opossum, the FIFO timer here).
   const b = new Impl(noop, { resetTimeout: 3_600_000, logger: false });
