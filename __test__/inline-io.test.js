@@ -44,6 +44,28 @@ test('a lone call runs inline; a call fired with another pending, or in a burst,
   expect(inlineStats().calls).toBe(before + 2);
 });
 
+// A slow upstream keeps a lone call in flight for long, and the JS thread serves its runtime's
+// timers with a tick all that time: 2x the CPU of the I/O thread at 40 ms (bench/README.md).
+test('lone calls to a slow upstream go to the I/O thread, but for a probe now and then; quick again, they come back', async () => {
+  up.set((req, res) => setTimeout(() => json(res, 200, { ok: true }), 30));
+  const b = make();
+  const before = inlineStats().calls;
+  // One slow call (it could be a cold connection) does not move it; two in a row do.
+  for (let i = 0; i < 2; i++) expect(await b.fire(`/slow/${i}`)).toEqual({ ok: true });
+  expect(inlineStats().calls).toBe(before + 2);
+  for (let i = 2; i < 42; i++) expect(await b.fire(`/slow/${i}`)).toEqual({ ok: true });
+  expect(inlineStats().calls - before).toBe(3); // one probe in 32
+  up.set((req, res) => json(res, 200, { ok: true }));
+  const quick = inlineStats().calls;
+  for (let i = 0; i < 400; i++) await b.fire(`/quick/${i}`);
+  expect(inlineStats().calls - quick).toBeGreaterThan(200);
+  // Another breaker of the same thread keeps its own estimate.
+  const other = make();
+  const o = inlineStats().calls;
+  await other.fire('/quick/other');
+  expect(inlineStats().calls).toBe(o + 1);
+});
+
 test('inlineIo: false sends every call to the I/O thread', async () => {
   const b = make({ inlineIo: false });
   const before = inlineStats().calls;

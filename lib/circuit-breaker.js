@@ -93,7 +93,9 @@ class CircuitBreaker extends EventEmitter {
   #status;
 
   // Whether a per-call event can be heard: a listener of any event, or an emit() replaced
-  // on the instance or a subclass (a monitor that wraps it sees every event, as in opossum).
+  // on the instance, a subclass or EventEmitter.prototype after this module loaded (a monitor
+  // that wraps it sees every event, as in opossum; one installed on the prototype before this
+  // module loaded is taken for Node's own: README, "Differences from opossum").
   // Nobody listening, emit() is a no-op, but its call and arguments (the success latency's
   // clock read) were about a quarter of a closed call's overhead and a tenth of an open
   // circuit's (bench/wrapped.js). `_eventsCount` is EventEmitter's own count of event names.
@@ -443,7 +445,8 @@ class CircuitBreaker extends EventEmitter {
     if (!fb) return undefined;
     try {
       // The error goes last, after the call's own arguments (spread only when there are some).
-      const result = args.length === 0 ? fb.call(fb, err) : fb.apply(fb, [...args, err]);
+      // `apply`, as opossum: a fallback's own `call` property or a Proxy's traps see the same.
+      const result = fb.apply(fb, args.length === 0 ? [err] : [...args, err]);
       if (!counted) this.#note(CallNote.Fallback);
       if (this.#heard()) this.emit('fallback', result, err);
       if (result instanceof Promise) return result;

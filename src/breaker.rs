@@ -4,9 +4,11 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use dnastore_core::config::{call_ms, spec};
+use dnastore_core::own_runtime::LoneRoute;
 use dnastore_core::{registry, Breaker, Call, CallOutcome, CancellationToken, Code, Config, Deps};
 use futures_util::FutureExt;
 use napi::bindgen_prelude::*;
@@ -65,6 +67,8 @@ pub struct HandleState {
     closed: AtomicBool,
     /// Cancelled by shutdown(): this handle's calls still running settle with ESHUTDOWN.
     stop: CancellationToken,
+    /// Whether lone calls run on the JS thread: while they are quick (`src/local.rs`).
+    lone: Arc<LoneRoute>,
 }
 
 impl HandleState {
@@ -72,6 +76,7 @@ impl HandleState {
         Arc::new(Self {
             closed: AtomicBool::new(false),
             stop: b.stop_token(),
+            lone: Arc::default(),
         })
     }
 
@@ -405,15 +410,22 @@ pub fn fire<'env>(
     call.trace = trace.clone();
     // Boxed once here: the call future is large, and moving it by value through the
     // guard, the completion wrapper and the task cell costs a memcpy each time.
-    let fut = Box::pin(b.clone().execute(permit, call));
-    Ok(Either3::C(completion::promise(
-        env,
-        guarded_traced(fut, full, trace),
-        abort,
-        // Durable writes stay on the I/O thread with the rest of their outbox's work (its
-        // store syncs, fleet claims and delivery loop run there).
-        b.config().inline_io && !durable,
-    )?))
+    let fut = guarded_traced(Box::pin(b.clone().execute(permit, call)), full, trace);
+    // Durable writes stay on the I/O thread with the rest of their outbox's work (its store
+    // syncs, fleet claims and delivery loop run there).
+    let inline = b.config().inline_io && !durable && handle.lone.quick();
+    // A call that does run on the JS thread (alone in its turn) reports how long it took.
+    let lone = inline.then(|| (handle.lone.clone(), Instant::now()));
+    let fut = async move {
+        let out = fut.await;
+        if let Some((lone, fired)) = lone {
+            if crate::local::in_turn() {
+                lone.observe(fired.elapsed());
+            }
+        }
+        out
+    };
+    Ok(Either3::C(completion::promise(env, fut, abort, inline)?))
 }
 
 fn prepare(

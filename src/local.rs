@@ -108,6 +108,8 @@ struct Cells {
     done: RefCell<Vec<Completion>>,
     /// An event was queued for JS during the current turn.
     events: Cell<bool>,
+    /// The turn was started by an event (libuv's readiness, a new call), not by the clock.
+    eager: Cell<bool>,
     /// Test counters: calls run here, turns taken.
     stats: Cell<(u64, u64)>,
 }
@@ -169,6 +171,7 @@ cells! {
     CALLS: calls: usize;
     TICKS: ticks: u32;
     EVENTS: events: bool;
+    EAGER: eager: bool;
     STATS: stats: (u64, u64);
 }
 
@@ -222,6 +225,7 @@ pub fn spawn(task: impl Future<Output = ()> + Send + 'static, in_prepare: bool) 
         } else {
             Settle::Scope
         },
+        true,
     );
 }
 
@@ -317,12 +321,15 @@ fn before_park() {
         // A task let the loop run first: end the turn, the next wakes it.
         IDLE.set(true);
         CUT.set(true);
-    } else if n > 1 && !readable(EPFD.get()) {
-        // The first round never ends a turn: it always has events to take. A turn started by
-        // `on_readable` was told so by libuv; one that starts a call has the wake-up that
-        // registering the call's timeout writes to tokio's eventfd (its timer driver wakes the
-        // I/O driver whenever a timer comes due before the next one it knew of: here, always).
-        // Skipping that check saved ~2 of the ~4 `poll`s per lone call (perf stat, bench/README.md).
+    } else if n == 1 && EAGER.get() {
+        // The first round of an eager turn goes straight to the driver: it has events to
+        // take. A turn started by `on_readable` was told so by libuv; one that starts a call
+        // has the wake-up that registering the call's timeout writes to tokio's eventfd (its
+        // timer driver wakes the I/O driver whenever a timer comes due before the next one it
+        // knew of: for a lone call, always). Not checking saved ~2 of the ~4 `poll`s per lone
+        // call (`npm run bench:syscalls`, bench/README.md). A turn of the tick checks first:
+        // it is often idle.
+    } else if !readable(EPFD.get()) {
         IDLE.set(true);
     } else if n >= MAX_ROUNDS || TURN_START.get().is_some_and(|t| t.elapsed() >= TURN_BUDGET) {
         IDLE.set(true);
@@ -450,7 +457,7 @@ unsafe extern "C" fn cleanup(_arg: *mut c_void) {
 }
 
 unsafe extern "C" fn on_readable(_h: *mut c_void, _status: c_int, _events: c_int) {
-    turn(None, Settle::Scope);
+    turn(None, Settle::Scope, true);
 }
 
 unsafe extern "C" fn on_tick(_h: *mut c_void) {
@@ -462,7 +469,8 @@ unsafe extern "C" fn on_tick(_h: *mut c_void) {
             unsafe { uv_timer_start(l.timer, on_tick, SLOW_TICK_MS, SLOW_TICK_MS) };
         });
     }
-    turn(None, Settle::Scope);
+    // Started by the clock, not by an event: often there is nothing to take.
+    turn(None, Settle::Scope, false);
 }
 
 /// Runs every task of this thread's runtime that can progress (spawning `task` first),
@@ -480,7 +488,8 @@ enum Settle {
 
 /// Runs every task of this thread's runtime that can progress (spawning `task` first),
 /// then settles what finished.
-fn turn(task: Option<Task>, how: Settle) {
+/// `eager`: the turn knows events wait (see `before_park`).
+fn turn(task: Option<Task>, how: Settle, eager: bool) {
     if IN_TURN.try_with(|t| t.replace(true)).unwrap_or(true) {
         // Never nested: no JS runs inside a turn. Defensive: still start the task.
         if let Some(t) = task {
@@ -492,6 +501,7 @@ fn turn(task: Option<Task>, how: Settle) {
     IDLE.set(false);
     CUT.set(false);
     EVENTS.set(false);
+    EAGER.set(eager);
     TURN_START.set(Some(std::time::Instant::now()));
     let mut env = None;
     with_local(|l| {

@@ -10,7 +10,9 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 thread_local! {
     static OWN: Cell<bool> = const { Cell::new(false) };
@@ -67,9 +69,83 @@ pub fn take_yielded() -> Vec<Waker> {
         .unwrap_or_default()
 }
 
+/// Whether one breaker's lone calls should run on the caller's own runtime: only while they
+/// are quick. The driver serves tokio's timers with a tick of the host's loop (1 ms, then
+/// 4 ms) for as long as such a call is in flight, and each tick wakes the thread: a 40 ms
+/// call paid ~20 wake-ups, ~1.3 ms of CPU against ~0.5 ms through the I/O thread; the two
+/// cost the same at ~2 ms (`npm run bench:slow`, bench/README.md). So the breaker keeps a
+/// moving average of how long its calls took there (a quarter of each new one, each counted
+/// at most [`LoneRoute::CAP`]: one slow call, a cold connection or a timeout, does not move
+/// it past [`LoneRoute::SLOW`], two in a row do, and a long one is soon forgotten) and sends
+/// lone calls to the I/O thread while it is at `SLOW` or more; one call in
+/// [`LoneRoute::PROBE_EVERY`] still goes, to notice the upstream is quick again.
+#[derive(Debug, Default)]
+pub struct LoneRoute {
+    average_us: AtomicU32,
+    asked: AtomicU32,
+}
+
+impl LoneRoute {
+    pub const SLOW: Duration = Duration::from_millis(2);
+    pub const CAP: Duration = Duration::from_millis(6);
+    pub const PROBE_EVERY: u32 = 32;
+
+    /// Whether the next lone call may run on the caller's runtime.
+    pub fn quick(&self) -> bool {
+        if self.average_us.load(Ordering::Relaxed) < Self::SLOW.as_micros() as u32 {
+            return true;
+        }
+        self.asked.fetch_add(1, Ordering::Relaxed) % Self::PROBE_EVERY == Self::PROBE_EVERY - 1
+    }
+
+    /// How long a call that ran on the caller's runtime took, from fire() to its result.
+    pub fn observe(&self, took: Duration) {
+        let took = took.min(Self::CAP).as_micros() as u32;
+        // Racing updates from two threads may lose one sample: an estimate, not a count.
+        let old = self.average_us.load(Ordering::Relaxed);
+        self.average_us
+            .store(old - old / 4 + took / 4, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lone_route_leaves_a_slow_upstream_to_the_io_thread_and_comes_back_when_quick() {
+        let quick = Duration::from_micros(150);
+        let r = LoneRoute::default();
+        assert!(r.quick(), "starts on the caller's runtime");
+        r.observe(Duration::from_millis(5));
+        assert!(r.quick(), "a slow first call (a cold connection) keeps it");
+        for _ in 0..20 {
+            r.observe(quick);
+        }
+        r.observe(Duration::from_millis(40));
+        assert!(r.quick(), "one slow call among quick ones keeps it");
+        // A 40 ms upstream: off from its first call, but for one probe in PROBE_EVERY.
+        for _ in 0..10 {
+            r.observe(Duration::from_millis(40));
+        }
+        let runs = (0..LoneRoute::PROBE_EVERY * 4)
+            .filter(|_| r.quick())
+            .count();
+        assert_eq!(runs, 4, "probes only");
+        // Quick again: the probes that run bring it back, each 40 ms call having counted
+        // as CAP only.
+        let (mut probes, mut asks) = (0, 0);
+        while r.average_us.load(Ordering::Relaxed) >= LoneRoute::SLOW.as_micros() as u32 {
+            asks += 1;
+            assert!(asks < 20 * LoneRoute::PROBE_EVERY, "never came back");
+            if r.quick() {
+                probes += 1;
+                r.observe(quick);
+            }
+        }
+        assert!(probes <= 5, "{probes} probes to come back");
+        assert!((0..LoneRoute::PROBE_EVERY).all(|_| r.quick()));
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn yield_to_host_parks_until_woken_on_an_own_runtime_thread_only() {
