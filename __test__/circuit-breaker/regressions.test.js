@@ -12,6 +12,23 @@ const ROOT = path.join(__dirname, '..', '..');
 const requireOf = (name) => (name === 'opossum' ? "require('opossum')" : "require('./').CircuitBreaker");
 
 describe.each(IMPLS)('%s', (name, Impl) => {
+  // A faster path for calls without arguments looked the fallback's `call` up (a review of
+  // that change caught it before it landed): opossum uses `apply`, so a Proxy or an own
+  // `call` property must see the same.
+  test('the fallback is invoked through apply, with or without call arguments', async () => {
+    const b = make(Impl, async () => 1, { resetTimeout: 10_000 });
+    b.open();
+    const reads = [];
+    const fb = function fallback(...a) {
+      return a.length;
+    };
+    fb.call = () => 'own call property';
+    b.fallback(new Proxy(fb, { get: (t, k, r) => (reads.push(String(k)), Reflect.get(t, k, r)) }));
+    await expect(b.fire()).resolves.toBe(1);
+    await expect(b.fire('x', 'y')).resolves.toBe(3);
+    expect(reads.filter((k) => k === 'call' || k === 'apply')).toEqual(['apply', 'apply']);
+  });
+
   test('an errorFilter that accepts ETIMEDOUT keeps timeouts from opening the circuit', async () => {
     const b = make(Impl, () => sleep(200), { timeout: 20, volumeThreshold: 3, errorThresholdPercentage: 50, errorFilter: (e) => e.code === 'ETIMEDOUT' });
     for (let i = 0; i < 5; i++) await b.fire().catch(() => {});
