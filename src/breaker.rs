@@ -415,7 +415,9 @@ pub fn fire<'env>(
     // syncs, fleet claims and delivery loop run there).
     let inline = b.config().inline_io && !durable && handle.lone.quick();
     // A call that does run on the JS thread (alone in its turn) reports how long it took.
-    let lone = inline.then(|| (handle.lone.clone(), Instant::now()));
+    // With calls already pending this one cannot be alone: no clock read, no clone.
+    let lone =
+        (inline && completion::pending() == 0).then(|| (handle.lone.clone(), Instant::now()));
     let fut = async move {
         let out = fut.await;
         if let Some((lone, fired)) = lone {
