@@ -413,11 +413,13 @@ pub fn fire<'env>(
     let fut = guarded_traced(Box::pin(b.clone().execute(permit, call)), full, trace);
     // Durable writes stay on the I/O thread with the rest of their outbox's work (its store
     // syncs, fleet claims and delivery loop run there).
-    let inline = b.config().inline_io && !durable && handle.lone.quick();
-    // A call that does run on the JS thread (alone in its turn) reports how long it took.
-    // With calls already pending this one cannot be alone: no clock read, no clone.
-    let lone =
-        (inline && completion::pending() == 0).then(|| (handle.lone.clone(), Instant::now()));
+    // A call fired with others of this thread pending is never alone in its turn (the
+    // hand-over sends it to the I/O thread): only the others ask the breaker's LoneRoute,
+    // so its probes count lone calls, and only they read the clock to report back.
+    let inline =
+        b.config().inline_io && !durable && completion::pending() == 0 && handle.lone.quick();
+    // A call that does run on the JS thread reports how long it took.
+    let lone = inline.then(|| (handle.lone.clone(), Instant::now()));
     let fut = async move {
         let out = fut.await;
         if let Some((lone, fired)) = lone {
