@@ -65,6 +65,9 @@ const SLOW_TICK_MS: u64 = 4;
 /// in between, so a lone call never holds the JS thread much longer than this at a time.
 const MAX_ROUNDS: u32 = 16;
 const TURN_BUDGET: std::time::Duration = std::time::Duration::from_micros(500);
+/// Period of the timer anchor (see `anchor`): shorter than any call's usual timeout (3 s by
+/// default), long enough that re-arming it (one wake-up write each time) costs nothing.
+const ANCHOR: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One JS thread's runtime and the libuv handles that drive it.
 struct Local {
@@ -225,8 +228,27 @@ pub fn spawn(task: impl Future<Output = ()> + Send + 'static, in_prepare: bool) 
         } else {
             Settle::Scope
         },
-        true,
+        // Not eager: the call's timeout no longer wakes the driver (`anchor`), so the
+        // first round checks readiness like any other; most often the request is written
+        // and nothing waits yet, and the turn ends after one driver poll.
+        false,
     );
+}
+
+/// Keeps a timer in this runtime's wheel that is due before any call's timeout, so that
+/// registering a call's timeout does not wake the driver.
+///
+/// Why: tokio's timer wakes its I/O driver (a `write` to its eventfd) whenever a new timer
+/// comes due before the earliest one it knew of. That is for a driver asleep in epoll; this
+/// one never sleeps (every poll of it has a zero timeout, and the libuv tick turns it while
+/// calls are in flight), so the write only cost a system call, and the driver poll that
+/// took the wake-up another, on every lone call (`npm run bench:syscalls`, bench/README.md).
+/// With this timer due within `ANCHOR`, a timeout of `ANCHOR` or more is never the earliest.
+/// Shorter ones still wake the driver, which is only wasted work, never a missed timer.
+async fn anchor() {
+    loop {
+        tokio::time::sleep(ANCHOR).await;
+    }
 }
 
 /// A local call's outcome, settled when the current turn ends.
@@ -323,12 +345,9 @@ fn before_park() {
         CUT.set(true);
     } else if n == 1 && EAGER.get() {
         // The first round of an eager turn goes straight to the driver: it has events to
-        // take. A turn started by `on_readable` was told so by libuv; one that starts a call
-        // has the wake-up that registering the call's timeout writes to tokio's eventfd (its
-        // timer driver wakes the I/O driver whenever a timer comes due before the next one it
-        // knew of: for a lone call, always). Not checking saved ~2 of the ~4 `poll`s per lone
-        // call (`npm run bench:syscalls`, bench/README.md). A turn of the tick checks first:
-        // it is often idle.
+        // take, as libuv reported the descriptor readable (`on_readable`). Not checking saved
+        // a `poll` per lone call (`npm run bench:syscalls`, bench/README.md). Turns of the
+        // tick, and those that start a call, check first: they are often idle.
     } else if !readable(EPFD.get()) {
         IDLE.set(true);
     } else if n >= MAX_ROUNDS || TURN_START.get().is_some_and(|t| t.elapsed() >= TURN_BUDGET) {
@@ -384,6 +403,7 @@ fn init(env: sys::napi_env) -> Option<Local> {
     // SAFETY: JS thread, live env; `cleanup` takes no data.
     unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), ptr::null_mut()) };
     EPFD.set(first);
+    drop(rt.spawn(anchor()));
     // Calls polled here keep their own connections and check large bodies off this thread.
     dnastore_core::own_runtime::mark_this_thread();
     Some(Local {
