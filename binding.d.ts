@@ -102,8 +102,9 @@ export declare class NativeCircuit {
 }
 
 /**
- * Test hook: `[calls run on this JS thread's own runtime, turns of it]` so far (see
- * `local`): how a test tells an inline call from one sent to the I/O thread.
+ * Test hook: `[calls run on this JS thread's own runtime, turns of it, rounds of the turns
+ * that started a call]` so far (see `local`): how a test tells an inline call from one sent
+ * to the I/O thread, and counts the driver polls starting a lone call costs.
  */
 export declare function __inlineStats(): Array<number>
 

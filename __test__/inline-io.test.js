@@ -44,6 +44,24 @@ test('a lone call runs inline; a call fired with another pending, or in a burst,
   expect(inlineStats().calls).toBe(before + 2);
 });
 
+// tokio's timer wakes its driver (an eventfd write, and one more driver poll to take it)
+// whenever a new timer is due before every one it knew of: each lone call's timeout did. The
+// local runtime's driver never sleeps, so src/local.rs keeps an earlier timer armed (`anchor`).
+// The upstream here is in this process, so it cannot answer while the turn that starts a
+// call runs: one round, unless something woke the driver.
+test('starting a lone call takes one poll of the driver: registering its timeout does not wake it', async () => {
+  const b = make();
+  for (let i = 0; i < 3; i++) expect(await b.fire(`/warm/${i}`)).toEqual({ ok: true });
+  const s0 = inlineStats();
+  for (let i = 0; i < 50; i++) expect(await b.fire(`/lone/${i}`)).toEqual({ ok: true });
+  const s1 = inlineStats();
+  expect(s1.calls - s0.calls).toBe(50);
+  // 50 exactly but for the anchor's own re-arming (every 100 ms); 100 when each timeout
+  // wakes the driver.
+  expect(s1.startRounds - s0.startRounds).toBeGreaterThanOrEqual(50);
+  expect(s1.startRounds - s0.startRounds).toBeLessThan(60);
+});
+
 // A slow upstream keeps a lone call in flight for long, and the JS thread serves its runtime's
 // timers with a tick all that time: 2x the CPU of the I/O thread at 40 ms (bench/README.md).
 test('lone calls to a slow upstream go to the I/O thread, but for a probe now and then; quick again, they come back', async () => {

@@ -15,10 +15,11 @@ function testPanic(mode) {
   }
 }
 
-// How many calls ran inline (on this JS thread's own runtime, see src/local.rs), and its turns.
+// How many calls ran inline (on this JS thread's own runtime, see src/local.rs), its turns, and
+// the rounds (driver polls) of the turns that started a call.
 function inlineStats() {
-  const [calls, turns] = native.__inlineStats();
-  return { calls, turns };
+  const [calls, turns, startRounds] = native.__inlineStats();
+  return { calls, turns, startRounds };
 }
 
 module.exports = { testPanic, inlineStats };

@@ -39,7 +39,7 @@ pub fn guarded_traced(
         .catch_unwind()
         .map(|r| {
             r.unwrap_or_else(|_| {
-                Either::B(convert::rejection(dnastore_core::CallError::new(
+                Resolved::from(convert::rejection(dnastore_core::CallError::new(
                     Code::Internal,
                     "internal error in dnastore-breaker (a bug; please report it)",
                 )))

@@ -29,9 +29,6 @@ use crate::convert::Resolved;
 
 /// What a promise of this module settles with: a call's outcome, or an outbox operation's
 /// plain answer.
-// The large variant is the one every call uses; boxing it would add an allocation per call
-// to spare bytes only on the rare outbox operations.
-#[allow(clippy::large_enum_variant)]
 pub enum Settled {
     Call(Resolved),
     Bool(bool),

@@ -104,12 +104,13 @@ pub fn test_panic(
     )
 }
 
-/// Test hook: `[calls run on this JS thread's own runtime, turns of it]` so far (see
-/// `local`): how a test tells an inline call from one sent to the I/O thread.
+/// Test hook: `[calls run on this JS thread's own runtime, turns of it, rounds of the turns
+/// that started a call]` so far (see `local`): how a test tells an inline call from one sent
+/// to the I/O thread, and counts the driver polls starting a lone call costs.
 #[napi(js_name = "__inlineStats")]
 pub fn inline_stats() -> Vec<f64> {
-    let (calls, turns) = local::stats();
-    vec![calls as f64, turns as f64]
+    let (calls, turns, rounds) = local::stats();
+    vec![calls as f64, turns as f64, rounds as f64]
 }
 
 thread_local! {

@@ -113,8 +113,11 @@ struct Cells {
     events: Cell<bool>,
     /// The turn was started by an event (libuv's readiness, a new call), not by the clock.
     eager: Cell<bool>,
-    /// Test counters: calls run here, turns taken.
-    stats: Cell<(u64, u64)>,
+    /// Test counters: calls run here, turns taken, rounds (driver polls) of the turns that
+    /// started a call.
+    stats: Cell<(u64, u64, u64)>,
+    /// The current turn starts a call.
+    starting: Cell<bool>,
 }
 
 thread_local! {
@@ -175,7 +178,8 @@ cells! {
     TICKS: ticks: u32;
     EVENTS: events: bool;
     EAGER: eager: bool;
-    STATS: stats: (u64, u64);
+    STATS: stats: (u64, u64, u64);
+    STARTING: starting: bool;
 }
 
 /// Whether a call fired now can run on this thread's runtime (creating it on first use).
@@ -206,7 +210,10 @@ pub fn in_turn() -> bool {
 /// callback of this thread's loop (`in_prepare`: the latter). Only after `usable` returned
 /// true.
 pub fn spawn(task: impl Future<Output = ()> + Send + 'static, in_prepare: bool) {
-    STATS.with(|s| s.set((s.get().0 + 1, s.get().1)));
+    STATS.with(|s| {
+        let (c, t, r) = s.get();
+        s.set((c + 1, t, r));
+    });
     TICKS.set(0);
     let was = CALLS.get();
     CALLS.set(was + 1);
@@ -266,9 +273,10 @@ pub fn event_queued() {
     }
 }
 
-/// (calls run on this thread's runtime, turns taken) since the thread started.
-pub fn stats() -> (u64, u64) {
-    STATS.try_with(Cell::get).unwrap_or((0, 0))
+/// (calls run on this thread's runtime, turns taken, rounds of the turns that started a call)
+/// since the thread started.
+pub fn stats() -> (u64, u64, u64) {
+    STATS.try_with(Cell::get).unwrap_or((0, 0, 0))
 }
 
 struct CallDone;
@@ -339,6 +347,12 @@ fn before_park() {
     }
     let n = ROUNDS.get() + 1;
     ROUNDS.set(n);
+    if STARTING.get() {
+        STATS.with(|s| {
+            let (c, t, r) = s.get();
+            s.set((c, t, r + 1));
+        });
+    }
     if dnastore_core::own_runtime::has_yielded() {
         // A task let the loop run first: end the turn, the next wakes it.
         IDLE.set(true);
@@ -522,11 +536,15 @@ fn turn(task: Option<Task>, how: Settle, eager: bool) {
     CUT.set(false);
     EVENTS.set(false);
     EAGER.set(eager);
+    STARTING.set(task.is_some());
     TURN_START.set(Some(std::time::Instant::now()));
     let mut env = None;
     with_local(|l| {
         env = Some((l.env, l.resource, l.context));
-        STATS.with(|s| s.set((s.get().0, s.get().1 + 1)));
+        STATS.with(|s| {
+            let (c, t, r) = s.get();
+            s.set((c, t + 1, r));
+        });
         // A panic in a task is caught by tokio (and the call future's own guard); this
         // guard is for the driver itself: never unwind into libuv or JS.
         let _ = catch_unwind(AssertUnwindSafe(|| {
