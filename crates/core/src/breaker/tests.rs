@@ -623,3 +623,25 @@ async fn a_traced_call_records_its_own_attempts_and_retries() {
     let o = fire(&b, "GET", URL, &[]).await;
     assert_eq!(code_of(&o), "ok");
 }
+
+/// A call's future is built on the JS thread and boxed there (a memcpy of its whole size),
+/// then moved into its task; every future it awaits is built in its own frame and copied
+/// into it. The outbox's futures (~5 KB) once sat inline in every call's, making each
+/// 6 KB; they are boxed where a call reaches the outbox (bench/README.md, "Concurrency 50
+/// after issue 18"). This keeps a new inline future of that size from coming back unseen.
+#[test]
+fn a_call_future_stays_small() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = Script::new(vec![]);
+        let b = breaker(config("t-future-size", &[]), &s);
+        let req = b.prepare(URL, Some("GET"), &[], None).unwrap();
+        let call = Call::new(req);
+        let e = b.clone().execute(b.admit().unwrap(), call);
+        let size = std::mem::size_of_val(&e);
+        assert!(size <= 4096, "a call's future is {size} bytes");
+    });
+}
