@@ -28,9 +28,10 @@
 //!   turn short even if events keep coming.
 //! - Timers (attempt timeouts, backoff sleeps, deadlines) live in tokio's timer wheel,
 //!   whose next deadline tokio does not expose: while local calls are in flight a libuv
-//!   timer turns the runtime every 1 ms for the first 16 ms of quiet, then every 4 ms. A
-//!   timer therefore fires at most 4 ms late, and a call that waits long costs ~250 cheap
-//!   turns a second while it waits.
+//!   timer turns the runtime every 1 ms for the first 16 ms of quiet, then every 4 ms, and
+//!   such a turn polls the driver first (its timers are due, not its descriptor readable).
+//!   A timer therefore fires at most one tick later than on the I/O thread, and a call that
+//!   waits long costs ~250 cheap turns a second while it waits.
 //!
 //! Nothing runs JS inside a turn: completions are collected and settled after it, in a
 //! callback scope (microtasks run as after any I/O callback), or through the completion
@@ -359,9 +360,10 @@ fn before_park() {
         CUT.set(true);
     } else if n == 1 && EAGER.get() {
         // The first round of an eager turn goes straight to the driver: it has events to
-        // take, as libuv reported the descriptor readable (`on_readable`). Not checking saved
-        // a `poll` per lone call (`npm run bench:syscalls`, bench/README.md). Turns of the
-        // tick, and those that start a call, check first: they are often idle.
+        // take, as libuv reported the descriptor readable (`on_readable`), or timers may be
+        // due (`on_tick`). Not checking saved a `poll` per lone call (`npm run
+        // bench:syscalls`, bench/README.md). Turns that start a call check first: with the
+        // timer anchor nothing woke the driver, and the request was just written.
     } else if !readable(EPFD.get()) {
         IDLE.set(true);
     } else if n >= MAX_ROUNDS || TURN_START.get().is_some_and(|t| t.elapsed() >= TURN_BUDGET) {
@@ -503,8 +505,15 @@ unsafe extern "C" fn on_tick(_h: *mut c_void) {
             unsafe { uv_timer_start(l.timer, on_tick, SLOW_TICK_MS, SLOW_TICK_MS) };
         });
     }
-    // Started by the clock, not by an event: often there is nothing to take.
-    turn(None, Settle::Scope, false);
+    // Eager: the clock's turns exist for tokio's timers, and a timer due is not an epoll
+    // event, so a readiness check first would find nothing and end the turn at once. Its
+    // one driver poll would then fire the timer, wake the task waiting on it, and leave
+    // that task queued until the next tick: every timeout of a lone call fired one tick
+    // late, 6-9 ms where 4 ms is the bound (`inline-io.test.js`). Going to the driver
+    // first runs the woken task in this turn. Idle ticks cost one more driver poll each;
+    // a lone call is only on this thread while its upstream answers in under ~2 ms
+    // (`LoneRoute`), so it sees a tick or two at most.
+    turn(None, Settle::Scope, true);
 }
 
 /// Runs every task of this thread's runtime that can progress (spawning `task` first),
