@@ -112,7 +112,8 @@ struct Cells {
     done: RefCell<Vec<Completion>>,
     /// An event was queued for JS during the current turn.
     events: Cell<bool>,
-    /// The turn was started by an event (libuv's readiness, a new call), not by the clock.
+    /// The turn has something to take at once: libuv reported the descriptor readable, or
+    /// the clock's tick came (timers may be due). Not set for a turn that starts a call.
     eager: Cell<bool>,
     /// Test counters: calls run here, turns taken, rounds (driver polls) of the turns that
     /// started a call.
@@ -531,7 +532,7 @@ enum Settle {
 
 /// Runs every task of this thread's runtime that can progress (spawning `task` first),
 /// then settles what finished.
-/// `eager`: the turn knows events wait (see `before_park`).
+/// `eager`: events or due timers are waiting (see `before_park`).
 fn turn(task: Option<Task>, how: Settle, eager: bool) {
     if IN_TURN.try_with(|t| t.replace(true)).unwrap_or(true) {
         // Never nested: no JS runs inside a turn. Defensive: still start the task.
