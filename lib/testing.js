@@ -15,11 +15,12 @@ function testPanic(mode) {
   }
 }
 
-// How many calls ran inline (on this JS thread's own runtime, see src/local.rs), its turns, and
-// the rounds (driver polls) of the turns that started a call.
+// How many calls ran inline (on this JS thread's own runtime, see src/local.rs), its turns, the
+// rounds (driver polls) of the turns that started a call, and the calls that finished before
+// the first driver poll of a later turn (woken, then left queued: `lateWakes`).
 function inlineStats() {
-  const [calls, turns, startRounds] = native.__inlineStats();
-  return { calls, turns, startRounds };
+  const [calls, turns, startRounds, lateWakes] = native.__inlineStats();
+  return { calls, turns, startRounds, lateWakes };
 }
 
 module.exports = { testPanic, inlineStats };

@@ -105,12 +105,13 @@ pub fn test_panic(
 }
 
 /// Test hook: `[calls run on this JS thread's own runtime, turns of it, rounds of the turns
-/// that started a call]` so far (see `local`): how a test tells an inline call from one sent
-/// to the I/O thread, and counts the driver polls starting a lone call costs.
+/// that started a call, calls woken in one turn that finished only in a later one]` so far
+/// (see `local`): how a test tells an inline call from one sent to the I/O thread, counts
+/// the driver polls starting a lone call costs, and sees a wake-up left queued.
 #[napi(js_name = "__inlineStats")]
 pub fn inline_stats() -> Vec<f64> {
-    let (calls, turns, rounds) = local::stats();
-    vec![calls as f64, turns as f64, rounds as f64]
+    let (calls, turns, rounds, late) = local::stats();
+    vec![calls as f64, turns as f64, rounds as f64, late as f64]
 }
 
 thread_local! {

@@ -116,8 +116,9 @@ struct Cells {
     /// the clock's tick came (timers may be due). Not set for a turn that starts a call.
     eager: Cell<bool>,
     /// Test counters: calls run here, turns taken, rounds (driver polls) of the turns that
-    /// started a call.
-    stats: Cell<(u64, u64, u64)>,
+    /// started a call, and calls that finished in a turn before its first driver poll (they
+    /// were woken in an earlier turn and left queued: a late wake-up).
+    stats: Cell<(u64, u64, u64, u64)>,
     /// The current turn starts a call.
     starting: Cell<bool>,
 }
@@ -180,7 +181,7 @@ cells! {
     TICKS: ticks: u32;
     EVENTS: events: bool;
     EAGER: eager: bool;
-    STATS: stats: (u64, u64, u64);
+    STATS: stats: (u64, u64, u64, u64);
     STARTING: starting: bool;
 }
 
@@ -213,8 +214,8 @@ pub fn in_turn() -> bool {
 /// true.
 pub fn spawn(task: impl Future<Output = ()> + Send + 'static, in_prepare: bool) {
     STATS.with(|s| {
-        let (c, t, r) = s.get();
-        s.set((c + 1, t, r));
+        let (c, t, r, l) = s.get();
+        s.set((c + 1, t, r, l));
     });
     TICKS.set(0);
     let was = CALLS.get();
@@ -262,6 +263,12 @@ async fn anchor() {
 
 /// A local call's outcome, settled when the current turn ends.
 pub fn finished(c: Completion) {
+    if !STARTING.get() && ROUNDS.get() == 0 {
+        STATS.with(|s| {
+            let (c, t, r, l) = s.get();
+            s.set((c, t, r, l + 1));
+        });
+    }
     DONE.with(|d| d.borrow_mut().push(c));
 }
 
@@ -275,10 +282,11 @@ pub fn event_queued() {
     }
 }
 
-/// (calls run on this thread's runtime, turns taken, rounds of the turns that started a call)
-/// since the thread started.
-pub fn stats() -> (u64, u64, u64) {
-    STATS.try_with(Cell::get).unwrap_or((0, 0, 0))
+/// (calls run on this thread's runtime, turns taken, rounds of the turns that started a call,
+/// calls that finished before the first driver poll of a turn they did not start) since the
+/// thread started.
+pub fn stats() -> (u64, u64, u64, u64) {
+    STATS.try_with(Cell::get).unwrap_or((0, 0, 0, 0))
 }
 
 struct CallDone;
@@ -351,8 +359,8 @@ fn before_park() {
     ROUNDS.set(n);
     if STARTING.get() {
         STATS.with(|s| {
-            let (c, t, r) = s.get();
-            s.set((c, t, r + 1));
+            let (c, t, r, l) = s.get();
+            s.set((c, t, r + 1, l));
         });
     }
     if dnastore_core::own_runtime::has_yielded() {
@@ -552,8 +560,8 @@ fn turn(task: Option<Task>, how: Settle, eager: bool) {
     with_local(|l| {
         env = Some((l.env, l.resource, l.context));
         STATS.with(|s| {
-            let (c, t, r) = s.get();
-            s.set((c, t + 1, r));
+            let (c, t, r, l) = s.get();
+            s.set((c, t + 1, r, l));
         });
         // A panic in a task is caught by tokio (and the call future's own guard); this
         // guard is for the driver itself: never unwind into libuv or JS.
