@@ -137,8 +137,9 @@ test('an inline call\'s timeout fires as promptly as on the I/O thread, within o
   // microseconds).
   expect(inlineStats().lateWakes - wakes0).toBeLessThanOrEqual(1);
   const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
-  // A tick is 4 ms once a call has waited 16 ms: ~0.5-2.5 ms apart when fixed, 6 ms before.
-  expect(median(late.inline)).toBeLessThan(median(late.io) + 3);
+  // A tick is 4 ms once a call has waited 16 ms: 0.5-2.5 ms apart when fixed, ~6 ms before
+  // (idle). Load widens both; the count above is what stays exact.
+  expect(median(late.inline)).toBeLessThan(median(late.io) + 4);
 });
 
 test('an inline call sleeps its backoff and retries', async () => {

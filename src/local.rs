@@ -115,10 +115,8 @@ struct Cells {
     /// The turn has something to take at once: libuv reported the descriptor readable, or
     /// the clock's tick came (timers may be due). Not set for a turn that starts a call.
     eager: Cell<bool>,
-    /// Test counters: calls run here, turns taken, rounds (driver polls) of the turns that
-    /// started a call, and calls that finished in a turn before its first driver poll (they
-    /// were woken in an earlier turn and left queued: a late wake-up).
-    stats: Cell<(u64, u64, u64, u64)>,
+    /// Test counters, indexed by `Stat`.
+    stats: Cell<[u64; 4]>,
     /// The current turn starts a call.
     starting: Cell<bool>,
 }
@@ -181,7 +179,7 @@ cells! {
     TICKS: ticks: u32;
     EVENTS: events: bool;
     EAGER: eager: bool;
-    STATS: stats: (u64, u64, u64, u64);
+    STATS: stats: [u64; 4];
     STARTING: starting: bool;
 }
 
@@ -213,10 +211,7 @@ pub fn in_turn() -> bool {
 /// callback of this thread's loop (`in_prepare`: the latter). Only after `usable` returned
 /// true.
 pub fn spawn(task: impl Future<Output = ()> + Send + 'static, in_prepare: bool) {
-    STATS.with(|s| {
-        let (c, t, r, l) = s.get();
-        s.set((c + 1, t, r, l));
-    });
+    count(Stat::Calls);
     TICKS.set(0);
     let was = CALLS.get();
     CALLS.set(was + 1);
@@ -264,10 +259,7 @@ async fn anchor() {
 /// A local call's outcome, settled when the current turn ends.
 pub fn finished(c: Completion) {
     if !STARTING.get() && ROUNDS.get() == 0 {
-        STATS.with(|s| {
-            let (c, t, r, l) = s.get();
-            s.set((c, t, r, l + 1));
-        });
+        count(Stat::LateWakes);
     }
     DONE.with(|d| d.borrow_mut().push(c));
 }
@@ -282,11 +274,31 @@ pub fn event_queued() {
     }
 }
 
-/// (calls run on this thread's runtime, turns taken, rounds of the turns that started a call,
-/// calls that finished before the first driver poll of a turn they did not start) since the
-/// thread started.
-pub fn stats() -> (u64, u64, u64, u64) {
-    STATS.try_with(Cell::get).unwrap_or((0, 0, 0, 0))
+/// What the test counters count (`stats`), since the thread started.
+#[derive(Clone, Copy)]
+enum Stat {
+    /// Calls run on this thread's runtime.
+    Calls,
+    /// Turns taken.
+    Turns,
+    /// Rounds (driver polls) of the turns that started a call.
+    StartRounds,
+    /// Calls that finished before the first driver poll of a turn they did not start: woken
+    /// in an earlier turn and left queued.
+    LateWakes,
+}
+
+fn count(stat: Stat) {
+    STATS.with(|s| {
+        let mut v = s.get();
+        v[stat as usize] += 1;
+        s.set(v);
+    });
+}
+
+/// The test counters, indexed by `Stat`.
+pub fn stats() -> [u64; 4] {
+    STATS.try_with(Cell::get).unwrap_or_default()
 }
 
 struct CallDone;
@@ -358,10 +370,7 @@ fn before_park() {
     let n = ROUNDS.get() + 1;
     ROUNDS.set(n);
     if STARTING.get() {
-        STATS.with(|s| {
-            let (c, t, r, l) = s.get();
-            s.set((c, t, r + 1, l));
-        });
+        count(Stat::StartRounds);
     }
     if dnastore_core::own_runtime::has_yielded() {
         // A task let the loop run first: end the turn, the next wakes it.
@@ -559,10 +568,7 @@ fn turn(task: Option<Task>, how: Settle, eager: bool) {
     let mut env = None;
     with_local(|l| {
         env = Some((l.env, l.resource, l.context));
-        STATS.with(|s| {
-            let (c, t, r, l) = s.get();
-            s.set((c, t + 1, r, l));
-        });
+        count(Stat::Turns);
         // A panic in a task is caught by tokio (and the call future's own guard); this
         // guard is for the driver itself: never unwind into libuv or JS.
         let _ = catch_unwind(AssertUnwindSafe(|| {
