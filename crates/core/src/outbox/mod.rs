@@ -8,7 +8,7 @@
 //! default), or, with `outboxRedisUrl`, a Redis Stream shared by a fleet of replicas.
 //!
 //! Split by concern: `entry.rs` (what is kept, signed), `schedule.rs` (what may go now),
-//! `sqlite.rs` (the embedded store), `fleet/` (the Redis Streams store), `backend.rs`
+//! `sqlite/` (the embedded store), `fleet/` (the Redis Streams store), `backend.rs`
 //! (what differs between the two, for the API), `turn.rs` (and for the loop),
 //! `delivery.rs` (the loop).
 
