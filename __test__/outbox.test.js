@@ -10,7 +10,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { createBreaker, metrics } = require('..');
-const { startUpstream, json, eventually, uniqueName } = require('./helpers/upstream');
+const { startUpstream, json, hang, eventually, uniqueName } = require('./helpers/upstream');
 
 let up;
 let dir;
@@ -208,6 +208,29 @@ test('a restarted process (a new breaker on the same directory) delivers what th
   // The first write's live attempt (refused, which opened the circuit), then all five, in order.
   expect(up.hits.filter((h) => h.method === 'POST').map((h) => JSON.parse(h.body).i)).toEqual([0, 0, 1, 2, 3, 4]);
   expect(ids).toHaveLength(5);
+});
+
+test('durable writes in flight at shutdown() are queued before they settle, and the next process delivers them', async () => {
+  // A rolling deploy: SIGTERM, shutdown() while DNAStore hangs on ten writes whose outcome
+  // is therefore unknown (issue 25).
+  up.set(hang);
+  const name = uniqueName('ob-shutdown');
+  const first = make({ name, timeout: 60_000, deadline: 60_000 });
+  const keys = Array.from({ length: 10 }, (_, i) => `shutdown-key-${i}`);
+  const calls = keys.map((k) => post(first, { k }, { headers: { 'idempotency-key': k } }));
+  await eventually(() => up.hits.length === 10, 5000);
+  first.shutdown();
+  const settled = await Promise.allSettled(calls);
+  expect(settled.map((s) => s.status)).toEqual(keys.map(() => 'fulfilled'));
+  for (const [i, s] of settled.entries()) {
+    expect(s.value).toMatchObject({ queued: true, fallback: true, code: 'ESHUTDOWN', idempotencyKey: keys[i], source: 'outbox' });
+  }
+  up.set(created);
+  const second = make({ name });
+  expect(second.outbox.stats().entries).toBe(10);
+  await eventually(() => second.outbox.stats().entries === 0, 5000);
+  const delivered = up.hits.slice(10).map((h) => h.headers['idempotency-key']);
+  expect(delivered.sort()).toEqual([...keys].sort());
 });
 
 test('a corrupt or unreadable store is an error naming the path at startup, never emptied', () => {
