@@ -44,6 +44,8 @@ impl Drop for Hold {
             p.calls == 0 && p.closing && !std::mem::replace(&mut p.closed, true)
         };
         if close {
+            // Where the last durable call in flight ends (a runtime thread), once, at
+            // shutdown: closing the file takes its final checkpoint there.
             self.0.close_store();
         }
         // The fleet's hand-back waits for the last one.
