@@ -40,9 +40,10 @@ export declare class NativeBreaker {
    */
   fastPath(): { tryReject: () => boolean, fire: (url: string) => null | NativeOutcome | Promise<string | NativeOutcome> }
   /**
-   * Stops this handle: its calls still running settle at once with ESHUTDOWN, later
-   * fire() calls reject with ESHUTDOWN, its events stop, and the last handle of a name
-   * closes the breaker (its background work stops, its metric series go).
+   * Stops this handle: its calls still running settle at once with ESHUTDOWN (a durable
+   * write is queued first, with its Idempotency-Key: its outcome is unknown), later fire()
+   * calls reject with ESHUTDOWN, its events stop, and the last handle of a name closes the
+   * breaker (its background work stops, its metric series go).
    */
   shutdown(): void
   /** Whether this breaker has an outbox. */

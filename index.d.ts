@@ -11,9 +11,10 @@ export interface Logger {
   error(fields: object, msg: string): void;
 }
 
+/** Why a call was answered by a fallback. `ESHUTDOWN` only on a Queued write (in flight at shutdown). */
 export type FallbackCode =
   | 'EOPENBREAKER' | 'ETIMEDOUT' | 'ECONNREFUSED' | 'ECONNRESET' | 'ENOTFOUND' | 'ECONNECTION' | 'ETLS'
-  | 'EUPSTREAM' | 'ERATELIMITED' | 'EBADBODY' | 'ETOOLARGE' | 'EORDERED' | 'ECONCURRENCY';
+  | 'EUPSTREAM' | 'ERATELIMITED' | 'EBADBODY' | 'ETOOLARGE' | 'EORDERED' | 'ECONCURRENCY' | 'ESHUTDOWN';
 
 export type RejectionCode = 'EHTTP' | 'EABORTED' | 'EINVALID' | 'ESHUTDOWN' | 'EINTERNAL';
 
@@ -51,7 +52,8 @@ export interface FireInit {
 /**
  * A durable write that could not be delivered now: stored (synced) in the outbox and delivered
  * later with `idempotencyKey`. A Fallback, so `if (res.fallback)` code keeps working; tell it
- * apart with `res.queued`.
+ * apart with `res.queued`. `code` says why: a fallback's code, or `ESHUTDOWN` for a write still
+ * in flight when the breaker was shut down (its outcome unknown, the next process delivers it).
  */
 export interface Queued extends Fallback<never> {
   queued: true;
@@ -121,7 +123,7 @@ export declare class Breaker extends EventEmitter {
   /** The durable outbox (null without the outbox option). */
   readonly outbox: Outbox | null;
   stats(): BreakerStats;
-  /** Settles this handle's calls still running with ESHUTDOWN; the last handle of a name closes the breaker. */
+  /** Settles this handle's calls still running with ESHUTDOWN (a durable write is queued instead, code ESHUTDOWN); the last handle of a name closes the breaker. */
   shutdown(): void;
   on(event: BreakerEventName, listener: (event: BreakerEvent) => void): this;
   once(event: BreakerEventName, listener: (event: BreakerEvent) => void): this;

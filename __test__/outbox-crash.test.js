@@ -7,15 +7,13 @@
 // Idempotency-Key once (as DNAStore does): nothing lost, nothing stored twice. Several
 // rounds, each with its own kill points.
 
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const readline = require('node:readline');
 const { startUpstream, json } = require('./helpers/upstream');
+const { writer } = require('./helpers/writer');
 
 const ROUNDS = Number(process.env.OUTBOX_CRASH_ROUNDS || 6);
-const FIXTURE = path.join(__dirname, 'fixtures', 'outbox-writer.js');
 
 let up;
 let stored; // key -> stores (must end at 1 for every acknowledged key)
@@ -26,28 +24,6 @@ beforeAll(async () => {
 });
 
 afterAll(() => up.stop());
-
-// Starts a writer; resolves { lines, exited } helpers. The caller kills it by its PID.
-function writer(opts) {
-  const child = spawn(process.execPath, [FIXTURE, JSON.stringify(opts)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, NODE_PATH: path.join(__dirname, '..', '..') },
-  });
-  const lines = [];
-  const waiters = [];
-  readline.createInterface({ input: child.stdout }).on('line', (l) => {
-    lines.push(l);
-    for (const w of waiters.splice(0)) w();
-  });
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const waitFor = (pred, ms) =>
-    new Promise((resolve, reject) => {
-      const check = () => (pred(lines) ? resolve() : waiters.push(check));
-      setTimeout(() => reject(new Error(`writer: condition not met within ${ms} ms (last: ${lines.at(-1)})`)), ms).unref();
-      check();
-    });
-  return { child, lines, exited, waitFor, kill: () => process.kill(child.pid, 'SIGKILL') };
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -10,7 +10,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { createBreaker, metrics } = require('..');
-const { startUpstream, json, eventually, uniqueName } = require('./helpers/upstream');
+const { startUpstream, json, hang, eventually, uniqueName } = require('./helpers/upstream');
 
 let up;
 let dir;
@@ -60,6 +60,10 @@ test('a durable write that cannot be delivered is queued, then delivered with th
   expect(r2).toMatchObject({ queued: true, code: 'EOPENBREAKER', idempotencyKey: expect.stringMatching(/^[0-9a-f-]{36}$/) });
   expect(b.outbox.stats()).toMatchObject({ entries: 2, enqueued: 2, delivered: 0 });
 
+  // A delivery attempt may already have been refused while DNAStore was still down (the
+  // circuit half-opens after resetTimeout, 200 ms, which a loaded machine can spend above):
+  // only what reached it once it is up counts as delivered.
+  const whileDown = up.hits.length;
   up.set(created);
   await eventually(() => b.outbox.stats().entries === 0, 5000);
   const posts = up.hits.filter((h) => h.method === 'POST');
@@ -67,7 +71,7 @@ test('a durable write that cannot be delivered is queued, then delivered with th
   // writes have no ordering key: the first waits out its failed attempt's backoff, so either
   // may be delivered first (a fresh-clone CI run saw the second first).
   expect(posts[0].headers['idempotency-key']).toBe('caller-key-1');
-  const delivered = posts.slice(1).map((h) => [h.headers['idempotency-key'], JSON.parse(h.body)]);
+  const delivered = up.hits.slice(whileDown).map((h) => [h.headers['idempotency-key'], JSON.parse(h.body)]);
   expect(delivered.sort(([a], [b]) => (a === 'caller-key-1' ? -1 : b === 'caller-key-1' ? 1 : 0))).toEqual([
     ['caller-key-1', { n: 1 }],
     [r2.idempotencyKey, { n: 2 }],
@@ -208,6 +212,29 @@ test('a restarted process (a new breaker on the same directory) delivers what th
   // The first write's live attempt (refused, which opened the circuit), then all five, in order.
   expect(up.hits.filter((h) => h.method === 'POST').map((h) => JSON.parse(h.body).i)).toEqual([0, 0, 1, 2, 3, 4]);
   expect(ids).toHaveLength(5);
+});
+
+test('durable writes in flight at shutdown() are queued before they settle, and the next process delivers them', async () => {
+  // A rolling deploy: SIGTERM, shutdown() while DNAStore hangs on ten writes whose outcome
+  // is therefore unknown (issue 25).
+  up.set(hang);
+  const name = uniqueName('ob-shutdown');
+  const first = make({ name, timeout: 60_000, deadline: 60_000 });
+  const keys = Array.from({ length: 10 }, (_, i) => `shutdown-key-${i}`);
+  const calls = keys.map((k) => post(first, { k }, { headers: { 'idempotency-key': k } }));
+  await eventually(() => up.hits.length === 10, 5000);
+  first.shutdown();
+  const settled = await Promise.allSettled(calls);
+  expect(settled.map((s) => s.status)).toEqual(keys.map(() => 'fulfilled'));
+  for (const [i, s] of settled.entries()) {
+    expect(s.value).toMatchObject({ queued: true, fallback: true, code: 'ESHUTDOWN', idempotencyKey: keys[i], source: 'outbox' });
+  }
+  up.set(created);
+  const second = make({ name });
+  expect(second.outbox.stats().entries).toBe(10);
+  await eventually(() => second.outbox.stats().entries === 0, 5000);
+  const delivered = up.hits.slice(10).map((h) => h.headers['idempotency-key']);
+  expect(delivered.sort()).toEqual([...keys].sort());
 });
 
 test('a corrupt or unreadable store is an error naming the path at startup, never emptied', () => {

@@ -232,9 +232,10 @@ impl NativeBreaker {
         crate::fast::functions(env, &self.inner, &self.handle)
     }
 
-    /// Stops this handle: its calls still running settle at once with ESHUTDOWN, later
-    /// fire() calls reject with ESHUTDOWN, its events stop, and the last handle of a name
-    /// closes the breaker (its background work stops, its metric series go).
+    /// Stops this handle: its calls still running settle at once with ESHUTDOWN (a durable
+    /// write is queued first, with its Idempotency-Key: its outcome is unknown), later fire()
+    /// calls reject with ESHUTDOWN, its events stop, and the last handle of a name closes the
+    /// breaker (its background work stops, its metric series go).
     #[napi]
     pub fn shutdown(&self) {
         if self.handle.closed.swap(true, Ordering::AcqRel) {

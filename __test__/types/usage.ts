@@ -55,6 +55,9 @@ async function main(): Promise<void> {
   if ('queued' in w && w.queued) {
     const q: Queued = w as Queued;
     console.log(q.id, q.idempotencyKey, q.code);
+    // Queued at shutdown: in flight when the breaker was shut down.
+    const atShutdown: boolean = q.code === 'ESHUTDOWN';
+    console.log(atShutdown);
   }
   if (durable.outbox) {
     const st: number = durable.outbox.stats().entries;

@@ -6,10 +6,12 @@
 //! admitted call enters [`Breaker::execute`] on the async runtime.
 //!
 //! Split by concern: `attempts.rs` (the attempt/retry loop), `coalesce.rs` (identical
-//! concurrent GETs), `fallback.rs` (fallbacks, last-known-good, Redis).
+//! concurrent GETs), `fallback.rs` (fallbacks, last-known-good, Redis), `durable.rs`
+//! (durable writes and the outbox).
 
 mod attempts;
 mod coalesce;
+mod durable;
 mod fallback;
 
 use std::collections::HashMap;
@@ -40,7 +42,7 @@ use crate::lkg::{CacheKey, Cacheability, Hit, KeyPolicy, LkgCache, Stored};
 use crate::metrics::BreakerMetrics;
 use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind};
 use crate::outbox::{spawn_delivery, Outbox};
-use crate::outcome::{CallOutcome, Fallback, QueuedWrite, Rejection, Success};
+use crate::outcome::{CallOutcome, Fallback, Rejection, Success};
 use crate::redis::{RedisClient, RedisSpec};
 use crate::retry::{method_is_retryable, parse_retry_after, Backoff, RetryBudget, IDEMPOTENCY_KEY};
 use crate::rng::{idempotency_key, Rng, SplitMix64};
@@ -426,87 +428,6 @@ impl Breaker {
         self.outbox.as_ref()
     }
 
-    /// The wait before a queued write is tried again after `attempts` failed deliveries:
-    /// decorrelated jitter from retryBaseMs up to outboxRetryMaxMs.
-    pub(crate) fn outbox_backoff(&self, attempts: u32) -> Duration {
-        let mut d = None;
-        for _ in 0..attempts.clamp(1, 32) {
-            d = Some(self.outbox_backoff.next(d, self.deps.rng.as_ref()));
-        }
-        d.unwrap_or_default()
-    }
-
-    /// Whether a call is durable: `requested` is the caller's `init.durable`. With
-    /// `outbox: on` writes opt in; with `all` every write is durable unless it opts out.
-    pub fn durable_requested(
-        &self,
-        requested: Option<bool>,
-        method: &Method,
-    ) -> Result<bool, CallError> {
-        let mode = self.config.outbox.mode;
-        match (requested, mode) {
-            (Some(false), _) | (None, OutboxMode::Off) | (None, OutboxMode::On) => Ok(false),
-            (None, OutboxMode::All) => Ok(crate::outbox::method_qualifies(method)),
-            (Some(true), OutboxMode::Off) => Err(CallError::invalid(
-                "init.durable needs the outbox: set the outbox option (or DNASTORE_OUTBOX) to on or all",
-            )),
-            (Some(true), _) if !crate::outbox::method_qualifies(method) => Err(CallError::invalid(format!(
-                "init.durable: a {method} cannot be queued (only POST, PUT, PATCH and DELETE: a read needs its answer now)"
-            ))),
-            (Some(true), _) => Ok(true),
-        }
-    }
-
-    /// Makes `call` durable: an Idempotency-Key (the caller's or a new one) that every
-    /// attempt, live or delivered later, carries; and its ordering key (`ordering_key`, or
-    /// the URL for PUT/PATCH/DELETE).
-    pub fn make_durable(
-        &self,
-        call: &mut Call,
-        ordering_key: Option<String>,
-    ) -> Result<(), CallError> {
-        if !call.req.url.username().is_empty() || call.req.url.password().is_some() {
-            return Err(CallError::invalid(
-                "a durable write cannot carry credentials in its URL (they would be stored); send them in a header named in outboxHeaders",
-            ));
-        }
-        Outbox::prepare(&mut call.req)?;
-        let ordering_key = ordering_key.or_else(|| crate::outbox::default_ordering_key(&call.req));
-        call.durable = Some(Durable { ordering_key });
-        Ok(())
-    }
-
-    /// Stores a durable call that could not be delivered (`f` says why): `Queued`, or the
-    /// plain fallback when the outbox is full or failing (never a silent drop).
-    async fn queue(&self, call: &Call, f: Fallback) -> CallOutcome {
-        let (Some(ob), Some(d)) = (&self.outbox, &call.durable) else {
-            return CallOutcome::Fallback(f);
-        };
-        // Boxed: the outbox's future is ~5 KB, and inline it made every call's future that
-        // large, copied whole wherever a call future is built or moved (bench/README.md,
-        // "Concurrency 50"). Only calls that reach the outbox pay the allocation.
-        match Box::pin(ob.enqueue(&call.req, d.ordering_key.clone(), self.wall_ms())).await {
-            Ok(q) => {
-                self.emit(&Event::Queued {
-                    id: &q.id,
-                    code: f.code,
-                });
-                CallOutcome::Queued(QueuedWrite {
-                    id: q.id,
-                    idempotency_key: q.idempotency_key,
-                    code: f.code,
-                })
-            }
-            Err(_) => CallOutcome::Fallback(f),
-        }
-    }
-
-    /// A durable call short-circuited by the open circuit: queued (or the plain fallback).
-    pub async fn queue_rejected(self: Arc<Self>, call: Call) -> CallOutcome {
-        let f = self.rejected(None);
-        self.queue(&call, f).await
-    }
-
     /// Synchronous admission. `None`: short-circuited; answer with [`Breaker::rejected`]
     /// without touching the network or the runtime.
     pub fn admit(&self) -> Option<Permit> {
@@ -539,6 +460,9 @@ impl Breaker {
     /// shutdown, a panic, or the future being dropped, even before its first poll), the
     /// permit and every other slot the call holds are given back by their own `Drop`.
     pub async fn execute(self: Arc<Self>, permit: Permit, call: Call) -> CallOutcome {
+        // A durable call keeps the outbox's store open until it has ended, so that a
+        // shutdown in the middle still finds it open to queue the write.
+        let _hold = self.hold_outbox(&call);
         let stop = call.stop.clone().unwrap_or_else(|| self.stop.clone());
         let run = AssertUnwindSafe(async {
             if self.behind_queued(&call).await {
@@ -552,7 +476,8 @@ impl Breaker {
         .catch_unwind();
         let out = tokio::select! {
             biased;
-            _ = stop.cancelled() => self.shut_down(),
+            // Its outcome unknown, a durable write is queued before the call settles.
+            _ = stop.cancelled() => return self.queue_at_shutdown(&call).await,
             _ = cancelled(call.cancel.as_ref()) => self.aborted(),
             r = run => r.unwrap_or_else(|_| internal_error()),
         };
@@ -561,20 +486,6 @@ impl Breaker {
             // write is stored before the caller hears about it.
             CallOutcome::Fallback(f) if call.durable.is_some() => self.queue(&call, f).await,
             o => o,
-        }
-    }
-
-    /// Whether `call` is a durable write whose ordering key still has a write queued.
-    async fn behind_queued(&self, call: &Call) -> bool {
-        match (&self.outbox, &call.durable) {
-            (
-                Some(ob),
-                Some(Durable {
-                    ordering_key: Some(k),
-                }),
-                // Boxed for the reason `queue` boxes its outbox future.
-            ) => Box::pin(ob.has_queued(k)).await,
-            _ => false,
         }
     }
 

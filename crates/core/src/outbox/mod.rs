@@ -8,15 +8,17 @@
 //! default), or, with `outboxRedisUrl`, a Redis Stream shared by a fleet of replicas.
 //!
 //! Split by concern: `entry.rs` (what is kept, signed), `schedule.rs` (what may go now),
-//! `sqlite.rs` (the embedded store), `fleet/` (the Redis Streams store), `backend.rs`
+//! `sqlite/` (the embedded store), `fleet/` (the Redis Streams store), `backend.rs`
 //! (what differs between the two, for the API), `turn.rs` (and for the loop),
-//! `delivery.rs` (the loop).
+//! `delivery.rs` (the loop), `shutdown.rs` (closing it without losing the durable writes
+//! in flight).
 
 mod backend;
 mod delivery;
 mod entry;
 pub mod fleet;
 mod schedule;
+mod shutdown;
 mod sqlite;
 mod turn;
 
@@ -33,6 +35,7 @@ use backend::{Backend, FleetSide};
 pub use delivery::spawn_delivery;
 pub use entry::{kept_headers, Write};
 pub use schedule::{Meta, Schedule};
+pub use shutdown::{Hold, SHUTDOWN_QUEUE_TIMEOUT};
 pub use sqlite::{DeadRow, SqliteStore, StoreError};
 
 use crate::config::OutboxConfig;
@@ -146,6 +149,8 @@ pub struct Outbox {
     /// Something finished (for `drain`).
     settled: Notify,
     stop: CancellationToken,
+    /// Durable calls in flight, which keep the store open after `close` (`shutdown.rs`).
+    pending: Mutex<shutdown::Pending>,
     /// Wall ms before which the loop starts nothing (DNAStore's Retry-After).
     not_before_ms: AtomicU64,
     dead: AtomicU64,
@@ -199,6 +204,7 @@ impl Outbox {
             wake: Notify::new(),
             settled: Notify::new(),
             stop: CancellationToken::new(),
+            pending: Mutex::default(),
             not_before_ms: AtomicU64::new(0),
             run_delivered: AtomicU64::new(0),
             run_dead: AtomicU64::new(0),
@@ -240,20 +246,6 @@ impl Outbox {
         }
     }
 
-    /// Stops the delivery loop (the breaker closed). Queued writes stay in the store.
-    pub fn close(&self) {
-        self.stop.cancel();
-        if let Backend::Embedded(s) = &self.backend {
-            s.close();
-        }
-        self.wake.notify_waiters();
-        self.settled.notify_waiters();
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.stop.is_cancelled()
-    }
-
     /// Makes `req` ready to be queued: an Idempotency-Key (the caller's, or a new random
     /// one) that every attempt, live or delivered, will carry. Returns the key.
     pub fn prepare(req: &mut PreparedRequest) -> Result<String, CallError> {
@@ -284,7 +276,9 @@ impl Outbox {
         ordering_key: Option<String>,
         now_ms: u64,
     ) -> Result<Queued, Refused> {
-        if self.is_closed() {
+        // Not `is_closed`: after the breaker closed, its durable calls in flight still
+        // queue their writes (`shutdown.rs`).
+        if self.store_closed() {
             return Err(Refused::Closed);
         }
         let idempotency_key = req
@@ -462,6 +456,8 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_shutdown;
 
 /// How many of the oldest queued writes are checked at open: enough to tell a rotated
 /// secret (every one fails) from one tampered entry, cheap for any queue length.

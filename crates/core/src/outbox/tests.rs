@@ -21,10 +21,10 @@ use crate::transport::Transport;
 const MS: Duration = Duration::from_millis(1);
 const BASE: &str = "http://127.0.0.1:9";
 
-struct Dir(PathBuf);
+pub(super) struct Dir(pub(super) PathBuf);
 
 impl Dir {
-    fn new(tag: &str) -> Self {
+    pub(super) fn new(tag: &str) -> Self {
         let d =
             std::env::temp_dir().join(format!("dnastore-outbox-core-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -38,7 +38,7 @@ impl Drop for Dir {
     }
 }
 
-fn config(name: &str, dir: &Dir, opts: &[(&str, RawValue)]) -> Config {
+pub(super) fn config(name: &str, dir: &Dir, opts: &[(&str, RawValue)]) -> Config {
     let mut o = RawOptions::new()
         .set("name", RawValue::String(name.into()))
         .set("outbox", RawValue::String("on".into()))
@@ -55,7 +55,7 @@ fn config(name: &str, dir: &Dir, opts: &[(&str, RawValue)]) -> Config {
     Config::resolve(&o, &|_| None).unwrap()
 }
 
-fn breaker(cfg: Config, script: &Arc<Script>) -> Arc<Breaker> {
+pub(super) fn breaker(cfg: Config, script: &Arc<Script>) -> Arc<Breaker> {
     let deps = Deps {
         rng: Arc::new(SplitMix64::seeded(3)),
         wall_origin: SystemTime::now(),
@@ -65,7 +65,7 @@ fn breaker(cfg: Config, script: &Arc<Script>) -> Arc<Breaker> {
 }
 
 /// A durable write, as the binding makes it.
-async fn write(
+pub(super) async fn write(
     b: &Arc<Breaker>,
     method: &str,
     path: &str,
@@ -99,7 +99,7 @@ fn queued_id(o: &CallOutcome) -> String {
 }
 
 /// Lets the delivery loop run until the outbox is empty (or `limit` passes).
-async fn settle(b: &Arc<Breaker>, limit: Duration) {
+pub(super) async fn settle(b: &Arc<Breaker>, limit: Duration) {
     let ob = b.outbox().unwrap().clone();
     let _ = tokio::time::timeout(limit, async {
         while !ob.is_empty() {
@@ -110,7 +110,7 @@ async fn settle(b: &Arc<Breaker>, limit: Duration) {
 }
 
 /// (method path idempotency-key) of every request the upstream saw.
-fn seen(s: &Script) -> Vec<(String, String, String)> {
+pub(super) fn seen(s: &Script) -> Vec<(String, String, String)> {
     s.seen
         .lock()
         .iter()

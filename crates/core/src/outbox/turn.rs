@@ -57,17 +57,10 @@ impl Outbox {
             return;
         };
         // Deliveries still running end at once (the breaker's calls settle with ESHUTDOWN)
-        // and release their writes; those are handed back too.
-        let until = tokio::time::Instant::now() + Duration::from_secs(1);
-        loop {
-            let settled = self.settled.notified();
-            tokio::pin!(settled);
-            settled.as_mut().enable();
-            if self.schedule.lock().in_flight() == 0 || tokio::time::Instant::now() >= until {
-                break;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(50), settled).await;
-        }
+        // and release their writes; those are handed back too. Durable calls in flight
+        // queue their writes first, each within SHUTDOWN_QUEUE_TIMEOUT (`shutdown.rs`).
+        self.quiesce(super::SHUTDOWN_QUEUE_TIMEOUT + Duration::from_secs(1))
+            .await;
         let sids: Vec<String> = {
             let s = self.schedule.lock();
             let held = f.held.lock();

@@ -245,3 +245,5 @@ impl Fleet {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_shutdown;

@@ -26,12 +26,17 @@ use crate::transport::Transport;
 const BASE: &str = "http://127.0.0.1:9";
 const OK: Step = Step::Reply(201, "application/json", "{}");
 
-fn url(s: &Server) -> String {
+pub(super) fn url(s: &Server) -> String {
     format!("redis://127.0.0.1:{}", s.port)
 }
 
 /// A replica: a breaker named `name` on the shared outbox at `redis`.
-fn replica(name: &str, redis: &str, script: &Arc<Script>, extra: &[(&str, f64)]) -> Arc<Breaker> {
+pub(super) fn replica(
+    name: &str,
+    redis: &str,
+    script: &Arc<Script>,
+    extra: &[(&str, f64)],
+) -> Arc<Breaker> {
     let mut o = RawOptions::new()
         .set("name", RawValue::String(name.into()))
         .set("outbox", RawValue::String("on".into()))
@@ -60,7 +65,7 @@ fn replica(name: &str, redis: &str, script: &Arc<Script>, extra: &[(&str, f64)])
     Breaker::with_transport(cfg, deps, Transport::Script(script.clone())).unwrap()
 }
 
-fn ob(b: &Arc<Breaker>) -> Arc<Outbox> {
+pub(super) fn ob(b: &Arc<Breaker>) -> Arc<Outbox> {
     b.outbox().unwrap().clone()
 }
 
@@ -90,7 +95,7 @@ fn queued(o: &CallOutcome) -> (String, String) {
 }
 
 /// The Idempotency-Keys the upstream saw, in the order the requests started.
-fn keys(s: &Script) -> Vec<String> {
+pub(super) fn keys(s: &Script) -> Vec<String> {
     s.seen
         .lock()
         .iter()
@@ -105,7 +110,7 @@ fn keys(s: &Script) -> Vec<String> {
 }
 
 /// Waits until the shared queue is empty.
-async fn drained(o: &Arc<Outbox>, secs: u64) {
+pub(super) async fn drained(o: &Arc<Outbox>, secs: u64) {
     eventually(secs, "the shared queue is empty", || async {
         o.queued_now().await == 0
     })
