@@ -57,6 +57,7 @@ class CircuitBreaker extends EventEmitter {
   #warmUp;
   #status;
   #timeoutMs = 0;
+  #resetMs = 0;
   #semaphore = null;
 
   // Whether a per-call event can be heard: a listener of any event, or an emit() replaced
@@ -130,6 +131,7 @@ class CircuitBreaker extends EventEmitter {
       throw configError(String(err && err.message));
     }
     ({ admit: this.#admit, record: this.#record, note: this.#note } = this.#native.fastPath());
+    this.#resetMs = Number(mapped.table.resetTimeout);
     // Validated by the core: from here the numbers are numbers (numeric strings accepted).
     for (const k of ['timeout', 'resetTimeout', 'errorThresholdPercentage', 'rollingCountTimeout', 'rollingCountBuckets', 'volumeThreshold']) {
       if (typeof o[k] === 'string') o[k] = Number(o[k]);
@@ -488,9 +490,9 @@ class CircuitBreaker extends EventEmitter {
       this.#resetTimer = null;
       if (name === 'open') {
         this.#lastTimerAt = Date.now();
-        // Armed before the listeners run: one of them may close it or shut the breaker down.
-        this.#armReset();
         this.#emitOrLog('open');
+        // Unless a listener closed it or shut the breaker down.
+        if (this.#state === 'open' && !this.#shut) this.#armReset(this.#resetMs);
       } else if (name === 'halfOpen') {
         this.#renewAbortController();
         this.#emitOrLog('halfOpen', this.options.resetTimeout);
@@ -501,18 +503,17 @@ class CircuitBreaker extends EventEmitter {
     }
   }
 
-  // opossum half-opens on a timer (unref'd): the circuit says how long is left.
-  #armReset() {
-    if (this.#shut) return;
-    const left = this.#native.pollHalfOpen();
-    if (left === null) {
-      this.#drain();
-      return;
-    }
+  // opossum half-opens on a timer (unref'd), never before the 'open' listeners' turn ends:
+  // when it fires, the circuit says whether it is time (else how long is left).
+  #armReset(ms) {
+    if (this.#resetTimer !== null) clearTimeout(this.#resetTimer);
     const timer = setTimeout(() => {
       this.#resetTimer = null;
-      this.#armReset();
-    }, Math.max(1, Math.ceil(left)));
+      if (this.#shut) return;
+      const left = this.#native.pollHalfOpen();
+      if (left === null) this.#drain();
+      else this.#armReset(left);
+    }, Math.max(1, Math.ceil(ms)));
     timer.unref();
     this.#resetTimer = timer;
   }

@@ -36,11 +36,21 @@ describe.each(IMPLS)('%s: the zero values opossum accepts', (impl, Impl) => {
     expect(b.opened).toBe(true);
   });
 
-  test('resetTimeout 0: half-open at the next turn of the loop', async () => {
+  // A slow listener (or a loaded machine) lets the 1 ms pass before the circuit is asked
+  // for its reset time: it must still be open for the rest of that turn, 'open' first.
+  test('resetTimeout 0: open for the rest of the turn, half-open at the next', async () => {
     const b = make(Impl, boom, { errorThresholdPercentage: 1, resetTimeout: 0 });
+    const log = [];
+    b.on('failure', () => {
+      const until = Date.now() + 5;
+      while (Date.now() < until);
+      log.push('failure');
+    });
+    b.on('open', () => log.push('open'));
     const halfOpen = new Promise((r) => b.once('halfOpen', r));
     await expect(b.fire()).rejects.toThrow('boom');
     expect(b.opened).toBe(true);
+    expect(log).toEqual(['failure', 'open']);
     await halfOpen;
     expect(b.halfOpen).toBe(true);
   });
