@@ -70,18 +70,17 @@ export declare class NativeCircuit {
    * `options`: the circuit options of the createBreaker table (errorThresholdPercentage,
    * resetTimeout, rollingCountTimeout, rollingCountBuckets, volumeThreshold, maxFailures,
    * halfOpenMaxCalls, timeout), validated there; environment variables do not apply.
-   * `capacity`: most calls running at once (null: unbounded). `warmUp`: the first
-   * rollingCountTimeout cannot open the circuit.
+   * `name` labels the metric series.
    */
-  constructor(name: string, options: object | undefined | null, capacity: number | undefined | null, warmUp: boolean)
+  constructor(name: string, options: object | undefined | null, extras: CircuitExtras)
   /** A slot (>= 0) to `record()` the call's end with, or an `Admission` (< 0). */
   admit(): number
   /** `{ admit, record, note }`: the same calls as the methods, as functions bound to this circuit. */
   fastPath(): { admit: () => number; record: (slot: number, result: CallResult) => boolean; note: (note: CallNote) => void }
   /**
    * Records the end of `slot`'s call; answers whether transitions wait
-   * (`takeTransitions()`). A slot already recorded (a late result after its timeout,
-   * or after shutdown) is ignored.
+   * (`takeTransitions()`). A slot already recorded (a late result after its timeout)
+   * is ignored; a call admitted before shutdown() still records its end.
    */
   record(slot: number, result: CallResult): boolean
   note(note: CallNote): void
@@ -99,6 +98,12 @@ export declare class NativeCircuit {
   pollHalfOpen(): number | null
   get warmingUp(): boolean
   stats(): CircuitStats
+  /** The window bucket by bucket, the current one first. */
+  buckets(): Array<CircuitBucket>
+  /** Moves a caller-rotated window one bucket on; answers whether it is one. */
+  rotate(): boolean
+  /** Calls running now (admitted, not yet recorded). */
+  get running(): number
   shutdown(): void
 }
 
@@ -361,6 +366,37 @@ export declare const enum CallResult {
   Filtered = 3,
   /** Timed out, and the errorFilter calls that healthy: counted as a timeout only. */
   FilteredTimeout = 4,
+}
+
+/** One bucket of the rolling window, the current one first (opossum's `status.window`). */
+export interface CircuitBucket {
+  fires: number
+  successes: number
+  failures: number
+  timeouts: number
+  filtered: number
+  rejects: number
+  fallbacks: number
+  semaphoreRejections: number
+  cacheHits: number
+  cacheMisses: number
+  coalesceCacheHits: number
+  coalesceCacheMisses: number
+}
+
+/** The class's settings beyond the table's circuit options. */
+export interface CircuitExtras {
+  /** Most calls running at once; absent: unbounded. */
+  capacity?: number
+  /** The first rollingCountTimeout cannot open the circuit (`allowWarmUp`). */
+  warmUp?: boolean
+  /**
+   * Any failure opens the circuit (opossum's `errorThresholdPercentage: 0`, which the
+   * table, from 1 %, does not express).
+   */
+  anyFailure?: boolean
+  /** The window's buckets move on `rotate()` only (a `rotateBucketController`). */
+  rotatedByCaller?: boolean
 }
 
 /** Counts over the rolling window, in opossum's `stats` names where it has them. */

@@ -147,6 +147,8 @@ export declare function optionNames(): string[];
 export declare class CircuitBreaker<TI extends unknown[] = unknown[], TR = unknown> extends EventEmitter {
   /** True if the error was built by a CircuitBreaker (EOPENBREAKER, ETIMEDOUT, ESEMLOCKED, ESHUTDOWN), not by the action. */
   static isOurError(error: unknown): boolean;
+  /** A status carrying stats to start from, for `options.status` (opossum's). */
+  static newStatus(options?: CircuitBreaker.StatusOptions): CircuitBreaker.Status;
   constructor(action: ((...args: TI) => Promise<TR> | TR) | TR, options?: CircuitBreaker.Options<TI>);
   readonly options: CircuitBreaker.Options<TI>;
   readonly action: (...args: TI) => Promise<TR> | TR;
@@ -162,6 +164,8 @@ export declare class CircuitBreaker<TI extends unknown[] = unknown[], TR = unkno
   readonly stats: CircuitBreaker.Stats;
   readonly warmUp: boolean;
   readonly volumeThreshold: number;
+  /** opossum's semaphore, read-only: `count` is the free places under `capacity`. */
+  readonly semaphore: { readonly count: number };
   clearCache(): void;
   open(): void;
   close(): void;
@@ -189,15 +193,15 @@ export declare class CircuitBreaker<TI extends unknown[] = unknown[], TR = unkno
 
 export declare namespace CircuitBreaker {
   interface Options<TI extends unknown[] = unknown[]> {
-    /** ms before a call fails with ETIMEDOUT; false disables. Default 10000. Numbers may come as decimal strings. */
+    /** ms before a call fails with ETIMEDOUT; false or 0 disables. Default 10000. Numbers may come as decimal strings. */
     timeout?: number | string | false;
-    /** Default 30000 ms. */
+    /** Default 30000 ms; 0 half-opens at the next turn of the event loop. */
     resetTimeout?: number | string;
-    /** Default 50. */
+    /** Default 50; 0 opens on any failure. */
     errorThresholdPercentage?: number | string;
-    /** Default 10000 ms. */
+    /** Default 10000 ms (0 too). */
     rollingCountTimeout?: number | string;
-    /** Default 10. */
+    /** Default 10 (0 too). */
     rollingCountBuckets?: number | string;
     /** Calls the window must hold before the percentage can open the circuit. Default 0. */
     volumeThreshold?: number | string;
@@ -229,8 +233,11 @@ export declare namespace CircuitBreaker {
     abortController?: AbortController;
     autoRenewAbortController?: boolean;
     enableSnapshots?: boolean;
+    /** Its 'rotate' events move the window one bucket on (time then does not). */
     rotateBucketController?: EventEmitter;
     state?: Partial<State>;
+    /** Stats to start from: a status from `CircuitBreaker.newStatus()`, or the stats themselves. */
+    status?: Status | Partial<Bucket>;
     /** Transition logger (pino, req.log, console-like) or false to silence. Default: one JSON line on stderr. */
     logger?: Logger | false;
   }
@@ -266,9 +273,21 @@ export declare namespace CircuitBreaker {
     latencyMean: number;
   }
 
+  interface StatusOptions {
+    rollingCountBuckets?: number;
+    rollingCountTimeout?: number;
+    rollingPercentilesEnabled?: boolean;
+    enableSnapshots?: boolean;
+    rotateBucketController?: EventEmitter;
+    stats?: Partial<Bucket>;
+  }
+
   interface Status extends EventEmitter {
     readonly stats: Stats;
-    readonly window: Bucket[];
+    /** rollingCountBuckets buckets, the current one first (it carries isCircuitBreakerOpen). */
+    readonly window: Array<Bucket & { isCircuitBreakerOpen?: boolean }>;
+    readonly rollingPercentilesEnabled: boolean;
+    readonly enableSnapshots: boolean;
     on(event: 'snapshot', listener: (stats: Stats) => void): this;
   }
 }

@@ -16,7 +16,7 @@ const noop = async () => 1;
 // no cache). What any implementation of that design pays at least, measured here.
 function design() {
   const native = require(path.join(process.env.DNASTORE_BENCH_MODULE || path.join(__dirname, '..'), 'lib', 'native'));
-  const circuit = new native.NativeCircuit('design-floor', {}, null, false);
+  const circuit = new native.NativeCircuit('design-floor', {}, {});
   const { admit, record } = circuit.fastPath();
   const ok = native.CallResult.Success;
   const fail = native.CallResult.Failure;

@@ -20,54 +20,19 @@ const { MemoryCache } = require('./memory-cache');
 const { Status } = require('./circuit-status');
 const { withDefaults, circuitOptions } = require('./circuit-options');
 const { TimeoutQueue } = require('./timeout-queue');
+const { startHealthCheck } = require('./circuit-health');
+
+const { Pending, buildError, isOurError } = require('./circuit-call');
 
 const { Admission, CallResult, CallNote } = native;
-const OUR_ERROR = Symbol('dnastore-breaker circuit error');
 const EMIT = EventEmitter.prototype.emit;
-
-// Built where the breaker decides (an open circuit, a timer, a full bulkhead), where a
-// stack would show only this file and the event loop; capturing none makes an open
-// circuit's rejection about 7x cheaper (bench/wrapped.js). Still a real Error per call.
-function buildError(msg, code) {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  const error = new Error(msg);
-  Error.stackTraceLimit = limit;
-  error.code = code;
-  error[OUR_ERROR] = true;
-  return error;
-}
+// What a listener's throw answers when none threw (a listener may throw undefined).
+const NO_THROW = Symbol('no listener threw');
 
 function configError(message) {
   const err = new TypeError(message);
   err.code = 'ECONFIG';
   return err;
-}
-
-// One running call.
-class Pending {
-  constructor(args, slot, cacheKey, start) {
-    this.args = args;
-    this.slot = slot;
-    this.cacheKey = cacheKey;
-    this.start = start;
-    this.deadline = 0;
-    this.settled = false;
-    this.resolve = undefined;
-    this.reject = undefined;
-  }
-}
-
-// Runs `fn`, which settles a call and emits its events; a listener's throw surfaces like
-// an emitter's from a callback (uncaught) instead of out of fire(), which never throws.
-function rethrowLater(fn) {
-  try {
-    fn();
-  } catch (err) {
-    queueMicrotask(() => {
-      throw err;
-    });
-  }
 }
 
 class CircuitBreaker extends EventEmitter {
@@ -91,6 +56,9 @@ class CircuitBreaker extends EventEmitter {
   #volumeThreshold;
   #warmUp;
   #status;
+  #timeoutMs = 0;
+  #resetMs = 0;
+  #semaphore = null;
 
   // Whether a per-call event can be heard: a listener of any event, or an emit() replaced
   // on the instance, a subclass or EventEmitter.prototype after this module loaded (a monitor
@@ -104,7 +72,31 @@ class CircuitBreaker extends EventEmitter {
   }
 
   static isOurError(error) {
-    return error !== null && typeof error === 'object' && error[OUR_ERROR] === true;
+    return isOurError(error);
+  }
+
+  // opossum's: a status to prime a breaker with (`options.status`).
+  static newStatus(options) {
+    return new Status(options);
+  }
+
+  // Emits an event of a running call. A listener's throw does not escape (fire() never
+  // throws, and a timer or a promise reaction has nobody to throw to): it is answered, and
+  // the call rejects with it, as opossum's calls do where it survives one.
+  #tryEmit(...args) {
+    try {
+      this.emit(...args);
+      return NO_THROW;
+    } catch (err) {
+      return err;
+    }
+  }
+
+  // Emits an event no call waits on (a transition, a health check, shutdown): a
+  // listener's throw is logged, and what emitted it carries on.
+  #emitOrLog(name, ...args) {
+    const err = this.#tryEmit(name, ...args);
+    if (err !== NO_THROW) this.#logger.error({ breaker: this.#name, event: name, err: String(err && err.message !== undefined ? err.message : err) }, `a CircuitBreaker '${name}' listener threw`);
   }
 
   constructor(action, options = {}) {
@@ -120,27 +112,47 @@ class CircuitBreaker extends EventEmitter {
     this.#name = o.name || action.name || randomUUID();
     this.#group = o.group || this.#name;
     const st = o.state;
-    const warmUp = o.allowWarmUp === true || (st !== undefined && st !== null && st.warmUp === true);
+    const mapped = circuitOptions(o);
+    const warmUp = mapped.warmUpPossible && (o.allowWarmUp === true || (st !== undefined && st !== null && st.warmUp === true));
     this.#warmUp = warmUp;
+    // The metric label: an anonymous action's breaker gets a fixed one (opossum's random
+    // name would start a new series at every start of the process).
+    const label = String(o.name || action.name || 'anonymous');
+    const extras = {
+      capacity: o.capacity >= Number.MAX_SAFE_INTEGER ? undefined : Math.max(0, o.capacity),
+      warmUp,
+      anyFailure: mapped.anyFailure,
+      rotatedByCaller: Boolean(o.rotateBucketController),
+    };
     try {
-      this.#native = new native.NativeCircuit(String(this.#name), circuitOptions(o), o.capacity >= Number.MAX_SAFE_INTEGER ? null : Math.max(0, o.capacity), warmUp);
+      this.#native = new native.NativeCircuit(label, mapped.table, extras);
     } catch (err) {
       if (err && err.code === 'ECONFIG') throw err;
       throw configError(String(err && err.message));
     }
     ({ admit: this.#admit, record: this.#record, note: this.#note } = this.#native.fastPath());
+    this.#resetMs = Number(mapped.table.resetTimeout);
     // Validated by the core: from here the numbers are numbers (numeric strings accepted).
     for (const k of ['timeout', 'resetTimeout', 'errorThresholdPercentage', 'rollingCountTimeout', 'rollingCountBuckets', 'volumeThreshold']) {
       if (typeof o[k] === 'string') o[k] = Number(o[k]);
     }
-    if (o.timeout === false || o.timeout === 0) o.timeout = false;
+    // `timeout` reads back as given; 0 and false run no timer.
+    this.#timeoutMs = o.timeout === false ? 0 : Number(o.timeout) || 0;
     o.coalesceTTL = o.coalesceTTL ?? o.timeout;
     if (o.coalesce) o.coalesceCache = new MemoryCache(o.coalesceSize);
     this.options = o;
     this.#volumeThreshold = o.volumeThreshold;
     this.action = typeof action === 'function' ? action : () => Promise.resolve(action);
-    if (o.timeout) this.#timeouts = new TimeoutQueue(o.timeout, (call) => this.#timedOut(call));
-    this.#status = new Status(this, Math.floor(o.rollingCountTimeout / o.rollingCountBuckets), o.enableSnapshots);
+    if (this.#timeoutMs > 0) this.#timeouts = new TimeoutQueue(this.#timeoutMs, (call) => this.#timedOut(call));
+    // opossum's `status` option: a Status (newStatus()) or stats to start from.
+    const status = o.status instanceof Status ? o.status : new Status(o.status ? { stats: o.status } : {});
+    this.#status = status.attach(this.#native, () => this.opened, {
+      buckets: mapped.buckets,
+      bucketMs: mapped.bucketMs,
+      rollingPercentilesEnabled: o.rollingPercentilesEnabled,
+      enableSnapshots: o.enableSnapshots,
+      rotateBucketController: o.rotateBucketController,
+    });
 
     if (st !== undefined && st !== null && typeof st === 'object') {
       this.#enabled = st.enabled !== false;
@@ -202,28 +214,24 @@ class CircuitBreaker extends EventEmitter {
     return this.#status;
   }
 
-  // opossum's stats shape, from the native window's counts.
+  // opossum's stats shape (the status's: the native window's counts).
   get stats() {
-    const s = this.#native.stats();
-    const percentiles = {};
-    for (const [p, v] of s.percentiles) percentiles[p] = v;
-    return {
-      failures: s.failures,
-      fallbacks: s.fallbacks,
-      // Errors the errorFilter accepted count as successes, as in opossum.
-      successes: s.successes + s.filtered,
-      rejects: s.rejects,
-      fires: s.fires,
-      timeouts: s.timeouts,
-      cacheHits: s.cacheHits,
-      cacheMisses: s.cacheMisses,
-      coalesceCacheHits: s.coalesceCacheHits,
-      coalesceCacheMisses: s.coalesceCacheMisses,
-      semaphoreRejections: s.semaphoreRejections,
-      percentiles,
-      latencyTimes: [],
-      latencyMean: s.latencyMean,
-    };
+    return this.#status.stats;
+  }
+
+  // opossum's semaphore, for its `count` of free places (read-only here: the native
+  // circuit holds the places).
+  get semaphore() {
+    if (this.#semaphore === null) {
+      const capacity = this.options.capacity;
+      const circuit = this.#native;
+      this.#semaphore = Object.freeze({
+        get count() {
+          return Math.max(0, capacity - circuit.running);
+        },
+      });
+    }
+    return this.#semaphore;
   }
 
   toJSON() {
@@ -260,7 +268,13 @@ class CircuitBreaker extends EventEmitter {
 
   #call(context, args) {
     if (this.#shut) return Promise.reject(buildError('The circuit has been shutdown.', 'ESHUTDOWN'));
-    if (this.#heard()) this.emit('fire', args);
+    if (this.#heard()) {
+      const threw = this.#tryEmit('fire', args);
+      if (threw !== NO_THROW) {
+        this.#note(CallNote.Fire);
+        return Promise.reject(threw);
+      }
+    }
     if (!this.#enabled) {
       this.#note(CallNote.Fire);
       try {
@@ -277,21 +291,23 @@ class CircuitBreaker extends EventEmitter {
         const cached = o.cacheTransport.get(cacheKey);
         if (cached) {
           this.#note(CallNote.CacheHit);
-          this.emit('cacheHit');
-          return cached;
+          const threw = this.#tryEmit('cacheHit');
+          return threw === NO_THROW ? cached : Promise.reject(threw);
         }
         this.#note(CallNote.CacheMiss);
-        this.emit('cacheMiss');
+        const threw = this.#tryEmit('cacheMiss');
+        if (threw !== NO_THROW) return Promise.reject(threw);
       }
       if (o.coalesce) {
         const inflight = o.coalesceCache.get(cacheKey);
         if (inflight) {
           this.#note(CallNote.CoalesceHit);
-          this.emit('coalesceCacheHit');
-          return inflight;
+          const threw = this.#tryEmit('coalesceCacheHit');
+          return threw === NO_THROW ? inflight : Promise.reject(threw);
         }
         this.#note(CallNote.CoalesceMiss);
-        this.emit('coalesceCacheMiss');
+        const threw = this.#tryEmit('coalesceCacheMiss');
+        if (threw !== NO_THROW) return Promise.reject(threw);
       }
     }
     const slot = this.#admit();
@@ -303,7 +319,10 @@ class CircuitBreaker extends EventEmitter {
       promise = this.#run(context, args, slot, cacheKey);
     } else if (slot === Admission.Open) {
       const error = buildError('Breaker is open', 'EOPENBREAKER');
-      if (this.#heard()) this.emit('reject', error);
+      if (this.#heard()) {
+        const threw = this.#tryEmit('reject', error);
+        if (threw !== NO_THROW) return Promise.reject(threw);
+      }
       // Its fallback was counted at admission.
       return this.#runFallback(error, args, true) || Promise.reject(error);
     } else if (slot === Admission.Capacity) {
@@ -326,7 +345,7 @@ class CircuitBreaker extends EventEmitter {
     try {
       result = this.action.apply(context, args);
     } catch (err) {
-      rethrowLater(() => this.#failed(call, err));
+      this.#failed(call, err);
       return promise;
     }
     if (result !== null && (typeof result === 'object' || typeof result === 'function') && typeof result.then === 'function') {
@@ -340,31 +359,30 @@ class CircuitBreaker extends EventEmitter {
     return promise;
   }
 
+  // opossum closes a half-open circuit from its own first 'success' listener: 'close'
+  // reaches the caller's listeners before 'success' does. A 'success' listener that throws
+  // rejects the call with its error, as in opossum (whose success handler runs inside the
+  // call's promise chain); awaiting code runs after these events either way.
   #succeeded(call, value, source) {
     if (call.settled) return;
     call.settled = true;
     if (this.#timeouts !== null) this.#timeouts.done();
-    // opossum closes a half-open circuit from its own first 'success' listener: 'close'
-    // reaches the caller's listeners before 'success' does.
-    // The call settles even if a listener throws (the throw then surfaces as it would
-    // from any emitter); awaiting code runs after these events either way.
-    // A listener that throws rejects the call with its error, as in opossum (whose success
-    // handler runs inside the call's promise chain); the process lives on.
-    let thrown;
-    let threw = false;
+    let threw = NO_THROW;
     try {
       if (this.#record(call.slot, CallResult.Success)) this.#drain();
-      if (this.#heard()) this.emit('success', value, performance.now() - call.start);
+      if (this.#heard()) threw = this.#tryEmit('success', value, performance.now() - call.start);
     } catch (err) {
-      threw = true;
-      thrown = err;
-    } finally {
-      this.#resetCoalesce(call.cacheKey, 'success');
-      if (threw) call.reject(thrown);
-      else call.resolve(value);
-      const o = this.options;
-      if (o.cache && !threw) o.cacheTransport.set(call.cacheKey, source, o.cacheTTL > 0 ? Date.now() + o.cacheTTL : 0);
+      // An internal error: the call still settles, with it.
+      threw = err;
     }
+    this.#resetCoalesce(call.cacheKey, 'success');
+    if (threw !== NO_THROW) {
+      call.reject(threw);
+      return;
+    }
+    call.resolve(value);
+    const o = this.options;
+    if (o.cache) o.cacheTransport.set(call.cacheKey, source, o.cacheTTL > 0 ? Date.now() + o.cacheTTL : 0);
   }
 
   #failed(call, err) {
@@ -374,11 +392,8 @@ class CircuitBreaker extends EventEmitter {
     call.settled = true;
     if (this.#timeouts !== null) this.#timeouts.done();
     const moved = this.#record(call.slot, filtered ? CallResult.Filtered : CallResult.Failure);
-    try {
-      this.#handleError(err, call.args, latency, filtered, moved, call.resolve, call.reject);
-    } finally {
-      this.#resetCoalesce(call.cacheKey, 'error');
-    }
+    this.#handleError(err, call.args, latency, filtered, moved, call.resolve, call.reject);
+    this.#resetCoalesce(call.cacheKey, 'error');
   }
 
   #timedOut(call) {
@@ -390,16 +405,15 @@ class CircuitBreaker extends EventEmitter {
     // a timeout the errorFilter accepts is not a failure of the circuit either.
     const filtered = this.#filtered(error, call.args);
     const moved = this.#record(call.slot, filtered ? CallResult.FilteredTimeout : CallResult.Timeout);
-    try {
-      this.emit('timeout', error, latency, call.args);
-    } finally {
-      try {
-        this.#handleError(error, call.args, latency, filtered, moved, call.resolve, call.reject);
-      } finally {
-        this.#resetCoalesce(call.cacheKey, 'timeout');
-        if (this.options.abortController) this.options.abortController.abort();
-      }
+    const threw = this.#tryEmit('timeout', error, latency, call.args);
+    if (threw === NO_THROW) {
+      this.#handleError(error, call.args, latency, filtered, moved, call.resolve, call.reject);
+    } else {
+      if (moved) this.#drain();
+      call.reject(threw);
     }
+    this.#resetCoalesce(call.cacheKey, 'timeout');
+    if (this.options.abortController) this.options.abortController.abort();
   }
 
   #filtered(err, args) {
@@ -411,31 +425,33 @@ class CircuitBreaker extends EventEmitter {
   }
 
   // opossum's handleError: a filtered error is a success that still rejects; any other is
-  // a failure, answered by the fallback if there is one.
-  // The call settles whatever a listener does (`finally`).
+  // a failure, answered by the fallback if there is one. A listener that throws ends the
+  // call with its error (no fallback after a throwing 'failure' listener).
   #handleError(error, args, latency, filtered, moved, resolve, reject) {
-    let fb;
-    try {
-      if (filtered) {
-        if (moved) this.#drain();
-        this.emit('success', error, latency);
-        return;
-      }
-      this.emit('failure', error, latency, args);
+    if (filtered) {
       if (moved) this.#drain();
-      fb = this.#runFallback(error, args);
-    } finally {
-      if (fb) resolve(fb);
-      else reject(error);
+      const threw = this.#tryEmit('success', error, latency);
+      reject(threw === NO_THROW ? error : threw);
+      return;
     }
+    const threw = this.#tryEmit('failure', error, latency, args);
+    if (moved) this.#drain();
+    if (threw !== NO_THROW) {
+      reject(threw);
+      return;
+    }
+    const fb = this.#runFallback(error, args);
+    if (fb) resolve(fb);
+    else reject(error);
   }
 
   #semaphoreLocked(args, cacheKey) {
     return new Promise((resolve, reject) => {
       const err = buildError('Semaphore locked', 'ESEMLOCKED');
-      this.emit('semaphoreLocked', err, 0);
+      const threw = this.#tryEmit('semaphoreLocked', err, 0);
       // Not counted against the circuit natively (see the README): events as opossum's.
-      this.#handleError(err, args, 0, this.#filtered(err, args), false, resolve, reject);
+      if (threw === NO_THROW) this.#handleError(err, args, 0, this.#filtered(err, args), false, resolve, reject);
+      else reject(threw);
       this.#resetCoalesce(cacheKey);
     });
   }
@@ -461,7 +477,9 @@ class CircuitBreaker extends EventEmitter {
     if (o.coalesceCache && (!event || o.coalesceResetOn.includes(event))) o.coalesceCache.delete(cacheKey);
   }
 
-  // Emits (and logs) the transitions the native circuit made, in order.
+  // Emits (and logs) the transitions the native circuit made, in order. A listener may
+  // move the circuit again (open(), close(), shutdown()): its transitions are taken and
+  // emitted by the nested call, after this one's.
   #drain() {
     for (const t of this.#native.takeTransitions()) {
       const { name, ...payload } = t;
@@ -472,29 +490,30 @@ class CircuitBreaker extends EventEmitter {
       this.#resetTimer = null;
       if (name === 'open') {
         this.#lastTimerAt = Date.now();
-        this.emit('open');
-        this.#armReset();
+        this.#emitOrLog('open');
+        // Unless a listener closed it or shut the breaker down.
+        if (this.#state === 'open' && !this.#shut) this.#armReset(this.#resetMs);
       } else if (name === 'halfOpen') {
         this.#renewAbortController();
-        this.emit('halfOpen', this.options.resetTimeout);
+        this.#emitOrLog('halfOpen', this.options.resetTimeout);
       } else {
         this.#renewAbortController();
-        this.emit('close');
+        this.#emitOrLog('close');
       }
     }
   }
 
-  // opossum half-opens on a timer (unref'd): the circuit says how long is left.
-  #armReset() {
-    const left = this.#native.pollHalfOpen();
-    if (left === null) {
-      this.#drain();
-      return;
-    }
+  // opossum half-opens on a timer (unref'd), never before the 'open' listeners' turn ends:
+  // when it fires, the circuit says whether it is time (else how long is left).
+  #armReset(ms) {
+    if (this.#resetTimer !== null) clearTimeout(this.#resetTimer);
     const timer = setTimeout(() => {
       this.#resetTimer = null;
-      if (!this.#shut) this.#armReset();
-    }, Math.max(1, Math.ceil(left)));
+      if (this.#shut) return;
+      const left = this.#native.pollHalfOpen();
+      if (left === null) this.#drain();
+      else this.#armReset(left);
+    }, Math.max(1, Math.ceil(ms)));
     timer.unref();
     this.#resetTimer = timer;
   }
@@ -521,14 +540,22 @@ class CircuitBreaker extends EventEmitter {
 
   enable() {
     this.#enabled = true;
+    this.#status.startListeneningForRotateEvent();
   }
 
   disable() {
     this.#enabled = false;
+    this.#status.removeRotateBucketControllerListener();
   }
 
+  // Later calls reject with ESHUTDOWN. Calls already running settle as they would have,
+  // their timeout included, as in opossum; but no timer of this breaker keeps the process
+  // alive any more (a process shutting down must be able to exit).
   shutdown() {
-    this.emit('shutdown');
+    if (this.#shut) return;
+    this.#emitOrLog('shutdown');
+    // A 'shutdown' listener may have shut it down already.
+    if (this.#shut) return;
     this.disable();
     this.removeAllListeners();
     if (this.#resetTimer !== null) clearTimeout(this.#resetTimer);
@@ -538,13 +565,7 @@ class CircuitBreaker extends EventEmitter {
     this.#status.shutdown();
     this.#shut = true;
     this.#native.shutdown();
-    // No timer outlives shutdown: calls still waiting for theirs settle now.
-    if (this.#timeouts !== null) {
-      for (const call of this.#timeouts.close()) {
-        call.settled = true;
-        call.reject(buildError('The circuit has been shutdown.', 'ESHUTDOWN'));
-      }
-    }
+    if (this.#timeouts !== null) this.#timeouts.unref();
     this.clearCache();
   }
 
@@ -555,27 +576,11 @@ class CircuitBreaker extends EventEmitter {
   }
 
   healthCheck(func, interval) {
-    interval = interval || 5000;
-    if (typeof func !== 'function') throw new TypeError('Health check function must be a function');
-    if (isNaN(interval)) throw new TypeError('Health check interval must be a number');
-    const check = () => {
-      if (this.#shut) return;
-      let p;
-      try {
-        p = func.apply(this);
-      } catch (e) {
-        p = Promise.reject(e);
-      }
-      Promise.resolve(p).catch((e) => {
-        if (this.#shut) return;
-        this.emit('healthCheckFailed', e);
-        this.open();
-      });
-    };
-    const timer = setInterval(check, interval);
-    timer.unref();
+    const timer = startHealthCheck(this, func, interval, () => this.#shut, (e) => {
+      this.#emitOrLog('healthCheckFailed', e);
+      this.open();
+    });
     this.#healthTimers.push(timer);
-    check();
   }
 
   getSignal() {

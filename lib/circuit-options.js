@@ -26,6 +26,7 @@ function withDefaults(options) {
   o.cacheTTL = o.cacheTTL ?? 0;
   o.cacheGetKey = o.cacheGetKey ?? ((...args) => JSON.stringify(args));
   o.enableSnapshots = o.enableSnapshots !== false;
+  o.rollingPercentilesEnabled = o.rollingPercentilesEnabled !== false;
   o.coalesce = !!o.coalesce;
   o.coalesceResetOn = o.coalesceResetOn?.filter((e) => ['error', 'success', 'timeout'].includes(e)) || [];
   if (o.cache) {
@@ -41,21 +42,51 @@ function withDefaults(options) {
   return o;
 }
 
-// opossum's options -> the core table's circuit options (validated there: numeric strings
-// are read as numbers, a bad value is ECONFIG naming the option and its range).
+// A number, or a numeric string read as one; anything else as given (the table says what
+// is wrong with it).
+const num = (v) => (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v);
+
+// opossum's options -> the core table's circuit options (validated there: a bad value is
+// ECONFIG naming the option and its range), with opossum's meaning of the values it takes
+// that the table does not: `table`, plus `extras` for the native circuit and the window's
+// shape for the status.
 function circuitOptions(o) {
-  const t = o.timeout;
+  const t = num(o.timeout);
+  const threshold = num(o.errorThresholdPercentage);
+  const reset = num(o.resetTimeout);
+  // opossum's status window: `rollingCountTimeout || 10000` split in
+  // `rollingCountBuckets || 10` buckets of floor(timeout / buckets) ms each; the native
+  // window is those buckets end to end (a whole multiple, as the table wants).
+  let windowMs = num(o.rollingCountTimeout);
+  let buckets = num(o.rollingCountBuckets);
+  if (windowMs === 0) windowMs = 10000;
+  if (buckets === 0) buckets = 10;
+  let bucketMs = 0;
+  if (Number.isInteger(windowMs) && Number.isInteger(buckets) && windowMs > 0 && buckets > 0) {
+    bucketMs = Math.max(1, Math.floor(windowMs / buckets));
+    windowMs = bucketMs * buckets;
+  }
   return {
-    timeout: t === false || t === 0 || t === '0' ? undefined : t,
-    errorThresholdPercentage: o.errorThresholdPercentage,
-    resetTimeout: o.resetTimeout,
-    rollingCountTimeout: o.rollingCountTimeout,
-    rollingCountBuckets: o.rollingCountBuckets,
-    volumeThreshold: o.volumeThreshold,
-    maxFailures: o.maxFailures,
-    halfOpenMaxCalls: o.halfOpenMaxCalls,
-    slowCallDurationMs: o.slowCallDurationMs,
-    slowCallRateThreshold: o.slowCallRateThreshold,
+    table: {
+      // No timeout at all: the class runs none (the table's own default stands unused).
+      timeout: t === false || t === 0 ? undefined : t,
+      // 0: any failure opens (`extras.anyFailure`), which the table's 1..100 cannot say.
+      errorThresholdPercentage: threshold === 0 ? undefined : threshold,
+      // opossum's reset timer is a setTimeout: 0 waits Node's shortest delay, 1 ms.
+      resetTimeout: reset === 0 ? 1 : reset,
+      rollingCountTimeout: windowMs,
+      rollingCountBuckets: buckets,
+      volumeThreshold: o.volumeThreshold,
+      maxFailures: o.maxFailures,
+      halfOpenMaxCalls: o.halfOpenMaxCalls,
+      slowCallDurationMs: o.slowCallDurationMs,
+      slowCallRateThreshold: o.slowCallRateThreshold,
+    },
+    anyFailure: threshold === 0,
+    // opossum warms up for options.rollingCountTimeout itself: 0 is no warm-up.
+    warmUpPossible: num(o.rollingCountTimeout) !== 0,
+    buckets,
+    bucketMs,
   };
 }
 

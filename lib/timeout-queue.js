@@ -17,7 +17,9 @@ class TimeoutQueue {
   // The timer is unref'd while no call runs: an idle breaker never keeps the process alive
   // (opossum clears its per-call timer; toggling the ref is cheaper than re-arming).
   #idle = false;
-  #closed = false;
+  // After the breaker's shutdown: the calls already queued still time out, on a timer that
+  // never holds the process open.
+  #unrefd = false;
 
   constructor(ms, onTimeout) {
     this.#ms = ms;
@@ -26,13 +28,12 @@ class TimeoutQueue {
 
   // `call.settled` is set by the owner when the call ends some other way.
   add(call, now) {
-    if (this.#closed) return;
     call.deadline = now + this.#ms;
     this.#queue.push(call);
     this.#live += 1;
     if (this.#queue.length - this.#head > 2 * this.#live + 64) this.#compact();
     if (this.#timer === null) this.#arm(this.#ms);
-    else if (this.#idle) {
+    else if (this.#idle && !this.#unrefd) {
       this.#timer.ref();
       this.#idle = false;
     }
@@ -55,7 +56,7 @@ class TimeoutQueue {
   #arm(ms) {
     this.#timer = setTimeout(() => this.#fire(), Math.max(1, Math.ceil(ms)));
     this.#idle = false;
-    if (this.#live === 0) {
+    if (this.#live === 0 || this.#unrefd) {
       this.#timer.unref();
       this.#idle = true;
     }
@@ -64,8 +65,10 @@ class TimeoutQueue {
   #fire() {
     this.#timer = null;
     const now = performance.now();
-    const q = this.#queue;
-    while (this.#head < q.length) {
+    // The queue is read afresh at each step: a listener of a timeout may fire calls, which
+    // add to it (and may compact it).
+    while (this.#head < this.#queue.length) {
+      const q = this.#queue;
       const call = q[this.#head];
       if (call.settled) {
         q[this.#head++] = undefined;
@@ -75,7 +78,8 @@ class TimeoutQueue {
       if (call.deadline > now) break;
       q[this.#head++] = undefined;
       this.#live -= 1;
-      // A listener that throws must not stop the other calls' timeouts nor the re-arm.
+      // The owner settles the call, and its listeners cannot throw out of it; anything else
+      // that throws must not stop the other calls' timeouts nor the re-arm.
       try {
         this.#onTimeout(call);
       } catch (err) {
@@ -84,25 +88,23 @@ class TimeoutQueue {
         });
       }
     }
-    if (this.#head === q.length) {
+    // A call fired from a listener armed a timer for its own deadline: the head's is sooner.
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#head === this.#queue.length) {
       this.#queue = [];
       this.#head = 0;
     } else {
       if (this.#head > 1024) this.#compact();
-      if (!this.#closed) this.#arm(this.#queue[this.#head].deadline - now);
+      this.#arm(this.#queue[this.#head].deadline - now);
     }
   }
 
-  // Calls not settled yet, oldest first; no timer runs after this.
-  close() {
-    this.#closed = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    const left = this.#queue.slice(this.#head).filter((c) => !c.settled);
-    this.#queue = [];
-    this.#head = 0;
-    this.#live = 0;
-    return left;
+  // The breaker shut down: queued calls keep their deadlines, the timer no longer holds
+  // the process open.
+  unref() {
+    this.#unrefd = true;
+    if (this.#timer !== null) this.#timer.unref();
   }
 }
 

@@ -10,7 +10,9 @@ use std::ptr;
 use std::sync::Arc;
 
 use dnastore_core::config::Config;
-use dnastore_core::guarded::{Guarded, GuardedConfig, Note, Outcome, Refusal, PERCENTILES};
+use dnastore_core::guarded::{
+    Guarded, GuardedBucket, GuardedConfig, Note, Outcome, Refusal, PERCENTILES,
+};
 use dnastore_core::{Code, StateKind, Transition};
 use napi::bindgen_prelude::*;
 use napi::sys;
@@ -115,6 +117,57 @@ pub struct CircuitStats {
     pub trips: f64,
 }
 
+/// One bucket of the rolling window, the current one first (opossum's `status.window`).
+#[napi(object)]
+pub struct CircuitBucket {
+    pub fires: f64,
+    pub successes: f64,
+    pub failures: f64,
+    pub timeouts: f64,
+    pub filtered: f64,
+    pub rejects: f64,
+    pub fallbacks: f64,
+    pub semaphore_rejections: f64,
+    pub cache_hits: f64,
+    pub cache_misses: f64,
+    pub coalesce_cache_hits: f64,
+    pub coalesce_cache_misses: f64,
+}
+
+impl From<GuardedBucket> for CircuitBucket {
+    fn from(b: GuardedBucket) -> Self {
+        let c = b.circuit.counts;
+        Self {
+            fires: b.circuit.fires as f64,
+            successes: c.successes as f64,
+            failures: c.failures as f64,
+            timeouts: c.timeouts as f64,
+            filtered: c.client_errors as f64,
+            rejects: b.circuit.rejects as f64,
+            fallbacks: b.circuit.fallbacks as f64,
+            semaphore_rejections: b.semaphore_rejections as f64,
+            cache_hits: b.cache_hits as f64,
+            cache_misses: b.cache_misses as f64,
+            coalesce_cache_hits: b.coalesce_hits as f64,
+            coalesce_cache_misses: b.coalesce_misses as f64,
+        }
+    }
+}
+
+/// The class's settings beyond the table's circuit options.
+#[napi(object)]
+pub struct CircuitExtras {
+    /// Most calls running at once; absent: unbounded.
+    pub capacity: Option<f64>,
+    /// The first rollingCountTimeout cannot open the circuit (`allowWarmUp`).
+    pub warm_up: Option<bool>,
+    /// Any failure opens the circuit (opossum's `errorThresholdPercentage: 0`, which the
+    /// table, from 1 %, does not express).
+    pub any_failure: Option<bool>,
+    /// The window's buckets move on `rotate()` only (a `rotateBucketController`).
+    pub rotated_by_caller: Option<bool>,
+}
+
 #[napi]
 pub struct NativeCircuit {
     inner: Arc<Guarded>,
@@ -125,24 +178,28 @@ impl NativeCircuit {
     /// `options`: the circuit options of the createBreaker table (errorThresholdPercentage,
     /// resetTimeout, rollingCountTimeout, rollingCountBuckets, volumeThreshold, maxFailures,
     /// halfOpenMaxCalls, timeout), validated there; environment variables do not apply.
-    /// `capacity`: most calls running at once (null: unbounded). `warmUp`: the first
-    /// rollingCountTimeout cannot open the circuit.
+    /// `name` labels the metric series.
     #[napi(constructor, catch_unwind)]
     pub fn new(
         env: Env,
         name: String,
         options: Option<Object>,
-        capacity: Option<f64>,
-        warm_up: bool,
+        extras: CircuitExtras,
     ) -> Result<Self> {
         let raw = convert::raw_options(options.as_ref())?;
         let config =
             Config::resolve(&raw, &|_| None).map_err(|e| throw(&env, Code::Config, &e.message))?;
         let mut cfg = GuardedConfig::new(&config, &name);
-        cfg.capacity = capacity.map(|c| c.max(0.0).min(usize::MAX as f64) as usize);
-        cfg.warm_up = warm_up;
+        cfg.capacity = extras
+            .capacity
+            .map(|c| c.max(0.0).min(usize::MAX as f64) as usize);
+        cfg.warm_up = extras.warm_up == Some(true);
+        if extras.any_failure == Some(true) {
+            cfg.circuit.error_threshold_percentage = 0;
+        }
+        cfg.circuit.rotated_by_caller = extras.rotated_by_caller == Some(true);
         Ok(Self {
-            inner: Arc::new(Guarded::new(cfg)),
+            inner: Guarded::shared(cfg),
         })
     }
 
@@ -174,8 +231,8 @@ impl NativeCircuit {
     }
 
     /// Records the end of `slot`'s call; answers whether transitions wait
-    /// (`takeTransitions()`). A slot already recorded (a late result after its timeout,
-    /// or after shutdown) is ignored.
+    /// (`takeTransitions()`). A slot already recorded (a late result after its timeout)
+    /// is ignored; a call admitted before shutdown() still records its end.
     #[napi]
     pub fn record(&self, slot: u32, result: CallResult) -> bool {
         record(&self.inner, slot, result as i32)
@@ -259,6 +316,24 @@ impl NativeCircuit {
             consecutive_failures: c.consecutive_failures,
             trips: c.trips as f64,
         }
+    }
+
+    /// The window bucket by bucket, the current one first.
+    #[napi]
+    pub fn buckets(&self) -> Vec<CircuitBucket> {
+        self.inner.buckets().into_iter().map(Into::into).collect()
+    }
+
+    /// Moves a caller-rotated window one bucket on; answers whether it is one.
+    #[napi]
+    pub fn rotate(&self) -> bool {
+        self.inner.rotate()
+    }
+
+    /// Calls running now (admitted, not yet recorded).
+    #[napi(getter)]
+    pub fn running(&self) -> u32 {
+        self.inner.running().min(u32::MAX as usize) as u32
     }
 
     #[napi]

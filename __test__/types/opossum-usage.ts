@@ -1,5 +1,6 @@
 // An opossum-style file (the patterns of opossum's README and @types/opossum) that must
 // compile unchanged against dnastore-breaker except for the import line.
+import { EventEmitter } from 'node:events';
 import { CircuitBreaker } from '../..';
 
 interface User {
@@ -55,6 +56,13 @@ async function main(): Promise<void> {
   const anyBreaker = new CircuitBreaker(async () => 'ok', { timeout: false, name: 'plain' });
   const v: string = await anyBreaker.fire();
   console.log(v);
+
+  // opossum's status and semaphore: stats to start from, the window's buckets, free places.
+  const primed = new CircuitBreaker(fetchUser, { status: CircuitBreaker.newStatus({ stats: { fires: 3, failures: 1 } }), rotateBucketController: new EventEmitter() });
+  const open: boolean | undefined = primed.status.window[0].isCircuitBreakerOpen;
+  console.log(open, primed.status.rollingPercentilesEnabled, primed.status.enableSnapshots, primed.semaphore.count);
+  new CircuitBreaker(fetchUser, { status: { successes: 2 }, errorThresholdPercentage: 0, timeout: 0 });
+  primed.shutdown();
 
   // Numeric options may arrive as strings (process.env).
   new CircuitBreaker(fetchUser, { timeout: process.env.DNASTORE_TIMEOUT_MS || 3000 });

@@ -14,11 +14,17 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::error::FailureKind;
 use crate::observer::{StateKind, Transition, TransitionReason};
-use crate::window::{AtomicWindow, RollingWindow};
+use crate::window::{AtomicWindow, RollingWindow, WindowClock};
+
+#[path = "circuit_stats.rs"]
+mod stats;
+pub use stats::{BucketCounts, BulkheadStats, Stats};
 
 /// The state-machine subset of [`Config`].
 #[derive(Clone, Debug)]
 pub struct CircuitConfig {
+    /// Failure percentage that opens the circuit; 0 opens it on any failure (not a table
+    /// value: opossum's `errorThresholdPercentage: 0`, mapped by the class).
     pub error_threshold_percentage: u32,
     pub reset_timeout: Duration,
     pub rolling_count_timeout: Duration,
@@ -30,6 +36,9 @@ pub struct CircuitConfig {
     pub slow_call_duration: Option<Duration>,
     /// Slow-call percentage that opens the circuit (`slowCallRateThreshold`).
     pub slow_call_rate_threshold: u32,
+    /// The window's buckets move on [`Circuit::rotate`] only, not with time (opossum's
+    /// `rotateBucketController`); the state's timers still run on the clock.
+    pub rotated_by_caller: bool,
 }
 
 impl From<&Config> for CircuitConfig {
@@ -44,6 +53,7 @@ impl From<&Config> for CircuitConfig {
             half_open_max_calls: c.half_open_max_calls,
             slow_call_duration: c.slow_calls.duration,
             slow_call_rate_threshold: c.slow_calls.rate_threshold,
+            rotated_by_caller: false,
         }
     }
 }
@@ -130,45 +140,6 @@ struct Inner {
     window: RollingWindow,
 }
 
-/// Counts over the rolling window plus the state, as `stats()` returns them.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Stats {
-    pub state: StateKind,
-    pub fires: u64,
-    pub successes: u64,
-    pub failures: u64,
-    pub timeouts: u64,
-    pub client_errors: u64,
-    pub rejects: u64,
-    pub fallbacks: u64,
-    pub retries: u64,
-    /// Failure percentage of the calls in the window; `None` while the window holds none
-    /// (no sentinel value: an empty window has no rate).
-    pub failure_rate: Option<f64>,
-    /// Calls in the window slower than `slowCallDurationMs` (0 while it is off).
-    pub slow_calls: u64,
-    /// Slow-call percentage of the calls in the window; `None` while it holds none.
-    pub slow_call_rate: Option<f64>,
-    pub consecutive_failures: u32,
-    pub trips: u64,
-    pub window: Duration,
-    /// The bulkhead (filled in by the breaker; `None` without `maxConcurrent`).
-    pub bulkhead: Option<BulkheadStats>,
-}
-
-/// The bulkhead's state, as `stats()` returns it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BulkheadStats {
-    pub inflight: u32,
-    pub queued: u32,
-    /// The current cap: maxConcurrent, or the adaptive limit.
-    pub limit: u32,
-    /// Calls refused so far (not over the window): no slot and no queue place, and queued
-    /// without a slot in time.
-    pub rejected_concurrency: u64,
-    pub rejected_queue_timeout: u64,
-}
-
 pub struct Circuit {
     cfg: CircuitConfig,
     /// Shared with trial permits, which give their slot back on drop.
@@ -185,6 +156,8 @@ pub struct Circuit {
     retries: AtomicWindow,
     /// Until this clock time (ns) the rates cannot open the circuit (opossum's allowWarmUp).
     hold_closed_until: AtomicU64,
+    /// The windows' time: the clock, or the caller's rotations.
+    clock: WindowClock,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -211,6 +184,7 @@ impl Circuit {
             fallbacks: AtomicWindow::new(w, b),
             retries: AtomicWindow::new(w, b),
             hold_closed_until: AtomicU64::new(0),
+            clock: WindowClock::new(w, b, cfg.rotated_by_caller),
             cfg,
         }
     }
@@ -306,9 +280,10 @@ impl Circuit {
         // The verdict settles the slot: the permit must not also give it back.
         permit.trial = None;
         let slow = self.is_slow(latency);
+        let w = self.clock.at(now);
         let mut g = self.inner.lock();
         {
-            let c = g.window.current(now);
+            let c = g.window.current(w);
             c.slow += slow as u64;
             match verdict {
                 Verdict::Success => c.successes += 1,
@@ -333,14 +308,14 @@ impl Circuit {
                 } else {
                     g.consecutive_failures = 0;
                 }
-                let totals = g.window.totals(now);
+                let totals = g.window.totals(w);
                 let reason = if nanos(now) < self.hold_closed_until.load(Ordering::Relaxed) {
                     None
                 } else if self.cfg.max_failures > 0
                     && g.consecutive_failures >= self.cfg.max_failures
                 {
                     Some(TransitionReason::ConsecutiveFailures)
-                } else if totals.calls() > 0
+                } else if totals.failures > 0
                     && totals.calls() >= self.cfg.volume_threshold as u64
                     && totals.failure_percent() >= self.cfg.error_threshold_percentage as f64
                 {
@@ -408,45 +383,32 @@ impl Circuit {
     }
 
     pub fn record_fire(&self, now: Duration) {
-        self.fires.add(now, 1);
+        self.fires.add(self.clock.at(now), 1);
     }
 
     pub fn record_reject(&self, now: Duration) {
-        self.fires.add(now, 1);
-        self.rejects.add(now, 1);
+        let w = self.clock.at(now);
+        self.fires.add(w, 1);
+        self.rejects.add(w, 1);
     }
 
     pub fn record_fallback(&self, now: Duration) {
-        self.fallbacks.add(now, 1);
+        self.fallbacks.add(self.clock.at(now), 1);
     }
 
     pub fn record_retry(&self, now: Duration) {
-        self.retries.add(now, 1);
+        self.retries.add(self.clock.at(now), 1);
     }
 
-    pub fn stats(&self, now: Duration) -> Stats {
-        let (state, totals, consecutive) = {
-            let g = self.inner.lock();
-            (g.state.kind(), g.window.totals(now), g.consecutive_failures)
-        };
-        Stats {
-            state,
-            fires: self.fires.total(now),
-            successes: totals.successes,
-            failures: totals.failures,
-            timeouts: totals.timeouts,
-            client_errors: totals.client_errors,
-            rejects: self.rejects.total(now),
-            fallbacks: self.fallbacks.total(now),
-            retries: self.retries.total(now),
-            failure_rate: (totals.calls() > 0).then(|| totals.failure_percent()),
-            slow_calls: totals.slow,
-            slow_call_rate: (totals.calls() > 0).then(|| totals.slow_percent()),
-            consecutive_failures: consecutive,
-            trips: self.trips(),
-            window: self.cfg.rolling_count_timeout,
-            bulkhead: None,
-        }
+    /// The time the windows see at clock time `now` (for windows kept beside the circuit).
+    pub fn window_time(&self, now: Duration) -> Duration {
+        self.clock.at(now)
+    }
+
+    /// Moves the window one bucket on, if its buckets move on the caller's rotations;
+    /// answers whether they do.
+    pub fn rotate(&self) -> bool {
+        self.clock.rotate()
     }
 
     /// Results before `until` (clock time) cannot open the circuit: a warm-up period in
@@ -541,7 +503,7 @@ impl Circuit {
         emit: &mut dyn FnMut(&Transition),
     ) {
         let from = g.state.kind();
-        let totals = g.window.totals(now);
+        let totals = g.window.totals(self.clock.at(now));
         let t = Transition {
             from,
             to: to.kind(),

@@ -39,6 +39,7 @@ fn cfg() -> CircuitConfig {
         half_open_max_calls: 2,
         slow_call_duration: None,
         slow_call_rate_threshold: 50,
+        rotated_by_caller: false,
     }
 }
 
@@ -435,4 +436,53 @@ fn a_slow_half_open_trial_reopens() {
         h.finish_in(p, OK, 5 * MS);
     }
     assert_eq!(h.c.state(), StateKind::Closed);
+}
+
+#[test]
+fn a_zero_threshold_opens_on_any_failure_past_the_volume_and_never_on_successes() {
+    let mut c = cfg();
+    c.max_failures = 0;
+    c.error_threshold_percentage = 0;
+    c.volume_threshold = 3;
+    let mut h = Harness::new(c);
+    // Successes alone never open it (0 % >= 0 % must not count); a failure opens it once
+    // the window holds volumeThreshold calls (the rule runs after every call).
+    let states = h.timeline(&[OK, OK, OK, OK]);
+    assert_eq!(states, vec![Some(C); 4]);
+    let mut h = Harness::new(CircuitConfig {
+        volume_threshold: 3,
+        ..h.c.cfg.clone()
+    });
+    // One failure among 3 calls is over 0 %: open, as soon as the window holds 3.
+    let states = h.timeline(&[FAIL, OK, OK]);
+    assert_eq!(states, vec![Some(C), Some(C), Some(O)]);
+    assert_eq!(h.log[0].reason, TransitionReason::FailureRate);
+}
+
+#[test]
+fn a_caller_rotated_window_moves_on_rotate_only() {
+    let mut c = cfg();
+    c.max_failures = 0;
+    c.rotated_by_caller = true;
+    c.rolling_count_buckets = 2;
+    c.rolling_count_timeout = 200 * MS;
+    let mut h = Harness::new(c);
+    h.call(OK);
+    // Hours of clock time: the buckets stay put.
+    h.clock.advance(Duration::from_secs(3600));
+    assert_eq!(h.c.stats(h.clock.now()).successes, 1);
+    let b = h.c.buckets(h.clock.now());
+    assert_eq!((b.len(), b[0].counts.successes, b[0].fires), (2, 1, 0));
+    // One rotation: the success is in the older bucket; two: it left the window.
+    assert!(h.c.rotate());
+    h.c.record_fire(h.clock.now());
+    let b = h.c.buckets(h.clock.now());
+    assert_eq!(
+        (b[0].counts.successes, b[0].fires, b[1].counts.successes),
+        (0, 1, 1)
+    );
+    assert!(h.c.rotate());
+    assert_eq!(h.c.stats(h.clock.now()).successes, 0);
+    // A clock-driven circuit has nothing to rotate.
+    assert!(!Harness::new(cfg()).c.rotate());
 }

@@ -570,6 +570,11 @@ impl Observer for BreakerMetrics {
                 self.state.set(t.to as i64);
                 if t.to == StateKind::Open {
                     self.trips.inc();
+                    // The rate that opened it, even if no scrape saw the window before
+                    // it emptied (an open circuit's window only empties).
+                    if t.calls > 0 {
+                        self.failure_rate.set(t.failure_percent);
+                    }
                 }
             }
             Event::Success { latency, route } => {

@@ -1,6 +1,7 @@
 //! The process-wide registry of breakers, keyed by name. Every `createBreaker` with the
 //! same name and the same options shares one breaker (one state, one set of series),
 //! whichever JS context or worker thread asks; the last handle's close removes it.
+//! [`render_metrics`] also refreshes the guarded circuits' gauges (the class's breakers).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -76,6 +77,7 @@ pub fn render_metrics() -> String {
     for b in all() {
         b.refresh_gauges();
     }
+    crate::guarded::refresh_gauges();
     crate::metrics::render()
 }
 

@@ -7,6 +7,51 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The width of one bucket: the window over its bucket count (at least 1 ns).
+fn bucket_nanos(window: Duration, buckets: u32) -> u64 {
+    (window.as_nanos() as u64 / buckets.max(1) as u64).max(1)
+}
+
+/// The time a circuit's windows see: the clock's, or, when the caller rotates the buckets
+/// (opossum's `rotateBucketController`), a time that moves one bucket per [`rotate`].
+///
+/// [`rotate`]: WindowClock::rotate
+#[derive(Debug)]
+pub struct WindowClock {
+    rotations: Option<AtomicU64>,
+    width_nanos: u64,
+}
+
+impl WindowClock {
+    pub fn new(window: Duration, buckets: u32, rotated_by_caller: bool) -> Self {
+        Self {
+            rotations: rotated_by_caller.then(|| AtomicU64::new(0)),
+            width_nanos: bucket_nanos(window, buckets),
+        }
+    }
+
+    /// The windows' time at clock time `now`.
+    pub fn at(&self, now: Duration) -> Duration {
+        match &self.rotations {
+            None => now,
+            Some(r) => {
+                Duration::from_nanos(r.load(Ordering::Acquire).saturating_mul(self.width_nanos))
+            }
+        }
+    }
+
+    /// One bucket on, if the caller rotates them; answers whether it does.
+    pub fn rotate(&self) -> bool {
+        match &self.rotations {
+            Some(r) => {
+                r.fetch_add(1, Ordering::AcqRel);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Counts of one bucket, and the sum over the window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -74,7 +119,7 @@ pub struct RollingWindow {
 impl RollingWindow {
     pub fn new(window: Duration, buckets: u32) -> Self {
         let n = buckets.max(1) as usize;
-        let width_nanos = (window.as_nanos() as u64 / n as u64).max(1);
+        let width_nanos = bucket_nanos(window, buckets);
         Self {
             buckets: vec![
                 Bucket {
@@ -117,6 +162,26 @@ impl RollingWindow {
         sum
     }
 
+    /// Each bucket's counts at `now`, the current bucket first; a bucket no call reached
+    /// (or one that left the window) holds zeros.
+    pub fn buckets(&self, now: Duration) -> Vec<Counts> {
+        let epoch = self.epoch(now);
+        let n = self.buckets.len() as u64;
+        (0..n)
+            .map(|age| match epoch.checked_sub(age) {
+                Some(e) => {
+                    let b = &self.buckets[(e % n) as usize];
+                    if b.epoch == e {
+                        b.counts
+                    } else {
+                        Counts::default()
+                    }
+                }
+                None => Counts::default(),
+            })
+            .collect()
+    }
+
     pub fn reset(&mut self) {
         for b in self.buckets.iter_mut() {
             b.epoch = u64::MAX;
@@ -140,7 +205,7 @@ impl AtomicWindow {
         let n = buckets.max(1) as usize;
         Self {
             slots: (0..n).map(|_| AtomicU64::new(u64::MAX)).collect(),
-            width_nanos: (window.as_nanos() as u64 / n as u64).max(1),
+            width_nanos: bucket_nanos(window, buckets),
         }
     }
 
@@ -184,6 +249,23 @@ impl AtomicWindow {
         sum
     }
 
+    /// Each bucket's count at `now`, the current bucket first.
+    pub fn buckets(&self, now: Duration) -> Vec<u64> {
+        let epoch = self.epoch(now);
+        let n = self.slots.len() as u64;
+        (0..n)
+            .map(|age| {
+                let e = epoch.wrapping_sub(age) & COUNT_MASK;
+                let v = self.slots[(e % n) as usize].load(Ordering::Acquire);
+                if v != u64::MAX && v >> 32 == e {
+                    v & COUNT_MASK
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+
     pub fn reset(&self) {
         for s in self.slots.iter() {
             s.store(u64::MAX, Ordering::Release);
@@ -218,6 +300,40 @@ mod tests {
         // Same slot index one full window later.
         w.current(1000 * MS).failures += 1;
         assert_eq!(w.totals(1000 * MS).failures, 1);
+    }
+
+    #[test]
+    fn buckets_list_the_window_newest_first() {
+        let mut w = RollingWindow::new(1000 * MS, 10);
+        w.current(Duration::ZERO).failures += 3;
+        w.current(250 * MS).successes += 2;
+        let b = w.buckets(250 * MS);
+        assert_eq!(b.len(), 10);
+        assert_eq!((b[0].successes, b[2].failures), (2, 3));
+        assert_eq!(b.iter().map(Counts::calls).sum::<u64>(), 5);
+        // The 0 ms bucket has left the window at 1000 ms; the 200 ms one is 8 buckets old.
+        let b = w.buckets(1000 * MS);
+        assert_eq!(
+            (b[8].successes, b.iter().map(|c| c.failures).sum::<u64>()),
+            (2, 0)
+        );
+        let a = AtomicWindow::new(1000 * MS, 10);
+        a.add(Duration::ZERO, 4);
+        a.add(100 * MS, 1);
+        assert_eq!(a.buckets(100 * MS)[..3], [1, 4, 0]);
+        assert_eq!(a.buckets(1050 * MS)[0], 0);
+        assert_eq!(a.buckets(1050 * MS)[9], 1);
+    }
+
+    #[test]
+    fn a_window_clock_rotated_by_the_caller_ignores_the_clock() {
+        let c = WindowClock::new(1000 * MS, 10, true);
+        assert_eq!(c.at(Duration::from_secs(99)), Duration::ZERO);
+        assert!(c.rotate() && c.rotate());
+        assert_eq!(c.at(Duration::from_secs(99)), 200 * MS);
+        let t = WindowClock::new(1000 * MS, 10, false);
+        assert!(!t.rotate());
+        assert_eq!(t.at(7 * MS), 7 * MS);
     }
 
     #[test]

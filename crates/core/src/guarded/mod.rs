@@ -13,12 +13,13 @@ mod latency;
 mod slots;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::circuit::{Circuit, CircuitConfig, Stats, Verdict};
+use crate::circuit::{BucketCounts, Circuit, CircuitConfig, Stats, Verdict};
 use crate::config::Config;
 use crate::error::FailureKind;
 use crate::metrics::BreakerMetrics;
@@ -82,6 +83,21 @@ pub struct GuardedConfig {
     pub warm_up: bool,
 }
 
+/// Circuits alive in the process, so a scrape refreshes their derived gauges.
+static LIVE: LazyLock<Mutex<Vec<Weak<Guarded>>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+
+/// Refreshes the scrape-time gauges (the failure rate) of every live guarded circuit.
+pub fn refresh_gauges() {
+    let live: Vec<Arc<Guarded>> = {
+        let mut l = LIVE.lock();
+        l.retain(|w| w.strong_count() > 0);
+        l.iter().filter_map(Weak::upgrade).collect()
+    };
+    for g in live {
+        g.refresh_gauges();
+    }
+}
+
 impl GuardedConfig {
     pub fn new(config: &Config, name: &str) -> Self {
         Self {
@@ -112,6 +128,17 @@ pub fn metric_label(name: &str) -> String {
     } else {
         s
     }
+}
+
+/// One bucket of the window: the circuit's counts plus the ones kept here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuardedBucket {
+    pub circuit: BucketCounts,
+    pub semaphore_rejections: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub coalesce_hits: u64,
+    pub coalesce_misses: u64,
 }
 
 /// Stats: the circuit's counts plus the ones kept here.
@@ -181,6 +208,13 @@ impl Guarded {
         g
     }
 
+    /// A shared circuit whose gauges [`refresh_gauges`] keeps current at each scrape.
+    pub fn shared(cfg: GuardedConfig) -> Arc<Self> {
+        let g = Arc::new(Self::new(cfg));
+        LIVE.lock().push(Arc::downgrade(&g));
+        g
+    }
+
     fn now(&self) -> Duration {
         self.origin.elapsed()
     }
@@ -217,7 +251,8 @@ impl Guarded {
         match self.slots.lock().take(permit, now) {
             Some(slot) => Ok(slot),
             None => {
-                self.semaphore_rejections.add(now, 1);
+                self.semaphore_rejections
+                    .add(self.circuit.window_time(now), 1);
                 self.metrics.on_event(&Event::Reject);
                 Err(Refusal::Capacity)
             }
@@ -235,7 +270,7 @@ impl Guarded {
             Outcome::Success => Verdict::Success,
             Outcome::Filtered => Verdict::ClientError,
             Outcome::FilteredTimeout => {
-                self.filtered_timeouts.add(now, 1);
+                self.filtered_timeouts.add(self.circuit.window_time(now), 1);
                 Verdict::ClientError
             }
             Outcome::Failure => Verdict::Failure(FailureKind::Upstream),
@@ -244,7 +279,9 @@ impl Guarded {
         let mut emit = Self::emitter(&self.metrics, &self.transitions);
         self.circuit
             .on_result(permit, verdict, latency, now, &mut emit);
-        self.latency.lock().add(now, latency);
+        self.latency
+            .lock()
+            .add(self.circuit.window_time(now), latency);
         self.metrics.on_event(&match verdict {
             Verdict::Success => Event::Success {
                 latency,
@@ -279,18 +316,19 @@ impl Guarded {
 
     pub fn note(&self, note: Note) {
         let now = self.now();
+        let w = self.circuit.window_time(now);
         match note {
             Note::Fire => self.circuit.record_fire(now),
             Note::CacheHit => {
                 self.circuit.record_fire(now);
-                self.cache_hits.add(now, 1);
+                self.cache_hits.add(w, 1);
             }
-            Note::CacheMiss => self.cache_misses.add(now, 1),
+            Note::CacheMiss => self.cache_misses.add(w, 1),
             Note::CoalesceHit => {
                 self.circuit.record_fire(now);
-                self.coalesce_hits.add(now, 1);
+                self.coalesce_hits.add(w, 1);
             }
-            Note::CoalesceMiss => self.coalesce_misses.add(now, 1),
+            Note::CoalesceMiss => self.coalesce_misses.add(w, 1),
             Note::Fallback => self.count_fallback(now),
         }
     }
@@ -334,19 +372,64 @@ impl Guarded {
 
     pub fn stats(&self) -> GuardedStats {
         let now = self.now();
+        let w = self.circuit.window_time(now);
         let mut circuit = self.circuit.stats(now);
-        circuit.timeouts += self.filtered_timeouts.total(now);
+        circuit.timeouts += self.filtered_timeouts.total(w);
         self.metrics.set_failure_rate(circuit.failure_rate);
-        let (latency_mean_ms, percentiles_ms) = self.latency.lock().summary(now);
+        let (latency_mean_ms, percentiles_ms) = self.latency.lock().summary(w);
         GuardedStats {
             circuit,
-            semaphore_rejections: self.semaphore_rejections.total(now),
-            cache_hits: self.cache_hits.total(now),
-            cache_misses: self.cache_misses.total(now),
-            coalesce_hits: self.coalesce_hits.total(now),
-            coalesce_misses: self.coalesce_misses.total(now),
+            semaphore_rejections: self.semaphore_rejections.total(w),
+            cache_hits: self.cache_hits.total(w),
+            cache_misses: self.cache_misses.total(w),
+            coalesce_hits: self.coalesce_hits.total(w),
+            coalesce_misses: self.coalesce_misses.total(w),
             latency_mean_ms,
             percentiles_ms,
+        }
+    }
+
+    /// The window bucket by bucket, the current one first (opossum's `status.window`).
+    pub fn buckets(&self) -> Vec<GuardedBucket> {
+        let now = self.now();
+        let w = self.circuit.window_time(now);
+        let kept = [
+            self.filtered_timeouts.buckets(w),
+            self.semaphore_rejections.buckets(w),
+            self.cache_hits.buckets(w),
+            self.cache_misses.buckets(w),
+            self.coalesce_hits.buckets(w),
+            self.coalesce_misses.buckets(w),
+        ];
+        self.circuit
+            .buckets(now)
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut circuit)| {
+                circuit.counts.timeouts += kept[0][i];
+                GuardedBucket {
+                    circuit,
+                    semaphore_rejections: kept[1][i],
+                    cache_hits: kept[2][i],
+                    cache_misses: kept[3][i],
+                    coalesce_hits: kept[4][i],
+                    coalesce_misses: kept[5][i],
+                }
+            })
+            .collect()
+    }
+
+    /// Moves the window one bucket on (opossum's `rotateBucketController` 'rotate'
+    /// event); answers false, doing nothing, if its buckets move with time.
+    pub fn rotate(&self) -> bool {
+        self.circuit.rotate()
+    }
+
+    /// The failure-rate gauge from the window now (an empty window keeps the last rate).
+    pub fn refresh_gauges(&self) {
+        if !self.is_shutdown() {
+            let rate = self.circuit.stats(self.now()).failure_rate;
+            self.metrics.set_failure_rate(rate);
         }
     }
 
@@ -355,13 +438,13 @@ impl Guarded {
         self.slots.lock().in_use()
     }
 
-    /// Refuses every later call, frees every slot and removes the metric series.
-    /// Idempotent.
+    /// Refuses every later call and removes the metric series. Calls admitted before still
+    /// record their end, and move the circuit as they would have (opossum lets a call fired
+    /// before its shutdown finish). Idempotent.
     pub fn shutdown(&self) {
         if self.shut.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.slots.lock().clear();
         self.metrics.remove();
     }
 

@@ -67,11 +67,4 @@ impl Slots {
     pub fn in_use(&self) -> usize {
         self.in_use
     }
-
-    /// Frees every slot; their permits drop (trial slots come back).
-    pub fn clear(&mut self) {
-        self.entries.clear();
-        self.free.clear();
-        self.in_use = 0;
-    }
 }

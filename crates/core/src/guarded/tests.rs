@@ -209,6 +209,10 @@ async fn stats_latency_notes_and_shutdown() {
     let running = g.admit().unwrap();
     g.shutdown();
     assert_eq!(g.admit(), Err(Refusal::Shutdown));
+    assert!(!crate::metrics::render().contains("guarded-stats"));
+    // A call admitted before the shutdown still ends as it would have, once.
+    tokio::time::advance(3 * MS).await;
+    assert_eq!(g.record(running, Outcome::Success), Some(3 * MS));
     assert_eq!(g.record(running, Outcome::Success), None);
     assert!(!crate::metrics::render().contains("guarded-stats"));
 }
@@ -232,4 +236,88 @@ async fn a_timeout_the_error_filter_accepts_counts_as_a_timeout_but_never_opens(
     assert_eq!(st.circuit.state, StateKind::Closed);
     assert_eq!((st.circuit.failures, st.circuit.timeouts), (0, 3));
     assert!(kinds(&g).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_rotated_window_moves_on_rotate_and_lists_its_buckets() {
+    let config = Config::resolve(
+        &RawOptions::new()
+            .set("rollingCountTimeout", RawValue::Number(200.0))
+            .set("rollingCountBuckets", RawValue::Number(2.0))
+            .set("maxFailures", RawValue::Number(0.0)),
+        &|_| None,
+    )
+    .unwrap();
+    let mut c = GuardedConfig::new(&config, "guarded-rotated");
+    c.circuit.rotated_by_caller = true;
+    let g = Guarded::new(c);
+    let s = g.admit().unwrap();
+    g.record(s, Outcome::Success);
+    g.note(Note::CacheMiss);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let b = g.buckets();
+    assert_eq!(b.len(), 2);
+    assert_eq!(
+        (
+            b[0].circuit.fires,
+            b[0].circuit.counts.successes,
+            b[0].cache_misses
+        ),
+        (1, 1, 1)
+    );
+    assert!(g.rotate());
+    let s = g.admit().unwrap();
+    g.record(s, Outcome::FilteredTimeout);
+    let b = g.buckets();
+    assert_eq!(
+        (
+            b[0].circuit.counts.timeouts,
+            b[0].circuit.counts.client_errors
+        ),
+        (1, 1)
+    );
+    assert_eq!((b[1].circuit.counts.successes, b[1].cache_misses), (1, 1));
+    assert!(g.rotate());
+    assert_eq!(g.buckets()[1].circuit.counts.successes, 0);
+    assert_eq!(g.stats().circuit.successes, 0);
+    // A clock-driven window rotates on time and refuses a caller's rotation.
+    assert!(!guarded("guarded-timed", &[], None, false).rotate());
+}
+
+fn failure_rate_line(name: &str) -> Option<String> {
+    let prefix = format!("dnastore_circuit_failure_rate{{name=\"{name}\"}} ");
+    crate::metrics::render()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_failure_rate_gauge_shows_the_rate_that_opened_it_without_a_stats_call() {
+    let g = Guarded::shared(GuardedConfig::new(
+        &Config::resolve(
+            &RawOptions::new()
+                .set("maxFailures", RawValue::Number(0.0))
+                .set("volumeThreshold", RawValue::Number(4.0))
+                .set("rollingCountTimeout", RawValue::Number(1000.0)),
+            &|_| None,
+        )
+        .unwrap(),
+        "guarded-rate",
+    ));
+    for outcome in [
+        Outcome::Success,
+        Outcome::Failure,
+        Outcome::Failure,
+        Outcome::Failure,
+    ] {
+        let s = g.admit().unwrap();
+        g.record(s, outcome);
+    }
+    assert_eq!(g.state(), StateKind::Open);
+    assert_eq!(failure_rate_line("guarded-rate").as_deref(), Some("75"));
+    // The window empties while open: a scrape keeps the rate that opened it.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    refresh_gauges();
+    assert_eq!(failure_rate_line("guarded-rate").as_deref(), Some("75"));
+    g.shutdown();
 }
