@@ -104,7 +104,7 @@ export declare class NativeCircuit {
 /**
  * Test hook: `[calls run on this JS thread's own runtime, turns of it, rounds of the turns
  * that started a call, calls woken in one turn that finished only in a later one]` so far
- * (see `local`): how a test tells an inline call from one sent to the I/O thread, counts
+ * (see `bridge::inline_stats`): how a test tells an inline call from one sent to the I/O thread, counts
  * the driver polls starting a lone call costs, and sees a wake-up left queued.
  */
 export declare function __inlineStats(): Array<number>
