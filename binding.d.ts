@@ -30,15 +30,12 @@ export declare class NativeBreaker {
    */
   warnings(): Array<string>
   /**
-   * Answers synchronously while the circuit is open: `null` (the facade builds the
-   * fallback) or a cached last-known-good outcome; otherwise a Promise.
+   * `{ fire }` for this handle, bound to it without napi-rs's per-call method glue (see
+   * `fast`). `fire` answers synchronously while the circuit is open: `null` (the facade
+   * builds the fallback) or a cached last-known-good outcome; otherwise a Promise. Its
+   * arguments after the URL are `init`'s fields as the facade checked them (see `fast`).
    */
-  fire(url: string, method?: string | undefined | null, headers?: Array<string> | undefined | null, body?: string | Uint8Array | undefined | null, timeout?: number | undefined | null, deadline?: number | undefined | null, fullResponse?: boolean | undefined | null, abortId?: number | undefined | null, route?: string | undefined | null, durable?: boolean | undefined | null, orderingKey?: string | undefined | null, trace?: boolean | undefined | null): null | NativeOutcome | Promise<string | NativeOutcome>
-  /**
-   * `{ tryReject, fire }` for this handle without napi-rs's per-call method glue (see
-   * `fast`): `fire` takes only a URL.
-   */
-  fastPath(): { tryReject: () => boolean, fire: (url: string) => null | NativeOutcome | Promise<string | NativeOutcome> }
+  fastPath(): { fire: (url: string, method?: string, headers?: string[], body?: string | Uint8Array, timeout?: number, deadline?: number, fullResponse?: boolean, abortId?: number, route?: string, durable?: boolean, orderingKey?: string, trace?: boolean) => null | NativeOutcome | Promise<string | NativeOutcome> }
   /**
    * Stops this handle: its calls still running settle at once with ESHUTDOWN, later
    * fire() calls reject with ESHUTDOWN, its events stop, and the last handle of a name

@@ -9,7 +9,7 @@ use napi_derive::napi;
 use crate::bridge;
 use crate::convert::{self, BreakerStats};
 use crate::events::{self, BreakerEvent, JsObserver};
-use crate::fire::{self, FireArgs, FireResult, HandleState};
+use crate::fire::HandleState;
 use crate::throw::throw;
 
 #[napi]
@@ -122,50 +122,12 @@ impl NativeBreaker {
         w
     }
 
-    /// Answers synchronously while the circuit is open: `null` (the facade builds the
-    /// fallback) or a cached last-known-good outcome; otherwise a Promise.
+    /// `{ fire }` for this handle, bound to it without napi-rs's per-call method glue (see
+    /// `fast`). `fire` answers synchronously while the circuit is open: `null` (the facade
+    /// builds the fallback) or a cached last-known-good outcome; otherwise a Promise. Its
+    /// arguments after the URL are `init`'s fields as the facade checked them (see `fast`).
     #[napi(
-        catch_unwind,
-        ts_return_type = "null | NativeOutcome | Promise<string | NativeOutcome>"
-    )]
-    #[allow(clippy::too_many_arguments)]
-    pub fn fire<'env>(
-        &self,
-        env: &'env Env,
-        url: String,
-        method: Option<String>,
-        headers: Option<Vec<String>>,
-        body: Option<Either<String, Uint8Array>>,
-        timeout: Option<f64>,
-        deadline: Option<f64>,
-        full_response: Option<bool>,
-        abort_id: Option<f64>,
-        route: Option<String>,
-        durable: Option<bool>,
-        ordering_key: Option<String>,
-        trace: Option<bool>,
-    ) -> Result<FireResult<'env>> {
-        let args = FireArgs {
-            trace: trace.unwrap_or(false),
-            durable,
-            ordering_key,
-            url,
-            method,
-            headers,
-            body,
-            timeout,
-            deadline,
-            full_response,
-            abort_id,
-            route,
-        };
-        fire::fire(env, &self.inner, &self.handle, args)
-    }
-
-    /// `{ tryReject, fire }` for this handle without napi-rs's per-call method glue (see
-    /// `fast`): `fire` takes only a URL.
-    #[napi(
-        ts_return_type = "{ tryReject: () => boolean, fire: (url: string) => null | NativeOutcome | Promise<string | NativeOutcome> }"
+        ts_return_type = "{ fire: (url: string, method?: string, headers?: string[], body?: string | Uint8Array, timeout?: number, deadline?: number, fullResponse?: boolean, abortId?: number, route?: string, durable?: boolean, orderingKey?: string, trace?: boolean) => null | NativeOutcome | Promise<string | NativeOutcome> }"
     )]
     pub fn fast_path<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
         crate::fast::functions(env, &self.inner, &self.handle)

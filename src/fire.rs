@@ -81,10 +81,11 @@ impl HandleState {
     }
 }
 
-/// fire()'s arguments, as the facade passes them (already type-checked there).
-pub struct FireArgs {
-    pub url: String,
+/// fire()'s `init`, as the facade passes it (already type-checked there).
+#[derive(Default)]
+pub struct FireInit {
     pub method: Option<String>,
+    /// Flattened: `[name, value, name, value, ...]`.
     pub headers: Option<Vec<String>>,
     pub body: Option<Either<String, Uint8Array>>,
     pub timeout: Option<f64>,
@@ -98,26 +99,7 @@ pub struct FireArgs {
     /// `init.orderingKey` of a durable write.
     pub ordering_key: Option<String>,
     /// The facade traces this call: report its attempts and retries in the outcome.
-    pub trace: bool,
-}
-
-impl FireArgs {
-    pub fn url_only(url: String) -> Self {
-        Self {
-            url,
-            method: None,
-            headers: None,
-            body: None,
-            timeout: None,
-            deadline: None,
-            full_response: None,
-            abort_id: None,
-            route: None,
-            durable: None,
-            ordering_key: None,
-            trace: false,
-        }
-    }
+    pub trace: Option<bool>,
 }
 
 /// The open-circuit check before any argument crosses: true when the call was
@@ -127,7 +109,7 @@ pub fn try_reject(b: &Breaker, handle: &HandleState) -> bool {
     !handle.is_closed() && b.try_short_circuit()
 }
 
-/// One fire() for both entry points (the `#[napi]` method and the fast path).
+/// fire(url, init) for the fast path (`fast`).
 ///
 /// The permit `admit` returns is a guard: if anything below fails or panics before the
 /// call future owns it, dropping it gives a half-open trial slot back (issue 11, defect 2).
@@ -135,7 +117,8 @@ pub fn fire<'env>(
     env: &'env Env,
     b: &Arc<Breaker>,
     handle: &HandleState,
-    a: FireArgs,
+    url: String,
+    a: FireInit,
 ) -> Result<FireResult<'env>> {
     if handle.is_closed() {
         return Ok(Either3::B(convert::rejection(
@@ -186,7 +169,7 @@ pub fn fire<'env>(
     let Some(permit) = b.admit() else {
         if durable {
             // Open: stored in the outbox (its sync runs on the I/O runtime, never here).
-            let call = prepare(b, &a.url, method, a.headers, a.body).and_then(|r| build(b, r));
+            let call = prepare(b, &url, method, a.headers, a.body).and_then(|r| build(b, r));
             return match call {
                 Ok(mut call) => {
                     call.stop = Some(handle.stop.clone());
@@ -201,7 +184,7 @@ pub fn fire<'env>(
         // Open: no runtime, no network. Validating the request is only worth it when
         // the cache may hold an answer for it.
         if b.may_serve_cached() {
-            if let Ok(req) = prepare(b, &a.url, method, a.headers, a.body) {
+            if let Ok(req) = prepare(b, &url, method, a.headers, a.body) {
                 if let Some(f) = b.rejected_now(&req) {
                     return Ok(Either3::B(convert::fallback(f)));
                 }
@@ -221,7 +204,7 @@ pub fn fire<'env>(
         b.rejected(None);
         return Ok(Either3::A(Null));
     };
-    let call = prepare(b, &a.url, method, a.headers, a.body).and_then(|r| build(b, r));
+    let call = prepare(b, &url, method, a.headers, a.body).and_then(|r| build(b, r));
     let mut call = match call {
         Ok(c) => c,
         // The unused permit is dropped here, returning its slot.
@@ -229,9 +212,7 @@ pub fn fire<'env>(
     };
     call.cancel = abort.map(crate::abort::register);
     call.stop = Some(handle.stop.clone());
-    let trace = a
-        .trace
-        .then(|| Arc::new(dnastore_core::CallTrace::default()));
+    let trace = (a.trace == Some(true)).then(|| Arc::new(dnastore_core::CallTrace::default()));
     call.trace = trace.clone();
     // Boxed once here: the call future is large, and moving it by value through the
     // guard, the completion wrapper and the task cell costs a memcpy each time.
