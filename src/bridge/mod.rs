@@ -25,8 +25,13 @@
 //! when it was measured, bench/README.md), and a lone call settling in the same libuv
 //! callback that read its response is where `local` gets its saving; nor does the hook drive
 //! anything from the JS thread's loop, so `local` and `dispatch` would stay as they are.
-//! Adopting it would add the per-promise threadsafe function and one more loop wake-up to
-//! every call, far beyond the 5 % the issue allows at one call in flight: not adopted.
+//! Measured with a prototype backend that hands napi-rs's tasks to `dispatch` (so lone calls
+//! still ran on this thread's runtime, 101 of 101) and lone calls' promises made by
+//! `execute_tokio_future`: at one call in flight, interleaved A/B of 8 pairs of
+//! `bench/contender.js` runs on the loaded 2-core VM, 1.11x the CPU per call (pairs
+//! 1.02-1.47), and 11.4 system calls per call against 7.5 (`npm run bench:syscalls`: the
+//! uv_async write and read of each promise's threadsafe function, one more loop iteration).
+//! Over the 5 % the issue allows: not adopted.
 //!
 //! **tokio's `LocalEventLoop`.** Not in any tokio release: tokio 1.54.1 (Cargo.lock) has
 //! `LocalRuntime` but no event-loop flavour; `EventLoop` / `LocalEventLoop` driven by a host
