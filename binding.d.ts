@@ -30,15 +30,12 @@ export declare class NativeBreaker {
    */
   warnings(): Array<string>
   /**
-   * Answers synchronously while the circuit is open: `null` (the facade builds the
-   * fallback) or a cached last-known-good outcome; otherwise a Promise.
+   * `{ fire }` for this handle, bound to it without napi-rs's per-call method glue (see
+   * `fast`). `fire` answers synchronously while the circuit is open: `null` (the facade
+   * builds the fallback) or a cached last-known-good outcome; otherwise a Promise. Its
+   * arguments after the URL are `init`'s fields as the facade checked them (see `fast`).
    */
-  fire(url: string, method?: string | undefined | null, headers?: Array<string> | undefined | null, body?: string | Uint8Array | undefined | null, timeout?: number | undefined | null, deadline?: number | undefined | null, fullResponse?: boolean | undefined | null, abortId?: number | undefined | null, route?: string | undefined | null, durable?: boolean | undefined | null, orderingKey?: string | undefined | null, trace?: boolean | undefined | null): null | NativeOutcome | Promise<string | NativeOutcome>
-  /**
-   * `{ tryReject, fire }` for this handle without napi-rs's per-call method glue (see
-   * `fast`): `fire` takes only a URL.
-   */
-  fastPath(): { tryReject: () => boolean, fire: (url: string) => null | NativeOutcome | Promise<string | NativeOutcome> }
+  fastPath(): { fire: (url: string, method?: string, headers?: string[], body?: string | Uint8Array, timeout?: number, deadline?: number, fullResponse?: boolean, abortId?: number, route?: string, durable?: boolean, orderingKey?: string, trace?: boolean) => null | NativeOutcome | Promise<string | NativeOutcome> }
   /**
    * Stops this handle: its calls still running settle at once with ESHUTDOWN (a durable
    * write is queued first, with its Idempotency-Key: its outcome is unknown), later fire()
@@ -110,7 +107,7 @@ export declare class NativeCircuit {
 /**
  * Test hook: `[calls run on this JS thread's own runtime, turns of it, rounds of the turns
  * that started a call, calls woken in one turn that finished only in a later one]` so far
- * (see `local`): how a test tells an inline call from one sent to the I/O thread, counts
+ * (see `bridge::inline_stats`): how a test tells an inline call from one sent to the I/O thread, counts
  * the driver polls starting a lone call costs, and sees a wake-up left queued.
  */
 export declare function __inlineStats(): Array<number>

@@ -485,25 +485,34 @@ test('redirects are followed within the upstream origin only; one to another hos
   }
 });
 
-test('the per-request fast path (tryReject, fire(url)) rejects bad arguments with an error, never a crash', () => {
+test('the per-request fast path, fire(url, ...init fields), rejects bad arguments with an error, never a crash', () => {
   const native = require('../binding.js');
   const nb = new native.NativeBreaker({ name: uniqueName(), baseUrl: 'http://127.0.0.1:9' }, {}, () => {});
-  const { tryReject, fire } = nb.fastPath();
-  expect(tryReject()).toBe(false);
-  for (const bad of [42, undefined, {}, null]) {
-    let err;
+  const { fire } = nb.fastPath();
+  const thrown = (...args) => {
     try {
-      fire(bad);
+      fire(...args);
     } catch (e) {
-      err = e;
+      return e;
     }
+    return undefined;
+  };
+  for (const bad of [42, undefined, {}, null]) {
+    const err = thrown(bad);
     expect(Object.prototype.toString.call(err)).toBe('[object Error]');
     expect(err.message).toMatch(/string/i);
   }
+  // init's fields, as the facade checked them: one of the wrong type is an error too.
+  const u = undefined;
+  for (const args of [[3], [u, [1, 2]], [u, u, 7], [u, u, u, 'soon'], [u, u, u, u, u, 'no'], [u, u, u, u, u, u, u, u, u, u, 5]]) {
+    const err = thrown('/x', ...args);
+    expect(Object.prototype.toString.call(err)).toBe('[object Error]');
+  }
   nb.shutdown();
-  // After shutdown: no short-circuit; fire() answers ESHUTDOWN synchronously.
-  expect(tryReject()).toBe(false);
-  expect(fire('/x')).toMatchObject({ kind: require('../binding.js').OutcomeKind.Rejection, code: 'ESHUTDOWN' });
+  // After shutdown: no short-circuit; fire() answers ESHUTDOWN synchronously, init or not.
+  const { OutcomeKind } = require('../binding.js');
+  expect(fire('/x')).toMatchObject({ kind: OutcomeKind.Rejection, code: 'ESHUTDOWN' });
+  expect(fire('/x', 'GET', ['accept', 'text/plain'], undefined, 100)).toMatchObject({ kind: OutcomeKind.Rejection, code: 'ESHUTDOWN' });
 });
 
 test('the generated BreakerOptions type lists exactly the core option names', () => {

@@ -1,6 +1,6 @@
 'use strict';
 
-// Lone calls run their I/O on the JS thread's own runtime (src/local.rs, issue 18): which
+// Lone calls run their I/O on the JS thread's own runtime (src/bridge/local, issue 18): which
 // calls take that path, and that timers, aborts, events and the event loop's lifetime
 // behave there as on the I/O thread.
 
@@ -46,7 +46,7 @@ test('a lone call runs inline; a call fired with another pending, or in a burst,
 
 // tokio's timer wakes its driver (an eventfd write, and one more driver poll to take it)
 // whenever a new timer is due before every one it knew of: each lone call's timeout did. The
-// local runtime's driver never sleeps, so src/local.rs keeps an earlier timer armed (`anchor`).
+// local runtime's driver never sleeps, so src/bridge/local keeps an earlier timer armed (`anchor`).
 // The upstream here is in this process, so it cannot answer while the turn that starts a
 // call runs: one round, unless something woke the driver.
 test('starting a lone call takes one poll of the driver: registering its timeout does not wake it', async () => {
@@ -225,3 +225,44 @@ test('back-to-back lone calls that end within their first turn never stall the l
   });
   expect(JSON.parse(out.trim())).toEqual({ codes: ['ECONNREFUSED'], inline: 200 });
 }, 20_000);
+
+// Each JS thread finds its runtime's epoll descriptor once, when its first lone call starts.
+// Found by diffing /proc/self/fd around the runtime's construction, another thread building
+// a runtime at the same moment made the diff ambiguous, and that thread's calls all went to
+// the I/O thread for good: workers started together lost the inline path. The descriptor is
+// now the one epoll that holds a probe registered with this runtime (src/bridge/local/driver.rs).
+test('workers whose first lone calls start at the same moment all run them inline', async () => {
+  const { Worker } = require('node:worker_threads');
+  const pkg = path.join(__dirname, '..');
+  const source = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { createBreaker } = require(workerData.pkg);
+    const { inlineStats } = require(require('node:path').join(workerData.pkg, 'lib', 'testing'));
+    const b = createBreaker({ name: 'together', baseUrl: workerData.url, logger: false });
+    const gate = new Int32Array(workerData.gate);
+    parentPort.postMessage('ready');
+    Atomics.wait(gate, 0, 0);
+    b.fire('/together').then((r) => {
+      parentPort.postMessage({ ok: r.ok === true, inline: inlineStats().calls });
+      b.shutdown();
+    });
+  `;
+  const WORKERS = 6;
+  const results = [];
+  for (let round = 0; round < 3; round++) {
+    const gate = new SharedArrayBuffer(4);
+    const workers = Array.from({ length: WORKERS }, () => new Worker(source, { eval: true, workerData: { pkg, url: up.url, gate } }));
+    const failed = (w) => new Promise((resolve, reject) => {
+      w.once('error', reject);
+      w.once('exit', (code) => reject(new Error(`worker exited (${code}) before answering`)));
+    });
+    const ready = workers.map((w) => Promise.race([new Promise((resolve) => w.once('message', resolve)), failed(w)]));
+    const done = workers.map((w) => Promise.race([new Promise((resolve) => w.on('message', (m) => m !== 'ready' && resolve(m))), failed(w)]));
+    await Promise.all(ready);
+    Atomics.store(new Int32Array(gate), 0, 1);
+    Atomics.notify(new Int32Array(gate), 0);
+    results.push(...(await Promise.all(done)));
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+  expect(results).toEqual(Array(3 * WORKERS).fill({ ok: true, inline: 1 }));
+}, 30_000);

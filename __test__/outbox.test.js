@@ -140,6 +140,21 @@ test("outbox 'all': every write is durable unless it opts out; reads are never q
   expect(b.outbox.stats().entries).toBe(2);
 });
 
+// The open-circuit check happens in the binding, before the call's fields are converted,
+// except for a call that may be a durable write (issue 27 moved that decision out of JS).
+test('on an open circuit, durable: true is still queued with an outbox and refused without one; the rest short-circuits', async () => {
+  const b = make();
+  const off = make({ outbox: 'off' });
+  await b.fire('/trip', { method: 'POST', body: '{}' }).catch(() => {});
+  await off.fire('/trip').catch(() => {});
+  expect([b.state, off.state]).toEqual(['open', 'open']);
+  expect(await post(b, { n: 1 })).toMatchObject({ queued: true, code: 'EOPENBREAKER' });
+  await expect(off.fire('/x', { method: 'POST', body: '{}', durable: true })).rejects.toMatchObject({ code: 'EINVALID', message: expect.stringMatching(/outbox/) });
+  expect(await b.fire('/api/sigils', { method: 'POST', body: '{}' })).toMatchObject({ fallback: true, source: 'none' });
+  expect(await off.fire('/x', { method: 'POST', body: '{}', durable: false })).toMatchObject({ fallback: true, source: 'none' });
+  expect(b.outbox.stats().entries).toBe(1);
+});
+
 test('at rest: only content-type, idempotency-key, the tenant header and outboxHeaders are kept', async () => {
   const b = make({ outboxHeaders: ['x-signature'] });
   await post(b, { n: 1 }, { headers: { authorization: 'Bearer s3cret', cookie: 'sid=1', 'x-tenant-id': 't1', 'x-signature': 'sig', 'x-other': 'o' } });

@@ -104,7 +104,7 @@ async function dnastore(target, mode, extra = {}, pkg = process.env.DNASTORE_BEN
   });
   await breaker.fire(target.path);
   if (breaker.state !== 'open') throw new Error(`dnastore-breaker did not open (state ${breaker.state})`);
-  return { call: () => breaker.fire(target.path), close: () => breaker.shutdown() };
+  return { call: () => breaker.fire(target.path, init), close: () => breaker.shutdown() };
 }
 
 // OpenTelemetry variants (lib/tracing.js). @opentelemetry/api is a devDependency, so the plain
@@ -161,6 +161,9 @@ const CONTENDERS = {
   // Every call with one long-lived AbortSignal that never fires, as a service passing its
   // shutdown signal to each call: the per-call cost of abortability (issue 11, defect 4).
   'dnastore-breaker (AbortSignal)': (t, m) => dnastore(t, m, { coalesce: false }, undefined, { signal: new AbortController().signal }),
+  // Every call with an init (a header and a timeout), as most service calls have: the
+  // arguments object crosses into the binding (issue 27: one crossing, read by name).
+  'dnastore-breaker (init)': (t, m) => dnastore(t, m, { coalesce: false }, undefined, { headers: { accept: 'application/json' }, timeout: 3000 }),
   // The bulkhead on (issue 15) at a cap above the bench's concurrency (50): the slot's
   // acquire and release on every call, never a refusal. Must stay within 3 % of the above.
   'dnastore-breaker (bulkhead 64)': (t, m) => dnastore(t, m, { coalesce: false, maxConcurrent: 64 }),

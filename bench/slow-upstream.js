@@ -6,7 +6,7 @@
 // lone calls on the JS thread (the default) and with `inlineIo: false`: client CPU per call,
 // and how many calls ran on the JS thread. The bench's nginx answers in ~0.1 ms; services
 // talk to stores that take milliseconds, where the JS thread's runtime needs its timer tick
-// for as long as a call is in flight (src/local.rs) and a breaker whose calls are slow sends
+// for as long as a call is in flight (src/bridge/local) and a breaker whose calls are slow sends
 // them to the I/O thread instead (LoneRoute in crates/core/src/own_runtime.rs).
 // The upstream is a Node server in this process; each client runs in its own process, the
 // two modes alternating, and the median of the rounds is printed as a Markdown table.

@@ -6,7 +6,7 @@
 // bench's nginx), counted by the kernel's syscall tracepoints over 3 s of its measured window
 // with `perf stat` (needs perf, and root or perf_event_paranoid <= 1). Each call on this VM
 // costs ~0.5-1 µs of the ~100 µs a request takes, and the count is exact where CPU figures
-// swing by ±20 % between runs: a change to how a lone call is driven (src/local.rs) shows
+// swing by ±20 % between runs: a change to how a lone call is driven (src/bridge/local) shows
 // here first. Defaults: dnastore-breaker, this checkout (DNASTORE_BENCH_MODULE for another).
 
 const fs = require('node:fs');

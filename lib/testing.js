@@ -15,7 +15,7 @@ function testPanic(mode) {
   }
 }
 
-// How many calls ran inline (on this JS thread's own runtime, see src/local.rs), its turns, the
+// How many calls ran inline (on this JS thread's own runtime, see src/bridge/local), its turns, the
 // rounds (driver polls) of the turns that started a call, and the calls that finished before
 // the first driver poll of a later turn (woken, then left queued: `lateWakes`).
 function inlineStats() {

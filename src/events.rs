@@ -298,7 +298,7 @@ impl Observer for JsObserver {
             ThreadsafeFunctionCallMode::NonBlocking,
         );
         // Emitted by a call running on this JS thread's own runtime: its promise must not
-        // settle before this event reaches its listeners (see `local::event_queued`).
-        crate::local::event_queued();
+        // settle before this event reaches its listeners (see `bridge::event_queued`).
+        crate::bridge::event_queued();
     }
 }

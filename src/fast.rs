@@ -1,218 +1,141 @@
-//! The per-request calls, `fire(url)` (which short-circuits an open circuit first) and
-//! `tryReject()` (the same check, for calls with an `init`), as hand-written napi callbacks
-//! bound to one breaker.
+//! The per-request call, `fire(url, ...init's fields)`, as a hand-written napi callback
+//! bound to one breaker: one crossing per call, an open circuit answered before the URL or
+//! any field is converted (but `durable` and, with outbox `all`, `method`: a call that may be
+//! a durable write must reach `fire`, which queues it).
 //!
-//! Why: a `#[napi]` class method pays, per call, for napi-rs's native-borrow scope (a
-//! HashMap insert and remove), a type-tag check on `this`, and a type check per optional
-//! argument. On the open circuit that glue was most of the native time per call (bench
-//! profile). These functions carry the breaker as their napi `data` pointer instead, so a
-//! call is one `napi_get_cb_info` plus the work. Behaviour is shared with the class
-//! methods (`breaker::fire`, `breaker::try_reject`); only argument plumbing lives here.
+//! Why: a `#[napi]` class method's per-call glue was most of the native time of a call on
+//! the open circuit (see `bound`). Behaviour is `fire`'s; only argument plumbing lives here.
+//!
+//! Why `init`'s fields as arguments, not one options object: until issue 27 a call with an
+//! `init` crossed twice, `tryReject()` then a class method taking the same 12 arguments. One
+//! crossing with the facade's arguments object, read by name here (`napi_get_named_property`
+//! per field, `durable` before the open-circuit check), measured against that, interleaved
+//! A/B, 8 pairs of `bench/contender.js` runs on the loaded 2-core VM (headers + timeout init):
+//! open circuit 0.60x the calls/s (pairs 0.51-0.76), closed 1.023x the CPU per call at
+//! concurrency 1 and 1.034x at 50. One crossing with the fields as arguments: open 1.27x the
+//! calls/s (pairs 0.68-2.08), closed 0.936x the CPU per call at 1 (0.79-1.03) and 0.959x at
+//! 50 (0.90-1.04); calls without an init unchanged within noise (1.02x, 1.04x, pairs
+//! 0.90-1.13). Hence arguments; the facade's own `init` stays an object, checked in JS.
 
-use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::Arc;
 
+use dnastore_core::config::OutboxMode;
 use dnastore_core::{Breaker, Code};
 use napi::bindgen_prelude::*;
 use napi::sys;
 
-use crate::breaker::{self, FireArgs, FireResult, HandleState};
+use crate::bound::{bind, throw, with_args};
+use crate::fire::{self, FireInit, FireResult, HandleState};
 
-/// What each function is bound to; freed when the function object is collected.
+/// What the function is bound to; freed when the function object is collected.
 struct Bound {
     breaker: Arc<Breaker>,
     handle: Arc<HandleState>,
 }
 
-/// `{ tryReject, fire }` bound to `b`.
+/// `{ fire }` bound to `b`.
 pub fn functions<'env>(
     env: &'env Env,
     b: &Arc<Breaker>,
     handle: &Arc<HandleState>,
 ) -> Result<Object<'env>> {
-    let mut obj = Object::new(env)?;
-    obj.set_named_property(
-        "tryReject",
-        function(env, "tryReject", try_reject_cb, b, handle)?,
-    )?;
-    obj.set_named_property("fire", function(env, "fire", fire_cb, b, handle)?)?;
-    Ok(obj)
-}
-
-pub(crate) type Callback =
-    unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-
-fn function<'env>(
-    env: &'env Env,
-    name: &str,
-    cb: Callback,
-    b: &Arc<Breaker>,
-    handle: &Arc<HandleState>,
-) -> Result<Unknown<'env>> {
     let bound = Bound {
         breaker: b.clone(),
         handle: handle.clone(),
     };
-    bind(env, name, cb, bound)
+    let mut obj = Object::new(env)?;
+    obj.set_named_property("fire", bind(env, "fire", fire_cb, bound)?)?;
+    Ok(obj)
 }
 
-/// A JS function calling `cb` with `data` as its napi data pointer, freed with the function.
-pub(crate) fn bind<'env, T: 'static>(
-    env: &'env Env,
-    name: &str,
-    cb: Callback,
-    data: T,
-) -> Result<Unknown<'env>> {
-    let raw = env.raw();
-    let data = Box::into_raw(Box::new(data));
-    let mut f = ptr::null_mut();
-    // SAFETY: JS thread, live env; `name` outlives the call and its length is explicit;
-    // `data` stays valid until the finalizer added below frees it.
-    let status = unsafe {
-        sys::napi_create_function(
-            raw,
-            name.as_ptr().cast(),
-            name.len() as isize,
-            Some(cb),
-            data.cast(),
-            &mut f,
-        )
-    };
-    if status != sys::Status::napi_ok {
-        // SAFETY: no function holds `data`: this is its only owner, freed once.
-        drop(unsafe { Box::from_raw(data) });
-        return Err(Error::new(
-            Status::GenericFailure,
-            "napi_create_function failed",
-        ));
-    }
-    // SAFETY: `f` is the function just created in this env; the finalizer runs once, when
-    // it is collected, and is then the only owner of `data` (a `Box<T>`, as `release::<T>`
-    // frees it).
-    let status = unsafe {
-        sys::napi_add_finalizer(
-            raw,
-            f,
-            data.cast(),
-            Some(release::<T>),
-            ptr::null_mut(),
-            ptr::null_mut(),
-        )
-    };
-    if status != sys::Status::napi_ok {
-        // SAFETY: the finalizer was not added, so nothing else will free `data`; the
-        // function `f` is unreachable garbage that never runs (it was never returned).
-        drop(unsafe { Box::from_raw(data) });
-        return Err(Error::new(
-            Status::GenericFailure,
-            "napi_add_finalizer failed",
-        ));
-    }
-    // SAFETY: `f` is a live value created in this env and scope.
-    Ok(unsafe { Unknown::from_raw_unchecked(raw, f) })
-}
-
-unsafe extern "C" fn release<T>(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: `data` is the Box<T> made in `bind`; napi runs this finalizer once, when the
-    // function object is collected, so no callback can use it afterwards.
-    drop(unsafe { Box::from_raw(data.cast::<T>()) });
-}
-
-/// Runs `f` with the bound data and up to `N` arguments (missing ones are `undefined`).
-/// The borrow of the data cannot escape `f` (a higher-ranked lifetime): it is only valid
-/// while the function object, and so its finalizer, cannot run, i.e. during this callback.
+/// Whether `v` is undefined (an argument not passed) or null.
 ///
 /// # Safety
-/// `env` and `info` must be the arguments napi passed to a callback created by `bind` with
-/// data of type `T`.
-pub(crate) unsafe fn with_args<T, const N: usize, R>(
+/// `v` is a value of the callback scope of `env`.
+unsafe fn absent(env: sys::napi_env, v: sys::napi_value) -> bool {
+    let mut t = sys::ValueType::napi_undefined;
+    // SAFETY: the caller's contract; an out-pointer to a local.
+    unsafe { sys::napi_typeof(env, v, &mut t) };
+    t == sys::ValueType::napi_undefined || t == sys::ValueType::napi_null
+}
+
+/// Whether a call with these arguments may be a durable write, which an open circuit queues
+/// instead of short-circuiting: `durable: true`, or outbox `all` and a method named (the
+/// core decides which methods qualify, in `fire`).
+///
+/// # Safety
+/// `method` and `durable` are values of the callback scope of `env`.
+unsafe fn may_queue(
     env: sys::napi_env,
-    info: sys::napi_callback_info,
-    f: impl for<'b> FnOnce(&'b T, [sys::napi_value; N]) -> R,
-) -> Option<R> {
-    let mut argc = N;
-    let mut argv = [ptr::null_mut(); N];
-    let mut data = ptr::null_mut();
-    // SAFETY: per this function's contract; the out-pointers are locals sized for N.
-    let status = unsafe {
-        sys::napi_get_cb_info(
-            env,
-            info,
-            &mut argc,
-            argv.as_mut_ptr(),
-            ptr::null_mut(),
-            &mut data,
-        )
-    };
-    if status != sys::Status::napi_ok || data.is_null() {
-        return None;
+    method: sys::napi_value,
+    durable: sys::napi_value,
+    b: &Breaker,
+) -> bool {
+    let mut on = false;
+    // SAFETY: the caller's contract; an out-pointer to a local. Anything but a boolean
+    // (undefined: not given) fails and leaves `on` false.
+    if unsafe { sys::napi_get_value_bool(env, durable, &mut on) } == sys::Status::napi_ok {
+        return on;
     }
-    // SAFETY: `data` is the `T` attached by `bind`, alive while the function object is (its
-    // finalizer frees it), and the function is running, so it is alive now.
-    let bound = unsafe { &*data.cast::<T>() };
-    Some(f(bound, argv))
+    // SAFETY: the caller's contract.
+    b.config().outbox.mode == OutboxMode::All && !unsafe { absent(env, method) }
 }
 
-pub(crate) fn boolean(env: sys::napi_env, v: bool) -> sys::napi_value {
-    let mut out = ptr::null_mut();
-    // SAFETY: called from a napi callback with its env; the out-pointer is a local.
-    unsafe { sys::napi_get_boolean(env, v, &mut out) };
-    out
-}
-
-/// Throws a JS error with our stable code; returns what a throwing callback returns.
-pub(crate) fn throw(env: sys::napi_env, code: Code, message: &str) -> sys::napi_value {
-    let _ = crate::throw::throw(&Env::from_raw(env), code, message);
-    ptr::null_mut()
-}
-
-unsafe extern "C" fn try_reject_cb(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
-    // SAFETY: napi's own callback arguments.
-    let rejected = unsafe {
-        with_args::<Bound, 0, _>(env, info, |bound, _| {
-            // A panic here would be a bug; the call then takes the full path, which reports it.
-            catch_unwind(AssertUnwindSafe(|| {
-                breaker::try_reject(&bound.breaker, &bound.handle)
-            }))
-            .unwrap_or(false)
+/// `fire(url, method, headers, body, timeout, deadline, fullResponse, abortId, route,
+/// durable, orderingKey, trace)`: `init`'s fields as the facade checked them, all but the
+/// URL optional (a call without `init` passes the URL alone).
+///
+/// # Safety
+/// `env` and `args` are this callback's.
+unsafe fn read_init(env: sys::napi_env, args: &[sys::napi_value; 12]) -> Result<FireInit> {
+    // SAFETY: every value converted below is an argument of this callback, in its scope.
+    unsafe {
+        Ok(FireInit {
+            method: Option::from_napi_value(env, args[1])?,
+            headers: Option::from_napi_value(env, args[2])?,
+            body: Option::from_napi_value(env, args[3])?,
+            timeout: Option::from_napi_value(env, args[4])?,
+            deadline: Option::from_napi_value(env, args[5])?,
+            full_response: Option::from_napi_value(env, args[6])?,
+            abort_id: Option::from_napi_value(env, args[7])?,
+            route: Option::from_napi_value(env, args[8])?,
+            durable: Option::from_napi_value(env, args[9])?,
+            ordering_key: Option::from_napi_value(env, args[10])?,
+            trace: Option::from_napi_value(env, args[11])?,
         })
-    };
-    match rejected {
-        Some(r) => boolean(env, r),
-        None => throw(env, Code::Internal, "tryReject: napi_get_cb_info failed"),
     }
 }
 
 unsafe extern "C" fn fire_cb(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let call = |bound: &Bound, [url]: [sys::napi_value; 1]| {
+    let call = |bound: &Bound, args: [sys::napi_value; 12]| {
         catch_unwind(AssertUnwindSafe(|| -> Result<sys::napi_value> {
+            // SAFETY: argument values of this callback, in its scope.
+            let may_queue = unsafe { may_queue(env, args[1], args[9], &bound.breaker) };
             // Open circuit, nothing cached: null (the facade resolves the fallback) before
-            // the URL is converted; the same answer fire() gives, for less.
-            if breaker::try_reject(&bound.breaker, &bound.handle) {
+            // anything is converted; the same answer fire() gives, for less.
+            if !may_queue && fire::try_reject(&bound.breaker, &bound.handle) {
                 // SAFETY: env of this callback.
                 return unsafe { Null::to_napi_value(env, Null) };
             }
-            // SAFETY: `url` is an argument value of this callback, in its scope.
-            let url = unsafe { String::from_napi_value(env, url) }?;
+            // SAFETY: as above.
+            let url = unsafe { String::from_napi_value(env, args[0]) }?;
+            // SAFETY: as above.
+            let init = unsafe { read_init(env, &args) }?;
             let e = Env::from_raw(env);
-            let out: FireResult<'_> =
-                breaker::fire(&e, &bound.breaker, &bound.handle, FireArgs::url_only(url))?;
+            let out: FireResult<'_> = fire::fire(&e, &bound.breaker, &bound.handle, url, init)?;
             // SAFETY: env of this callback; `out` holds values of this scope.
             unsafe { FireResult::to_napi_value(env, out) }
         }))
     };
     // SAFETY: napi's own callback arguments.
-    let result = unsafe { with_args::<Bound, 1, _>(env, info, call) };
+    let result = unsafe { with_args::<Bound, 12, _>(env, info, call) };
     match result {
         None => throw(env, Code::Internal, "fire: napi_get_cb_info failed"),
         Some(Ok(Ok(v))) => v,
-        // napi-rs errors here are argument errors (a non-string URL): the facade maps
-        // their Status code to EINVALID, as for the class method.
+        // napi-rs errors here are argument errors (a non-string URL, a field of the wrong
+        // type): the facade maps their Status code to EINVALID.
         Some(Ok(Err(e))) if e.status == Status::PendingException => ptr::null_mut(),
         Some(Ok(Err(e))) => {
             // SAFETY: env of this callback, no exception pending (checked above).

@@ -2,7 +2,7 @@
 //! (lib/circuit-breaker.js). Thin adapters over `dnastore_core::guarded::Guarded`: each
 //! per-call method is synchronous and answers a plain number, so the success path builds
 //! no Promise and no Error natively. `admit` and `record` are also offered as plain napi
-//! functions bound to the circuit (`fastPath()`, the pattern of fast.rs): a class method's
+//! functions bound to the circuit (`fastPath()`, see `bound`): a class method's
 //! napi-rs glue was most of their cost (bench/wrapped.js).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -18,8 +18,8 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 
+use crate::bound;
 use crate::convert;
-use crate::fast;
 use crate::throw::throw;
 
 /// Why `admit()` refused a call (its answer is a slot number, >= 0, otherwise).
@@ -217,15 +217,15 @@ impl NativeCircuit {
         let mut obj = Object::new(env)?;
         obj.set_named_property(
             "admit",
-            fast::bind(env, "admit", admit_cb, self.inner.clone())?,
+            bound::bind(env, "admit", admit_cb, self.inner.clone())?,
         )?;
         obj.set_named_property(
             "record",
-            fast::bind(env, "record", record_cb, self.inner.clone())?,
+            bound::bind(env, "record", record_cb, self.inner.clone())?,
         )?;
         obj.set_named_property(
             "note",
-            fast::bind(env, "note", note_cb, self.inner.clone())?,
+            bound::bind(env, "note", note_cb, self.inner.clone())?,
         )?;
         Ok(obj)
     }
@@ -370,7 +370,7 @@ unsafe extern "C" fn admit_cb(
 ) -> sys::napi_value {
     // SAFETY: napi's own callback arguments, for a function `bind` made with an Arc<Guarded>.
     let r = unsafe {
-        fast::with_args::<Arc<Guarded>, 0, _>(env, info, |g, _| {
+        bound::with_args::<Arc<Guarded>, 0, _>(env, info, |g, _| {
             catch_unwind(AssertUnwindSafe(|| admit(g)))
         })
     };
@@ -381,12 +381,12 @@ unsafe extern "C" fn admit_cb(
             unsafe { sys::napi_create_int32(env, v, &mut out) };
             out
         }
-        Some(Err(_)) => fast::throw(
+        Some(Err(_)) => bound::throw(
             env,
             Code::Internal,
             "internal error in dnastore-breaker (a bug; please report it)",
         ),
-        None => fast::throw(env, Code::Internal, "admit: napi_get_cb_info failed"),
+        None => bound::throw(env, Code::Internal, "admit: napi_get_cb_info failed"),
     }
 }
 
@@ -405,19 +405,19 @@ unsafe extern "C" fn record_cb(
         ok.then(|| catch_unwind(AssertUnwindSafe(|| record(g, s, r))))
     };
     // SAFETY: napi's own callback arguments, for a function `bind` made with an Arc<Guarded>.
-    match unsafe { fast::with_args::<Arc<Guarded>, 2, _>(env, info, call) } {
-        Some(Some(Ok(moved))) => fast::boolean(env, moved),
-        Some(None) => fast::throw(
+    match unsafe { bound::with_args::<Arc<Guarded>, 2, _>(env, info, call) } {
+        Some(Some(Ok(moved))) => bound::boolean(env, moved),
+        Some(None) => bound::throw(
             env,
             Code::Invalid,
             "record(slot, result): two numbers expected",
         ),
-        Some(Some(Err(_))) => fast::throw(
+        Some(Some(Err(_))) => bound::throw(
             env,
             Code::Internal,
             "internal error in dnastore-breaker (a bug; please report it)",
         ),
-        None => fast::throw(env, Code::Internal, "record: napi_get_cb_info failed"),
+        None => bound::throw(env, Code::Internal, "record: napi_get_cb_info failed"),
     }
 }
 
@@ -441,14 +441,14 @@ unsafe extern "C" fn note_cb(env: sys::napi_env, info: sys::napi_callback_info) 
         ok.then(|| catch_unwind(AssertUnwindSafe(|| g.note(note_of(n)))))
     };
     // SAFETY: napi's own callback arguments, for a function `bind` made with an Arc<Guarded>.
-    match unsafe { fast::with_args::<Arc<Guarded>, 1, _>(env, info, call) } {
+    match unsafe { bound::with_args::<Arc<Guarded>, 1, _>(env, info, call) } {
         Some(Some(Ok(()))) => ptr::null_mut(),
-        Some(None) => fast::throw(env, Code::Invalid, "note(n): a number expected"),
-        Some(Some(Err(_))) => fast::throw(
+        Some(None) => bound::throw(env, Code::Invalid, "note(n): a number expected"),
+        Some(Some(Err(_))) => bound::throw(
             env,
             Code::Internal,
             "internal error in dnastore-breaker (a bug; please report it)",
         ),
-        None => fast::throw(env, Code::Internal, "note: napi_get_cb_info failed"),
+        None => bound::throw(env, Code::Internal, "note: napi_get_cb_info failed"),
     }
 }

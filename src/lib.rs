@@ -5,19 +5,17 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod abort;
+mod bound;
 mod breaker;
-mod completion;
+mod bridge;
 mod convert;
-mod dispatch;
 mod events;
 mod fast;
+mod fire;
 mod guarded;
-mod local;
 mod options;
 mod outbox;
-mod runtime;
 mod throw;
-mod uv;
 
 /// Buffers are allocated on the I/O thread and freed on the JS thread (and back); with
 /// glibc malloc those cross-thread frees contend on arena locks (~8 % of client CPU in the
@@ -83,34 +81,34 @@ pub fn test_panic(
         expected_panic();
         panic!("test panic (sync)");
     }
-    completion::promise(
+    let guarded = fire::guarded(
+        async {
+            if std::hint::black_box(true) {
+                expected_panic();
+                panic!("test panic (async)");
+            }
+            dnastore_core::CallOutcome::Rejected(
+                dnastore_core::CallError::invalid("unreachable").into(),
+            )
+        },
+        false,
+    );
+    bridge::promise(
         env,
-        breaker::guarded(
-            async {
-                if std::hint::black_box(true) {
-                    expected_panic();
-                    panic!("test panic (async)");
-                }
-                dnastore_core::CallOutcome::Rejected(
-                    dnastore_core::CallError::invalid("unreachable").into(),
-                )
-            },
-            false,
-        ),
-        None,
+        async move { fire::settle(guarded.await, None) },
         // Inline when nothing else is pending: the panic is then caught on the JS thread's
         // own runtime, which must settle it like the I/O thread does.
-        true,
+        bridge::Run::InlineIfLone,
     )
 }
 
 /// Test hook: `[calls run on this JS thread's own runtime, turns of it, rounds of the turns
 /// that started a call, calls woken in one turn that finished only in a later one]` so far
-/// (see `local`): how a test tells an inline call from one sent to the I/O thread, counts
+/// (see `bridge::inline_stats`): how a test tells an inline call from one sent to the I/O thread, counts
 /// the driver polls starting a lone call costs, and sees a wake-up left queued.
 #[napi(js_name = "__inlineStats")]
 pub fn inline_stats() -> Vec<f64> {
-    local::stats().iter().map(|&n| n as f64).collect()
+    bridge::inline_stats().iter().map(|&n| n as f64).collect()
 }
 
 thread_local! {

@@ -9,7 +9,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::breaker::NativeBreaker;
-use crate::completion::{self, Settled};
+use crate::bridge::{self, settle_with, Run};
 use crate::throw::throw;
 
 /// `outbox.stats()`. For a fleet outbox (`outboxRedisUrl`) entries, bytes, deadLetters and
@@ -69,6 +69,11 @@ pub struct OutboxDeadLetter {
 
 fn limit(l: Option<u32>) -> usize {
     l.unwrap_or(100).clamp(1, 10_000) as usize
+}
+
+/// A store failure rejects the promise (the message names the store, never a secret).
+fn failed(e: dnastore_core::outbox::StoreError) -> Error {
+    Error::new(Status::GenericFailure, e.0)
 }
 
 fn entry(l: Listed) -> OutboxEntry {
@@ -146,17 +151,11 @@ impl NativeBreaker {
     pub fn outbox_list<'env>(&self, env: &'env Env, limit_: Option<u32>) -> Result<Unknown<'env>> {
         let ob = self.outbox_or_throw(env)?;
         let n = limit(limit_);
-        completion::promise(
-            env,
-            async move {
-                match ob.list(n).await {
-                    Ok(l) => Settled::Entries(l.into_iter().map(entry).collect()),
-                    Err(e) => Settled::Failed(e.0),
-                }
-            },
-            None,
-            false,
-        )
+        let listed = async move {
+            let l = ob.list(n).await.map_err(failed)?;
+            Ok(l.into_iter().map(entry).collect::<Vec<_>>())
+        };
+        bridge::promise(env, async move { settle_with(listed.await) }, Run::Io)
     }
 
     #[napi(ts_return_type = "Promise<Array<OutboxDeadLetter>>")]
@@ -167,17 +166,11 @@ impl NativeBreaker {
     ) -> Result<Unknown<'env>> {
         let ob = self.outbox_or_throw(env)?;
         let n = limit(limit_);
-        completion::promise(
-            env,
-            async move {
-                match ob.dead_letters(n).await {
-                    Ok(d) => Settled::DeadLetters(d.into_iter().map(dead_letter).collect()),
-                    Err(e) => Settled::Failed(e.0),
-                }
-            },
-            None,
-            false,
-        )
+        let listed = async move {
+            let d = ob.dead_letters(n).await.map_err(failed)?;
+            Ok(d.into_iter().map(dead_letter).collect::<Vec<_>>())
+        };
+        bridge::promise(env, async move { settle_with(listed.await) }, Run::Io)
     }
 
     /// Puts a dead letter back in the queue; resolves false if there is none with `id`.
@@ -185,12 +178,8 @@ impl NativeBreaker {
     pub fn outbox_retry<'env>(&self, env: &'env Env, id: String) -> Result<Unknown<'env>> {
         let ob = self.outbox_or_throw(env)?;
         let now = self.core().wall_now_ms();
-        completion::promise(
-            env,
-            async move { ob.retry(&id, now).await.unwrap_or(false) },
-            None,
-            false,
-        )
+        let retried = async move { ob.retry(&id, now).await.unwrap_or(false) };
+        bridge::promise(env, async move { settle_with(Ok(retried.await)) }, Run::Io)
     }
 
     /// Removes a queued write (not while it is being delivered) or a dead letter for good;
@@ -198,11 +187,11 @@ impl NativeBreaker {
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn outbox_discard<'env>(&self, env: &'env Env, id: String) -> Result<Unknown<'env>> {
         let ob = self.outbox_or_throw(env)?;
-        completion::promise(
+        let discarded = async move { ob.discard(&id).await.unwrap_or(false) };
+        bridge::promise(
             env,
-            async move { ob.discard(&id).await.unwrap_or(false) },
-            None,
-            false,
+            async move { settle_with(Ok(discarded.await)) },
+            Run::Io,
         )
     }
 
@@ -211,6 +200,10 @@ impl NativeBreaker {
     pub fn outbox_drain<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
         let ob = self.outbox_or_throw(env)?;
         let b = self.core().clone();
-        completion::promise(env, async move { ob.drain(&b).await }, None, false)
+        let drained = async move {
+            ob.drain(&b).await;
+            settle_with(Ok(()))
+        };
+        bridge::promise(env, drained, Run::Io)
     }
 }

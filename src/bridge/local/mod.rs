@@ -15,17 +15,18 @@
 //! How the runtime is driven without ever blocking the JS thread:
 //! - Its epoll descriptor is watched by a libuv poll handle: any I/O event, or a wake-up of
 //!   one of its tasks from another thread (the runtime then writes its eventfd), makes the
-//!   loop call `turn`. Tokio does not expose that descriptor; it is the `eventpoll` the
-//!   runtime's construction adds to `/proc/self/fd` (mio also keeps a dup of it, with the
-//!   same watch list). If that cannot be told apart (another thread created an epoll at the
-//!   same moment) or `/proc` is absent (not Linux), this thread has no local runtime and
-//!   every call goes to the I/O thread, as before.
+//!   loop call `turn`. Tokio does not expose that descriptor: `driver` finds it with a probe.
+//!   Where it cannot (not Linux), this thread has no local runtime and every call goes to
+//!   the I/O thread.
 //! - `turn` is `block_on` of a future that completes when the scheduler is about to park
 //!   (its `on_thread_park` hook) and the epoll has no events waiting: every task that can
 //!   progress has. The hook always wakes that future, so tokio polls its driver with a zero
-//!   timeout instead of sleeping (the pattern tokio supports for runtimes driven by short
-//!   `block_on` calls, tokio-rs/tokio#8212). A bounded number of rounds per turn keeps a
-//!   turn short even if events keep coming.
+//!   timeout instead of sleeping: the pattern tokio supports for runtimes driven by short
+//!   `block_on` calls. tokio 1.50.0 broke it (its scheduler then skipped the driver
+//!   altogether, so timers and I/O never advanced: tokio-rs/tokio#8212), #8222 fixed it
+//!   (1.51.4, 1.52.4, 1.53.0 on), and the workspace pins tokio's minor version for it
+//!   (README "Upgrading tokio"). A bounded number of rounds per turn keeps a turn short even
+//!   if events keep coming.
 //! - Timers (attempt timeouts, backoff sleeps, deadlines) live in tokio's timer wheel,
 //!   whose next deadline tokio does not expose: while local calls are in flight a libuv
 //!   timer turns the runtime every 1 ms for the first 16 ms of quiet, then every 4 ms, and
@@ -35,23 +36,31 @@
 //!
 //! Nothing runs JS inside a turn: completions are collected and settled after it, in a
 //! callback scope (microtasks run as after any I/O callback), or through the completion
-//! queue when the turn ran in the prepare phase or queued events (see `Settle`).
+//! queue when the turn ran in the prepare phase or queued events (see `Deliver`).
 
-use std::cell::{Cell, RefCell};
+mod cells;
+mod driver;
+mod scope;
+
+use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 use napi::sys;
 use tokio::runtime::{Builder, Runtime};
 
-use crate::completion::Completion;
-use crate::uv::{
+use super::completion::{self, Completion};
+use super::uv::{
     alloc_handle, free_handle, uv_close, uv_poll_init, uv_poll_start, uv_timer_init,
     uv_timer_start, uv_timer_stop, uv_unref, READABLE,
+};
+use cells::{
+    CALLS, CUT, DONE, EAGER, EPFD, EVENTS, IDLE, IN_TURN, LOCAL, ROUNDS, STARTING, STATS, TICKS,
+    TURN_START, TURN_WAKER,
 };
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -71,7 +80,7 @@ const TURN_BUDGET: std::time::Duration = std::time::Duration::from_micros(500);
 const ANCHOR: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One JS thread's runtime and the libuv handles that drive it.
-struct Local {
+pub(super) struct Local {
     rt: Runtime,
     env: sys::napi_env,
     poll: *mut c_void,
@@ -83,7 +92,7 @@ struct Local {
 }
 
 #[derive(Default)]
-enum State {
+pub(super) enum State {
     #[default]
     Untried,
     /// No local runtime on this thread (see the module docs): the I/O thread takes all.
@@ -91,100 +100,8 @@ enum State {
     On(Box<Local>),
 }
 
-/// This thread's driver state, on the heap: thread-locals live in the addon's static TLS
-/// block, of which a dlopened library gets little (glibc's surplus, ~1.6 KB, shared with
-/// mimalloc, tokio and napi-rs). Inline, these cells and the runtime took it past the limit
-/// ("cannot allocate memory in static TLS block"); boxed they cost one pointer.
-#[derive(Default)]
-struct Cells {
-    local: RefCell<State>,
-    epfd: Cell<c_int>,
-    in_turn: Cell<bool>,
-    idle: Cell<bool>,
-    rounds: Cell<u32>,
-    turn_start: Cell<Option<std::time::Instant>>,
-    /// The turn ended with events still waiting (rounds or time used up).
-    cut: Cell<bool>,
-    turn_waker: RefCell<Option<Waker>>,
-    /// Local calls in flight, and timer ticks since the last one started.
-    calls: Cell<usize>,
-    ticks: Cell<u32>,
-    done: RefCell<Vec<Completion>>,
-    /// An event was queued for JS during the current turn.
-    events: Cell<bool>,
-    /// The turn has something to take at once: libuv reported the descriptor readable, or
-    /// the clock's tick came (timers may be due). Not set for a turn that starts a call.
-    eager: Cell<bool>,
-    /// Test counters, indexed by `Stat`.
-    stats: Cell<[u64; 4]>,
-    /// The current turn starts a call.
-    starting: Cell<bool>,
-}
-
-thread_local! {
-    static CELLS: Box<Cells> = Box::default();
-}
-
-/// `NAME.with(..)`, `NAME.try_with(..)` (and `get`/`set`/`replace` for `Cell`s) on one field
-/// of `CELLS`, so the code reads as with one thread-local per field.
-macro_rules! fields {
-    ($($name:ident: $field:ident: $t:ty;)*) => {$(
-        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-        struct $name;
-        impl $name {
-            #[allow(dead_code)]
-            fn with<R>(&self, f: impl FnOnce(&$t) -> R) -> R {
-                CELLS.with(|c| f(&c.$field))
-            }
-            #[allow(dead_code)]
-            fn try_with<R>(&self, f: impl FnOnce(&$t) -> R) -> Result<R, std::thread::AccessError> {
-                CELLS.try_with(|c| f(&c.$field))
-            }
-        }
-    )*};
-}
-macro_rules! cells {
-    ($($name:ident: $field:ident: $t:ty;)*) => {
-        fields!($($name: $field: Cell<$t>;)*);
-        $(impl $name {
-            #[allow(dead_code)]
-            fn get(&self) -> $t {
-                CELLS.with(|c| c.$field.get())
-            }
-            #[allow(dead_code)]
-            fn set(&self, v: $t) {
-                CELLS.with(|c| c.$field.set(v))
-            }
-            #[allow(dead_code)]
-            fn replace(&self, v: $t) -> $t {
-                CELLS.with(|c| c.$field.replace(v))
-            }
-        })*
-    };
-}
-
-fields! {
-    LOCAL: local: RefCell<State>;
-    TURN_WAKER: turn_waker: RefCell<Option<Waker>>;
-    DONE: done: RefCell<Vec<Completion>>;
-}
-cells! {
-    EPFD: epfd: c_int;
-    IN_TURN: in_turn: bool;
-    IDLE: idle: bool;
-    ROUNDS: rounds: u32;
-    TURN_START: turn_start: Option<std::time::Instant>;
-    CUT: cut: bool;
-    CALLS: calls: usize;
-    TICKS: ticks: u32;
-    EVENTS: events: bool;
-    EAGER: eager: bool;
-    STATS: stats: [u64; 4];
-    STARTING: starting: bool;
-}
-
 /// Whether a call fired now can run on this thread's runtime (creating it on first use).
-pub fn usable(env: sys::napi_env) -> bool {
+pub(super) fn usable(env: sys::napi_env) -> bool {
     if IN_TURN.get() {
         return false;
     }
@@ -203,14 +120,14 @@ pub fn usable(env: sys::napi_env) -> bool {
 }
 
 /// Whether the caller is a task of this thread's runtime, polled in a turn.
-pub fn in_turn() -> bool {
+pub(super) fn in_turn() -> bool {
     IN_TURN.try_with(Cell::get).unwrap_or(false)
 }
 
 /// Runs `task` on this thread's runtime, starting it now, from a libuv check or prepare
 /// callback of this thread's loop (`in_prepare`: the latter). Only after `usable` returned
 /// true.
-pub fn spawn(task: impl Future<Output = ()> + Send + 'static, in_prepare: bool) {
+pub(super) fn spawn(task: impl Future<Output = ()> + Send + 'static, in_prepare: bool) {
     count(Stat::Calls);
     TICKS.set(0);
     let was = CALLS.get();
@@ -229,9 +146,9 @@ pub fn spawn(task: impl Future<Output = ()> + Send + 'static, in_prepare: bool) 
             task.await;
         })),
         if in_prepare {
-            Settle::Post
+            Deliver::Post
         } else {
-            Settle::Scope
+            Deliver::Scope
         },
         // Not eager: the call's timeout no longer wakes the driver (`anchor`), so the
         // first round checks readiness like any other; most often the request is written
@@ -257,7 +174,7 @@ async fn anchor() {
 }
 
 /// A local call's outcome, settled when the current turn ends.
-pub fn finished(c: Completion) {
+pub(super) fn finished(c: Completion) {
     if !STARTING.get() && ROUNDS.get() == 0 {
         count(Stat::LateWakes);
     }
@@ -268,7 +185,7 @@ pub fn finished(c: Completion) {
 /// on this thread, the turn's completions then settle through the completion queue, behind
 /// the event: a listener hears of a call's retries, fallback or state change before the
 /// caller's `await` returns, as with calls on the I/O thread.
-pub fn event_queued() {
+pub(super) fn event_queued() {
     if IN_TURN.try_with(Cell::get).unwrap_or(false) {
         EVENTS.set(true);
     }
@@ -297,7 +214,7 @@ fn count(stat: Stat) {
 }
 
 /// The test counters, indexed by `Stat`.
-pub fn stats() -> [u64; 4] {
+pub(super) fn stats() -> [u64; 4] {
     STATS.try_with(Cell::get).unwrap_or_default()
 }
 
@@ -328,39 +245,6 @@ fn with_local(f: impl FnOnce(&Local)) {
     });
 }
 
-/// The epoll descriptors open in this process.
-fn eventpolls() -> Option<Vec<c_int>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
-        if std::fs::read_link(e.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:[eventpoll]") {
-            if let Some(fd) = e.file_name().to_str().and_then(|s| s.parse().ok()) {
-                out.push(fd);
-            }
-        }
-    }
-    Some(out)
-}
-
-/// What an epoll descriptor watches (`/proc/self/fdinfo`): equal for a descriptor and its dups.
-fn watch_list(fd: c_int) -> Vec<String> {
-    std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("tfd:"))
-        .map(str::to_owned)
-        .collect()
-}
-
-fn readable(fd: c_int) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd on the stack, zero timeout (never blocks).
-    unsafe { libc::poll(&mut p, 1, 0) > 0 && p.revents != 0 }
-}
-
 /// The scheduler ran out of tasks: end the turn unless events are waiting. Either way wake
 /// the turn's future, so tokio polls its driver without blocking.
 fn before_park() {
@@ -382,7 +266,7 @@ fn before_park() {
         // due (`on_tick`). Not checking saved a `poll` per lone call (`npm run
         // bench:syscalls`, bench/README.md). Turns that start a call check first: with the
         // timer anchor nothing woke the driver, and the request was just written.
-    } else if !readable(EPFD.get()) {
+    } else if !driver::readable(EPFD.get()) {
         IDLE.set(true);
     } else if n >= MAX_ROUNDS || TURN_START.get().is_some_and(|t| t.elapsed() >= TURN_BUDGET) {
         IDLE.set(true);
@@ -394,36 +278,25 @@ fn before_park() {
 }
 
 fn init(env: sys::napi_env) -> Option<Local> {
-    let before = eventpolls()?;
     let rt = Builder::new_current_thread()
         .enable_all()
         .thread_name("dnastore-local")
         .on_thread_park(before_park)
         .build()
         .ok()?;
-    let new: Vec<c_int> = eventpolls()?
-        .into_iter()
-        .filter(|f| !before.contains(f))
-        .collect();
-    let first = *new.first()?;
-    let watched = watch_list(first);
-    // The runtime's epoll watches its own wake-up eventfd, so the list is never empty; any
-    // other new epoll (created meanwhile by another thread) watches something else.
-    if watched.is_empty() || new.iter().any(|f| watch_list(*f) != watched) {
-        return None;
-    }
+    let epfd = driver::find(&rt)?;
     let mut lp = ptr::null_mut();
     // SAFETY: JS thread, live env, out-pointer to a local.
     if unsafe { sys::napi_get_uv_event_loop(env, &mut lp) } != sys::Status::napi_ok {
         return None;
     }
-    let (resource, context) = async_context(env)?;
+    let (resource, context) = scope::async_context(env)?;
     let poll = alloc_handle();
     let timer = alloc_handle();
     // SAFETY: `lp` is this JS thread's live loop; the handles are zeroed, 8-byte aligned
     // allocations of `uv_handle_size` bytes, used only on this thread.
     unsafe {
-        if uv_poll_init(lp, poll, first) != 0 {
+        if uv_poll_init(lp, poll, epfd) != 0 {
             free_handle(poll);
             free_handle(timer);
             return None;
@@ -436,7 +309,7 @@ fn init(env: sys::napi_env) -> Option<Local> {
     }
     // SAFETY: JS thread, live env; `cleanup` takes no data.
     unsafe { sys::napi_add_env_cleanup_hook(env, Some(cleanup), ptr::null_mut()) };
-    EPFD.set(first);
+    EPFD.set(epfd);
     drop(rt.spawn(anchor()));
     // Calls polled here keep their own connections and check large bodies off this thread.
     dnastore_core::own_runtime::mark_this_thread();
@@ -448,46 +321,6 @@ fn init(env: sys::napi_env) -> Option<Local> {
         resource,
         context,
     })
-}
-
-/// An object and async context for the callback scopes `settle` opens. Called from a libuv
-/// callback (`dispatch::flush`), where no handle scope is open: it opens its own.
-fn async_context(env: sys::napi_env) -> Option<(sys::napi_ref, sys::napi_async_context)> {
-    let mut handles = ptr::null_mut();
-    // SAFETY: JS thread, live env, out-pointer to a local.
-    if unsafe { sys::napi_open_handle_scope(env, &mut handles) } != sys::Status::napi_ok {
-        return None;
-    }
-    let made = async_context_in_scope(env);
-    // SAFETY: the scope opened above, closed once; the reference outlives it.
-    unsafe { sys::napi_close_handle_scope(env, handles) };
-    made
-}
-
-fn async_context_in_scope(env: sys::napi_env) -> Option<(sys::napi_ref, sys::napi_async_context)> {
-    let ok = |s| s == sys::Status::napi_ok;
-    let mut obj = ptr::null_mut();
-    let mut name = ptr::null_mut();
-    let mut resource = ptr::null_mut();
-    let mut context = ptr::null_mut();
-    let label = "dnastore-breaker local call";
-    // SAFETY: JS thread, live env, out-pointers to locals; `label` outlives the call and its
-    // length is explicit.
-    unsafe {
-        if !ok(sys::napi_create_object(env, &mut obj))
-            || !ok(sys::napi_create_string_utf8(
-                env,
-                label.as_ptr().cast(),
-                label.len() as isize,
-                &mut name,
-            ))
-            || !ok(sys::napi_create_reference(env, obj, 1, &mut resource))
-            || !ok(sys::napi_async_init(env, obj, name, &mut context))
-        {
-            return None;
-        }
-    }
-    Some((resource, context))
 }
 
 /// The environment is going away: close the handles and drop the runtime with its tasks
@@ -511,7 +344,7 @@ unsafe extern "C" fn cleanup(_arg: *mut c_void) {
 }
 
 unsafe extern "C" fn on_readable(_h: *mut c_void, _status: c_int, _events: c_int) {
-    turn(None, Settle::Scope, true);
+    turn(None, Deliver::Scope, true);
 }
 
 unsafe extern "C" fn on_tick(_h: *mut c_void) {
@@ -531,13 +364,12 @@ unsafe extern "C" fn on_tick(_h: *mut c_void) {
     // first runs the woken task in this turn. Idle ticks cost one more driver poll each;
     // a lone call is only on this thread while its upstream answers in under ~2 ms
     // (`LoneRoute`), so it sees a tick or two at most.
-    turn(None, Settle::Scope, true);
+    turn(None, Deliver::Scope, true);
 }
 
-/// Runs every task of this thread's runtime that can progress (spawning `task` first),
 /// How a turn settles the calls it finished.
 #[derive(Clone, Copy, PartialEq)]
-enum Settle {
+enum Deliver {
     /// At once, in a callback scope (microtasks run as after any I/O callback).
     Scope,
     /// Through the completion queue, from the loop's next poll phase. For turns run in the
@@ -550,7 +382,7 @@ enum Settle {
 /// Runs every task of this thread's runtime that can progress (spawning `task` first),
 /// then settles what finished.
 /// `eager`: events or due timers are waiting (see `before_park`).
-fn turn(task: Option<Task>, how: Settle, eager: bool) {
+fn turn(task: Option<Task>, how: Deliver, eager: bool) {
     if IN_TURN.try_with(|t| t.replace(true)).unwrap_or(true) {
         // Never nested: no JS runs inside a turn. Defensive: still start the task.
         if let Some(t) = task {
@@ -616,43 +448,13 @@ fn turn(task: Option<Task>, how: Settle, eager: bool) {
         return;
     }
     // Behind events queued meanwhile (see `event_queued`), or from the prepare phase.
-    if EVENTS.replace(false) || how == Settle::Post {
-        crate::completion::post(done);
+    if EVENTS.replace(false) || how == Deliver::Post {
+        completion::post(done);
         return;
     }
     if let Some((env, resource, context)) = env {
         // SAFETY: this JS thread's live env (the cleanup hook takes the runtime away before
         // the env goes), from a libuv callback of its loop.
-        unsafe { settle(env, resource, context, done) };
-    }
-}
-
-/// # Safety
-/// On the JS thread of `env`, alive; `resource` and `context` were made for it by
-/// `async_context`.
-unsafe fn settle(
-    env: sys::napi_env,
-    resource: sys::napi_ref,
-    context: sys::napi_async_context,
-    done: Vec<Completion>,
-) {
-    let mut handles = ptr::null_mut();
-    let mut scope = ptr::null_mut();
-    let mut obj = ptr::null_mut();
-    // SAFETY: the caller's contract; the scopes are opened and closed in order, here.
-    unsafe {
-        if sys::napi_open_handle_scope(env, &mut handles) != sys::Status::napi_ok {
-            return;
-        }
-        sys::napi_get_reference_value(env, resource, &mut obj);
-        let scoped =
-            sys::napi_open_callback_scope(env, obj, context, &mut scope) == sys::Status::napi_ok;
-        crate::completion::settle(env, done);
-        // Closing the callback scope runs the microtasks (and nextTicks) the settling
-        // queued, as after any I/O callback.
-        if scoped {
-            sys::napi_close_callback_scope(env, scope);
-        }
-        sys::napi_close_handle_scope(env, handles);
+        unsafe { scope::settle(env, resource, context, done) };
     }
 }

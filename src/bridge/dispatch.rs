@@ -26,7 +26,7 @@ use napi::sys;
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-use crate::uv::{
+use super::uv::{
     alloc_handle, free_handle, uv_check_init, uv_check_start, uv_check_stop, uv_close,
     uv_prepare_init, uv_prepare_start, uv_prepare_stop, uv_unref,
 };
@@ -108,12 +108,12 @@ unsafe extern "C" fn cleanup(_arg: *mut c_void) {
 
 /// Queues `task` to start when this JS turn ends. `inline`: it may run on this thread's own
 /// runtime if it turns out to be the only call of this thread (see `flush`).
-pub fn submit(
+pub(super) fn submit(
     env: sys::napi_env,
     task: impl Future<Output = ()> + Send + 'static,
     inline: bool,
 ) -> Result<()> {
-    if crate::runtime::handle().is_none() {
+    if super::runtime::handle().is_none() {
         return Err(failed("starting the I/O runtime"));
     }
     DISPATCH.with(|cell| {
@@ -170,16 +170,16 @@ unsafe extern "C" fn flush(handle: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(move || {
         if inline
             && batch.len() == 1
-            && crate::completion::pending() == 1
-            && crate::local::usable(env)
+            && super::completion::pending() == 1
+            && super::local::usable(env)
         {
             if let Some(task) = batch.pop() {
-                crate::local::spawn(task, in_prepare);
+                super::local::spawn(task, in_prepare);
             }
             return;
         }
         // `submit` checked that the runtime runs; it never stops once started.
-        if let Some(rt) = crate::runtime::handle() {
+        if let Some(rt) = super::runtime::handle() {
             rt.spawn(async move {
                 for task in batch {
                     tokio::spawn(task);

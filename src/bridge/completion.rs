@@ -1,12 +1,12 @@
-//! Promises for fire(), settled through ONE threadsafe function per JS thread, signalled
-//! once per burst of completions.
+//! Promises settled through ONE threadsafe function per JS thread, signalled once per burst
+//! of completions.
 //!
 //! Why not `env.spawn_future`: napi-rs creates a new ThreadsafeFunction (with its own
 //! `uv_async_t`, async resource and cleanup hook) for every promise. Profiling showed that
 //! plumbing at about a third of the client CPU per request. Here each JS thread (the main
 //! thread, each worker) has one unref'd TSFN and one lock-free inbox; a fire() creates a
-//! plain napi deferred, and its future, when done, pushes `(deferred, outcome)` on the
-//! inbox. Only the push that finds the inbox empty signals the JS thread, and it does so
+//! plain napi deferred, and its future, when done, pushes `(deferred, settle function)` on
+//! the inbox. Only the push that finds the inbox empty signals the JS thread, and it does so
 //! from a task queued behind the ones the runtime has ready, so the completions of one
 //! burst of socket events wake the JS thread once; its callback settles everything queued
 //! by then, in completion order. The TSFN holds the event loop open exactly while promises
@@ -25,58 +25,7 @@ use parking_lot::RwLock;
 use napi::bindgen_prelude::*;
 use napi::sys;
 
-use crate::convert::Resolved;
-
-/// What a promise of this module settles with: a call's outcome, or an outbox operation's
-/// plain answer.
-pub enum Settled {
-    Call(Resolved),
-    Bool(bool),
-    Undefined,
-    /// `outbox.list()`.
-    Entries(Vec<crate::outbox::OutboxEntry>),
-    /// `outbox.deadLetters()`.
-    DeadLetters(Vec<crate::outbox::OutboxDeadLetter>),
-    /// An outbox operation the store failed (the message names the store, never a secret):
-    /// the promise rejects.
-    Failed(String),
-}
-
-impl From<Resolved> for Settled {
-    fn from(r: Resolved) -> Self {
-        Settled::Call(r)
-    }
-}
-
-impl From<bool> for Settled {
-    fn from(b: bool) -> Self {
-        Settled::Bool(b)
-    }
-}
-
-impl From<()> for Settled {
-    fn from(_: ()) -> Self {
-        Settled::Undefined
-    }
-}
-
-impl ToNapiValue for Settled {
-    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
-        match val {
-            // SAFETY: the caller's env (this is itself a ToNapiValue implementation).
-            Settled::Call(r) => unsafe { Resolved::to_napi_value(env, r) },
-            // SAFETY: as above.
-            Settled::Bool(b) => unsafe { bool::to_napi_value(env, b) },
-            // SAFETY: as above.
-            Settled::Undefined => unsafe { <()>::to_napi_value(env, ()) },
-            // SAFETY: as above.
-            Settled::Entries(v) => unsafe { Vec::to_napi_value(env, v) },
-            // SAFETY: as above.
-            Settled::DeadLetters(v) => unsafe { Vec::to_napi_value(env, v) },
-            Settled::Failed(m) => Err(Error::new(Status::GenericFailure, m)),
-        }
-    }
-}
+use super::Settle;
 
 /// A deferred is only touched again on its JS thread (in `drain`).
 struct Deferred(sys::napi_deferred);
@@ -84,12 +33,10 @@ struct Deferred(sys::napi_deferred);
 // JS thread that created it (`drain` runs there); other threads only move it.
 unsafe impl Send for Deferred {}
 
-/// A settled call waiting for its JS thread: an intrusive stack node.
-pub(crate) struct Completion {
+/// A finished future waiting for its JS thread to settle its promise: an intrusive stack node.
+pub(super) struct Completion {
     deferred: Deferred,
-    value: Settled,
-    /// The call's abort id (`abort`), forgotten when it settles.
-    abort: Option<u64>,
+    settle: Settle,
     next: *mut Completion,
 }
 
@@ -292,28 +239,22 @@ unsafe extern "C" fn drain(
 ///
 /// # Safety
 /// Runs on the JS thread of `env`, with `env` alive and a handle scope open.
-pub(crate) unsafe fn settle(env: sys::napi_env, batch: Vec<Completion>) {
+pub(super) unsafe fn settle(env: sys::napi_env, batch: Vec<Completion>) {
     if batch.is_empty() {
         return;
     }
     let settled = batch.len();
     for Completion {
-        deferred,
-        value,
-        abort,
-        ..
+        deferred, settle, ..
     } in batch
     {
-        if let Some(id) = abort {
-            crate::abort::forget(id);
-        }
         // Never unwind into C.
         let _ = catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: the caller runs this on the JS thread of the env that created each
-            // deferred (one inbox and one local runtime per JS thread), with that env alive;
-            // each deferred is settled exactly once, here.
-            match unsafe { Settled::to_napi_value(env, value) } {
-                // SAFETY: as above.
+            // The settle function runs on the JS thread of the env that created its deferred.
+            match settle(env) {
+                // SAFETY: the caller runs this on the JS thread of the env that created each
+                // deferred (one inbox and one local runtime per JS thread), with that env
+                // alive; each deferred is settled exactly once, here.
                 Ok(v) => unsafe { sys::napi_resolve_deferred(env, deferred.0, v) },
                 Err(e) => {
                     // SAFETY: as above.
@@ -342,13 +283,13 @@ pub(crate) unsafe fn settle(env: sys::napi_env, batch: Vec<Completion>) {
 }
 
 /// Promises of this JS thread not settled yet.
-pub(crate) fn pending() -> usize {
+pub(super) fn pending() -> usize {
     PENDING.try_with(Cell::get).unwrap_or(0)
 }
 
 /// Queues completions of this JS thread like the I/O runtime does: they settle when its
 /// signal is processed, after whatever its loop already had queued (events).
-pub(crate) fn post(batch: Vec<Completion>) {
+pub(super) fn post(batch: Vec<Completion>) {
     let Some(inbox) = INBOX.try_with(|c| c.borrow().clone()).ok().flatten() else {
         return;
     };
@@ -359,35 +300,11 @@ pub(crate) fn post(batch: Vec<Completion>) {
     }
 }
 
-/// Starts `fut` on the I/O runtime (batched, see `dispatch`) and returns a Promise of its
-/// output. `abort`: the call's abort id, forgotten when it settles (or here, if it never
-/// starts).
-pub fn promise<'env, F, T>(
-    env: &'env Env,
-    fut: F,
-    abort: Option<u64>,
-    inline: bool,
-) -> Result<Unknown<'env>>
+/// Starts `fut` (batched, see `dispatch`) and returns a Promise that its output settles on
+/// this JS thread. `inline`: it may run on this thread's own runtime (see `local`).
+pub(super) fn promise<'env, F>(env: &'env Env, fut: F, inline: bool) -> Result<Unknown<'env>>
 where
-    F: Future<Output = T> + Send + 'static,
-    T: Into<Settled> + Send + 'static,
-{
-    let started = start(env, fut, abort, inline);
-    if let (Err(_), Some(id)) = (&started, abort) {
-        crate::abort::forget(id);
-    }
-    started
-}
-
-fn start<'env, F, T>(
-    env: &'env Env,
-    fut: F,
-    abort: Option<u64>,
-    inline: bool,
-) -> Result<Unknown<'env>>
-where
-    F: Future<Output = T> + Send + 'static,
-    T: Into<Settled> + Send + 'static,
+    F: Future<Output = Settle> + Send + 'static,
 {
     let raw_env = env.raw();
     let inbox = inbox(raw_env)?;
@@ -412,16 +329,14 @@ where
     let deferred = Deferred(deferred);
     let raw_deferred = deferred.0;
     let fut = async move {
-        let value = fut.await.into();
         let completion = Completion {
             deferred,
-            value,
-            abort,
+            settle: fut.await,
             next: ptr::null_mut(),
         };
         // Run inline (see `local`): settled by this JS thread right after the turn.
-        if crate::local::in_turn() {
-            crate::local::finished(completion);
+        if super::local::in_turn() {
+            super::local::finished(completion);
             return;
         }
         if inbox.push(Box::new(completion)) {
@@ -429,7 +344,7 @@ where
             tokio::spawn(async move { inbox.signal() });
         }
     };
-    let queued = crate::dispatch::submit(raw_env, fut, inline);
+    let queued = super::dispatch::submit(raw_env, fut, inline);
     if let Err(e) = queued {
         // The call was not queued: undo the ref and report the error (fire() throws it).
         // The promise is never handed out; resolving it frees its deferred (rejecting it
