@@ -20,6 +20,7 @@ const { MemoryCache } = require('./memory-cache');
 const { Status } = require('./circuit-status');
 const { withDefaults, circuitOptions } = require('./circuit-options');
 const { TimeoutQueue } = require('./timeout-queue');
+const { readOptions } = require('./read-options');
 
 const { Admission, CallResult, CallNote } = native;
 const OUR_ERROR = Symbol('dnastore-breaker circuit error');
@@ -113,7 +114,7 @@ class CircuitBreaker extends EventEmitter {
       throw new TypeError('No action provided. Cannot construct a CircuitBreaker without an invocable action.');
     }
     if (options === null || typeof options !== 'object') throw configError(`CircuitBreaker options must be an object, got ${options === null ? 'null' : typeof options}`);
-    const o = withDefaults(options);
+    const o = withDefaults(readOptions(options, configError));
     const { logger } = o;
     delete o.logger;
     this.#logger = resolveLogger(logger);
