@@ -607,6 +607,13 @@ impl Breaker {
             o.close();
         }
         self.metrics.remove();
+        // What a closed breaker no longer needs goes now, not when its last JS handle is
+        // collected (a service may keep the handle): the cached responses (up to
+        // lkgMaxBytes) and the HTTP clients with their idle connections.
+        if let Some(l) = &self.lkg {
+            l.close();
+        }
+        self.http.release();
     }
 }
 

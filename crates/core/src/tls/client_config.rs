@@ -42,6 +42,11 @@ enum Roots {
 
 type Verifiers = HashMap<Roots, Weak<dyn ServerCertVerifier>>;
 
+/// TLS sessions kept for resumption, eight per server: rustls' default (256) is 32 servers,
+/// its map allocated for all of them up front, about 14 KB per breaker; a breaker talks
+/// to its DNAStore (and perhaps a few more hosts).
+const SESSIONS: usize = 32;
+
 static VERIFIERS: LazyLock<Mutex<Verifiers>> = LazyLock::new(Mutex::default);
 
 fn provider() -> Arc<CryptoProvider> {
@@ -106,7 +111,7 @@ pub fn live_verifiers() -> usize {
 
 impl TlsConfig {
     /// The rustls configuration for a client with this material.
-    pub(super) fn client_config(&self, m: &Material) -> Result<rustls::ClientConfig, String> {
+    pub fn client_config(&self, m: &Material) -> Result<rustls::ClientConfig, String> {
         let provider = provider();
         let versions: &[&rustls::SupportedProtocolVersion] = match self.min_version {
             TlsVersion::V12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -136,6 +141,7 @@ impl TlsConfig {
             None => builder.with_no_client_auth(),
         };
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        cfg.resumption = rustls::client::Resumption::in_memory_sessions(SESSIONS);
         Ok(cfg)
     }
 }

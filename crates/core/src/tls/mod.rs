@@ -273,25 +273,27 @@ impl TlsConfig {
     }
 
     /// The clients of a `ClientSlot`: one per kind of thread that sends (see `ClientSlot`).
+    /// They share one rustls config (its verifier, and its TLS session cache, which rustls
+    /// allocates for 32 servers up front: ~15 KB a config).
     pub fn build_clients(
         &self,
         m: Material,
         base: Option<&url::Url>,
     ) -> Result<super::tls::Clients, String> {
-        let runtime = self.build_client(m.clone(), base)?;
-        let own = self.build_client(m, base)?;
+        let tls = self.client_config(&m)?;
+        let runtime = self.build_client(tls.clone(), base)?;
+        let own = self.build_client(tls, base)?;
         Ok([Arc::new(runtime), Arc::new(own)])
     }
 
-    /// A client with this material (the `client_builder` base: redirects, pool, no proxy
-    /// unless configured) and the rustls configuration of `client_config.rs`.
+    /// A client with this rustls config (`client_config`) on the `client_builder` base:
+    /// redirects, pool, no proxy unless configured.
     pub fn build_client(
         &self,
-        m: Material,
+        tls: rustls::ClientConfig,
         base: Option<&url::Url>,
     ) -> Result<reqwest::Client, String> {
-        let mut b = crate::http::client_builder();
-        b = b.tls_backend_preconfigured(self.client_config(&m)?);
+        let mut b = crate::http::client_builder().tls_backend_preconfigured(tls);
         if let (Some(name), Some(base)) = (&self.server_name, base) {
             if let Some(ip) = base_ip(base) {
                 // Port 0: the URL's port is used.

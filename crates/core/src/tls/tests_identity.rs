@@ -46,7 +46,7 @@ fn a_v1_client_certificate_with_its_own_key_is_accepted() {
     let m = m.unwrap();
     assert!(m.identity.is_some());
     // And a client is built with it (the check reqwest's Identity made refused it too).
-    assert!(with_identity(&v1.0, &v1.1).build_client(m, None).is_ok());
+    assert!(with_identity(&v1.0, &v1.1).build_clients(m, None).is_ok());
 }
 
 #[test]
