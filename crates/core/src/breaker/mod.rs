@@ -607,12 +607,8 @@ impl Breaker {
             o.close();
         }
         self.metrics.remove();
-        // What a closed breaker no longer needs goes now, not when its last JS handle is
-        // collected (a service may keep the handle): the cached responses (up to
-        // lkgMaxBytes) and the HTTP clients with their idle connections.
-        if let Some(l) = &self.lkg {
-            l.close();
-        }
+        // Freed now, not when the last JS handle is collected: cached responses, HTTP clients.
+        self.lkg.iter().for_each(LkgCache::close);
         self.http.release();
     }
 }
