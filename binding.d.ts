@@ -105,6 +105,13 @@ export declare class NativeCircuit {
 }
 
 /**
+ * Returns the allocator's freed pages to the OS now (mimalloc's `mi_collect(true)`):
+ * mimalloc keeps freed pages for reuse, so the resident set does not shrink when memory
+ * is freed. For measurements (bench/memory-per-breaker.js) that read RSS after freeing.
+ */
+export declare function __collectMemory(): void
+
+/**
  * Test hook: `[calls run on this JS thread's own runtime, turns of it, rounds of the turns
  * that started a call, calls woken in one turn that finished only in a later one]` so far
  * (see `bridge::inline_stats`): how a test tells an inline call from one sent to the I/O thread, counts

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeBreaker = nativeBinding.NativeBreaker
 module.exports.NativeCircuit = nativeBinding.NativeCircuit
+module.exports.__collectMemory = nativeBinding.__collectMemory
 module.exports.__inlineStats = nativeBinding.__inlineStats
 module.exports.__pendingAborts = nativeBinding.__pendingAborts
 module.exports.__testPanic = nativeBinding.__testPanic

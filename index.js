@@ -12,6 +12,7 @@ const { Outbox } = require('./lib/outbox');
 const { CircuitBreaker } = require('./lib/circuit-breaker');
 const { flattenHeaders, checkBody, checkOptional, checkUrl, invalid } = require('./lib/request');
 const { FALLBACK_ERROR, codedError, fromNative, fromCaller, settle } = require('./lib/outcome');
+const { readOptions, threw } = require('./lib/read-options');
 const tracing = require('./lib/tracing');
 
 // The signing secret's other name, and the proxy variables `proxy: 'env'` reads.
@@ -21,13 +22,22 @@ let abortSeq = 0;
 
 // The environment the core reads: DNASTORE_* (and the service's signing secret).
 // Passed explicitly because Jest and worker threads give JS its own process.env copy.
+// An `env` option is the caller's object: what its getters or traps throw is ECONFIG.
 function envVars(env) {
   const out = {};
-  for (const k of Object.keys(env)) {
-    if ((k.startsWith('DNASTORE_') || EXTRA_ENV.includes(k)) && typeof env[k] === 'string') out[k] = env[k];
+  try {
+    for (const k of Object.keys(env)) {
+      if (!k.startsWith('DNASTORE_') && !EXTRA_ENV.includes(k)) continue;
+      const v = env[k];
+      if (typeof v === 'string') out[k] = v;
+    }
+  } catch (err) {
+    throw threw(configError, 'invalid option `env`: reading it threw', err);
   }
   return out;
 }
+
+const configError = (message) => codedError('ECONFIG', message);
 
 
 class Breaker extends EventEmitter {
@@ -46,14 +56,15 @@ class Breaker extends EventEmitter {
     if (options === null || typeof options !== 'object') {
       throw codedError('ECONFIG', `createBreaker options must be an object, got ${options === null ? 'null' : typeof options}`);
     }
-    const { fallback, logger, env, ...core } = options;
+    const { fallback, logger, env, ...core } = readOptions(options, configError);
     if (fallback !== undefined && typeof fallback !== 'function') {
       throw codedError('ECONFIG', `invalid option \`fallback\`: must be a function, got ${typeof fallback}`);
     }
     this.#fallbackFn = fallback;
     this.#logger = resolveLogger(logger);
+    const vars = envVars(env ?? process.env);
     try {
-      this.#native = new native.NativeBreaker(core, envVars(env ?? process.env), Breaker.#forwarder(new WeakRef(this)));
+      this.#native = new native.NativeBreaker(core, vars, Breaker.#forwarder(new WeakRef(this)));
     } catch (err) {
       throw fromNative(err);
     }

@@ -153,6 +153,40 @@ describe('mTLS', () => {
     expect(() => breaker({ clientCert: clientA.crt })).toThrow(/needs both clientCert and clientKey/);
   });
 
+  // Issue 25: `openssl x509 -req` without -extfile makes a v1 certificate; with its own key
+  // createBreaker said "does not match" (rustls' check parses the certificate with webpki,
+  // which refuses v1). The client presents it without parsing it; OpenSSL verifies it.
+  test('an X.509 v1 client certificate works end to end; a key that is not its own is still refused', async () => {
+    const v1 = makeLeaf(dir, clientCaA, 'client-v1', { v1: true });
+    const text = require('node:child_process').execFileSync('openssl', ['x509', '-noout', '-text', '-in', v1.crt], { encoding: 'utf8' });
+    expect(text).toMatch(/Version: 1 \(0x0\)/);
+    const up = await startHttps({ clientCa: clientCaA });
+    // Node's own client with the same pair: the reference.
+    const viaNode = await new Promise((resolve, reject) => {
+      https
+        .get(`${up.url}/node`, { ca: read(serverCa.crt), cert: read(v1.crt), key: read(v1.key) }, (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve(JSON.parse(body)));
+        })
+        .on('error', reject);
+    });
+    expect(viaNode).toEqual({ ok: true, cn: 'client-v1' });
+    const b = breaker({ baseUrl: up.url, caCert: serverCa.crt, clientCert: v1.crt, clientKey: v1.key });
+    await expect(b.fire('/a')).resolves.toEqual({ ok: true, cn: 'client-v1' });
+    expect(up.hits.map((h) => h.cn)).toEqual(['client-v1', 'client-v1']);
+    for (const [cert, key] of [[v1.crt, clientA.key], [clientA.crt, v1.key]]) {
+      let err;
+      try {
+        breaker({ clientCert: cert, clientKey: key });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toMatchObject({ code: 'ECONFIG' });
+      expect(err.message).toMatch(/clientKey.*does not match the certificate in/);
+    }
+  });
+
   test('a world-readable key file is warned about', () => {
     const loose = path.join(dir, 'loose.key');
     fs.copyFileSync(clientA.key, loose);

@@ -21,6 +21,7 @@ const { Status } = require('./circuit-status');
 const { withDefaults, circuitOptions } = require('./circuit-options');
 const { TimeoutQueue } = require('./timeout-queue');
 const { startHealthCheck } = require('./circuit-health');
+const { readOptions } = require('./read-options');
 
 const { Pending, buildError, isOurError } = require('./circuit-call');
 
@@ -105,7 +106,7 @@ class CircuitBreaker extends EventEmitter {
       throw new TypeError('No action provided. Cannot construct a CircuitBreaker without an invocable action.');
     }
     if (options === null || typeof options !== 'object') throw configError(`CircuitBreaker options must be an object, got ${options === null ? 'null' : typeof options}`);
-    const o = withDefaults(options);
+    const o = withDefaults(readOptions(options, configError));
     const { logger } = o;
     delete o.logger;
     this.#logger = resolveLogger(logger);

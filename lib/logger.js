@@ -16,7 +16,17 @@ function resolveLogger(logger) {
   if (logger === undefined || logger === null) return defaultLogger;
   if (logger === false) return silentLogger;
   for (const level of ['warn', 'info', 'error']) {
-    if (typeof logger[level] !== 'function') {
+    let fn;
+    try {
+      fn = logger[level];
+    } catch (cause) {
+      // The caller's getter or Proxy trap: ECONFIG with what it threw, never that value.
+      const err = new TypeError(`invalid option \`logger\`: reading its ${level} threw`);
+      err.code = 'ECONFIG';
+      err.cause = cause;
+      throw err;
+    }
+    if (typeof fn !== 'function') {
       const err = new TypeError(`invalid option \`logger\`: must have warn, info and error functions (pino, req.log), or be false; ${level} is missing`);
       err.code = 'ECONFIG';
       throw err;

@@ -24,17 +24,25 @@ function makeCa(dir, name) {
   return { crt, key };
 }
 
-/** A leaf signed by `ca`; `san` like 'IP:127.0.0.1,DNS:x'; `usage` serverAuth or clientAuth. */
-function makeLeaf(dir, ca, name, { san, usage }) {
+/**
+ * A leaf signed by `ca`; `san` like 'IP:127.0.0.1,DNS:x'; `usage` serverAuth or clientAuth.
+ * `v1: true` signs it without `-extfile`, the quick way, which makes an X.509 v1
+ * certificate (no extensions: `usage` and `san` are not written).
+ */
+function makeLeaf(dir, ca, name, { san, usage, v1 = false }) {
   const crt = path.join(dir, `${name}.crt`);
   const key = path.join(dir, `${name}.key`);
   const csr = path.join(dir, `${name}.csr`);
   const ext = path.join(dir, `${name}.ext`);
   openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${name}`, '-keyout', key, '-out', csr], dir);
-  const lines = ['basicConstraints=CA:FALSE', `extendedKeyUsage=${usage}`];
-  if (san) lines.push(`subjectAltName=${san}`);
-  fs.writeFileSync(ext, `${lines.join('\n')}\n`);
-  openssl(['x509', '-req', '-in', csr, '-CA', ca.crt, '-CAkey', ca.key, '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', crt], dir);
+  const sign = ['x509', '-req', '-in', csr, '-CA', ca.crt, '-CAkey', ca.key, '-CAcreateserial', '-days', '2', '-out', crt];
+  if (!v1) {
+    const lines = ['basicConstraints=CA:FALSE', `extendedKeyUsage=${usage}`];
+    if (san) lines.push(`subjectAltName=${san}`);
+    fs.writeFileSync(ext, `${lines.join('\n')}\n`);
+    sign.push('-extfile', ext);
+  }
+  openssl(sign, dir);
   fs.chmodSync(key, 0o600);
   return { crt, key };
 }

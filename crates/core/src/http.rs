@@ -277,8 +277,12 @@ impl HttpClient {
         max_body: u64,
     ) -> Result<RawResponse, AttemptFailure> {
         // The client of the moment, kept for this whole attempt (a rotation mid-call
-        // swaps the slot, not this Arc).
-        let client = self.slot.current();
+        // swaps the slot, not this Arc). None once the breaker closed: an attempt racing
+        // the close fails as a connection failure, and its call settles ESHUTDOWN anyway.
+        let client = self
+            .slot
+            .current()
+            .ok_or_else(|| AttemptFailure::of(FailureKind::Connection))?;
         let mut url = req.url.clone();
         if let Some((ip, name)) = &self.rename {
             // Connects to the IP anyway (`resolve`), verifies and sends SNI for the name.

@@ -23,4 +23,13 @@ impl Transport {
             Transport::Script(s) => s.send(req, max_body).await,
         }
     }
+
+    /// The breaker closed: the HTTP clients go (`ClientSlot::release`).
+    pub(crate) fn release(&self) {
+        match self {
+            Transport::Http(c) => c.slot().release(),
+            #[cfg(test)]
+            Transport::Script(_) => {}
+        }
+    }
 }

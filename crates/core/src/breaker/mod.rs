@@ -518,6 +518,9 @@ impl Breaker {
             o.close();
         }
         self.metrics.remove();
+        // Freed now, not when the last JS handle is collected: cached responses, HTTP clients.
+        self.lkg.iter().for_each(LkgCache::close);
+        self.http.release();
     }
 }
 

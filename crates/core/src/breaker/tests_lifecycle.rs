@@ -94,3 +94,41 @@ async fn shutting_down_a_handle_settles_its_calls_at_once_and_frees_their_slots(
         "series removed"
     );
 }
+
+// Issue 25 (6): a closed breaker whose JS handle is still referenced kept everything until
+// the handle was collected. Its cached responses and its HTTP clients go at close.
+#[tokio::test]
+async fn closing_a_breaker_releases_its_cache_and_its_http_clients() {
+    let b = Breaker::new(config("t-close-releases", &[]), Deps::default()).unwrap();
+    let client = match &b.http {
+        Transport::Http(h) => Arc::downgrade(&h.slot().current().expect("a client")),
+        _ => unreachable!(),
+    };
+    let lkg = b.lkg().expect("the cache is on by default");
+    let entry = || crate::lkg::Entry {
+        body: Bytes::from(vec![7u8; 4096]),
+        json: false,
+        stored_at_ms: 1,
+        vary: None,
+        mac: None,
+    };
+    lkg.store(crate::lkg::CacheKey([1; 32]), entry(), false);
+    assert_eq!((lkg.len(), lkg.bytes()), (1, 4096));
+    assert!(client.upgrade().is_some());
+    b.close();
+    assert_eq!((lkg.len(), lkg.bytes()), (0, 0));
+    assert!(
+        client.upgrade().is_none(),
+        "the clients went with the close"
+    );
+    // Nothing is stored any more, and an attempt racing the close fails instead of sending.
+    assert_eq!(
+        lkg.store(crate::lkg::CacheKey([2; 32]), entry(), false),
+        crate::lkg::Stored::Rejected
+    );
+    let req = prepare(None, URL, None, &[], None).unwrap();
+    assert_eq!(
+        b.http.send(&req, 1024).await.err().map(|f| f.kind),
+        Some(FailureKind::Connection)
+    );
+}

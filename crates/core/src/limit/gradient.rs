@@ -1,6 +1,10 @@
 //! The adaptive concurrency limit: Netflix concurrency-limits' Gradient2
-//! (`com.netflix.concurrency.limits.limit.Gradient2Limit`), fed one latency sample per
-//! attempt.
+//! (`com.netflix.concurrency.limits.limit.Gradient2Limit`), fed through a sampling window
+//! (`window.rs`): each closed window's median latency counts once for each sample the
+//! window held ([`Gradient::update`]), as if every attempt of the window had taken the
+//! median. Where the samples agree (DNAStore slowed down: every answer is slow) this is
+//! exactly the per-sample rule below, so the limit falls as fast as Gradient2 fed sample
+//! by sample; where a minority of them are late (the client's own stalls) nothing moves.
 //!
 //! Per sample `rtt` with `inflight` calls in flight:
 //! - `long` is an exponential average of the samples (the baseline latency: a plain mean
@@ -31,6 +35,10 @@ pub const SMOOTHING: f64 = 0.2;
 pub const QUEUE: f64 = 4.0;
 pub const LONG_WINDOW: f64 = 600.0;
 pub const WARMUP: u32 = 10;
+/// Most per-sample steps one window applies. Beyond a few thousand the state has converged
+/// (the baseline's weight leaves (1 - 2/601)^4096 < 1e-5 of its old value), so this only
+/// bounds the work done under the limiter's lock at very high call rates.
+pub const MAX_STEPS: u32 = 4096;
 
 /// Gradient2's state. Plain data: the caller serialises samples (a mutex in `Limiter`).
 #[derive(Clone, Debug)]
@@ -65,7 +73,16 @@ impl Gradient {
         Duration::from_secs_f64(self.long)
     }
 
-    /// Takes one attempt's latency; returns the new limit.
+    /// Takes a closed window: its median counted once per sample it held, with the most
+    /// calls that were in flight during it. Returns the new limit.
+    pub fn update(&mut self, median: Duration, samples: u32, max_inflight: u32) -> u32 {
+        for _ in 0..samples.clamp(1, MAX_STEPS) {
+            self.sample(median, max_inflight);
+        }
+        self.limit()
+    }
+
+    /// Gradient2's rule for one sample; returns the new limit.
     pub fn sample(&mut self, rtt: Duration, inflight: u32) -> u32 {
         // A zero sample (paused clock, a cached answer) would make the ratio infinite.
         let short = rtt.as_secs_f64().max(1e-6);

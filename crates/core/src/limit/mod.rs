@@ -1,6 +1,7 @@
 //! The bulkhead: at most `limit` calls in flight to DNAStore per breaker, a short FIFO wait
 //! for a slot (`maxQueued`, `queueTimeoutMs`), and with `concurrencyLimit: 'adaptive'` a
-//! limit that follows measured latency (`gradient.rs`).
+//! limit that follows measured latency (`gradient.rs`) through a sampling window
+//! (`window.rs`).
 //!
 //! Slots come from a `tokio::sync::Semaphore`: it is FIFO (a released permit goes to the
 //! oldest waiter, so `try_acquire` never barges past the queue), its `acquire` future is
@@ -18,6 +19,7 @@
 //! returns it by its `Drop`.
 
 mod gradient;
+mod window;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -28,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::config::{LimitConfig, LimitKind};
 pub use gradient::Gradient;
+use window::SampleWindow;
 
 /// Why the bulkhead refused a call (`dnastore_concurrency_rejections_total{reason}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,8 +70,14 @@ pub struct Limiter {
     inflight: AtomicU32,
     queued: AtomicU32,
     /// The adaptive limit; `None` for a fixed cap.
-    gradient: Option<Mutex<Gradient>>,
+    adaptive: Option<Mutex<Adaptive>>,
     rejected: [AtomicU64; 2],
+}
+
+/// The adaptive limit's state: the open sampling window and Gradient2.
+struct Adaptive {
+    window: SampleWindow,
+    gradient: Gradient,
 }
 
 /// A taken slot; returned (or forgotten against a debt) on drop.
@@ -120,9 +129,12 @@ impl Limiter {
             debt: AtomicU32::new(0),
             inflight: AtomicU32::new(0),
             queued: AtomicU32::new(0),
-            gradient: match cfg.kind {
+            adaptive: match cfg.kind {
                 LimitKind::Fixed => None,
-                LimitKind::Adaptive { min } => Some(Mutex::new(Gradient::new(min, max))),
+                LimitKind::Adaptive { min } => Some(Mutex::new(Adaptive {
+                    window: SampleWindow::default(),
+                    gradient: Gradient::new(min, max),
+                })),
             },
             rejected: [AtomicU64::new(0), AtomicU64::new(0)],
         }
@@ -166,11 +178,15 @@ impl Limiter {
     }
 
     fn sample(&self, latency: Duration) {
-        let Some(g) = &self.gradient else { return };
-        let mut g = g.lock();
-        let old = g.limit();
-        let new = g.sample(latency, self.inflight());
-        // Resized under the gradient's lock, so resizes never interleave.
+        let Some(a) = &self.adaptive else { return };
+        let (now, inflight) = (Instant::now(), self.inflight());
+        let mut a = a.lock();
+        let Some(w) = a.window.add(latency, inflight, now) else {
+            return;
+        };
+        let old = a.gradient.limit();
+        let new = a.gradient.update(w.median, w.samples, w.max_inflight);
+        // Resized under the limiter's lock, so resizes never interleave.
         if new > old {
             let grow = new - old;
             let mut paid = 0;
@@ -205,7 +221,7 @@ impl Limiter {
     }
 
     pub fn is_adaptive(&self) -> bool {
-        self.gradient.is_some()
+        self.adaptive.is_some()
     }
 
     /// Calls refused so far for `why`.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::window::WINDOW;
 use super::*;
 
 const MS: Duration = Duration::from_millis(1);
@@ -186,6 +187,14 @@ fn gradient_stays_in_bounds_for_any_sample() {
     }
 }
 
+/// `n` samples of `rtt` taken a tenth of a window apart (so each window holds ~10).
+async fn feed(slot: &Slot<'_>, rtt: Duration, n: u32) {
+    for _ in 0..n {
+        slot.sample(rtt);
+        tokio::time::advance(WINDOW / 10).await;
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_lowered_limit_is_paid_by_returned_slots_and_a_raised_one_cancels_debt() {
     let l = adaptive(2, 32);
@@ -195,14 +204,10 @@ async fn a_lowered_limit_is_paid_by_returned_slots_and_a_raised_one_cancels_debt
         .into_iter()
         .map(Result::unwrap)
         .collect();
-    for _ in 0..20 {
-        held[0].sample(5 * MS);
-    }
+    feed(&held[0], 5 * MS, 30).await;
     assert_eq!(l.limit(), 32);
     // Slow samples while all 32 slots are held: the limit falls below what is held.
-    for _ in 0..30 {
-        held[0].sample(2500 * MS);
-    }
+    feed(&held[0], 2500 * MS, 40).await;
     let low = l.limit();
     assert!(low < 16, "{low}");
     drop(held);
@@ -215,9 +220,7 @@ async fn a_lowered_limit_is_paid_by_returned_slots_and_a_raised_one_cancels_debt
         .collect();
     assert_eq!(l.acquire(far()).await.err(), Some(Shed::Concurrency));
     // Fast again while saturated: it grows, one permit per step up.
-    for _ in 0..200 {
-        again[0].sample(5 * MS);
-    }
+    feed(&again[0], 5 * MS, 400).await;
     assert_eq!(l.limit(), 32);
     drop(again);
     let all: Vec<_> = futures_util::future::join_all((0..32).map(|_| l.acquire(far())))
@@ -226,4 +229,119 @@ async fn a_lowered_limit_is_paid_by_returned_slots_and_a_raised_one_cancels_debt
         .collect();
     assert!(all.iter().all(Result::is_ok));
     assert_eq!(l.acquire(far()).await.err(), Some(Shed::Concurrency));
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_late_sample_does_not_move_the_limit() {
+    let l = adaptive(2, 32);
+    let held: Vec<_> = futures_util::future::join_all((0..32).map(|_| l.acquire(far())))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    feed(&held[0], 5 * MS, 30).await;
+    // Per sample, one 2.5 s answer among 5 ms ones took the limit from 32 to 28; now the
+    // window's median is 5 ms.
+    for i in 0..100 {
+        held[0].sample(if i % 10 == 3 { 2500 * MS } else { 5 * MS });
+        tokio::time::advance(WINDOW / 10).await;
+        assert_eq!(l.limit(), 32, "after sample {i}");
+    }
+}
+
+/// A client that stalls now and then (CPU-bound, descheduled): every answer that arrives
+/// during a stall is seen only when the stall ends. Stalls start at exponential gaps (mean
+/// `gap_ms`) and last uniformly 5 to `stall_ms` ms; seeded, so the schedule is fixed.
+fn stalls(seed: u64, secs: u64, gap_ms: f64, stall_ms: f64) -> Vec<(Duration, Duration)> {
+    use crate::rng::{Rng, SplitMix64};
+    let rng = SplitMix64::seeded(seed);
+    let mut out = Vec::new();
+    let mut t = 0.0;
+    while t < secs as f64 * 1000.0 {
+        t += -gap_ms * (1.0 - rng.next_f64()).ln();
+        let len = 5.0 + (stall_ms - 5.0) * rng.next_f64();
+        out.push((
+            Duration::from_secs_f64(t / 1000.0),
+            Duration::from_secs_f64((t + len) / 1000.0),
+        ));
+        t += len;
+    }
+    out
+}
+
+/// `callers` callers in a loop against a DNAStore that always answers in `store`, seen
+/// through a client with `stalls`: returns (calls, shed, lowest limit).
+async fn steady_through_stalls(
+    l: &Arc<Limiter>,
+    callers: usize,
+    secs: u64,
+    store: Duration,
+    stalls: Arc<Vec<(Duration, Duration)>>,
+) -> (u64, u64, u32) {
+    let t0 = Instant::now();
+    // When the client next sees anything at or after `at` (the end of a stall covering it).
+    let seen = move |at: Duration| -> Duration {
+        let i = stalls.partition_point(|(_, end)| *end <= at);
+        match stalls.get(i) {
+            Some((start, end)) if *start <= at => *end,
+            _ => at,
+        }
+    };
+    let seen = Arc::new(seen);
+    let end = Duration::from_secs(secs);
+    let lowest = Arc::new(AtomicU32::new(u32::MAX));
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let (l, seen, lowest) = (l.clone(), seen.clone(), lowest.clone());
+            tokio::spawn(async move {
+                let (mut calls, mut shed) = (0u64, 0u64);
+                loop {
+                    let now = t0.elapsed();
+                    if now >= end {
+                        return (calls, shed);
+                    }
+                    calls += 1;
+                    match l.acquire(far()).await {
+                        Ok(slot) => {
+                            let done = seen(now + store);
+                            tokio::time::sleep_until(t0 + done).await;
+                            slot.sample(done - now);
+                        }
+                        Err(_) => {
+                            shed += 1;
+                            // The caller's fallback, then its next call.
+                            tokio::time::sleep(store).await;
+                        }
+                    }
+                    lowest.fetch_min(l.limit(), Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let (mut calls, mut shed) = (0, 0);
+    for t in tasks {
+        let (c, s) = t.await.unwrap();
+        calls += c;
+        shed += s;
+    }
+    (calls, shed, lowest.load(Ordering::Relaxed))
+}
+
+// Issue 25: DNAStore steady at 2 ms, 40 callers, adaptive limit up to 60; the client's
+// measured latency jitters (its own CPU). Fed sample by sample, Gradient2 read each burst
+// of late answers as DNAStore slowing down and shed calls; through the sampling window a
+// stall is a minority of a window's samples and the limit stays at maxConcurrent.
+#[tokio::test(start_paused = true)]
+async fn client_side_jitter_at_a_steady_store_latency_sheds_nothing() {
+    for (store_ms, seed) in [(2u32, 1u64), (5, 2), (20, 3)] {
+        let l = adaptive(2, 60);
+        let s = Arc::new(stalls(seed, 6, 100.0, 60.0));
+        let (calls, shed, lowest) = steady_through_stalls(&l, 40, 6, store_ms * MS, s).await;
+        assert!(calls > 5_000, "{calls} calls at {store_ms} ms");
+        assert_eq!(
+            (shed, lowest),
+            (0, 60),
+            "{shed} of {calls} calls shed at a steady {store_ms} ms, the limit as low as {lowest}"
+        );
+    }
 }

@@ -88,13 +88,16 @@ pub struct LkgCache {
 impl LkgCache {
     /// None when the cache is disabled (`lkgMaxEntries` 0 or `lkgMaxBytes` 0).
     pub fn new(cfg: LkgConfig, metrics: Arc<BreakerMetrics>) -> Option<Self> {
-        let cap = NonZeroUsize::new(cfg.max_entries)?;
+        NonZeroUsize::new(cfg.max_entries)?;
         if cfg.max_bytes == 0 {
             return None;
         }
         Some(Self {
             store: Mutex::new(Store {
-                lru: Some(LruCache::new(cap)),
+                // Unbounded, the entry count enforced in `store`: `LruCache::new(cap)`
+                // allocates its map for `cap` entries up front (~34 KB at the default
+                // 1000), per breaker, before anything is cached (issue 25).
+                lru: Some(LruCache::unbounded()),
                 bytes: 0,
             }),
             cfg,
@@ -206,7 +209,7 @@ impl LkgCache {
             }
         }
         *bytes += size;
-        while *bytes > self.cfg.max_bytes {
+        while *bytes > self.cfg.max_bytes || lru.len() > self.cfg.max_entries {
             match lru.pop_lru() {
                 Some((_, old)) => {
                     *bytes -= old.entry.body.len() as u64;
@@ -272,6 +275,13 @@ impl LkgCache {
             json: e.json,
             age,
         })
+    }
+
+    /// Drops every entry and stores nothing more: the breaker closed (its memory, up to
+    /// `lkgMaxBytes`, goes back then, not when its last JS handle is collected).
+    pub fn close(&self) {
+        let old = std::mem::take(&mut *self.store.lock());
+        drop(old);
     }
 
     pub fn len(&self) -> usize {

@@ -4,6 +4,8 @@
 //! Certificate and key contents never appear in an error, a log line or a `Debug` print:
 //! errors say which file and what is wrong with it.
 
+mod client_config;
+mod identity;
 mod reload;
 
 use std::fmt;
@@ -11,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use client_config::live_verifiers;
+pub use identity::subject_public_key_info;
 #[cfg(test)]
 use reload::stamp;
 pub use reload::{spawn_reload, ClientSlot, Clients, ReloadReport};
@@ -151,8 +155,8 @@ pub struct LoadError {
 /// Parsed material, ready for a client.
 #[derive(Clone)]
 pub struct Material {
-    ca: Vec<reqwest::Certificate>,
-    identity: Option<reqwest::Identity>,
+    ca: Vec<rustls::pki_types::CertificateDer<'static>>,
+    identity: Option<Arc<rustls::sign::CertifiedKey>>,
 }
 
 impl TlsConfig {
@@ -174,12 +178,14 @@ impl TlsConfig {
                         ),
                     ));
                 }
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
-                    fail(
-                        Which::Ca,
-                        format!("{} holds a certificate that does not parse", src.describe()),
-                    )
-                })?
+                CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        fail(
+                            Which::Ca,
+                            format!("{} holds a certificate that does not parse", src.describe()),
+                        )
+                    })?
             }
         };
         let identity = match (&self.client_cert, &self.client_key) {
@@ -213,33 +219,30 @@ impl TlsConfig {
                 })?;
                 // The key must belong to the certificate: a rotation caught between writing
                 // the two files would otherwise fail every handshake.
-                let mut both = cert.clone();
-                both.push(b'\n');
-                both.extend_from_slice(&key);
-                let id = reqwest::Identity::from_pem(&both).map_err(|_| {
-                    fail(
-                        Which::Key,
-                        format!("{} is not a usable key for {}", k.describe(), c.describe()),
-                    )
-                })?;
-                let signing =
-                    rustls::crypto::ring::sign::any_supported_type(&parsed).map_err(|_| {
-                        fail(
+                let id = identity::certified_key(certs, &parsed).map_err(|why| {
+                    let (which, what) = match why {
+                        identity::Mismatch::KeyType => (
                             Which::Key,
                             format!("{} holds a key type rustls cannot sign with", k.describe()),
-                        )
-                    })?;
-                let ck = rustls::sign::CertifiedKey::new(certs, signing);
-                if ck.keys_match().is_err() {
-                    return Err(fail(
-                        Which::Key,
-                        format!(
-                            "{} does not match the certificate in {}",
-                            k.describe(),
-                            c.describe()
                         ),
-                    ));
-                }
+                        identity::Mismatch::Different => (
+                            Which::Key,
+                            format!(
+                                "{} does not match the certificate in {}",
+                                k.describe(),
+                                c.describe()
+                            ),
+                        ),
+                        identity::Mismatch::Unreadable => (
+                            Which::Cert,
+                            format!(
+                                "{} holds a certificate whose public key cannot be read",
+                                c.describe()
+                            ),
+                        ),
+                    };
+                    fail(which, what)
+                })?;
                 Some(id)
             }
             _ => None,
@@ -270,41 +273,27 @@ impl TlsConfig {
     }
 
     /// The clients of a `ClientSlot`: one per kind of thread that sends (see `ClientSlot`).
+    /// They share one rustls config (its verifier, and its TLS session cache, which rustls
+    /// allocates for 32 servers up front: ~15 KB a config).
     pub fn build_clients(
         &self,
         m: Material,
         base: Option<&url::Url>,
     ) -> Result<super::tls::Clients, String> {
-        let runtime = self.build_client(m.clone(), base)?;
-        let own = self.build_client(m, base)?;
+        let tls = self.client_config(&m)?;
+        let runtime = self.build_client(tls.clone(), base)?;
+        let own = self.build_client(tls, base)?;
         Ok([Arc::new(runtime), Arc::new(own)])
     }
 
-    /// A client with this material (the `client_builder` base: redirects, pool, no proxy
-    /// unless configured).
+    /// A client with this rustls config (`client_config`) on the `client_builder` base:
+    /// redirects, pool, no proxy unless configured.
     pub fn build_client(
         &self,
-        m: Material,
+        tls: rustls::ClientConfig,
         base: Option<&url::Url>,
     ) -> Result<reqwest::Client, String> {
-        let mut b = crate::http::client_builder();
-        if !m.ca.is_empty() {
-            b = if self.ca_only {
-                b.tls_certs_only(m.ca)
-            } else {
-                b.tls_certs_merge(m.ca)
-            };
-        }
-        if let Some(id) = m.identity {
-            b = b.identity(id);
-        }
-        b = b.tls_version_min(match self.min_version {
-            TlsVersion::V12 => reqwest::tls::Version::TLS_1_2,
-            TlsVersion::V13 => reqwest::tls::Version::TLS_1_3,
-        });
-        if self.insecure {
-            b = b.tls_danger_accept_invalid_certs(true);
-        }
+        let mut b = crate::http::client_builder().tls_backend_preconfigured(tls);
         if let (Some(name), Some(base)) = (&self.server_name, base) {
             if let Some(ip) = base_ip(base) {
                 // Port 0: the URL's port is used.
@@ -379,3 +368,5 @@ mod test_pki;
 mod tests;
 #[cfg(test)]
 mod tests_handshake;
+#[cfg(test)]
+mod tests_identity;

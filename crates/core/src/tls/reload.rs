@@ -22,7 +22,7 @@ use super::TlsConfig;
 /// polled on a thread that drives a runtime of its own (`crate::own_runtime`).
 pub type Clients = [Arc<reqwest::Client>; 2];
 
-/// The current clients, swapped together on rotation.
+/// The current clients, swapped together on rotation; `None` once the breaker closed.
 ///
 /// Why two: hyper runs each connection as a task on the runtime that opened it. A call
 /// polled by the binding's JS-thread runtime (its lone calls) that took a connection opened
@@ -30,21 +30,33 @@ pub type Clients = [Arc<reqwest::Client>; 2];
 /// cross-thread wake-up each way: what running the call there was meant to avoid. So each
 /// kind of thread keeps its own pool.
 #[derive(Clone)]
-pub struct ClientSlot(Arc<RwLock<Clients>>);
+pub struct ClientSlot(Arc<RwLock<Option<Clients>>>);
 
 impl ClientSlot {
     pub fn new(c: Clients) -> Self {
-        Self(Arc::new(RwLock::new(c)))
+        Self(Arc::new(RwLock::new(Some(c))))
     }
 
-    /// The client for one attempt on this thread (a refcount increment under a read lock).
-    pub fn current(&self) -> Arc<reqwest::Client> {
+    /// The client for one attempt on this thread (a refcount increment under a read lock);
+    /// `None` after [`ClientSlot::release`].
+    pub fn current(&self) -> Option<Arc<reqwest::Client>> {
         let own = crate::own_runtime::this_thread();
-        self.0.read()[usize::from(own)].clone()
+        self.0.read().as_ref().map(|c| c[usize::from(own)].clone())
     }
 
     fn swap(&self, c: Clients) {
-        *self.0.write() = c;
+        let mut slot = self.0.write();
+        // A rotation finishing after the breaker closed does not bring the clients back.
+        if slot.is_some() {
+            *slot = Some(c);
+        }
+    }
+
+    /// Drops the clients (their pools, idle connections and TLS config) when the breaker
+    /// closes; calls in flight keep the one they took until they end.
+    pub fn release(&self) {
+        let old = self.0.write().take();
+        drop(old);
     }
 }
 

@@ -59,6 +59,21 @@ pub fn leaf(
     usage: &str,
     san: Option<&str>,
 ) -> (PathBuf, PathBuf) {
+    signed(dir, ca, name, Some((usage, san)))
+}
+
+/// An X.509 v1 leaf signed by `ca`: `openssl x509 -req` without `-extfile`, the quick way
+/// to sign a client certificate (no extensions, so no version 3).
+pub fn leaf_v1(dir: &Path, ca: &(PathBuf, PathBuf), name: &str) -> (PathBuf, PathBuf) {
+    signed(dir, ca, name, None)
+}
+
+fn signed(
+    dir: &Path,
+    ca: &(PathBuf, PathBuf),
+    name: &str,
+    v3: Option<(&str, Option<&str>)>,
+) -> (PathBuf, PathBuf) {
     let subj = format!("/CN={name}");
     let (crt, key, csr, ext) = (
         format!("{name}.crt"),
@@ -70,32 +85,31 @@ pub fn leaf(
     args.extend(P256);
     args.extend(["-keyout", &key, "-out", &csr]);
     openssl(&args, dir);
-    let mut lines = format!("basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n");
-    if let Some(san) = san {
-        lines.push_str(&format!("subjectAltName={san}\n"));
-    }
-    std::fs::write(dir.join(&ext), lines).unwrap();
     let (ca_crt, ca_key) = (ca.0.to_str().unwrap(), ca.1.to_str().unwrap());
-    openssl(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            ca_crt,
-            "-CAkey",
-            ca_key,
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            &ext,
-            "-out",
-            &crt,
-        ],
-        dir,
-    );
+    let mut args = vec![
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        ca_crt,
+        "-CAkey",
+        ca_key,
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        &crt,
+    ];
+    if let Some((usage, san)) = v3 {
+        let mut lines = format!("basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n");
+        if let Some(san) = san {
+            lines.push_str(&format!("subjectAltName={san}\n"));
+        }
+        std::fs::write(dir.join(&ext), lines).unwrap();
+        args.extend(["-extfile", &ext]);
+    }
+    openssl(&args, dir);
     set_mode(&dir.join(&key), 0o600);
     (dir.join(crt), dir.join(key))
 }

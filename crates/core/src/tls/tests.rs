@@ -279,7 +279,7 @@ async fn rotation_swaps_the_client_and_a_broken_file_keeps_the_old_one() {
         stop.clone(),
         Box::new(move |x| r.lock().unwrap().push(x)),
     );
-    let first = slot.current();
+    let first = slot.current().unwrap();
     let own_first = own_client(&slot);
     // Atomic replacement (write aside, rename over), the key first, then the certificate:
     // between the two the pair does not match and must not be taken.
@@ -296,7 +296,7 @@ async fn rotation_swaps_the_client_and_a_broken_file_keeps_the_old_one() {
             .contains(&super::ReloadReport::Reloaded)
     })
     .await;
-    let second = slot.current();
+    let second = slot.current().unwrap();
     assert!(!Arc::ptr_eq(&first, &second), "the client was swapped");
     assert!(
         !Arc::ptr_eq(&own_first, &own_client(&slot)),
@@ -326,7 +326,7 @@ async fn rotation_swaps_the_client_and_a_broken_file_keeps_the_old_one() {
         other => panic!("{other:?}"),
     }
     assert!(
-        Arc::ptr_eq(&second, &slot.current()),
+        Arc::ptr_eq(&second, &slot.current().unwrap()),
         "the old material stays in use"
     );
     stop.cancel();
@@ -368,7 +368,7 @@ fn own_client(slot: &super::ClientSlot) -> Arc<reqwest::Client> {
     let s = slot.clone();
     std::thread::spawn(move || {
         crate::own_runtime::mark_this_thread();
-        s.current()
+        s.current().unwrap()
     })
     .join()
     .unwrap()
@@ -381,7 +381,7 @@ fn a_thread_with_its_own_runtime_gets_a_client_and_pool_of_its_own() {
     let c = resolve(&[], &[]).unwrap();
     let http = crate::http::HttpClient::new(&c.tls, None).unwrap();
     let slot = http.slot().clone();
-    let shared = slot.current();
+    let shared = slot.current().unwrap();
     let own = own_client(&slot);
     assert!(
         !Arc::ptr_eq(&shared, &own),
@@ -392,7 +392,9 @@ fn a_thread_with_its_own_runtime_gets_a_client_and_pool_of_its_own() {
         "the same one on every such thread"
     );
     let s = slot.clone();
-    let other = std::thread::spawn(move || s.current()).join().unwrap();
+    let other = std::thread::spawn(move || s.current().unwrap())
+        .join()
+        .unwrap();
     assert!(
         Arc::ptr_eq(&shared, &other),
         "other threads keep the shared one"
