@@ -186,6 +186,18 @@ export interface BreakerEvent {
   deadLettered?: number
   /** `delivered`: DNAStore's answer (up to 64 KiB; absent when larger). */
   body?: string
+  /** Transitions: 'local' (this replica's own decision) or 'fleet' (the fleet circuit's). */
+  decision?: string
+  /** Fleet decisions: the replica that tripped (opened the fleet) or whose trial decided. */
+  trippedBy?: string
+  /** Fleet decisions: the fleet state's generation. */
+  generation?: number
+  /** Fleet decisions: replicas whose trips opened the fleet. */
+  votes?: number
+  /** Fleet decisions: quorum | trial failed | trials succeeded. */
+  fleetReason?: string
+  /** `fleet` events (connected): this replica's id. */
+  replica?: string
 }
 
 export interface BreakerOptions {
@@ -335,6 +347,8 @@ export interface BreakerStats {
   windowMs: number
   /** The bulkhead; null without maxConcurrent. */
   bulkhead?: BulkheadStats
+  /** The fleet circuit; null with fleetCircuit off. */
+  fleet?: FleetStats
 }
 
 /** `stats().bulkhead`. */
@@ -450,6 +464,27 @@ export interface CircuitTransition {
  * checks membership instead of guessing from a prefix.
  */
 export declare function errorCodes(): Array<string>
+
+/** `stats().fleet` (null with fleetCircuit off). */
+export interface FleetStats {
+  /** This replica's id (host name, pid, random digits), as other replicas' logs name it. */
+  replica: string
+  /** Whether the fleet's Redis answers; false: this replica runs on its local circuit. */
+  connected: boolean
+  /** The fleet's state as this replica follows it: 'closed' | 'open' | 'halfOpen'. */
+  state: string
+  /** Grows by one at every fleet decision. */
+  generation: number
+  quorum: number
+  /** Live trip votes within rollingCountTimeout (this replica's included). */
+  votes: number
+  /** Replicas of this breaker name seen in the last few seconds. */
+  replicas: number
+  /** The replica that opened the fleet, while it is open. */
+  trippedBy?: string
+  /** Fleet messages and records ignored (forged, garbled, stale) so far. */
+  rejected: number
+}
 
 /** Every metric family the core defines: `[name, type, help]`, present or not yet. */
 export declare function metricFamilies(): Array<Array<string>>

@@ -304,6 +304,8 @@ pub struct BreakerStats {
     pub window_ms: f64,
     /// The bulkhead; null without maxConcurrent.
     pub bulkhead: Option<BulkheadStats>,
+    /// The fleet circuit; null with fleetCircuit off.
+    pub fleet: Option<crate::fleet::FleetStats>,
 }
 
 /// `stats().bulkhead`.
@@ -352,6 +354,7 @@ impl From<Stats> for BreakerStats {
             trips: s.trips as f64,
             window_ms: s.window.as_millis() as f64,
             bulkhead: s.bulkhead.map(Into::into),
+            fleet: None,
         }
     }
 }

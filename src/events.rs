@@ -53,6 +53,18 @@ pub struct BreakerEvent {
     pub dead_lettered: Option<f64>,
     /// `delivered`: DNAStore's answer (up to 64 KiB; absent when larger).
     pub body: Option<String>,
+    /// Transitions: 'local' (this replica's own decision) or 'fleet' (the fleet circuit's).
+    pub decision: Option<String>,
+    /// Fleet decisions: the replica that tripped (opened the fleet) or whose trial decided.
+    pub tripped_by: Option<String>,
+    /// Fleet decisions: the fleet state's generation.
+    pub generation: Option<f64>,
+    /// Fleet decisions: replicas whose trips opened the fleet.
+    pub votes: Option<u32>,
+    /// Fleet decisions: quorum | trial failed | trials succeeded.
+    pub fleet_reason: Option<String>,
+    /// `fleet` events (connected): this replica's id.
+    pub replica: Option<String>,
 }
 
 /// Largest answer a `delivered` event carries.
@@ -79,7 +91,8 @@ const ALWAYS: u32 = EventKind::Transition.bit()
     | EventKind::Shutdown.bit()
     | EventKind::RedisHealth.bit()
     | EventKind::Outbox.bit()
-    | EventKind::TlsReload.bit();
+    | EventKind::TlsReload.bit()
+    | EventKind::Fleet.bit();
 
 /// Event name (as the facade's listeners use it) -> interest bit.
 pub fn bit_of(name: &str) -> u32 {
@@ -102,6 +115,7 @@ pub fn bit_of(name: &str) -> u32 {
         "deadLetter" => EventKind::DeadLetter,
         "outbox" => EventKind::Outbox,
         "tls" => EventKind::TlsReload,
+        "fleet" => EventKind::Fleet,
         _ => return 0,
     };
     kind.bit()
@@ -136,9 +150,8 @@ impl Observer for JsObserver {
             return;
         }
         let (name, payload) = match e {
-            Event::Transition(t) => (
-                t.to.event_name(),
-                BreakerEvent {
+            Event::Transition(t) => (t.to.event_name(), {
+                let mut p = BreakerEvent {
                     from: Some(t.from.as_str().into()),
                     to: Some(t.to.as_str().into()),
                     reason: Some(t.reason.as_str().into()),
@@ -151,8 +164,11 @@ impl Observer for JsObserver {
                     time_in_previous_ms: ms(t.time_in_previous),
                     trips: Some(t.trips as f64),
                     ..Default::default()
-                },
-            ),
+                };
+                crate::fleet::transition_fields(&mut p, t);
+                p
+            }),
+            Event::Fleet(f) => ("fleet", crate::fleet::event(f)),
             Event::Fire => ("fire", BreakerEvent::default()),
             Event::Success { latency, .. } => (
                 "success",

@@ -12,6 +12,7 @@ mod convert;
 mod events;
 mod fast;
 mod fire;
+mod fleet;
 mod guarded;
 mod options;
 mod outbox;

@@ -13,9 +13,11 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::error::FailureKind;
-use crate::observer::{StateKind, Transition, TransitionReason};
+use crate::observer::{FleetNote, StateKind, Transition, TransitionReason};
 use crate::window::{AtomicWindow, RollingWindow, WindowClock};
 
+#[path = "circuit_fleet.rs"]
+mod fleet;
 #[path = "circuit_stats.rs"]
 mod stats;
 pub use stats::{BucketCounts, BulkheadStats, Stats};
@@ -138,6 +140,10 @@ struct Inner {
     generation: u64,
     consecutive_failures: u32,
     window: RollingWindow,
+    /// The fleet decision the current state follows (`fleetCircuit`); `None`: the state
+    /// is this replica's own. Kept from a fleet open into its half-open, whose trials are
+    /// then leased fleet-wide (`circuit_fleet.rs`); any local decision clears it.
+    fleet: Option<Arc<FleetNote>>,
 }
 
 pub struct Circuit {
@@ -158,6 +164,9 @@ pub struct Circuit {
     hold_closed_until: AtomicU64,
     /// The windows' time: the clock, or the caller's rotations.
     clock: WindowClock,
+    /// While half-open for the fleet: no trial is admitted before this clock time (ns),
+    /// every trial lease of the round being held elsewhere (`circuit_fleet.rs`).
+    trial_hold_until: AtomicU64,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -174,6 +183,7 @@ impl Circuit {
                 generation: 0,
                 consecutive_failures: 0,
                 window: RollingWindow::new(w, b),
+                fleet: None,
             })),
             opened: Notify::new(),
             open_until: AtomicU64::new(0),
@@ -185,6 +195,7 @@ impl Circuit {
             retries: AtomicWindow::new(w, b),
             hold_closed_until: AtomicU64::new(0),
             clock: WindowClock::new(w, b, cfg.rotated_by_caller),
+            trial_hold_until: AtomicU64::new(0),
             cfg,
         }
     }
@@ -227,17 +238,19 @@ impl Circuit {
                 if now < until {
                     return None;
                 }
+                // The fleet's round: no trial while its leases are all held elsewhere.
+                let held = self.trials_held(&g, now);
                 self.transition(
                     &mut g,
                     State::HalfOpen {
-                        admitted: 1,
+                        admitted: u32::from(!held),
                         succeeded: 0,
                     },
                     TransitionReason::ResetTimeoutElapsed,
                     now,
                     emit,
                 );
-                Some(Permit {
+                (!held).then(|| Permit {
                     generation: g.generation,
                     trial: Some(self.inner.clone()),
                 })
@@ -246,7 +259,7 @@ impl Circuit {
                 admitted,
                 succeeded,
             } => {
-                if admitted >= self.cfg.half_open_max_calls {
+                if admitted >= self.cfg.half_open_max_calls || self.trials_held(&g, now) {
                     return None;
                 }
                 g.state = State::HalfOpen {
@@ -488,8 +501,19 @@ impl Circuit {
         now: Duration,
         emit: &mut dyn FnMut(&Transition),
     ) {
+        self.open_until(g, now + self.cfg.reset_timeout, reason, now, emit);
+    }
+
+    /// Opens until `until` (clock time): resetTimeout from now, or the fleet's own end.
+    fn open_until(
+        &self,
+        g: &mut Inner,
+        until: Duration,
+        reason: TransitionReason,
+        now: Duration,
+        emit: &mut dyn FnMut(&Transition),
+    ) {
         self.trips.fetch_add(1, Ordering::Relaxed);
-        let until = now + self.cfg.reset_timeout;
         self.transition(g, State::Open { until }, reason, now, emit);
         self.opened.notify_waiters();
     }
@@ -503,6 +527,14 @@ impl Circuit {
         emit: &mut dyn FnMut(&Transition),
     ) {
         let from = g.state.kind();
+        // A fleet decision carries its note (set by the caller); a fleet open's half-open
+        // keeps it (its trials are leased); every local decision is the replica's own.
+        if !matches!(
+            reason,
+            TransitionReason::Fleet | TransitionReason::ResetTimeoutElapsed
+        ) {
+            g.fleet = None;
+        }
         let totals = g.window.totals(self.clock.at(now));
         let t = Transition {
             from,
@@ -516,6 +548,7 @@ impl Circuit {
             consecutive_failures: g.consecutive_failures,
             time_in_previous: now.saturating_sub(g.entered),
             trips: self.trips(),
+            fleet: g.fleet.clone(),
         };
         g.state = to;
         g.entered = now;

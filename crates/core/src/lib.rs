@@ -15,10 +15,12 @@ pub use circuit::{BulkheadStats, Circuit, CircuitConfig, Permit, Stats, Verdict}
 pub use config::{Config, ConfigError, RawOptions, RawValue};
 pub use error::{CallError, Code, FailureKind};
 pub use observer::{
-    CallKind, Event, EventKind, FallbackSource, Observer, StateKind, Transition, TransitionReason,
+    CallKind, Event, EventKind, FallbackSource, FleetEvent, FleetNote, FleetWhy, Observer,
+    StateKind, Transition, TransitionReason,
 };
 pub mod breaker;
 pub mod call_trace;
+pub mod fleet;
 pub mod http;
 pub mod limit;
 pub mod lkg;

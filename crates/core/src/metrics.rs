@@ -70,7 +70,19 @@ pub(crate) struct Families {
     concurrency_rejections: IntCounterVec,
     tls_insecure: IntGaugeVec,
     tls_reloads: IntCounterVec,
+    // The fleet circuit's (handles in `fleet/metrics.rs`).
+    pub(crate) fleet_state: IntGaugeVec,
+    pub(crate) fleet_connected: IntGaugeVec,
+    pub(crate) fleet_replicas: IntGaugeVec,
+    pub(crate) fleet_rejected: IntCounterVec,
+    pub(crate) fleet_leases: IntCounterVec,
+    pub(crate) fleet_propagation: HistogramVec,
 }
+
+/// `dnastore_fleet_propagation_seconds` buckets: 1 ms to 5 s.
+pub const FLEET_PROPAGATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 5.0,
+];
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let v = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
@@ -299,6 +311,46 @@ pub(crate) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "Rotations of the TLS files seen, by result (error: the new material did not load; the previous stays in use).",
             &["name", "result"],
         ),
+        fleet_state: int_gauge(
+            &r,
+            "dnastore_fleet_state",
+            "The fleet circuit's state as this replica follows it: 0 closed (or no fleet decision), 1 open, 2 half-open (its round of leased trials).",
+        ),
+        fleet_connected: int_gauge(
+            &r,
+            "dnastore_fleet_connected",
+            "1 while the fleet circuit's Redis answers; 0: this replica runs on its local circuit alone.",
+        ),
+        fleet_replicas: int_gauge(
+            &r,
+            "dnastore_fleet_replicas",
+            "Replicas of this breaker name seen by the fleet circuit in the last few seconds (heartbeats in Redis).",
+        ),
+        fleet_rejected: counter(
+            &r,
+            "dnastore_fleet_rejected_total",
+            "Fleet messages and records ignored, by reason: signature (forged, or another secret), malformed, stale (older than one seen).",
+            &["name", "reason"],
+        ),
+        fleet_leases: counter(
+            &r,
+            "dnastore_fleet_leases_total",
+            "Half-open trial leases asked for, by result: granted (this replica makes the trial), held (every lease of the round is held elsewhere), error (Redis failed: a local trial).",
+            &["name", "result"],
+        ),
+        fleet_propagation: {
+            let v = HistogramVec::new(
+                HistogramOpts::new(
+                    "dnastore_fleet_propagation_seconds",
+                    "From a fleet decision (its replica's wall clock) to this replica applying it, in seconds.",
+                )
+                .buckets(FLEET_PROPAGATION_BUCKETS.to_vec()),
+                &["name"],
+            )
+            .expect("static metric definition");
+            r.register(Box::new(v.clone())).expect("metric registered once");
+            v
+        },
         registry: r,
     }
 });
@@ -617,7 +669,9 @@ impl Observer for BreakerMetrics {
             | Event::Queued { .. }
             | Event::Delivered { .. }
             | Event::DeadLetter { .. }
-            | Event::Outbox { .. } => {}
+            | Event::Outbox { .. }
+            // The fleet circuit counts its own (`fleet/metrics.rs`).
+            | Event::Fleet(_) => {}
         }
     }
 }
@@ -627,7 +681,7 @@ impl Observer for BreakerMetrics {
 pub fn families() -> Vec<(String, &'static str, String)> {
     use prometheus::core::Collector;
     let f = &*FAMILIES;
-    let all: [(&dyn Collector, &'static str); 32] = [
+    let all: [(&dyn Collector, &'static str); 38] = [
         (&f.state, "gauge"),
         (&f.trips, "counter"),
         (&f.requests, "counter"),
@@ -660,6 +714,12 @@ pub fn families() -> Vec<(String, &'static str, String)> {
         (&f.concurrency_rejections, "counter"),
         (&f.tls_insecure, "gauge"),
         (&f.tls_reloads, "counter"),
+        (&f.fleet_state, "gauge"),
+        (&f.fleet_connected, "gauge"),
+        (&f.fleet_replicas, "gauge"),
+        (&f.fleet_rejected, "counter"),
+        (&f.fleet_leases, "counter"),
+        (&f.fleet_propagation, "histogram"),
     ];
     let mut out: Vec<_> = all
         .iter()
@@ -700,6 +760,17 @@ mod tests {
             latency: Duration::from_millis(1),
             route: Some("/r"),
         });
+        // The fleet circuit's families, whose handles live in `fleet/metrics.rs`.
+        let f = &*FAMILIES;
+        let n = ["metrics-test-families"];
+        f.fleet_state.with_label_values(&n).set(0);
+        f.fleet_connected.with_label_values(&n).set(0);
+        f.fleet_replicas.with_label_values(&n).set(0);
+        f.fleet_rejected
+            .with_label_values(&[n[0], "signature"])
+            .inc();
+        f.fleet_leases.with_label_values(&[n[0], "granted"]).inc();
+        f.fleet_propagation.with_label_values(&n).observe(0.001);
         let text = render();
         let mut typed: Vec<(String, String)> = text
             .lines()
@@ -716,6 +787,12 @@ mod tests {
             .collect();
         assert_eq!(typed, listed);
         m.remove();
+        let _ = f.fleet_state.remove_label_values(&n);
+        let _ = f.fleet_connected.remove_label_values(&n);
+        let _ = f.fleet_replicas.remove_label_values(&n);
+        let _ = f.fleet_rejected.remove_label_values(&[n[0], "signature"]);
+        let _ = f.fleet_leases.remove_label_values(&[n[0], "granted"]);
+        let _ = f.fleet_propagation.remove_label_values(&n);
     }
 
     #[test]

@@ -128,10 +128,23 @@ impl Breaker {
         let mut attempt: u32 = 1;
         let mut prev_delay = None;
         loop {
+            let budget = per_attempt.min(deadline_at.saturating_duration_since(Instant::now()));
+            // A trial of a circuit that follows the fleet needs one of the round's leases.
+            let mut lease = None;
+            if self.fleet.is_some() {
+                match self.trial_lease(&permit, budget).await {
+                    Ok(l) => lease = l,
+                    Err(()) => {
+                        drop(permit);
+                        self.record_short_circuit(self.now());
+                        let get = (req.method == Method::GET).then_some(req);
+                        return CallOutcome::Fallback(self.rejected(get));
+                    }
+                }
+            }
             if let Some(t) = &call.trace {
                 t.attempt();
             }
-            let budget = per_attempt.min(deadline_at.saturating_duration_since(Instant::now()));
             let started = self.now();
             let res =
                 tokio::time::timeout(budget, self.http.send(req, self.config.max_response_bytes))
@@ -173,6 +186,7 @@ impl Breaker {
                                 route: call.route.as_deref(),
                             });
                             self.finish(permit, Verdict::Success, latency);
+                            self.report_trial(&mut lease, Verdict::Success, latency);
                             self.emit(&Event::Completed(CallKind::of(true, attempt)));
                             if let Some(k) = key {
                                 self.store_lkg(k, req, &resp, json);
@@ -193,6 +207,7 @@ impl Breaker {
                             route: call.route.as_deref(),
                         });
                         self.finish(permit, Verdict::ClientError, latency);
+                        self.report_trial(&mut lease, Verdict::ClientError, latency);
                         self.emit(&Event::Completed(CallKind::of(false, attempt)));
                         return CallOutcome::Rejected(Rejection {
                             code: Code::Http,
@@ -226,6 +241,7 @@ impl Breaker {
                 route: call.route.as_deref(),
             });
             let tripped = self.finish(permit, Verdict::Failure(kind), latency);
+            self.report_trial(&mut lease, Verdict::Failure(kind), latency);
 
             let may_retry = !tripped
                 && attempt < self.config.retry.max_attempts

@@ -13,6 +13,7 @@ mod attempts;
 mod coalesce;
 mod durable;
 mod fallback;
+mod fleet;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -140,6 +141,8 @@ pub struct Breaker {
     /// Writes that could not be delivered, kept until they are (`outbox` option).
     outbox: Option<Arc<Outbox>>,
     outbox_backoff: Backoff,
+    /// The circuit shared with the other replicas (`fleetCircuit`, `fleet.rs`).
+    fleet: Option<Arc<crate::fleet::FleetCircuit>>,
     metrics: Arc<BreakerMetrics>,
     observers: RwLock<Vec<(u64, Arc<dyn Observer>)>>,
     next_observer: AtomicU64,
@@ -223,6 +226,13 @@ impl Breaker {
         };
         metrics.set_state(StateKind::Closed);
         let lkg = LkgCache::new(config.lkg.clone(), metrics.clone());
+        if config.fleet.is_some() && runtime.is_none() {
+            metrics.remove();
+            return Err(CallError::new(
+                Code::Config,
+                "the fleet circuit needs a tokio runtime to follow the fleet from",
+            ));
+        }
         let wall_origin_ms = deps
             .wall_origin
             .duration_since(UNIX_EPOCH)
@@ -239,6 +249,7 @@ impl Breaker {
                 runtime.clone(),
             ),
             circuit: Circuit::new(CircuitConfig::from(&config)),
+            fleet: Self::fleet_for(&config, me.clone(), deps.rng.clone()),
             http,
             origin: Instant::now(),
             wall_origin_ms,
@@ -257,6 +268,9 @@ impl Breaker {
         });
         if let Some((ob, rt)) = &outbox {
             spawn_delivery(&b, ob, rt);
+        }
+        if let Some(rt) = &runtime {
+            b.start_fleet(rt);
         }
         Ok(b)
     }
@@ -471,6 +485,13 @@ impl Breaker {
                 drop(permit);
                 return CallOutcome::Fallback(self.fallback_from(Code::Ordered, None));
             }
+            let permit = match &self.fleet {
+                None => permit,
+                Some(_) => match self.join_fleet(permit, &call).await {
+                    Some(p) => p,
+                    None => return CallOutcome::Fallback(self.rejected(Some(&call.req))),
+                },
+            };
             self.run(permit, &call).await
         })
         .catch_unwind();
@@ -516,6 +537,9 @@ impl Breaker {
         }
         if let Some(o) = &self.outbox {
             o.close();
+        }
+        if let Some(f) = &self.fleet {
+            f.close();
         }
         self.metrics.remove();
         // Freed now, not when the last JS handle is collected: cached responses, HTTP clients.

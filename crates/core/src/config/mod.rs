@@ -223,6 +223,9 @@ int_specs! {
         "Lower bound of the adaptive concurrency limit (must be <= maxConcurrent).";
     outbox_claim_idle: "outboxClaimIdleMs", "DNASTORE_OUTBOX_CLAIM_IDLE_MS", 30_000, 100, 3_600_000, "ms",
         "Fleet outbox (outboxRedisUrl): a write a replica took and has not finished for this long (the replica died or hangs) is taken over by another (XAUTOCLAIM); live replicas renew theirs every third of it.";
+    // The fleet circuit (config/fleet.rs).
+    fleet_quorum: "fleetQuorum", "DNASTORE_FLEET_QUORUM", 2, 1, 1000, "replicas",
+        "With fleetCircuit on: replicas that must have opened on their own evidence within one rollingCountTimeout before the whole fleet opens (a lone replica opens alone, as without the fleet).";
     // Upstream TLS (config/tls.rs).
     tls_reload: "tlsReloadMs", "DNASTORE_TLS_RELOAD_MS", 60_000, 0, 86_400_000, "ms",
         "How often caCert, clientCert and clientKey files are checked for a rotation (0: never); new connections use the new material, calls in flight keep theirs.";
@@ -302,6 +305,7 @@ pub const STR_SPECS: &[StrSpec] = &[
     outbox::OUTBOX,
     outbox::OUTBOX_DIR,
     outbox::OUTBOX_REDIS_URL,
+    fleet::FLEET_CIRCUIT,
     limit::CONCURRENCY_LIMIT,
     tls::CA_CERT,
     tls::CA_MODE,
@@ -396,6 +400,8 @@ pub struct Config {
     pub limit: Option<LimitConfig>,
     /// The upstream connection's TLS material and proxy.
     pub tls: crate::tls::TlsConfig,
+    /// The circuit shared by every replica through `redisUrl`; `None` with `fleetCircuit` off.
+    pub fleet: Option<FleetConfig>,
 }
 
 /// Every accepted option name.
@@ -838,6 +844,7 @@ impl Config {
             ca_file,
         };
 
+        let fleet = r.fleet(redis_url.is_some())?;
         let outbox = r.outbox(&redis)?;
         let (slow_calls, limit) = r.limits()?;
         let tls = r.tls(base_url.as_ref())?;
@@ -883,12 +890,15 @@ impl Config {
             },
             outbox,
             tls,
+            fleet,
         })
     }
 }
 
+mod fleet;
 mod limit;
 mod outbox;
+pub use fleet::FleetConfig;
 pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
 mod tls;
 pub use outbox::{OutboxConfig, OutboxMode};

@@ -1,0 +1,1 @@
+//! The fleet circuit against real redis-server processes.
