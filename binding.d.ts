@@ -307,6 +307,10 @@ export interface BreakerOptions {
   concurrencyLimit?: string
   /** Lower bound of the adaptive limit. Default 2 (DNASTORE_MIN_CONCURRENCY). */
   minConcurrency?: number | string
+  /** 'off' | 'on': every replica of this breaker name shares one circuit through redisUrl (fleet opens, leased half-open trials, new replicas start in the fleet's state). Needs redisUrl; set signingSecret too. Default 'off' (DNASTORE_FLEET_CIRCUIT). */
+  fleetCircuit?: string
+  /** With fleetCircuit 'on': replicas that must have opened on their own evidence within one rollingCountTimeout before the fleet opens. Default 2 (DNASTORE_FLEET_QUORUM). */
+  fleetQuorum?: number | string
   /** CA certificate(s) verifying DNAStore: a PEM file path (re-read on rotation) or PEM text (DNASTORE_CA_CERT). */
   caCert?: string
   /** 'add': caCert is trusted besides the platform roots; 'only': it replaces them. Default 'add' (DNASTORE_CA_MODE). */

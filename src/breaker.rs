@@ -54,9 +54,12 @@ impl NativeBreaker {
             runtime: bridge::io_handle().cloned(),
             ..Deps::default()
         };
-        let inner = registry::open(config, deps).map_err(|e| throw(&env, e.code, &e.message))?;
         let observer = Arc::new(JsObserver::new(events::build(&on_event)?));
-        let observer_id = inner.subscribe(observer.clone());
+        // Subscribed before a new breaker starts its background work: its first events
+        // (the fleet circuit connecting, or failing to) reach the facade's log.
+        let (inner, observer_id) = registry::open_with(config, deps, Some(observer.clone()))
+            .map_err(|e| throw(&env, e.code, &e.message))?;
+        let observer_id = observer_id.unwrap_or_default();
         Ok(Self {
             handle: HandleState::new(&inner),
             inner,

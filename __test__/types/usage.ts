@@ -1,7 +1,7 @@
 // Compile-only check of the published types (index.d.ts + the generated binding.d.ts):
 // `tsc -p __test__/types` must accept this file. Lines marked @ts-expect-error must fail.
 import { createBreaker, metrics, registerWith, METRICS_CONTENT_TYPE, optionNames } from '../..';
-import type { Fallback, BreakerStats, BulkheadStats, BreakerEvent, FullResponse, Queued } from '../..';
+import type { Fallback, BreakerStats, BulkheadStats, FleetStats, BreakerEvent, FullResponse, Queued } from '../..';
 import { Registry } from 'prom-client';
 
 interface Sigil {
@@ -77,6 +77,15 @@ async function main(): Promise<void> {
   limited.on('open', (e: BreakerEvent) => console.log(e.slowCalls, e.slowCallRate));
   limited.shutdown();
   breaker.shutdown();
+
+  // The fleet circuit (issue 28).
+  const fleet = createBreaker({ name: 'fleet', redisUrl: 'redis://127.0.0.1:6379', fleetCircuit: 'on', fleetQuorum: 2, signingSecret: 's', logger: false });
+  const fs: FleetStats | undefined = fleet.stats().fleet;
+  console.log(fs?.replica, fs?.connected, fs?.state, fs?.generation, fs?.quorum, fs?.votes, fs?.replicas, fs?.trippedBy, fs?.rejected);
+  fleet.on('open', (e: BreakerEvent) => console.log(e.decision, e.trippedBy, e.generation, e.votes, e.fleetReason));
+  fleet.on('fleet', (e: BreakerEvent) => console.log(e.kind, e.up, e.reason, e.replica));
+  createBreaker({ fleetQuorum: '3' });
+  fleet.shutdown();
 
   // Numeric options may be decimal strings (`process.env.X || 3000`).
   createBreaker({ timeout: '3000' });

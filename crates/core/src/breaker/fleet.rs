@@ -70,11 +70,21 @@ impl Breaker {
         )))
     }
 
-    /// Starts following the fleet: its task, and the observer that tells it of trips.
-    pub(super) fn start_fleet(self: &Arc<Self>, rt: &tokio::runtime::Handle) {
-        if let Some(f) = &self.fleet {
-            self.subscribe(f.observer());
-            f.start(rt);
+    /// Starts the background work whose events a first observer should not miss: the
+    /// fleet circuit's task (its first connect, or its failure, is an event) and the
+    /// observer that tells it of trips. Idempotent. `registry::open_with` calls it once the
+    /// opener's observer is subscribed; a breaker built otherwise calls it itself.
+    pub fn start(self: &Arc<Self>) {
+        let Some(f) = &self.fleet else { return };
+        let rt = self
+            .deps
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        if let Some(rt) = rt {
+            if f.start(&rt) {
+                self.subscribe(f.observer());
+            }
         }
     }
 

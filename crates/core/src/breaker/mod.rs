@@ -269,9 +269,6 @@ impl Breaker {
         if let Some((ob, rt)) = &outbox {
             spawn_delivery(&b, ob, rt);
         }
-        if let Some(rt) = &runtime {
-            b.start_fleet(rt);
-        }
         Ok(b)
     }
 

@@ -243,10 +243,15 @@ impl FleetCircuit {
         }
     }
 
-    /// Starts the task that connects, subscribes and follows the fleet (once).
-    pub fn start(&self, rt: &tokio::runtime::Handle) {
-        if let Some(rx) = self.rx.lock().take() {
-            rt.spawn(task::run(self.shared.clone(), rx));
+    /// Starts the task that connects, subscribes and follows the fleet; true the first
+    /// time (later calls do nothing).
+    pub fn start(&self, rt: &tokio::runtime::Handle) -> bool {
+        match self.rx.lock().take() {
+            Some(rx) => {
+                rt.spawn(task::run(self.shared.clone(), rx));
+                true
+            }
+            None => false,
         }
     }
 
