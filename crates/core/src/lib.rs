@@ -26,14 +26,15 @@ pub mod metrics;
 pub mod outbox;
 pub mod outcome;
 pub mod own_runtime;
+pub mod pem;
 pub mod redis;
 pub mod registry;
+pub mod request;
 pub mod retry;
-pub mod route_metrics;
 #[cfg(test)]
 mod test_support;
+pub mod text;
 pub mod tls;
-mod transport;
 
 pub use breaker::{Breaker, Call, Deps, Durable};
 pub use call_trace::{CallTrace, RetryNote, TraceSummary};

@@ -8,7 +8,8 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use parking_lot::Mutex;
 
 use crate::error::FailureKind;
-use crate::http::{AttemptFailure, PreparedRequest, RawResponse};
+use crate::http::{AttemptFailure, RawResponse};
+use crate::request::PreparedRequest;
 
 #[derive(Clone, Debug)]
 pub enum Step {

@@ -171,7 +171,7 @@ impl Outbox {
                 w.as_ref()
                     .map_or_else(String::new, |w| w.method.to_string()),
                 w.as_ref()
-                    .map_or_else(String::new, |w| crate::http::redact(&w.url)),
+                    .map_or_else(String::new, |w| crate::text::redact(&w.url)),
                 w.map(|w| w.idempotency_key).unwrap_or_default(),
             )
         };
