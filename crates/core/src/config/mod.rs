@@ -4,14 +4,32 @@
 //! Inputs arrive untyped ([`RawValue`]) from JS or from the environment, so a string where
 //! a number belongs, a NaN or an out-of-range value becomes a [`ConfigError`] that names
 //! the option or variable and the accepted range, never a panic or a silent default.
+//!
+//! A foundation: plain data and its validation, no I/O (it imports only `error` and
+//! `text`). The files some settings name are read when a breaker is built, by the feature
+//! that uses them (`breaker/files.rs`); [`Origins`] keeps how their errors name them.
+//!
+//! Where things are: `input.rs` (raw values, spec types, the error), `resolver.rs` (how one
+//! setting is read from options or the environment), this file (the integer table, the
+//! boolean and general string settings, [`Config`] and [`Config::resolve`]), and one file
+//! per group beside its parser: `lkg.rs`, `redis.rs` (Redis URLs, the CA option),
+//! `outbox.rs`, `limit.rs`, `tls.rs`.
+//!
+//! # Adding an option
+//!
+//! An integer: one line in `int_specs!` below. A string or list: its `StrSpec` beside its
+//! group's parser, and its name in `STR_SPECS` or `LIST_SPECS`. A boolean: its `BoolSpec`
+//! and `BOOL_SPECS`. Then its field in the settings struct it belongs to, read in
+//! [`Config::resolve`] (or the group's resolver), and its row in the options docs and
+//! `.env.example` (`tests.rs` checks both document every setting).
 
-use std::fmt;
 use std::time::Duration;
 
 use url::Url;
 
-use crate::error::{CallError, Code};
+use crate::error::CallError;
 
+mod input;
 mod limit;
 mod lkg;
 mod outbox;
@@ -19,132 +37,17 @@ mod redis;
 mod resolver;
 mod tls;
 
+pub use input::{BoolSpec, ConfigError, IntSpec, RawOptions, RawValue, StrSpec};
 pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
 pub use lkg::{LkgConfig, IDENTITY_HEADERS};
 pub use outbox::{OutboxConfig, OutboxMode};
 pub use redis::{Mode, Node, RedisOptions, RedisSpec};
-pub use resolver::Origin;
 use resolver::{err, Resolver};
+pub use resolver::{Origin, Origins};
 pub use tls::{
     base_ip, PemSource, ProxyMode, TlsConfig, TlsInput, TlsVersion, PROXY_ENV_VARS,
     TLS_INSECURE_ENV,
 };
-
-/// A value as it came from JS (or a Rust caller), before validation.
-#[derive(Clone, Debug, PartialEq)]
-pub enum RawValue {
-    Number(f64),
-    String(String),
-    Bool(bool),
-    /// An array of strings (header lists).
-    List(Vec<String>),
-    /// Any other JS type, by its `typeof` name.
-    Other(&'static str),
-}
-
-impl RawValue {
-    fn describe(&self) -> String {
-        match self {
-            RawValue::Number(n) => format!("{n}"),
-            RawValue::String(_) => "a string".into(),
-            RawValue::Bool(b) => format!("{b}"),
-            RawValue::List(_) => "an array".into(),
-            RawValue::Other(t) => format!("a value of type {t}"),
-        }
-    }
-
-    /// The value's kind only, for settings whose values are never echoed (secrets).
-    fn kind(&self) -> &'static str {
-        match self {
-            RawValue::Number(_) => "a number",
-            RawValue::String(_) => "a string",
-            RawValue::Bool(_) => "a boolean",
-            RawValue::List(_) => "an array",
-            RawValue::Other(t) => t,
-        }
-    }
-}
-
-/// Options as given by the caller: name -> value, `undefined`/`null` already dropped.
-#[derive(Clone, Debug, Default)]
-pub struct RawOptions {
-    entries: Vec<(String, RawValue)>,
-}
-
-impl RawOptions {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn set(mut self, key: &str, value: RawValue) -> Self {
-        self.insert(key, value);
-        self
-    }
-
-    pub fn insert(&mut self, key: &str, value: RawValue) {
-        self.entries.retain(|(k, _)| k != key);
-        self.entries.push((key.to_string(), value));
-    }
-
-    fn get(&self, key: &str) -> Option<&RawValue> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-}
-
-/// A rejected option or environment variable.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The option name (`timeout`) or the environment variable (`DNASTORE_TIMEOUT_MS`).
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-impl From<ConfigError> for CallError {
-    fn from(e: ConfigError) -> Self {
-        CallError::new(Code::Config, e.message)
-    }
-}
-
-/// One integer setting.
-#[derive(Clone, Copy, Debug)]
-pub struct IntSpec {
-    pub option: &'static str,
-    pub env: &'static str,
-    pub default: u64,
-    pub min: u64,
-    pub max: u64,
-    pub unit: &'static str,
-    pub doc: &'static str,
-}
-
-/// One boolean setting.
-#[derive(Clone, Copy, Debug)]
-pub struct BoolSpec {
-    pub option: &'static str,
-    pub env: &'static str,
-    pub default: bool,
-    pub doc: &'static str,
-}
-
-/// One string setting (no range; validated by its own parser).
-#[derive(Clone, Copy, Debug)]
-pub struct StrSpec {
-    pub option: &'static str,
-    /// Environment variables, first set wins.
-    pub env: &'static [&'static str],
-    pub default: Option<&'static str>,
-    /// Secret values are never echoed in errors.
-    pub secret: bool,
-    pub doc: &'static str,
-}
 
 macro_rules! int_specs {
     ($($id:ident: $opt:literal, $env:literal, $def:expr, $min:expr, $max:expr, $unit:literal, $doc:literal;)*) => {
@@ -531,45 +434,6 @@ impl Config {
             outbox,
             tls,
         })
-    }
-}
-
-/// Where the settings that name files came from: the files are read when a breaker is
-/// built (`breaker/files.rs`, by the features that use them), and a file that does not
-/// load fails with the ECONFIG the table's own checks give, naming that option or variable.
-///
-/// Not part of the configuration's value: two breakers given the same file, one by option
-/// and one by variable, have the same options (`registry::open` compares configurations).
-#[derive(Clone, Debug, Default)]
-pub struct Origins {
-    pub ca_cert: Option<Origin>,
-    pub client_cert: Option<Origin>,
-    pub client_key: Option<Origin>,
-    pub redis_ca_file: Option<Origin>,
-}
-
-impl PartialEq for Origins {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Origins {
-    /// The origin of a TLS input (its option's name when none was recorded).
-    pub fn tls(&self, input: TlsInput) -> Origin {
-        let (given, spec) = match input {
-            TlsInput::Ca => (&self.ca_cert, &tls::CA_CERT),
-            TlsInput::Cert => (&self.client_cert, &tls::CLIENT_CERT),
-            TlsInput::Key => (&self.client_key, &tls::CLIENT_KEY),
-        };
-        given.clone().unwrap_or_else(|| Origin::option(spec))
-    }
-
-    /// The origin of `redisCaFile` (its option's name when none was recorded).
-    pub fn redis_ca_file(&self) -> Origin {
-        self.redis_ca_file
-            .clone()
-            .unwrap_or_else(|| Origin::option(&redis::REDIS_CA_FILE))
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{BoolSpec, ConfigError, IntSpec, RawOptions, RawValue, StrSpec};
+use super::{BoolSpec, ConfigError, IntSpec, RawOptions, RawValue, StrSpec, TlsInput};
 use crate::text::printable;
 
 /// Reads settings from the options (which win) and the environment (which fills the gaps).
@@ -257,5 +257,44 @@ impl Origin {
     /// `invalid <source>: <why>`, keyed by the option or variable.
     pub fn invalid(&self, why: &str) -> ConfigError {
         err(self.key, format!("invalid {}: {why}", self.source))
+    }
+}
+
+/// Where the settings that name files came from: the files are read when a breaker is
+/// built (`breaker/files.rs`, by the features that use them), and a file that does not
+/// load fails with the ECONFIG the table's own checks give, naming that option or variable.
+///
+/// Not part of the configuration's value: two breakers given the same file, one by option
+/// and one by variable, have the same options (`registry::open` compares configurations).
+#[derive(Clone, Debug, Default)]
+pub struct Origins {
+    pub ca_cert: Option<Origin>,
+    pub client_cert: Option<Origin>,
+    pub client_key: Option<Origin>,
+    pub redis_ca_file: Option<Origin>,
+}
+
+impl PartialEq for Origins {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Origins {
+    /// The origin of a TLS input (its option's name when none was recorded).
+    pub fn tls(&self, input: TlsInput) -> Origin {
+        let (given, spec) = match input {
+            TlsInput::Ca => (&self.ca_cert, &super::tls::CA_CERT),
+            TlsInput::Cert => (&self.client_cert, &super::tls::CLIENT_CERT),
+            TlsInput::Key => (&self.client_key, &super::tls::CLIENT_KEY),
+        };
+        given.clone().unwrap_or_else(|| Origin::option(spec))
+    }
+
+    /// The origin of `redisCaFile` (its option's name when none was recorded).
+    pub fn redis_ca_file(&self) -> Origin {
+        self.redis_ca_file
+            .clone()
+            .unwrap_or_else(|| Origin::option(&super::redis::REDIS_CA_FILE))
     }
 }
