@@ -1,5 +1,7 @@
-//! What the breaker tells the outside world. Metrics, logs and JS events are all
-//! observers of the same event stream, so none of them can disagree with another.
+//! What the breaker tells the outside world. The metrics of what happens to calls
+//! (`metrics::EventMetrics`), logs and JS events are all observers of the same event
+//! stream, so none of them can disagree with another. A foundation, with the typed label
+//! enums the events carry (states, call kinds, fallback sources, dead-letter reasons).
 
 use std::time::Duration;
 

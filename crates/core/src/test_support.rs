@@ -1,4 +1,4 @@
-//! A scripted upstream for the core's unit tests (see transport.rs for why).
+//! A scripted upstream for the core's unit tests (see `breaker/transport.rs` for why).
 
 use std::collections::VecDeque;
 use std::time::Duration;
