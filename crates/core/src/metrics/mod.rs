@@ -32,7 +32,7 @@
 //!
 //! # Adding a family
 //!
-//! One line in [`families!`] below (its field, type, name, labels, help, buckets): it is
+//! One line in `families!` below (its field, type, name, labels, help, buckets): it is
 //! registered, listed by [`families`] and rendered from there. Then its owner builds its
 //! handles with `series.of(&FAMILIES.<field>, &[labels after name])`.
 

@@ -70,3 +70,40 @@ impl OutboxMetrics {
         &self.dead_lettered[why as usize]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::render;
+
+    #[test]
+    fn each_reason_counts_in_its_own_series() {
+        let s = Series::new("outbox-reasons-unit");
+        let m = OutboxMetrics::new(&s);
+        for (i, r) in DeadReason::ALL.iter().enumerate() {
+            m.dead_lettered(*r).inc_by(i as u64 + 1);
+        }
+        for (i, r) in RefusedReason::ALL.iter().enumerate() {
+            m.refused(*r).inc_by(i as u64 + 1);
+        }
+        let text = render();
+        for (i, r) in DeadReason::ALL.iter().enumerate() {
+            let line = format!(
+                "dnastore_outbox_dead_lettered_total{{name=\"outbox-reasons-unit\",reason=\"{}\"}} {}",
+                r.as_str(),
+                i + 1
+            );
+            assert!(text.contains(&line), "{line}");
+        }
+        for (i, r) in RefusedReason::ALL.iter().enumerate() {
+            let line = format!(
+                "dnastore_outbox_refused_total{{name=\"outbox-reasons-unit\",reason=\"{}\"}} {}",
+                r.label(),
+                i + 1
+            );
+            assert!(text.contains(&line), "{line}");
+        }
+        s.remove();
+        assert!(!render().contains("outbox-reasons-unit"));
+    }
+}
