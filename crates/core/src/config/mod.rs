@@ -139,7 +139,7 @@ macro_rules! int_specs {
             use super::{IntSpec, KIB, MIB};
             $(pub const $id: IntSpec = IntSpec { option: $opt, env: $env, default: $def, min: $min, max: $max, unit: $unit, doc: $doc };)*
         }
-        /// Every integer setting, in README order.
+        /// Every integer setting, in the order of docs/options.md.
         pub const INT_SPECS: &[IntSpec] = &[$(spec::$id),*];
     };
 }
@@ -283,7 +283,7 @@ pub const REDIS_URL: StrSpec = StrSpec {
     env: &["DNASTORE_LKG_REDIS_URL"],
     default: None,
     secret: true,
-    doc: "Redis shared by replicas for last-known-good entries (off the request path): redis://, rediss://, redis+sentinel://, redis+cluster:// (README: Shared LKG with Redis).",
+    doc: "Redis shared by replicas for last-known-good entries (off the request path): redis://, rediss://, redis+sentinel://, redis+cluster:// (docs/fleet.md: Shared LKG with Redis).",
 };
 pub const REDIS_CA_FILE: StrSpec = StrSpec {
     option: "redisCaFile",
