@@ -33,7 +33,9 @@ describe('fault schedule', () => {
 
   test('a 30-minute run repeats every fault in rounds; too short a run is refused with the time it needs', () => {
     const plan = schedule({ seed: 3, durationS: 1800 });
-    for (const name of NAMES) expect(plan.filter((f) => f.name === name).length).toBeGreaterThanOrEqual(10);
+    // Rounds of at least 170 s: as dense in faults as the 3-minute run.
+    for (const name of NAMES) expect(plan.filter((f) => f.name === name)).toHaveLength(10);
+    for (let i = 1; i < plan.length; i++) expect(plan[i].atS).toBeGreaterThan(plan[i - 1].atS + plan[i - 1].windowS + 10);
     expect(() => schedule({ seed: 3, durationS: 90 })).toThrow(/too short .* need 173 s/);
     expect(() => schedule({ seed: 3, durationS: 90, only: ['nope'] })).toThrow(/unknown fault nope/);
   });

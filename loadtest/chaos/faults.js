@@ -16,6 +16,10 @@
 const { seededRandom } = require('../../examples/fake-dnastore/random');
 
 const WINDOW_S = 8; // DNAStore faults, unless --window says otherwise
+// A long run repeats the faults in rounds of at least this long, so that it is as dense in
+// faults as the 3-minute run (one round in 180 s): its gates (a 1 % failure budget that the
+// writes refused in `dnastore-and-redis-down` spend) mean the same over 3 or 30 minutes.
+const ROUND_MIN_S = 170;
 const FAULTS = {
   'dnastore-down': { outage: true, windowS: (w) => w, what: 'the DNAStore process stopped (connections refused)' },
   'dnastore-slow': { outage: true, windowS: (w) => w, what: 'DNAStore answers after 2.5 s (the replicas time out at 500 ms)' },
@@ -31,14 +35,23 @@ const FAULTS = {
   // requests, against the 1 % budget of the httpReqFailedRate gate. 6 s spends two thirds.
   'dnastore-and-redis-down': { outage: true, windowS: (w) => Math.min(w, 6), what: 'DNAStore stopped and every Redis process SIGKILLed at once' },
 };
+// The schedule's faults by default: the eight above. These run only when --faults names
+// them (alone or as a+b): a Redis that hangs rather than dies (SIGSTOP: connections accepted,
+// nothing answered, until SIGCONT).
+const EXTRA = {
+  'redis-hang': { outage: false, windowS: () => 20, what: 'every Redis process stopped with SIGSTOP (connections hang), resumed after 20 s' },
+  'redis-primary-hang': { outage: false, windowS: () => 10, what: 'the Redis primary stopped with SIGSTOP; Sentinel promotes the replica; the old primary resumes after 10 s and is demoted' },
+};
 const NAMES = Object.keys(FAULTS);
+Object.assign(FAULTS, EXTRA);
 
 /**
  * The seeded schedule: [{ name, atS, windowS, outage }], sorted by atS. The first fault
  * starts after `warmupS`; the last one ends `tailS` before `durationS`; the time left is
  * spread evenly between them (at least `minGapS` each, so the fleet recovers in between).
+ * Each round (every fault once, shuffled) gets at least `roundMinS` of the run.
  */
-function schedule({ seed, durationS, warmupS = 15, tailS = 32, minGapS = 6, windowS = WINDOW_S, only = NAMES }) {
+function schedule({ seed, durationS, warmupS = 15, tailS = 32, minGapS = 6, windowS = WINDOW_S, only = NAMES, roundMinS = ROUND_MIN_S }) {
   for (const n of only) for (const part of n.split('+')) if (!FAULTS[part]) throw new Error(`unknown fault ${part}; the faults: ${NAMES.join(', ')} (a+b: both at once)`);
   const random = seededRandom(seed);
   const shuffled = () => {
@@ -58,7 +71,7 @@ function schedule({ seed, durationS, warmupS = 15, tailS = 32, minGapS = 6, wind
     throw new Error(`--duration ${durationS}s is too short for the faults ${only.join(', ')}: they need ${Math.ceil(roundS + warmupS + tailS)} s (windows, ${minGapS} s gaps, ${warmupS} s warm-up, ${tailS} s after the last one)`);
   }
   const names = [];
-  const rounds = Math.max(1, Math.floor(available / roundS));
+  const rounds = Math.max(1, Math.floor(available / Math.max(roundS, roundMinS)));
   for (let r = 0; r < rounds; r++) names.push(...shuffled());
   const busy = names.reduce((s, n) => s + win(n), 0);
   const gap = (available - busy) / names.length;
@@ -126,6 +139,25 @@ async function inject(name, ctx) {
       return async () => {
         await fleet.start(r);
         log(`${r.name} started again (pid ${r.proc.pid})`);
+      };
+    }
+    case 'redis-hang':
+      redis.nodes.forEach((n) => redis.signal(n, 'SIGSTOP'));
+      return async () => {
+        redis.nodes.forEach((n) => redis.signal(n, 'SIGCONT'));
+        await redis.waitForMaster(15000);
+      };
+    case 'redis-primary-hang': {
+      const master = await redis.waitForMaster(10000);
+      const stoppedAt = Date.now();
+      redis.signal(master, 'SIGSTOP');
+      redis.waitForMaster(9000, master.port).then(
+        (m) => ctx.note(name, `${master.name} (port ${master.port}) stopped; Sentinel promoted ${m.name} after ${((Date.now() - stoppedAt) / 1000).toFixed(1)} s`),
+        (err) => ctx.note(name, `${master.name} stopped; no promotion seen: ${err.message}`),
+      );
+      return async () => {
+        redis.signal(master, 'SIGCONT');
+        await redis.waitForMaster(15000);
       };
     }
     case 'dnastore-and-redis-down':

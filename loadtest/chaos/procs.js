@@ -10,9 +10,15 @@ const net = require('node:net');
 
 const live = new Map(); // pid -> { name, child }
 
+const alive = (child) => !!child && child.exitCode === null && child.signalCode === null;
+
 /** Keeps `child` in the registry until it exits. */
 function track(name, child) {
   if (!child.pid) return child;
+  child.exited ??= new Promise((resolve) => {
+    if (!alive(child)) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
   live.set(child.pid, { name, child });
   child.once('exit', () => live.delete(child.pid));
   return child;
@@ -33,8 +39,6 @@ function start(name, cmd, args, opts = {}) {
   });
   return track(name, child);
 }
-
-const alive = (child) => !!child && child.exitCode === null && child.signalCode === null;
 
 /** `signal` to one child (by its PID); resolves when it has exited (SIGKILL after `graceMs`). */
 async function stop(child, signal = 'SIGTERM', graceMs = 3000) {

@@ -122,6 +122,10 @@ async function startRedisSet({ dir, log }) {
     waitForMaster,
     startNode,
     killNode,
+    /** SIGSTOP / SIGCONT to one process (a hang: its connections stay open, unanswered). */
+    signal(n, sig) {
+      if (procs.alive(n.child)) n.child.kill(sig);
+    },
     /** Every process down (SIGKILL). */
     async killAll() {
       await Promise.all(nodes.map(killNode));
@@ -140,6 +144,8 @@ async function startRedisSet({ dir, log }) {
       return r.code === 0 && /^\d+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : null;
     },
     async stop() {
+      // A process left stopped (SIGSTOP) would not act on SIGTERM.
+      for (const n of nodes) if (procs.alive(n.child)) n.child.kill('SIGCONT');
       await Promise.all(nodes.map((n) => procs.stop(n.child, 'SIGTERM', 2000)));
     },
   };

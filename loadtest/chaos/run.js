@@ -18,6 +18,9 @@
 //                    [--rate 100] [--window 8] [--faults a,b] [--alert-scale 30]
 //                    [--fleet-circuit on|off] [--logs DIR]
 //
+// --fleet-circuit (or DNASTORE_FLEET_CIRCUIT=on|off): the shared circuit of issue 28;
+// by default on once the library accepts the option (optionNames() has fleetCircuit).
+//
 // The faults and the schedule: faults.js. The gates: gates.js. The picture: timeline.js,
 // written beside the summary (FILE with .svg). Exit 0 only when every gate passed.
 
@@ -76,11 +79,14 @@ if (!(REPLICAS >= 1 && REPLICAS <= 16)) throw new Error(`--replicas ${arg('repli
 if (!(RATE > 0)) throw new Error(`--rate ${arg('rate')}: a positive number`);
 if (!Number.isInteger(SEED)) throw new Error(`--seed ${arg('seed')}: an integer`);
 
-// The fleet circuit (issue 28): on when asked (--fleet-circuit or CHAOS_FLEET_CIRCUIT), and
-// by default as soon as the library's option table has `fleetCircuit`.
+// The fleet circuit (issue 28): on or off when asked (--fleet-circuit, or the library's own
+// DNASTORE_FLEET_CIRCUIT in the environment, which the replicas inherit), and otherwise on
+// as soon as the library's option table has `fleetCircuit`.
+const fleetSupported = () => require('dnastore-breaker').optionNames().includes('fleetCircuit');
+
 function fleetCircuit() {
-  const asked = arg('fleet-circuit', process.env.CHAOS_FLEET_CIRCUIT || '');
-  const supported = require('dnastore-breaker').optionNames().includes('fleetCircuit');
+  const asked = arg('fleet-circuit', process.env.DNASTORE_FLEET_CIRCUIT || '');
+  const supported = fleetSupported();
   if (asked && asked !== 'on' && asked !== 'off') throw new Error(`--fleet-circuit ${asked}: on or off`);
   if (asked === 'on' && !supported) throw new Error('--fleet-circuit on: this build of dnastore-breaker has no fleetCircuit option yet');
   return asked ? asked === 'on' : supported;
@@ -96,8 +102,9 @@ let cleaning = null;
 
 function cleanup() {
   cleaning ??= (async () => {
-    if (parts.k6 && procs.alive(parts.k6)) parts.k6.kill('SIGTERM');
-    await Promise.allSettled([parts.fleet?.stop(), parts.lb?.stop(), parts.prom?.stop(), parts.redis?.stop(), parts.store?.close()]);
+    await Promise.allSettled([
+      parts.k6 && procs.stop(parts.k6, 'SIGTERM', 5000),
+      parts.fleet?.stop(), parts.lb?.stop(), parts.prom?.stop(), parts.redis?.stop(), parts.store?.close()]);
     if (LOGS) {
       fs.mkdirSync(LOGS, { recursive: true });
       fs.cpSync(TMP, LOGS, { recursive: true, filter: (src) => !src.includes('prom-data') });
@@ -142,7 +149,8 @@ async function main() {
     DNASTORE_LKG_SECRET: crypto.randomBytes(16).toString('hex'),
     // A killed replica's writes are taken over after 5 s (well above the 1.5 s deadline).
     DNASTORE_OUTBOX_CLAIM_IDLE_MS: '5000',
-    ...(fleetOn ? { DNASTORE_FLEET_CIRCUIT: 'on' } : {}),
+    // Only a library that has the option is told about it (off included).
+    ...(fleetOn ? { DNASTORE_FLEET_CIRCUIT: 'on' } : fleetSupported() ? { DNASTORE_FLEET_CIRCUIT: 'off' } : {}),
   };
   parts.fleet = await startFleet({ count: REPLICAS, env, dir: TMP, log, now: () => Date.now() });
   const fleet = parts.fleet;
@@ -225,6 +233,7 @@ async function main() {
 
   const k6Code = await run.exit;
   clearTimeout(hardLimit);
+  if (cleaning) return 130; // Ctrl-C or SIGTERM: everything is being stopped
   const k6EndMs = Date.now();
   log(`k6 exited with ${k6Code}`);
 
