@@ -151,17 +151,57 @@ async function startFleet({ count, env, dir, log, now }) {
       const stops = [loop(probeReady, READY_EVERY_MS), loop(probeLive, LIVE_EVERY_MS)];
       probing = () => stops.forEach((s) => s());
     },
-    async runtime(r) {
-      try {
-        return (await request('GET', `${r.base}/admin/runtime`, { timeout: 2000 })).json;
-      } catch {
-        return null;
-      }
-    },
+    runtime,
     livenessRestarts: () => events.filter((e) => e.what.startsWith('liveness')).length,
+    sampleRss: ({ t0, warmupS, stopped }) => sampleRss({ replicas, t0, warmupS, stopped }),
     async stop() {
       if (probing) probing();
       await Promise.all(replicas.map((r) => r.proc && procs.stop(r.proc.child, 'SIGTERM', 3000)));
+    },
+  };
+}
+
+async function runtime(r) {
+  try {
+    return (await request('GET', `${r.base}/admin/runtime`, { timeout: 2000 })).json;
+  } catch {
+    return null;
+  }
+}
+
+// RSS per replica every 5 s (GET /admin/runtime). Growth is measured from the first sample
+// taken `warmupS` after the replica's latest start (or the run's, t0), to the last one.
+function sampleRss({ replicas, t0, warmupS, stopped }) {
+  const samples = replicas.map(() => []);
+  let busy = false;
+  const take = async () => {
+    if (busy) return;
+    busy = true;
+    await Promise.all(replicas.map(async (r, i) => {
+      const rt = await runtime(r);
+      if (rt) samples[i].push({ t: Date.now(), starts: r.starts, startedAt: r.startedAt, rss: rt.rssBytes });
+    }));
+    busy = false;
+  };
+  const timer = setInterval(() => {
+    if (!stopped()) take();
+  }, 5000);
+  return {
+    async finish() {
+      clearInterval(timer);
+      await take();
+      const mib = (b) => Math.round((b / 1048576) * 10) / 10;
+      const out = {};
+      replicas.forEach((r, i) => {
+        const mine = samples[i].filter((s) => s.starts === r.starts && s.t - Math.max(s.startedAt, t0) >= warmupS * 1000);
+        if (mine.length < 2) {
+          out[r.name] = { afterWarmupMiB: null, endMiB: null, growthMiB: null, restarts: r.starts - 1 };
+          return;
+        }
+        const [first, last] = [mine[0], mine[mine.length - 1]];
+        out[r.name] = { afterWarmupMiB: mib(first.rss), endMiB: mib(last.rss), growthMiB: mib(last.rss - first.rss), overS: Math.round((last.t - first.t) / 1000), restarts: r.starts - 1 };
+      });
+      return out;
     },
   };
 }

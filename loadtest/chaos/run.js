@@ -39,7 +39,7 @@ const { startLb } = require('./lb');
 const { scaledRulesFile, startPrometheus } = require('./prometheus');
 const { schedule, inject, describe, NAMES, WINDOW_S } = require('./faults');
 const { verdict } = require('./gates');
-const { perSecond, buildSpec, renderSvg } = require('./timeline');
+const { timelineData, buildSpec, renderSvg } = require('./timeline');
 
 const argv = process.argv.slice(2);
 function arg(name, fallback) {
@@ -172,7 +172,7 @@ async function main() {
     log('hard time limit reached: stopping k6');
     run.proc.kill('SIGTERM');
   }, (DURATION_S + 90) * 1000);
-  const rss = sampleRss(fleet, () => run.done());
+  const rss = fleet.sampleRss({ t0, warmupS: WARMUP_S, stopped: () => run.done() });
 
   const windows = [];
   const notes = [];
@@ -305,6 +305,7 @@ async function main() {
     log(`timeline: ${err.stack || err.message}`);
   }
 
+  process.stdout.write(`\n${resultLines(summary).join('\n')}\n`);
   process.stdout.write(`\n${v.gates.map((g) => `  ${g.pass ? 'PASS' : 'FAIL'}  ${g.name}`).join('\n')}\n`);
   process.stdout.write(`summary ${SUMMARY}\ntimeline ${SVG}\n`);
   await cleanup();
@@ -312,6 +313,22 @@ async function main() {
 }
 
 const round1 = (x) => Math.round(x * 10) / 10;
+const pct = (x) => (x === null ? '?' : `${(100 * x).toFixed(2)} %`);
+
+// The summary in a few lines for the log.
+function resultLines(s) {
+  const w = s.writes;
+  const outages = s.alerts.dnastoreDown.perOutage.map((o) => `${o.fault} ${o.fired ? `fired +${o.firedAfterS.toFixed(1)} s` : 'NOT fired'}, ${o.resolved ? `resolved +${o.resolvedAfterEndS.toFixed(1)} s after` : 'NOT resolved'}`);
+  return [
+    `chaos result: ${s.requests} requests, ${pct(s.httpReqFailedRate)} failed, reads ${pct(s.readsFailedRate)} failed`,
+    `  writes                ${w.acked} acked (${w.created201} 201, ${w.queued202} 202), ${w.notAcked} not (503: refused, never lost); lost ${w.lost}, duplicated ${w.duplicated}`,
+    `  after the faults      ${s.circuitsOpenAtEnd ?? '?'} circuits open 30 s after the last one; ${s.outboxLeft ?? '?'} writes left in the outbox`,
+    `  ${s.alerts.dnastoreDown.alert.padEnd(21)} ${outages.join('; ')}`,
+    `  alerts fired          ${Object.entries(s.alerts.fired).map(([n, a]) => `${n} x${a.fired}${a.resolved ? '' : ' (still firing)'}`).join(', ') || 'none'}`,
+    `  RSS growth            ${Object.entries(s.rssGrowth).map(([r, g]) => `${r} ${g.growthMiB ?? '?'} MiB over ${g.overS ?? '?'} s${g.restarts ? ` (since its restart)` : ''}`).join(', ')}`,
+    `  liveness restarts     ${s.run.livenessRestarts}`,
+  ];
+}
 
 /** Sleeps until `atMs`; false when `stop()` became true first (checked every 200 ms). */
 async function sleepUntil(atMs, stop) {
@@ -334,80 +351,9 @@ async function waitForDrain(fleet, deadlineMs) {
   }
 }
 
-// RSS per replica every 5 s (GET /admin/runtime). Growth is measured from the first sample
-// taken 15 s (the warm-up) after the replica's latest start, to the last one.
-function sampleRss(fleet, stopped) {
-  const samples = fleet.replicas.map(() => []);
-  let busy = false;
-  const take = async () => {
-    if (busy) return;
-    busy = true;
-    await Promise.all(fleet.replicas.map(async (r, i) => {
-      const rt = await fleet.runtime(r);
-      if (rt) samples[i].push({ t: Date.now(), starts: r.starts, startedAt: r.startedAt, rss: rt.rssBytes });
-    }));
-    busy = false;
-  };
-  const timer = setInterval(() => {
-    if (!stopped()) take();
-  }, 5000);
-  return {
-    async finish() {
-      clearInterval(timer);
-      await take();
-      const mib = (b) => Math.round((b / 1048576) * 10) / 10;
-      const out = {};
-      fleet.replicas.forEach((r, i) => {
-        const mine = samples[i].filter((s) => s.starts === r.starts && s.t - Math.max(s.startedAt, t0) >= WARMUP_S * 1000);
-        if (mine.length < 2) {
-          out[r.name] = { afterWarmupMiB: null, endMiB: null, growthMiB: null, restarts: r.starts - 1 };
-          return;
-        }
-        const [first, last] = [mine[0], mine[mine.length - 1]];
-        out[r.name] = { afterWarmupMiB: mib(first.rss), endMiB: mib(last.rss), growthMiB: mib(last.rss - first.rss), overS: Math.round((last.t - first.t) / 1000), restarts: r.starts - 1 };
-      });
-      return out;
-    },
-  };
-}
-
 async function drawTimeline({ fleet, windows, firing, durationS }) {
-  const portToReplica = new Map(fleet.replicas.map((r) => [r.port, r.name]));
-  const traffic = perSecond(parts.lb.records(), { t0, portToReplica });
-  // Each readiness sample holds until the replica's next one (at most 2 s).
-  const states = [];
-  const lastOf = new Map();
-  for (const s of fleet.samples.filter((x) => x.t >= t0)) {
-    const st = { t: round1((s.t - t0) / 1000), t2: round1((s.t - t0) / 1000 + 2), replica: s.replica, state: s.state };
-    const prev = lastOf.get(s.replica);
-    if (prev) prev.t2 = Math.min(prev.t2, st.t);
-    lastOf.set(s.replica, st);
-    states.push(st);
-  }
-  // The shared queue's depth: the most any replica reported in each second.
-  const depth = new Map();
-  for (const s of fleet.samples) {
-    if (s.t < t0 || s.outbox === null) continue;
-    const t = Math.floor((s.t - t0) / 1000);
-    depth.set(t, Math.max(depth.get(t) ?? 0, s.outbox));
-  }
-  const outbox = [...depth].sort((a, b) => a[0] - b[0]).map(([t, entries]) => ({ t, entries }));
-  const alerts = [];
-  for (const [alert, intervals] of Object.entries(firing)) {
-    for (const [a, b] of intervals) alerts.push({ alert, fromS: round1((a - t0) / 1000), toS: round1((b + 1000 - t0) / 1000) });
-  }
-  const faults = windows.map((w) => ({ name: w.name, outage: w.outage, startS: round1((w.startMs - t0) / 1000), endS: round1((w.endMs - t0) / 1000) }));
-  const spec = buildSpec({
-    title: `npm run chaos: ${fleet.replicas.length} replicas, ${RATE} req/s, ${DURATION}, seed ${SEED}`,
-    durationS,
-    faults,
-    replicas: fleet.replicas.map((r) => r.name),
-    states,
-    traffic,
-    outbox,
-    alerts,
-  });
-  await renderSvg(spec, SVG);
+  const data = timelineData({ t0, replicas: fleet.replicas, samples: fleet.samples, records: parts.lb.records(), windows, firing });
+  await renderSvg(buildSpec({ title: `npm run chaos: ${fleet.replicas.length} replicas, ${RATE} req/s, ${DURATION}, seed ${SEED}`, durationS, ...data }), SVG);
 }
 
 main().then(

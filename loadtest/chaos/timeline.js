@@ -2,14 +2,14 @@
 
 // The run as a picture: one SVG, panels stacked on one time axis (seconds since k6
 // started), fault windows shaded in every panel (red: DNAStore outages, blue: the other
-// faults) and named at the top:
-//   1. breaker state per replica (closed, half-open, open; grey: the replica not answering);
-//   2. requests per second per replica, as the load balancer answered them;
-//   3. failed requests per second per replica (a read not 200, a write not 201/202);
-//   4. fallbacks per second per replica (reads served from last-known-good) and writes
-//      queued (202) per second;
-//   5. the shared outbox's depth (writes queued in Redis, as the replicas report it);
-//   6. the alerts that fired.
+// faults):
+//   1. the faults, one row each;
+//   2. breaker state per replica (closed, half-open, open; grey: the replica not answering);
+//   3. requests per second per replica, as the load balancer answered them;
+//   4. failed requests per second per replica (a read not 200, a write not 201/202);
+//   5. reads served from last-known-good per second per replica, and writes queued (202);
+//   6. the shared outbox's depth (writes queued in Redis, as the replicas report it);
+//   7. the alerts that fired.
 // Rendered by vega-lite through vega's headless view (no browser): both are ESM, loaded
 // with import().
 
@@ -48,6 +48,39 @@ function perSecond(records, { t0, portToReplica }) {
     }
   }
   return [...buckets.values()].sort((a, b) => a.t - b.t || (a.replica < b.replica ? -1 : 1));
+}
+
+const round1 = (x) => Math.round(x * 10) / 10;
+
+/**
+ * The picture's data, in seconds since `t0`: the load balancer's records per second, the
+ * readiness samples (each holds until the replica's next one, at most 2 s), the shared
+ * queue's depth (the most any replica reported in each second), alerts and fault windows.
+ */
+function timelineData({ t0, replicas, samples, records, windows, firing }) {
+  const traffic = perSecond(records, { t0, portToReplica: new Map(replicas.map((r) => [r.port, r.name])) });
+  const states = [];
+  const lastOf = new Map();
+  const depth = new Map();
+  for (const s of samples) {
+    if (s.t < t0) continue;
+    const st = { t: round1((s.t - t0) / 1000), t2: round1((s.t - t0) / 1000 + 2), replica: s.replica, state: s.state };
+    const prev = lastOf.get(s.replica);
+    if (prev) prev.t2 = Math.min(prev.t2, st.t);
+    lastOf.set(s.replica, st);
+    states.push(st);
+    if (s.outbox !== null) {
+      const t = Math.floor((s.t - t0) / 1000);
+      depth.set(t, Math.max(depth.get(t) ?? 0, s.outbox));
+    }
+  }
+  const outbox = [...depth].sort((a, b) => a[0] - b[0]).map(([t, entries]) => ({ t, entries }));
+  const alerts = [];
+  for (const [alert, intervals] of Object.entries(firing)) {
+    for (const [a, b] of intervals) alerts.push({ alert, fromS: round1((a - t0) / 1000), toS: round1((b + 1000 - t0) / 1000) });
+  }
+  const faults = windows.map((w) => ({ name: w.name, outage: w.outage, startS: round1((w.startMs - t0) / 1000), endS: round1((w.endMs - t0) / 1000) }));
+  return { replicas: replicas.map((r) => r.name), traffic, states, outbox, alerts, faults };
 }
 
 /** The vega-lite specification of the picture. */
@@ -134,4 +167,4 @@ async function renderSvg(spec, file) {
   return file;
 }
 
-module.exports = { perSecond, buildSpec, renderSvg, STATE_COLORS };
+module.exports = { perSecond, timelineData, buildSpec, renderSvg, STATE_COLORS };
