@@ -199,7 +199,10 @@ function sampleRss({ replicas, t0, warmupS, stopped }) {
           return;
         }
         const [first, last] = [mine[0], mine[mine.length - 1]];
-        out[r.name] = { afterWarmupMiB: mib(first.rss), endMiB: mib(last.rss), growthMiB: mib(last.rss - first.rss), overS: Math.round((last.t - first.t) / 1000), restarts: r.starts - 1 };
+        // One sample a minute from the first: whether it levels off (warm-up, caches filling)
+        // or keeps climbing (a leak) shows over a long run.
+        const perMinuteMiB = mine.filter((x, k) => k === 0 || Math.floor((x.t - first.t) / 60000) > Math.floor((mine[k - 1].t - first.t) / 60000)).map((x) => mib(x.rss));
+        out[r.name] = { afterWarmupMiB: mib(first.rss), endMiB: mib(last.rss), growthMiB: mib(last.rss - first.rss), overS: Math.round((last.t - first.t) / 1000), restarts: r.starts - 1, perMinuteMiB };
       });
       return out;
     },
