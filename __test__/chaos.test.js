@@ -91,7 +91,7 @@ describe('gates', () => {
     const base = {
       replicas: 3,
       k6Metrics: { http_reqs: { count: 18000 }, http_req_failed: { value: 0.004 }, read_failed: { value: 0.001 } },
-      audit: { writes: 3600, acknowledged: 3590, created: 3000, queued: 590, lost: [], duplicated: [], keyMismatch: [], storedUnacknowledged: [] },
+      audit: { writes: 3600, acknowledged: 3590, created: 3000, queued: 590, lost: [], duplicated: [], keyMismatch: [], reusedKeys: [], storedUnacknowledged: [] },
       windows,
       firing: { DNAStoreCircuitOpen: [[13000, 20000], [55000, 62000]] },
       t0: 0,
@@ -108,6 +108,8 @@ describe('gates', () => {
     const failing = (over) => verdict({ ...base, ...over }).gates.filter((g) => !g.pass).map((g) => g.name);
     expect(failing({ audit: { ...base.audit, lost: ['k1'] } })).toEqual(['writes.lost == 0']);
     expect(failing({ audit: { ...base.audit, duplicated: ['k1'] } })).toEqual(['writes.duplicated == 0']);
+    expect(failing({ audit: { ...base.audit, keyMismatch: ['k1'] } })).toEqual(['writes.keyNotCarried == 0']);
+    expect(failing({ audit: null })).toEqual(['writes.lost == 0', 'writes.duplicated == 0', 'writes.keyNotCarried == 0']);
     expect(failing({ circuitsOpenAtEnd: 1 })).toEqual(['circuitsOpenAtEnd == 0']);
     expect(failing({ circuitsOpenAtEnd: null })).toEqual(['circuitsOpenAtEnd == 0']);
     expect(failing({ outboxLeft: 12 })).toEqual(['outboxLeft == 0']);

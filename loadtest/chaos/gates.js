@@ -84,6 +84,8 @@ function verdict(m) {
     ['readsFailedRate < 0.01', summary.readsFailedRate !== null && summary.readsFailedRate < 0.01],
     ['writes.lost == 0', summary.writes.lost === 0 && summary.writes.acked > 0],
     ['writes.duplicated == 0', summary.writes.duplicated === 0],
+    // The rest of the soak's audit: each stored write under its client's key, no key reused.
+    ['writes.keyNotCarried == 0', summary.writes.keyNotCarried === 0 && (m.audit?.reusedKeys.length ?? 1) === 0],
     ['circuitsOpenAtEnd == 0', summary.circuitsOpenAtEnd === 0],
     ['outboxLeft == 0', summary.outboxLeft === 0],
     [`${ALERT} fired during each DNAStore outage and resolved after it`, perOutage.length > 0 && perOutage.every((o) => o.fired && o.resolved)],
