@@ -170,7 +170,7 @@ async function main() {
   procs.track('k6', run.proc);
   const hardLimit = setTimeout(() => {
     log('hard time limit reached: stopping k6');
-    run.proc.kill('SIGTERM');
+    procs.stop(run.proc, 'SIGTERM', 10000);
   }, (DURATION_S + 90) * 1000);
   const rss = fleet.sampleRss({ t0, warmupS: WARMUP_S, stopped: () => run.done() });
 
