@@ -143,3 +143,20 @@ describe('load balancer log', () => {
     ]);
   });
 });
+
+describe('timeline data', () => {
+  test('readiness samples become runs of one state per replica; a missing sample leaves at most 2 s', () => {
+    const { timelineData } = require('../loadtest/chaos/timeline');
+    const s = (t, replica, state, outbox = 0) => ({ t: t * 1000, replica, state, outbox });
+    const samples = [s(0, 'r1', 'closed'), s(0.5, 'r2', 'closed', 7), s(1, 'r1', 'closed'), s(2, 'r1', 'open', 5), s(3, 'r1', 'open', 9), s(4, 'r1', 'closed'), s(10, 'r1', 'closed')];
+    const d = timelineData({ t0: 0, replicas: [{ name: 'r1', port: 1 }, { name: 'r2', port: 2 }], samples, records: [], windows: [], firing: {} });
+    expect(d.states).toEqual([
+      { t: 0, t2: 2, replica: 'r1', state: 'closed' },
+      { t: 0.5, t2: 2.5, replica: 'r2', state: 'closed' },
+      { t: 2, t2: 4, replica: 'r1', state: 'open' },
+      { t: 4, t2: 6, replica: 'r1', state: 'closed' },
+      { t: 10, t2: 12, replica: 'r1', state: 'closed' },
+    ]);
+    expect(d.outbox).toEqual([{ t: 0, entries: 7 }, { t: 1, entries: 0 }, { t: 2, entries: 5 }, { t: 3, entries: 9 }, { t: 4, entries: 0 }, { t: 10, entries: 0 }]);
+  });
+});

@@ -54,7 +54,8 @@ const round1 = (x) => Math.round(x * 10) / 10;
 
 /**
  * The picture's data, in seconds since `t0`: the load balancer's records per second, the
- * readiness samples (each holds until the replica's next one, at most 2 s), the shared
+ * readiness samples as runs of one state (each sample holds until the replica's next one,
+ * at most 2 s), the shared
  * queue's depth (the most any replica reported in each second), alerts and fault windows.
  */
 function timelineData({ t0, replicas, samples, records, windows, firing }) {
@@ -66,9 +67,13 @@ function timelineData({ t0, replicas, samples, records, windows, firing }) {
     if (s.t < t0) continue;
     const st = { t: round1((s.t - t0) / 1000), t2: round1((s.t - t0) / 1000 + 2), replica: s.replica, state: s.state };
     const prev = lastOf.get(s.replica);
-    if (prev) prev.t2 = Math.min(prev.t2, st.t);
-    lastOf.set(s.replica, st);
-    states.push(st);
+    if (prev && prev.state === st.state && st.t <= prev.t2) {
+      prev.t2 = st.t2; // the same state still: one rectangle (a 30-minute picture stays small)
+    } else {
+      if (prev) prev.t2 = Math.min(prev.t2, st.t);
+      lastOf.set(s.replica, st);
+      states.push(st);
+    }
     if (s.outbox !== null) {
       const t = Math.floor((s.t - t0) / 1000);
       depth.set(t, Math.max(depth.get(t) ?? 0, s.outbox));
