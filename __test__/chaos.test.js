@@ -119,6 +119,13 @@ describe('gates', () => {
   });
 });
 
+test('failed requests belong to the fault they followed', () => {
+  const { failedByFault } = require('../loadtest/chaos/gates');
+  const windows = [{ name: 'a', startMs: 100, endMs: 200 }, { name: 'b', startMs: 300, endMs: 400 }];
+  const rec = (t, method, status) => ({ t, method, status });
+  expect(failedByFault([rec(50, 'GET', 503), rec(150, 'POST', 503), rec(250, 'POST', 502), rec(250, 'POST', 202), rec(350, 'GET', 200), rec(500, 'GET', 502)], windows)).toEqual({ 'warm-up': 1, a: 2, b: 1 });
+});
+
 describe('load balancer log', () => {
   test('each line is a request; the last upstream tried answered it; per second per replica', () => {
     const text = [

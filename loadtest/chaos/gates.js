@@ -52,6 +52,23 @@ function alertSummary(firingByAlert, t0, endMs) {
   return out;
 }
 
+/**
+ * Failed requests (as clients saw them at the load balancer: a read not 200, a write not
+ * 201/202) by the fault they followed: each fault owns the time from its start to the next
+ * one's (its window and the recovery after it); before the first, `warm-up`.
+ */
+function failedByFault(records, windows) {
+  const out = {};
+  for (const r of records) {
+    const ok = r.method === 'GET' ? r.status === 200 : r.status === 201 || r.status === 202;
+    if (ok) continue;
+    let owner = 'warm-up';
+    for (const w of windows) if (w.startMs <= r.t) owner = w.name;
+    out[owner] = (out[owner] || 0) + 1;
+  }
+  return out;
+}
+
 const rate = (m) => (m && typeof m.value === 'number' ? m.value : null);
 
 /** The summary JSON and the gates. */
@@ -74,6 +91,7 @@ function verdict(m) {
       storedNotAcked: m.audit ? m.audit.storedUnacknowledged.length : null,
     },
     faults: [...new Set(m.windows.map((w) => w.name))],
+    failedByFault: m.failedByFault ?? null,
     circuitsOpenAtEnd: m.circuitsOpenAtEnd,
     outboxLeft: m.outboxLeft,
     alerts: { dnastoreDown: { alert: ALERT, perOutage }, fired: alertSummary(m.firing, m.t0, m.runEndMs) },
@@ -94,4 +112,4 @@ function verdict(m) {
   return { summary, gates, passed: gates.every((g) => g.pass) };
 }
 
-module.exports = { verdict, alertPerOutage, alertSummary, ALERT };
+module.exports = { verdict, alertPerOutage, alertSummary, failedByFault, ALERT };

@@ -94,6 +94,16 @@ async function startLb({ replicaPorts, log }) {
         return '';
       }
     },
+    /** Copies the access and error logs into `dir` (before stop() removes them). */
+    copyLogs(dir) {
+      for (const f of ['access.log', 'error.log']) {
+        try {
+          fs.copyFileSync(path.join(prefix, f), path.join(dir, `nginx-${f}`));
+        } catch {
+          // Not written (yet).
+        }
+      }
+    },
     stop: n.stop,
   };
 }

@@ -38,7 +38,7 @@ const { startFleet } = require('./fleet');
 const { startLb } = require('./lb');
 const { scaledRulesFile, startPrometheus } = require('./prometheus');
 const { schedule, inject, describe, NAMES, WINDOW_S } = require('./faults');
-const { verdict } = require('./gates');
+const { verdict, failedByFault } = require('./gates');
 const { timelineData, buildSpec, renderSvg } = require('./timeline');
 
 const argv = process.argv.slice(2);
@@ -102,6 +102,7 @@ let cleaning = null;
 
 function cleanup() {
   cleaning ??= (async () => {
+    if (LOGS && parts.lb) parts.lb.copyLogs(TMP);
     await Promise.allSettled([
       parts.k6 && procs.stop(parts.k6, 'SIGTERM', 5000),
       parts.fleet?.stop(), parts.lb?.stop(), parts.prom?.stop(), parts.redis?.stop(), parts.store?.close()]);
@@ -270,7 +271,8 @@ async function main() {
   } catch {
     log(`no k6 summary at ${k6Summary}`);
   }
-  const v = verdict({ replicas: REPLICAS, k6Metrics, audit: a, windows, firing, t0, runEndMs, circuitsOpenAtEnd, outboxLeft, rssGrowth, required: ONLY });
+  const records = parts.lb.records();
+  const v = verdict({ replicas: REPLICAS, k6Metrics, audit: a, windows, firing, t0, runEndMs, circuitsOpenAtEnd, outboxLeft, rssGrowth, required: ONLY, failedByFault: failedByFault(records, windows) });
   if (faultErrors.length) v.gates.push({ name: 'every fault started and ended cleanly', pass: false });
   v.passed = v.gates.every((g) => g.pass);
   const summary = {
@@ -300,7 +302,7 @@ async function main() {
 
   // The picture, from the load balancer's log, the readiness samples and the alerts.
   try {
-    await drawTimeline({ fleet, windows, firing, durationS: Math.ceil((runEndMs - t0) / 1000) });
+    await drawTimeline({ fleet, records, windows, firing, durationS: Math.ceil((runEndMs - t0) / 1000) });
   } catch (err) {
     log(`timeline: ${err.stack || err.message}`);
   }
@@ -322,6 +324,7 @@ function resultLines(s) {
   return [
     `chaos result: ${s.requests} requests, ${pct(s.httpReqFailedRate)} failed, reads ${pct(s.readsFailedRate)} failed`,
     `  writes                ${w.acked} acked (${w.created201} 201, ${w.queued202} 202), ${w.notAcked} not (503: refused, never lost); lost ${w.lost}, duplicated ${w.duplicated}`,
+    `  failed, by fault      ${Object.entries(s.failedByFault || {}).map(([f, n]) => `${f} ${n}`).join(', ') || 'none'} (each fault's window and the time until the next one)`,
     `  after the faults      ${s.circuitsOpenAtEnd ?? '?'} circuits open 30 s after the last one; ${s.outboxLeft ?? '?'} writes left in the outbox`,
     `  ${s.alerts.dnastoreDown.alert.padEnd(21)} ${outages.join('; ')}`,
     `  alerts fired          ${Object.entries(s.alerts.fired).map(([n, a]) => `${n} x${a.fired}${a.resolved ? '' : ' (still firing)'}`).join(', ') || 'none'}`,
@@ -351,8 +354,8 @@ async function waitForDrain(fleet, deadlineMs) {
   }
 }
 
-async function drawTimeline({ fleet, windows, firing, durationS }) {
-  const data = timelineData({ t0, replicas: fleet.replicas, samples: fleet.samples, records: parts.lb.records(), windows, firing });
+async function drawTimeline({ fleet, records, windows, firing, durationS }) {
+  const data = timelineData({ t0, replicas: fleet.replicas, samples: fleet.samples, records, windows, firing });
   await renderSvg(buildSpec({ title: `npm run chaos: ${fleet.replicas.length} replicas, ${RATE} req/s, ${DURATION}, seed ${SEED}`, durationS, ...data }), SVG);
 }
 
