@@ -78,6 +78,7 @@ const DRAIN_LIMIT_MS = 60000; // outboxLeft: what is still queued this long afte
 if (!(REPLICAS >= 1 && REPLICAS <= 16)) throw new Error(`--replicas ${arg('replicas')}: 1 to 16`);
 if (!(RATE > 0)) throw new Error(`--rate ${arg('rate')}: a positive number`);
 if (!Number.isInteger(SEED)) throw new Error(`--seed ${arg('seed')}: an integer`);
+if (!(WINDOW >= 2 && WINDOW <= 600)) throw new Error(`--window ${arg('window')}: seconds, 2 to 600`);
 
 // The fleet circuit (issue 28): on or off when asked (--fleet-circuit, or the library's own
 // DNASTORE_FLEET_CIRCUIT in the environment, which the replicas inherit), and otherwise on
