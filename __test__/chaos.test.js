@@ -167,3 +167,13 @@ describe('timeline data', () => {
     expect(d.outbox).toEqual([{ t: 0, entries: 7 }, { t: 1, entries: 0 }, { t: 2, entries: 5 }, { t: 3, entries: 9 }, { t: 4, entries: 0 }, { t: 10, entries: 0 }]);
   });
 });
+
+test('a long run averages its per-second lines over a few seconds (at most 600 points each)', () => {
+  const { timelineData } = require('../loadtest/chaos/timeline');
+  const records = [];
+  for (let t = 0; t < 1800; t++) for (let k = 0; k < 30; k++) records.push({ t: t * 1000 + k, port: 1, status: t === 900 ? 503 : 200, method: 'GET', fallback: '' });
+  const { traffic } = timelineData({ t0: 0, replicas: [{ name: 'r1', port: 1 }], samples: [], records, windows: [], firing: {} });
+  expect(traffic).toHaveLength(600);
+  expect(traffic[0]).toEqual({ t: 0, replica: 'r1', requests: 30, failed: 0, fallbacks: 0, queued: 0 });
+  expect(traffic.find((b) => b.t === 900)).toEqual({ t: 900, replica: 'r1', requests: 30, failed: 10, fallbacks: 0, queued: 0 });
+});

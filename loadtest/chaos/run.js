@@ -357,7 +357,10 @@ async function waitForDrain(fleet, deadlineMs) {
 
 async function drawTimeline({ fleet, records, windows, firing, durationS }) {
   const data = timelineData({ t0, replicas: fleet.replicas, samples: fleet.samples, records, windows, firing });
-  await renderSvg(buildSpec({ title: `npm run chaos: ${fleet.replicas.length} replicas, ${RATE} req/s, ${DURATION}, seed ${SEED}`, durationS, ...data }), SVG);
+  const spec = buildSpec({ title: `npm run chaos: ${fleet.replicas.length} replicas, ${RATE} req/s, ${DURATION}, seed ${SEED}`, durationS, ...data });
+  // With --logs, the vega-lite specification too (its data included): it renders again.
+  if (LOGS) fs.writeFileSync(path.join(TMP, 'timeline.vl.json'), JSON.stringify(spec));
+  await renderSvg(spec, SVG);
 }
 
 main().then(

@@ -51,6 +51,24 @@ function perSecond(records, { t0, portToReplica }) {
 }
 
 const round1 = (x) => Math.round(x * 10) / 10;
+// At most this many points per line: a 30-minute run averages 3 s per point (still per second).
+const MAX_POINTS = 600;
+
+/** Per-second rows averaged over steps of `ceil(seconds / MAX_POINTS)` seconds (1 for a 3-minute run). */
+function coarsen(rows) {
+  const last = rows.reduce((m, r) => Math.max(m, r.t), 0);
+  const step = Math.max(1, Math.ceil((last + 1) / MAX_POINTS));
+  if (step === 1) return rows;
+  const out = new Map();
+  for (const r of rows) {
+    const t = Math.floor(r.t / step) * step;
+    const key = `${r.replica}|${t}`;
+    let b = out.get(key);
+    if (!b) out.set(key, (b = { t, replica: r.replica, requests: 0, failed: 0, fallbacks: 0, queued: 0 }));
+    for (const f of ['requests', 'failed', 'fallbacks', 'queued']) b[f] += r[f] / step;
+  }
+  return [...out.values()];
+}
 
 /**
  * The picture's data, in seconds since `t0`: the load balancer's records per second, the
@@ -59,7 +77,7 @@ const round1 = (x) => Math.round(x * 10) / 10;
  * queue's depth (the most any replica reported in each second), alerts and fault windows.
  */
 function timelineData({ t0, replicas, samples, records, windows, firing }) {
-  const traffic = perSecond(records, { t0, portToReplica: new Map(replicas.map((r) => [r.port, r.name])) });
+  const traffic = coarsen(perSecond(records, { t0, portToReplica: new Map(replicas.map((r) => [r.port, r.name])) }));
   const states = [];
   const lastOf = new Map();
   const depth = new Map();
