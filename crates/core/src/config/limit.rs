@@ -11,7 +11,7 @@ pub const CONCURRENCY_LIMIT: StrSpec = StrSpec {
     env: &["DNASTORE_CONCURRENCY_LIMIT"],
     default: Some("fixed"),
     secret: false,
-    doc: "fixed: at most maxConcurrent calls in flight; adaptive: a latency-driven limit between minConcurrency and maxConcurrent (Netflix concurrency-limits' Gradient2; README: Bulkhead and adaptive limit). Needs maxConcurrent.",
+    doc: "fixed: at most maxConcurrent calls in flight; adaptive: a latency-driven limit between minConcurrency and maxConcurrent (Netflix concurrency-limits' Gradient2; docs/bulkhead.md). Needs maxConcurrent.",
 };
 
 /// Slow-call tripping, validated.

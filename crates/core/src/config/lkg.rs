@@ -27,7 +27,7 @@ pub const REDIS_URL: StrSpec = StrSpec {
     env: &["DNASTORE_LKG_REDIS_URL"],
     default: None,
     secret: true,
-    doc: "Redis shared by replicas for last-known-good entries (off the request path): redis://, rediss://, redis+sentinel://, redis+cluster:// (README: Shared LKG with Redis).",
+    doc: "Redis shared by replicas for last-known-good entries (off the request path): redis://, rediss://, redis+sentinel://, redis+cluster:// (docs/fleet.md: Shared LKG with Redis).",
 };
 
 /// Header-name list settings (see `LIST_SPECS`).

@@ -57,7 +57,7 @@ macro_rules! int_specs {
             use super::{IntSpec, KIB, MIB};
             $(pub const $id: IntSpec = IntSpec { option: $opt, env: $env, default: $def, min: $min, max: $max, unit: $unit, doc: $doc };)*
         }
-        /// Every integer setting, in README order.
+        /// Every integer setting, in the order of docs/options.md.
         pub const INT_SPECS: &[IntSpec] = &[$(spec::$id),*];
     };
 }

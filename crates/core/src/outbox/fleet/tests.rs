@@ -578,7 +578,7 @@ async fn a_replica_full_of_writes_in_backoff_sleeps_until_something_is_due() {
     assert_eq!(failing.count(), 10, "nothing due yet");
 }
 
-/// The smallest grant the fleet outbox needs (README: Fleet outbox on Redis Streams).
+/// The smallest grant the fleet outbox needs (docs/outbox.md: Fleet outbox on Redis Streams).
 const GRANT: &[&str] = &[
     "ACL",
     "SETUSER",

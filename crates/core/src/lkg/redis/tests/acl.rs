@@ -4,7 +4,7 @@
 use super::*;
 use crate::redis::test_servers::{require_redis, Server};
 
-/// The smallest grant the shared LKG needs (README: Shared LKG with Redis).
+/// The smallest grant the shared LKG needs (docs/fleet.md: Shared LKG with Redis).
 const GRANT: &[&str] = &[
     "ACL",
     "SETUSER",
