@@ -155,7 +155,7 @@ describe('the checker itself', () => {
   });
 
   test('a map row naming nothing and a module without a row are both reported', () => {
-    const problems = mapProblems(['crates/core/src/circuit.rs', 'crates/core/src/no_such.rs', 'src/bridge'], ['crates/core/src/circuit.rs', 'src/fire.rs']);
+    const problems = mapProblems(['crates/core/src/error.rs', 'crates/core/src/no_such.rs', 'src/bridge'], ['crates/core/src/error.rs', 'src/fire.rs']);
     expect(problems).toEqual([
       'the map names crates/core/src/no_such.rs, which does not exist as a file',
       'the map names src/bridge, which does not exist as a file',

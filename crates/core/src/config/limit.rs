@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::{err, key_of, spec, ConfigError, Resolver, StrSpec};
+use super::resolver::{err, key_of, Resolver};
+use super::{spec, ConfigError, StrSpec};
 
 pub const CONCURRENCY_LIMIT: StrSpec = StrSpec {
     option: "concurrencyLimit",

@@ -351,7 +351,10 @@ fn redis_timeouts_and_ca_file_are_validated() {
             "needs a TLS Redis URL",
         ),
     ] {
-        let e = resolve_env(&env).unwrap_err();
+        // The file is read when a breaker is built (`breaker/files.rs`): as createBreaker.
+        let e = resolve_env(&env)
+            .and_then(|c| crate::breaker::load_files(&c).map(|_| c))
+            .unwrap_err();
         assert_eq!(e.key, "DNASTORE_LKG_REDIS_CA_FILE");
         assert!(e.message.contains(says), "{}", e.message);
     }

@@ -60,8 +60,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::sqlite::Stored;
-use crate::config::OutboxConfig;
-use crate::redis::{RedisClient, RedisConnection, RedisSpec};
+use crate::config::{OutboxConfig, RedisSpec};
+use crate::redis::{RedisClient, RedisConnection};
 
 /// The consumer group every replica of a breaker joins.
 const GROUP: &str = "delivery";

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::breaker::Transport;
 use crate::breaker::{Breaker, Call, Deps};
 use crate::config::{Config, RawOptions, RawValue};
 use crate::error::FailureKind;
@@ -21,7 +22,6 @@ use crate::outcome::CallOutcome;
 use crate::redis::test_servers::{require_redis, Server};
 use crate::rng::SplitMix64;
 use crate::test_support::{eventually, Script, Step};
-use crate::transport::Transport;
 
 const BASE: &str = "http://127.0.0.1:9";
 const OK: Step = Step::Reply(201, "application/json", "{}");
