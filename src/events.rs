@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use dnastore_core::{Event, EventKind, Observer};
+use dnastore_core::{Event, EventKind, FleetEvent, FleetNote, Observer, Transition};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -165,10 +165,10 @@ impl Observer for JsObserver {
                     trips: Some(t.trips as f64),
                     ..Default::default()
                 };
-                crate::fleet::transition_fields(&mut p, t);
+                fleet_fields(&mut p, t);
                 p
             }),
-            Event::Fleet(f) => ("fleet", crate::fleet::event(f)),
+            Event::Fleet(f) => ("fleet", fleet_event(f)),
             Event::Fire => ("fire", BreakerEvent::default()),
             Event::Success { latency, .. } => (
                 "success",
@@ -284,7 +284,7 @@ impl Observer for JsObserver {
                 "deadLetter",
                 BreakerEvent {
                     id: Some(id.to_string()),
-                    reason: Some(reason.to_string()),
+                    reason: Some(reason.as_str().into()),
                     status: status.map(u32::from),
                     ..Default::default()
                 },
@@ -317,4 +317,47 @@ impl Observer for JsObserver {
         // settle before this event reaches its listeners (see `bridge::event_queued`).
         crate::bridge::event_queued();
     }
+}
+
+fn with_note(e: &mut BreakerEvent, n: &FleetNote) {
+    e.tripped_by = Some(n.by.clone());
+    e.generation = Some(n.generation as f64);
+    e.votes = Some(n.votes);
+    e.fleet_reason = Some(n.why.as_str().to_string());
+}
+
+/// A transition's decision fields: `decision` ('local' | 'fleet') and, for the fleet's,
+/// which replica and why.
+fn fleet_fields(e: &mut BreakerEvent, t: &Transition) {
+    e.decision = Some(if t.fleet.is_some() { "fleet" } else { "local" }.into());
+    if let Some(n) = &t.fleet {
+        with_note(e, n);
+    }
+}
+
+/// The `fleet` event: `kind` says what happened.
+fn fleet_event(f: &FleetEvent<'_>) -> BreakerEvent {
+    let mut e = BreakerEvent::default();
+    match f {
+        FleetEvent::Connected { replica } => {
+            e.kind = Some("connected".into());
+            e.up = Some(true);
+            e.replica = Some(replica.to_string());
+        }
+        FleetEvent::Disconnected { reason } => {
+            e.kind = Some("disconnected".into());
+            e.up = Some(false);
+            e.reason = Some(reason.to_string());
+        }
+        FleetEvent::State { state, note } => {
+            e.kind = Some("state".into());
+            e.to = Some(state.as_str().into());
+            with_note(&mut e, note);
+        }
+        FleetEvent::Rejected { reason } => {
+            e.kind = Some("rejected".into());
+            e.reason = Some(reason.to_string());
+        }
+    }
+    e
 }

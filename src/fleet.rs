@@ -1,10 +1,7 @@
-//! The fleet circuit as JS sees it: `stats().fleet`, and the fleet fields of events.
+//! The fleet circuit's `stats().fleet` as JS sees it (its event fields: `events.rs`).
 
 use dnastore_core::fleet::FleetStats as CoreFleetStats;
-use dnastore_core::{FleetEvent, FleetNote, Transition};
 use napi_derive::napi;
-
-use crate::events::BreakerEvent;
 
 /// `stats().fleet` (null with fleetCircuit off).
 #[napi(object)]
@@ -42,47 +39,4 @@ impl From<CoreFleetStats> for FleetStats {
             rejected: s.rejected as f64,
         }
     }
-}
-
-fn with_note(e: &mut BreakerEvent, n: &FleetNote) {
-    e.tripped_by = Some(n.by.clone());
-    e.generation = Some(n.generation as f64);
-    e.votes = Some(n.votes);
-    e.fleet_reason = Some(n.why.as_str().to_string());
-}
-
-/// A transition's decision fields: `decision` ('local' | 'fleet') and, for the fleet's,
-/// which replica and why.
-pub fn transition_fields(e: &mut BreakerEvent, t: &Transition) {
-    e.decision = Some(if t.fleet.is_some() { "fleet" } else { "local" }.into());
-    if let Some(n) = &t.fleet {
-        with_note(e, n);
-    }
-}
-
-/// The `fleet` event: `kind` says what happened.
-pub fn event(f: &FleetEvent<'_>) -> BreakerEvent {
-    let mut e = BreakerEvent::default();
-    match f {
-        FleetEvent::Connected { replica } => {
-            e.kind = Some("connected".into());
-            e.up = Some(true);
-            e.replica = Some(replica.to_string());
-        }
-        FleetEvent::Disconnected { reason } => {
-            e.kind = Some("disconnected".into());
-            e.up = Some(false);
-            e.reason = Some(reason.to_string());
-        }
-        FleetEvent::State { state, note } => {
-            e.kind = Some("state".into());
-            e.to = Some(state.as_str().into());
-            with_note(&mut e, note);
-        }
-        FleetEvent::Rejected { reason } => {
-            e.kind = Some("rejected".into());
-            e.reason = Some(reason.to_string());
-        }
-    }
-    e
 }

@@ -56,6 +56,7 @@ impl Breaker {
         config: &Config,
         me: Weak<Self>,
         rng: Arc<dyn crate::rng::Rng>,
+        metrics: &BreakerMetrics,
     ) -> Option<Arc<FleetCircuit>> {
         let f = config.fleet.as_ref()?;
         let client = Self::redis_client(config).ok().flatten()?;
@@ -67,6 +68,7 @@ impl Breaker {
             client,
             host,
             rng,
+            metrics.fleet(),
         )))
     }
 

@@ -1,7 +1,8 @@
 //! The fleet circuit's settings (`fleetCircuit`, `fleetQuorum`; the integer spec sits in
 //! the one table in `mod.rs`, the string one here beside its parser).
 
-use super::{err, key_of, spec, ConfigError, Resolver, StrSpec};
+use super::resolver::{err, key_of, Resolver};
+use super::{spec, ConfigError, StrSpec};
 
 pub const FLEET_CIRCUIT: StrSpec = StrSpec {
     option: "fleetCircuit",

@@ -1,11 +1,11 @@
-//! The fleet circuit's series, one set per breaker, built from the families declared with
-//! every other in `metrics.rs`. Labels are the breaker name and bounded enumerations only
-//! (never a replica id).
+//! The fleet circuit's own series, written by the fleet where its state changes (the
+//! ownership rule is in `metrics/mod.rs`). Labels are the breaker name and bounded
+//! enumerations only (never a replica id).
 
 use prometheus::{Histogram, IntCounter, IntGauge};
 
 use super::record::Refused;
-use crate::metrics::FAMILIES;
+use crate::metrics::{Series, FAMILIES};
 use crate::observer::StateKind;
 
 /// `dnastore_fleet_leases_total{result}`.
@@ -29,7 +29,6 @@ impl LeaseResult {
 }
 
 pub struct FleetMetrics {
-    name: String,
     state: IntGauge,
     connected: IntGauge,
     replicas: IntGauge,
@@ -41,23 +40,21 @@ pub struct FleetMetrics {
 }
 
 impl FleetMetrics {
-    pub fn new(name: &str) -> Self {
+    pub fn new(s: &Series) -> Self {
         let f = &*FAMILIES;
-        let n = [name];
         Self {
-            name: name.to_string(),
-            state: f.fleet_state.with_label_values(&n),
-            connected: f.fleet_connected.with_label_values(&n),
-            replicas: f.fleet_replicas.with_label_values(&n),
+            state: s.of(&f.fleet_state, &[]),
+            connected: s.of(&f.fleet_connected, &[]),
+            replicas: s.of(&f.fleet_replicas, &[]),
             rejected: Refused::ALL
                 .iter()
-                .map(|r| f.fleet_rejected.with_label_values(&[name, r.as_str()]))
+                .map(|r| s.of(&f.fleet_rejected, &[r.as_str()]))
                 .collect(),
             leases: LeaseResult::ALL
                 .iter()
-                .map(|r| f.fleet_leases.with_label_values(&[name, r.label()]))
+                .map(|r| s.of(&f.fleet_leases, &[r.label()]))
                 .collect(),
-            propagation: f.fleet_propagation.with_label_values(&n),
+            propagation: s.of(&f.fleet_propagation, &[]),
         }
     }
 
@@ -87,21 +84,5 @@ impl FleetMetrics {
 
     pub fn propagated(&self, seconds: f64) {
         self.propagation.observe(seconds);
-    }
-
-    /// Removes this breaker's series (its last handle shut down).
-    pub fn remove(&self) {
-        let f = &*FAMILIES;
-        let n = [self.name.as_str()];
-        let _ = f.fleet_state.remove_label_values(&n);
-        let _ = f.fleet_connected.remove_label_values(&n);
-        let _ = f.fleet_replicas.remove_label_values(&n);
-        let _ = f.fleet_propagation.remove_label_values(&n);
-        for r in Refused::ALL {
-            let _ = f.fleet_rejected.remove_label_values(&[n[0], r.as_str()]);
-        }
-        for r in LeaseResult::ALL {
-            let _ = f.fleet_leases.remove_label_values(&[n[0], r.label()]);
-        }
     }
 }

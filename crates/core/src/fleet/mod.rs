@@ -61,7 +61,7 @@ use crate::redis::{RedisClient, RedisLink};
 use crate::rng::Rng;
 
 pub use lease::{LeaseAsk, TrialLease};
-use metrics::FleetMetrics;
+pub use metrics::FleetMetrics;
 use record::{Refused, Signer, StateRecord};
 use scripts::Keys;
 use view::{Seen, View};
@@ -215,6 +215,7 @@ impl FleetCircuit {
         client: RedisClient,
         host: Weak<dyn FleetHost>,
         rng: Arc<dyn Rng>,
+        metrics: FleetMetrics,
     ) -> Self {
         let me = replica_id(rng.as_ref());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -226,7 +227,7 @@ impl FleetCircuit {
                 keys: Keys::new(name),
                 signer: Signer::new(name, secret),
                 view: Mutex::new(View::new(&me, settings.quorum, window_ms)),
-                metrics: FleetMetrics::new(name),
+                metrics,
                 settings,
                 rng,
                 tx,
@@ -303,11 +304,10 @@ impl FleetCircuit {
         }
     }
 
-    /// Stops the task (it says goodbye to the fleet's replica count on its way out) and
-    /// removes this breaker's fleet series.
+    /// Stops the task (it says goodbye to the fleet's replica count on its way out). The
+    /// series go with the breaker's.
     pub fn close(&self) {
         self.shared.cancel.cancel();
-        self.shared.metrics.remove();
     }
 }
 

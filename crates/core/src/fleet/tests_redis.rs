@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use parking_lot::Mutex;
 
 use super::scripts::Keys;
+use crate::breaker::Transport;
 use crate::breaker::{Breaker, Call, Deps};
 use crate::config::{Config, RawOptions, RawValue};
 use crate::observer::{Event, FleetEvent, Observer, StateKind};
@@ -17,7 +18,6 @@ use crate::outcome::CallOutcome;
 use crate::redis::test_servers::{require_redis, wait_for, Server};
 use crate::rng::SplitMix64;
 use crate::test_support::{eventually, Script, Step};
-use crate::transport::Transport;
 
 const SECRET: &str = "fleet-test-secret";
 

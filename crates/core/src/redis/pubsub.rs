@@ -14,7 +14,8 @@ use redis::aio::{PubSubSink, PubSubStream};
 use redis::{Client, RedisResult};
 
 use super::client::node_client;
-use super::{Mode, RedisClient};
+use super::RedisClient;
+use crate::config::Mode;
 
 /// One live subscription. Dropping it closes the connection.
 pub struct Subscription {

@@ -107,5 +107,5 @@ impl Circuit {
 }
 
 #[cfg(test)]
-#[path = "circuit_fleet_tests.rs"]
+#[path = "fleet_tests.rs"]
 mod tests;
