@@ -82,7 +82,9 @@ fn a_local_trip_takes_the_fleets_end_when_the_fleet_opens() {
 fn the_fleets_round_admits_no_trial_while_its_leases_are_held_elsewhere() {
     let c = circuit(1);
     let mut log: Vec<Transition> = vec![];
-    c.fleet_open(100 * MS, note(1), 0 * MS, &mut |t| log.push(t.clone()));
+    c.fleet_open(100 * MS, note(1), Duration::ZERO, &mut |t| {
+        log.push(t.clone())
+    });
     // Another replica holds the lease for 500 ms.
     c.hold_trials(600 * MS);
     assert!(c
@@ -101,14 +103,14 @@ fn the_fleets_round_admits_no_trial_while_its_leases_are_held_elsewhere() {
 #[test]
 fn a_hold_is_forgotten_by_a_new_round_and_by_a_detach() {
     let c = circuit(1);
-    c.fleet_open(100 * MS, note(1), 0 * MS, &mut |_| {});
+    c.fleet_open(100 * MS, note(1), Duration::ZERO, &mut |_| {});
     c.hold_trials(10_000 * MS);
     assert!(c.try_acquire(150 * MS, &mut |_| {}).is_none());
     // The fleet reopened (another replica's trial failed) and its next round began.
     c.fleet_open(200 * MS, note(2), 150 * MS, &mut |_| {});
     assert!(c.try_acquire(250 * MS, &mut |_| {}).is_some());
     let c = circuit(1);
-    c.fleet_open(100 * MS, note(1), 0 * MS, &mut |_| {});
+    c.fleet_open(100 * MS, note(1), Duration::ZERO, &mut |_| {});
     c.hold_trials(10_000 * MS);
     c.fleet_detach();
     assert!(!c.follows_fleet());
@@ -132,7 +134,9 @@ fn a_fleet_close_closes_only_a_circuit_that_follows_the_fleet() {
     // Following the fleet's open: closed with it, window cleared, the closer named.
     let c = circuit(1);
     let mut log: Vec<Transition> = vec![];
-    c.fleet_open(500 * MS, note(1), 0 * MS, &mut |t| log.push(t.clone()));
+    c.fleet_open(500 * MS, note(1), Duration::ZERO, &mut |t| {
+        log.push(t.clone())
+    });
     assert!(c.fleet_close(note(2), 600 * MS, &mut |t| log.push(t.clone())));
     assert_eq!(c.state(), StateKind::Closed);
     let t = log.last().unwrap();
@@ -149,7 +153,9 @@ fn a_fleet_close_closes_only_a_circuit_that_follows_the_fleet() {
 fn a_leased_trials_local_failure_is_a_local_decision() {
     let c = circuit(1);
     let mut log: Vec<Transition> = vec![];
-    c.fleet_open(100 * MS, note(1), 0 * MS, &mut |t| log.push(t.clone()));
+    c.fleet_open(100 * MS, note(1), Duration::ZERO, &mut |t| {
+        log.push(t.clone())
+    });
     let p = c
         .try_acquire(150 * MS, &mut |t| log.push(t.clone()))
         .unwrap();
