@@ -47,7 +47,9 @@ afterAll(async () => {
 });
 
 // Every family has series only on a breaker with every feature, so these breakers have an
-// outbox and a bulkhead (their families render only for breakers that have them).
+// outbox, a bulkhead and the fleet circuit (their families render only for breakers that have
+// them). The fleet's Redis is a port nothing listens on: its series exist, and the breaker
+// decides alone (the counts below are its own).
 const OUTBOX_DIR = require('node:fs').mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'promclient-outbox-'));
 
 function breaker(name) {
@@ -63,6 +65,9 @@ function breaker(name) {
     errorThresholdPercentage: 90, // only the 3 consecutive failures trip it
     resetTimeout: 600000, // stays open for the whole test
     maxConcurrent: 64, // never reached here
+    redisUrl: 'redis://127.0.0.1:1',
+    fleetCircuit: 'on',
+    signingSecret: 'promclient-secret',
   });
   breakers.push(b);
   return b;
