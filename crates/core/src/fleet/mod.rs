@@ -452,4 +452,6 @@ impl Shared {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_modes;
+#[cfg(test)]
 mod tests_redis;
