@@ -18,7 +18,7 @@ use crate::window::{AtomicWindow, RollingWindow, WindowClock};
 
 #[path = "circuit_stats.rs"]
 mod stats;
-pub use stats::{BucketCounts, BulkheadStats, Stats};
+pub use stats::{BucketCounts, BulkheadStats, HedgeStats, Stats};
 
 /// The state-machine subset of [`Config`].
 #[derive(Clone, Debug)]

@@ -11,14 +11,16 @@ pub mod observer;
 pub mod rng;
 pub mod window;
 
-pub use circuit::{BulkheadStats, Circuit, CircuitConfig, Permit, Stats, Verdict};
+pub use circuit::{BulkheadStats, Circuit, CircuitConfig, HedgeStats, Permit, Stats, Verdict};
 pub use config::{Config, ConfigError, RawOptions, RawValue};
 pub use error::{CallError, Code, FailureKind};
 pub use observer::{
-    CallKind, Event, EventKind, FallbackSource, Observer, StateKind, Transition, TransitionReason,
+    CallKind, Event, EventKind, FallbackSource, HedgeResult, HedgeSkip, Observer, StateKind,
+    Transition, TransitionReason,
 };
 pub mod breaker;
 pub mod call_trace;
+pub mod hedge;
 pub mod http;
 pub mod limit;
 pub mod lkg;

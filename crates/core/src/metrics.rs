@@ -70,6 +70,8 @@ pub(crate) struct Families {
     concurrency_rejections: IntCounterVec,
     tls_insecure: IntGaugeVec,
     tls_reloads: IntCounterVec,
+    /// Counted by the hedging policy itself (`hedge/`), which owns its handles.
+    pub(crate) hedges: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -297,6 +299,12 @@ pub(crate) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             &r,
             "dnastore_tls_reloads_total",
             "Rotations of the TLS files seen, by result (error: the new material did not load; the previous stays in use).",
+            &["name", "result"],
+        ),
+        hedges: counter(
+            &r,
+            "dnastore_hedges_total",
+            "Hedges of GET/HEAD attempts by result: won (sent, and its answer was taken), lost (sent, another copy answered first; cancelled), skipped (due but not sent: retry budget spent, bulkhead full, circuit not closed).",
             &["name", "result"],
         ),
         registry: r,
@@ -610,8 +618,10 @@ impl Observer for BreakerMetrics {
             Event::TlsReload { ok: true, .. } => self.tls_reloaded.inc(),
             Event::TlsReload { ok: false, .. } => self.tls_reload_failed.inc(),
             // Redis errors are counted where they happen (lkg/redis.rs), the outbox's where
-            // its writes change (outbox/), transitions are logged.
+            // its writes change (outbox/), hedges by the hedging policy (hedge/), transitions
+            // are logged.
             Event::Fire
+            | Event::Hedge { .. }
             | Event::Shutdown
             | Event::RedisHealth { .. }
             | Event::Queued { .. }
@@ -627,7 +637,7 @@ impl Observer for BreakerMetrics {
 pub fn families() -> Vec<(String, &'static str, String)> {
     use prometheus::core::Collector;
     let f = &*FAMILIES;
-    let all: [(&dyn Collector, &'static str); 32] = [
+    let all: [(&dyn Collector, &'static str); 33] = [
         (&f.state, "gauge"),
         (&f.trips, "counter"),
         (&f.requests, "counter"),
@@ -660,6 +670,7 @@ pub fn families() -> Vec<(String, &'static str, String)> {
         (&f.concurrency_rejections, "counter"),
         (&f.tls_insecure, "gauge"),
         (&f.tls_reloads, "counter"),
+        (&f.hedges, "counter"),
     ];
     let mut out: Vec<_> = all
         .iter()

@@ -13,6 +13,7 @@ mod attempts;
 mod coalesce;
 mod durable;
 mod fallback;
+mod hedged;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -137,6 +138,8 @@ pub struct Breaker {
     inflight: Mutex<HashMap<CacheKey, Inflight>>,
     /// The bulkhead (`maxConcurrent`); `None` without one.
     limiter: Option<Limiter>,
+    /// Hedged reads (`hedgeAfterMs`); `None` without.
+    hedge: Option<crate::hedge::Hedger>,
     /// Writes that could not be delivered, kept until they are (`outbox` option).
     outbox: Option<Arc<Outbox>>,
     outbox_backoff: Backoff,
@@ -249,6 +252,10 @@ impl Breaker {
             lkg,
             inflight: Mutex::new(HashMap::new()),
             limiter: config.limit.as_ref().map(Limiter::new),
+            hedge: config.hedge.as_ref().map(|h| {
+                let w = (config.rolling_count_timeout, config.rolling_count_buckets);
+                crate::hedge::Hedger::new(h, &config.name, w.0, w.1)
+            }),
             observers: RwLock::new(vec![(0, metrics.clone() as Arc<dyn Observer>)]),
             next_observer: AtomicU64::new(1),
             metrics,
@@ -368,6 +375,15 @@ impl Breaker {
             limit: l.limit(),
             rejected_concurrency: l.rejected(Shed::Concurrency),
             rejected_queue_timeout: l.rejected(Shed::QueueTimeout),
+        });
+        s.hedges = self.hedge.as_ref().map(|h| {
+            let w = self.circuit.window_time(self.now());
+            let n = |r| h.total(w, r);
+            crate::circuit::HedgeStats {
+                won: n(crate::HedgeResult::Won),
+                lost: n(crate::HedgeResult::Lost),
+                skipped: n(crate::HedgeResult::Skipped),
+            }
         });
         s
     }
@@ -518,6 +534,7 @@ impl Breaker {
             o.close();
         }
         self.metrics.remove();
+        self.hedge.iter().for_each(crate::hedge::Hedger::remove_metrics);
         // Freed now, not when the last JS handle is collected: cached responses, HTTP clients.
         self.lkg.iter().for_each(LkgCache::close);
         self.http.release();
@@ -541,6 +558,8 @@ fn internal_error() -> CallOutcome {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hedge;
 #[cfg(test)]
 mod tests_identity;
 #[cfg(test)]

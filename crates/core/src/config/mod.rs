@@ -226,6 +226,9 @@ int_specs! {
     // Upstream TLS (config/tls.rs).
     tls_reload: "tlsReloadMs", "DNASTORE_TLS_RELOAD_MS", 60_000, 0, 86_400_000, "ms",
         "How often caCert, clientCert and clientKey files are checked for a rotation (0: never); new connections use the new material, calls in flight keep theirs.";
+    // Hedged reads (config/hedge.rs; hedgeAfterMs is declared there).
+    hedge_max: "hedgeMax", "DNASTORE_HEDGE_MAX", 1, 1, 10, "copies",
+        "Extra copies of one GET/HEAD attempt hedging may send (each hedgeAfterMs after the previous); needs hedgeAfterMs.";
 }
 
 /// Boolean settings.
@@ -310,6 +313,7 @@ pub const STR_SPECS: &[StrSpec] = &[
     tls::TLS_SERVER_NAME,
     tls::TLS_MIN_VERSION,
     tls::PROXY,
+    hedge::HEDGE_AFTER,
 ];
 
 /// Header-name list settings: a comma-separated string (or, from JS, an array of names).
@@ -396,6 +400,8 @@ pub struct Config {
     pub limit: Option<LimitConfig>,
     /// The upstream connection's TLS material and proxy.
     pub tls: crate::tls::TlsConfig,
+    /// Hedged reads; `None` with `hedgeAfterMs` 0.
+    pub hedge: Option<HedgeConfig>,
 }
 
 /// Every accepted option name.
@@ -841,7 +847,9 @@ impl Config {
         let outbox = r.outbox(&redis)?;
         let (slow_calls, limit) = r.limits()?;
         let tls = r.tls(base_url.as_ref())?;
+        let hedge = r.hedge()?;
         Ok(Config {
+            hedge,
             slow_calls,
             limit,
             name,
@@ -887,8 +895,10 @@ impl Config {
     }
 }
 
+mod hedge;
 mod limit;
 mod outbox;
+pub use hedge::{HedgeConfig, HedgeDelay};
 pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
 mod tls;
 pub use outbox::{OutboxConfig, OutboxMode};
