@@ -332,7 +332,7 @@ pub struct BreakerStats {
     pub window_ms: f64,
     /// The bulkhead; null without maxConcurrent.
     pub bulkhead: Option<BulkheadStats>,
-    /// Hedged reads over the window; null without hedgeAfterMs.
+    /// Hedged reads over the window; absent without hedgeAfterMs.
     pub hedges: Option<HedgeStats>,
 }
 

@@ -134,11 +134,12 @@ impl Breaker {
             let budget = per_attempt.min(deadline_at.saturating_duration_since(Instant::now()));
             let started = self.now();
             let res = match self.hedging(req) {
-                None => {
-                    tokio::time::timeout(budget, self.http.send(req, self.config.max_response_bytes))
-                        .await
-                        .unwrap_or_else(|_| Err(AttemptFailure::of(FailureKind::Timeout)))
-                }
+                None => tokio::time::timeout(
+                    budget,
+                    self.http.send(req, self.config.max_response_bytes),
+                )
+                .await
+                .unwrap_or_else(|_| Err(AttemptFailure::of(FailureKind::Timeout))),
                 // Boxed: only hedged reads pay for the race's future (see a_call_future_stays_small).
                 Some(h) => Box::pin(self.hedged(h, call, attempt, permit.is_trial(), budget)).await,
             };

@@ -27,9 +27,7 @@ fn settles(out: &Sent) -> Settles {
 impl Breaker {
     /// The hedging policy for an attempt of `req`: `None` for a write, or without hedging.
     pub(super) fn hedging(&self, req: &PreparedRequest) -> Option<&Hedger> {
-        self.hedge
-            .as_ref()
-            .filter(|_| Hedger::hedges(&req.method))
+        self.hedge.as_ref().filter(|_| Hedger::hedges(&req.method))
     }
 
     /// Attempt `attempt` of a read, hedged, within `limit`: what one send would give (a

@@ -534,7 +534,9 @@ impl Breaker {
             o.close();
         }
         self.metrics.remove();
-        self.hedge.iter().for_each(crate::hedge::Hedger::remove_metrics);
+        self.hedge
+            .iter()
+            .for_each(crate::hedge::Hedger::remove_metrics);
         // Freed now, not when the last JS handle is collected: cached responses, HTTP clients.
         self.lkg.iter().for_each(LkgCache::close);
         self.http.release();

@@ -22,7 +22,10 @@ fn n(v: f64) -> RawValue {
 }
 
 fn slow(ms: u32, body: &'static str) -> Step {
-    Step::After(ms * MS, Box::new(Step::Reply(200, "application/json", body)))
+    Step::After(
+        ms * MS,
+        Box::new(Step::Reply(200, "application/json", body)),
+    )
 }
 
 /// Hedge events as `result[:reason]@after_ms`.
@@ -68,8 +71,16 @@ async fn a_slow_read_is_hedged_the_first_answer_wins_and_the_other_copy_is_dropp
         let t0 = Instant::now();
         let o = fire(&b, method, URL, &[]).await;
         assert_eq!(body(&o), b"[1]", "{method}");
-        assert_eq!(t0.elapsed(), 27 * MS, "{method}: the hedge's answer, not the first copy's");
-        assert_eq!((s.count(), s.dropped()), (2, 1), "{method}: the loser was dropped");
+        assert_eq!(
+            t0.elapsed(),
+            27 * MS,
+            "{method}: the hedge's answer, not the first copy's"
+        );
+        assert_eq!(
+            (s.count(), s.dropped()),
+            (2, 1),
+            "{method}: the loser was dropped"
+        );
         assert_eq!(ev.0.lock().clone(), vec!["won@25"]);
         let st = b.stats();
         // One verdict for the attempt group; the losing copy is no failure.
@@ -121,7 +132,10 @@ async fn writes_are_never_hedged_keyed_or_not() {
             let s = Script::new(vec![slow(300, "{}"), slow(1, "{}")]);
             let name = format!("t-hedge-write-{method}-{variant}");
             let b = breaker(
-                hedged(&name, &[("generateIdempotencyKeys", RawValue::Bool(generate))]),
+                hedged(
+                    &name,
+                    &[("generateIdempotencyKeys", RawValue::Bool(generate))],
+                ),
                 &s,
             );
             let ev = watch(&b);
@@ -129,8 +143,14 @@ async fn writes_are_never_hedged_keyed_or_not() {
             let o = fire(&b, method, URL, &headers).await;
             assert_eq!(code_of(&o), "ok", "{method} {variant}");
             assert_eq!(s.count(), 1, "{method} {variant}: one request, no hedge");
-            assert!(ev.0.lock().is_empty(), "{method} {variant}: not even skipped");
-            assert_eq!(b.stats().hedges.map(|h| h.won + h.lost + h.skipped), Some(0));
+            assert!(
+                ev.0.lock().is_empty(),
+                "{method} {variant}: not even skipped"
+            );
+            assert_eq!(
+                b.stats().hedges.map(|h| h.won + h.lost + h.skipped),
+                Some(0)
+            );
         }
     }
 }
@@ -188,31 +208,55 @@ async fn with_the_retry_budget_spent_no_hedge_is_sent() {
 async fn hedges_take_a_bulkhead_slot_of_their_own_and_are_skipped_without_one() {
     // One slot: the call holds it, so its hedge finds none.
     let s = Script::new(vec![slow(300, "[0]")]);
-    let b = breaker(hedged("t-hedge-bulkhead-1", &[("maxConcurrent", n(1.0))]), &s);
+    let b = breaker(
+        hedged("t-hedge-bulkhead-1", &[("maxConcurrent", n(1.0))]),
+        &s,
+    );
     let ev = watch(&b);
     assert_eq!(body(&fire(&b, "GET", URL, &[]).await), b"[0]");
     assert_eq!(s.count(), 1);
     assert_eq!(ev.0.lock().clone(), vec!["skipped:bulkhead@25"]);
     // Two slots: the hedge holds the second while it runs, and gives it back when dropped.
     let s = Script::new(vec![Step::Hang, Step::Hang, slow(1, "[2]")]);
-    let b = breaker(hedged("t-hedge-bulkhead-2", &[("maxConcurrent", n(2.0)), ("timeout", n(100.0)), ("maxAttempts", n(1.0))]), &s);
+    let b = breaker(
+        hedged(
+            "t-hedge-bulkhead-2",
+            &[
+                ("maxConcurrent", n(2.0)),
+                ("timeout", n(100.0)),
+                ("maxAttempts", n(1.0)),
+            ],
+        ),
+        &s,
+    );
     let call = tokio::spawn({
         let b = b.clone();
         async move { fire(&b, "GET", URL, &[]).await }
     });
     tokio::time::sleep(30 * MS).await;
-    assert_eq!(b.stats().bulkhead.unwrap().inflight, 2, "the call and its hedge");
+    assert_eq!(
+        b.stats().bulkhead.unwrap().inflight,
+        2,
+        "the call and its hedge"
+    );
     // Meanwhile another call finds the bulkhead full: the hedge counts like any request.
     let o = fire(&b, "GET", "http://127.0.0.1:9/other", &[]).await;
     assert_eq!(code_of(&o), "ECONCURRENCY");
     assert_eq!(code_of(&call.await.unwrap()), "ETIMEDOUT");
-    assert_eq!(b.stats().bulkhead.unwrap().inflight, 0, "every slot came back");
+    assert_eq!(
+        b.stats().bulkhead.unwrap().inflight,
+        0,
+        "every slot came back"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_half_open_trial_is_never_hedged() {
     let s = Script::new(vec![slow(300, "[0]")]);
-    let b = breaker(hedged("t-hedge-half-open", &[("resetTimeout", n(1000.0))]), &s);
+    let b = breaker(
+        hedged("t-hedge-half-open", &[("resetTimeout", n(1000.0))]),
+        &s,
+    );
     let ev = watch(&b);
     b.circuit.force_open_for_test(b.now());
     tokio::time::sleep(1000 * MS).await;
@@ -244,14 +288,24 @@ async fn a_hedge_group_is_one_attempt_for_the_circuit_and_the_retries() {
     let ev = rec.events();
     assert_eq!(ev.len(), 1, "one retry: {ev:?}");
     // The group's failure is the one that says most: DNAStore's 503, not the reset.
-    assert!(ev[0].starts_with("retry#1:") && ev[0].ends_with("upstream_error"), "{ev:?}");
+    assert!(
+        ev[0].starts_with("retry#1:") && ev[0].ends_with("upstream_error"),
+        "{ev:?}"
+    );
     let st = b.stats();
-    assert_eq!((st.failures, st.successes, st.retries), (1, 1, 1), "one verdict per group");
+    assert_eq!(
+        (st.failures, st.successes, st.retries),
+        (1, 1, 1),
+        "one verdict per group"
+    );
     let t = trace.take();
     assert_eq!(t.attempts, 2);
     assert_eq!(t.hedges.len(), 1);
     let h = t.hedges[0];
-    assert_eq!((h.attempt, h.result, h.at, h.skip), (1, crate::HedgeResult::Lost, 25 * MS, None));
+    assert_eq!(
+        (h.attempt, h.result, h.at, h.skip),
+        (1, crate::HedgeResult::Lost, 25 * MS, None)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -292,12 +346,19 @@ async fn only_the_winners_body_is_cached() {
 #[tokio::test(start_paused = true)]
 async fn the_attempt_timeout_bounds_the_whole_group() {
     let s = Script::new(vec![Step::Hang]);
-    let cfg = hedged("t-hedge-timeout", &[("timeout", n(100.0)), ("maxAttempts", n(1.0))]);
+    let cfg = hedged(
+        "t-hedge-timeout",
+        &[("timeout", n(100.0)), ("maxAttempts", n(1.0))],
+    );
     let b = breaker(cfg, &s);
     let ev = watch(&b);
     let t0 = Instant::now();
     assert_eq!(code_of(&fire(&b, "GET", URL, &[]).await), "ETIMEDOUT");
-    assert_eq!(t0.elapsed(), 100 * MS, "the hedge did not extend the attempt");
+    assert_eq!(
+        t0.elapsed(),
+        100 * MS,
+        "the hedge did not extend the attempt"
+    );
     assert_eq!((s.count(), s.dropped()), (2, 2));
     assert_eq!(ev.0.lock().clone(), vec!["lost@25"]);
     assert_eq!(b.stats().timeouts, 1);
@@ -327,7 +388,10 @@ async fn auto_hedges_at_the_learned_p95_once_it_has_enough_samples() {
     let mut steps: Vec<Step> = (0..learn).map(|_| slow(2, "[0]")).collect();
     steps.extend([slow(300, "[1]"), slow(300, "[2]"), slow(1, "[3]")]);
     let s = Script::new(steps);
-    let cfg = hedged("t-hedge-auto", &[("hedgeAfterMs", RawValue::String("auto".into()))]);
+    let cfg = hedged(
+        "t-hedge-auto",
+        &[("hedgeAfterMs", RawValue::String("auto".into()))],
+    );
     let b = breaker(cfg, &s);
     let ev = watch(&b);
     for _ in 0..learn - 1 {

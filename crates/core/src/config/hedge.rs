@@ -55,7 +55,9 @@ impl Resolver<'_> {
                 let key = HEDGE_AFTER.option;
                 let parsed = match v {
                     RawValue::Number(n)
-                        if n.is_finite() && n.fract() == 0.0 && (0.0..=MAX_MS as f64).contains(n) =>
+                        if n.is_finite()
+                            && n.fract() == 0.0
+                            && (0.0..=MAX_MS as f64).contains(n) =>
                     {
                         parse(&(*n as u64).to_string())
                     }
@@ -138,7 +140,10 @@ mod tests {
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> Result<Config, ConfigError> {
         Config::resolve(&RawOptions::new(), &move |k| {
-            pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
         })
     }
 
@@ -154,7 +159,10 @@ mod tests {
         let n = |v: f64| RawValue::Number(v);
         let s = |v: &str| RawValue::String(v.into());
         assert_eq!(opts(&[("hedgeAfterMs", n(25.0))]).unwrap().hedge, fixed(25));
-        assert_eq!(opts(&[("hedgeAfterMs", s(" 25 "))]).unwrap().hedge, fixed(25));
+        assert_eq!(
+            opts(&[("hedgeAfterMs", s(" 25 "))]).unwrap().hedge,
+            fixed(25)
+        );
         assert_eq!(opts(&[("hedgeAfterMs", n(0.0))]).unwrap().hedge, None);
         let auto = opts(&[("hedgeAfterMs", s("AUTO")), ("hedgeMax", n(3.0))]).unwrap();
         assert_eq!(
@@ -164,17 +172,26 @@ mod tests {
                 max: 3
             })
         );
-        assert_eq!(env(&[("DNASTORE_HEDGE_AFTER_MS", "40")]).unwrap().hedge, fixed(40));
         assert_eq!(
-            env(&[("DNASTORE_HEDGE_AFTER_MS", "auto")]).unwrap().hedge.unwrap().delay,
+            env(&[("DNASTORE_HEDGE_AFTER_MS", "40")]).unwrap().hedge,
+            fixed(40)
+        );
+        assert_eq!(
+            env(&[("DNASTORE_HEDGE_AFTER_MS", "auto")])
+                .unwrap()
+                .hedge
+                .unwrap()
+                .delay,
             HedgeDelay::Auto
         );
-        assert_eq!(env(&[("DNASTORE_HEDGE_AFTER_MS", " ")]).unwrap().hedge, None);
-        // Options win over the environment.
-        let c = Config::resolve(
-            &RawOptions::new().set("hedgeAfterMs", n(0.0)),
-            &|k| (k == "DNASTORE_HEDGE_AFTER_MS").then(|| "auto".to_string()),
+        assert_eq!(
+            env(&[("DNASTORE_HEDGE_AFTER_MS", " ")]).unwrap().hedge,
+            None
         );
+        // Options win over the environment.
+        let c = Config::resolve(&RawOptions::new().set("hedgeAfterMs", n(0.0)), &|k| {
+            (k == "DNASTORE_HEDGE_AFTER_MS").then(|| "auto".to_string())
+        });
         assert_eq!(c.unwrap().hedge, None);
     }
 
@@ -193,7 +210,11 @@ mod tests {
         ] {
             let e = opts(&[("hedgeAfterMs", bad.clone())]).unwrap_err();
             assert_eq!(e.key, "hedgeAfterMs", "{bad:?}");
-            assert!(e.message.contains("from 0 to 600000") && e.message.contains("'auto'"), "{}", e.message);
+            assert!(
+                e.message.contains("from 0 to 600000") && e.message.contains("'auto'"),
+                "{}",
+                e.message
+            );
         }
         let e = env(&[("DNASTORE_HEDGE_AFTER_MS", "fast")]).unwrap_err();
         assert_eq!(e.key, "DNASTORE_HEDGE_AFTER_MS");
@@ -201,18 +222,33 @@ mod tests {
         // A delay the attempt's timeout never reaches.
         let e = opts(&[("hedgeAfterMs", n(3000.0))]).unwrap_err();
         assert_eq!(e.key, "hedgeAfterMs");
-        assert!(e.message.contains("below timeout (3000 ms)"), "{}", e.message);
+        assert!(
+            e.message.contains("below timeout (3000 ms)"),
+            "{}",
+            e.message
+        );
         assert!(opts(&[("hedgeAfterMs", n(50.0)), ("timeout", n(51.0))]).is_ok());
-        let e = env(&[("DNASTORE_HEDGE_AFTER_MS", "100"), ("DNASTORE_TIMEOUT_MS", "100")]).unwrap_err();
+        let e = env(&[
+            ("DNASTORE_HEDGE_AFTER_MS", "100"),
+            ("DNASTORE_TIMEOUT_MS", "100"),
+        ])
+        .unwrap_err();
         assert_eq!(e.key, "DNASTORE_HEDGE_AFTER_MS");
         // hedgeMax: its range, and nothing without hedging.
         let e = opts(&[("hedgeAfterMs", n(25.0)), ("hedgeMax", n(11.0))]).unwrap_err();
         assert_eq!(e.key, "hedgeMax");
         let e = opts(&[("hedgeMax", n(2.0))]).unwrap_err();
         assert_eq!(e.key, "hedgeMax");
-        assert!(e.message.contains("only applies with hedgeAfterMs"), "{}", e.message);
+        assert!(
+            e.message.contains("only applies with hedgeAfterMs"),
+            "{}",
+            e.message
+        );
         let e = env(&[("DNASTORE_HEDGE_MAX", "2")]).unwrap_err();
         assert_eq!(e.key, "DNASTORE_HEDGE_MAX");
-        assert!(opts(&[("hedgeMax", n(1.0))]).is_ok(), "its default, given, is harmless");
+        assert!(
+            opts(&[("hedgeMax", n(1.0))]).is_ok(),
+            "its default, given, is harmless"
+        );
     }
 }

@@ -68,7 +68,10 @@ fn upper(i: usize) -> u64 {
         0 => 1 << LOW_BITS,
         i if i >= BUCKETS - 1 => 1 << HIGH_BITS,
         i => {
-            let (e, sub) = (LOW_BITS + (i as u32 - 1) / SUB, (i as u64 - 1) % u64::from(SUB));
+            let (e, sub) = (
+                LOW_BITS + (i as u32 - 1) / SUB,
+                (i as u64 - 1) % u64::from(SUB),
+            );
             (u64::from(SUB) + sub + 1) << (e - 3)
         }
     }
@@ -143,7 +146,9 @@ impl P95 {
                 )
                 .is_ok()
         {
-            let us = self.p95_us(now).map_or(0, |p| p.max(FLOOR.as_micros() as u64));
+            let us = self
+                .p95_us(now)
+                .map_or(0, |p| p.max(FLOOR.as_micros() as u64));
             self.delay_us.store(us, Ordering::Relaxed);
         }
         match self.delay_us.load(Ordering::Relaxed) {
@@ -190,14 +195,36 @@ mod tests {
     #[test]
     fn buckets_are_ordered_and_hold_their_values() {
         let mut last = 0;
-        for us in [1, 63, 64, 65, 100, 1000, 2000, 2047, 2048, 10_000, 300_000, 67_000_000, u64::MAX] {
+        for us in [
+            1,
+            63,
+            64,
+            65,
+            100,
+            1000,
+            2000,
+            2047,
+            2048,
+            10_000,
+            300_000,
+            67_000_000,
+            u64::MAX,
+        ] {
             let b = bucket(us);
             assert!(b >= last, "{us}");
             last = b;
-            assert!(us < 64 || us >= 1 << HIGH_BITS || upper(b) > us, "{us} in bucket {b} up to {}", upper(b));
+            assert!(
+                us < 64 || us >= 1 << HIGH_BITS || upper(b) > us,
+                "{us} in bucket {b} up to {}",
+                upper(b)
+            );
             // Within 12.5 %: the edge below is above 8/9 of the value.
             if (64..1 << HIGH_BITS).contains(&us) {
-                assert!(upper(b) as f64 <= us as f64 * 1.125 + 1.0, "{us} -> {}", upper(b));
+                assert!(
+                    upper(b) as f64 <= us as f64 * 1.125 + 1.0,
+                    "{us} -> {}",
+                    upper(b)
+                );
             }
         }
         assert_eq!(bucket(u64::MAX), BUCKETS - 1);

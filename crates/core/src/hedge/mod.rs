@@ -49,7 +49,7 @@ use crate::metrics::FAMILIES;
 use crate::observer::HedgeResult;
 use crate::window::AtomicWindow;
 
-pub use auto::{P95, FLOOR as AUTO_FLOOR, MIN_SAMPLES as AUTO_MIN_SAMPLES};
+pub use auto::{FLOOR as AUTO_FLOOR, MIN_SAMPLES as AUTO_MIN_SAMPLES, P95};
 pub use race::{race, Raced, Settles};
 
 enum Delay {

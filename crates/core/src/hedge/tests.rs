@@ -100,7 +100,10 @@ async fn run(
 async fn a_hedge_goes_out_at_the_delay_the_first_answer_wins_and_the_loser_is_dropped() {
     let c = Copies::new(vec![(Some(300 * MS), Ok(0)), (Some(2 * MS), Ok(1))]);
     let (r, took, samples) = run(&c, Some(25 * MS), 1, 3000 * MS).await;
-    assert_eq!((r.out, r.copy, r.sent.clone()), (Some(Ok(1)), 1, vec![25 * MS]));
+    assert_eq!(
+        (r.out, r.copy, r.sent.clone()),
+        (Some(Ok(1)), 1, vec![25 * MS])
+    );
     assert_eq!(took, 27 * MS);
     // The slow first copy was dropped the moment the hedge answered, not awaited.
     assert_eq!((c.started(), c.dropped()), (2, 1));
@@ -137,7 +140,10 @@ async fn a_copy_that_fails_while_another_runs_fails_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn when_every_copy_fails_the_attempt_fails_with_what_says_most() {
-    let c = Copies::new(vec![(Some(40 * MS), Err("reset")), (Some(20 * MS), Err("503"))]);
+    let c = Copies::new(vec![
+        (Some(40 * MS), Err("reset")),
+        (Some(20 * MS), Err("503")),
+    ]);
     let (r, took, _) = run(&c, Some(25 * MS), 1, 3000 * MS).await;
     assert_eq!((r.out, r.copy, took), (Some(Err("503")), 1, 45 * MS));
     // A failure before the hedge is due ends the attempt at once (a retry, with its
@@ -157,7 +163,10 @@ async fn the_attempt_timeout_drops_every_copy() {
     // A delay at or past the limit: no hedge, the first copy times out alone.
     let c = Copies::new(vec![(None, Ok(0))]);
     let (r, took, _) = run(&c, Some(100 * MS), 1, 100 * MS).await;
-    assert_eq!((r.out, r.sent.len(), took, c.dropped()), (None, 0, 100 * MS, 1));
+    assert_eq!(
+        (r.out, r.sent.len(), took, c.dropped()),
+        (None, 0, 100 * MS, 1)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -169,7 +178,10 @@ async fn hedges_go_out_a_delay_apart_up_to_max() {
         (Some(MS), Ok(3)),
     ]);
     let (r, took, _) = run(&c, Some(10 * MS), 2, 3000 * MS).await;
-    assert_eq!((r.out, r.copy, r.sent.clone()), (Some(Ok(2)), 2, vec![10 * MS, 20 * MS]));
+    assert_eq!(
+        (r.out, r.copy, r.sent.clone()),
+        (Some(Ok(2)), 2, vec![10 * MS, 20 * MS])
+    );
     assert_eq!((took, c.started(), c.dropped()), (23 * MS, 3, 2));
 }
 
