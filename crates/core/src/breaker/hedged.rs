@@ -25,6 +25,32 @@ fn settles(out: &Sent) -> Settles {
 }
 
 impl Breaker {
+    /// This breaker's hedging policy, from `hedgeAfterMs` and `hedgeMax`.
+    pub(super) fn hedger(h: &crate::config::HedgeConfig, config: &Config) -> Hedger {
+        let fixed = match h.delay {
+            crate::config::HedgeDelay::Fixed(d) => Some(d),
+            crate::config::HedgeDelay::Auto => None,
+        };
+        Hedger::new(
+            fixed,
+            h.max,
+            config.rolling_count_timeout,
+            config.rolling_count_buckets,
+            HedgeResult::ALL.map(|r| {
+                let labels = [config.name.as_str(), r.as_str()];
+                crate::metrics::FAMILIES.hedges.with_label_values(&labels)
+            }),
+        )
+    }
+
+    /// Removes this breaker's `dnastore_hedges_total` series (it closed).
+    pub(super) fn remove_hedge_counters(&self) {
+        for r in HedgeResult::ALL {
+            let labels = [self.name(), r.as_str()];
+            let _ = crate::metrics::FAMILIES.hedges.remove_label_values(&labels);
+        }
+    }
+
     /// The hedging policy for an attempt of `req`: `None` for a write, or without hedging.
     pub(super) fn hedging(&self, req: &PreparedRequest) -> Option<&Hedger> {
         self.hedge.as_ref().filter(|_| Hedger::hedges(&req.method))

@@ -252,10 +252,7 @@ impl Breaker {
             lkg,
             inflight: Mutex::new(HashMap::new()),
             limiter: config.limit.as_ref().map(Limiter::new),
-            hedge: config.hedge.as_ref().map(|h| {
-                let w = (config.rolling_count_timeout, config.rolling_count_buckets);
-                crate::hedge::Hedger::new(h, &config.name, w.0, w.1)
-            }),
+            hedge: config.hedge.as_ref().map(|h| Self::hedger(h, &config)),
             observers: RwLock::new(vec![(0, metrics.clone() as Arc<dyn Observer>)]),
             next_observer: AtomicU64::new(1),
             metrics,
@@ -534,9 +531,9 @@ impl Breaker {
             o.close();
         }
         self.metrics.remove();
-        self.hedge
-            .iter()
-            .for_each(crate::hedge::Hedger::remove_metrics);
+        if self.hedge.is_some() {
+            self.remove_hedge_counters();
+        }
         // Freed now, not when the last JS handle is collected: cached responses, HTTP clients.
         self.lkg.iter().for_each(LkgCache::close);
         self.http.release();

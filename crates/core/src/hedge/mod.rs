@@ -44,8 +44,6 @@ use std::time::Duration;
 use http::Method;
 use prometheus::IntCounter;
 
-use crate::config::{HedgeConfig, HedgeDelay};
-use crate::metrics::FAMILIES;
 use crate::observer::HedgeResult;
 use crate::window::AtomicWindow;
 
@@ -57,29 +55,36 @@ enum Delay {
     Auto(P95),
 }
 
-/// One breaker's hedging policy and counts.
+/// One breaker's hedging policy and counts. Built by the breaker from its configuration
+/// (plain values here, so this module depends on no sibling: `hedgeAfterMs`, `hedgeMax`).
 pub struct Hedger {
     delay: Delay,
     max: u32,
     /// By `HedgeResult as usize`, over the circuit's rolling window (`stats().hedges`).
     window: [AtomicWindow; 3],
+    /// `dnastore_hedges_total{result}`, by `HedgeResult as usize`.
     counters: [IntCounter; 3],
-    name: String,
 }
 
 impl Hedger {
-    /// `window` and `buckets`: the circuit's rolling window, for `stats()`.
-    pub fn new(cfg: &HedgeConfig, name: &str, window: Duration, buckets: u32) -> Self {
+    /// `fixed`: the delay, or `None` for `'auto'`; `max`: extra copies at most; `window`
+    /// and `buckets`: the circuit's rolling window, for `stats()`; `counters`: this
+    /// breaker's `dnastore_hedges_total` series, by `HedgeResult as usize`.
+    pub fn new(
+        fixed: Option<Duration>,
+        max: u32,
+        window: Duration,
+        buckets: u32,
+        counters: [IntCounter; 3],
+    ) -> Self {
         Self {
-            delay: match cfg.delay {
-                HedgeDelay::Fixed(d) => Delay::Fixed(d),
-                HedgeDelay::Auto => Delay::Auto(P95::new()),
+            delay: match fixed {
+                Some(d) => Delay::Fixed(d),
+                None => Delay::Auto(P95::new()),
             },
-            max: cfg.max,
+            max,
             window: std::array::from_fn(|_| AtomicWindow::new(window, buckets)),
-            counters: HedgeResult::ALL
-                .map(|r| FAMILIES.hedges.with_label_values(&[name, r.as_str()])),
-            name: name.to_string(),
+            counters,
         }
     }
 
@@ -118,15 +123,6 @@ impl Hedger {
     /// Hedges with `result` over the rolling window at `window_now`.
     pub fn total(&self, window_now: Duration, result: HedgeResult) -> u64 {
         self.window[result as usize].total(window_now)
-    }
-
-    /// Removes this breaker's series (it closed).
-    pub fn remove_metrics(&self) {
-        for r in HedgeResult::ALL {
-            let _ = FAMILIES
-                .hedges
-                .remove_label_values(&[&self.name, r.as_str()]);
-        }
     }
 }
 
