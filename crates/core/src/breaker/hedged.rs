@@ -4,6 +4,8 @@
 //! decisions are documented in `hedge/mod.rs`.
 
 use super::*;
+use crate::circuit::HedgeStats;
+use crate::config::{HedgeConfig, HedgeDelay};
 use crate::hedge::{race, Hedger, Raced, Settles};
 use crate::limit::Slot;
 use crate::observer::{HedgeResult, HedgeSkip};
@@ -26,28 +28,22 @@ fn settles(out: &Sent) -> Settles {
 
 impl Breaker {
     /// This breaker's hedging policy, from `hedgeAfterMs` and `hedgeMax`.
-    pub(super) fn hedger(h: &crate::config::HedgeConfig, config: &Config) -> Hedger {
+    pub(super) fn hedger(h: &HedgeConfig, config: &Config, metrics: &BreakerMetrics) -> Hedger {
         let fixed = match h.delay {
-            crate::config::HedgeDelay::Fixed(d) => Some(d),
-            crate::config::HedgeDelay::Auto => None,
+            HedgeDelay::Fixed(d) => Some(d),
+            HedgeDelay::Auto => None,
         };
-        Hedger::new(
-            fixed,
-            h.max,
-            config.rolling_count_timeout,
-            config.rolling_count_buckets,
-            HedgeResult::ALL.map(|r| {
-                let labels = [config.name.as_str(), r.as_str()];
-                crate::metrics::FAMILIES.hedges.with_label_values(&labels)
-            }),
-        )
+        let (window, buckets) = (config.rolling_count_timeout, config.rolling_count_buckets);
+        Hedger::new(fixed, h.max, window, buckets, metrics.hedge())
     }
 
-    /// Removes this breaker's `dnastore_hedges_total` series (it closed).
-    pub(super) fn remove_hedge_counters(&self) {
-        for r in HedgeResult::ALL {
-            let labels = [self.name(), r.as_str()];
-            let _ = crate::metrics::FAMILIES.hedges.remove_label_values(&labels);
+    /// `stats().hedges`: the hedges over the circuit's rolling window.
+    pub(super) fn hedge_stats(&self, h: &Hedger) -> HedgeStats {
+        let w = self.circuit.window_time(self.now());
+        HedgeStats {
+            won: h.total(w, HedgeResult::Won),
+            lost: h.total(w, HedgeResult::Lost),
+            skipped: h.total(w, HedgeResult::Skipped),
         }
     }
 

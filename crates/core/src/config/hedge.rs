@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::{err, parse_uint, spec, truncate, ConfigError, RawValue, Resolver, StrSpec};
+use super::resolver::{err, parse_uint, truncate, Resolver};
+use super::{spec, ConfigError, RawValue, StrSpec};
 
 pub const HEDGE_AFTER: StrSpec = StrSpec {
     option: "hedgeAfterMs",

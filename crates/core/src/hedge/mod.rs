@@ -37,17 +37,18 @@
 //! The hot path of a breaker without hedging: one `Option` test per attempt.
 
 mod auto;
+mod metrics;
 mod race;
 
 use std::time::Duration;
 
 use http::Method;
-use prometheus::IntCounter;
 
 use crate::observer::HedgeResult;
 use crate::window::AtomicWindow;
 
 pub use auto::{FLOOR as AUTO_FLOOR, MIN_SAMPLES as AUTO_MIN_SAMPLES, P95};
+pub use metrics::HedgeMetrics;
 pub use race::{race, Raced, Settles};
 
 enum Delay {
@@ -56,26 +57,24 @@ enum Delay {
 }
 
 /// One breaker's hedging policy and counts. Built by the breaker from its configuration
-/// (plain values here, so this module depends on no sibling: `hedgeAfterMs`, `hedgeMax`).
+/// (`hedgeAfterMs`, `hedgeMax`), given as plain values.
 pub struct Hedger {
     delay: Delay,
     max: u32,
     /// By `HedgeResult as usize`, over the circuit's rolling window (`stats().hedges`).
     window: [AtomicWindow; 3],
-    /// `dnastore_hedges_total{result}`, by `HedgeResult as usize`.
-    counters: [IntCounter; 3],
+    metrics: HedgeMetrics,
 }
 
 impl Hedger {
     /// `fixed`: the delay, or `None` for `'auto'`; `max`: extra copies at most; `window`
-    /// and `buckets`: the circuit's rolling window, for `stats()`; `counters`: this
-    /// breaker's `dnastore_hedges_total` series, by `HedgeResult as usize`.
+    /// and `buckets`: the circuit's rolling window, for `stats()`.
     pub fn new(
         fixed: Option<Duration>,
         max: u32,
         window: Duration,
         buckets: u32,
-        counters: [IntCounter; 3],
+        metrics: HedgeMetrics,
     ) -> Self {
         Self {
             delay: match fixed {
@@ -84,7 +83,7 @@ impl Hedger {
             },
             max,
             window: std::array::from_fn(|_| AtomicWindow::new(window, buckets)),
-            counters,
+            metrics,
         }
     }
 
@@ -117,7 +116,7 @@ impl Hedger {
     /// Counts one hedge; `window_now`: the circuit's window time.
     pub fn count(&self, window_now: Duration, result: HedgeResult) {
         self.window[result as usize].add(window_now, 1);
-        self.counters[result as usize].inc();
+        self.metrics.count(result);
     }
 
     /// Hedges with `result` over the rolling window at `window_now`.

@@ -1,5 +1,6 @@
 //! What differs between the embedded store and the fleet's, behind the methods the API
-//! (`mod.rs`) and the delivery loop (`delivery.rs`) call; everything else is shared.
+//! (`mod.rs`) and the delivery loop (`driven.rs`, `breaker/delivery.rs`) call; everything
+//! else is shared.
 //!
 //! The embedded store is the whole truth and the scheduler mirrors it (every queued write
 //! is in the schedule, loaded at open). The fleet's queue is in Redis; the schedule holds
@@ -171,7 +172,7 @@ impl Outbox {
                 w.as_ref()
                     .map_or_else(String::new, |w| w.method.to_string()),
                 w.as_ref()
-                    .map_or_else(String::new, |w| crate::http::redact(&w.url)),
+                    .map_or_else(String::new, |w| crate::text::redact(&w.url)),
                 w.map(|w| w.idempotency_key).unwrap_or_default(),
             )
         };
