@@ -186,18 +186,11 @@ export interface BreakerEvent {
   deadLettered?: number
   /** `delivered`: DNAStore's answer (up to 64 KiB; absent when larger). */
   body?: string
-  /** Transitions: 'local' (this replica's own decision) or 'fleet' (the fleet circuit's). */
-  decision?: string
-  /** Fleet decisions: the replica that tripped (opened the fleet) or whose trial decided. */
-  trippedBy?: string
-  /** Fleet decisions: the fleet state's generation. */
-  generation?: number
-  /** Fleet decisions: replicas whose trips opened the fleet. */
-  votes?: number
-  /** Fleet decisions: quorum | trial failed | trials succeeded. */
-  fleetReason?: string
-  /** `fleet` events (connected): this replica's id. */
-  replica?: string
+  /**
+   * `hedge`: won | lost | skipped (`reason` says why skipped: budget | bulkhead | circuit;
+   * `attempt` the attempt it hedged; `afterMs` when it was sent or due, from that attempt's start).
+   */
+  result?: string
 }
 
 export interface BreakerOptions {
@@ -307,10 +300,6 @@ export interface BreakerOptions {
   concurrencyLimit?: string
   /** Lower bound of the adaptive limit. Default 2 (DNASTORE_MIN_CONCURRENCY). */
   minConcurrency?: number | string
-  /** 'off' | 'on': every replica of this breaker name shares one circuit through redisUrl (fleet opens, leased half-open trials, new replicas start in the fleet's state). Needs redisUrl; set signingSecret too. Default 'off' (DNASTORE_FLEET_CIRCUIT). */
-  fleetCircuit?: string
-  /** With fleetCircuit 'on': replicas that must have opened on their own evidence within one rollingCountTimeout before the fleet opens. Default 2 (DNASTORE_FLEET_QUORUM). */
-  fleetQuorum?: number | string
   /** CA certificate(s) verifying DNAStore: a PEM file path (re-read on rotation) or PEM text (DNASTORE_CA_CERT). */
   caCert?: string
   /** 'add': caCert is trusted besides the platform roots; 'only': it replaces them. Default 'add' (DNASTORE_CA_MODE). */
@@ -325,6 +314,10 @@ export interface BreakerOptions {
   tlsMinVersion?: string
   /** ms between checks of the TLS files for a rotation; 0 never. Default 60000 (DNASTORE_TLS_RELOAD_MS). */
   tlsReloadMs?: number | string
+  /** Hedged reads: a GET/HEAD attempt with no answer after this many ms is sent once more (up to hedgeMax extra copies); the first answer wins, the others are cancelled. 'auto': the recent p95 attempt latency, at least 10 ms. 0: off. Hedges draw from the retry budget. Default 0 (DNASTORE_HEDGE_AFTER_MS). */
+  hedgeAfterMs?: number | string
+  /** Extra copies of one GET/HEAD attempt hedging may send; needs hedgeAfterMs. Default 1 (DNASTORE_HEDGE_MAX). */
+  hedgeMax?: number | string
   /** 'off' | 'env' (HTTPS_PROXY / HTTP_PROXY / NO_PROXY) | an http:// proxy URL, a secret. Default 'off' (DNASTORE_PROXY). */
   proxy?: string
 }
@@ -351,8 +344,8 @@ export interface BreakerStats {
   windowMs: number
   /** The bulkhead; null without maxConcurrent. */
   bulkhead?: BulkheadStats
-  /** The fleet circuit; null with fleetCircuit off. */
-  fleet?: FleetStats
+  /** Hedged reads over the window; absent without hedgeAfterMs. */
+  hedges?: HedgeStats
 }
 
 /** `stats().bulkhead`. */
@@ -469,25 +462,14 @@ export interface CircuitTransition {
  */
 export declare function errorCodes(): Array<string>
 
-/** `stats().fleet` (null with fleetCircuit off). */
-export interface FleetStats {
-  /** This replica's id (host name, pid, random digits), as other replicas' logs name it. */
-  replica: string
-  /** Whether the fleet's Redis answers; false: this replica runs on its local circuit. */
-  connected: boolean
-  /** The fleet's state as this replica follows it: 'closed' | 'open' | 'halfOpen'. */
-  state: string
-  /** Grows by one at every fleet decision. */
-  generation: number
-  quorum: number
-  /** Live trip votes within rollingCountTimeout (this replica's included). */
-  votes: number
-  /** Replicas of this breaker name seen in the last few seconds. */
-  replicas: number
-  /** The replica that opened the fleet, while it is open. */
-  trippedBy?: string
-  /** Fleet messages and records ignored (forged, garbled, stale) so far. */
-  rejected: number
+/** `stats().hedges`: hedges over the rolling window, by result. */
+export interface HedgeStats {
+  /** Sent, and their answer was the one taken. */
+  won: number
+  /** Sent, and another copy answered first (cancelled). */
+  lost: number
+  /** Due but not sent: retry budget spent, bulkhead full, or circuit not closed. */
+  skipped: number
 }
 
 /** Every metric family the core defines: `[name, type, help]`, present or not yet. */
@@ -498,6 +480,18 @@ export declare function metrics(): string
 
 /** The content type of `metrics()`. */
 export declare const METRICS_CONTENT_TYPE: string
+
+/** One hedge of a traced call. */
+export interface NativeHedge {
+  /** The attempt it hedged (1-based). */
+  attempt: number
+  /** won | lost | skipped. */
+  result: string
+  /** Why it was skipped: budget | bulkhead | circuit. */
+  reason?: string
+  /** When it was sent (or due), ms from the start of the call's first attempt. */
+  atMs: number
+}
 
 /** A fire() result as the facade receives it (it builds the public shapes). */
 export interface NativeOutcome {
@@ -522,6 +516,8 @@ export interface NativeOutcome {
   retries?: Array<NativeRetry>
   /** Traced calls: the status of the last attempt that got an answer (a fallback after a 503). */
   lastStatus?: number
+  /** Traced calls: the hedges of its attempts (hedgeAfterMs), in order. */
+  hedges?: Array<NativeHedge>
 }
 
 /** One retry of a traced call. */

@@ -65,6 +65,9 @@ pub struct BreakerEvent {
     pub fleet_reason: Option<String>,
     /// `fleet` events (connected): this replica's id.
     pub replica: Option<String>,
+    /// `hedge`: won | lost | skipped (`reason` says why skipped: budget | bulkhead | circuit;
+    /// `attempt` the attempt it hedged; `afterMs` when it was sent or due, from that attempt's start).
+    pub result: Option<String>,
 }
 
 /// Largest answer a `delivered` event carries.
@@ -116,6 +119,7 @@ pub fn bit_of(name: &str) -> u32 {
         "outbox" => EventKind::Outbox,
         "tls" => EventKind::TlsReload,
         "fleet" => EventKind::Fleet,
+        "hedge" => EventKind::Hedge,
         _ => return 0,
     };
     kind.bit()
@@ -227,6 +231,21 @@ impl Observer for JsObserver {
                 },
             ),
             Event::RetryBudgetExhausted => ("retryBudgetExhausted", BreakerEvent::default()),
+            Event::Hedge {
+                result,
+                attempt,
+                after,
+                skip,
+            } => (
+                "hedge",
+                BreakerEvent {
+                    result: Some(result.as_str().into()),
+                    attempt: Some(*attempt),
+                    after_ms: ms(*after),
+                    reason: skip.map(|s| s.as_str().into()),
+                    ..Default::default()
+                },
+            ),
             Event::Aborted => ("abort", BreakerEvent::default()),
             Event::Completed(k) => (
                 "completed",

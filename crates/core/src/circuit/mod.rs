@@ -20,7 +20,7 @@ mod fleet;
 mod permit;
 mod stats;
 pub use permit::Permit;
-pub use stats::{BucketCounts, BulkheadStats, Stats};
+pub use stats::{BucketCounts, BulkheadStats, HedgeStats, Stats};
 
 /// The state-machine subset of [`Config`].
 #[derive(Clone, Debug)]

@@ -24,7 +24,7 @@
 //!   enqueued, refused, delivered, dead-lettered, delivery time), `limit/metrics.rs` (the
 //!   bulkhead's gauges and rejections), `tls/metrics.rs` (insecure mode, reloads),
 //!   `fleet/metrics.rs` (the fleet circuit's state, connectivity, replicas, refusals,
-//!   leases, propagation).
+//!   leases, propagation), `hedge/metrics.rs` (hedges by result).
 //! - **The breaker itself**: slow attempts (`breaker/metrics.rs`), which only its attempt
 //!   loop sees.
 //!
@@ -201,6 +201,9 @@ families! {
         "Queued writes moved to the dead letters, by reason.";
     outbox_delivery: HistogramVec = "dnastore_outbox_delivery_seconds", ["name"],
         "Time from queued to delivered, in seconds.", OUTBOX_DELIVERY_BUCKETS;
+    // hedge/metrics.rs
+    hedges: IntCounterVec = "dnastore_hedges_total", ["name", "result"],
+        "Hedges of GET/HEAD attempts by result: won (sent, and its answer was taken), lost (sent, another copy answered first; cancelled), skipped (due but not sent: retry budget spent, bulkhead full, circuit not closed).";
     // limit/metrics.rs
     inflight: IntGaugeVec = "dnastore_inflight_requests", ["name"],
         "Calls holding a bulkhead slot (in flight to DNAStore); breakers with maxConcurrent.";
