@@ -132,7 +132,9 @@ impl Breaker {
             // A trial of a circuit that follows the fleet needs one of the round's leases.
             let mut lease = None;
             if self.fleet.is_some() {
-                match self.trial_lease(&permit, budget).await {
+                // Boxed: the lease's Redis future is large, and a call's future is copied
+                // whole when it is spawned (`a_call_future_stays_small`).
+                match Box::pin(self.trial_lease(&permit, budget)).await {
                     Ok(l) => lease = l,
                     Err(()) => {
                         drop(permit);

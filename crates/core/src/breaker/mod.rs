@@ -345,7 +345,8 @@ impl Breaker {
             }
             let permit = match &self.fleet {
                 None => permit,
-                Some(_) => match self.join_fleet(permit, &call).await {
+                // Boxed, as every rarely taken large future of a call.
+                Some(_) => match Box::pin(self.join_fleet(permit, &call)).await {
                     Some(p) => p,
                     None => return CallOutcome::Fallback(self.rejected(Some(&call.req))),
                 },
