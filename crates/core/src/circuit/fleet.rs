@@ -15,7 +15,7 @@ impl Circuit {
     /// Whether a half-open trial must wait: the state follows the fleet and every lease of
     /// its round is held elsewhere until later than `now`.
     pub(super) fn trials_held(&self, g: &Inner, now: Duration) -> bool {
-        g.fleet.is_some() && nanos(now) < self.trial_hold_until.load(Ordering::Acquire)
+        g.fleet.is_some() && now < g.trial_hold_until
     }
 
     /// Whether the state follows a fleet decision (its half-open trials need a lease).
@@ -39,7 +39,7 @@ impl Circuit {
             .as_ref()
             .is_none_or(|f| f.generation != note.generation);
         if new_round {
-            self.trial_hold_until.store(0, Ordering::Release);
+            g.trial_hold_until = Duration::ZERO;
         }
         g.fleet = Some(note);
         if now < until {
@@ -79,7 +79,7 @@ impl Circuit {
         if g.fleet.is_none() {
             return false;
         }
-        self.trial_hold_until.store(0, Ordering::Release);
+        g.trial_hold_until = Duration::ZERO;
         if g.state.kind() == StateKind::Closed {
             g.fleet = None;
             return false;
@@ -96,13 +96,13 @@ impl Circuit {
     pub fn fleet_detach(&self) {
         let mut g = self.inner.lock();
         g.fleet = None;
-        self.trial_hold_until.store(0, Ordering::Release);
+        g.trial_hold_until = Duration::ZERO;
     }
 
     /// Every lease of the fleet's round is held elsewhere until `until` (clock time): no
     /// trial before then (the holder's outcome, or its lease's expiry, comes first).
     pub fn hold_trials(&self, until: Duration) {
-        self.trial_hold_until.store(nanos(until), Ordering::Release);
+        self.inner.lock().trial_hold_until = until;
     }
 }
 

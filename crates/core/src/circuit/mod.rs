@@ -97,6 +97,9 @@ struct Inner {
     /// is this replica's own. Kept from a fleet open into its half-open, whose trials are
     /// then leased fleet-wide (`fleet.rs`); any local decision clears it.
     fleet: Option<Arc<FleetNote>>,
+    /// While half-open for the fleet: no trial is admitted before this clock time, every
+    /// trial lease of the round being held elsewhere (`fleet.rs`).
+    trial_hold_until: Duration,
 }
 
 pub struct Circuit {
@@ -117,9 +120,6 @@ pub struct Circuit {
     hold_closed_until: AtomicU64,
     /// The windows' time: the clock, or the caller's rotations.
     clock: WindowClock,
-    /// While half-open for the fleet: no trial is admitted before this clock time (ns),
-    /// every trial lease of the round being held elsewhere (`fleet.rs`).
-    trial_hold_until: AtomicU64,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -137,6 +137,7 @@ impl Circuit {
                 consecutive_failures: 0,
                 window: RollingWindow::new(w, b),
                 fleet: None,
+                trial_hold_until: Duration::ZERO,
             })),
             opened: Notify::new(),
             open_until: AtomicU64::new(0),
@@ -148,7 +149,6 @@ impl Circuit {
             retries: AtomicWindow::new(w, b),
             hold_closed_until: AtomicU64::new(0),
             clock: WindowClock::new(w, b, cfg.rotated_by_caller),
-            trial_hold_until: AtomicU64::new(0),
             cfg,
         }
     }
