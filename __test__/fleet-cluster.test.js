@@ -51,7 +51,9 @@ describeRedis('the fleet circuit on Redis Cluster', () => {
     );
     await eventually(async () => (await Promise.all(rs.map((r) => r.stats()))).every((s) => s.fleet.connected && s.fleet.replicas === 3), 10000);
     mode = 'fail';
-    await Promise.all(rs.map((r, i) => r.traffic(10, `/c/${i}`)));
+    // Uneven traffic, so one replica trips well before the others would on their own: they
+    // open on the fleet's decision.
+    await Promise.all(rs.map((r, i) => r.traffic(i === 0 ? 50 : 5, `/c/${i}`)));
     await eventually(async () => (await Promise.all(rs.map(stateOf))).every((s) => s === 'open'), 10000);
     const opens = await Promise.all(rs.map(async (r) => (await r.events()).events.find((e) => e.name === 'open')));
     expect(opens.filter((e) => e.decision === 'fleet').length).toBeGreaterThanOrEqual(2);

@@ -59,7 +59,8 @@ impl Renew for RenewClients {
 }
 
 impl Breaker {
-    pub fn new(config: Config, deps: Deps) -> Result<Arc<Self>, CallError> {
+    pub fn new(config: Config, mut deps: Deps) -> Result<Arc<Self>, CallError> {
+        let started = Instant::now();
         let material = load_files(&config)?;
         if config.lkg.redis_url.is_some() {
             Self::redis_client(&config).map_err(|m| CallError::new(Code::Config, m))?;
@@ -68,6 +69,11 @@ impl Breaker {
         let clients = http_clients(&config.tls, base, &material)
             .map_err(|m| CallError::new(Code::Config, m))?;
         let http = HttpClient::new(clients, &config.tls, base);
+        // The clock's origin is taken when the breaker is assembled (`with_transport`): the
+        // wall origin moves on by what building took (files, the TLS roots: tens of ms for
+        // a process's first breaker), so `wall_ms` reads as other processes' clocks do (the
+        // fleet circuit compares the replicas' timestamps).
+        deps.wall_origin += started.elapsed();
         let b = Self::with_transport(config, deps, Transport::Http(http))?;
         b.metrics.tls.insecure.set(i64::from(b.config.tls.insecure));
         b.watch_tls();

@@ -138,6 +138,14 @@ impl Breaker {
         if !permit.is_trial() || !self.circuit.follows_fleet() {
             return Ok(None);
         }
+        // A trial permit of a round that ended before it asked (another replica's trial
+        // reopened the fleet): no trial until the next round. (Closed meanwhile: it goes on
+        // as any call of a closed circuit.)
+        match self.circuit.state() {
+            StateKind::Open => return Err(()),
+            StateKind::Closed => return Ok(None),
+            StateKind::HalfOpen => {}
+        }
         // Held for as long as the attempt may take, and a reply's worth more.
         let ttl = budget + f.response_timeout();
         match f.lease(ttl, budget).await {

@@ -71,9 +71,12 @@ impl FleetCircuit {
         if s.link_state.load(Ordering::Acquire) != super::LINK_UP {
             return LeaseAsk::Local;
         }
+        let now = s.wall_ms();
         let (expected, generation, me) = {
             let v = s.view.lock();
             match v.current() {
+                // Leases are of a round that is on: never before the fleet's open period ends.
+                Some(r) if r.open && !v.round_on(now) => return LeaseAsk::Held,
                 Some(r) if r.open => (v.expected().to_vec(), r.generation, v.me().to_string()),
                 _ => return LeaseAsk::Local,
             }

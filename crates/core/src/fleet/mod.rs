@@ -374,8 +374,10 @@ impl Shared {
         match seen {
             Seen::New(r) => {
                 self.follow(host.as_ref(), &r, true, now);
-                if r.at_ms > 0 && now >= r.at_ms {
-                    self.metrics.propagated((now - r.at_ms) as f64 / 1000.0);
+                // Another host's clock may be ahead of this one's: counted as no delay.
+                if r.at_ms > 0 {
+                    self.metrics
+                        .propagated(now.saturating_sub(r.at_ms) as f64 / 1000.0);
                 }
             }
             Seen::Same { record, back } => {
@@ -451,6 +453,8 @@ impl Shared {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_host;
 #[cfg(test)]
 mod tests_modes;
 #[cfg(test)]

@@ -549,3 +549,47 @@ async fn the_fleet_starts_only_when_asked_so_its_first_event_is_heard() {
     assert_eq!(log.count("fleet:disconnected"), 1);
     b.close();
 }
+
+/// A trial permit taken in one round and used after another replica's trial reopened the
+/// fleet makes no trial before the next round (it once took the next round's lease early:
+/// two trials within milliseconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
+async fn a_trial_permit_of_an_ended_round_makes_no_trial_before_the_next() {
+    require_redis();
+    let srv = Server::start(&[]);
+    let url = format!("redis://127.0.0.1:{}", srv.port);
+    let name = "fleet-stale-permit";
+    let q1 = [("fleetQuorum", RawValue::Number(1.0))];
+    let a = Replica::new(&url, name, 1, &q1);
+    let b = Replica::new(&url, name, 2, &q1);
+    connected(&[&a, &b]).await;
+    a.up.store(false, Ordering::SeqCst);
+    b.up.store(false, Ordering::SeqCst);
+    for _ in 0..3 {
+        a.fire().await;
+    }
+    eventually(5, "B follows the fleet's open", || async {
+        b.state() == StateKind::Open
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    // B takes a trial permit of round 1 and holds it; A's trial fails and reopens the fleet.
+    let stale = b.b.admit().expect("a trial permit");
+    assert!(stale.is_trial());
+    a.fire().await;
+    eventually(5, "B sees the reopen", || async {
+        b.b.fleet_stats().is_some_and(|s| s.generation == 2)
+    })
+    .await;
+    assert_eq!(b.state(), StateKind::Open);
+    let sent = b.sent();
+    let req =
+        b.b.prepare("http://dnastore.test/api/sigils", Some("GET"), &[], None)
+            .unwrap();
+    match b.b.clone().execute(stale, Call::new(req)).await {
+        CallOutcome::Fallback(f) => assert_eq!(f.code, crate::error::Code::OpenBreaker),
+        _ => panic!("not a fallback"),
+    }
+    assert_eq!(b.sent(), sent, "no trial outside a round");
+}
