@@ -80,7 +80,10 @@ describeRedis('the fleet circuit under faults', () => {
     expect(next[0].t - trial.t).toBeGreaterThanOrEqual(2000 - 100);
     const closedAt = Math.max(...(await Promise.all(others.map(async (r) => (await r.events()).events.find((e) => e.name === 'close' && e.t > hangAt).t))));
     process.stderr.write(`fleet-faults.test.js: lease holder killed; next trial ${next[0].t - trial.t} ms after its trial, fleet closed ${closedAt - trial.t} ms after\n`);
-    expect(closedAt - trial.t).toBeLessThan(2000 + 1000 + 1500);
+    if (closedAt - trial.t >= 2000 + 1000 + 1500) {
+      const seen = await Promise.all(others.map(async (r) => (await r.events()).events.filter((e) => e.t >= hangAt - 1500).map((e) => `${e.t - trial.t} ${e.name} ${e.kind || ''} ${e.reason || ''} ${e.decision || ''}`)));
+      throw new Error(`closed ${closedAt - trial.t} ms after the hung trial: ${JSON.stringify(seen, null, 1)} hits ${JSON.stringify(up.hits.filter((h) => h.t >= hangAt - 1500).map((h) => `${h.t - trial.t} ${h.url}`))}`);
+    }
   });
 
   test('Redis SIGKILLed during an outage: every replica stays protected on its own circuit, says so once, and rejoins without a reset', async () => {
