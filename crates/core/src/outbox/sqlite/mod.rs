@@ -151,13 +151,33 @@ impl SqliteStore {
         name: &str,
         checkpoints: bool,
     ) -> Result<Opened, StoreError> {
-        let path = dir.join(format!("{name}.outbox.sqlite"));
+        match Self::open_stem(dir, &format!("{name}.outbox"), checkpoints)? {
+            Some(o) => Ok(o),
+            None => Err(err(
+                &dir.join(format!("{name}.outbox.sqlite")),
+                "in use by another process (or by a breaker of this name still queueing \
+                 its writes in flight at shutdown)",
+                "locked",
+            )),
+        }
+    }
+
+    /// Opens `<dir>/<stem>.sqlite` (locked by `<stem>.lock`): the embedded store's stem is
+    /// `<name>.outbox`, the fleet's spill files use another (`spill/`), in the same format
+    /// and with the same guarantees. `None` when another process (or another breaker of
+    /// this process) holds it.
+    pub(super) fn open_stem(
+        dir: &Path,
+        stem: &str,
+        checkpoints: bool,
+    ) -> Result<Option<Opened>, StoreError> {
+        let path = dir.join(format!("{stem}.sqlite"));
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|e| err(dir, "cannot create the directory", e))?;
-        let lock_path = dir.join(format!("{name}.outbox.lock"));
+        let lock_path = dir.join(format!("{stem}.lock"));
         let lock = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -167,14 +187,7 @@ impl SqliteStore {
             .map_err(|e| err(&lock_path, "cannot create the lock file", e))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(err(
-                    &path,
-                    "in use by another process (or by a breaker of this name still queueing \
-                     its writes in flight at shutdown)",
-                    "locked",
-                ))
-            }
+            Err(fs::TryLockError::WouldBlock) => return Ok(None),
             Err(fs::TryLockError::Error(e)) => return Err(err(&lock_path, "cannot lock", e)),
         }
         // Before SQLite sees the files: its recovery would drop what a damaged WAL lost,
@@ -244,7 +257,7 @@ impl SqliteStore {
             .map_err(|e| err(&path, "cannot read", e))?;
         let group = Group::default();
         let checkpoints = Checkpointer::start(&path, group.commits.clone(), checkpoints)?;
-        Ok(Opened {
+        Ok(Some(Opened {
             store: SqliteStore {
                 path,
                 conn: Mutex::new(Some(conn)),
@@ -255,7 +268,7 @@ impl SqliteStore {
             },
             pending,
             dead: dead as u64,
-        })
+        }))
     }
 
     pub fn path(&self) -> &Path {
