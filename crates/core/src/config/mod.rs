@@ -887,8 +887,10 @@ impl Config {
     }
 }
 
+mod effective;
 mod limit;
 mod outbox;
+pub use effective::{Setting, Shown, Source, REDACTED};
 pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
 mod tls;
 pub use outbox::{OutboxConfig, OutboxMode};

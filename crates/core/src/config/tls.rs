@@ -76,14 +76,7 @@ pub const PROXY_ENV_VARS: [&str; 6] = [
 impl Resolver<'_> {
     /// A PEM path or inline PEM text.
     fn pem(&self, s: &StrSpec) -> Result<Option<(PemSource, String)>, ConfigError> {
-        Ok(self.string(s)?.map(|(raw, src)| {
-            let pem = if raw.trim_start().starts_with("-----BEGIN") {
-                PemSource::Inline(Arc::from(raw.as_str()))
-            } else {
-                PemSource::File(PathBuf::from(raw))
-            };
-            (pem, src)
-        }))
+        Ok(self.string(s)?.map(|(raw, src)| (pem_source(&raw), src)))
     }
 
     pub(super) fn tls(&self, base_url: Option<&url::Url>) -> Result<TlsConfig, ConfigError> {
@@ -232,6 +225,15 @@ impl Resolver<'_> {
                 )
             }),
         }
+    }
+}
+
+/// A PEM setting's value: inline PEM text, or else a file path.
+pub(super) fn pem_source(raw: &str) -> PemSource {
+    if raw.trim_start().starts_with("-----BEGIN") {
+        PemSource::Inline(Arc::from(raw))
+    } else {
+        PemSource::File(PathBuf::from(raw))
     }
 }
 

@@ -13,6 +13,7 @@
 //! `delivery.rs` (the loop), `shutdown.rs` (closing it without losing the durable writes
 //! in flight).
 
+pub mod admin;
 mod backend;
 mod delivery;
 mod entry;
@@ -119,6 +120,41 @@ pub struct DeadLetter {
     pub attempts: u32,
     pub created_at_ms: u64,
     pub died_at_ms: u64,
+}
+
+/// A stored write's method, URL (redacted) and Idempotency-Key, as listings show them
+/// (empty for an encoding this version cannot read).
+pub(crate) fn describe(blob: &[u8]) -> (String, String, String) {
+    let w = Write::decode(blob);
+    (
+        w.as_ref()
+            .map_or_else(String::new, |w| w.method.to_string()),
+        w.as_ref()
+            .map_or_else(String::new, |w| crate::http::redact(&w.url)),
+        w.map(|w| w.idempotency_key).unwrap_or_default(),
+    )
+}
+
+impl DeadLetter {
+    /// As listed, from either store's row.
+    pub fn of(d: &DeadRow) -> Self {
+        let (method, url, idempotency_key) = describe(&d.blob);
+        DeadLetter {
+            method,
+            url,
+            idempotency_key,
+            id: d.id.clone(),
+            reason: d.reason.clone(),
+            status: d.status,
+            answer: d
+                .answer
+                .as_ref()
+                .map(|a| String::from_utf8_lossy(a).into_owned()),
+            attempts: d.attempts,
+            created_at_ms: d.created_at_ms,
+            died_at_ms: d.died_at_ms,
+        }
+    }
 }
 
 /// Longest a fleet durable write waits to learn whether an older write of its ordering
@@ -365,25 +401,7 @@ impl Outbox {
             .dead_rows(limit)
             .await?
             .into_iter()
-            .map(|d| {
-                let w = Write::decode(&d.blob);
-                DeadLetter {
-                    method: w
-                        .as_ref()
-                        .map_or_else(String::new, |w| w.method.to_string()),
-                    url: w
-                        .as_ref()
-                        .map_or_else(String::new, |w| crate::http::redact(&w.url)),
-                    idempotency_key: w.map(|w| w.idempotency_key).unwrap_or_default(),
-                    id: d.id,
-                    reason: d.reason,
-                    status: d.status,
-                    answer: d.answer.map(|a| String::from_utf8_lossy(&a).into_owned()),
-                    attempts: d.attempts,
-                    created_at_ms: d.created_at_ms,
-                    died_at_ms: d.died_at_ms,
-                }
-            })
+            .map(|d| DeadLetter::of(&d))
             .collect())
     }
 
@@ -473,14 +491,12 @@ fn unverified(
     secret: Option<&str>,
 ) -> Option<String> {
     secret?;
-    let checked: Vec<&schedule::Meta> = pending.iter().take(VERIFY_AT_OPEN).collect();
-    let failed = checked
+    let checked: Vec<Option<sqlite::Stored>> = pending
         .iter()
-        .filter(|m| match store.load(m.seq) {
-            Ok(Some((blob, mac))) => !entry::Write::verify(&blob, mac.as_deref(), secret),
-            _ => false,
-        })
-        .count();
+        .take(VERIFY_AT_OPEN)
+        .map(|m| store.load(m.seq).ok().flatten())
+        .collect();
+    let failed = count_unverified(checked.iter().flatten(), secret);
     (failed > 0).then(|| {
         format!(
             "{failed} of the {} oldest queued writes in {} do not verify with signingSecret: \
@@ -491,4 +507,14 @@ fn unverified(
             store.path().display()
         )
     })
+}
+
+/// How many of `stored` fail their signature check under `secret` (none without one).
+pub(crate) fn count_unverified<'a>(
+    stored: impl Iterator<Item = &'a sqlite::Stored>,
+    secret: Option<&str>,
+) -> usize {
+    stored
+        .filter(|(blob, mac)| !entry::Write::verify(blob, mac.as_deref(), secret))
+        .count()
 }
