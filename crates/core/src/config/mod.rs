@@ -434,6 +434,24 @@ impl Resolver<'_> {
         }
     }
 
+    /// How a message about a setting checked against another names it: its variable when
+    /// the environment gave it, else its option name (given, or the default's).
+    fn int_label(&self, s: &IntSpec) -> &'static str {
+        self.int_source(s).unwrap_or(s.option)
+    }
+
+    /// [`Resolver::int_label`] for a header list (as `headers` reads it).
+    fn list_label(&self, s: &StrSpec) -> &'static str {
+        if self.opts.get(s.option).is_some() {
+            return s.option;
+        }
+        s.env
+            .iter()
+            .find(|v| (self.env)(v).is_some())
+            .copied()
+            .unwrap_or(s.option)
+    }
+
     fn int(&self, s: &IntSpec) -> Result<u64, ConfigError> {
         let range = format!("an integer from {} to {} ({})", s.min, s.max, s.unit);
         if let Some(v) = self.opts.get(s.option) {
@@ -731,7 +749,7 @@ impl Config {
         let (name, name_src) = r.string(&NAME)?.expect("name has a default");
         if !valid_name(&name) {
             return Err(err(
-                NAME.option,
+                key_of(&NAME, &name_src),
                 format!("invalid {name_src}: the breaker name must be 1-64 characters of A-Z a-z 0-9 _ . : -"),
             ));
         }
@@ -751,11 +769,13 @@ impl Config {
         let rolling_count_buckets = r.int(&spec::rolling_buckets)? as u32;
         if !(rolling_count_timeout.as_millis() as u64).is_multiple_of(rolling_count_buckets as u64)
         {
+            let given = r.int_label(&spec::rolling_timeout);
             return Err(err(
-                spec::rolling_timeout.option,
+                given,
                 format!(
-                    "invalid rollingCountTimeout ({} ms): must be a multiple of rollingCountBuckets ({})",
+                    "invalid {given} ({} ms): must be a multiple of {} ({})",
                     rolling_count_timeout.as_millis(),
+                    r.int_label(&spec::rolling_buckets),
                     rolling_count_buckets
                 ),
             ));
@@ -763,24 +783,23 @@ impl Config {
         let retry_base = r.ms(&spec::retry_base)?;
         let retry_max = r.ms(&spec::retry_max)?;
         if retry_max < retry_base {
+            let given = r.int_label(&spec::retry_max);
             return Err(err(
-                spec::retry_max.option,
+                given,
                 format!(
-                    "invalid retryMaxMs ({} ms): must be >= retryBaseMs ({} ms)",
+                    "invalid {given} ({} ms): must be >= {} ({} ms)",
                     retry_max.as_millis(),
+                    r.int_label(&spec::retry_base),
                     retry_base.as_millis()
                 ),
             ));
         }
-        let tenant_header = r
-            .string(&TENANT_HEADER)?
-            .map(|(v, _)| v)
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let (tenant_header, tenant_src) = r.string(&TENANT_HEADER)?.unwrap_or_default();
+        let tenant_header = tenant_header.to_ascii_lowercase();
         if http::HeaderName::from_bytes(tenant_header.as_bytes()).is_err() {
             return Err(err(
-                TENANT_HEADER.option,
-                "invalid tenantHeader: not a valid HTTP header name".into(),
+                key_of(&TENANT_HEADER, &tenant_src),
+                format!("invalid {tenant_src}: not a valid HTTP header name"),
             ));
         }
         let vary_headers = r.headers(&VARY_HEADERS)?;
@@ -789,18 +808,23 @@ impl Config {
             .iter()
             .find(|h| **h == tenant_header || crate::lkg::IDENTITY_HEADERS.contains(&h.as_str()))
         {
+            let given = r.list_label(&IGNORE_HEADERS);
             return Err(err(
-                IGNORE_HEADERS.option,
+                given,
                 format!(
-                    "invalid cacheIgnoreHeaders: {h} carries identity and always splits the key (identity headers: {}, and the tenantHeader)",
+                    "invalid {given}: {h} carries identity and always splits the key (identity headers: {}, and the tenantHeader)",
                     crate::lkg::IDENTITY_HEADERS.join(", ")
                 ),
             ));
         }
         if let Some(h) = ignore_headers.iter().find(|h| vary_headers.contains(h)) {
+            let given = r.list_label(&IGNORE_HEADERS);
             return Err(err(
-                IGNORE_HEADERS.option,
-                format!("invalid cacheIgnoreHeaders: {h} is also in varyHeaders"),
+                given,
+                format!(
+                    "invalid {given}: {h} is also in {}",
+                    r.list_label(&VARY_HEADERS)
+                ),
             ));
         }
         let signing_secret = match r.string(&SIGNING_SECRET)? {
@@ -898,3 +922,5 @@ pub use tls::{PROXY_ENV_VARS, TLS_INSECURE_ENV};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_env_keys;

@@ -101,16 +101,16 @@ impl Resolver<'_> {
         let cert = self.pem(&CLIENT_CERT)?;
         let key = self.pem(&CLIENT_KEY)?;
         if cert.is_some() != key.is_some() {
-            let (missing, given) = if cert.is_some() {
-                (&CLIENT_KEY, &CLIENT_CERT)
-            } else {
-                (&CLIENT_CERT, &CLIENT_KEY)
+            let (missing, (given, src)) = match (&cert, &key) {
+                (Some((_, src)), _) => (&CLIENT_KEY, (&CLIENT_CERT, src)),
+                (_, Some((_, src))) => (&CLIENT_CERT, (&CLIENT_KEY, src)),
+                (None, None) => unreachable!("one of them is set"),
             };
             return Err(err(
-                given.option,
+                key_of(given, src),
                 format!(
-                    "invalid option `{}`: mTLS needs both clientCert and clientKey; {} ({}) is missing",
-                    given.option, missing.option, missing.env[0]
+                    "invalid {src}: mTLS needs both clientCert and clientKey; {} ({}) is missing",
+                    missing.option, missing.env[0]
                 ),
             ));
         }

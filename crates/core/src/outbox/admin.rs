@@ -82,6 +82,11 @@ impl OutboxAdmin {
         })
     }
 
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// `sqlite` or `redis`.
     pub fn kind(&self) -> &'static str {
         match self.store {
