@@ -4,7 +4,8 @@
 // release flow (scripts/publish.js: the linux-x64-gnu platform package, then the main
 // package naming it in optionalDependencies), and `npm install dnastore-breaker` into an
 // empty directory with no cargo on the PATH. The installed copy then fires against a local
-// server and prints metrics(). Verdaccio has no uplink: nothing leaves 127.0.0.1.
+// server and prints metrics(), and its operator command runs (`npm exec dnastore-breaker`).
+// Verdaccio has no uplink: nothing leaves 127.0.0.1.
 
 const { spawn, execFile } = require('node:child_process');
 const fs = require('node:fs');

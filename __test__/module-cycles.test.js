@@ -1,7 +1,8 @@
 'use strict';
 
-// scripts/module-cycles.js, the CI check that the binding's top-level modules import each
-// other one way only (npm test runs it on src): each rule on a small crate written here.
+// scripts/module-cycles.js, the CI check that the binding's and the core's top-level modules
+// import each other one way only (npm test runs it on src and crates/core/src): each rule on
+// a small crate written here, then the two real crates.
 
 const fs = require('node:fs');
 const os = require('node:os');
@@ -79,4 +80,12 @@ test('one-way imports pass, and a real import after the tests still counts', () 
   const { code, out } = run();
   expect(code).toBe(1);
   expect(out).toContain('cycle: a, b :: a->b (a.rs); b->a (b.rs)');
+});
+
+test('the binding and the core have no cycle between their top-level modules', () => {
+  const root = path.join(__dirname, '..');
+  const out = execFileSync(process.execPath, [SCRIPT, path.join(root, 'src'), path.join(root, 'crates', 'core', 'src')], {
+    encoding: 'utf8',
+  });
+  expect(out.match(/: 0 \(0 modules in cycles/g)).toHaveLength(2);
 });

@@ -31,7 +31,7 @@ describeRedis('fleet outbox on Redis Streams', () => {
   const order = []; // keys stored, in arrival order
 
   beforeAll(async () => {
-    // Redis as the README asks of a fleet outbox: every write synced before it is acknowledged.
+    // Redis as docs/outbox.md asks of a fleet outbox: every write synced before it is acknowledged.
     redis = await startRedis(['--appendonly', 'yes', '--appendfsync', 'always']);
     up = await startUpstream((req, res, hit) => {
       if (down) return json(res, 503, { error: 'restarting' });

@@ -126,7 +126,7 @@ describe('mTLS', () => {
     const without = await breaker({ baseUrl: up.url, caCert: serverCa.crt }).fire('/a');
     expect(without.fallback).toBe(true);
     // TLS 1.3: the client's side of the handshake ends before the server checks its (absent)
-    // certificate, so the server's alert races the reset of its close (README, mTLS).
+    // certificate, so the server's alert races the reset of its close (docs/operations.md, mTLS and rotation).
     expect(['ETLS', 'ECONNRESET']).toContain(without.code);
     const b = breaker({ baseUrl: up.url, caCert: serverCa.crt, clientCert: clientA.crt, clientKey: clientA.key });
     await expect(b.fire('/a')).resolves.toEqual({ ok: true, cn: 'client-a' });

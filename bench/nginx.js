@@ -72,19 +72,25 @@ function waitForPort(port, deadlineMs) {
   });
 }
 
-/** Starts nginx (on `port`, or a free one); resolves to { url, pid, stop() }. */
-async function startNginx(port = undefined) {
+/**
+ * Runs Debian's nginx with the configuration `config(prefix, port)` returns, from a fresh
+ * temporary prefix (`www/` and `tmp/` in it), on `port` (or a free one); resolves once it
+ * listens to { prefix, port, pid, exited, reload(), stop() }. The chaos harness (loadtest/chaos)
+ * runs its load balancer through this too.
+ */
+async function runNginx({ config: configOf, port = undefined, name = 'nginx', files = {} }) {
   const bin = NGINX_CANDIDATES.find((p) => fs.existsSync(p));
   if (!bin) throw new Error('nginx not found: apt-get install nginx-light');
-  const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-bench-nginx-'));
+  const prefix = fs.mkdtempSync(path.join(os.tmpdir(), `dnastore-${name}-`));
   // The worker runs as an unprivileged user when started as root: it must read the files.
   fs.chmodSync(prefix, 0o755);
   fs.mkdirSync(path.join(prefix, 'www'), { mode: 0o755 });
   fs.mkdirSync(path.join(prefix, 'tmp'), { mode: 0o755 });
-  fs.writeFileSync(path.join(prefix, 'www', 'data.json'), BODY, { mode: 0o644 });
+  for (const [file, text] of Object.entries(files)) fs.writeFileSync(path.join(prefix, 'www', file), text, { mode: 0o644 });
   port ??= await freePort();
-  fs.writeFileSync(path.join(prefix, 'nginx.conf'), config(prefix, port));
-  const child = spawn(bin, ['-p', prefix, '-c', path.join(prefix, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const conf = path.join(prefix, 'nginx.conf');
+  fs.writeFileSync(conf, configOf(prefix, port));
+  const child = spawn(bin, ['-p', prefix, '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -115,7 +121,19 @@ async function startNginx(port = undefined) {
     clearTimeout(timer);
     fs.rmSync(prefix, { recursive: true, force: true });
   };
-  return { url: `http://127.0.0.1:${port}/data.json`, origin: `http://127.0.0.1:${port}`, path: '/data.json', pid: child.pid, bytes: BODY.length, stop };
+  // A new configuration: written, then the master we started re-reads it (SIGHUP); old
+  // workers finish the requests they hold.
+  const reload = (text) => {
+    fs.writeFileSync(conf, text);
+    process.kill(child.pid, 'SIGHUP');
+  };
+  return { prefix, port, pid: child.pid, exited, reload, stop };
 }
 
-module.exports = { startNginx, freePort };
+/** Starts nginx (on `port`, or a free one); resolves to { url, pid, stop() }. */
+async function startNginx(port = undefined) {
+  const n = await runNginx({ config, port, name: 'bench-nginx', files: { 'data.json': BODY } });
+  return { url: `http://127.0.0.1:${n.port}/data.json`, origin: `http://127.0.0.1:${n.port}`, path: '/data.json', pid: n.pid, bytes: BODY.length, stop: n.stop };
+}
+
+module.exports = { startNginx, runNginx, freePort };

@@ -1,8 +1,8 @@
 'use strict';
 
-// The README's benchmark summary, written by every full `npm run bench` from the same run as
-// results.md, so the numbers the README quotes are always the latest run's. Only the block
-// between the markers is rewritten; the prose around it is maintained by hand.
+// The benchmark summary of docs/performance.md, written by every full `npm run bench` from the
+// same run as results.md, so the numbers the docs quote are always the latest run's. Only the
+// block between the markers is rewritten; the prose around it is maintained by hand.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -75,8 +75,8 @@ function section(res) {
   return lines.join('\n');
 }
 
-/** Rewrites the marked block of README.md; returns false when the markers are missing. */
-function updateReadme(res, file = path.join(__dirname, '..', 'README.md')) {
+/** Rewrites the marked block of docs/performance.md; returns false when the markers are missing. */
+function updateReadme(res, file = path.join(__dirname, '..', 'docs', 'performance.md')) {
   const text = fs.readFileSync(file, 'utf8');
   const a = text.indexOf(BEGIN);
   const b = text.indexOf(END);

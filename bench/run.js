@@ -220,8 +220,8 @@ async function main() {
   const raw = `${tmp}.json`;
   fs.writeFileSync(file, `${markdown}\n`);
   fs.writeFileSync(raw, `${JSON.stringify(results, null, 1)}\n`);
-  // The README quotes the latest full run (bench/readme.js).
-  if (!partial && !updateReadme(results)) log('README.md has no bench markers: its numbers were not updated');
+  // docs/performance.md quotes the latest full run (bench/readme.js).
+  if (!partial && !updateReadme(results)) log('docs/performance.md has no bench markers: its numbers were not updated');
   process.stdout.write(`${markdown}\n`);
   // The outbox's own measurements, in a block of results.md of their own (bench/outbox.js).
   if (!partial) await require('./outbox').run({ quick: false });

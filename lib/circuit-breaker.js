@@ -64,7 +64,7 @@ class CircuitBreaker extends EventEmitter {
   // Whether a per-call event can be heard: a listener of any event, or an emit() replaced
   // on the instance, a subclass or EventEmitter.prototype after this module loaded (a monitor
   // that wraps it sees every event, as in opossum; one installed on the prototype before this
-  // module loaded is taken for Node's own: README, "Differences from opossum").
+  // module loaded is taken for Node's own: docs/opossum.md, "Differences from opossum").
   // Nobody listening, emit() is a no-op, but its call and arguments (the success latency's
   // clock read) were about a quarter of a closed call's overhead and a tenth of an open
   // circuit's (bench/wrapped.js). `_eventsCount` is EventEmitter's own count of event names.
@@ -450,7 +450,7 @@ class CircuitBreaker extends EventEmitter {
     return new Promise((resolve, reject) => {
       const err = buildError('Semaphore locked', 'ESEMLOCKED');
       const threw = this.#tryEmit('semaphoreLocked', err, 0);
-      // Not counted against the circuit natively (see the README): events as opossum's.
+      // Not counted against the circuit natively (docs/opossum.md, differences): events as opossum's.
       if (threw === NO_THROW) this.#handleError(err, args, 0, this.#filtered(err, args), false, resolve, reject);
       else reject(threw);
       this.#resetCoalesce(cacheKey);

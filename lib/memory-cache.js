@@ -1,7 +1,7 @@
 'use strict';
 
-// opossum's MemoryCache, kept as it is so `cache` and `coalesce` behave as there (see the
-// README's differences): a Map of { value, expiresAt } (0: never expires), an expired
+// opossum's MemoryCache, kept as it is so `cache` and `coalesce` behave as there (see
+// docs/opossum.md, its differences): a Map of { value, expiresAt } (0: never expires), an expired
 // entry dropped when read, the oldest key evicted when full.
 class MemoryCache {
   constructor(maxEntries) {

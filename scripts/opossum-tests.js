@@ -13,7 +13,7 @@
 // Each run copies the test files into a temporary package root whose index.js (and
 // lib/circuit.js) export the implementation under test, as opossum's own checkout would;
 // lib/status.js and lib/cache.js map to that implementation's Status and MemoryCache.
-// The README's "Differences from opossum" lists the tests this package fails on purpose.
+// docs/opossum.md's "Differences from opossum" lists the tests this package fails on purpose.
 
 const fs = require('node:fs');
 const os = require('node:os');

@@ -118,7 +118,7 @@ impl NativeBreaker {
         if let Some(o) = self.inner.outbox() {
             w.extend(o.warnings().iter().cloned());
         }
-        w.extend(self.inner.config().tls.warnings());
+        w.extend(dnastore_core::tls::warnings(&self.inner.config().tls));
         w
     }
 

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
+use dnastore_core::breaker::check_config;
 use dnastore_core::config::{Shown, Source};
-use dnastore_core::Config;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -55,7 +55,7 @@ pub fn effective_config(
     env_vars: Option<HashMap<String, String>>,
 ) -> Result<EffectiveConfig> {
     let raw = convert::raw_options(options.as_ref())?;
-    let settings = match Config::effective(&raw, &convert::env_lookup(env_vars)) {
+    let settings = match check_config(&raw, &convert::env_lookup(env_vars)) {
         Ok(s) => s,
         Err(e) => {
             return Ok(EffectiveConfig {

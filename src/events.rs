@@ -268,7 +268,7 @@ impl Observer for JsObserver {
                 "deadLetter",
                 BreakerEvent {
                     id: Some(id.to_string()),
-                    reason: Some(reason.to_string()),
+                    reason: Some(reason.as_str().into()),
                     status: status.map(u32::from),
                     ..Default::default()
                 },

@@ -140,7 +140,7 @@ pub fn fire<'env>(
     let full = a.full_response.unwrap_or(false);
     let method = a.method.as_deref();
     // Decided before admission: a durable write must be queued even when short-circuited.
-    let durable = match dnastore_core::http::parse_method(method)
+    let durable = match dnastore_core::request::parse_method(method)
         .and_then(|m| b.durable_requested(a.durable, &m))
     {
         Ok(d) => d,
@@ -159,7 +159,7 @@ pub fn fire<'env>(
         call.route = a
             .route
             .as_deref()
-            .map(dnastore_core::config::route_template)
+            .map(dnastore_core::text::route_template)
             .transpose()?;
         if durable {
             b.make_durable(&mut call, a.ordering_key.clone())?;
@@ -265,7 +265,7 @@ fn prepare(
     method: Option<&str>,
     headers: Option<Vec<String>>,
     body: Option<Either<String, Uint8Array>>,
-) -> std::result::Result<dnastore_core::http::PreparedRequest, dnastore_core::CallError> {
+) -> std::result::Result<dnastore_core::request::PreparedRequest, dnastore_core::CallError> {
     let pairs: Vec<(String, String)> = match headers {
         Some(flat) => {
             let mut it = flat.into_iter();

@@ -198,10 +198,10 @@ impl NativeBreaker {
     /// Resolves when the queue is empty or the circuit is open.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn outbox_drain<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
-        let ob = self.outbox_or_throw(env)?;
+        self.outbox_or_throw(env)?;
         let b = self.core().clone();
         let drained = async move {
-            ob.drain(&b).await;
+            b.drain_outbox().await;
             settle_with(Ok(()))
         };
         bridge::promise(env, drained, Run::Io)

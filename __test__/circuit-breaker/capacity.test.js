@@ -44,7 +44,7 @@ describe.each(IMPLS)('%s: capacity (semaphore)', (impl, Impl) => {
       expect(b.stats.failures).toBe(1);
       expect(b.opened).toBe(true);
     } else {
-      // README "Differences": a full bulkhead is not a failure of the action.
+      // docs/opossum.md "Differences": a full bulkhead is not a failure of the action.
       expect(b.stats.failures).toBe(0);
       expect(b.closed).toBe(true);
     }

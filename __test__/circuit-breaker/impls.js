@@ -2,7 +2,7 @@
 
 // The two implementations every expectation in this folder runs against: opossum@9 (the
 // specification) and dnastore-breaker's CircuitBreaker. Where they differ on purpose the
-// test says so and names the README's "Differences from opossum" entry.
+// test says so and names the "Differences from opossum" entry of docs/opossum.md.
 
 const Opossum = require('opossum');
 const { CircuitBreaker } = require('../..');

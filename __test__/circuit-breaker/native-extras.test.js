@@ -1,6 +1,6 @@
 'use strict';
 
-// What the native circuit adds, and the differences from opossum the README lists.
+// What the native circuit adds, and the differences from opossum docs/opossum.md lists.
 
 const { IMPLS, factory, ok, boom } = require('./impls');
 const { CircuitBreaker, createBreaker, metrics } = require('../..');
@@ -103,7 +103,7 @@ describe('dnastore: native extras', () => {
   });
 });
 
-describe.each(IMPLS)('%s: the threshold (README difference: reached opens, as createBreaker)', (impl, Impl) => {
+describe.each(IMPLS)('%s: the threshold (docs/opossum.md difference: reached opens, as createBreaker)', (impl, Impl) => {
   test('1 failure of 2 calls at errorThresholdPercentage 50', async () => {
     let n = 0;
     const b = make(Impl, () => (++n === 2 ? boom() : ok(n)), { resetTimeout: 10_000 });

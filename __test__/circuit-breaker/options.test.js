@@ -60,7 +60,7 @@ describe('dnastore: invalid options are ECONFIG naming the option', () => {
     [{ resetTimeout: -1 }, /`resetTimeout`/],
     [{ errorThresholdPercentage: 101 }, /`errorThresholdPercentage`: must be an integer from 1 to 100/],
     // opossum boots with these and times every call out at once (setTimeout('3s') waits
-    // 1 ms): refusing to start names the mistake instead (README, Differences from opossum).
+    // 1 ms): refusing to start names the mistake instead (docs/opossum.md, Differences from opossum).
     [{ timeout: '3s' }, /`timeout`: must be an integer from 1 to 600000/],
     [{ rollingCountBuckets: 2000 }, /`rollingCountBuckets`/],
   ])('%j', (opts, msg) => {

@@ -6,7 +6,7 @@
 // have crashed the process, so a crash cannot take this worker down, and shows as a
 // failed row. This class must do no worse than opossum anywhere: no uncaught exception, no
 // unhandled rejection, no call left unsettled, no synchronous throw out of fire(). opossum's
-// own faults are listed too (the README's "Differences from opossum": listeners).
+// own faults are listed too (docs/opossum.md, "Differences from opossum": listeners).
 
 const path = require('node:path');
 const { spawn } = require('node:child_process');

@@ -11,7 +11,7 @@
 //
 //   PORT=3000 DNASTORE_URL=http://127.0.0.1:9001 node examples/sigil-api/sigil-api.cjs
 //
-// Breaker settings come from the DNASTORE_* environment variables (see the README);
+// Breaker settings come from the DNASTORE_* environment variables (see docs/options.md);
 // the library's defaults apply to the ones that are unset, except the outbox, which this
 // example turns on unless DNASTORE_OUTBOX says otherwise (its file goes in
 // DNASTORE_OUTBOX_DIR, default ./.dnastore-outbox).

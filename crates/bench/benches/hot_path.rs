@@ -15,9 +15,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dnastore_core::circuit::{Circuit, CircuitConfig, Verdict};
 use dnastore_core::config::Config;
 use dnastore_core::error::FailureKind;
-use dnastore_core::http::{prepare, PreparedRequest};
-use dnastore_core::lkg::{CacheKey, KeyPolicy, LkgCache};
-use dnastore_core::metrics::BreakerMetrics;
+use dnastore_core::lkg::{CacheKey, KeyPolicy, LkgCache, LkgMetrics};
+use dnastore_core::metrics::Series;
+use dnastore_core::request::{prepare, PreparedRequest};
 use dnastore_core::window::RollingWindow;
 use http::HeaderMap;
 
@@ -142,7 +142,7 @@ fn window(c: &mut Criterion) {
 
 fn lkg(c: &mut Criterion) {
     let cfg = Config::defaults().lkg;
-    let metrics = Arc::new(BreakerMetrics::new("bench-hot-path"));
+    let metrics = Arc::new(LkgMetrics::new(&Series::new("bench-hot-path")));
     let cache = LkgCache::new(cfg.clone(), metrics.clone()).expect("default LKG config is enabled");
     let body = body();
     let keys = KeyPolicy::new(&cfg);

@@ -1,5 +1,7 @@
-//! What the breaker tells the outside world. Metrics, logs and JS events are all
-//! observers of the same event stream, so none of them can disagree with another.
+//! What the breaker tells the outside world. The metrics of what happens to calls
+//! (`metrics::EventMetrics`), logs and JS events are all observers of the same event
+//! stream, so none of them can disagree with another. A foundation, with the typed label
+//! enums the events carry (states, call kinds, fallback sources, dead-letter reasons).
 
 use std::time::Duration;
 
@@ -105,6 +107,13 @@ pub enum FallbackSource {
 }
 
 impl FallbackSource {
+    /// Every source, in discriminant order (`source as usize` indexes it).
+    pub const ALL: [FallbackSource; 3] = [
+        FallbackSource::None,
+        FallbackSource::Cache,
+        FallbackSource::Function,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FallbackSource::None => "none",
@@ -168,6 +177,39 @@ impl OutboxPhase {
             OutboxPhase::Started => "started",
             OutboxPhase::Paused => "paused",
             OutboxPhase::Drained => "drained",
+        }
+    }
+}
+
+/// Why a queued write was moved to the dead letters (`dnastore_outbox_dead_lettered_total`'s
+/// `reason`, the dead letter's `reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadReason {
+    /// DNAStore refused it (a 4xx other than 408/429, or a redirect to another origin).
+    Rejected,
+    /// Not delivered within `outboxMaxAgeMs`.
+    Expired,
+    /// Its signature does not verify under `signingSecret`.
+    Tampered,
+    /// The stored write cannot be read back.
+    Unreadable,
+}
+
+impl DeadReason {
+    /// Every reason, in discriminant order (`reason as usize` indexes it).
+    pub const ALL: [DeadReason; 4] = [
+        DeadReason::Rejected,
+        DeadReason::Expired,
+        DeadReason::Tampered,
+        DeadReason::Unreadable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::Rejected => "rejected",
+            DeadReason::Expired => "expired",
+            DeadReason::Tampered => "tampered",
+            DeadReason::Unreadable => "unreadable",
         }
     }
 }
@@ -247,10 +289,10 @@ pub enum Event<'a> {
         /// DNAStore's answer (the created sigil, say), so a service can tell its client.
         body: &'a [u8],
     },
-    /// A queued write was moved to the dead letters (one of `outbox::DEAD_REASONS`).
+    /// A queued write was moved to the dead letters.
     DeadLetter {
         id: &'a str,
-        reason: &'static str,
+        reason: DeadReason,
         status: Option<u16>,
     },
     /// The delivery loop started, paused or drained the queue.

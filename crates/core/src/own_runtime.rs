@@ -1,7 +1,7 @@
 //! Threads that drive a tokio runtime of their own: the binding's JS threads, which run
 //! their lone calls themselves (its `local` module). Code polled there adapts in two ways:
 //! - connections: hyper runs each connection as a task on the runtime that opened it, so
-//!   such a thread keeps a pool of its own (`tls::ClientSlot`); a connection of the I/O
+//!   such a thread keeps a pool of its own (`http::ClientSlot`); a connection of the I/O
 //!   runtime would have its socket I/O done on the I/O thread, a wake-up each way;
 //! - CPU-heavy steps: that thread also runs the application's JavaScript, so the JSON check
 //!   of a body moves to the blocking pool at a smaller size than on the I/O thread

@@ -1,4 +1,4 @@
-//! A scripted upstream for the core's unit tests (see transport.rs for why).
+//! A scripted upstream for the core's unit tests (see `breaker/transport.rs` for why).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -8,7 +8,8 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use parking_lot::Mutex;
 
 use crate::error::FailureKind;
-use crate::http::{AttemptFailure, PreparedRequest, RawResponse};
+use crate::http::{AttemptFailure, RawResponse};
+use crate::request::PreparedRequest;
 
 #[derive(Clone, Debug)]
 pub enum Step {

@@ -25,7 +25,7 @@
 //!   `block_on` calls. tokio 1.50.0 broke it (its scheduler then skipped the driver
 //!   altogether, so timers and I/O never advanced: tokio-rs/tokio#8212), #8222 fixed it
 //!   (1.51.4, 1.52.4, 1.53.0 on), and the workspace pins tokio's minor version for it
-//!   (README "Upgrading tokio"). A bounded number of rounds per turn keeps a turn short even
+//!   (docs/performance.md, "Upgrading tokio"). A bounded number of rounds per turn keeps a turn short even
 //!   if events keep coming.
 //! - Timers (attempt timeouts, backoff sleeps, deadlines) live in tokio's timer wheel,
 //!   whose next deadline tokio does not expose: while local calls are in flight a libuv

@@ -42,7 +42,7 @@ impl Breaker {
 
     fn finish(&self, permit: Permit, verdict: Verdict, latency: Duration) -> bool {
         if self.circuit.is_slow(latency) {
-            self.metrics.slow_call();
+            self.metrics.slow_calls.inc();
         }
         self.circuit
             .on_result(permit, verdict, latency, self.now(), &mut |t| {
@@ -51,9 +51,9 @@ impl Breaker {
     }
 
     /// A call the bulkhead refused: the fallback (last-known-good for a GET) with
-    /// ECONCURRENCY. Nothing reached DNAStore, so the circuit hears nothing of it.
-    async fn shed(&self, why: Shed, call: &Call, deadline_at: Instant) -> CallOutcome {
-        self.metrics.concurrency_rejected(why);
+    /// ECONCURRENCY (the limiter counted it). Nothing reached DNAStore, so the circuit hears
+    /// nothing of it.
+    async fn shed(&self, call: &Call, deadline_at: Instant) -> CallOutcome {
         let get = (call.req.method == Method::GET).then_some(&call.req);
         let left = deadline_at.saturating_duration_since(Instant::now());
         CallOutcome::Fallback(self.fallback_shared(Code::Concurrency, get, left).await)
@@ -118,10 +118,10 @@ impl Breaker {
             None => None,
             Some(l) => match l.acquire(deadline_at).await {
                 Ok(s) => Some(s),
-                Err(why) => {
+                Err(_) => {
                     // Not an attempt: a half-open trial slot goes back unused.
                     drop(permit);
-                    return self.shed(why, call, deadline_at).await;
+                    return self.shed(call, deadline_at).await;
                 }
             },
         };

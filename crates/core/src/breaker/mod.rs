@@ -5,14 +5,30 @@
 //! [`Breaker::admit`] is a plain function (one atomic load while open), and only an
 //! admitted call enters [`Breaker::execute`] on the async runtime.
 //!
-//! Split by concern: `attempts.rs` (the attempt/retry loop), `coalesce.rs` (identical
-//! concurrent GETs), `fallback.rs` (fallbacks, last-known-good, Redis), `durable.rs`
-//! (durable writes and the outbox).
+//! The breaker is the composition root: the one module that joins the features (circuit,
+//! retry, limit, http, tls, lkg, outbox), none of which imports another.
+//!
+//! Split by concern: `build.rs` (building one: the features wired together), `files.rs`
+//! (the files the configuration names, read at build), `metrics.rs` (its series, handed to
+//! the features), `transport.rs` (the HTTP client, or a script in tests), `attempts.rs`
+//! (the attempt/retry loop), `coalesce.rs` (identical concurrent GETs), `fallback.rs`
+//! (fallbacks, last-known-good, Redis), `durable.rs` (durable writes and the outbox),
+//! `delivery.rs` (the outbox's delivery loop, each delivery a call of this breaker).
 
 mod attempts;
+mod build;
 mod coalesce;
+mod delivery;
 mod durable;
 mod fallback;
+mod files;
+mod metrics;
+mod transport;
+
+pub use build::{http_client, watch_clients};
+pub use files::{check_config, load_files};
+pub use metrics::BreakerMetrics;
+pub(crate) use transport::Transport;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -30,23 +46,20 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::circuit::{BulkheadStats, Circuit, CircuitConfig, Permit, Stats, Verdict};
-use crate::config::Config;
-use crate::config::OutboxMode;
+use crate::config::{Config, OutboxMode, RedisSpec, TlsConfig};
 use crate::error::{CallError, Code, FailureKind};
-use crate::http::{
-    classify_status, prepare, AttemptFailure, HttpClient, PreparedRequest, RawResponse, StatusClass,
-};
+use crate::http::{classify_status, AttemptFailure, HttpClient, RawResponse, StatusClass};
 use crate::limit::{Limiter, Shed};
 use crate::lkg::redis::{RedisLkg, READ_TIMEOUT};
 use crate::lkg::{CacheKey, Cacheability, Hit, KeyPolicy, LkgCache, Stored};
-use crate::metrics::BreakerMetrics;
 use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind};
-use crate::outbox::{spawn_delivery, Outbox};
+use crate::outbox::Outbox;
 use crate::outcome::{CallOutcome, Fallback, Rejection, Success};
-use crate::redis::{RedisClient, RedisSpec};
-use crate::retry::{method_is_retryable, parse_retry_after, Backoff, RetryBudget, IDEMPOTENCY_KEY};
+use crate::redis::RedisClient;
+use crate::request::{prepare, PreparedRequest, IDEMPOTENCY_KEY};
+use crate::retry::{method_is_retryable, parse_retry_after, Backoff, RetryBudget};
 use crate::rng::{idempotency_key, Rng, SplitMix64};
-use crate::transport::Transport;
+use delivery::spawn_delivery;
 
 /// Injected randomness and wall-clock origin.
 ///
@@ -140,162 +153,12 @@ pub struct Breaker {
     /// Writes that could not be delivered, kept until they are (`outbox` option).
     outbox: Option<Arc<Outbox>>,
     outbox_backoff: Backoff,
-    metrics: Arc<BreakerMetrics>,
+    metrics: BreakerMetrics,
     observers: RwLock<Vec<(u64, Arc<dyn Observer>)>>,
     next_observer: AtomicU64,
 }
 
 impl Breaker {
-    pub fn new(config: Config, deps: Deps) -> Result<Arc<Self>, CallError> {
-        if config.lkg.redis_url.is_some() {
-            Self::redis_client(&config).map_err(|m| CallError::new(Code::Config, m))?;
-        }
-        let http = HttpClient::new(&config.tls, config.base_url.as_ref())?;
-        let slot = http.slot().clone();
-        let b = Self::with_transport(config, deps, Transport::Http(http))?;
-        b.metrics.tls_insecure.set(i64::from(b.config.tls.insecure));
-        b.watch_tls(slot);
-        Ok(b)
-    }
-
-    /// Swaps in new TLS material when its files rotate (`tls/reload.rs`); each rotation is
-    /// an event (logged by the facade, counted in `dnastore_tls_reloads_total`).
-    fn watch_tls(self: &Arc<Self>, slot: crate::tls::ClientSlot) {
-        let rt = self
-            .deps
-            .runtime
-            .clone()
-            .or_else(|| tokio::runtime::Handle::try_current().ok());
-        let Some(rt) = rt else { return };
-        let me = Arc::downgrade(self);
-        crate::tls::spawn_reload(
-            &rt,
-            slot,
-            self.config.tls.clone(),
-            self.config.base_url.clone(),
-            self.stop.clone(),
-            Box::new(move |r| {
-                if let Some(b) = me.upgrade() {
-                    let (ok, reason) = match &r {
-                        crate::tls::ReloadReport::Reloaded => (true, None),
-                        crate::tls::ReloadReport::Failed(why) => (false, Some(why.as_str())),
-                    };
-                    b.emit(&Event::TlsReload { ok, reason });
-                }
-            }),
-        );
-    }
-
-    pub(crate) fn with_transport(
-        config: Config,
-        deps: Deps,
-        http: Transport,
-    ) -> Result<Arc<Self>, CallError> {
-        let durable = config.outbox.mode != OutboxMode::Off;
-        let metrics = Arc::new(BreakerMetrics::build_with(
-            &config.name,
-            config.max_routes,
-            durable,
-            config.limit.is_some(),
-        ));
-        let runtime = deps
-            .runtime
-            .clone()
-            .or_else(|| tokio::runtime::Handle::try_current().ok());
-        let outbox = if durable {
-            let rt = runtime.as_ref().ok_or_else(|| {
-                CallError::new(
-                    Code::Config,
-                    "the outbox needs a tokio runtime to deliver from",
-                )
-            })?;
-            let ob = Outbox::open(
-                &config.name,
-                config.outbox.clone(),
-                &config.lkg.tenant_header,
-                config.lkg.signing_secret.clone(),
-                metrics.clone(),
-            )
-            .inspect_err(|_| metrics.remove())?;
-            Some((ob, rt.clone()))
-        } else {
-            None
-        };
-        metrics.set_state(StateKind::Closed);
-        let lkg = LkgCache::new(config.lkg.clone(), metrics.clone());
-        let wall_origin_ms = deps
-            .wall_origin
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let b = Arc::new_cyclic(|me: &Weak<Self>| Self {
-            outbox: outbox.as_ref().map(|(o, _)| o.clone()),
-            outbox_backoff: Backoff::new(config.retry.base, config.outbox.retry_max),
-            redis: Self::shared_lkg(
-                &config,
-                lkg.is_some(),
-                &metrics,
-                me.clone(),
-                runtime.clone(),
-            ),
-            circuit: Circuit::new(CircuitConfig::from(&config)),
-            http,
-            origin: Instant::now(),
-            wall_origin_ms,
-            stop: CancellationToken::new(),
-            backoff: Backoff::new(config.retry.base, config.retry.max),
-            budget: RetryBudget::new(config.retry.budget_percent, config.retry.min_per_sec),
-            keys: KeyPolicy::new(&config.lkg),
-            lkg,
-            inflight: Mutex::new(HashMap::new()),
-            limiter: config.limit.as_ref().map(Limiter::new),
-            observers: RwLock::new(vec![(0, metrics.clone() as Arc<dyn Observer>)]),
-            next_observer: AtomicU64::new(1),
-            metrics,
-            deps,
-            config,
-        });
-        if let Some((ob, rt)) = &outbox {
-            spawn_delivery(&b, ob, rt);
-        }
-        Ok(b)
-    }
-
-    /// The Redis side of the cache; its health transitions become events of this breaker.
-    fn shared_lkg(
-        config: &Config,
-        local: bool,
-        metrics: &Arc<BreakerMetrics>,
-        me: Weak<Self>,
-        runtime: Option<tokio::runtime::Handle>,
-    ) -> Option<RedisLkg> {
-        let client = Self::redis_client(config).ok()?.filter(|_| local)?;
-        let on_health = Box::new(move |up, reason: Option<&str>| {
-            if let Some(b) = me.upgrade() {
-                b.emit(&Event::RedisHealth { up, reason });
-            }
-        });
-        Some(RedisLkg::new(
-            client,
-            &config.name,
-            config.lkg.max_stale,
-            metrics.clone(),
-            on_health,
-            runtime,
-        ))
-    }
-
-    /// The client for `redisUrl` (None without one). Errors never hold credentials.
-    fn redis_client(config: &Config) -> Result<Option<RedisClient>, String> {
-        let Some(url) = &config.lkg.redis_url else {
-            return Ok(None);
-        };
-        let spec = RedisSpec::parse(url).map_err(|m| format!("invalid redisUrl: {m}"))?;
-        RedisClient::new(spec, config.lkg.redis.clone())
-            .map(Some)
-            .map_err(|m| format!("invalid redisUrl: {m}"))
-    }
-
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -375,10 +238,10 @@ impl Breaker {
     /// Refreshes gauges that are derived at scrape time.
     pub fn refresh_gauges(&self) {
         let s = self.stats();
-        self.metrics.set_failure_rate(s.failure_rate);
-        self.metrics.set_state(s.state);
-        if let Some(b) = &s.bulkhead {
-            self.metrics.set_bulkhead(b.inflight, b.queued, b.limit);
+        self.metrics.events.set_failure_rate(s.failure_rate);
+        self.metrics.events.set_state(s.state);
+        if let Some(l) = &self.limiter {
+            l.refresh_gauges();
         }
         if let Some(o) = &self.outbox {
             o.refresh_gauges(Some(self.wall_ms()));
@@ -416,7 +279,7 @@ impl Breaker {
             }
             r => r.ok(),
         };
-        parsed.map_or_else(|| "(invalid URL)".to_string(), |u| crate::http::redact(&u))
+        parsed.map_or_else(|| "(invalid URL)".to_string(), |u| crate::text::redact(&u))
     }
 
     /// How long the circuit stays open from now; `None` when it admits calls.

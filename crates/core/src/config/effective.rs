@@ -9,13 +9,16 @@
 
 use url::Url;
 
-use super::tls::{pem_source, CA_CERT, CLIENT_CERT, CLIENT_KEY, PROXY, TLS_INSECURE_ENV};
-use super::{
-    key_of, outbox, parse_base_url, Config, ConfigError, RawOptions, Resolver, StrSpec, BASE_URL,
-    BOOL_SPECS, INT_SPECS, LIST_SPECS, REDIS_URL, STR_SPECS,
+use super::lkg::{REDIS_URL, SIGNING_SECRET};
+use super::outbox::OUTBOX_REDIS_URL;
+use super::resolver::{key_of, Resolver};
+use super::tls::{
+    pem_source, PemSource, CA_CERT, CLIENT_CERT, CLIENT_KEY, PROXY, TLS_INSECURE_ENV,
 };
-use crate::redis::RedisSpec;
-use crate::tls::PemSource;
+use super::{
+    parse_base_url, Config, ConfigError, RawOptions, RedisSpec, StrSpec, BASE_URL, BOOL_SPECS,
+    INT_SPECS, LIST_SPECS, STR_SPECS,
+};
 
 /// Where a value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,7 +165,7 @@ fn source_of(s: &StrSpec, src: &str) -> Source {
 /// A valid string setting as it may be shown, and whether something was masked.
 fn shown_text(s: &StrSpec, raw: &str) -> (String, bool) {
     let name = s.option;
-    if name == REDIS_URL.option || name == outbox::OUTBOX_REDIS_URL.option {
+    if name == REDIS_URL.option || name == OUTBOX_REDIS_URL.option {
         return match RedisSpec::parse(raw) {
             Ok(spec) => {
                 let shown = spec.redacted();
@@ -195,7 +198,7 @@ fn shown_text(s: &StrSpec, raw: &str) -> (String, bool) {
         };
     }
     // The signing secret, and any secret the table gains later.
-    if s.secret {
+    if s.secret || name == SIGNING_SECRET.option {
         return (REDACTED.into(), true);
     }
     (raw.to_string(), false)

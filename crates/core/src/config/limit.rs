@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
-use super::{err, key_of, spec, ConfigError, Resolver, StrSpec};
+use super::resolver::{err, key_of, Resolver};
+use super::{spec, ConfigError, StrSpec};
 
 pub const CONCURRENCY_LIMIT: StrSpec = StrSpec {
     option: "concurrencyLimit",
     env: &["DNASTORE_CONCURRENCY_LIMIT"],
     default: Some("fixed"),
     secret: false,
-    doc: "fixed: at most maxConcurrent calls in flight; adaptive: a latency-driven limit between minConcurrency and maxConcurrent (Netflix concurrency-limits' Gradient2; README: Bulkhead and adaptive limit). Needs maxConcurrent.",
+    doc: "fixed: at most maxConcurrent calls in flight; adaptive: a latency-driven limit between minConcurrency and maxConcurrent (Netflix concurrency-limits' Gradient2; docs/bulkhead.md). Needs maxConcurrent.",
 };
 
 /// Slow-call tripping, validated.

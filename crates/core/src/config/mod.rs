@@ -4,132 +4,52 @@
 //! Inputs arrive untyped ([`RawValue`]) from JS or from the environment, so a string where
 //! a number belongs, a NaN or an out-of-range value becomes a [`ConfigError`] that names
 //! the option or variable and the accepted range, never a panic or a silent default.
+//!
+//! A foundation: plain data and its validation, no I/O (it imports only `error` and
+//! `text`). The files some settings name are read when a breaker is built, by the feature
+//! that uses them (`breaker/files.rs`); [`Origins`] keeps how their errors name them.
+//!
+//! Where things are: `input.rs` (raw values, spec types, the error), `resolver.rs` (how one
+//! setting is read from options or the environment), this file (the integer table, the
+//! boolean and general string settings, [`Config`] and [`Config::resolve`]), and one file
+//! per group beside its parser: `lkg.rs`, `redis.rs` (Redis URLs, the CA option),
+//! `outbox.rs`, `limit.rs`, `tls.rs`.
+//!
+//! # Adding an option
+//!
+//! An integer: one line in `int_specs!` below. A string or list: its `StrSpec` beside its
+//! group's parser, and its name in `STR_SPECS` or `LIST_SPECS`. A boolean: its `BoolSpec`
+//! and `BOOL_SPECS`. Then its field in the settings struct it belongs to, read in
+//! [`Config::resolve`] (or the group's resolver), and its row in the options docs and
+//! `.env.example` (`tests.rs` checks both document every setting).
 
-use std::fmt;
 use std::time::Duration;
-
-use std::path::PathBuf;
 
 use url::Url;
 
-use crate::error::{CallError, Code};
-use crate::redis::{read_ca_file, RedisOptions, RedisSpec};
+use crate::error::CallError;
 
-/// A value as it came from JS (or a Rust caller), before validation.
-#[derive(Clone, Debug, PartialEq)]
-pub enum RawValue {
-    Number(f64),
-    String(String),
-    Bool(bool),
-    /// An array of strings (header lists).
-    List(Vec<String>),
-    /// Any other JS type, by its `typeof` name.
-    Other(&'static str),
-}
+mod effective;
+mod input;
+mod limit;
+mod lkg;
+mod outbox;
+mod redis;
+mod resolver;
+mod tls;
 
-impl RawValue {
-    fn describe(&self) -> String {
-        match self {
-            RawValue::Number(n) => format!("{n}"),
-            RawValue::String(_) => "a string".into(),
-            RawValue::Bool(b) => format!("{b}"),
-            RawValue::List(_) => "an array".into(),
-            RawValue::Other(t) => format!("a value of type {t}"),
-        }
-    }
-
-    /// The value's kind only, for settings whose values are never echoed (secrets).
-    fn kind(&self) -> &'static str {
-        match self {
-            RawValue::Number(_) => "a number",
-            RawValue::String(_) => "a string",
-            RawValue::Bool(_) => "a boolean",
-            RawValue::List(_) => "an array",
-            RawValue::Other(t) => t,
-        }
-    }
-}
-
-/// Options as given by the caller: name -> value, `undefined`/`null` already dropped.
-#[derive(Clone, Debug, Default)]
-pub struct RawOptions {
-    entries: Vec<(String, RawValue)>,
-}
-
-impl RawOptions {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn set(mut self, key: &str, value: RawValue) -> Self {
-        self.insert(key, value);
-        self
-    }
-
-    pub fn insert(&mut self, key: &str, value: RawValue) {
-        self.entries.retain(|(k, _)| k != key);
-        self.entries.push((key.to_string(), value));
-    }
-
-    fn get(&self, key: &str) -> Option<&RawValue> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-}
-
-/// A rejected option or environment variable.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The option name (`timeout`) or the environment variable (`DNASTORE_TIMEOUT_MS`).
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-impl From<ConfigError> for CallError {
-    fn from(e: ConfigError) -> Self {
-        CallError::new(Code::Config, e.message)
-    }
-}
-
-/// One integer setting.
-#[derive(Clone, Copy, Debug)]
-pub struct IntSpec {
-    pub option: &'static str,
-    pub env: &'static str,
-    pub default: u64,
-    pub min: u64,
-    pub max: u64,
-    pub unit: &'static str,
-    pub doc: &'static str,
-}
-
-/// One boolean setting.
-#[derive(Clone, Copy, Debug)]
-pub struct BoolSpec {
-    pub option: &'static str,
-    pub env: &'static str,
-    pub default: bool,
-    pub doc: &'static str,
-}
-
-/// One string setting (no range; validated by its own parser).
-#[derive(Clone, Copy, Debug)]
-pub struct StrSpec {
-    pub option: &'static str,
-    /// Environment variables, first set wins.
-    pub env: &'static [&'static str],
-    pub default: Option<&'static str>,
-    /// Secret values are never echoed in errors.
-    pub secret: bool,
-    pub doc: &'static str,
-}
+pub use effective::{Setting, Shown, Source, REDACTED};
+pub use input::{BoolSpec, ConfigError, IntSpec, RawOptions, RawValue, StrSpec};
+pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
+pub use lkg::{LkgConfig, IDENTITY_HEADERS};
+pub use outbox::{OutboxConfig, OutboxMode};
+pub use redis::{Mode, Node, RedisOptions, RedisSpec};
+use resolver::{err, key_of, Resolver};
+pub use resolver::{Origin, Origins};
+pub use tls::{
+    base_ip, PemSource, ProxyMode, TlsConfig, TlsInput, TlsVersion, PROXY_ENV_VARS,
+    TLS_INSECURE_ENV,
+};
 
 macro_rules! int_specs {
     ($($id:ident: $opt:literal, $env:literal, $def:expr, $min:expr, $max:expr, $unit:literal, $doc:literal;)*) => {
@@ -139,7 +59,7 @@ macro_rules! int_specs {
             use super::{IntSpec, KIB, MIB};
             $(pub const $id: IntSpec = IntSpec { option: $opt, env: $env, default: $def, min: $min, max: $max, unit: $unit, doc: $doc };)*
         }
-        /// Every integer setting, in README order.
+        /// Every integer setting, in the order of docs/options.md.
         pub const INT_SPECS: &[IntSpec] = &[$(spec::$id),*];
     };
 }
@@ -264,41 +184,13 @@ pub const BASE_URL: StrSpec = StrSpec {
     secret: false,
     doc: "Base URL that relative fire() paths resolve against (http or https).",
 };
-pub const TENANT_HEADER: StrSpec = StrSpec {
-    option: "tenantHeader",
-    env: &["DNASTORE_LKG_TENANT_HEADER"],
-    default: Some("x-tenant-id"),
-    secret: false,
-    doc: "Request header that, with Authorization, partitions the last-known-good cache.",
-};
-pub const SIGNING_SECRET: StrSpec = StrSpec {
-    option: "signingSecret",
-    env: &["DNASTORE_LKG_SECRET", "SPIRAL_EVENT_SECRET"],
-    default: None,
-    secret: true,
-    doc: "HMAC-SHA256 key that authenticates cached entries; a tampered entry is dropped, never served.",
-};
-pub const REDIS_URL: StrSpec = StrSpec {
-    option: "redisUrl",
-    env: &["DNASTORE_LKG_REDIS_URL"],
-    default: None,
-    secret: true,
-    doc: "Redis shared by replicas for last-known-good entries (off the request path): redis://, rediss://, redis+sentinel://, redis+cluster:// (README: Shared LKG with Redis).",
-};
-pub const REDIS_CA_FILE: StrSpec = StrSpec {
-    option: "redisCaFile",
-    env: &["DNASTORE_LKG_REDIS_CA_FILE"],
-    default: None,
-    secret: false,
-    doc: "PEM file of the CA certificate(s) that verify the Redis TLS servers, instead of the system trust store (needs a rediss URL).",
-};
 pub const STR_SPECS: &[StrSpec] = &[
     NAME,
     BASE_URL,
-    TENANT_HEADER,
-    SIGNING_SECRET,
-    REDIS_URL,
-    REDIS_CA_FILE,
+    lkg::TENANT_HEADER,
+    lkg::SIGNING_SECRET,
+    lkg::REDIS_URL,
+    redis::REDIS_CA_FILE,
     outbox::OUTBOX,
     outbox::OUTBOX_DIR,
     outbox::OUTBOX_REDIS_URL,
@@ -313,28 +205,11 @@ pub const STR_SPECS: &[StrSpec] = &[
 ];
 
 /// Header-name list settings: a comma-separated string (or, from JS, an array of names).
-pub const VARY_HEADERS: StrSpec = StrSpec {
-    option: "varyHeaders",
-    env: &["DNASTORE_LKG_VARY_HEADERS"],
-    default: None,
-    secret: false,
-    doc: "Request headers known to carry no identity (accept-language, ...) that should still split the last-known-good and coalescing key.",
-};
-pub const IGNORE_HEADERS: StrSpec = StrSpec {
-    option: "cacheIgnoreHeaders",
-    env: &["DNASTORE_LKG_IGNORE_HEADERS"],
-    default: None,
-    secret: false,
-    doc: "Request headers that should not split the key although they are not on the built-in no-identity list (never authorization, proxy-authorization, cookie, x-api-key or the tenant header).",
-};
-pub const OUTBOX_HEADERS: StrSpec = StrSpec {
-    option: "outboxHeaders",
-    env: &["DNASTORE_OUTBOX_HEADERS"],
-    default: None,
-    secret: false,
-    doc: "Request headers a queued write keeps besides content-type, idempotency-key and the tenant header (authorization only when named here: it is then stored at rest).",
-};
-pub const LIST_SPECS: &[StrSpec] = &[VARY_HEADERS, IGNORE_HEADERS, OUTBOX_HEADERS];
+pub const LIST_SPECS: &[StrSpec] = &[
+    lkg::VARY_HEADERS,
+    lkg::IGNORE_HEADERS,
+    outbox::OUTBOX_HEADERS,
+];
 
 /// Retry settings, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -346,25 +221,6 @@ pub struct RetryConfig {
     pub min_per_sec: u32,
     pub retry_after_max: Duration,
     pub generate_idempotency_keys: bool,
-}
-
-/// Last-known-good cache settings, validated.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LkgConfig {
-    pub max_entries: usize,
-    pub max_bytes: u64,
-    pub max_entry_bytes: u64,
-    pub max_stale: Duration,
-    pub tenant_header: String,
-    /// Lower-case header names (validated) that split the key although neutral.
-    pub vary_headers: Vec<String>,
-    /// Lower-case header names (validated, never identity headers) that do not split it.
-    pub ignore_headers: Vec<String>,
-    pub signing_secret: Option<String>,
-    /// Validated by [`RedisSpec::parse`]; never echoed (it may hold a password).
-    pub redis_url: Option<String>,
-    /// Timeouts and the CA file for `redis_url`.
-    pub redis: RedisOptions,
 }
 
 /// A breaker's configuration, validated.
@@ -395,7 +251,9 @@ pub struct Config {
     /// The bulkhead; `None` without `maxConcurrent`.
     pub limit: Option<LimitConfig>,
     /// The upstream connection's TLS material and proxy.
-    pub tls: crate::tls::TlsConfig,
+    pub tls: TlsConfig,
+    /// Where the settings naming files came from (for the errors reading them).
+    pub origins: Origins,
 }
 
 /// Every accepted option name.
@@ -407,258 +265,6 @@ pub fn option_names() -> Vec<&'static str> {
         .chain(STR_SPECS.iter().map(|s| s.option))
         .chain(LIST_SPECS.iter().map(|s| s.option))
         .collect()
-}
-
-struct Resolver<'a> {
-    opts: &'a RawOptions,
-    env: &'a dyn Fn(&str) -> Option<String>,
-}
-
-fn err(key: &str, message: String) -> ConfigError {
-    ConfigError {
-        key: key.to_string(),
-        message,
-    }
-}
-
-impl Resolver<'_> {
-    /// Where an integer setting was given (its option or variable name), `None` when it
-    /// takes its default: for settings that only mean something beside another one.
-    fn int_source(&self, s: &IntSpec) -> Option<&'static str> {
-        if self.opts.get(s.option).is_some() {
-            Some(s.option)
-        } else if (self.env)(s.env).is_some_and(|v| !v.trim().is_empty()) {
-            Some(s.env)
-        } else {
-            None
-        }
-    }
-
-    /// How a message about a setting checked against another names it: its variable when
-    /// the environment gave it, else its option name (given, or the default's).
-    fn int_label(&self, s: &IntSpec) -> &'static str {
-        self.int_source(s).unwrap_or(s.option)
-    }
-
-    /// [`Resolver::int_label`] for a header list (as `headers` reads it).
-    fn list_label(&self, s: &StrSpec) -> &'static str {
-        if self.opts.get(s.option).is_some() {
-            return s.option;
-        }
-        s.env
-            .iter()
-            .find(|v| (self.env)(v).is_some())
-            .copied()
-            .unwrap_or(s.option)
-    }
-
-    fn int(&self, s: &IntSpec) -> Result<u64, ConfigError> {
-        let range = format!("an integer from {} to {} ({})", s.min, s.max, s.unit);
-        if let Some(v) = self.opts.get(s.option) {
-            return match v {
-                RawValue::Number(n)
-                    if n.is_finite()
-                        && n.fract() == 0.0
-                        && *n >= s.min as f64
-                        && *n <= s.max as f64 =>
-                {
-                    Ok(*n as u64)
-                }
-                // `timeout: process.env.X || 3000` hands a string over: parsed as the
-                // environment's value would be, so both sources accept the same text.
-                RawValue::String(t) => match parse_uint(t) {
-                    Some(n) if n >= s.min && n <= s.max => Ok(n),
-                    _ => Err(err(
-                        s.option,
-                        format!(
-                            "invalid option `{}`: must be {range} (or its decimal string), got {:?}",
-                            s.option,
-                            truncate(t)
-                        ),
-                    )),
-                },
-                other => Err(err(
-                    s.option,
-                    format!(
-                        "invalid option `{}`: must be {range}, got {}",
-                        s.option,
-                        other.describe()
-                    ),
-                )),
-            };
-        }
-        // An empty variable (`DNASTORE_TIMEOUT_MS=` in a .env file) means "unset".
-        if let Some(raw) = (self.env)(s.env).filter(|v| !v.trim().is_empty()) {
-            let t = raw.trim();
-            return match parse_uint(t) {
-                Some(n) if n >= s.min && n <= s.max => Ok(n),
-                _ => Err(err(
-                    s.env,
-                    format!(
-                        "invalid environment variable {}={:?}: must be {range}",
-                        s.env,
-                        truncate(t)
-                    ),
-                )),
-            };
-        }
-        Ok(s.default)
-    }
-
-    fn ms(&self, s: &IntSpec) -> Result<Duration, ConfigError> {
-        self.int(s).map(Duration::from_millis)
-    }
-
-    fn boolean(&self, s: &BoolSpec) -> Result<bool, ConfigError> {
-        if let Some(v) = self.opts.get(s.option) {
-            return match v {
-                RawValue::Bool(b) => Ok(*b),
-                other => Err(err(
-                    s.option,
-                    format!(
-                        "invalid option `{}`: must be true or false, got {}",
-                        s.option,
-                        other.describe()
-                    ),
-                )),
-            };
-        }
-        if let Some(raw) = (self.env)(s.env).filter(|v| !v.trim().is_empty()) {
-            return match raw.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => Ok(true),
-                "0" | "false" | "no" | "off" => Ok(false),
-                _ => Err(err(
-                    s.env,
-                    format!(
-                        "invalid environment variable {}={:?}: must be true/false/1/0",
-                        s.env,
-                        truncate(&raw)
-                    ),
-                )),
-            };
-        }
-        Ok(s.default)
-    }
-
-    /// The raw string and the key it came from (for error messages).
-    fn string(&self, s: &StrSpec) -> Result<Option<(String, String)>, ConfigError> {
-        if let Some(v) = self.opts.get(s.option) {
-            return match v {
-                RawValue::String(x) => Ok(Some((x.clone(), format!("option `{}`", s.option)))),
-                // A secret's value is never repeated, whatever its type.
-                other => Err(err(
-                    s.option,
-                    format!(
-                        "invalid option `{}`: must be a string, got {}",
-                        s.option,
-                        if s.secret {
-                            other.kind().to_string()
-                        } else {
-                            other.describe()
-                        }
-                    ),
-                )),
-            };
-        }
-        for var in s.env {
-            if let Some(raw) = (self.env)(var) {
-                if !raw.is_empty() {
-                    return Ok(Some((raw, format!("environment variable {var}"))));
-                }
-            }
-        }
-        Ok(s.default.map(|d| (d.to_string(), "default".to_string())))
-    }
-
-    /// A header-name list: lower-cased, validated, deduplicated; the key it came from.
-    fn headers(&self, s: &StrSpec) -> Result<Vec<String>, ConfigError> {
-        let (items, key, src): (Vec<String>, &str, String) = match self.opts.get(s.option) {
-            Some(RawValue::List(v)) => (v.clone(), s.option, format!("option `{}`", s.option)),
-            Some(RawValue::String(x)) => (
-                x.split(',').map(str::to_string).collect(),
-                s.option,
-                format!("option `{}`", s.option),
-            ),
-            Some(other) => {
-                return Err(err(
-                    s.option,
-                    format!(
-                        "invalid option `{}`: must be an array of header names or a comma-separated string, got {}",
-                        s.option,
-                        other.describe()
-                    ),
-                ))
-            }
-            None => match s.env.iter().find_map(|v| (self.env)(v).map(|raw| (raw, *v))) {
-                Some((raw, var)) => (
-                    raw.split(',').map(str::to_string).collect(),
-                    var,
-                    format!("environment variable {var}"),
-                ),
-                None => return Ok(Vec::new()),
-            },
-        };
-        let mut out: Vec<String> = Vec::new();
-        for item in items {
-            let name = item.trim().to_ascii_lowercase();
-            if name.is_empty() {
-                continue;
-            }
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(err(
-                    key,
-                    format!(
-                        "invalid {src}: {} is not a valid HTTP header name",
-                        printable(&name)
-                    ),
-                ));
-            }
-            if !out.contains(&name) {
-                out.push(name);
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// A bounded, escaped form of caller input for error messages: at most 40 characters,
-/// control characters (CR, LF, ...) and quotes escaped, so a message never splits a log
-/// line or carries a header injection.
-pub fn printable(s: &str) -> String {
-    let mut out = String::from("\"");
-    for (i, c) in s.chars().enumerate() {
-        if i == 40 {
-            out.push_str("...");
-            break;
-        }
-        out.extend(c.escape_debug());
-    }
-    out.push('"');
-    out
-}
-
-/// The option name or the environment variable a value came from (`src` as `string` says it).
-fn key_of(s: &StrSpec, src: &str) -> &'static str {
-    s.env
-        .iter()
-        .find(|e| src.ends_with(*e))
-        .copied()
-        .unwrap_or(s.option)
-}
-
-/// A non-negative decimal integer, surrounding blanks allowed (`" 3000 "`); nothing else
-/// (no sign, fraction, exponent or hex): the one reading of numeric text, env or option.
-fn parse_uint(raw: &str) -> Option<u64> {
-    let t = raw.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        t.parse::<u64>().ok()
-    } else {
-        None
-    }
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
 }
 
 /// Validates a per-call millisecond override (`init.timeout`, `init.deadline`) against the
@@ -675,23 +281,6 @@ pub fn call_ms(field: &str, spec: &IntSpec, value: f64) -> Result<Duration, Call
             "invalid {field}: must be an integer from {} to {} ({}), got {value}",
             spec.min, spec.max, spec.unit
         )))
-    }
-}
-
-/// Validates a caller-supplied route template (`/api/sigils/:id`): the only way a path
-/// reaches a metric label, so it must look like a template, not a URL with ids or a query.
-pub fn route_template(route: &str) -> Result<std::sync::Arc<str>, CallError> {
-    let ok = (1..=128).contains(&route.len())
-        && route.starts_with('/')
-        && route
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#' && b != b'"' && b != b'\\');
-    if ok {
-        Ok(route.into())
-    } else {
-        Err(CallError::invalid(
-            "invalid init.route: must be a path template like /api/sigils/:id (1-128 printable characters, no query)",
-        ))
     }
 }
 
@@ -794,78 +383,21 @@ impl Config {
                 ),
             ));
         }
-        let (tenant_header, tenant_src) = r.string(&TENANT_HEADER)?.unwrap_or_default();
-        let tenant_header = tenant_header.to_ascii_lowercase();
-        if http::HeaderName::from_bytes(tenant_header.as_bytes()).is_err() {
-            return Err(err(
-                key_of(&TENANT_HEADER, &tenant_src),
-                format!("invalid {tenant_src}: not a valid HTTP header name"),
-            ));
-        }
-        let vary_headers = r.headers(&VARY_HEADERS)?;
-        let ignore_headers = r.headers(&IGNORE_HEADERS)?;
-        if let Some(h) = ignore_headers
-            .iter()
-            .find(|h| **h == tenant_header || crate::lkg::IDENTITY_HEADERS.contains(&h.as_str()))
-        {
-            let given = r.list_label(&IGNORE_HEADERS);
-            return Err(err(
-                given,
-                format!(
-                    "invalid {given}: {h} carries identity and always splits the key (identity headers: {}, and the tenantHeader)",
-                    crate::lkg::IDENTITY_HEADERS.join(", ")
-                ),
-            ));
-        }
-        if let Some(h) = ignore_headers.iter().find(|h| vary_headers.contains(h)) {
-            let given = r.list_label(&IGNORE_HEADERS);
-            return Err(err(
-                given,
-                format!(
-                    "invalid {given}: {h} is also in {}",
-                    r.list_label(&VARY_HEADERS)
-                ),
-            ));
-        }
-        let signing_secret = match r.string(&SIGNING_SECRET)? {
-            Some((v, src)) if v.is_empty() => {
-                return Err(err(
-                    SIGNING_SECRET.option,
-                    format!("invalid {src}: the signing secret must not be empty (leave it unset to store entries unsigned)"),
-                ))
-            }
-            other => other.map(|(v, _)| v),
-        };
-        let redis_url = match r.string(&REDIS_URL)? {
-            Some((raw, src)) => Some((
-                RedisSpec::parse(&raw)
-                    .map_err(|m| err(key_of(&REDIS_URL, &src), format!("invalid {src}: {m}")))?,
-                raw,
-            )),
-            None => None,
-        };
-        let ca_file = match (r.string(&REDIS_CA_FILE)?, &redis_url) {
-            // Without a Redis URL there is nothing to verify (a shared .env may set it).
-            (Some(_), None) | (None, _) => None,
-            (Some((path, src)), Some((spec, _))) => {
-                let key = key_of(&REDIS_CA_FILE, &src);
-                if !spec.tls {
-                    return Err(err(key, format!("invalid {src}: a CA file needs a TLS Redis URL (rediss://, rediss+sentinel:// or rediss+cluster://)")));
-                }
-                read_ca_file(path.as_ref()).map_err(|m| err(key, format!("invalid {src}: {m}")))?;
-                Some(PathBuf::from(path))
-            }
-        };
-        let redis = RedisOptions {
-            connect_timeout: r.ms(&spec::redis_connect_timeout)?,
-            response_timeout: r.ms(&spec::redis_response_timeout)?,
-            ca_file,
-        };
-
+        let keys = r.cache_keys()?;
+        let (redis_url, redis) = r.lkg_redis()?;
         let outbox = r.outbox(&redis)?;
         let (slow_calls, limit) = r.limits()?;
-        let tls = r.tls(base_url.as_ref())?;
+        let (tls, [ca_cert, client_cert, client_key]) = r.tls(base_url.as_ref())?;
+        let redis_ca_file = r
+            .string(&redis::REDIS_CA_FILE)?
+            .map(|(_, src)| Origin::of(&redis::REDIS_CA_FILE, &src));
         Ok(Config {
+            origins: Origins {
+                ca_cert,
+                client_cert,
+                client_key,
+                redis_ca_file,
+            },
             slow_calls,
             limit,
             name,
@@ -898,11 +430,11 @@ impl Config {
                 max_bytes: r.int(&spec::lkg_max_bytes)?,
                 max_entry_bytes: r.int(&spec::lkg_max_entry_bytes)?,
                 max_stale: r.ms(&spec::lkg_max_stale)?,
-                tenant_header,
-                vary_headers,
-                ignore_headers,
-                signing_secret,
-                redis_url: redis_url.map(|(_, raw)| raw),
+                tenant_header: keys.tenant_header,
+                vary_headers: keys.vary_headers,
+                ignore_headers: keys.ignore_headers,
+                signing_secret: keys.signing_secret,
+                redis_url,
                 redis,
             },
             outbox,
@@ -910,15 +442,6 @@ impl Config {
         })
     }
 }
-
-mod effective;
-mod limit;
-mod outbox;
-pub use effective::{Setting, Shown, Source, REDACTED};
-pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
-mod tls;
-pub use outbox::{OutboxConfig, OutboxMode};
-pub use tls::{PROXY_ENV_VARS, TLS_INSECURE_ENV};
 
 #[cfg(test)]
 mod tests;

@@ -1,11 +1,12 @@
-//! The durable outbox's settings (their specs sit in the one table in `mod.rs`; the string
-//! ones are declared here beside their parser).
+//! The durable outbox's settings (their integer specs sit in the one table in `mod.rs`; the
+//! string ones are declared here beside their parser).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{err, key_of, spec, ConfigError, Resolver, StrSpec, OUTBOX_HEADERS, REDIS_CA_FILE};
-use crate::redis::{read_ca_file, RedisOptions, RedisSpec};
+use super::redis::{RedisOptions, RedisSpec, REDIS_CA_FILE};
+use super::resolver::{err, key_of, Resolver};
+use super::{spec, ConfigError, StrSpec};
 
 pub const OUTBOX: StrSpec = StrSpec {
     option: "outbox",
@@ -27,6 +28,14 @@ pub const OUTBOX_REDIS_URL: StrSpec = StrSpec {
     default: None,
     secret: true,
     doc: "Redis for a fleet's shared outbox (a Stream with a consumer group) instead of the embedded file; every form redisUrl takes.",
+};
+
+pub const OUTBOX_HEADERS: StrSpec = StrSpec {
+    option: "outboxHeaders",
+    env: &["DNASTORE_OUTBOX_HEADERS"],
+    default: None,
+    secret: false,
+    doc: "Request headers a queued write keeps besides content-type, idempotency-key and the tenant header (authorization only when named here: it is then stored at rest).",
 };
 
 /// Which writes are durable.
@@ -96,11 +105,9 @@ impl Resolver<'_> {
                         format!("invalid {src}: {m}"),
                     )
                 })?;
-                // The one CA option serves both Redis URLs; it only applies to a TLS one.
-                if let (true, Some((path, src))) = (spec.tls, self.string(&REDIS_CA_FILE)?) {
-                    read_ca_file(path.as_ref()).map_err(|m| {
-                        err(key_of(&REDIS_CA_FILE, &src), format!("invalid {src}: {m}"))
-                    })?;
+                // The one CA option serves both Redis URLs; it only applies to a TLS one (its
+                // file is read when a breaker is built, `breaker/files.rs`).
+                if let (true, Some((path, _))) = (spec.tls, self.string(&REDIS_CA_FILE)?) {
                     redis.ca_file = Some(PathBuf::from(path));
                 }
                 Some(raw)

@@ -1,13 +1,15 @@
-//! TLS and proxy settings of the upstream connection (their specs are listed in the one
-//! table in `mod.rs`; declared here beside their parser). Material is loaded once here, so
-//! a bad file fails `createBreaker` with the option's name and never its content.
+//! TLS and proxy settings of the upstream connection, as plain data (their specs are listed
+//! in the one table in `mod.rs`; declared here beside their parser). Nothing is read here:
+//! the files are loaded when a breaker is built (`breaker/files.rs` calls `tls::load`), and
+//! a bad one fails `createBreaker` with its option's name ([`Origin`]) and never its content.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{err, key_of, spec, ConfigError, Resolver, StrSpec};
-use crate::tls::{PemSource, ProxyMode, TlsConfig, TlsVersion};
+use super::resolver::{err, key_of, Origin, Resolver};
+use super::{spec, ConfigError, StrSpec};
 
 pub const CA_CERT: StrSpec = StrSpec {
     option: "caCert",
@@ -59,6 +61,143 @@ pub const PROXY: StrSpec = StrSpec {
     doc: "off (connect directly); an http:// proxy URL (credentials in it are kept secret); or env: HTTPS_PROXY / HTTP_PROXY / NO_PROXY as reqwest reads them.",
 };
 
+/// A PEM input: a file (read when a breaker is built, and again when it changes) or text
+/// given inline (fixed).
+#[derive(Clone, PartialEq, Eq)]
+pub enum PemSource {
+    File(PathBuf),
+    Inline(Arc<str>),
+}
+
+impl fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PemSource::File(p) => write!(f, "File({})", p.display()),
+            PemSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+        }
+    }
+}
+
+impl PemSource {
+    /// What an error may call it.
+    pub fn describe(&self) -> String {
+        match self {
+            PemSource::File(p) => p.display().to_string(),
+            PemSource::Inline(_) => "the PEM text".into(),
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            PemSource::File(p) => Some(p),
+            PemSource::Inline(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersion {
+    V12,
+    V13,
+}
+
+/// How the upstream is reached.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Directly (the default: an inherited HTTPS_PROXY must not silently reroute calls).
+    Off,
+    /// Through this http:// proxy (CONNECT for https upstreams).
+    Url(url::Url),
+    /// From the proxy variables of the environment the breaker was given.
+    Env {
+        https: Option<url::Url>,
+        http: Option<url::Url>,
+        no_proxy: Option<String>,
+    },
+}
+
+impl fmt::Debug for ProxyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Proxy URLs may carry credentials: only the redacted form is ever printed.
+        let r = |u: &Option<url::Url>| u.as_ref().map(crate::text::redact);
+        match self {
+            ProxyMode::Off => f.write_str("Off"),
+            ProxyMode::Url(u) => write!(f, "Url({})", crate::text::redact(u)),
+            ProxyMode::Env {
+                https,
+                http,
+                no_proxy,
+            } => write!(
+                f,
+                "Env {{ https: {:?}, http: {:?}, no_proxy: {no_proxy:?} }}",
+                r(https),
+                r(http)
+            ),
+        }
+    }
+}
+
+/// The TLS and proxy settings, validated. The files they name are read by `tls::load`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsConfig {
+    pub ca: Option<PemSource>,
+    /// The CA replaces the platform roots instead of adding to them.
+    pub ca_only: bool,
+    pub client_cert: Option<PemSource>,
+    pub client_key: Option<PemSource>,
+    /// Verified name (and SNI, Host) when baseUrl's host is an IP address.
+    pub server_name: Option<String>,
+    pub min_version: TlsVersion,
+    /// How often the files are checked for a rotation; zero: never.
+    pub reload: Duration,
+    /// `DNASTORE_TLS_INSECURE=true`: certificates are not verified.
+    pub insecure: bool,
+    pub proxy: ProxyMode,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            ca: None,
+            ca_only: false,
+            client_cert: None,
+            client_key: None,
+            server_name: None,
+            min_version: TlsVersion::V12,
+            reload: Duration::from_secs(60),
+            insecure: false,
+            proxy: ProxyMode::Off,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// The files to watch for a rotation.
+    pub fn files(&self) -> Vec<&Path> {
+        [&self.ca, &self.client_cert, &self.client_key]
+            .into_iter()
+            .filter_map(|s| s.as_ref().and_then(PemSource::path))
+            .collect()
+    }
+}
+
+/// One of the TLS inputs (what a load error is about).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsInput {
+    Ca,
+    Cert,
+    Key,
+}
+
+/// The IP of an https base URL, when it is one (what `tlsServerName` renames).
+pub fn base_ip(base: &url::Url) -> Option<std::net::IpAddr> {
+    match base.host()? {
+        url::Host::Ipv4(ip) => Some(ip.into()),
+        url::Host::Ipv6(ip) => Some(ip.into()),
+        url::Host::Domain(_) => None,
+    }
+}
+
 /// The only way to turn certificate verification off: an environment variable, never an
 /// option, so code cannot ship with it; warned about at startup and exposed as a gauge.
 pub const TLS_INSECURE_ENV: &str = "DNASTORE_TLS_INSECURE";
@@ -79,7 +218,11 @@ impl Resolver<'_> {
         Ok(self.string(s)?.map(|(raw, src)| (pem_source(&raw), src)))
     }
 
-    pub(super) fn tls(&self, base_url: Option<&url::Url>) -> Result<TlsConfig, ConfigError> {
+    /// The settings, and where the three PEM inputs came from (for errors reading them).
+    pub(super) fn tls(
+        &self,
+        base_url: Option<&url::Url>,
+    ) -> Result<(TlsConfig, [Option<Origin>; 3]), ConfigError> {
         let ca = self.pem(&CA_CERT)?;
         let (mode, mode_src) = self.string(&CA_MODE)?.expect("caMode has a default");
         let ca_only = match mode.trim() {
@@ -172,18 +315,9 @@ impl Resolver<'_> {
             insecure,
             proxy,
         };
-        // Loaded now so a bad file is a config error that names its option; the message
-        // says what is wrong, never what the file holds.
-        tls.load().map_err(|e| {
-            let (s, src) = match e.which {
-                crate::tls::Which::Ca => (&CA_CERT, ca.map(|c| c.1)),
-                crate::tls::Which::Cert => (&CLIENT_CERT, cert.map(|c| c.1)),
-                crate::tls::Which::Key => (&CLIENT_KEY, key.map(|c| c.1)),
-            };
-            let src = src.unwrap_or_else(|| format!("option `{}`", s.option));
-            err(key_of(s, &src), format!("invalid {src}: {}", e.message))
-        })?;
-        Ok(tls)
+        let origins = [(&CA_CERT, ca), (&CLIENT_CERT, cert), (&CLIENT_KEY, key)]
+            .map(|(s, given)| given.map(|(_, src)| Origin::of(s, &src)));
+        Ok((tls, origins))
     }
 
     fn proxy(&self) -> Result<ProxyMode, ConfigError> {

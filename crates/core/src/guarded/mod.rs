@@ -5,8 +5,8 @@
 //! [`Guarded::record`] (the verdict, timed from admission).
 //!
 //! The same [`Circuit`] as a fetch breaker decides, so thresholds, half-open trials, stale
-//! results and counts behave the same; the same [`BreakerMetrics`] families carry the
-//! `name` label. Transitions are queued for the caller to emit and log synchronously, in
+//! results and counts behave the same; the same series as a breaker's ([`BreakerMetrics`])
+//! carry the `name` label. Transitions are queued for the caller to emit and log synchronously, in
 //! the order they happened (opossum emits `open` before the call's fallback runs).
 
 mod latency;
@@ -19,10 +19,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use crate::breaker::BreakerMetrics;
 use crate::circuit::{BucketCounts, Circuit, CircuitConfig, Stats, Verdict};
 use crate::config::Config;
 use crate::error::FailureKind;
-use crate::metrics::BreakerMetrics;
+use crate::metrics::{EventMetrics, DEFAULT_MAX_ROUTES};
 use crate::observer::{CallKind, Event, FallbackSource, Observer, StateKind, Transition};
 use crate::window::AtomicWindow;
 
@@ -185,8 +186,7 @@ impl Guarded {
             cfg.circuit.rolling_count_timeout,
             cfg.circuit.rolling_count_buckets,
         );
-        let metrics = BreakerMetrics::new(&cfg.label);
-        metrics.set_state(StateKind::Closed);
+        let metrics = BreakerMetrics::new(&cfg.label, DEFAULT_MAX_ROUTES);
         let g = Self {
             circuit: Circuit::new(cfg.circuit),
             metrics,
@@ -221,7 +221,7 @@ impl Guarded {
 
     /// Metrics see a transition at once; the caller takes it with [`Guarded::take_transitions`].
     fn emitter<'a>(
-        metrics: &'a BreakerMetrics,
+        metrics: &'a EventMetrics,
         queue: &'a Mutex<Vec<Transition>>,
     ) -> impl FnMut(&Transition) + 'a {
         move |t| {
@@ -237,10 +237,10 @@ impl Guarded {
             return Err(Refusal::Shutdown);
         }
         let now = self.now();
-        let mut emit = Self::emitter(&self.metrics, &self.transitions);
+        let mut emit = Self::emitter(&self.metrics.events, &self.transitions);
         let Some(permit) = self.circuit.try_acquire(now, &mut emit) else {
             self.circuit.record_reject(now);
-            self.metrics.on_event(&Event::Reject);
+            self.metrics.events.on_event(&Event::Reject);
             if self.fallback_on_refusal.load(Ordering::Relaxed) {
                 self.count_fallback(now);
             }
@@ -253,7 +253,7 @@ impl Guarded {
             None => {
                 self.semaphore_rejections
                     .add(self.circuit.window_time(now), 1);
-                self.metrics.on_event(&Event::Reject);
+                self.metrics.events.on_event(&Event::Reject);
                 Err(Refusal::Capacity)
             }
         }
@@ -276,13 +276,13 @@ impl Guarded {
             Outcome::Failure => Verdict::Failure(FailureKind::Upstream),
             Outcome::Timeout => Verdict::Failure(FailureKind::Timeout),
         };
-        let mut emit = Self::emitter(&self.metrics, &self.transitions);
+        let mut emit = Self::emitter(&self.metrics.events, &self.transitions);
         self.circuit
             .on_result(permit, verdict, latency, now, &mut emit);
         self.latency
             .lock()
             .add(self.circuit.window_time(now), latency);
-        self.metrics.on_event(&match verdict {
+        self.metrics.events.on_event(&match verdict {
             Verdict::Success => Event::Success {
                 latency,
                 route: None,
@@ -300,6 +300,7 @@ impl Guarded {
         });
         let healthy = !matches!(verdict, Verdict::Failure(_));
         self.metrics
+            .events
             .on_event(&Event::Completed(CallKind::of(healthy, 1)));
         Some(latency)
     }
@@ -341,7 +342,7 @@ impl Guarded {
 
     fn count_fallback(&self, now: Duration) {
         self.circuit.record_fallback(now);
-        self.metrics.on_event(&Event::Fallback {
+        self.metrics.events.on_event(&Event::Fallback {
             code: crate::error::Code::OpenBreaker,
             source: FallbackSource::Function,
             age: None,
@@ -354,14 +355,14 @@ impl Guarded {
 
     /// Moves the circuit by hand (open(), close(), a failed health check, a restored state).
     pub fn force(&self, to: StateKind) -> bool {
-        let mut emit = Self::emitter(&self.metrics, &self.transitions);
+        let mut emit = Self::emitter(&self.metrics.events, &self.transitions);
         self.circuit.force(to, self.now(), &mut emit)
     }
 
     /// Half-opens an open circuit whose resetTimeout elapsed; the time left otherwise
     /// (the caller's reset timer fired early), `None` when not open.
     pub fn poll_half_open(&self) -> Option<Duration> {
-        let mut emit = Self::emitter(&self.metrics, &self.transitions);
+        let mut emit = Self::emitter(&self.metrics.events, &self.transitions);
         self.circuit.poll_half_open(self.now(), &mut emit)
     }
 
@@ -375,7 +376,7 @@ impl Guarded {
         let w = self.circuit.window_time(now);
         let mut circuit = self.circuit.stats(now);
         circuit.timeouts += self.filtered_timeouts.total(w);
-        self.metrics.set_failure_rate(circuit.failure_rate);
+        self.metrics.events.set_failure_rate(circuit.failure_rate);
         let (latency_mean_ms, percentiles_ms) = self.latency.lock().summary(w);
         GuardedStats {
             circuit,
@@ -429,7 +430,7 @@ impl Guarded {
     pub fn refresh_gauges(&self) {
         if !self.is_shutdown() {
             let rate = self.circuit.stats(self.now()).failure_rate;
-            self.metrics.set_failure_rate(rate);
+            self.metrics.events.set_failure_rate(rate);
         }
     }
 

@@ -19,6 +19,7 @@
 //! returns it by its `Drop`.
 
 mod gradient;
+mod metrics;
 mod window;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -30,6 +31,7 @@ use tokio::time::Instant;
 
 use crate::config::{LimitConfig, LimitKind};
 pub use gradient::Gradient;
+pub use metrics::LimitMetrics;
 use window::SampleWindow;
 
 /// Why the bulkhead refused a call (`dnastore_concurrency_rejections_total{reason}`).
@@ -72,6 +74,8 @@ pub struct Limiter {
     /// The adaptive limit; `None` for a fixed cap.
     adaptive: Option<Mutex<Adaptive>>,
     rejected: [AtomicU64; 2],
+    /// Its series (`None` for a limiter outside a breaker: tests, the bench).
+    metrics: Option<LimitMetrics>,
 }
 
 /// The adaptive limit's state: the open sampling window and Gradient2.
@@ -119,6 +123,14 @@ impl Drop for Waiting<'_> {
 }
 
 impl Limiter {
+    /// A limiter that counts into `metrics`.
+    pub fn with_metrics(cfg: &LimitConfig, metrics: LimitMetrics) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..Self::new(cfg)
+        }
+    }
+
     pub fn new(cfg: &LimitConfig) -> Self {
         let max = cfg.max_concurrent;
         Self {
@@ -137,6 +149,7 @@ impl Limiter {
                 })),
             },
             rejected: [AtomicU64::new(0), AtomicU64::new(0)],
+            metrics: None,
         }
     }
 
@@ -174,6 +187,9 @@ impl Limiter {
 
     fn shed(&self, why: Shed) -> Shed {
         self.rejected[why as usize].fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.metrics {
+            m.rejected(why);
+        }
         why
     }
 
@@ -222,6 +238,13 @@ impl Limiter {
 
     pub fn is_adaptive(&self) -> bool {
         self.adaptive.is_some()
+    }
+
+    /// Sets the gauges (at scrape time).
+    pub fn refresh_gauges(&self) {
+        if let Some(m) = &self.metrics {
+            m.set(self.inflight(), self.queued(), self.limit());
+        }
     }
 
     /// Calls refused so far for `why`.

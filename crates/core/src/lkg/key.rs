@@ -11,8 +11,8 @@
 use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
-use crate::config::LkgConfig;
-use crate::http::PreparedRequest;
+use crate::config::{LkgConfig, IDENTITY_HEADERS};
+use crate::request::PreparedRequest;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CacheKey(pub [u8; 32]);
@@ -26,15 +26,6 @@ impl CacheKey {
 pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
-
-/// Request headers that carry identity: they always split the key (with the tenant header),
-/// and `cacheIgnoreHeaders` may not name them.
-pub const IDENTITY_HEADERS: [&str; 4] = [
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-api-key",
-];
 
 /// Request headers known to carry no identity: they do not split the key unless
 /// `varyHeaders` names them. Content negotiation (the upstream says with `Vary` when it

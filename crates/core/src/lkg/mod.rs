@@ -10,6 +10,7 @@
 
 mod cacheability;
 mod key;
+mod metrics;
 pub mod redis;
 
 use std::num::NonZeroUsize;
@@ -24,10 +25,10 @@ use parking_lot::Mutex;
 use sha2::Sha256;
 
 pub use cacheability::{Cacheability, Vary, VaryKey};
-pub use key::{CacheKey, KeyPolicy, IDENTITY_HEADERS, NEUTRAL_HEADERS};
+pub use key::{CacheKey, KeyPolicy, NEUTRAL_HEADERS};
+pub use metrics::{LkgMetrics, Rejected};
 
 use crate::config::LkgConfig;
-use crate::metrics::BreakerMetrics;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -82,12 +83,12 @@ struct Store {
 pub struct LkgCache {
     cfg: LkgConfig,
     store: Mutex<Store>,
-    metrics: Arc<BreakerMetrics>,
+    metrics: Arc<LkgMetrics>,
 }
 
 impl LkgCache {
     /// None when the cache is disabled (`lkgMaxEntries` 0 or `lkgMaxBytes` 0).
-    pub fn new(cfg: LkgConfig, metrics: Arc<BreakerMetrics>) -> Option<Self> {
+    pub fn new(cfg: LkgConfig, metrics: Arc<LkgMetrics>) -> Option<Self> {
         NonZeroUsize::new(cfg.max_entries)?;
         if cfg.max_bytes == 0 {
             return None;
@@ -167,7 +168,7 @@ impl LkgCache {
     pub fn store(&self, key: CacheKey, entry: Entry, shareable: bool) -> Stored {
         let size = entry.body.len() as u64;
         if size > self.cfg.max_entry_bytes || size > self.cfg.max_bytes {
-            self.metrics.lkg_too_large.inc();
+            self.metrics.rejected(Rejected::TooLarge).inc();
             return Stored::Rejected;
         }
         let refresh = SHARE_REFRESH_MS.min(self.cfg.max_stale.as_millis() as u64 / 2);
@@ -220,9 +221,9 @@ impl LkgCache {
         }
         let (len, b) = (lru.len(), *bytes);
         drop(s);
-        self.metrics.lkg_evictions.inc_by(evicted);
-        self.metrics.lkg_entries.set(len as i64);
-        self.metrics.lkg_bytes.set(b as i64);
+        self.metrics.evictions.inc_by(evicted);
+        self.metrics.entries.set(len as i64);
+        self.metrics.bytes.set(b as i64);
         outcome
     }
 
@@ -238,9 +239,9 @@ impl LkgCache {
             *bytes -= e.body.len() as u64;
             let (len, b) = (lru.len(), *bytes);
             drop(s);
-            self.metrics.lkg_tampered.inc();
-            self.metrics.lkg_entries.set(len as i64);
-            self.metrics.lkg_bytes.set(b as i64);
+            self.metrics.rejected(Rejected::Tampered).inc();
+            self.metrics.entries.set(len as i64);
+            self.metrics.bytes.set(b as i64);
             return None;
         }
         drop(s);
@@ -256,7 +257,7 @@ impl LkgCache {
         request: &HeaderMap,
     ) -> Option<Hit> {
         if !self.verify(key, &e) {
-            self.metrics.lkg_tampered.inc();
+            self.metrics.rejected(Rejected::Tampered).inc();
             return None;
         }
         let hit = self.fresh(e.clone(), now_ms, request)?;

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 pub use codec::{decode, encode};
 
 use super::{CacheKey, Entry};
-use crate::metrics::BreakerMetrics;
+use super::{LkgMetrics, Rejected};
 use crate::redis::RedisClient;
 
 /// Longest a fallback waits for Redis on a local miss (the call's remaining deadline may cut it shorter).
@@ -68,7 +68,7 @@ enum Op {
 }
 
 struct Shared {
-    metrics: Arc<BreakerMetrics>,
+    metrics: Arc<LkgMetrics>,
     health: AtomicU8,
     on_health: HealthHook,
     cancel: CancellationToken,
@@ -76,7 +76,7 @@ struct Shared {
 
 impl Shared {
     fn error(&self) {
-        self.metrics.lkg_redis_errors.inc();
+        self.metrics.redis_errors.inc();
     }
 
     fn health(&self) -> Health {
@@ -130,7 +130,7 @@ impl RedisLkg {
         client: RedisClient,
         breaker: &str,
         ttl: Duration,
-        metrics: Arc<BreakerMetrics>,
+        metrics: Arc<LkgMetrics>,
         on_health: HealthHook,
         runtime: Option<tokio::runtime::Handle>,
     ) -> Self {
@@ -224,7 +224,7 @@ impl RedisLkg {
             Ok(Ok(Some(v))) => {
                 let e = decode(&v);
                 if e.is_none() {
-                    self.shared.metrics.lkg_tampered.inc();
+                    self.shared.metrics.rejected(Rejected::Tampered).inc();
                 }
                 e
             }

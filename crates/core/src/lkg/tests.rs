@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::Config;
-use crate::http::prepare;
+use crate::request::prepare;
 use http::HeaderMap;
 
 fn cfg(max_entries: usize, max_bytes: u64, secret: Option<&str>) -> LkgConfig {
@@ -14,7 +14,13 @@ fn cfg(max_entries: usize, max_bytes: u64, secret: Option<&str>) -> LkgConfig {
 }
 
 fn cache(c: LkgConfig) -> LkgCache {
-    LkgCache::new(c, Arc::new(BreakerMetrics::new("lkg-unit"))).unwrap()
+    LkgCache::new(
+        c,
+        Arc::new(super::LkgMetrics::new(&crate::metrics::Series::new(
+            "lkg-unit",
+        ))),
+    )
+    .unwrap()
 }
 
 fn key(url: &str, auth: Option<&str>) -> CacheKey {
@@ -162,7 +168,7 @@ fn a_tampered_entry_is_dropped_and_counted() {
     c.tamper(&a);
     assert!(c.lookup(&a, 0, &HeaderMap::new()).is_none());
     assert_eq!(c.len(), 0, "dropped");
-    assert_eq!(c.metrics.lkg_tampered.get(), 1);
+    assert_eq!(c.metrics.rejected(super::Rejected::Tampered).get(), 1);
 }
 
 #[test]

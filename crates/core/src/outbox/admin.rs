@@ -23,10 +23,11 @@ use bytes::Bytes;
 
 use super::backend::blocking;
 use super::fleet::{Discarded, Fleet};
+use super::listing::count_unverified;
 use super::sqlite::{store_path, SqliteStore, View};
-use super::{count_unverified, DeadLetter, Listed, StoreError, Write, VERIFY_AT_OPEN};
+use super::{DeadLetter, Listed, StoreError, Write, VERIFY_AT_OPEN};
 use crate::config::Config;
-use crate::retry::IDEMPOTENCY_KEY;
+use crate::request::IDEMPOTENCY_KEY;
 
 /// What replaces a header value that is not shown.
 pub const HIDDEN: &str = "***";

@@ -1,5 +1,6 @@
 //! What differs between the embedded store and the fleet's, behind the methods the API
-//! (`mod.rs`) and the delivery loop (`delivery.rs`) call; everything else is shared.
+//! (`mod.rs`) and the delivery loop (`driven.rs`, `breaker/delivery.rs`) call; everything
+//! else is shared.
 //!
 //! The embedded store is the whole truth and the scheduler mirrors it (every queued write
 //! is in the schedule, loaded at open). The fleet's queue is in Redis; the schedule holds
@@ -13,9 +14,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::fleet::{Discarded, Fleet, Held, Row, Snapshot};
+use super::fleet::{Discarded, Fleet, Held, Snapshot};
 use super::sqlite::{self, DeadRow, SqliteStore};
-use super::{describe, Listed, Meta, Outbox, Refused, StoreError, Write};
+use super::{Listed, Meta, Outbox, Refused, StoreError, Write};
 
 pub(super) enum Backend {
     Embedded(Arc<SqliteStore>),
@@ -54,47 +55,6 @@ impl FleetSide {
                 ..Timers::default()
             }),
             fresh: AtomicBool::new(true),
-        }
-    }
-}
-
-impl Listed {
-    /// A queued write of the fleet's stream, as listed.
-    pub(super) fn of_fleet(r: &Row) -> Self {
-        let (method, url, idempotency_key) = describe(&r.blob);
-        Listed {
-            id: r.id.clone(),
-            method,
-            url,
-            idempotency_key,
-            ordering_key: r.ordering_key.clone(),
-            attempts: r.attempts,
-            created_at_ms: r.created_at_ms,
-            next_at_ms: r.next_at_ms,
-            last_error: r.last_error.clone(),
-            delivering: r.delivering,
-        }
-    }
-
-    /// A queued write of the embedded store, as listed: `delivering` as this process knows.
-    pub(super) fn of_embedded(
-        m: Meta,
-        blob: &[u8],
-        last_error: Option<String>,
-        delivering: bool,
-    ) -> Self {
-        let (method, url, idempotency_key) = describe(blob);
-        Listed {
-            method,
-            url,
-            idempotency_key,
-            last_error,
-            id: m.id,
-            ordering_key: m.ordering_key,
-            attempts: m.attempts,
-            created_at_ms: m.created_at_ms,
-            next_at_ms: m.next_at_ms,
-            delivering,
         }
     }
 }

@@ -16,8 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use sha2::Sha256;
 use url::Url;
 
-use crate::http::PreparedRequest;
-use crate::retry::IDEMPOTENCY_KEY;
+use crate::request::{PreparedRequest, IDEMPOTENCY_KEY};
 
 const MAGIC: u8 = b'W';
 const VERSION: u8 = 1;

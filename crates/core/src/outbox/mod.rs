@@ -10,14 +10,17 @@
 //! Split by concern: `entry.rs` (what is kept, signed), `schedule.rs` (what may go now),
 //! `sqlite/` (the embedded store), `fleet/` (the Redis Streams store), `backend.rs`
 //! (what differs between the two, for the API), `turn.rs` (and for the loop),
-//! `delivery.rs` (the loop), `shutdown.rs` (closing it without losing the durable writes
-//! in flight).
+//! `driven.rs` (what the delivery loop asks of it: the loop itself lives with the breaker
+//! that drives it, `breaker/delivery.rs`), `metrics.rs` (its series), `shutdown.rs`
+//! (closing it without losing the durable writes in flight).
 
 pub mod admin;
 mod backend;
-mod delivery;
+mod driven;
 mod entry;
 pub mod fleet;
+mod listing;
+mod metrics;
 mod schedule;
 mod shutdown;
 mod sqlite;
@@ -33,17 +36,16 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use backend::{Backend, FleetSide};
-pub use delivery::spawn_delivery;
+pub use driven::Done;
 pub use entry::{kept_headers, Write};
+pub use metrics::{OutboxMetrics, RefusedReason};
 pub use schedule::{Meta, Schedule};
 pub use shutdown::{Hold, SHUTDOWN_QUEUE_TIMEOUT};
 pub use sqlite::{DeadRow, SqliteStore, StoreError};
 
 use crate::config::OutboxConfig;
 use crate::error::{CallError, Code};
-use crate::http::PreparedRequest;
-use crate::metrics::BreakerMetrics;
-use crate::retry::IDEMPOTENCY_KEY;
+use crate::request::{PreparedRequest, IDEMPOTENCY_KEY};
 
 /// Which methods may be queued: writes. A read needs its answer now; a queued GET would
 /// answer nobody. POST creates, PUT and PATCH change, DELETE removes: each can be applied
@@ -76,6 +78,16 @@ pub enum Refused {
     /// The store failed (disk full, I/O error); the message names the file.
     Store(String),
     Closed,
+}
+
+impl Refused {
+    /// Its `dnastore_outbox_refused_total` reason.
+    pub fn reason(&self) -> RefusedReason {
+        match self {
+            Refused::Full => RefusedReason::Full,
+            Refused::Store(_) | Refused::Closed => RefusedReason::StoreError,
+        }
+    }
 }
 
 /// Counts for `outbox.stats()`.
@@ -122,50 +134,9 @@ pub struct DeadLetter {
     pub died_at_ms: u64,
 }
 
-/// A stored write's method, URL (redacted) and Idempotency-Key, as listings show them
-/// (empty for an encoding this version cannot read).
-pub(crate) fn describe(blob: &[u8]) -> (String, String, String) {
-    let w = Write::decode(blob);
-    (
-        w.as_ref()
-            .map_or_else(String::new, |w| w.method.to_string()),
-        w.as_ref()
-            .map_or_else(String::new, |w| crate::http::redact(&w.url)),
-        w.map(|w| w.idempotency_key).unwrap_or_default(),
-    )
-}
-
-impl DeadLetter {
-    /// As listed, from either store's row.
-    pub fn of(d: &DeadRow) -> Self {
-        let (method, url, idempotency_key) = describe(&d.blob);
-        DeadLetter {
-            method,
-            url,
-            idempotency_key,
-            id: d.id.clone(),
-            reason: d.reason.clone(),
-            status: d.status,
-            answer: d
-                .answer
-                .as_ref()
-                .map(|a| String::from_utf8_lossy(a).into_owned()),
-            attempts: d.attempts,
-            created_at_ms: d.created_at_ms,
-            died_at_ms: d.died_at_ms,
-        }
-    }
-}
-
 /// Longest a fleet durable write waits to learn whether an older write of its ordering
 /// key is queued (one LLEN; a Redis that slow could not take the write anyway).
 pub const ORDER_CHECK_TIMEOUT: Duration = Duration::from_millis(250);
-
-/// Dead-letter reasons (`dnastore_outbox_dead_lettered_total{reason}`).
-pub const DEAD_REASONS: [&str; 4] = ["rejected", "expired", "tampered", "unreadable"];
-
-/// Why a write was not queued (`dnastore_outbox_refused_total{reason}`).
-pub const REFUSED_REASONS: [&str; 2] = ["full", "store_error"];
 
 pub struct Outbox {
     cfg: OutboxConfig,
@@ -179,7 +150,7 @@ pub struct Outbox {
     secret: Option<String>,
     /// Found at open, for the startup log (queued writes the secret does not verify).
     warnings: Vec<String>,
-    metrics: Arc<BreakerMetrics>,
+    metrics: OutboxMetrics,
     /// Something changed: a write was queued, revived or finished, or the loop should look.
     wake: Notify,
     /// Something finished (for `drain`).
@@ -208,7 +179,7 @@ impl Outbox {
         cfg: OutboxConfig,
         tenant_header: &str,
         secret: Option<String>,
-        metrics: Arc<BreakerMetrics>,
+        metrics: OutboxMetrics,
     ) -> Result<Arc<Self>, CallError> {
         let mut schedule = Schedule::default();
         let mut dead = 0;
@@ -338,19 +309,11 @@ impl Outbox {
         let mac = self.secret.as_deref().and_then(|s| Write::mac(&blob, s));
         let appended = self.append(&write, size, blob, mac).await;
         if let Err(r) = &appended {
-            if let Some(m) = self.metrics.outbox() {
-                m.refused(match r {
-                    Refused::Full => REFUSED_REASONS[0],
-                    _ => REFUSED_REASONS[1],
-                })
-                .inc();
-            }
+            self.metrics.refused(r.reason()).inc();
         }
         appended?;
         self.enqueued.fetch_add(1, Ordering::Relaxed);
-        if let Some(m) = self.metrics.outbox() {
-            m.enqueued.inc();
-        }
+        self.metrics.enqueued.inc();
         self.refresh_gauges(Some(now_ms));
         self.wake.notify_one();
         Ok(Queued {
@@ -362,9 +325,7 @@ impl Outbox {
     /// Sets the entries and oldest-age gauges (also at every scrape). The fleet's are the
     /// shared queue's, as last read (every replica reports the same: aggregate with max).
     pub fn refresh_gauges(&self, now_ms: Option<u64>) {
-        let Some(m) = self.metrics.outbox() else {
-            return;
-        };
+        let m = &self.metrics;
         let (len, oldest, dead) = self.counts();
         m.entries.set(len as i64);
         m.dead_letters.set(dead as i64);
@@ -400,8 +361,8 @@ impl Outbox {
         Ok(self
             .dead_rows(limit)
             .await?
-            .into_iter()
-            .map(|d| DeadLetter::of(&d))
+            .iter()
+            .map(DeadLetter::of)
             .collect())
     }
 
@@ -496,7 +457,7 @@ fn unverified(
         .take(VERIFY_AT_OPEN)
         .map(|m| store.load(m.seq).ok().flatten())
         .collect();
-    let failed = count_unverified(checked.iter().flatten(), secret);
+    let failed = listing::count_unverified(checked.iter().flatten(), secret);
     (failed > 0).then(|| {
         format!(
             "{failed} of the {} oldest queued writes in {} do not verify with signingSecret: \
@@ -507,14 +468,4 @@ fn unverified(
             store.path().display()
         )
     })
-}
-
-/// How many of `stored` fail their signature check under `secret` (none without one).
-pub(crate) fn count_unverified<'a>(
-    stored: impl Iterator<Item = &'a sqlite::Stored>,
-    secret: Option<&str>,
-) -> usize {
-    stored
-        .filter(|(blob, mac)| !entry::Write::verify(blob, mac.as_deref(), secret))
-        .count()
 }

@@ -10,13 +10,13 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+use crate::breaker::Transport;
 use crate::breaker::{Breaker, Call, Deps};
 use crate::config::{Config, RawOptions, RawValue};
 use crate::error::FailureKind;
 use crate::outcome::CallOutcome;
 use crate::rng::SplitMix64;
 use crate::test_support::{Script, Step};
-use crate::transport::Transport;
 
 const MS: Duration = Duration::from_millis(1);
 const BASE: &str = "http://127.0.0.1:9";
@@ -524,7 +524,7 @@ async fn discard_and_retry_and_drain() {
     assert!(ob.discard(&a).await.unwrap());
     assert_eq!(ob.list(10).await.unwrap().len(), 1);
     // drain() settles while the circuit is open (nothing can be delivered).
-    tokio::time::timeout(Duration::from_secs(1), ob.drain(&b))
+    tokio::time::timeout(Duration::from_secs(1), b.drain_outbox())
         .await
         .expect("drain returns when open");
 }

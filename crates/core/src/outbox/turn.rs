@@ -15,7 +15,7 @@ impl Outbox {
     /// shared counts, renew claims (dropping writes taken over), and, while the circuit
     /// `admits` calls, take writes over from dead replicas and read new ones. Returns when
     /// the next piece is due (`None` for the embedded store: nothing to poll).
-    pub(super) async fn tick(&self, now: u64, admits: bool) -> Option<Duration> {
+    pub async fn tick(&self, now: u64, admits: bool) -> Option<Duration> {
         let Backend::Fleet(f) = &self.backend else {
             return None;
         };
@@ -52,7 +52,7 @@ impl Outbox {
     /// back, so another replica takes them over at its next look rather than after
     /// `outboxClaimIdleMs` (a rolling deploy does not delay them). A process that dies
     /// without closing leaves them to the claim idle time.
-    pub(super) async fn hand_back(&self) {
+    pub async fn hand_back(&self) {
         let Backend::Fleet(f) = &self.backend else {
             return;
         };
@@ -176,7 +176,7 @@ impl Outbox {
 
     /// Before an attempt: for the fleet, is the write still this replica's and the oldest
     /// of its ordering key (the claim is renewed either way)?
-    pub(super) async fn begin(&self, m: &Meta) -> Begin {
+    pub async fn begin(&self, m: &Meta) -> Begin {
         let Backend::Fleet(f) = &self.backend else {
             return Begin::Go;
         };
@@ -188,7 +188,7 @@ impl Outbox {
     }
 
     /// The write is no longer this replica's: forget it here.
-    pub(super) fn forget(&self, m: &Meta) {
+    pub fn forget(&self, m: &Meta) {
         self.schedule.lock().remove(m.seq);
         if let Backend::Fleet(f) = &self.backend {
             f.held.lock().remove(&m.seq);

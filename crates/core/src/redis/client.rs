@@ -7,9 +7,6 @@
 //! cannot ask Sentinel again for a new master. A caller that owns its loop gets both: on a
 //! broken connection it calls [`RedisClient::connect`] again, which asks Sentinel anew.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use redis::cluster::ClusterClient;
 use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
 use redis::{
@@ -18,31 +15,7 @@ use redis::{
 };
 
 use super::connection::RedisConnection;
-use super::url::{Mode, Node, RedisSpec};
-
-/// Timeouts and trust, from the configuration table (`redisConnectTimeoutMs`,
-/// `redisResponseTimeoutMs`, `redisCaFile`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RedisOptions {
-    /// Bound on opening a connection: TCP, TLS, AUTH/SELECT, the Sentinel lookup, the
-    /// Cluster's slot map, and the first PING.
-    pub connect_timeout: Duration,
-    /// Bound on each reply; a connection that exceeds it is considered stuck.
-    pub response_timeout: Duration,
-    /// PEM file of the CA certificates that verify TLS servers, instead of the system's
-    /// trust store (a private CA for Redis).
-    pub ca_file: Option<PathBuf>,
-}
-
-impl Default for RedisOptions {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(2),
-            response_timeout: Duration::from_secs(1),
-            ca_file: None,
-        }
-    }
-}
+use crate::config::{Mode, Node, RedisOptions, RedisSpec};
 
 enum Kind {
     Single(Client),
@@ -77,7 +50,7 @@ impl std::fmt::Debug for RedisClient {
 pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     // Parsed with the rustls types redis-rs itself uses, so what passes here loads there.
-    match crate::tls::pem_certificates(&pem) {
+    match crate::pem::certificates(&pem) {
         Some(n) if n > 0 => Ok(pem),
         _ => Err(format!(
             "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",

@@ -8,5 +8,5 @@ mod retry_after;
 
 pub use backoff::Backoff;
 pub use budget::RetryBudget;
-pub use policy::{method_is_retryable, IDEMPOTENCY_KEY};
+pub use policy::method_is_retryable;
 pub use retry_after::parse_retry_after;

@@ -2,8 +2,6 @@
 
 use http::Method;
 
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
 /// GET, HEAD, PUT, DELETE and OPTIONS are idempotent by definition (RFC 9110 9.2.2).
 /// POST and PATCH are retried only with an `Idempotency-Key`, which lets the upstream
 /// de-duplicate; without one a retry could store a sigil twice.

@@ -29,7 +29,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use super::{Material, TlsConfig, TlsVersion};
+use super::Material;
+use crate::config::{TlsConfig, TlsVersion};
 
 /// Which roots a verifier trusts: what makes two verifiers interchangeable.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -109,41 +110,39 @@ pub fn live_verifiers() -> usize {
         .count()
 }
 
-impl TlsConfig {
-    /// The rustls configuration for a client with this material.
-    pub fn client_config(&self, m: &Material) -> Result<rustls::ClientConfig, String> {
-        let provider = provider();
-        let versions: &[&rustls::SupportedProtocolVersion] = match self.min_version {
-            TlsVersion::V12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            TlsVersion::V13 => &[&rustls::version::TLS13],
-        };
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(versions)
-            .map_err(|_| "the crypto provider supports none of the TLS versions".to_string())?;
-        let verifier: Arc<dyn ServerCertVerifier> = if self.insecure {
-            Arc::new(Insecure(provider.clone()))
+/// The rustls configuration for a client of `tls` with this material (`http::build_clients`
+/// hands it to reqwest).
+pub fn client_config(tls: &TlsConfig, m: &Material) -> Result<rustls::ClientConfig, String> {
+    let provider = provider();
+    let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version {
+        TlsVersion::V12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::V13 => &[&rustls::version::TLS13],
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|_| "the crypto provider supports none of the TLS versions".to_string())?;
+    let verifier: Arc<dyn ServerCertVerifier> = if tls.insecure {
+        Arc::new(Insecure(provider.clone()))
+    } else {
+        let ca: Vec<Vec<u8>> = m.ca.iter().map(|c| c.to_vec()).collect();
+        let roots = if tls.ca_only && !ca.is_empty() {
+            Roots::Only(ca)
         } else {
-            let ca: Vec<Vec<u8>> = m.ca.iter().map(|c| c.to_vec()).collect();
-            let roots = if self.ca_only && !ca.is_empty() {
-                Roots::Only(ca)
-            } else {
-                Roots::Platform(ca)
-            };
-            verifier(roots, &provider)?
+            Roots::Platform(ca)
         };
-        let builder = builder
-            .dangerous()
-            .with_custom_certificate_verifier(verifier);
-        let mut cfg = match &m.identity {
-            Some(id) => builder.with_client_cert_resolver(Arc::new(
-                rustls::sign::SingleCertAndKey::from(id.clone()),
-            )),
-            None => builder.with_no_client_auth(),
-        };
-        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        cfg.resumption = rustls::client::Resumption::in_memory_sessions(SESSIONS);
-        Ok(cfg)
-    }
+        verifier(roots, &provider)?
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut cfg = match &m.identity {
+        Some(id) => builder
+            .with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(id.clone()))),
+        None => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.resumption = rustls::client::Resumption::in_memory_sessions(SESSIONS);
+    Ok(cfg)
 }
 
 /// DNASTORE_TLS_INSECURE: any server certificate is accepted (reqwest's

@@ -1,9 +1,7 @@
-//! Certificate rotation without a restart. `reqwest::Client` is immutable, so the current
-//! client sits behind a lock that is only held to clone an `Arc` (never across an await):
-//! a call takes the client of the moment and keeps it for its whole exchange, so a swap
-//! never breaks a call in flight; the old client (and its pooled connections) goes away
-//! with its last call. New calls, on the new client, open new connections with the new
-//! material.
+//! Certificate rotation without a restart: this watches the files and loads the new
+//! material; whoever uses it renews itself from it ([`Renew`]). The breaker's HTTP clients
+//! are swapped so that a call in flight keeps the client it took (`http/clients.rs`): new
+//! calls, on the new client, open new connections with the new material.
 //!
 //! Rotation is detected by polling (`tlsReloadMs`) each file's inode, size and mtime,
 //! through symlinks: an atomic rename (cert-manager, SPIFFE agents) or kubelet's `..data`
@@ -13,51 +11,20 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 
-use super::TlsConfig;
+use super::{Material, TlsMetrics};
+use crate::config::TlsConfig;
 
-/// Two clients built alike: `[0]` for calls polled by the I/O runtime, `[1]` for calls
-/// polled on a thread that drives a runtime of its own (`crate::own_runtime`).
-pub type Clients = [Arc<reqwest::Client>; 2];
-
-/// The current clients, swapped together on rotation; `None` once the breaker closed.
-///
-/// Why two: hyper runs each connection as a task on the runtime that opened it. A call
-/// polled by the binding's JS-thread runtime (its lone calls) that took a connection opened
-/// by the I/O runtime would have that connection's socket I/O done on the I/O thread, one
-/// cross-thread wake-up each way: what running the call there was meant to avoid. So each
-/// kind of thread keeps its own pool.
-#[derive(Clone)]
-pub struct ClientSlot(Arc<RwLock<Option<Clients>>>);
-
-impl ClientSlot {
-    pub fn new(c: Clients) -> Self {
-        Self(Arc::new(RwLock::new(Some(c))))
-    }
-
-    /// The client for one attempt on this thread (a refcount increment under a read lock);
-    /// `None` after [`ClientSlot::release`].
-    pub fn current(&self) -> Option<Arc<reqwest::Client>> {
-        let own = crate::own_runtime::this_thread();
-        self.0.read().as_ref().map(|c| c[usize::from(own)].clone())
-    }
-
-    fn swap(&self, c: Clients) {
-        let mut slot = self.0.write();
-        // A rotation finishing after the breaker closed does not bring the clients back.
-        if slot.is_some() {
-            *slot = Some(c);
-        }
-    }
-
-    /// Drops the clients (their pools, idle connections and TLS config) when the breaker
-    /// closes; calls in flight keep the one they took until they end.
-    pub fn release(&self) {
-        let old = self.0.write().take();
-        drop(old);
-    }
+/// What a rotation renews: the breaker's HTTP clients (`breaker/build.rs` builds them with
+/// `http::build_clients` from the new material). The watch knows nothing of HTTP.
+pub trait Renew: Send + Sync + 'static {
+    /// False once nothing uses the material any more (the breaker dropped its client
+    /// without a shutdown): the watch ends.
+    fn in_use(&self) -> bool;
+    /// Puts `m` to use. Called on the blocking pool: building a client (platform roots
+    /// included) blocks for milliseconds.
+    fn renew(&self, m: Material) -> Result<(), String>;
 }
 
 /// What a reload check did.
@@ -99,14 +66,14 @@ fn dev(_: &std::fs::Metadata) -> u64 {
     0
 }
 
-/// Polls the material's files every `tls.reload` until `stop`, swapping `slot`'s client
-/// when they change and telling `report` either way. Nothing to do without files or with
-/// a zero period.
+/// Polls the material's files every `tls.reload` until `stop`, handing the new material to
+/// `target` when they change, counting the result in `metrics` and telling `report` either
+/// way. Nothing to do without files or with a zero period.
 pub fn spawn_reload(
     rt: &tokio::runtime::Handle,
-    slot: ClientSlot,
     tls: TlsConfig,
-    base: Option<url::Url>,
+    target: Arc<dyn Renew>,
+    metrics: TlsMetrics,
     stop: CancellationToken,
     report: Box<dyn Fn(ReloadReport) + Send + Sync>,
 ) {
@@ -120,8 +87,7 @@ pub fn spawn_reload(
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(tls.reload) => {}
             }
-            // The breaker dropped its client without a shutdown: nothing left to reload.
-            if Arc::strong_count(&slot.0) == 1 {
+            if !target.in_use() {
                 return;
             }
             let now = stamp(&tls.files());
@@ -132,19 +98,22 @@ pub fn spawn_reload(
             seen = now;
             // Reading files and building a client (platform roots included) blocks for
             // milliseconds: kept off the I/O threads.
-            let (t, b) = (tls.clone(), base.clone());
-            let built = tokio::task::spawn_blocking(move || {
-                let m = t.load().map_err(|e| e.message)?;
-                t.build_clients(m, b.as_ref())
+            let (t, target) = (tls.clone(), target.clone());
+            let renewed = tokio::task::spawn_blocking(move || {
+                let m = super::load(&t).map_err(|e| e.message)?;
+                target.renew(m)
             })
             .await
             .unwrap_or_else(|_| Err("the reload task panicked".into()));
-            match built {
-                Ok(c) => {
-                    slot.swap(c);
+            match renewed {
+                Ok(()) => {
+                    metrics.reloaded.inc();
                     report(ReloadReport::Reloaded);
                 }
-                Err(why) => report(ReloadReport::Failed(why)),
+                Err(why) => {
+                    metrics.reload_failed.inc();
+                    report(ReloadReport::Failed(why));
+                }
             }
         }
     });

@@ -17,16 +17,20 @@ fn resolve(opts: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Config, crate:
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Config::resolve(&o, &move |k| {
+    // As createBreaker validates: the table, then the files it names (read when a
+    // breaker is built).
+    let c = Config::resolve(&o, &move |k| {
         env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-    })
+    })?;
+    crate::breaker::load_files(&c)?;
+    Ok(c)
 }
 
 #[test]
 fn defaults_change_nothing() {
     let c = Config::defaults();
-    assert_eq!(c.tls, super::TlsConfig::default());
-    assert!(c.tls.warnings().is_empty());
+    assert_eq!(c.tls, crate::config::TlsConfig::default());
+    assert!(super::warnings(&c.tls).is_empty());
 }
 
 #[test]
@@ -110,7 +114,7 @@ fn good_material_from_files_env_and_inline_text() {
     )
     .unwrap();
     assert!(c.tls.ca_only);
-    assert_eq!(c.tls.min_version, super::TlsVersion::V13);
+    assert_eq!(c.tls.min_version, crate::config::TlsVersion::V13);
     assert_eq!(c.tls.files().len(), 3);
     let inline = std::fs::read_to_string(&key).unwrap();
     let c = resolve(
@@ -128,7 +132,7 @@ fn good_material_from_files_env_and_inline_text() {
         !dbg.contains(inline.lines().nth(1).unwrap()),
         "Debug prints the key"
     );
-    assert!(c.tls.warnings().is_empty());
+    assert!(super::warnings(&c.tls).is_empty());
 }
 
 #[test]
@@ -144,7 +148,7 @@ fn a_world_readable_key_is_warned_about() {
         &[],
     )
     .unwrap();
-    let w = c.tls.warnings();
+    let w = super::warnings(&c.tls);
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].contains("readable by every user"), "{w:?}");
 }
@@ -159,7 +163,7 @@ fn insecure_only_from_the_environment_and_warned() {
     assert!(e.message.contains("unknown option"), "{}", e.message);
     let c = resolve(&[], &[("DNASTORE_TLS_INSECURE", "true")]).unwrap();
     assert!(c.tls.insecure);
-    assert!(c.tls.warnings()[0].contains("NOT verified"));
+    assert!(super::warnings(&c.tls)[0].contains("NOT verified"));
     let e = resolve(&[], &[("DNASTORE_TLS_INSECURE", "maybe")]).unwrap_err();
     assert_eq!(e.key, "DNASTORE_TLS_INSECURE");
 }
@@ -222,7 +226,7 @@ fn proxy_urls_are_secrets() {
     )
     .unwrap();
     match &c.tls.proxy {
-        super::ProxyMode::Env {
+        crate::config::ProxyMode::Env {
             https,
             http,
             no_proxy,
@@ -266,16 +270,17 @@ async fn rotation_swaps_the_client_and_a_broken_file_keeps_the_old_one() {
     )
     .unwrap();
     c.tls.reload = Duration::from_millis(20);
-    let http = crate::http::HttpClient::new(&c.tls, None).unwrap();
+    let http = crate::breaker::http_client(&c.tls, None).unwrap();
     let slot = http.slot().clone();
     let reports = Arc::new(Mutex::new(Vec::new()));
     let r = reports.clone();
     let stop = crate::CancellationToken::new();
-    super::spawn_reload(
+    crate::breaker::watch_clients(
         &tokio::runtime::Handle::current(),
-        slot.clone(),
-        c.tls.clone(),
+        &http,
+        &c.tls,
         None,
+        super::TlsMetrics::new(&crate::metrics::Series::new("tls-unit-rotation")),
         stop.clone(),
         Box::new(move |x| r.lock().unwrap().push(x)),
     );
@@ -364,7 +369,7 @@ fn a_kubelet_style_symlink_swap_is_seen_even_with_identical_files() {
 }
 
 /// The client a thread that drives its own runtime (the binding's JS thread) gets.
-fn own_client(slot: &super::ClientSlot) -> Arc<reqwest::Client> {
+fn own_client(slot: &crate::http::ClientSlot) -> Arc<reqwest::Client> {
     let s = slot.clone();
     std::thread::spawn(move || {
         crate::own_runtime::mark_this_thread();
@@ -379,7 +384,7 @@ fn a_thread_with_its_own_runtime_gets_a_client_and_pool_of_its_own() {
     // hyper runs a connection on the runtime that opened it: a shared pool would let a call
     // polled on the JS thread's runtime do its socket I/O on the I/O thread (issue 18).
     let c = resolve(&[], &[]).unwrap();
-    let http = crate::http::HttpClient::new(&c.tls, None).unwrap();
+    let http = crate::breaker::http_client(&c.tls, None).unwrap();
     let slot = http.slot().clone();
     let shared = slot.current().unwrap();
     let own = own_client(&slot);

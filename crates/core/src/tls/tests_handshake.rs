@@ -15,9 +15,11 @@ use tokio::net::TcpListener;
 
 use super::test_pki::{ca, leaf, tmpdir};
 use super::ReloadReport;
+use crate::breaker::http_client;
 use crate::config::{Config, RawOptions, RawValue};
 use crate::error::FailureKind;
-use crate::http::{prepare, HttpClient};
+use crate::http::HttpClient;
+use crate::request::prepare;
 
 fn certs(p: &Path) -> Vec<CertificateDer<'static>> {
     CertificateDer::pem_file_iter(p)
@@ -118,7 +120,7 @@ async fn upstream(config: Arc<rustls::ServerConfig>) -> Upstream {
     }
 }
 
-fn tls_config(opts: &[(&str, &Path)]) -> super::TlsConfig {
+fn tls_config(opts: &[(&str, &Path)]) -> crate::config::TlsConfig {
     let mut o = RawOptions::new();
     for (k, v) in opts {
         o.insert(k, RawValue::String(v.display().to_string()));
@@ -150,9 +152,9 @@ async fn the_private_ca_is_accepted_and_platform_roots_alone_refused_as_etls() {
     let server_ca = ca(&d, "server-ca");
     let server = leaf(&d, &server_ca, "server", "serverAuth", Some("IP:127.0.0.1"));
     let up = upstream(server_config(&server.0, &server.1, None)).await;
-    let trusted = HttpClient::new(&tls_config(&[("caCert", &server_ca.0)]), None).unwrap();
+    let trusted = http_client(&tls_config(&[("caCert", &server_ca.0)]), None).unwrap();
     assert_eq!(get(&trusted, &format!("{}/a", up.url)).await, Ok(200));
-    let platform = HttpClient::new(&super::TlsConfig::default(), None).unwrap();
+    let platform = http_client(&crate::config::TlsConfig::default(), None).unwrap();
     assert_eq!(
         get(&platform, &format!("{}/a", up.url)).await,
         Err(FailureKind::Tls)
@@ -178,7 +180,7 @@ async fn mtls_rotation_swaps_the_client_certificate_and_keeps_calls_in_flight() 
     // finishes its side first and sends the request; the server's alert then races the
     // reset its close sends (the request is unread), so either can arrive first (a loaded
     // CI machine saw the reset).
-    let anonymous = HttpClient::new(&tls_config(&[("caCert", &server_ca.0)]), None).unwrap();
+    let anonymous = http_client(&tls_config(&[("caCert", &server_ca.0)]), None).unwrap();
     let refused = get(&anonymous, &format!("{}/a", up.url)).await;
     assert!(
         matches!(
@@ -197,15 +199,16 @@ async fn mtls_rotation_swaps_the_client_certificate_and_keeps_calls_in_flight() 
         ("clientKey", &key),
     ]);
     tls.reload = Duration::from_millis(20);
-    let client = HttpClient::new(&tls, None).unwrap();
+    let client = http_client(&tls, None).unwrap();
     let reports = Arc::new(Mutex::new(Vec::new()));
     let r = reports.clone();
     let stop = crate::CancellationToken::new();
-    super::spawn_reload(
+    crate::breaker::watch_clients(
         &tokio::runtime::Handle::current(),
-        client.slot().clone(),
-        tls,
+        &client,
+        &tls,
         None,
+        super::TlsMetrics::new(&crate::metrics::Series::new("tls-handshake-rotation")),
         stop.clone(),
         Box::new(move |x| r.lock().unwrap().push(x)),
     );

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::test_pki::{ca, leaf, leaf_v1, tmpdir};
-use super::{PemSource, TlsConfig, Which};
+use crate::config::{PemSource, TlsConfig, TlsInput};
 
 fn with_identity(cert: &Path, key: &Path) -> TlsConfig {
     TlsConfig {
@@ -41,12 +41,14 @@ fn a_v1_client_certificate_with_its_own_key_is_accepted() {
         "{}",
         version(&v1.0)
     );
-    let m = with_identity(&v1.0, &v1.1).load();
+    let m = super::load(&with_identity(&v1.0, &v1.1));
     assert!(m.is_ok(), "{:?}", m.err());
     let m = m.unwrap();
     assert!(m.identity.is_some());
     // And a client is built with it (the check reqwest's Identity made refused it too).
-    assert!(with_identity(&v1.0, &v1.1).build_clients(m, None).is_ok());
+    let tls = with_identity(&v1.0, &v1.1);
+    let rustls = super::client_config(&tls, &m).unwrap();
+    assert!(crate::http::build_clients(rustls, &tls, None).is_ok());
 }
 
 #[test]
@@ -61,13 +63,15 @@ fn a_key_that_is_not_the_certificates_is_refused_v1_or_v3() {
         version(&v3.0)
     );
     for (cert, key) in [(&v1.0, &v3.1), (&v3.0, &v1.1)] {
-        let e = with_identity(cert, key).load().err().expect("refused");
-        assert_eq!(e.which, Which::Key);
+        let e = super::load(&with_identity(cert, key))
+            .err()
+            .expect("refused");
+        assert_eq!(e.which, TlsInput::Key);
         assert!(e.message.contains("does not match"), "{}", e.message);
     }
     // Matching pairs of both versions load.
     for (cert, key) in [(&v1.0, &v1.1), (&v3.0, &v3.1)] {
-        assert!(with_identity(cert, key).load().is_ok());
+        assert!(super::load(&with_identity(cert, key)).is_ok());
     }
 }
 

@@ -224,6 +224,6 @@ async fn serve(
     };
     // Commands still in flight die with the connection; the probe is not an operation.
     let dropped = inflight.len() - usize::from(probing);
-    shared.metrics.lkg_redis_errors.inc_by(dropped as u64);
+    shared.metrics.redis_errors.inc_by(dropped as u64);
     ended
 }

@@ -41,7 +41,7 @@
 //! hold only while claims are renewed in time. Choose `outboxClaimIdleMs` well above the
 //! longest delivery (`deadline`). One outbox lives in one hash slot (the `{name}` tag), so
 //! a Cluster does not spread one breaker's queue over shards. Redis's acknowledgement is as
-//! durable as its persistence (README: the fleet outbox): `appendfsync always` syncs the
+//! durable as its persistence (docs/outbox.md, the fleet outbox): `appendfsync always` syncs the
 //! XADD before it is acknowledged; replicas are not waited for (no WAIT), so a failover to
 //! a replica that missed the last writes loses them. The shared counts (stats, gauges) are
 //! read at most [`STATS_EVERY`] before. A replica learns of a write queued by another at
@@ -60,8 +60,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::sqlite::Stored;
-use crate::config::OutboxConfig;
-use crate::redis::{RedisClient, RedisConnection, RedisSpec};
+use crate::config::{OutboxConfig, RedisSpec};
+use crate::redis::{RedisClient, RedisConnection};
 
 /// The consumer group every replica of a breaker joins.
 const GROUP: &str = "delivery";

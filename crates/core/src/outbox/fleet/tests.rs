@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::breaker::Transport;
 use crate::breaker::{Breaker, Call, Deps};
 use crate::config::{Config, RawOptions, RawValue};
 use crate::error::FailureKind;
@@ -21,7 +22,6 @@ use crate::outcome::CallOutcome;
 use crate::redis::test_servers::{require_redis, Server};
 use crate::rng::SplitMix64;
 use crate::test_support::{eventually, Script, Step};
-use crate::transport::Transport;
 
 const BASE: &str = "http://127.0.0.1:9";
 const OK: Step = Step::Reply(201, "application/json", "{}");
@@ -578,7 +578,7 @@ async fn a_replica_full_of_writes_in_backoff_sleeps_until_something_is_due() {
     assert_eq!(failing.count(), 10, "nothing due yet");
 }
 
-/// The smallest grant the fleet outbox needs (README: Fleet outbox on Redis Streams).
+/// The smallest grant the fleet outbox needs (docs/outbox.md: Fleet outbox on Redis Streams).
 const GRANT: &[&str] = &[
     "ACL",
     "SETUSER",

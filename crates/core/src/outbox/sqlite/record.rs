@@ -26,7 +26,7 @@
 //! writes it again) and only the check's reach shrinks.
 //!
 //! The file is SQLite's database plus its `-wal` (the `-shm` is an index SQLite rebuilds)
-//! plus this record: a copy or a backup takes them together (README, production checklist).
+//! plus this record: a copy or a backup takes them together (docs/operations.md, production checklist).
 
 use std::fs;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};

@@ -4,7 +4,7 @@
 use super::*;
 use crate::redis::test_servers::{require_redis, Server};
 
-/// The smallest grant the shared LKG needs (README: Shared LKG with Redis).
+/// The smallest grant the shared LKG needs (docs/fleet.md: Shared LKG with Redis).
 const GRANT: &[&str] = &[
     "ACL",
     "SETUSER",
@@ -31,7 +31,7 @@ async fn a_user_limited_to_dnastore_keys_works_and_a_wrong_password_says_so_with
     let (c, health, m) = client(&url("pw-hunter2"), "redis-acl");
     round_trip(&c, entry("{\"acl\":1}")).await;
     assert!(health.lock().is_empty());
-    assert_eq!(m.lkg_redis_errors.get(), 0);
+    assert_eq!(m.redis_errors.get(), 0);
     // The grant really is narrow: the same user cannot touch another key.
     let other = srv.cli(&[
         "--user",

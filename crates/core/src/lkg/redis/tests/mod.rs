@@ -18,15 +18,17 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::{RedisLkg, READ_TIMEOUT};
+use crate::breaker::Transport;
 use crate::breaker::{Breaker, Call, Deps};
 use crate::config::{Config, RawOptions, RawValue};
+use crate::config::{RedisOptions, RedisSpec};
+use crate::lkg::LkgMetrics;
 use crate::lkg::{CacheKey, Entry};
-use crate::metrics::BreakerMetrics;
+use crate::metrics::Series;
 use crate::outcome::CallOutcome;
-use crate::redis::{RedisClient, RedisOptions, RedisSpec};
+use crate::redis::RedisClient;
 use crate::rng::SplitMix64;
 use crate::test_support::{eventually, Script};
-use crate::transport::Transport;
 
 /// The health transitions a client reported: (up, reason).
 type Seen = Arc<Mutex<Vec<(bool, Option<String>)>>>;
@@ -44,10 +46,10 @@ fn down_reason(seen: &Seen) -> String {
 }
 
 /// A client and the health transitions it reported.
-fn client_with(url: &str, name: &str, opts: RedisOptions) -> (RedisLkg, Seen, Arc<BreakerMetrics>) {
+fn client_with(url: &str, name: &str, opts: RedisOptions) -> (RedisLkg, Seen, Arc<LkgMetrics>) {
     let seen: Seen = Arc::new(Mutex::new(vec![]));
     let s = seen.clone();
-    let m = Arc::new(BreakerMetrics::new(name));
+    let m = Arc::new(LkgMetrics::new(&Series::new(name)));
     let redis = RedisClient::new(RedisSpec::parse(url).unwrap(), opts).unwrap();
     let c = RedisLkg::new(
         redis,
@@ -60,7 +62,7 @@ fn client_with(url: &str, name: &str, opts: RedisOptions) -> (RedisLkg, Seen, Ar
     (c, seen, m)
 }
 
-fn client(url: &str, name: &str) -> (RedisLkg, Seen, Arc<BreakerMetrics>) {
+fn client(url: &str, name: &str) -> (RedisLkg, Seen, Arc<LkgMetrics>) {
     client_with(url, name, RedisOptions::default())
 }
 

@@ -26,7 +26,7 @@ async fn writes_and_reads_with_auth_select_and_ttl() {
     assert!(pttl > 50_000 && pttl <= 60_000, "pttl {pttl}");
     assert_eq!(srv.cli(&["-a", "s3cret", "-n", "0", "EXISTS", &key]), "0");
     assert!(health.lock().is_empty(), "no transition while healthy");
-    assert_eq!(m.lkg_redis_errors.get(), 0);
+    assert_eq!(m.redis_errors.get(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,7 +37,7 @@ async fn a_value_it_did_not_write_counts_as_tampered() {
     let (c, _, m) = client(&format!("redis://127.0.0.1:{}", srv.port), "redis-foreign");
     srv.cli(&["SET", &c.key(&K), "{\"v\":1}"]);
     assert_eq!(c.get(&K, READ_TIMEOUT).await, None);
-    assert_eq!(m.lkg_tampered.get(), 1);
+    assert_eq!(m.rejected(crate::lkg::Rejected::Tampered).get(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,7 +65,7 @@ async fn a_wrong_password_is_down_once_with_a_clear_reason_and_reads_stay_fast()
     assert!(reason.contains("authentication failed"), "{reason}");
     assert!(!reason.contains("hunter2"), "{reason}");
     assert!(c.is_down());
-    assert!(m.lkg_redis_errors.get() >= 1);
+    assert!(m.redis_errors.get() >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +90,7 @@ async fn redis_stopped_then_back() {
         c.put(&K, &entry("2"));
     }
     assert_eq!(ups(&health), vec![false], "still reported once");
-    assert!(m.lkg_redis_errors.get() >= 1);
+    assert!(m.redis_errors.get() >= 1);
 
     srv.restart();
     eventually(10, "back reported", || async {
@@ -169,7 +169,13 @@ async fn a_fresh_replica_serves_what_another_cached_but_never_a_tampered_value()
         fallback_source(&get(&c, None).await).map(|f| f.0),
         Some(FallbackSource::None)
     );
-    assert_eq!(c.metrics().lkg_tampered.get(), 1);
+    assert_eq!(
+        c.metrics()
+            .lkg
+            .rejected(crate::lkg::Rejected::Tampered)
+            .get(),
+        1
+    );
     assert_eq!(c.lkg().unwrap().len(), 0, "never kept");
 }
 

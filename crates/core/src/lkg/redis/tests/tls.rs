@@ -120,7 +120,7 @@ async fn rediss_connects_with_the_ca_and_a_wrong_ca_fails_clearly() {
     let (c, health, m) = client_with(&url, "redis-tls", with_ca(Some(dir.path("ca.crt"))));
     round_trip(&c, entry("{\"tls\":1}")).await;
     assert!(health.lock().is_empty());
-    assert_eq!(m.lkg_redis_errors.get(), 0);
+    assert_eq!(m.redis_errors.get(), 0);
     assert_eq!(srv.cli(&["EXISTS", &c.key(&K)]), "1", "stored through TLS");
 
     for (name, ca) in [

@@ -3,7 +3,8 @@
 //! deterministically (a real socket would race a paused clock). The Jest and
 //! integration suites cover the real client against real servers.
 
-use crate::http::{AttemptFailure, HttpClient, PreparedRequest, RawResponse};
+use crate::http::{AttemptFailure, HttpClient, RawResponse};
+use crate::request::PreparedRequest;
 
 pub(crate) enum Transport {
     Http(HttpClient),

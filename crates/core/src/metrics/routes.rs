@@ -10,8 +10,8 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use prometheus::{Histogram, IntCounter};
 
+use super::{FAMILIES, OUTCOME_CLIENT_ERROR, OUTCOME_SUCCESS};
 use crate::error::FailureKind;
-use crate::metrics::{FAMILIES, OUTCOME_CLIENT_ERROR, OUTCOME_SUCCESS};
 
 pub const DEFAULT_MAX_ROUTES: u32 = 50;
 pub const OTHER_ROUTE: &str = "other";

@@ -12,23 +12,36 @@
 //! (`Outbox::tick`: take writes, renew claims, read the shared counts) and never sleeps
 //! past the next of those; and each attempt starts with the store's check that the write
 //! is still this replica's and first of its ordering key (`Outbox::begin`).
+//!
+//! It lives here, with the breaker, because each delivery is a call of this breaker
+//! (admitted and executed like a live one); the outbox keeps the queue, its pacing state
+//! and its counts, and answers what the loop asks (`outbox/driven.rs`).
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::fleet::{Begin, WAIT_POLL};
-use super::{Meta, Outbox, Write};
-use crate::breaker::{Breaker, Call};
+use super::{Breaker, Call};
 use crate::error::Code;
-use crate::observer::{Event, OutboxPhase};
+use crate::observer::{DeadReason, Event, OutboxPhase};
+use crate::outbox::fleet::{Begin, WAIT_POLL};
+use crate::outbox::{Done, Meta, Outbox, Write};
 use crate::outcome::CallOutcome;
 
 /// Starts `b`'s delivery loop on `rt` (the breaker must have an outbox).
-pub fn spawn_delivery(b: &Arc<Breaker>, ob: &Arc<Outbox>, rt: &tokio::runtime::Handle) {
+pub(super) fn spawn_delivery(b: &Arc<Breaker>, ob: &Arc<Outbox>, rt: &tokio::runtime::Handle) {
     rt.spawn(run(Arc::downgrade(b), ob.clone()));
+}
+
+impl Breaker {
+    /// Resolves when the outbox's queue is empty or the circuit is open, or the outbox
+    /// closes (at once without an outbox).
+    pub async fn drain_outbox(&self) {
+        if let Some(ob) = &self.outbox {
+            ob.drain(&|| self.open_for().is_some()).await;
+        }
+    }
 }
 
 /// Tokens for `outboxRate`: refilled continuously, at most `burst` saved up.
@@ -78,7 +91,7 @@ struct Run {
 }
 
 async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
-    let concurrency = ob.cfg.concurrency.max(1);
+    let concurrency = ob.config().concurrency.max(1);
     let slots = Arc::new(Semaphore::new(concurrency as usize));
     let mut bucket: Option<Bucket> = None;
     let mut current: Option<Run> = None;
@@ -86,8 +99,8 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
         if ob.is_closed() {
             return ob.hand_back().await;
         }
-        ob.turns.fetch_add(1, Ordering::Relaxed);
-        let wake = ob.wake.notified();
+        ob.count_turn();
+        let wake = ob.woken();
         tokio::pin!(wake);
         // Registered before looking, so a change in between is not missed.
         wake.as_mut().enable();
@@ -100,8 +113,8 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
             r.delivered += d;
             r.dead += x;
         }
-        let bucket = bucket.get_or_insert_with(|| Bucket::new(ob.cfg.rate, concurrency, now));
-        let not_before = ob.not_before_ms.load(Ordering::Acquire);
+        let bucket = bucket.get_or_insert_with(|| Bucket::new(ob.config().rate, concurrency, now));
+        let not_before = ob.not_before_ms();
         let (queued, next_due) = ob.queue_state();
         let wait = if queued == 0 {
             if let Some(r) = current.take() {
@@ -129,7 +142,7 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
                     elapsed: Duration::from_millis(now.saturating_sub(r.started_at_ms)),
                 });
             }
-            ob.settled.notify_waiters();
+            ob.notify_settled();
             Some(left)
         } else if now < not_before {
             Some(Duration::from_millis(not_before - now))
@@ -162,8 +175,7 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
                     tokio::spawn(async move {
                         let _slot = slot;
                         let done = deliver(&b, &ob, m).await;
-                        ob.tally(done);
-                        ob.wake.notify_one();
+                        ob.finished(done);
                     });
                 }
                 continue;
@@ -184,27 +196,19 @@ async fn run(weak: Weak<Breaker>, ob: Arc<Outbox>) {
         match wait {
             Some(d) => {
                 tokio::select! {
-                    _ = ob.stop.cancelled() => return ob.hand_back().await,
+                    _ = ob.stopped() => return ob.hand_back().await,
                     _ = &mut wake => {}
                     _ = tokio::time::sleep(d.max(Duration::from_millis(1))) => {}
                 }
             }
             None => {
                 tokio::select! {
-                    _ = ob.stop.cancelled() => return ob.hand_back().await,
+                    _ = ob.stopped() => return ob.hand_back().await,
                     _ = &mut wake => {}
                 }
             }
         }
     }
-}
-
-/// How one delivery ended, for the run's counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Done {
-    Delivered,
-    Dead,
-    Again,
 }
 
 /// One attempt at delivering `m` (which may retry inside, as a live call would).
@@ -213,8 +217,7 @@ async fn deliver(b: &Arc<Breaker>, ob: &Arc<Outbox>, m: Meta) -> Done {
         Begin::Go => {}
         // An older write of its key is held by another replica: not an attempt.
         Begin::Wait => {
-            let later = b.wall_ms() + WAIT_POLL.as_millis() as u64;
-            ob.schedule.lock().reschedule(m.seq, later, m.attempts);
+            ob.wait_turn(&m, b.wall_ms() + WAIT_POLL.as_millis() as u64);
             return Done::Again;
         }
         Begin::Lost => {
@@ -226,12 +229,12 @@ async fn deliver(b: &Arc<Breaker>, ob: &Arc<Outbox>, m: Meta) -> Done {
     let write = match ob.load(&m).await {
         Ok(w) => w,
         Err(reason) => {
-            ob.bury(b, &m, reason, None, None, now).await;
+            bury(b, ob, &m, reason, None, None, now).await;
             return Done::Dead;
         }
     };
-    if now.saturating_sub(m.created_at_ms) > ob.cfg.max_age.as_millis() as u64 {
-        ob.bury(b, &m, "expired", None, None, now).await;
+    if ob.expired(&m, now) {
+        bury(b, ob, &m, DeadReason::Expired, None, None, now).await;
         return Done::Dead;
     }
     let Some(permit) = b.admit() else {
@@ -244,14 +247,14 @@ async fn deliver(b: &Arc<Breaker>, ob: &Arc<Outbox>, m: Meta) -> Done {
     let now = b.wall_ms();
     match out {
         CallOutcome::Ok(s) => {
-            ob.delivered(b, &m, &write, s.status, &s.body, now).await;
+            delivered(b, ob, &m, &write, s.status, &s.body, now).await;
             Done::Delivered
         }
         // DNAStore answered and refused (a 4xx other than 408/429, or a redirect to another
         // origin): sending it again gets the same answer.
         CallOutcome::Rejected(r) if r.code == Code::Http => {
             let answer = r.body.map(|a| a.to_vec());
-            ob.bury(b, &m, "rejected", r.status, answer, now).await;
+            bury(b, ob, &m, DeadReason::Rejected, r.status, answer, now).await;
             Done::Dead
         }
         CallOutcome::Rejected(r) if r.code == Code::Shutdown => {
@@ -259,168 +262,71 @@ async fn deliver(b: &Arc<Breaker>, ob: &Arc<Outbox>, m: Meta) -> Done {
             Done::Again
         }
         CallOutcome::Rejected(r) => {
-            ob.again(b, &m, r.code, None, now).await;
+            again(b, ob, &m, r.code, None, now).await;
             Done::Again
         }
         CallOutcome::Fallback(f) => {
-            ob.again(b, &m, f.code, f.retry_after, now).await;
+            again(b, ob, &m, f.code, f.retry_after, now).await;
             Done::Again
         }
         CallOutcome::Queued(_) => {
             // Deliveries are never durable calls; nothing to do but try again later.
-            ob.again(b, &m, Code::Internal, None, now).await;
+            again(b, ob, &m, Code::Internal, None, now).await;
             Done::Again
         }
     }
 }
 
-impl Outbox {
-    /// How many writes are queued, and when the next one not yet due is.
-    pub(super) fn queue_state(&self) -> (usize, Option<u64>) {
-        let s = self.schedule.lock();
-        (s.len(), s.next_due_ms())
-    }
+/// A delivered write: counted by the outbox, reported as an event.
+async fn delivered(
+    b: &Breaker,
+    ob: &Outbox,
+    m: &Meta,
+    w: &Write,
+    status: u16,
+    body: &[u8],
+    now_ms: u64,
+) {
+    let after = ob.delivered(m, now_ms).await;
+    b.emit(&Event::Delivered {
+        id: &m.id,
+        status,
+        after,
+        idempotency_key: &w.idempotency_key,
+        body,
+    });
+}
 
-    pub(super) fn claim(&self, now_ms: u64, max: usize) -> Vec<Meta> {
-        self.schedule.lock().claim(now_ms, max)
-    }
-
-    pub(super) fn release(&self, m: &Meta) {
-        self.schedule.lock().release(m.seq);
-        self.store_release(m);
-    }
-
-    fn tally(&self, d: Done) {
-        match d {
-            Done::Delivered => {
-                self.run_delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            Done::Dead => {
-                self.run_dead.fetch_add(1, Ordering::Relaxed);
-            }
-            Done::Again => {}
-        }
-        self.settled.notify_waiters();
-    }
-
-    fn take_tally(&self) -> (u64, u64) {
-        (
-            self.run_delivered.swap(0, Ordering::Relaxed),
-            self.run_dead.swap(0, Ordering::Relaxed),
-        )
-    }
-
-    /// The stored write, verified; the dead-letter reason otherwise.
-    async fn load(&self, m: &Meta) -> Result<Write, &'static str> {
-        let Some((blob, mac)) = self.stored(m).await else {
-            return Err("unreadable");
-        };
-        if !Write::verify(&blob, mac.as_deref(), self.secret.as_deref()) {
-            return Err("tampered");
-        }
-        Write::decode(&blob).ok_or("unreadable")
-    }
-
-    async fn delivered(
-        &self,
-        b: &Breaker,
-        m: &Meta,
-        w: &Write,
-        status: u16,
-        body: &[u8],
-        now_ms: u64,
-    ) {
-        self.store_delivered(m).await;
-        self.schedule.lock().remove(m.seq);
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-        let after = Duration::from_millis(now_ms.saturating_sub(m.created_at_ms));
-        if let Some(om) = b.metrics().outbox() {
-            om.delivered.inc();
-            om.delivery_seconds.observe(after.as_secs_f64());
-        }
-        self.refresh_gauges(Some(now_ms));
-        b.emit(&Event::Delivered {
-            id: &m.id,
-            status,
-            after,
-            idempotency_key: &w.idempotency_key,
-            body,
-        });
-    }
-
-    async fn bury(
-        &self,
-        b: &Breaker,
-        m: &Meta,
-        reason: &'static str,
-        status: Option<u16>,
-        answer: Option<Vec<u8>>,
-        now_ms: u64,
-    ) {
-        match self.store_bury(m, reason, status, answer, now_ms).await {
-            Some(true) => {}
-            // Another replica finished it first.
-            Some(false) => return self.forget(m),
-            None => {
-                // Could not move it: try again later rather than lose or resend it now.
-                self.schedule
-                    .lock()
-                    .reschedule(m.seq, now_ms + 1000, m.attempts);
-                return;
-            }
-        }
-        self.schedule.lock().remove(m.seq);
-        self.dead.fetch_add(1, Ordering::Relaxed);
-        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        if let Some(om) = b.metrics().outbox() {
-            om.dead_lettered(reason).inc();
-        }
-        self.refresh_gauges(Some(now_ms));
+/// A write moved to the dead letters: counted by the outbox, reported as an event (unless
+/// another replica finished it first, or it could not be moved yet).
+async fn bury(
+    b: &Breaker,
+    ob: &Outbox,
+    m: &Meta,
+    reason: DeadReason,
+    status: Option<u16>,
+    answer: Option<Vec<u8>>,
+    now_ms: u64,
+) {
+    if ob.bury(m, reason, status, answer, now_ms).await {
         b.emit(&Event::DeadLetter {
             id: &m.id,
             reason,
             status,
         });
     }
+}
 
-    /// Not delivered this time: back in line after a jittered backoff (or DNAStore's
-    /// Retry-After, which also pauses the loop).
-    async fn again(
-        &self,
-        b: &Breaker,
-        m: &Meta,
-        code: Code,
-        retry_after: Option<Duration>,
-        now_ms: u64,
-    ) {
-        let attempts = m.attempts + 1;
-        let delay = b
-            .outbox_backoff(attempts)
-            .max(retry_after.unwrap_or_default());
-        if let Some(ra) = retry_after {
-            let until = now_ms + ra.as_millis() as u64;
-            self.not_before_ms.fetch_max(until, Ordering::AcqRel);
-        }
-        let next = now_ms + delay.as_millis() as u64;
-        self.store_again(m, next, attempts, code.as_str()).await;
-        self.schedule.lock().reschedule(m.seq, next, attempts);
-    }
-
-    /// Resolves when the queue is empty or the circuit is open (`b.open_for`), or the
-    /// outbox closes.
-    pub async fn drain(&self, b: &Breaker) {
-        loop {
-            let settled = self.settled.notified();
-            tokio::pin!(settled);
-            settled.as_mut().enable();
-            if self.is_closed() || b.open_for().is_some() {
-                return;
-            }
-            if self.schedule.lock().is_empty() && self.queued_now().await == 0 {
-                return;
-            }
-            // Bounded wait: the circuit opening notifies nothing here.
-            let _ = tokio::time::timeout(Duration::from_millis(100), settled).await;
-        }
-    }
+/// Not delivered this time: back in line after the breaker's jittered backoff from
+/// retryBaseMs up to outboxRetryMaxMs (or DNAStore's Retry-After).
+async fn again(
+    b: &Breaker,
+    ob: &Outbox,
+    m: &Meta,
+    code: Code,
+    retry_after: Option<Duration>,
+    now_ms: u64,
+) {
+    let delay = b.outbox_backoff(m.attempts + 1);
+    ob.again(m, delay, code.as_str(), retry_after, now_ms).await;
 }

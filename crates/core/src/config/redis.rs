@@ -15,10 +15,18 @@
 //! password or the master name are percent-encoded (`p%40ss` for `p@ss`).
 //!
 //! Parsing errors never repeat the URL: it may hold a password.
+//!
+//! Plain data and its parsing (no I/O): the `redis` module connects with it. The CA file
+//! option (`redisCaFile`, shared by both Redis URLs) is declared here; its file is read
+//! when a breaker is built (`breaker/files.rs`, with `redis::read_ca_file`).
 
 use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use url::Url;
+
+use super::StrSpec;
 
 /// How the nodes of a URL are used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,6 +215,38 @@ impl RedisSpec {
             }
         }
         out
+    }
+}
+
+pub const REDIS_CA_FILE: StrSpec = StrSpec {
+    option: "redisCaFile",
+    env: &["DNASTORE_LKG_REDIS_CA_FILE"],
+    default: None,
+    secret: false,
+    doc: "PEM file of the CA certificate(s) that verify the Redis TLS servers, instead of the system trust store (needs a rediss URL).",
+};
+
+/// Timeouts and trust, from the configuration table (`redisConnectTimeoutMs`,
+/// `redisResponseTimeoutMs`, `redisCaFile`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// Bound on opening a connection: TCP, TLS, AUTH/SELECT, the Sentinel lookup, the
+    /// Cluster's slot map, and the first PING.
+    pub connect_timeout: Duration,
+    /// Bound on each reply; a connection that exceeds it is considered stuck.
+    pub response_timeout: Duration,
+    /// PEM file of the CA certificates that verify TLS servers, instead of the system's
+    /// trust store (a private CA for Redis).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(1),
+            ca_file: None,
+        }
     }
 }
 
