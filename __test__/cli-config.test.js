@@ -199,7 +199,7 @@ test('secrets are never printed: signing secret, Redis and proxy passwords, URL 
 });
 
 test('usage errors exit 2; --help exits 0 for the command and each command', async () => {
-  for (const args of [[], ['nope'], ['config', '--bogus'], ['config', 'extra'], ['config', '--name']]) {
+  for (const args of [[], ['nope'], ['toString'], ['config', '--bogus'], ['config', 'extra'], ['config', '--name']]) {
     const r = await cli(args);
     expect({ args, code: r.code, out: r.stdout }).toEqual({ args, code: 2, out: '' });
     expect(r.stderr).toMatch(/Usage: dnastore-breaker/);

@@ -265,6 +265,7 @@ test('a missing store, a bad configuration and bad command lines', async () => {
   for (const args of [
     ['outbox'],
     ['outbox', 'nope'],
+    ['outbox', 'constructor'],
     ['outbox', 'retry'],
     ['outbox', 'stats', 'extra'],
     ['outbox', 'stats', '--dir', 'a', '--redis', 'redis://127.0.0.1:1'],

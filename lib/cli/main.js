@@ -26,7 +26,7 @@ Exit status: 0 done; 1 a failed check or operation; 2 a bad command line.`;
 async function main(argv, io = stdio) {
   const [name, ...rest] = argv;
   if (name === '--help' || name === '-h' || name === 'help') {
-    const cmd = name === 'help' && rest[0] in COMMANDS ? COMMANDS[rest[0]]() : null;
+    const cmd = name === 'help' && Object.hasOwn(COMMANDS, rest[0] ?? '') ? COMMANDS[rest[0]]() : null;
     io.out(cmd ? cmd.help : help);
     return 0;
   }
@@ -34,7 +34,7 @@ async function main(argv, io = stdio) {
     io.out(require('../../package.json').version);
     return 0;
   }
-  if (name === undefined || !(name in COMMANDS)) {
+  if (name === undefined || !Object.hasOwn(COMMANDS, name)) {
     io.err(`dnastore-breaker: ${name === undefined ? 'which command?' : `unknown command ${JSON.stringify(name)}`}\n\n${help}`);
     return 2;
   }

@@ -211,7 +211,7 @@ async function run(args, io) {
     return 0;
   }
   if (sub === undefined) throw new UsageError('which operation? stats, list, dead, retry <id>, discard <id> or drain');
-  if (!(sub in COMMANDS) && sub !== 'drain') throw new UsageError(`unknown operation ${JSON.stringify(sub)}`);
+  if (!Object.hasOwn(COMMANDS, sub) && sub !== 'drain') throw new UsageError(`unknown operation ${JSON.stringify(sub)}`);
   const needsId = sub === 'retry' || sub === 'discard';
   if (needsId && (id === undefined || id === '')) throw new UsageError(`${sub} needs the write's id (from list or dead)`);
   if (!needsId && id !== undefined) throw new UsageError(`unexpected argument ${JSON.stringify(id)}`);
@@ -224,4 +224,4 @@ async function run(args, io) {
   return 0;
 }
 
-module.exports = { run, usage, help, withAdmin };
+module.exports = { run, usage, help };
