@@ -222,6 +222,11 @@ export interface BreakerEvent {
   deadLettered?: number
   /** `delivered`: DNAStore's answer (up to 64 KiB; absent when larger). */
   body?: string
+  /**
+   * `hedge`: won | lost | skipped (`reason` says why skipped: budget | bulkhead | circuit;
+   * `attempt` the attempt it hedged; `afterMs` when it was sent or due, from that attempt's start).
+   */
+  result?: string
 }
 
 export interface BreakerOptions {
@@ -345,6 +350,10 @@ export interface BreakerOptions {
   tlsMinVersion?: string
   /** ms between checks of the TLS files for a rotation; 0 never. Default 60000 (DNASTORE_TLS_RELOAD_MS). */
   tlsReloadMs?: number | string
+  /** Hedged reads: a GET/HEAD attempt with no answer after this many ms is sent once more (up to hedgeMax extra copies); the first answer wins, the others are cancelled. 'auto': the recent p95 attempt latency, at least 10 ms. 0: off. Hedges draw from the retry budget. Default 0 (DNASTORE_HEDGE_AFTER_MS). */
+  hedgeAfterMs?: number | string
+  /** Extra copies of one GET/HEAD attempt hedging may send; needs hedgeAfterMs. Default 1 (DNASTORE_HEDGE_MAX). */
+  hedgeMax?: number | string
   /** 'off' | 'env' (HTTPS_PROXY / HTTP_PROXY / NO_PROXY) | an http:// proxy URL, a secret. Default 'off' (DNASTORE_PROXY). */
   proxy?: string
 }
@@ -371,6 +380,8 @@ export interface BreakerStats {
   windowMs: number
   /** The bulkhead; null without maxConcurrent. */
   bulkhead?: BulkheadStats
+  /** Hedged reads over the window; absent without hedgeAfterMs. */
+  hedges?: HedgeStats
 }
 
 /** `stats().bulkhead`. */
@@ -522,6 +533,16 @@ export interface EffectiveConfig {
  */
 export declare function errorCodes(): Array<string>
 
+/** `stats().hedges`: hedges over the rolling window, by result. */
+export interface HedgeStats {
+  /** Sent, and their answer was the one taken. */
+  won: number
+  /** Sent, and another copy answered first (cancelled). */
+  lost: number
+  /** Due but not sent: retry budget spent, bulkhead full, or circuit not closed. */
+  skipped: number
+}
+
 /** Every metric family the core defines: `[name, type, help]`, present or not yet. */
 export declare function metricFamilies(): Array<Array<string>>
 
@@ -530,6 +551,18 @@ export declare function metrics(): string
 
 /** The content type of `metrics()`. */
 export declare const METRICS_CONTENT_TYPE: string
+
+/** One hedge of a traced call. */
+export interface NativeHedge {
+  /** The attempt it hedged (1-based). */
+  attempt: number
+  /** won | lost | skipped. */
+  result: string
+  /** Why it was skipped: budget | bulkhead | circuit. */
+  reason?: string
+  /** When it was sent (or due), ms from the start of the call's first attempt. */
+  atMs: number
+}
 
 /** A fire() result as the facade receives it (it builds the public shapes). */
 export interface NativeOutcome {
@@ -554,6 +587,8 @@ export interface NativeOutcome {
   retries?: Array<NativeRetry>
   /** Traced calls: the status of the last attempt that got an answer (a fallback after a 503). */
   lastStatus?: number
+  /** Traced calls: the hedges of its attempts (hedgeAfterMs), in order. */
+  hedges?: Array<NativeHedge>
 }
 
 /** One retry of a traced call. */

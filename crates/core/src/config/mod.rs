@@ -30,6 +30,7 @@ use url::Url;
 use crate::error::CallError;
 
 mod effective;
+mod hedge;
 mod input;
 mod limit;
 mod lkg;
@@ -39,6 +40,7 @@ mod resolver;
 mod tls;
 
 pub use effective::{Setting, Shown, Source, REDACTED};
+pub use hedge::{HedgeConfig, HedgeDelay};
 pub use input::{BoolSpec, ConfigError, IntSpec, RawOptions, RawValue, StrSpec};
 pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
 pub use lkg::{LkgConfig, IDENTITY_HEADERS};
@@ -146,6 +148,9 @@ int_specs! {
     // Upstream TLS (config/tls.rs).
     tls_reload: "tlsReloadMs", "DNASTORE_TLS_RELOAD_MS", 60_000, 0, 86_400_000, "ms",
         "How often caCert, clientCert and clientKey files are checked for a rotation (0: never); new connections use the new material, calls in flight keep theirs.";
+    // Hedged reads (config/hedge.rs; hedgeAfterMs is declared there).
+    hedge_max: "hedgeMax", "DNASTORE_HEDGE_MAX", 1, 1, 10, "copies",
+        "Extra copies of one GET/HEAD attempt hedging may send (each hedgeAfterMs after the previous); needs hedgeAfterMs.";
 }
 
 /// Boolean settings.
@@ -202,6 +207,7 @@ pub const STR_SPECS: &[StrSpec] = &[
     tls::TLS_SERVER_NAME,
     tls::TLS_MIN_VERSION,
     tls::PROXY,
+    hedge::HEDGE_AFTER,
 ];
 
 /// Header-name list settings: a comma-separated string (or, from JS, an array of names).
@@ -254,6 +260,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Where the settings naming files came from (for the errors reading them).
     pub origins: Origins,
+    /// Hedged reads; `None` with `hedgeAfterMs` 0.
+    pub hedge: Option<HedgeConfig>,
 }
 
 /// Every accepted option name.
@@ -391,7 +399,9 @@ impl Config {
         let redis_ca_file = r
             .string(&redis::REDIS_CA_FILE)?
             .map(|(_, src)| Origin::of(&redis::REDIS_CA_FILE, &src));
+        let hedge = r.hedge()?;
         Ok(Config {
+            hedge,
             origins: Origins {
                 ca_cert,
                 client_cert,

@@ -231,7 +231,7 @@ pub(super) fn key_of(s: &StrSpec, src: &str) -> &'static str {
 
 /// A non-negative decimal integer, surrounding blanks allowed (`" 3000 "`); nothing else
 /// (no sign, fraction, exponent or hex): the one reading of numeric text, env or option.
-fn parse_uint(raw: &str) -> Option<u64> {
+pub(super) fn parse_uint(raw: &str) -> Option<u64> {
     let t = raw.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         t.parse::<u64>().ok()

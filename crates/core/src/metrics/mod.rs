@@ -22,7 +22,8 @@
 //!   itself, where it changes; no event carries them): `lkg/metrics.rs` (entries, bytes,
 //!   evictions, rejections, Redis errors), `outbox/metrics.rs` (the queue's gauges,
 //!   enqueued, refused, delivered, dead-lettered, delivery time), `limit/metrics.rs` (the
-//!   bulkhead's gauges and rejections), `tls/metrics.rs` (insecure mode, reloads).
+//!   bulkhead's gauges and rejections), `tls/metrics.rs` (insecure mode, reloads),
+//!   `hedge/metrics.rs` (hedges by result).
 //! - **The breaker itself**: slow attempts (`breaker/metrics.rs`), which only its attempt
 //!   loop sees.
 //!
@@ -194,6 +195,9 @@ families! {
         "Queued writes moved to the dead letters, by reason.";
     outbox_delivery: HistogramVec = "dnastore_outbox_delivery_seconds", ["name"],
         "Time from queued to delivered, in seconds.", OUTBOX_DELIVERY_BUCKETS;
+    // hedge/metrics.rs
+    hedges: IntCounterVec = "dnastore_hedges_total", ["name", "result"],
+        "Hedges of GET/HEAD attempts by result: won (sent, and its answer was taken), lost (sent, another copy answered first; cancelled), skipped (due but not sent: retry budget spent, bulkhead full, circuit not closed).";
     // limit/metrics.rs
     inflight: IntGaugeVec = "dnastore_inflight_requests", ["name"],
         "Calls holding a bulkhead slot (in flight to DNAStore); breakers with maxConcurrent.";
