@@ -29,6 +29,7 @@ use url::Url;
 
 use crate::error::CallError;
 
+mod effective;
 mod hedge;
 mod input;
 mod limit;
@@ -38,13 +39,14 @@ mod redis;
 mod resolver;
 mod tls;
 
+pub use effective::{Setting, Shown, Source, REDACTED};
 pub use hedge::{HedgeConfig, HedgeDelay};
 pub use input::{BoolSpec, ConfigError, IntSpec, RawOptions, RawValue, StrSpec};
 pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
 pub use lkg::{LkgConfig, IDENTITY_HEADERS};
 pub use outbox::{OutboxConfig, OutboxMode};
 pub use redis::{Mode, Node, RedisOptions, RedisSpec};
-use resolver::{err, Resolver};
+use resolver::{err, key_of, Resolver};
 pub use resolver::{Origin, Origins};
 pub use tls::{
     base_ip, PemSource, ProxyMode, TlsConfig, TlsInput, TlsVersion, PROXY_ENV_VARS,
@@ -344,7 +346,7 @@ impl Config {
         let (name, name_src) = r.string(&NAME)?.expect("name has a default");
         if !valid_name(&name) {
             return Err(err(
-                NAME.option,
+                key_of(&NAME, &name_src),
                 format!("invalid {name_src}: the breaker name must be 1-64 characters of A-Z a-z 0-9 _ . : -"),
             ));
         }
@@ -364,11 +366,13 @@ impl Config {
         let rolling_count_buckets = r.int(&spec::rolling_buckets)? as u32;
         if !(rolling_count_timeout.as_millis() as u64).is_multiple_of(rolling_count_buckets as u64)
         {
+            let given = r.int_label(&spec::rolling_timeout);
             return Err(err(
-                spec::rolling_timeout.option,
+                given,
                 format!(
-                    "invalid rollingCountTimeout ({} ms): must be a multiple of rollingCountBuckets ({})",
+                    "invalid {given} ({} ms): must be a multiple of {} ({})",
                     rolling_count_timeout.as_millis(),
+                    r.int_label(&spec::rolling_buckets),
                     rolling_count_buckets
                 ),
             ));
@@ -376,11 +380,13 @@ impl Config {
         let retry_base = r.ms(&spec::retry_base)?;
         let retry_max = r.ms(&spec::retry_max)?;
         if retry_max < retry_base {
+            let given = r.int_label(&spec::retry_max);
             return Err(err(
-                spec::retry_max.option,
+                given,
                 format!(
-                    "invalid retryMaxMs ({} ms): must be >= retryBaseMs ({} ms)",
+                    "invalid {given} ({} ms): must be >= {} ({} ms)",
                     retry_max.as_millis(),
+                    r.int_label(&spec::retry_base),
                     retry_base.as_millis()
                 ),
             ));
@@ -449,3 +455,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_env_keys;
