@@ -104,6 +104,42 @@ export declare class NativeCircuit {
   shutdown(): void
 }
 
+export declare class NativeOutboxAdmin {
+  /**
+   * The outbox `options` and `envVars` describe, resolved and validated as
+   * `createBreaker` does (ECONFIG otherwise): `outboxRedisUrl`, else `outboxDir`, for
+   * the breaker `name`. Opens nothing yet.
+   */
+  constructor(options: BreakerOptions | undefined | null, envVars: Record<string, string> | undefined | null)
+  /** The breaker's name, as resolved. */
+  get name(): string
+  /** 'sqlite' | 'redis' */
+  get kind(): string
+  /** The store's file, or its Redis URL without credentials. */
+  get location(): string
+  stats(): Promise<OutboxAdminStats>
+  /** Queued writes, oldest first; their headers and bodies only with `bodies`. */
+  list(limit?: number | undefined | null, bodies?: boolean | undefined | null): Promise<Array<OutboxAdminEntry>>
+  deadLetters(limit?: number | undefined | null, bodies?: boolean | undefined | null): Promise<Array<OutboxAdminDeadLetter>>
+  /**
+   * A dead letter back in the queue: resolves false if there is none with `id`; rejects
+   * when the store cannot be changed (held by a running process, Redis down), saying why.
+   */
+  retry(id: string): Promise<boolean>
+  /**
+   * Removes a queued write or a dead letter for good: resolves false if there is none
+   * with `id`; rejects as `retry` does.
+   */
+  discard(id: string): Promise<boolean>
+  /**
+   * Why the oldest queued writes would be dead-lettered as tampered if delivered with
+   * this configuration's signing secret; null when they verify (or there is no secret).
+   */
+  unverified(): Promise<string | null>
+  /** Releases the Redis connection. */
+  close(): void
+}
+
 /**
  * Returns the allocator's freed pages to the OS now (mimalloc's `mi_collect(true)`):
  * mimalloc keeps freed pages for reuse, so the resident set does not shrink when memory
@@ -186,6 +222,11 @@ export interface BreakerEvent {
   deadLettered?: number
   /** `delivered`: DNAStore's answer (up to 64 KiB; absent when larger). */
   body?: string
+  /**
+   * `hedge`: won | lost | skipped (`reason` says why skipped: budget | bulkhead | circuit;
+   * `attempt` the attempt it hedged; `afterMs` when it was sent or due, from that attempt's start).
+   */
+  result?: string
 }
 
 export interface BreakerOptions {
@@ -311,6 +352,10 @@ export interface BreakerOptions {
   tlsMinVersion?: string
   /** ms between checks of the TLS files for a rotation; 0 never. Default 60000 (DNASTORE_TLS_RELOAD_MS). */
   tlsReloadMs?: number | string
+  /** Hedged reads: a GET/HEAD attempt with no answer after this many ms is sent once more (up to hedgeMax extra copies); the first answer wins, the others are cancelled. 'auto': the recent p95 attempt latency, at least 10 ms. 0: off. Hedges draw from the retry budget. Default 0 (DNASTORE_HEDGE_AFTER_MS). */
+  hedgeAfterMs?: number | string
+  /** Extra copies of one GET/HEAD attempt hedging may send; needs hedgeAfterMs. Default 1 (DNASTORE_HEDGE_MAX). */
+  hedgeMax?: number | string
   /** 'off' | 'env' (HTTPS_PROXY / HTTP_PROXY / NO_PROXY) | an http:// proxy URL, a secret. Default 'off' (DNASTORE_PROXY). */
   proxy?: string
 }
@@ -337,6 +382,8 @@ export interface BreakerStats {
   windowMs: number
   /** The bulkhead; null without maxConcurrent. */
   bulkhead?: BulkheadStats
+  /** Hedged reads over the window; absent without hedgeAfterMs. */
+  hedges?: HedgeStats
 }
 
 /** `stats().bulkhead`. */
@@ -447,11 +494,56 @@ export interface CircuitTransition {
   trips: number
 }
 
+/** What `createBreaker` would throw (ECONFIG): the option or variable, and the message. */
+export interface ConfigProblem {
+  key: string
+  message: string
+}
+
+/** One setting of the table. */
+export interface ConfigSetting {
+  /** The option name; null for a switch only the environment sets (DNASTORE_TLS_INSECURE). */
+  option?: string
+  /** Its environment variables, first set wins. */
+  env: Array<string>
+  unit?: string
+  /** null when unset with no default; secrets and credentials masked. */
+  value?: number | boolean | string | string[] | null
+  /** 'default' | 'option' | 'env' */
+  source: string
+  /** The option or variable it came from; null for a default. */
+  from?: string
+  /** The value shown was masked (a secret, or credentials in a URL). */
+  redacted: boolean
+}
+
+/**
+ * The effective configuration for `options` (winning) and `envVars`, as `createBreaker`
+ * would resolve it; never throws for a bad value (it is the result's `error`).
+ */
+export declare function effectiveConfig(options: BreakerOptions | undefined | null, envVars: Record<string, string> | undefined | null): EffectiveConfig
+
+/** The settings, or the problem `createBreaker` would throw for these options and variables. */
+export interface EffectiveConfig {
+  settings: Array<ConfigSetting>
+  error?: ConfigProblem
+}
+
 /**
  * Every error code fire() and createBreaker() can produce (the core's list): the facade
  * checks membership instead of guessing from a prefix.
  */
 export declare function errorCodes(): Array<string>
+
+/** `stats().hedges`: hedges over the rolling window, by result. */
+export interface HedgeStats {
+  /** Sent, and their answer was the one taken. */
+  won: number
+  /** Sent, and another copy answered first (cancelled). */
+  lost: number
+  /** Due but not sent: retry budget spent, bulkhead full, or circuit not closed. */
+  skipped: number
+}
 
 /** Every metric family the core defines: `[name, type, help]`, present or not yet. */
 export declare function metricFamilies(): Array<Array<string>>
@@ -461,6 +553,18 @@ export declare function metrics(): string
 
 /** The content type of `metrics()`. */
 export declare const METRICS_CONTENT_TYPE: string
+
+/** One hedge of a traced call. */
+export interface NativeHedge {
+  /** The attempt it hedged (1-based). */
+  attempt: number
+  /** won | lost | skipped. */
+  result: string
+  /** Why it was skipped: budget | bulkhead | circuit. */
+  reason?: string
+  /** When it was sent (or due), ms from the start of the call's first attempt. */
+  atMs: number
+}
 
 /** A fire() result as the facade receives it (it builds the public shapes). */
 export interface NativeOutcome {
@@ -485,6 +589,8 @@ export interface NativeOutcome {
   retries?: Array<NativeRetry>
   /** Traced calls: the status of the last attempt that got an answer (a fallback after a 503). */
   lastStatus?: number
+  /** Traced calls: the hedges of its attempts (hedgeAfterMs), in order. */
+  hedges?: Array<NativeHedge>
 }
 
 /** One retry of a traced call. */
@@ -503,6 +609,30 @@ export interface NativeRetry {
 
 /** Every option name `createBreaker()` accepts (the core's table). */
 export declare function optionNames(): Array<string>
+
+export interface OutboxAdminDeadLetter {
+  deadLetter: OutboxDeadLetter
+  content?: OutboxWriteContent
+}
+
+export interface OutboxAdminEntry {
+  entry: OutboxEntry
+  content?: OutboxWriteContent
+}
+
+/** The store's counts as an operator reads them. */
+export interface OutboxAdminStats {
+  entries: number
+  bytes: number
+  deadLetters: number
+  /** Age of the oldest queued write, ms; null when empty. */
+  oldestAgeMs?: number
+  /**
+   * Fleet-wide writes being attempted now; null for an embedded store (only its
+   * process knows).
+   */
+  inFlight?: number
+}
 
 /** A dead letter, as `outbox.deadLetters()` shows it. */
 export interface OutboxDeadLetter {
@@ -567,6 +697,16 @@ export interface OutboxStats {
   spilledBytes: number
   /** Fleet outbox: spilled writes forwarded to the stream since start. */
   forwarded: number
+}
+
+/**
+ * A stored write's headers (values other than content-type and idempotency-key are
+ * `***`) and body: only when asked for.
+ */
+export interface OutboxWriteContent {
+  /** `[name, value]` pairs. */
+  headers: Array<Array<string>>
+  body: Buffer
 }
 
 /** How a fire() ended, as the facade switches on it (`OutcomeKind.Response`, ...). */

@@ -47,7 +47,7 @@ afterAll(async () => {
 });
 
 // Every family has series only on a breaker with every feature, so these breakers have an
-// outbox and a bulkhead (their families render only for breakers that have them).
+// outbox, a bulkhead and hedging (their families render only for breakers that have them).
 const OUTBOX_DIR = require('node:fs').mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'promclient-outbox-'));
 
 function breaker(name) {
@@ -63,6 +63,7 @@ function breaker(name) {
     errorThresholdPercentage: 90, // only the 3 consecutive failures trip it
     resetTimeout: 600000, // stays open for the whole test
     maxConcurrent: 64, // never reached here
+    hedgeAfterMs: 2000, // never due here: the upstream answers at once or refuses
   });
   breakers.push(b);
   return b;

@@ -147,6 +147,25 @@ describe('with the SDK registered', () => {
     expect(new Set(up.hits.map((h) => h.headers.traceparent)).size).toBe(1);
   });
 
+  test('a hedged read: the hedge is a span event, the span says how many went out and whether one won', async () => {
+    let n = 0;
+    up.set((req, res) => {
+      n += 1;
+      const me = n;
+      setTimeout(() => res.destroyed || json(res, 200, { copy: me }), me === 1 ? 1000 : 1).unref();
+    });
+    const b = breaker({ hedgeAfterMs: 30, maxAttempts: 1 });
+    await expect(b.fire('/h')).resolves.toEqual({ copy: 2 });
+    const [s] = spans();
+    expect(s.attributes['dnastore.attempts']).toBe(1);
+    expect(s.attributes['dnastore.hedges']).toBe(1);
+    expect(s.attributes['dnastore.hedge.won']).toBe(true);
+    expect(s.events.map((e) => [e.name, e.attributes['dnastore.hedge.result'], e.attributes['dnastore.hedge.attempt']])).toEqual([['hedge', 'won', 1]]);
+    // Dated when it was sent: 30 ms into the span, not at its end.
+    const at = (t) => t[0] * 1000 + t[1] / 1e6;
+    expect(at(s.events[0].time) - at(s.startTime)).toBeGreaterThanOrEqual(25);
+  });
+
   test('a fallback: error.type and the fallback source', async () => {
     up.set((req, res) => json(res, 503, {}));
     const b = breaker({ maxAttempts: 1, fallback: () => ({ stale: true }) });

@@ -178,12 +178,30 @@ function recordOutcome(span, r) {
       span.addEvent('retry', attrs, t0 === undefined ? undefined : t0 + x.atMs);
     }
   }
+  if (r.hedges && r.hedges.length > 0) recordHedges(span, r.hedges);
   if (r.code === 'EOPENBREAKER' && !(r.attempts > 0)) {
     // Short-circuited with a cached answer (nothing sent).
     span.setAttribute('dnastore.short_circuited', true);
     span.setAttribute('dnastore.attempts', 0);
   }
   if (r.code !== undefined) fail(span, status !== undefined && status >= 400 ? String(status) : r.code);
+}
+
+// Hedged reads (hedgeAfterMs): how many extra copies went out, whether one of them answered,
+// and one event per hedge dated when it was sent (or due, when skipped).
+function recordHedges(span, hedges) {
+  const t0 = started.get(span);
+  let sent = 0;
+  let won = false;
+  for (const h of hedges) {
+    if (h.result !== 'skipped') sent += 1;
+    if (h.result === 'won') won = true;
+    const attrs = { 'dnastore.hedge.attempt': h.attempt, 'dnastore.hedge.result': h.result };
+    if (h.reason != null) attrs['dnastore.hedge.skip_reason'] = h.reason;
+    span.addEvent('hedge', attrs, t0 === undefined ? undefined : t0 + h.atMs);
+  }
+  span.setAttribute('dnastore.hedges', sent);
+  span.setAttribute('dnastore.hedge.won', won);
 }
 
 /** The circuit was open and the call never crossed into native code. */

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use dnastore_core::config::RawValue;
 use dnastore_core::{
-    BulkheadStats as CoreBulkhead, CallOutcome, CallTrace, Code, RawOptions, Stats,
+    BulkheadStats as CoreBulkhead, CallOutcome, CallTrace, Code, HedgeStats as CoreHedges,
+    RawOptions, Stats,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -104,6 +105,21 @@ pub struct NativeOutcome {
     pub retries: Option<Vec<NativeRetry>>,
     /// Traced calls: the status of the last attempt that got an answer (a fallback after a 503).
     pub last_status: Option<u32>,
+    /// Traced calls: the hedges of its attempts (hedgeAfterMs), in order.
+    pub hedges: Option<Vec<NativeHedge>>,
+}
+
+/// One hedge of a traced call.
+#[napi(object)]
+pub struct NativeHedge {
+    /// The attempt it hedged (1-based).
+    pub attempt: u32,
+    /// won | lost | skipped.
+    pub result: String,
+    /// Why it was skipped: budget | bulkhead | circuit.
+    pub reason: Option<String>,
+    /// When it was sent (or due), ms from the start of the call's first attempt.
+    pub at_ms: f64,
 }
 
 /// One retry of a traced call.
@@ -185,6 +201,7 @@ impl NativeOutcome {
             attempts: None,
             retries: None,
             last_status: None,
+            hedges: None,
         }
     }
 }
@@ -216,6 +233,17 @@ pub fn outcome_traced(o: CallOutcome, full: bool, trace: Option<&CallTrace>) -> 
                 reason: r.reason.label().to_string(),
                 code: r.reason.code().as_str().to_string(),
                 at_ms: r.at.as_secs_f64() * 1000.0,
+            })
+            .collect(),
+    );
+    n.hedges = Some(
+        t.hedges
+            .into_iter()
+            .map(|h| NativeHedge {
+                attempt: h.attempt,
+                result: h.result.as_str().to_string(),
+                reason: h.skip.map(|s| s.as_str().to_string()),
+                at_ms: h.at.as_secs_f64() * 1000.0,
             })
             .collect(),
     );
@@ -304,6 +332,29 @@ pub struct BreakerStats {
     pub window_ms: f64,
     /// The bulkhead; null without maxConcurrent.
     pub bulkhead: Option<BulkheadStats>,
+    /// Hedged reads over the window; absent without hedgeAfterMs.
+    pub hedges: Option<HedgeStats>,
+}
+
+/// `stats().hedges`: hedges over the rolling window, by result.
+#[napi(object)]
+pub struct HedgeStats {
+    /// Sent, and their answer was the one taken.
+    pub won: f64,
+    /// Sent, and another copy answered first (cancelled).
+    pub lost: f64,
+    /// Due but not sent: retry budget spent, bulkhead full, or circuit not closed.
+    pub skipped: f64,
+}
+
+impl From<CoreHedges> for HedgeStats {
+    fn from(h: CoreHedges) -> Self {
+        Self {
+            won: h.won as f64,
+            lost: h.lost as f64,
+            skipped: h.skipped as f64,
+        }
+    }
 }
 
 /// `stats().bulkhead`.
@@ -352,6 +403,7 @@ impl From<Stats> for BreakerStats {
             trips: s.trips as f64,
             window_ms: s.window.as_millis() as f64,
             bulkhead: s.bulkhead.map(Into::into),
+            hedges: s.hedges.map(Into::into),
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct BreakerEvent {
     pub dead_lettered: Option<f64>,
     /// `delivered`: DNAStore's answer (up to 64 KiB; absent when larger).
     pub body: Option<String>,
+    /// `hedge`: won | lost | skipped (`reason` says why skipped: budget | bulkhead | circuit;
+    /// `attempt` the attempt it hedged; `afterMs` when it was sent or due, from that attempt's start).
+    pub result: Option<String>,
 }
 
 /// Largest answer a `delivered` event carries.
@@ -102,6 +105,7 @@ pub fn bit_of(name: &str) -> u32 {
         "deadLetter" => EventKind::DeadLetter,
         "outbox" => EventKind::Outbox,
         "tls" => EventKind::TlsReload,
+        "hedge" => EventKind::Hedge,
         _ => return 0,
     };
     kind.bit()
@@ -211,6 +215,21 @@ impl Observer for JsObserver {
                 },
             ),
             Event::RetryBudgetExhausted => ("retryBudgetExhausted", BreakerEvent::default()),
+            Event::Hedge {
+                result,
+                attempt,
+                after,
+                skip,
+            } => (
+                "hedge",
+                BreakerEvent {
+                    result: Some(result.as_str().into()),
+                    attempt: Some(*attempt),
+                    after_ms: ms(*after),
+                    reason: skip.map(|s| s.as_str().into()),
+                    ..Default::default()
+                },
+            ),
             Event::Aborted => ("abort", BreakerEvent::default()),
             Event::Completed(k) => (
                 "completed",

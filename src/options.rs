@@ -131,6 +131,10 @@ pub struct BreakerOptions {
     pub tls_min_version: Option<String>,
     /// ms between checks of the TLS files for a rotation; 0 never. Default 60000 (DNASTORE_TLS_RELOAD_MS).
     pub tls_reload_ms: Option<napi::bindgen_prelude::Either<u32, String>>,
+    /// Hedged reads: a GET/HEAD attempt with no answer after this many ms is sent once more (up to hedgeMax extra copies); the first answer wins, the others are cancelled. 'auto': the recent p95 attempt latency, at least 10 ms. 0: off. Hedges draw from the retry budget. Default 0 (DNASTORE_HEDGE_AFTER_MS).
+    pub hedge_after_ms: Option<napi::bindgen_prelude::Either<u32, String>>,
+    /// Extra copies of one GET/HEAD attempt hedging may send; needs hedgeAfterMs. Default 1 (DNASTORE_HEDGE_MAX).
+    pub hedge_max: Option<napi::bindgen_prelude::Either<u32, String>>,
     /// 'off' | 'env' (HTTPS_PROXY / HTTP_PROXY / NO_PROXY) | an http:// proxy URL, a secret. Default 'off' (DNASTORE_PROXY).
     pub proxy: Option<String>,
 }

@@ -76,16 +76,16 @@ pub struct OutboxDeadLetter {
     pub died_at: f64,
 }
 
-fn limit(l: Option<u32>) -> usize {
+pub(crate) fn limit(l: Option<u32>) -> usize {
     l.unwrap_or(100).clamp(1, 10_000) as usize
 }
 
 /// A store failure rejects the promise (the message names the store, never a secret).
-fn failed(e: dnastore_core::outbox::StoreError) -> Error {
+pub(crate) fn failed(e: dnastore_core::outbox::StoreError) -> Error {
     Error::new(Status::GenericFailure, e.0)
 }
 
-fn entry(l: Listed) -> OutboxEntry {
+pub(crate) fn entry(l: Listed) -> OutboxEntry {
     OutboxEntry {
         id: l.id,
         method: l.method,
@@ -101,7 +101,7 @@ fn entry(l: Listed) -> OutboxEntry {
     }
 }
 
-fn dead_letter(d: DeadLetter) -> OutboxDeadLetter {
+pub(crate) fn dead_letter(d: DeadLetter) -> OutboxDeadLetter {
     OutboxDeadLetter {
         id: d.id,
         method: d.method,

@@ -255,6 +255,8 @@ test('a slow DNAStore fills the bulkhead: in flight at the cap, refusals counted
   expect(await valueOf(`max_over_time(${series('dnastore_inflight_requests')}[4s])`)).toBe(2);
   expect(await valueOf(series('dnastore_concurrency_limit'))).toBe(2);
   expect(await valueOf(`max_over_time(${series('dnastore_queued_requests')}[4s])`)).toBeGreaterThan(0);
+  // Hedging stood down: hedges due while every bulkhead slot was taken were skipped.
+  expect(await valueOf(`sum(dnastore_hedges_total{name="${NAME}",result="skipped"})`)).toBeGreaterThan(0);
   // Refused calls are not DNAStore failures: the circuit stayed closed.
   expect(await valueOf(`max_over_time(${stateQuery}[4s])`)).toBe(0);
   await drive('up');
@@ -293,8 +295,9 @@ test('every query of the Grafana dashboard returns data', async () => {
     if (!finite) empty.push(`${q.panel} [${q.refId}]: ${expr}`);
     const positive = series.some((s) => s.values.some(([, v]) => Number(v) > 0));
     if (expr.includes('dnastore_outbox_') && !positive) zeros.push(`${q.panel} [${q.refId}]: ${expr}`);
-    // The bulkhead was driven too (slow mode): in flight, the limit and refusals were non-zero.
-    if (/dnastore_(inflight_requests|concurrency_limit|concurrency_rejections_total)/.test(expr) && !positive) zeros.push(`${q.panel} [${q.refId}]: ${expr}`);
+    // The bulkhead was driven too (slow mode): in flight, the limit and refusals were non-zero,
+    // and the reads' hedges (hedgeAfterMs 200 < 300 ms answers) were skipped, the slots all taken.
+    if (/dnastore_(inflight_requests|concurrency_limit|concurrency_rejections_total|hedges_total)/.test(expr) && !positive) zeros.push(`${q.panel} [${q.refId}]: ${expr}`);
   }
   expect(empty).toEqual([]);
   expect(zeros).toEqual([]);

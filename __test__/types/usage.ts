@@ -1,7 +1,7 @@
 // Compile-only check of the published types (index.d.ts + the generated binding.d.ts):
 // `tsc -p __test__/types` must accept this file. Lines marked @ts-expect-error must fail.
 import { createBreaker, metrics, registerWith, METRICS_CONTENT_TYPE, optionNames } from '../..';
-import type { Fallback, BreakerStats, BulkheadStats, BreakerEvent, FullResponse, Queued } from '../..';
+import type { Fallback, BreakerStats, BulkheadStats, HedgeStats, BreakerEvent, FullResponse, Queued } from '../..';
 import { Registry } from 'prom-client';
 
 interface Sigil {
@@ -82,6 +82,14 @@ async function main(): Promise<void> {
   limited.on('open', (e: BreakerEvent) => console.log(e.slowCalls, e.slowCallRate));
   limited.shutdown();
   breaker.shutdown();
+
+  // Hedged reads (issue 31): a delay in ms (or its decimal string) or 'auto'.
+  const hedging = createBreaker({ name: 'hedging', hedgeAfterMs: 'auto', hedgeMax: 1, logger: false });
+  createBreaker({ name: 'hedging-fixed', hedgeAfterMs: 25, logger: false }).shutdown();
+  const hs: HedgeStats | undefined = hedging.stats().hedges ?? undefined;
+  console.log(hs?.won, hs?.lost, hs?.skipped);
+  hedging.on('hedge', (e: BreakerEvent) => console.log(e.result, e.attempt, e.afterMs, e.reason));
+  hedging.shutdown();
 
   // Numeric options may be decimal strings (`process.env.X || 3000`).
   createBreaker({ timeout: '3000' });

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::error::FailureKind;
+use crate::observer::{HedgeResult, HedgeSkip};
 
 /// One retry: after attempt `attempt` failed with `reason`, the next one waited `delay`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,11 +22,26 @@ pub struct RetryNote {
     pub at: Duration,
 }
 
+/// One hedge of a read's attempt (`hedge/`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HedgeNote {
+    /// The attempt it hedged (1-based).
+    pub attempt: u32,
+    pub result: HedgeResult,
+    /// When it was sent (or due, when skipped), from the start of the call's first attempt.
+    pub at: Duration,
+    /// Why it was not sent (skipped only).
+    pub skip: Option<HedgeSkip>,
+}
+
 #[derive(Debug, Default)]
 struct Record {
     attempts: u32,
     retries: Vec<RetryNote>,
+    hedges: Vec<HedgeNote>,
     first: Option<Instant>,
+    /// When the latest attempt began.
+    latest: Option<Instant>,
     status: Option<u16>,
 }
 
@@ -36,6 +52,8 @@ pub struct TraceSummary {
     /// the cache, or by an identical call in flight).
     pub attempts: u32,
     pub retries: Vec<RetryNote>,
+    /// Hedges of its attempts, in the order they were sent (or due).
+    pub hedges: Vec<HedgeNote>,
     /// The status of the last attempt that got an answer (a 503 that ended in a fallback).
     pub last_status: Option<u16>,
 }
@@ -50,7 +68,9 @@ impl CallTrace {
     pub(crate) fn attempt(&self) {
         let mut r = self.inner.lock();
         r.attempts += 1;
-        r.first.get_or_insert_with(Instant::now);
+        let now = Instant::now();
+        r.first.get_or_insert(now);
+        r.latest = Some(now);
     }
 
     /// Notes a retry (its `at` is filled in here).
@@ -65,6 +85,28 @@ impl CallTrace {
         });
     }
 
+    /// A hedge of attempt `attempt`, sent (or due) `after` that attempt started.
+    pub(crate) fn hedge(
+        &self,
+        attempt: u32,
+        result: HedgeResult,
+        after: Duration,
+        skip: Option<HedgeSkip>,
+    ) {
+        let mut r = self.inner.lock();
+        // From the call's first attempt: where this attempt began, plus `after`.
+        let began = match (r.first, r.latest) {
+            (Some(f), Some(l)) => l.saturating_duration_since(f),
+            _ => Duration::ZERO,
+        };
+        r.hedges.push(HedgeNote {
+            attempt,
+            result,
+            at: began + after,
+            skip,
+        });
+    }
+
     /// An attempt got an answer with this status.
     pub(crate) fn status(&self, status: u16) {
         self.inner.lock().status = Some(status);
@@ -75,6 +117,7 @@ impl CallTrace {
         TraceSummary {
             attempts: r.attempts,
             retries: r.retries,
+            hedges: r.hedges,
             last_status: r.status,
         }
     }

@@ -11,7 +11,7 @@
 //!   (the families, a breaker's series, the event-counting observer); and `redis`, the
 //!   Redis client plumbing that the features keeping state in Redis share.
 //! - **Features** import foundations only, never a sibling: `circuit`, `retry`, `limit`,
-//!   `http`, `tls`, `lkg`, `outbox`.
+//!   `http`, `tls`, `lkg`, `outbox`, `hedge`.
 //! - **The composition root**, `breaker`: the one module that joins features (the HTTP
 //!   clients from the TLS material, the metric handles, the outbox's delivery loop).
 //! - **On top**: `guarded` (the opossum class's circuit, with a breaker's series) and
@@ -35,6 +35,7 @@ pub mod window;
 
 // Features.
 pub mod circuit;
+pub mod hedge;
 pub mod http;
 pub mod limit;
 pub mod lkg;
@@ -52,11 +53,12 @@ mod test_support;
 
 pub use breaker::{Breaker, Call, Deps, Durable};
 pub use call_trace::{CallTrace, RetryNote, TraceSummary};
-pub use circuit::{BulkheadStats, Circuit, CircuitConfig, Permit, Stats, Verdict};
+pub use circuit::{BulkheadStats, Circuit, CircuitConfig, HedgeStats, Permit, Stats, Verdict};
 pub use config::{Config, ConfigError, RawOptions, RawValue};
 pub use error::{CallError, Code, FailureKind};
 pub use observer::{
-    CallKind, Event, EventKind, FallbackSource, Observer, StateKind, Transition, TransitionReason,
+    CallKind, Event, EventKind, FallbackSource, HedgeResult, HedgeSkip, Observer, StateKind,
+    Transition, TransitionReason,
 };
 pub use outcome::{CallOutcome, Fallback, QueuedWrite, Rejection, Success};
 /// Cancellation of a call (an AbortSignal) or of a handle's calls (shutdown).

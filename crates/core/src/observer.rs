@@ -160,6 +160,53 @@ impl CallKind {
     }
 }
 
+/// What became of one hedge (an extra copy of a read, `hedge/`): the `result` label of
+/// `dnastore_hedges_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HedgeResult {
+    /// Sent, and its answer was the one the call took.
+    Won,
+    /// Sent, and another copy answered first (or it failed, or the attempt ran out of time):
+    /// cancelled, never a failure of the call.
+    Lost,
+    /// Due, but not sent: the retry budget was spent, the bulkhead had no free slot, or the
+    /// circuit was not closed.
+    Skipped,
+}
+
+impl HedgeResult {
+    pub const ALL: [HedgeResult; 3] = [HedgeResult::Won, HedgeResult::Lost, HedgeResult::Skipped];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HedgeResult::Won => "won",
+            HedgeResult::Lost => "lost",
+            HedgeResult::Skipped => "skipped",
+        }
+    }
+}
+
+/// Why a hedge that was due was not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HedgeSkip {
+    /// The retry budget (`retryBudgetPercent`), which hedges share with retries, was spent.
+    Budget,
+    /// Every bulkhead slot (`maxConcurrent`) was taken, or calls were waiting for one.
+    Bulkhead,
+    /// The circuit was not closed (a half-open trial is never hedged).
+    Circuit,
+}
+
+impl HedgeSkip {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HedgeSkip::Budget => "budget",
+            HedgeSkip::Bulkhead => "bulkhead",
+            HedgeSkip::Circuit => "circuit",
+        }
+    }
+}
+
 /// A step of the outbox's delivery, logged once each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutboxPhase {
@@ -254,6 +301,14 @@ pub enum Event<'a> {
     },
     /// A retry was wanted but the retry budget was spent.
     RetryBudgetExhausted,
+    /// A hedge of a read's attempt `attempt`, sent (or due) `after` the attempt started:
+    /// reported when the attempt ends (won, lost) or when it was due (skipped, with why).
+    Hedge {
+        result: HedgeResult,
+        attempt: u32,
+        after: Duration,
+        skip: Option<HedgeSkip>,
+    },
     /// The caller aborted the call.
     Aborted,
     /// A logical call ended (for the calls-by-kind counters).
@@ -318,6 +373,7 @@ impl Event<'_> {
             Event::Fallback { .. } => EventKind::Fallback,
             Event::Retry { .. } => EventKind::Retry,
             Event::RetryBudgetExhausted => EventKind::RetryBudgetExhausted,
+            Event::Hedge { .. } => EventKind::Hedge,
             Event::Aborted => EventKind::Aborted,
             Event::Completed(_) => EventKind::Completed,
             Event::Coalesced => EventKind::Coalesced,
@@ -356,6 +412,7 @@ pub enum EventKind {
     DeadLetter,
     Outbox,
     TlsReload,
+    Hedge,
 }
 
 impl EventKind {

@@ -35,6 +35,19 @@ pub enum Step {
 pub struct Script {
     steps: Mutex<VecDeque<Step>>,
     pub seen: Mutex<Vec<PreparedRequest>>,
+    /// Sends dropped before they finished (a cancelled hedge, a timed-out attempt).
+    pub dropped: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a send dropped before it finished.
+struct Unfinished<'a>(Option<&'a std::sync::atomic::AtomicUsize>);
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0 {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 impl Script {
@@ -42,6 +55,7 @@ impl Script {
         std::sync::Arc::new(Self {
             steps: Mutex::new(steps.into()),
             seen: Mutex::new(vec![]),
+            dropped: Default::default(),
         })
     }
 
@@ -60,7 +74,22 @@ impl Script {
         }
     }
 
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub async fn send(
+        &self,
+        req: &PreparedRequest,
+        max_body: u64,
+    ) -> Result<RawResponse, AttemptFailure> {
+        let mut unfinished = Unfinished(Some(&self.dropped));
+        let out = self.answer(req, max_body).await;
+        unfinished.0 = None;
+        out
+    }
+
+    async fn answer(
         &self,
         req: &PreparedRequest,
         max_body: u64,

@@ -133,15 +133,22 @@ impl Breaker {
             }
             let budget = per_attempt.min(deadline_at.saturating_duration_since(Instant::now()));
             let started = self.now();
-            let res =
-                tokio::time::timeout(budget, self.http.send(req, self.config.max_response_bytes))
-                    .await;
+            let res = match self.hedging(req) {
+                None => tokio::time::timeout(
+                    budget,
+                    self.http.send(req, self.config.max_response_bytes),
+                )
+                .await
+                .unwrap_or_else(|_| Err(AttemptFailure::of(FailureKind::Timeout))),
+                // Boxed: only hedged reads pay for the race's future (see a_call_future_stays_small).
+                Some(h) => Box::pin(self.hedged(h, call, attempt, permit.is_trial(), budget)).await,
+            };
             let latency = self.now().saturating_sub(started);
             if let Some(s) = &slot {
                 // Latency says something about DNAStore's queue unless the connection
                 // itself failed (refused, reset, DNS): those are not service times.
                 let measured = match &res {
-                    Ok(Err(f)) => !matches!(
+                    Err(f) => !matches!(
                         f.kind,
                         FailureKind::ConnectionRefused
                             | FailureKind::ConnectionReset
@@ -155,9 +162,8 @@ impl Breaker {
                 }
             }
             let failure = match res {
-                Err(_) => AttemptFailure::of(FailureKind::Timeout),
-                Ok(Err(f)) => f,
-                Ok(Ok(resp)) => match classify_status(resp.status) {
+                Err(f) => f,
+                Ok(resp) => match classify_status(resp.status) {
                     StatusClass::Success => {
                         let json = resp.is_json();
                         if json && !json_ok(&resp.body).await {

@@ -164,6 +164,10 @@ impl Breaker {
                 .limit
                 .as_ref()
                 .map(|l| Limiter::with_metrics(l, metrics.limit())),
+            hedge: config
+                .hedge
+                .as_ref()
+                .map(|h| Self::hedger(h, &config, &metrics)),
             observers: RwLock::new(vec![(0, metrics.events.clone() as Arc<dyn Observer>)]),
             next_observer: AtomicU64::new(1),
             metrics,

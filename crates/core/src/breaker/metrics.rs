@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use prometheus::IntCounter;
 
+use crate::hedge::HedgeMetrics;
 use crate::limit::LimitMetrics;
 use crate::lkg::LkgMetrics;
 use crate::metrics::{EventMetrics, Series, FAMILIES};
@@ -47,6 +48,11 @@ impl BreakerMetrics {
     /// The bulkhead's series (for a breaker with `maxConcurrent`).
     pub fn limit(&self) -> LimitMetrics {
         LimitMetrics::new(&self.series)
+    }
+
+    /// Hedging's series (for a breaker with `hedgeAfterMs`).
+    pub fn hedge(&self) -> HedgeMetrics {
+        HedgeMetrics::new(&self.series)
     }
 
     /// Removes every series of this breaker (after its last handle shut down); routes seen

@@ -12,7 +12,8 @@
 //! (the files the configuration names, read at build), `metrics.rs` (its series, handed to
 //! the features), `transport.rs` (the HTTP client, or a script in tests), `attempts.rs`
 //! (the attempt/retry loop), `coalesce.rs` (identical concurrent GETs), `fallback.rs`
-//! (fallbacks, last-known-good, Redis), `durable.rs` (durable writes and the outbox),
+//! (fallbacks, last-known-good, Redis), `hedged.rs` (hedged reads in the attempt loop),
+//! `durable.rs` (durable writes and the outbox),
 //! `delivery.rs` (the outbox's delivery loop, each delivery a call of this breaker).
 
 mod attempts;
@@ -22,11 +23,12 @@ mod delivery;
 mod durable;
 mod fallback;
 mod files;
+mod hedged;
 mod metrics;
 mod transport;
 
 pub use build::{http_client, watch_clients};
-pub use files::load_files;
+pub use files::{check_config, load_files};
 pub use metrics::BreakerMetrics;
 pub(crate) use transport::Transport;
 
@@ -150,6 +152,8 @@ pub struct Breaker {
     inflight: Mutex<HashMap<CacheKey, Inflight>>,
     /// The bulkhead (`maxConcurrent`); `None` without one.
     limiter: Option<Limiter>,
+    /// Hedged reads (`hedgeAfterMs`); `None` without.
+    hedge: Option<crate::hedge::Hedger>,
     /// Writes that could not be delivered, kept until they are (`outbox` option).
     outbox: Option<Arc<Outbox>>,
     outbox_backoff: Backoff,
@@ -232,6 +236,7 @@ impl Breaker {
             rejected_concurrency: l.rejected(Shed::Concurrency),
             rejected_queue_timeout: l.rejected(Shed::QueueTimeout),
         });
+        s.hedges = self.hedge.as_ref().map(|h| self.hedge_stats(h));
         s
     }
 
@@ -404,6 +409,8 @@ fn internal_error() -> CallOutcome {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hedge;
 #[cfg(test)]
 mod tests_identity;
 #[cfg(test)]

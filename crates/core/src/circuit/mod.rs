@@ -19,7 +19,7 @@ use crate::window::{AtomicWindow, RollingWindow, WindowClock};
 mod permit;
 mod stats;
 pub use permit::Permit;
-pub use stats::{BucketCounts, BulkheadStats, Stats};
+pub use stats::{BucketCounts, BulkheadStats, HedgeStats, Stats};
 
 /// The state-machine subset of [`Config`].
 #[derive(Clone, Debug)]

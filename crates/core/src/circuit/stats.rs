@@ -31,6 +31,16 @@ pub struct Stats {
     pub window: Duration,
     /// The bulkhead (filled in by the breaker; `None` without `maxConcurrent`).
     pub bulkhead: Option<BulkheadStats>,
+    /// Hedged reads over the window (filled in by the breaker; `None` without `hedgeAfterMs`).
+    pub hedges: Option<HedgeStats>,
+}
+
+/// Hedges over the rolling window, by result, as `stats()` returns them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HedgeStats {
+    pub won: u64,
+    pub lost: u64,
+    pub skipped: u64,
 }
 
 /// The bulkhead's state, as `stats()` returns it.
@@ -79,6 +89,7 @@ impl Circuit {
             trips: self.trips(),
             window: self.cfg.rolling_count_timeout,
             bulkhead: None,
+            hedges: None,
         }
     }
 

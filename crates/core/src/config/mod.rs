@@ -29,6 +29,8 @@ use url::Url;
 
 use crate::error::CallError;
 
+mod effective;
+mod hedge;
 mod input;
 mod limit;
 mod lkg;
@@ -37,12 +39,14 @@ mod redis;
 mod resolver;
 mod tls;
 
+pub use effective::{Setting, Shown, Source, REDACTED};
+pub use hedge::{HedgeConfig, HedgeDelay};
 pub use input::{BoolSpec, ConfigError, IntSpec, RawOptions, RawValue, StrSpec};
 pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
 pub use lkg::{LkgConfig, IDENTITY_HEADERS};
 pub use outbox::{OutboxConfig, OutboxMode};
 pub use redis::{Mode, Node, RedisOptions, RedisSpec};
-use resolver::{err, Resolver};
+use resolver::{err, key_of, Resolver};
 pub use resolver::{Origin, Origins};
 pub use tls::{
     base_ip, PemSource, ProxyMode, TlsConfig, TlsInput, TlsVersion, PROXY_ENV_VARS,
@@ -144,6 +148,9 @@ int_specs! {
     // Upstream TLS (config/tls.rs).
     tls_reload: "tlsReloadMs", "DNASTORE_TLS_RELOAD_MS", 60_000, 0, 86_400_000, "ms",
         "How often caCert, clientCert and clientKey files are checked for a rotation (0: never); new connections use the new material, calls in flight keep theirs.";
+    // Hedged reads (config/hedge.rs; hedgeAfterMs is declared there).
+    hedge_max: "hedgeMax", "DNASTORE_HEDGE_MAX", 1, 1, 10, "copies",
+        "Extra copies of one GET/HEAD attempt hedging may send (each hedgeAfterMs after the previous); needs hedgeAfterMs.";
 }
 
 /// Boolean settings.
@@ -205,6 +212,7 @@ pub const STR_SPECS: &[StrSpec] = &[
     tls::TLS_SERVER_NAME,
     tls::TLS_MIN_VERSION,
     tls::PROXY,
+    hedge::HEDGE_AFTER,
 ];
 
 /// Header-name list settings: a comma-separated string (or, from JS, an array of names).
@@ -257,6 +265,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Where the settings naming files came from (for the errors reading them).
     pub origins: Origins,
+    /// Hedged reads; `None` with `hedgeAfterMs` 0.
+    pub hedge: Option<HedgeConfig>,
 }
 
 /// Every accepted option name.
@@ -341,7 +351,7 @@ impl Config {
         let (name, name_src) = r.string(&NAME)?.expect("name has a default");
         if !valid_name(&name) {
             return Err(err(
-                NAME.option,
+                key_of(&NAME, &name_src),
                 format!("invalid {name_src}: the breaker name must be 1-64 characters of A-Z a-z 0-9 _ . : -"),
             ));
         }
@@ -361,11 +371,13 @@ impl Config {
         let rolling_count_buckets = r.int(&spec::rolling_buckets)? as u32;
         if !(rolling_count_timeout.as_millis() as u64).is_multiple_of(rolling_count_buckets as u64)
         {
+            let given = r.int_label(&spec::rolling_timeout);
             return Err(err(
-                spec::rolling_timeout.option,
+                given,
                 format!(
-                    "invalid rollingCountTimeout ({} ms): must be a multiple of rollingCountBuckets ({})",
+                    "invalid {given} ({} ms): must be a multiple of {} ({})",
                     rolling_count_timeout.as_millis(),
+                    r.int_label(&spec::rolling_buckets),
                     rolling_count_buckets
                 ),
             ));
@@ -373,11 +385,13 @@ impl Config {
         let retry_base = r.ms(&spec::retry_base)?;
         let retry_max = r.ms(&spec::retry_max)?;
         if retry_max < retry_base {
+            let given = r.int_label(&spec::retry_max);
             return Err(err(
-                spec::retry_max.option,
+                given,
                 format!(
-                    "invalid retryMaxMs ({} ms): must be >= retryBaseMs ({} ms)",
+                    "invalid {given} ({} ms): must be >= {} ({} ms)",
                     retry_max.as_millis(),
+                    r.int_label(&spec::retry_base),
                     retry_base.as_millis()
                 ),
             ));
@@ -390,7 +404,9 @@ impl Config {
         let redis_ca_file = r
             .string(&redis::REDIS_CA_FILE)?
             .map(|(_, src)| Origin::of(&redis::REDIS_CA_FILE, &src));
+        let hedge = r.hedge()?;
         Ok(Config {
+            hedge,
             origins: Origins {
                 ca_cert,
                 client_cert,
@@ -444,3 +460,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_env_keys;

@@ -177,6 +177,14 @@ impl Limiter {
         }
     }
 
+    /// A slot only if one is free now: never queued, never counted as a rejection. Taken
+    /// by a hedge (`hedge/`), which is skipped without one. tokio's semaphore hands released
+    /// permits to its waiters first, so while calls wait for a slot there is none free here:
+    /// a hedge never passes a queued call.
+    pub fn try_acquire_now(&self) -> Option<Slot<'_>> {
+        self.sem.try_acquire().ok().map(|p| self.slot(p))
+    }
+
     fn slot<'a>(&'a self, p: SemaphorePermit<'a>) -> Slot<'a> {
         self.inflight.fetch_add(1, Ordering::Relaxed);
         Slot {

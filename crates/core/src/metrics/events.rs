@@ -133,8 +133,10 @@ impl Observer for EventMetrics {
             Event::Completed(kind) => self.calls[*kind as usize].inc(),
             Event::Coalesced => self.coalesced.inc(),
             // Counted by their owners (see `metrics/mod.rs`): TLS reloads by `tls/`, the
-            // outbox's writes by `outbox/`, Redis errors by `lkg/`; the rest are logged.
+            // outbox's writes by `outbox/`, Redis errors by `lkg/`, hedges by `hedge/`; the
+            // rest are logged.
             Event::Fire
+            | Event::Hedge { .. }
             | Event::Shutdown
             | Event::RedisHealth { .. }
             | Event::TlsReload { .. }

@@ -23,7 +23,7 @@
 //!   evictions, rejections, Redis errors), `outbox/metrics.rs` (the queue's gauges,
 //!   enqueued, refused, delivered, dead-lettered, delivery time, the fleet's spill),
 //!   `limit/metrics.rs` (the bulkhead's gauges and rejections), `tls/metrics.rs`
-//!   (insecure mode, reloads).
+//!   (insecure mode, reloads), `hedge/metrics.rs` (hedges by result).
 //! - **The breaker itself**: slow attempts (`breaker/metrics.rs`), which only its attempt
 //!   loop sees.
 //!
@@ -201,6 +201,9 @@ families! {
         "Fleet outbox: writes spilled to this replica's file because Redis could not take them, by reason (unreachable, timeout, error).";
     outbox_forwarded: IntCounterVec = "dnastore_outbox_forwarded_total", ["name"],
         "Fleet outbox: spilled writes forwarded to the stream once Redis answered again.";
+    // hedge/metrics.rs
+    hedges: IntCounterVec = "dnastore_hedges_total", ["name", "result"],
+        "Hedges of GET/HEAD attempts by result: won (sent, and its answer was taken), lost (sent, another copy answered first; cancelled), skipped (due but not sent: retry budget spent, bulkhead full, circuit not closed).";
     // limit/metrics.rs
     inflight: IntGaugeVec = "dnastore_inflight_requests", ["name"],
         "Calls holding a bulkhead slot (in flight to DNAStore); breakers with maxConcurrent.";

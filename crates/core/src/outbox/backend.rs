@@ -228,16 +228,6 @@ impl Outbox {
     }
 
     pub(super) async fn listed(&self, limit: usize) -> Result<Vec<Listed>, StoreError> {
-        let describe = |blob: &[u8]| {
-            let w = Write::decode(blob);
-            (
-                w.as_ref()
-                    .map_or_else(String::new, |w| w.method.to_string()),
-                w.as_ref()
-                    .map_or_else(String::new, |w| crate::text::redact(&w.url)),
-                w.map(|w| w.idempotency_key).unwrap_or_default(),
-            )
-        };
         let store = match &self.backend {
             Backend::Embedded(s) => s,
             Backend::Fleet(f) => {
@@ -248,46 +238,15 @@ impl Outbox {
                         .list(limit)
                         .await
                         .into_iter()
-                        .map(|(m, _, (blob, _))| {
-                            let (method, url, idempotency_key) = describe(&blob);
-                            Listed {
-                                id: m.id,
-                                method,
-                                url,
-                                idempotency_key,
-                                ordering_key: m.ordering_key,
-                                attempts: 0,
-                                created_at_ms: m.created_at_ms,
-                                next_at_ms: 0,
-                                last_error: None,
-                                delivering: false,
-                                spilled: true,
-                            }
-                        })
+                        .map(|(m, _, (blob, _))| Listed::of_spilled(m, &blob))
                         .collect(),
                     None => vec![],
                 };
                 let room = limit.saturating_sub(out.len());
-                if room == 0 {
-                    return Ok(out);
+                if room > 0 {
+                    let rows = f.fleet.list(room).await.map_err(StoreError)?;
+                    out.extend(rows.iter().map(Listed::of_fleet));
                 }
-                let rows = f.fleet.list(room).await.map_err(StoreError)?;
-                out.extend(rows.into_iter().map(|r| {
-                    let (method, url, idempotency_key) = describe(&r.blob);
-                    Listed {
-                        id: r.id,
-                        method,
-                        url,
-                        idempotency_key,
-                        ordering_key: r.ordering_key,
-                        attempts: r.attempts,
-                        created_at_ms: r.created_at_ms,
-                        next_at_ms: r.next_at_ms,
-                        last_error: r.last_error,
-                        delivering: r.delivering,
-                        spilled: false,
-                    }
-                }));
                 return Ok(out);
             }
         };
@@ -302,20 +261,8 @@ impl Outbox {
             .into_iter()
             .filter_map(|(m, delivering)| {
                 let (blob, _) = store.load(m.seq).ok()??;
-                let (method, url, idempotency_key) = describe(&blob);
-                Some(Listed {
-                    method,
-                    url,
-                    idempotency_key,
-                    last_error: store.last_error(m.seq),
-                    id: m.id,
-                    ordering_key: m.ordering_key,
-                    attempts: m.attempts,
-                    created_at_ms: m.created_at_ms,
-                    next_at_ms: m.next_at_ms,
-                    delivering,
-                    spilled: false,
-                })
+                let last_error = store.last_error(m.seq);
+                Some(Listed::of_embedded(m, &blob, last_error, delivering))
             })
             .collect())
     }

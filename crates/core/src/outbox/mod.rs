@@ -16,10 +16,12 @@
 //! that drives it, `breaker/delivery.rs`), `metrics.rs` (its series), `shutdown.rs`
 //! (closing it without losing the durable writes in flight).
 
+pub mod admin;
 mod backend;
 mod driven;
 mod entry;
 pub mod fleet;
+mod listing;
 mod metrics;
 mod schedule;
 mod shutdown;
@@ -411,26 +413,8 @@ impl Outbox {
         Ok(self
             .dead_rows(limit)
             .await?
-            .into_iter()
-            .map(|d| {
-                let w = Write::decode(&d.blob);
-                DeadLetter {
-                    method: w
-                        .as_ref()
-                        .map_or_else(String::new, |w| w.method.to_string()),
-                    url: w
-                        .as_ref()
-                        .map_or_else(String::new, |w| crate::text::redact(&w.url)),
-                    idempotency_key: w.map(|w| w.idempotency_key).unwrap_or_default(),
-                    id: d.id,
-                    reason: d.reason,
-                    status: d.status,
-                    answer: d.answer.map(|a| String::from_utf8_lossy(&a).into_owned()),
-                    attempts: d.attempts,
-                    created_at_ms: d.created_at_ms,
-                    died_at_ms: d.died_at_ms,
-                }
-            })
+            .iter()
+            .map(DeadLetter::of)
             .collect())
     }
 
@@ -521,14 +505,12 @@ fn unverified(
     secret: Option<&str>,
 ) -> Option<String> {
     secret?;
-    let checked: Vec<&schedule::Meta> = pending.iter().take(VERIFY_AT_OPEN).collect();
-    let failed = checked
+    let checked: Vec<Option<sqlite::Stored>> = pending
         .iter()
-        .filter(|m| match store.load(m.seq) {
-            Ok(Some((blob, mac))) => !entry::Write::verify(&blob, mac.as_deref(), secret),
-            _ => false,
-        })
-        .count();
+        .take(VERIFY_AT_OPEN)
+        .map(|m| store.load(m.seq).ok().flatten())
+        .collect();
+    let failed = listing::count_unverified(checked.iter().flatten(), secret);
     (failed > 0).then(|| {
         format!(
             "{failed} of the {} oldest queued writes in {} do not verify with signingSecret: \

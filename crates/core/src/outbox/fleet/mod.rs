@@ -126,6 +126,8 @@ pub struct Row {
     pub ordering_key: Option<String>,
     pub created_at_ms: u64,
     pub blob: Vec<u8>,
+    /// Its HMAC, when it was signed.
+    pub mac: Option<Vec<u8>>,
     pub attempts: u32,
     pub next_at_ms: u64,
     pub last_error: Option<String>,
