@@ -320,6 +320,8 @@ export interface BreakerOptions {
   outboxConcurrency?: number | string
   /** Longest wait before a failed delivery is tried again. Default 30000 (DNASTORE_OUTBOX_RETRY_MAX_MS). */
   outboxRetryMaxMs?: number | string
+  /** Fleet outbox (outboxRedisUrl): a durable write Redis cannot take is stored in this replica's own file in outboxDir (`<name>.spill.sqlite`) and forwarded to the stream once Redis answers; writes with an ordering key are refused instead. Default true (DNASTORE_OUTBOX_SPILL). */
+  outboxSpill?: boolean
   /** Fleet outbox (outboxRedisUrl): ms a write taken by a replica may go unrenewed (the replica died or hangs) before another replica takes it over. Default 30000 (DNASTORE_OUTBOX_CLAIM_IDLE_MS). */
   outboxClaimIdleMs?: number | string
   /** An attempt slower than this (ms) counts as slow in the rolling window, even when it succeeds; 0: off. Default 0 (DNASTORE_CIRCUIT_SLOW_CALL_MS). */
@@ -664,12 +666,15 @@ export interface OutboxEntry {
   /** The code of its last failed delivery. */
   lastError?: string
   delivering: boolean
+  /** Fleet outbox: in this replica's spill file, waiting for Redis. */
+  spilled: boolean
 }
 
 /**
- * `outbox.stats()`. For a fleet outbox (`outboxRedisUrl`) entries, bytes, deadLetters and
- * oldestAgeMs are the shared queue's as read at most a second ago; inFlight and the
- * counts since start are this process's.
+ * `outbox.stats()`. For a fleet outbox (`outboxRedisUrl`) entries, bytes and deadLetters
+ * are the shared queue's as read at most a second ago (oldestAgeMs: theirs and this
+ * replica's spilled writes'); inFlight, spilled and the counts since start are this
+ * process's.
  */
 export interface OutboxStats {
   /** Writes queued now. */
@@ -684,6 +689,14 @@ export interface OutboxStats {
   enqueued: number
   delivered: number
   deadLettered: number
+  /**
+   * Fleet outbox: writes this replica spilled to its own file (Redis could not take
+   * them) and has not yet forwarded to the stream; 0 otherwise.
+   */
+  spilled: number
+  spilledBytes: number
+  /** Fleet outbox: spilled writes forwarded to the stream since start. */
+  forwarded: number
 }
 
 /**

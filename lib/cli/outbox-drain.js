@@ -34,7 +34,9 @@ async function drain({ options, vars, origin, open, values, io, timeoutMs }) {
 
   // The core's messages (delivery started, paused, drained) as progress lines.
   const logger = { info: (_f, m) => say(m), warn: (_f, m) => say(m), error: (_f, m) => say(m) };
-  const store = kind === 'redis' ? { outboxRedisUrl: options.outboxRedisUrl ?? vars.DNASTORE_OUTBOX_REDIS_URL } : { outboxDir: options.outboxDir };
+  // A fleet's drain queues nothing, so it needs no spill file (docs/outbox.md, the spill): none
+  // is created in the operator's directory.
+  const store = kind === 'redis' ? { outboxRedisUrl: options.outboxRedisUrl ?? vars.DNASTORE_OUTBOX_REDIS_URL, outboxSpill: false } : { outboxDir: options.outboxDir };
   let breaker;
   try {
     // Required here: loading the facade is for drain only.

@@ -172,7 +172,12 @@ pub const INLINE_IO: BoolSpec = BoolSpec {
     default: true,
     doc: "A call fired while no other call of its JS thread is pending does its HTTP I/O on that JS thread (no hand-over to the I/O thread and back: less CPU per call); false sends every call to the I/O thread.",
 };
-pub const BOOL_SPECS: &[BoolSpec] = &[GENERATE_IDEMPOTENCY_KEYS, COALESCE, INLINE_IO];
+pub const BOOL_SPECS: &[BoolSpec] = &[
+    GENERATE_IDEMPOTENCY_KEYS,
+    COALESCE,
+    INLINE_IO,
+    outbox::OUTBOX_SPILL,
+];
 
 /// String settings.
 pub const NAME: StrSpec = StrSpec {

@@ -56,6 +56,7 @@ impl Listed {
             next_at_ms: r.next_at_ms,
             last_error: r.last_error.clone(),
             delivering: r.delivering,
+            spilled: false,
         }
     }
 
@@ -78,6 +79,15 @@ impl Listed {
             created_at_ms: m.created_at_ms,
             next_at_ms: m.next_at_ms,
             delivering,
+            spilled: false,
+        }
+    }
+
+    /// A write in this replica's spill file (fleet), as listed: never attempted here.
+    pub(super) fn of_spilled(m: Meta, blob: &[u8]) -> Self {
+        Listed {
+            spilled: true,
+            ..Self::of_embedded(m, blob, None, false)
         }
     }
 }

@@ -10,9 +10,28 @@ use redis::FromRedisValue;
 use tokio::time::Instant;
 
 use super::Fleet;
+use crate::outbox::SpillReason;
 use crate::redis::{is_broken, RedisConnection};
 
 const CLOSED: &str = "outbox Redis: the breaker is shut down";
+
+/// A failed operation: the message (the URL without credentials) and what kind of failure.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub message: String,
+    pub reason: SpillReason,
+}
+
+/// What kind of failure `e` is: no reply in time, no working connection, or an answer.
+fn reason_of(e: &redis::RedisError) -> SpillReason {
+    if e.is_timeout() {
+        SpillReason::Timeout
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+        SpillReason::Unreachable
+    } else {
+        SpillReason::Error
+    }
+}
 
 impl Fleet {
     pub(super) async fn conn(&self) -> Result<RedisConnection, String> {
@@ -62,6 +81,13 @@ impl Fleet {
         }
     }
 
+    /// False while operations would fail at once: after a failed connect, until its
+    /// backoff has passed (or once closed).
+    pub fn may_connect(&self) -> bool {
+        let l = self.link.lock();
+        l.conn.is_some() || (!l.closed && l.retry_at.is_none_or(|at| Instant::now() >= at))
+    }
+
     /// Closes the connection for good (the breaker has closed and handed its writes back).
     pub fn disconnect(&self) {
         let mut l = self.link.lock();
@@ -85,8 +111,22 @@ impl Fleet {
         &self,
         inv: &redis::ScriptInvocation<'_>,
     ) -> Result<T, String> {
-        let mut c = self.conn().await?;
-        inv.invoke_async(&mut c).await.map_err(|e| self.failed(&e))
+        self.run_classified(inv).await.map_err(|f| f.message)
+    }
+
+    /// [`Fleet::run`], saying why it failed (for the spill's reason).
+    pub(super) async fn run_classified<T: FromRedisValue>(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, Failure> {
+        let mut c = self.conn().await.map_err(|message| Failure {
+            message,
+            reason: SpillReason::Unreachable,
+        })?;
+        inv.invoke_async(&mut c).await.map_err(|e| Failure {
+            reason: reason_of(&e),
+            message: self.failed(&e),
+        })
     }
 
     pub(super) async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {

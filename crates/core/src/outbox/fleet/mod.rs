@@ -48,9 +48,13 @@
 //! its next poll ([`POLL`]); its own enqueues wake it at once.
 
 mod admin;
+mod forward;
 mod link;
 mod queue;
 mod scripts;
+
+pub use forward::{Forwarded, Spilled};
+pub use link::Failure;
 
 use std::time::Duration;
 
@@ -175,6 +179,11 @@ impl Keys {
         }
     }
 
+    /// The marker of a write forwarded from a replica's spill file (`scripts::FORWARD`).
+    fn forwarded(&self, id: &str) -> String {
+        format!("{}:fwd:{id}", self.prefix)
+    }
+
     /// The ordering key's line; the stream itself stands for "none" (scripts compare).
     /// Hashed: a key is a URL, and key names should be bounded and carry no path.
     fn line(&self, ordering_key: Option<&str>) -> String {
@@ -249,3 +258,7 @@ impl Fleet {
 mod tests;
 #[cfg(test)]
 mod tests_shutdown;
+#[cfg(test)]
+mod tests_spill;
+#[cfg(test)]
+mod tests_support;

@@ -139,6 +139,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '1');
 ";
 
+/// The embedded store's file stem for breaker `name` (`<stem>.sqlite`, `<stem>.lock`).
+fn stem(name: &str) -> String {
+    format!("{name}.outbox")
+}
+
 pub(super) fn err(path: &Path, what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError(format!("outbox store {}: {what}: {e}", path.display()))
 }
@@ -156,36 +161,50 @@ impl SqliteStore {
         name: &str,
         checkpoints: bool,
     ) -> Result<Opened, StoreError> {
-        let Some(lock) = Self::lock(dir, name)? else {
-            return Err(err(
+        match Self::open_stem(dir, &stem(name), checkpoints)? {
+            Some(o) => Ok(o),
+            None => Err(err(
                 &store_path(dir, name),
                 "in use by another process (or by a breaker of this name still queueing \
                  its writes in flight at shutdown)",
                 "locked",
-            ));
-        };
-        Self::open_locked(dir, name, lock, checkpoints)
+            )),
+        }
     }
 
     /// [`SqliteStore::open`] unless another process holds the store: then `None`, and
     /// nothing was read or written (for the operator's commands, which must not touch a
     /// store a live service holds).
     pub fn open_if_free(dir: &Path, name: &str) -> Result<Option<Opened>, StoreError> {
-        match Self::lock(dir, name)? {
-            Some(lock) => Self::open_locked(dir, name, lock, true).map(Some),
+        Self::open_stem(dir, &stem(name), true)
+    }
+
+    /// Opens `<dir>/<stem>.sqlite` (locked by `<stem>.lock`) unless another process (or
+    /// another breaker of this process) holds it: then `None`, and nothing was read or
+    /// written. The embedded store's stem is `<name>.outbox`; the fleet's spill files use
+    /// another (`spill/`), in the same format and with the same guarantees.
+    pub(super) fn open_stem(
+        dir: &Path,
+        stem: &str,
+        checkpoints: bool,
+    ) -> Result<Option<Opened>, StoreError> {
+        match Self::lock(dir, stem)? {
+            Some(lock) => {
+                Self::open_locked(dir.join(format!("{stem}.sqlite")), lock, checkpoints).map(Some)
+            }
             None => Ok(None),
         }
     }
 
-    /// Takes the store's lock (creating the directory and the lock file); `None` when
-    /// another process (or another breaker of this process) holds it.
-    fn lock(dir: &Path, name: &str) -> Result<Option<fs::File>, StoreError> {
+    /// Takes the lock of the store with file stem `stem` (creating the directory and the
+    /// lock file); `None` when another process (or another breaker of this process) holds it.
+    fn lock(dir: &Path, stem: &str) -> Result<Option<fs::File>, StoreError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|e| err(dir, "cannot create the directory", e))?;
-        let lock_path = dir.join(format!("{name}.outbox.lock"));
+        let lock_path = dir.join(format!("{stem}.lock"));
         let lock = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -200,13 +219,7 @@ impl SqliteStore {
         }
     }
 
-    fn open_locked(
-        dir: &Path,
-        name: &str,
-        lock: fs::File,
-        checkpoints: bool,
-    ) -> Result<Opened, StoreError> {
-        let path = store_path(dir, name);
+    fn open_locked(path: PathBuf, lock: fs::File, checkpoints: bool) -> Result<Opened, StoreError> {
         // Before SQLite sees the files: its recovery would drop what a damaged WAL lost,
         // and its first write would overwrite the WAL (record.rs).
         record::verify(&path)?;
