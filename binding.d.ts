@@ -104,6 +104,42 @@ export declare class NativeCircuit {
   shutdown(): void
 }
 
+export declare class NativeOutboxAdmin {
+  /**
+   * The outbox `options` and `envVars` describe, resolved and validated as
+   * `createBreaker` does (ECONFIG otherwise): `outboxRedisUrl`, else `outboxDir`, for
+   * the breaker `name`. Opens nothing yet.
+   */
+  constructor(options: BreakerOptions | undefined | null, envVars: Record<string, string> | undefined | null)
+  /** The breaker's name, as resolved. */
+  get name(): string
+  /** 'sqlite' | 'redis' */
+  get kind(): string
+  /** The store's file, or its Redis URL without credentials. */
+  get location(): string
+  stats(): Promise<OutboxAdminStats>
+  /** Queued writes, oldest first; their headers and bodies only with `bodies`. */
+  list(limit?: number | undefined | null, bodies?: boolean | undefined | null): Promise<Array<OutboxAdminEntry>>
+  deadLetters(limit?: number | undefined | null, bodies?: boolean | undefined | null): Promise<Array<OutboxAdminDeadLetter>>
+  /**
+   * A dead letter back in the queue: resolves false if there is none with `id`; rejects
+   * when the store cannot be changed (held by a running process, Redis down), saying why.
+   */
+  retry(id: string): Promise<boolean>
+  /**
+   * Removes a queued write or a dead letter for good: resolves false if there is none
+   * with `id`; rejects as `retry` does.
+   */
+  discard(id: string): Promise<boolean>
+  /**
+   * Why the oldest queued writes would be dead-lettered as tampered if delivered with
+   * this configuration's signing secret; null when they verify (or there is no secret).
+   */
+  unverified(): Promise<string | null>
+  /** Releases the Redis connection. */
+  close(): void
+}
+
 /**
  * Returns the allocator's freed pages to the OS now (mimalloc's `mi_collect(true)`):
  * mimalloc keeps freed pages for reuse, so the resident set does not shrink when memory
@@ -296,6 +332,8 @@ export interface BreakerOptions {
   outboxConcurrency?: number | string
   /** Longest wait before a failed delivery is tried again. Default 30000 (DNASTORE_OUTBOX_RETRY_MAX_MS). */
   outboxRetryMaxMs?: number | string
+  /** Fleet outbox (outboxRedisUrl): a durable write Redis cannot take is stored in this replica's own file in outboxDir (`<name>.spill.sqlite`) and forwarded to the stream once Redis answers; writes with an ordering key are refused instead. Default true (DNASTORE_OUTBOX_SPILL). */
+  outboxSpill?: boolean
   /** Fleet outbox (outboxRedisUrl): ms a write taken by a replica may go unrenewed (the replica died or hangs) before another replica takes it over. Default 30000 (DNASTORE_OUTBOX_CLAIM_IDLE_MS). */
   outboxClaimIdleMs?: number | string
   /** An attempt slower than this (ms) counts as slow in the rolling window, even when it succeeds; 0: off. Default 0 (DNASTORE_CIRCUIT_SLOW_CALL_MS). */
@@ -474,6 +512,41 @@ export interface CircuitTransition {
   trips: number
 }
 
+/** What `createBreaker` would throw (ECONFIG): the option or variable, and the message. */
+export interface ConfigProblem {
+  key: string
+  message: string
+}
+
+/** One setting of the table. */
+export interface ConfigSetting {
+  /** The option name; null for a switch only the environment sets (DNASTORE_TLS_INSECURE). */
+  option?: string
+  /** Its environment variables, first set wins. */
+  env: Array<string>
+  unit?: string
+  /** null when unset with no default; secrets and credentials masked. */
+  value?: number | boolean | string | string[] | null
+  /** 'default' | 'option' | 'env' */
+  source: string
+  /** The option or variable it came from; null for a default. */
+  from?: string
+  /** The value shown was masked (a secret, or credentials in a URL). */
+  redacted: boolean
+}
+
+/**
+ * The effective configuration for `options` (winning) and `envVars`, as `createBreaker`
+ * would resolve it; never throws for a bad value (it is the result's `error`).
+ */
+export declare function effectiveConfig(options: BreakerOptions | undefined | null, envVars: Record<string, string> | undefined | null): EffectiveConfig
+
+/** The settings, or the problem `createBreaker` would throw for these options and variables. */
+export interface EffectiveConfig {
+  settings: Array<ConfigSetting>
+  error?: ConfigProblem
+}
+
 /**
  * Every error code fire() and createBreaker() can produce (the core's list): the facade
  * checks membership instead of guessing from a prefix.
@@ -576,6 +649,30 @@ export interface NativeRetry {
 /** Every option name `createBreaker()` accepts (the core's table). */
 export declare function optionNames(): Array<string>
 
+export interface OutboxAdminDeadLetter {
+  deadLetter: OutboxDeadLetter
+  content?: OutboxWriteContent
+}
+
+export interface OutboxAdminEntry {
+  entry: OutboxEntry
+  content?: OutboxWriteContent
+}
+
+/** The store's counts as an operator reads them. */
+export interface OutboxAdminStats {
+  entries: number
+  bytes: number
+  deadLetters: number
+  /** Age of the oldest queued write, ms; null when empty. */
+  oldestAgeMs?: number
+  /**
+   * Fleet-wide writes being attempted now; null for an embedded store (only its
+   * process knows).
+   */
+  inFlight?: number
+}
+
 /** A dead letter, as `outbox.deadLetters()` shows it. */
 export interface OutboxDeadLetter {
   id: string
@@ -608,12 +705,15 @@ export interface OutboxEntry {
   /** The code of its last failed delivery. */
   lastError?: string
   delivering: boolean
+  /** Fleet outbox: in this replica's spill file, waiting for Redis. */
+  spilled: boolean
 }
 
 /**
- * `outbox.stats()`. For a fleet outbox (`outboxRedisUrl`) entries, bytes, deadLetters and
- * oldestAgeMs are the shared queue's as read at most a second ago; inFlight and the
- * counts since start are this process's.
+ * `outbox.stats()`. For a fleet outbox (`outboxRedisUrl`) entries, bytes and deadLetters
+ * are the shared queue's as read at most a second ago (oldestAgeMs: theirs and this
+ * replica's spilled writes'); inFlight, spilled and the counts since start are this
+ * process's.
  */
 export interface OutboxStats {
   /** Writes queued now. */
@@ -628,6 +728,24 @@ export interface OutboxStats {
   enqueued: number
   delivered: number
   deadLettered: number
+  /**
+   * Fleet outbox: writes this replica spilled to its own file (Redis could not take
+   * them) and has not yet forwarded to the stream; 0 otherwise.
+   */
+  spilled: number
+  spilledBytes: number
+  /** Fleet outbox: spilled writes forwarded to the stream since start. */
+  forwarded: number
+}
+
+/**
+ * A stored write's headers (values other than content-type and idempotency-key are
+ * `***`) and body: only when asked for.
+ */
+export interface OutboxWriteContent {
+  /** `[name, value]` pairs. */
+  headers: Array<Array<string>>
+  body: Buffer
 }
 
 /** How a fire() ended, as the facade switches on it (`OutcomeKind.Response`, ...). */

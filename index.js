@@ -13,28 +13,20 @@ const { CircuitBreaker } = require('./lib/circuit-breaker');
 const { flattenHeaders, checkBody, checkOptional, checkUrl, invalid } = require('./lib/request');
 const { FALLBACK_ERROR, codedError, fromNative, fromCaller, settle } = require('./lib/outcome');
 const { readOptions, threw } = require('./lib/read-options');
+const { pickEnv } = require('./lib/env-vars');
 const tracing = require('./lib/tracing');
 
-// The signing secret's other name, and the proxy variables `proxy: 'env'` reads.
-const EXTRA_ENV = ['SPIRAL_EVENT_SECRET', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'];
 // Calls with an AbortSignal are numbered; the binding keeps their tokens under that number.
 let abortSeq = 0;
 
-// The environment the core reads: DNASTORE_* (and the service's signing secret).
-// Passed explicitly because Jest and worker threads give JS its own process.env copy.
-// An `env` option is the caller's object: what its getters or traps throw is ECONFIG.
+// The environment the core reads (lib/env-vars.js). An `env` option is the caller's
+// object: what its getters or traps throw is ECONFIG.
 function envVars(env) {
-  const out = {};
   try {
-    for (const k of Object.keys(env)) {
-      if (!k.startsWith('DNASTORE_') && !EXTRA_ENV.includes(k)) continue;
-      const v = env[k];
-      if (typeof v === 'string') out[k] = v;
-    }
+    return pickEnv(env);
   } catch (err) {
     throw threw(configError, 'invalid option `env`: reading it threw', err);
   }
-  return out;
 }
 
 const configError = (message) => codedError('ECONFIG', message);

@@ -23,6 +23,8 @@ describe('fault schedule', () => {
     expect(last.atS + last.windowS).toBeLessThanOrEqual(180 - 32 + 0.1);
     expect(plan.find((f) => f.name === 'redis-down').windowS).toBe(20);
     expect(plan.find((f) => f.name === 'replica-kill').windowS).toBe(10);
+    // As long as the other DNAStore faults: writes Redis cannot take are spilled, not refused.
+    expect(plan.find((f) => f.name === 'dnastore-and-redis-down').windowS).toBe(8);
   });
 
   test('the same seed gives the same schedule; another seed another order', () => {
@@ -36,7 +38,7 @@ describe('fault schedule', () => {
     // Rounds of at least 170 s: as dense in faults as the 3-minute run.
     for (const name of NAMES) expect(plan.filter((f) => f.name === name)).toHaveLength(10);
     for (let i = 1; i < plan.length; i++) expect(plan[i].atS).toBeGreaterThan(plan[i - 1].atS + plan[i - 1].windowS + 10);
-    expect(() => schedule({ seed: 3, durationS: 90 })).toThrow(/too short .* need 171 s/);
+    expect(() => schedule({ seed: 3, durationS: 90 })).toThrow(/too short .* need 175 s/);
     expect(() => schedule({ seed: 3, durationS: 90, only: ['nope'] })).toThrow(/unknown fault nope/);
   });
 

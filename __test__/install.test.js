@@ -4,7 +4,8 @@
 // release flow (scripts/publish.js: the linux-x64-gnu platform package, then the main
 // package naming it in optionalDependencies), and `npm install dnastore-breaker` into an
 // empty directory with no cargo on the PATH. The installed copy then fires against a local
-// server and prints metrics(). Verdaccio has no uplink: nothing leaves 127.0.0.1.
+// server and prints metrics(), and its operator command runs (`npm exec dnastore-breaker`).
+// Verdaccio has no uplink: nothing leaves 127.0.0.1.
 
 const { spawn, execFile } = require('node:child_process');
 const fs = require('node:fs');
@@ -120,4 +121,18 @@ server.listen(0, '127.0.0.1', async () => {
   const { stdout } = await run('node', ['smoke.js'], { cwd: app, env, timeout: 20000 });
   expect(stdout).toContain('{"ok":true}');
   expect(stdout).toMatch(/dnastore_requests_total\{[^}]*name="installed"/);
+
+  // The operator command from the same install (`npx dnastore-breaker`, package.json "bin").
+  const cli = await run('npm', ['exec', '--offline', '--', 'dnastore-breaker', 'config', '--name', 'installed', '--json'], {
+    cwd: app,
+    env: { ...env, DNASTORE_TIMEOUT_MS: '1234' },
+    timeout: 20000,
+  });
+  const doc = JSON.parse(cli.stdout);
+  expect(doc).toMatchObject({ ok: true, name: 'installed' });
+  expect(doc.settings.find((s) => s.option === 'timeout')).toMatchObject({ value: 1234, source: 'env', from: 'DNASTORE_TIMEOUT_MS' });
+  await expect(run('npm', ['exec', '--offline', '--', 'dnastore-breaker', 'config'], { cwd: app, env: { ...env, DNASTORE_TIMEOUT_MS: '0' } })).rejects.toMatchObject({
+    code: 1,
+    stderr: expect.stringContaining('DNASTORE_TIMEOUT_MS="0": must be an integer from 1 to 600000'),
+  });
 }, 120000);

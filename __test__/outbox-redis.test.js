@@ -13,6 +13,9 @@
 // cover the store's semantics one by one.
 
 const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const { startUpstream, json, eventually, uniqueName } = require('./helpers/upstream');
 const { describeRedis: describeRedisIn, startRedis, startReplica } = require('./helpers/redis');
 
@@ -126,6 +129,64 @@ describeRedis('fleet outbox on Redis Streams', () => {
     }, 3000);
     expect(stats).toMatchObject({ entries: 0, inFlight: 0, deadLetters: 0 });
     expect(stats.delivered).toBe(16);
+  }, 40000);
+
+  test('Redis down: writes are spilled to the replica\'s file and acknowledged; the replica is SIGKILLed; a new process on its directory forwards them, each delivered once', async () => {
+    const own = await startRedis(['--appendonly', 'yes', '--appendfsync', 'always']);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-spill-'));
+    let again;
+    try {
+      const name = uniqueName('fleet-spill');
+      const opts = {
+        name,
+        baseUrl: up.url,
+        outbox: 'on',
+        outboxRedisUrl: own.url,
+        outboxDir: dir,
+        signingSecret: 'test-secret',
+        maxAttempts: 1,
+        maxFailures: 1,
+        resetTimeout: 150,
+        retryBaseMs: 50,
+        outboxRetryMaxMs: 200,
+        redisConnectTimeoutMs: 300,
+        redisResponseTimeoutMs: 300,
+      };
+      down = true;
+      const a = await startReplica(opts, replicas);
+      await own.stop();
+      // DNAStore and Redis both down: each POST is spilled (on A's disk before it is
+      // answered) and acknowledged.
+      const written = [];
+      for (let i = 0; i < 6; i += 1) {
+        const m = await a.fire('/api/sigils', { method: 'POST', body: JSON.stringify({ spill: i }), durable: true });
+        expect(m.error).toBeUndefined();
+        expect(m.value).toMatchObject({ queued: true, fallback: true, source: 'outbox' });
+        written.push(m.value.idempotencyKey);
+      }
+      expect(await a.outbox('stats')).toMatchObject({ spilled: 6, enqueued: 6, forwarded: 0 });
+      expect(await a.metrics()).toMatch(new RegExp(`dnastore_outbox_spilled_entries\\{name="${name}"\\} 6`));
+      expect(fs.readdirSync(dir)).toContain(`${name}.spill.sqlite`);
+      // A dies with them; Redis and DNAStore come back; a new process on A's directory takes
+      // its file over and forwards them; they are delivered once each.
+      a.child.kill('SIGKILL');
+      await a.stop();
+      again = await startRedis(['--appendonly', 'yes', '--appendfsync', 'always'], own.port);
+      down = false;
+      const b = await startReplica(opts, replicas);
+      await eventually(() => written.every((k) => stored.has(k)), 15000);
+      const st = await eventually(async () => {
+        const x = await b.outbox('stats');
+        return x.spilled === 0 && x.forwarded === 6 && x.delivered === 6 && x;
+      }, 5000);
+      expect(st).toMatchObject({ spilled: 0, forwarded: 6 });
+      expect(written.map((k) => stored.get(k))).toEqual([1, 1, 1, 1, 1, 1]);
+      expect(await b.outbox('list')).toEqual([]);
+    } finally {
+      if (again) await again.stop();
+      await own.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }, 40000);
 
   test('on a Redis Cluster: every key of one outbox in one slot, the scripts run there', async () => {

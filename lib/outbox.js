@@ -10,7 +10,7 @@ class Outbox {
     this.#native = nativeBreaker;
   }
 
-  /** { entries, bytes, inFlight, deadLetters, oldestAgeMs, enqueued, delivered, deadLettered } */
+  /** { entries, bytes, inFlight, deadLetters, oldestAgeMs, enqueued, delivered, deadLettered, spilled, spilledBytes, forwarded } */
   stats() {
     return this.#native.outboxStats();
   }

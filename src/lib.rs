@@ -9,6 +9,7 @@ mod bound;
 mod breaker;
 mod bridge;
 mod convert;
+mod effective;
 mod events;
 mod fast;
 mod fire;
@@ -16,6 +17,7 @@ mod fleet;
 mod guarded;
 mod options;
 mod outbox;
+mod outbox_admin;
 mod throw;
 
 /// Buffers are allocated on the I/O thread and freed on the JS thread (and back); with
@@ -36,7 +38,9 @@ pub fn collect_memory() {
 
 pub use abort::{abort_call, pending_aborts};
 pub use breaker::NativeBreaker;
+pub use effective::effective_config;
 pub use guarded::NativeCircuit;
+pub use outbox_admin::NativeOutboxAdmin;
 
 use napi_derive::napi;
 

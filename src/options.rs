@@ -99,6 +99,8 @@ pub struct BreakerOptions {
     pub outbox_concurrency: Option<napi::bindgen_prelude::Either<u32, String>>,
     /// Longest wait before a failed delivery is tried again. Default 30000 (DNASTORE_OUTBOX_RETRY_MAX_MS).
     pub outbox_retry_max_ms: Option<napi::bindgen_prelude::Either<u32, String>>,
+    /// Fleet outbox (outboxRedisUrl): a durable write Redis cannot take is stored in this replica's own file in outboxDir (`<name>.spill.sqlite`) and forwarded to the stream once Redis answers; writes with an ordering key are refused instead. Default true (DNASTORE_OUTBOX_SPILL).
+    pub outbox_spill: Option<bool>,
     /// Fleet outbox (outboxRedisUrl): ms a write taken by a replica may go unrenewed (the replica died or hangs) before another replica takes it over. Default 30000 (DNASTORE_OUTBOX_CLAIM_IDLE_MS).
     pub outbox_claim_idle_ms: Option<napi::bindgen_prelude::Either<u32, String>>,
     /// An attempt slower than this (ms) counts as slow in the rolling window, even when it succeeds; 0: off. Default 0 (DNASTORE_CIRCUIT_SLOW_CALL_MS).

@@ -12,9 +12,10 @@ use crate::breaker::NativeBreaker;
 use crate::bridge::{self, settle_with, Run};
 use crate::throw::throw;
 
-/// `outbox.stats()`. For a fleet outbox (`outboxRedisUrl`) entries, bytes, deadLetters and
-/// oldestAgeMs are the shared queue's as read at most a second ago; inFlight and the
-/// counts since start are this process's.
+/// `outbox.stats()`. For a fleet outbox (`outboxRedisUrl`) entries, bytes and deadLetters
+/// are the shared queue's as read at most a second ago (oldestAgeMs: theirs and this
+/// replica's spilled writes'); inFlight, spilled and the counts since start are this
+/// process's.
 #[napi(object)]
 pub struct OutboxStats {
     /// Writes queued now.
@@ -29,6 +30,12 @@ pub struct OutboxStats {
     pub enqueued: f64,
     pub delivered: f64,
     pub dead_lettered: f64,
+    /// Fleet outbox: writes this replica spilled to its own file (Redis could not take
+    /// them) and has not yet forwarded to the stream; 0 otherwise.
+    pub spilled: f64,
+    pub spilled_bytes: f64,
+    /// Fleet outbox: spilled writes forwarded to the stream since start.
+    pub forwarded: f64,
 }
 
 /// A queued write, as `outbox.list()` shows it (never its body or headers).
@@ -47,6 +54,8 @@ pub struct OutboxEntry {
     /// The code of its last failed delivery.
     pub last_error: Option<String>,
     pub delivering: bool,
+    /// Fleet outbox: in this replica's spill file, waiting for Redis.
+    pub spilled: bool,
 }
 
 /// A dead letter, as `outbox.deadLetters()` shows it.
@@ -67,16 +76,16 @@ pub struct OutboxDeadLetter {
     pub died_at: f64,
 }
 
-fn limit(l: Option<u32>) -> usize {
+pub(crate) fn limit(l: Option<u32>) -> usize {
     l.unwrap_or(100).clamp(1, 10_000) as usize
 }
 
 /// A store failure rejects the promise (the message names the store, never a secret).
-fn failed(e: dnastore_core::outbox::StoreError) -> Error {
+pub(crate) fn failed(e: dnastore_core::outbox::StoreError) -> Error {
     Error::new(Status::GenericFailure, e.0)
 }
 
-fn entry(l: Listed) -> OutboxEntry {
+pub(crate) fn entry(l: Listed) -> OutboxEntry {
     OutboxEntry {
         id: l.id,
         method: l.method,
@@ -88,10 +97,11 @@ fn entry(l: Listed) -> OutboxEntry {
         next_attempt_at: l.next_at_ms as f64,
         last_error: l.last_error,
         delivering: l.delivering,
+        spilled: l.spilled,
     }
 }
 
-fn dead_letter(d: DeadLetter) -> OutboxDeadLetter {
+pub(crate) fn dead_letter(d: DeadLetter) -> OutboxDeadLetter {
     OutboxDeadLetter {
         id: d.id,
         method: d.method,
@@ -143,6 +153,9 @@ impl NativeBreaker {
             enqueued: s.enqueued as f64,
             delivered: s.delivered as f64,
             dead_lettered: s.dead_lettered as f64,
+            spilled: s.spilled as f64,
+            spilled_bytes: s.spilled_bytes as f64,
+            forwarded: s.forwarded as f64,
         })
     }
 

@@ -114,8 +114,15 @@ async function startSentinel(masterPort, downAfterMs = 400) {
  * (fixtures/redis-replica.js). `replicas` collects it for the suite's afterAll.
  */
 async function startReplica(opts, replicas) {
+  // A fleet outbox's spill file goes in outboxDir: a temporary one unless the test names one
+  // (removed when the replica exits), never the working directory.
+  const tmpDir = opts.outboxRedisUrl && opts.outboxDir === undefined ? fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-replica-')) : null;
+  if (tmpDir) opts = { ...opts, outboxDir: tmpDir };
   const child = fork(path.join(__dirname, '..', 'fixtures', 'redis-replica.js'), [JSON.stringify(opts)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const exited = new Promise((resolve) => child.once('exit', resolve)).then((code) => {
+    if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
+    return code;
+  });
   const pending = new Map();
   let seq = 0;
   await new Promise((resolve, reject) => {

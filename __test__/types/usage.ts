@@ -37,6 +37,7 @@ async function main(): Promise<void> {
   registerWith(new Registry());
 
   const durable = createBreaker({ name: 'durable', outbox: 'on', outboxDir: '/tmp/x', logger: false });
+  createBreaker({ name: 'fleet', outbox: 'on', outboxRedisUrl: 'redis://127.0.0.1:6379', outboxSpill: false, logger: false });
   const secured = createBreaker({
     name: 'mtls',
     baseUrl: 'https://10.0.0.5:8443',
@@ -61,6 +62,10 @@ async function main(): Promise<void> {
   }
   if (durable.outbox) {
     const st: number = durable.outbox.stats().entries;
+    // The fleet outbox's spill (outboxSpill): this replica's writes waiting for Redis.
+    const spilled: number = durable.outbox.stats().spilled + durable.outbox.stats().forwarded;
+    const inSpill: boolean | undefined = (await durable.outbox.list())[0]?.spilled;
+    console.log(spilled, inSpill);
     const ok: boolean = await durable.outbox.retry('id');
     await durable.outbox.drain();
     console.log(st, ok, (await durable.outbox.list({ limit: 5 }))[0]?.idempotencyKey, (await durable.outbox.deadLetters())[0]?.reason);

@@ -12,8 +12,8 @@
 //   hangs) and the replica is killed and started again, as a kubelet would. A chaos run
 //   should never see this (counted in the summary).
 //
-// Each readiness answer is also a sample for the timeline: breaker state and the shared
-// outbox's depth, per replica, per second.
+// Each readiness answer is also a sample for the timeline: breaker state and the outbox's
+// depth (the shared queue and the writes this replica spilled), per replica, per second.
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -90,7 +90,7 @@ async function startFleet({ count, env, dir, log, now }) {
       body = null;
     }
     const b = body?.breakers?.dnastore;
-    samples.push({ t, replica: r.name, up: !!b, state: b ? b.state : 'down', outbox: b?.outbox?.entries ?? null, inFlight: b?.outbox?.inFlight ?? null });
+    samples.push({ t, replica: r.name, up: !!b, state: b ? b.state : 'down', outbox: b?.outbox ? b.outbox.entries + (b.outbox.spilled || 0) : null, inFlight: b?.outbox?.inFlight ?? null });
     if (b) {
       r.readyFailures = 0;
       if (!r.serving) {

@@ -343,13 +343,14 @@ async function sleepUntil(atMs, stop) {
   return !stop();
 }
 
-// The shared queue is empty once no replica reports an entry or a write in flight.
+// The shared queue is empty once no replica reports an entry or a write in flight, and no
+// replica still holds writes it spilled while Redis was down (per replica: summed).
 async function waitForDrain(fleet, deadlineMs) {
   let left = null;
   for (;;) {
     const seen = await Promise.all(fleet.replicas.map((r) => fleet.readyz(r, 2000).catch(() => null)));
     const outboxes = seen.map((b) => b?.breakers?.dnastore?.outbox).filter(Boolean);
-    if (outboxes.length) left = Math.max(...outboxes.map((o) => o.entries + (o.inFlight || 0)));
+    if (outboxes.length) left = Math.max(...outboxes.map((o) => o.entries + (o.inFlight || 0))) + outboxes.reduce((n, o) => n + (o.spilled || 0), 0);
     if (left === 0 || Date.now() > deadlineMs) return left;
     await sleep(500);
   }

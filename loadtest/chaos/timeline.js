@@ -8,7 +8,8 @@
 //   3. requests per second per replica, as the load balancer answered them;
 //   4. failed requests per second per replica (a read not 200, a write not 201/202);
 //   5. reads served from last-known-good per second per replica, and writes queued (202);
-//   6. the shared outbox's depth (writes queued in Redis, as the replicas report it);
+//   6. the outbox's depth (writes queued in Redis, plus those a replica spilled to its file
+//      while Redis was down, as the replicas report them; the most any replica reports);
 //   7. the alerts that fired.
 // Rendered by vega-lite through vega's headless view (no browser): both are ESM, loaded
 // with import().
@@ -164,7 +165,7 @@ function buildSpec({ title, durationS, faults, replicas, states, traffic, outbox
       panel('Requests per second (through the load balancer), per replica', 110, [line(traffic, 'requests', 'req/s')]),
       panel('Failed requests per second (read not 200, write not 201/202), per replica', 90, [line(traffic, 'failed', 'failed/s')]),
       panel('Reads served from last-known-good per second (solid) and writes queued, 202 (dashed), per replica', 110, [line(traffic, 'fallbacks', 'per s'), line(traffic, 'queued', 'per s', true)]),
-      panel('Shared outbox depth (writes queued in Redis)', 90, [
+      panel('Outbox depth (queued in Redis + spilled by a replica)', 90, [
         { data: { values: outbox }, mark: { type: 'area', interpolate: 'step-after', color: '#8c6d31', opacity: 0.7 }, encoding: { x, y: { field: 'entries', type: 'quantitative', title: 'writes' } } },
       ]),
       panel('Alerts firing (monitoring/prometheus/alerts.yml, time-scaled)', Math.max(30, 22 * Math.max(1, new Set(alerts.map((a) => a.alert)).size)), [

@@ -122,6 +122,9 @@ impl Breaker {
                 Ok(Ok(q)) => return CallOutcome::Queued(q),
                 Ok(Err(Refused::Full)) => "the outbox is full".to_string(),
                 Ok(Err(Refused::Store(e))) => e,
+                Ok(Err(Refused::OrderingKey(e))) => {
+                    format!("{e}; a write with an ordering key is not spilled")
+                }
                 Ok(Err(Refused::Closed)) => "the outbox is closed".to_string(),
                 Err(_) => format!(
                     "the outbox did not take it within {} ms",

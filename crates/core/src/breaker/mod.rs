@@ -30,7 +30,7 @@ mod metrics;
 mod transport;
 
 pub use build::{http_client, watch_clients};
-pub use files::load_files;
+pub use files::{check_config, load_files};
 pub use metrics::BreakerMetrics;
 pub(crate) use transport::Transport;
 

@@ -101,9 +101,13 @@ impl Resolver<'_> {
             }
         }
         if adaptive && min > max {
+            let given = self.int_label(&spec::min_concurrency);
             return Err(err(
-                spec::min_concurrency.option,
-                format!("invalid minConcurrency ({min}): must be <= maxConcurrent ({max})"),
+                given,
+                format!(
+                    "invalid {given} ({min}): must be <= {} ({max})",
+                    self.int_label(&spec::max_concurrent)
+                ),
             ));
         }
         Ok((

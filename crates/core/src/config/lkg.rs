@@ -84,15 +84,12 @@ pub(super) struct CacheKeys {
 impl Resolver<'_> {
     /// The tenant header, the header lists and the signing secret.
     pub(super) fn cache_keys(&self) -> Result<CacheKeys, ConfigError> {
-        let tenant_header = self
-            .string(&TENANT_HEADER)?
-            .map(|(v, _)| v)
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let (tenant_header, tenant_src) = self.string(&TENANT_HEADER)?.unwrap_or_default();
+        let tenant_header = tenant_header.to_ascii_lowercase();
         if http::HeaderName::from_bytes(tenant_header.as_bytes()).is_err() {
             return Err(err(
-                TENANT_HEADER.option,
-                "invalid tenantHeader: not a valid HTTP header name".into(),
+                key_of(&TENANT_HEADER, &tenant_src),
+                format!("invalid {tenant_src}: not a valid HTTP header name"),
             ));
         }
         let vary_headers = self.headers(&VARY_HEADERS)?;
@@ -101,18 +98,23 @@ impl Resolver<'_> {
             .iter()
             .find(|h| **h == tenant_header || IDENTITY_HEADERS.contains(&h.as_str()))
         {
+            let given = self.list_label(&IGNORE_HEADERS);
             return Err(err(
-                IGNORE_HEADERS.option,
+                given,
                 format!(
-                    "invalid cacheIgnoreHeaders: {h} carries identity and always splits the key (identity headers: {}, and the tenantHeader)",
+                    "invalid {given}: {h} carries identity and always splits the key (identity headers: {}, and the tenantHeader)",
                     IDENTITY_HEADERS.join(", ")
                 ),
             ));
         }
         if let Some(h) = ignore_headers.iter().find(|h| vary_headers.contains(h)) {
+            let given = self.list_label(&IGNORE_HEADERS);
             return Err(err(
-                IGNORE_HEADERS.option,
-                format!("invalid cacheIgnoreHeaders: {h} is also in varyHeaders"),
+                given,
+                format!(
+                    "invalid {given}: {h} is also in {}",
+                    self.list_label(&VARY_HEADERS)
+                ),
             ));
         }
         let signing_secret = match self.string(&SIGNING_SECRET)? {

@@ -29,6 +29,7 @@ use url::Url;
 
 use crate::error::CallError;
 
+mod effective;
 mod fleet;
 mod hedge;
 mod input;
@@ -39,6 +40,7 @@ mod redis;
 mod resolver;
 mod tls;
 
+pub use effective::{Setting, Shown, Source, REDACTED};
 pub use fleet::FleetConfig;
 pub use hedge::{HedgeConfig, HedgeDelay};
 pub use input::{BoolSpec, ConfigError, IntSpec, RawOptions, RawValue, StrSpec};
@@ -46,7 +48,7 @@ pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
 pub use lkg::{LkgConfig, IDENTITY_HEADERS};
 pub use outbox::{OutboxConfig, OutboxMode};
 pub use redis::{Mode, Node, RedisOptions, RedisSpec};
-use resolver::{err, Resolver};
+use resolver::{err, key_of, Resolver};
 pub use resolver::{Origin, Origins};
 pub use tls::{
     base_ip, PemSource, ProxyMode, TlsConfig, TlsInput, TlsVersion, PROXY_ENV_VARS,
@@ -175,7 +177,12 @@ pub const INLINE_IO: BoolSpec = BoolSpec {
     default: true,
     doc: "A call fired while no other call of its JS thread is pending does its HTTP I/O on that JS thread (no hand-over to the I/O thread and back: less CPU per call); false sends every call to the I/O thread.",
 };
-pub const BOOL_SPECS: &[BoolSpec] = &[GENERATE_IDEMPOTENCY_KEYS, COALESCE, INLINE_IO];
+pub const BOOL_SPECS: &[BoolSpec] = &[
+    GENERATE_IDEMPOTENCY_KEYS,
+    COALESCE,
+    INLINE_IO,
+    outbox::OUTBOX_SPILL,
+];
 
 /// String settings.
 pub const NAME: StrSpec = StrSpec {
@@ -352,7 +359,7 @@ impl Config {
         let (name, name_src) = r.string(&NAME)?.expect("name has a default");
         if !valid_name(&name) {
             return Err(err(
-                NAME.option,
+                key_of(&NAME, &name_src),
                 format!("invalid {name_src}: the breaker name must be 1-64 characters of A-Z a-z 0-9 _ . : -"),
             ));
         }
@@ -372,11 +379,13 @@ impl Config {
         let rolling_count_buckets = r.int(&spec::rolling_buckets)? as u32;
         if !(rolling_count_timeout.as_millis() as u64).is_multiple_of(rolling_count_buckets as u64)
         {
+            let given = r.int_label(&spec::rolling_timeout);
             return Err(err(
-                spec::rolling_timeout.option,
+                given,
                 format!(
-                    "invalid rollingCountTimeout ({} ms): must be a multiple of rollingCountBuckets ({})",
+                    "invalid {given} ({} ms): must be a multiple of {} ({})",
                     rolling_count_timeout.as_millis(),
+                    r.int_label(&spec::rolling_buckets),
                     rolling_count_buckets
                 ),
             ));
@@ -384,11 +393,13 @@ impl Config {
         let retry_base = r.ms(&spec::retry_base)?;
         let retry_max = r.ms(&spec::retry_max)?;
         if retry_max < retry_base {
+            let given = r.int_label(&spec::retry_max);
             return Err(err(
-                spec::retry_max.option,
+                given,
                 format!(
-                    "invalid retryMaxMs ({} ms): must be >= retryBaseMs ({} ms)",
+                    "invalid {given} ({} ms): must be >= {} ({} ms)",
                     retry_max.as_millis(),
+                    r.int_label(&spec::retry_base),
                     retry_base.as_millis()
                 ),
             ));
@@ -459,3 +470,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_env_keys;

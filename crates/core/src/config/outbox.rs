@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::redis::{RedisOptions, RedisSpec, REDIS_CA_FILE};
 use super::resolver::{err, key_of, Resolver};
-use super::{spec, ConfigError, StrSpec};
+use super::{spec, BoolSpec, ConfigError, StrSpec};
 
 pub const OUTBOX: StrSpec = StrSpec {
     option: "outbox",
@@ -20,7 +20,7 @@ pub const OUTBOX_DIR: StrSpec = StrSpec {
     env: &["DNASTORE_OUTBOX_DIR"],
     default: Some(".dnastore-outbox"),
     secret: false,
-    doc: "Directory of the embedded store (one SQLite file per breaker, mode 0600), relative to the working directory unless absolute.",
+    doc: "Directory of the embedded store (one SQLite file per breaker, mode 0600), relative to the working directory unless absolute; with outboxRedisUrl, of the replica's spill file (<name>.spill.sqlite).",
 };
 pub const OUTBOX_REDIS_URL: StrSpec = StrSpec {
     option: "outboxRedisUrl",
@@ -36,6 +36,13 @@ pub const OUTBOX_HEADERS: StrSpec = StrSpec {
     default: None,
     secret: false,
     doc: "Request headers a queued write keeps besides content-type, idempotency-key and the tenant header (authorization only when named here: it is then stored at rest).",
+};
+
+pub const OUTBOX_SPILL: BoolSpec = BoolSpec {
+    option: "outboxSpill",
+    env: "DNASTORE_OUTBOX_SPILL",
+    default: true,
+    doc: "Fleet outbox (outboxRedisUrl): a durable write Redis cannot take (down, slower than redisResponseTimeoutMs, failing over) is stored in this replica's own file in outboxDir (<name>.spill.sqlite, the embedded store's format) and forwarded to the stream once Redis answers; writes with an ordering key are refused instead. false: every such write is refused (the plain fallback).",
 };
 
 /// Which writes are durable.
@@ -61,6 +68,9 @@ pub struct OutboxConfig {
     /// With `redis_url`: how long a write taken by a replica may go unrenewed before
     /// another replica takes it over (`outboxClaimIdleMs`).
     pub claim_idle: Duration,
+    /// With `redis_url`: a write Redis cannot take is spilled to a file of this replica in
+    /// `dir` and forwarded later (`outboxSpill`).
+    pub spill: bool,
     /// Lower-case header names kept besides the built-in ones.
     pub headers: Vec<String>,
     pub max_entries: usize,
@@ -120,6 +130,7 @@ impl Resolver<'_> {
             redis_url,
             redis,
             claim_idle: self.ms(&spec::outbox_claim_idle)?,
+            spill: self.boolean(&OUTBOX_SPILL)?,
             headers: self.headers(&OUTBOX_HEADERS)?,
             max_entries: self.int(&spec::outbox_max_entries)? as usize,
             max_bytes: self.int(&spec::outbox_max_bytes)?,

@@ -33,6 +33,24 @@ impl Resolver<'_> {
         }
     }
 
+    /// How a message about a setting checked against another names it: its variable when
+    /// the environment gave it, else its option name (given, or the default's).
+    pub(super) fn int_label(&self, s: &IntSpec) -> &'static str {
+        self.int_source(s).unwrap_or(s.option)
+    }
+
+    /// [`Resolver::int_label`] for a header list (as `headers` reads it).
+    pub(super) fn list_label(&self, s: &StrSpec) -> &'static str {
+        if self.opts.get(s.option).is_some() {
+            return s.option;
+        }
+        s.env
+            .iter()
+            .find(|v| (self.env)(v).is_some())
+            .copied()
+            .unwrap_or(s.option)
+    }
+
     pub(super) fn int(&self, s: &IntSpec) -> Result<u64, ConfigError> {
         let range = format!("an integer from {} to {} ({})", s.min, s.max, s.unit);
         if let Some(v) = self.opts.get(s.option) {

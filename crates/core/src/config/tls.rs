@@ -215,14 +215,7 @@ pub const PROXY_ENV_VARS: [&str; 6] = [
 impl Resolver<'_> {
     /// A PEM path or inline PEM text.
     fn pem(&self, s: &StrSpec) -> Result<Option<(PemSource, String)>, ConfigError> {
-        Ok(self.string(s)?.map(|(raw, src)| {
-            let pem = if raw.trim_start().starts_with("-----BEGIN") {
-                PemSource::Inline(Arc::from(raw.as_str()))
-            } else {
-                PemSource::File(PathBuf::from(raw))
-            };
-            (pem, src)
-        }))
+        Ok(self.string(s)?.map(|(raw, src)| (pem_source(&raw), src)))
     }
 
     /// The settings, and where the three PEM inputs came from (for errors reading them).
@@ -251,16 +244,16 @@ impl Resolver<'_> {
         let cert = self.pem(&CLIENT_CERT)?;
         let key = self.pem(&CLIENT_KEY)?;
         if cert.is_some() != key.is_some() {
-            let (missing, given) = if cert.is_some() {
-                (&CLIENT_KEY, &CLIENT_CERT)
-            } else {
-                (&CLIENT_CERT, &CLIENT_KEY)
+            let (missing, (given, src)) = match (&cert, &key) {
+                (Some((_, src)), _) => (&CLIENT_KEY, (&CLIENT_CERT, src)),
+                (_, Some((_, src))) => (&CLIENT_CERT, (&CLIENT_KEY, src)),
+                (None, None) => unreachable!("one of them is set"),
             };
             return Err(err(
-                given.option,
+                key_of(given, src),
                 format!(
-                    "invalid option `{}`: mTLS needs both clientCert and clientKey; {} ({}) is missing",
-                    given.option, missing.option, missing.env[0]
+                    "invalid {src}: mTLS needs both clientCert and clientKey; {} ({}) is missing",
+                    missing.option, missing.env[0]
                 ),
             ));
         }
@@ -366,6 +359,15 @@ impl Resolver<'_> {
                 )
             }),
         }
+    }
+}
+
+/// A PEM setting's value: inline PEM text, or else a file path.
+pub(super) fn pem_source(raw: &str) -> PemSource {
+    if raw.trim_start().starts_with("-----BEGIN") {
+        PemSource::Inline(Arc::from(raw))
+    } else {
+        PemSource::File(PathBuf::from(raw))
     }
 }
 

@@ -21,10 +21,10 @@
 //! - **Each feature, its own state** (handles it builds from these families and writes
 //!   itself, where it changes; no event carries them): `lkg/metrics.rs` (entries, bytes,
 //!   evictions, rejections, Redis errors), `outbox/metrics.rs` (the queue's gauges,
-//!   enqueued, refused, delivered, dead-lettered, delivery time), `limit/metrics.rs` (the
-//!   bulkhead's gauges and rejections), `tls/metrics.rs` (insecure mode, reloads),
-//!   `fleet/metrics.rs` (the fleet circuit's state, connectivity, replicas, refusals,
-//!   leases, propagation), `hedge/metrics.rs` (hedges by result).
+//!   enqueued, refused, delivered, dead-lettered, delivery time, the fleet's spill),
+//!   `limit/metrics.rs` (the bulkhead's gauges and rejections), `tls/metrics.rs`
+//!   (insecure mode, reloads), `fleet/metrics.rs` (the fleet circuit's state, connectivity,
+//!   replicas, refusals, leases, propagation), `hedge/metrics.rs` (hedges by result).
 //! - **The breaker itself**: slow attempts (`breaker/metrics.rs`), which only its attempt
 //!   loop sees.
 //!
@@ -201,6 +201,12 @@ families! {
         "Queued writes moved to the dead letters, by reason.";
     outbox_delivery: HistogramVec = "dnastore_outbox_delivery_seconds", ["name"],
         "Time from queued to delivered, in seconds.", OUTBOX_DELIVERY_BUCKETS;
+    outbox_spilled_entries: IntGaugeVec = "dnastore_outbox_spilled_entries", ["name"],
+        "Fleet outbox: writes this replica spilled to its own file (Redis could not take them) and has not yet forwarded to the stream (aggregate with sum).";
+    outbox_spilled: IntCounterVec = "dnastore_outbox_spilled_total", ["name", "reason"],
+        "Fleet outbox: writes spilled to this replica's file because Redis could not take them, by reason (unreachable, timeout, error).";
+    outbox_forwarded: IntCounterVec = "dnastore_outbox_forwarded_total", ["name"],
+        "Fleet outbox: spilled writes forwarded to the stream once Redis answered again.";
     // hedge/metrics.rs
     hedges: IntCounterVec = "dnastore_hedges_total", ["name", "result"],
         "Hedges of GET/HEAD attempts by result: won (sent, and its answer was taken), lost (sent, another copy answered first; cancelled), skipped (due but not sent: retry budget spent, bulkhead full, circuit not closed).";

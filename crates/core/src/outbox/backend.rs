@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::fleet::{Discarded, Fleet, Held, Snapshot};
+use super::fleet::{Discarded, Failure, Fleet, Held, Snapshot};
+use super::spill::Spill;
 use super::sqlite::{self, DeadRow, SqliteStore};
 use super::{Listed, Meta, Outbox, Refused, StoreError, Write};
 
@@ -32,6 +33,9 @@ pub(super) struct FleetSide {
     pub timers: Mutex<Timers>,
     /// Written here just now: look for it at once rather than at the next poll.
     pub fresh: AtomicBool,
+    /// Writes Redis could not take, kept in this replica's file until it can (`spill/`);
+    /// `None` with `outboxSpill: false`.
+    pub spill: Option<Box<Spill>>,
 }
 
 /// When the fleet's periodic work is next due (wall ms), and the takeover cursor.
@@ -41,12 +45,15 @@ pub(super) struct Timers {
     pub take_over: u64,
     pub keep: u64,
     pub stats: u64,
+    /// When spilled writes are next offered to Redis.
+    pub forward: u64,
     pub cursor: String,
 }
 
 impl FleetSide {
-    pub fn new(fleet: Fleet) -> Self {
+    pub fn new(fleet: Fleet, spill: Option<Box<Spill>>) -> Self {
         Self {
+            spill,
             fleet: Arc::new(fleet),
             held: Mutex::new(HashMap::new()),
             snap: Mutex::new(Snapshot::default()),
@@ -87,7 +94,7 @@ impl Outbox {
     ) -> Result<(), Refused> {
         let store = match &self.backend {
             Backend::Fleet(f) => {
-                let sid = f
+                let sent = f
                     .fleet
                     .enqueue(
                         &w.id,
@@ -99,11 +106,16 @@ impl Outbox {
                         self.cfg.max_entries,
                         self.cfg.max_bytes,
                     )
-                    .await
-                    .map_err(Refused::Store)?;
-                sid.ok_or(Refused::Full)?;
-                f.fresh.store(true, Ordering::Release);
-                return Ok(());
+                    .await;
+                return match sent {
+                    Ok(Some(_)) => {
+                        f.fresh.store(true, Ordering::Release);
+                        Ok(())
+                    }
+                    // The shared bound: Redis answered, the fleet's queue is full.
+                    Ok(None) => Err(Refused::Full),
+                    Err(e) => self.spill(f, w, size, blob, mac, e).await,
+                };
             }
             Backend::Embedded(s) => s.clone(),
         };
@@ -143,7 +155,39 @@ impl Outbox {
         Ok(())
     }
 
-    /// (queued writes, oldest created-at, dead letters).
+    /// Redis could not take write `w` (`e` says why): stored in this replica's spill file
+    /// unless it has an ordering key (`spill/` says why not) or there is no spill.
+    async fn spill(
+        &self,
+        f: &FleetSide,
+        w: &Write,
+        size: u64,
+        blob: Vec<u8>,
+        mac: Option<[u8; 32]>,
+        e: Failure,
+    ) -> Result<(), Refused> {
+        let Some(sp) = &f.spill else {
+            return Err(Refused::Store(e.message));
+        };
+        if w.ordering_key.is_some() {
+            return Err(Refused::OrderingKey(e.message));
+        }
+        sp.append(sqlite::NewRow {
+            id: w.id.clone(),
+            ordering_key: None,
+            created_at_ms: w.created_at_ms,
+            size,
+            blob,
+            mac,
+        })
+        .await?;
+        self.metrics.spilled(e.reason).inc();
+        Ok(())
+    }
+
+    /// (queued writes, oldest created-at, dead letters). The fleet's: the shared queue's
+    /// writes (as last read) and dead letters; the oldest write of those and this replica's
+    /// spilled ones.
     pub(super) fn counts(&self) -> (u64, Option<u64>, u64) {
         match &self.backend {
             Backend::Embedded(_) => {
@@ -152,9 +196,27 @@ impl Outbox {
                 (s.len() as u64, s.oldest_created_at_ms(), dead)
             }
             Backend::Fleet(f) => {
+                let spilled = f.spill.as_ref().and_then(|sp| sp.counts().2);
                 let s = f.snap.lock();
-                (s.entries, s.oldest_created_at_ms, s.dead)
+                let oldest = match (s.oldest_created_at_ms, spilled) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                (s.entries, oldest, s.dead)
             }
+        }
+    }
+
+    /// This replica's spilled writes and their bytes (0 without a spill).
+    pub(super) fn spilled(&self) -> (u64, u64) {
+        match &self.backend {
+            Backend::Fleet(FleetSide {
+                spill: Some(sp), ..
+            }) => {
+                let (n, b, _) = sp.counts();
+                (n, b)
+            }
+            _ => (0, 0),
         }
     }
 
@@ -166,38 +228,26 @@ impl Outbox {
     }
 
     pub(super) async fn listed(&self, limit: usize) -> Result<Vec<Listed>, StoreError> {
-        let describe = |blob: &[u8]| {
-            let w = Write::decode(blob);
-            (
-                w.as_ref()
-                    .map_or_else(String::new, |w| w.method.to_string()),
-                w.as_ref()
-                    .map_or_else(String::new, |w| crate::text::redact(&w.url)),
-                w.map(|w| w.idempotency_key).unwrap_or_default(),
-            )
-        };
         let store = match &self.backend {
             Backend::Embedded(s) => s,
             Backend::Fleet(f) => {
-                let rows = f.fleet.list(limit).await.map_err(StoreError)?;
-                return Ok(rows
-                    .into_iter()
-                    .map(|r| {
-                        let (method, url, idempotency_key) = describe(&r.blob);
-                        Listed {
-                            id: r.id,
-                            method,
-                            url,
-                            idempotency_key,
-                            ordering_key: r.ordering_key,
-                            attempts: r.attempts,
-                            created_at_ms: r.created_at_ms,
-                            next_at_ms: r.next_at_ms,
-                            last_error: r.last_error,
-                            delivering: r.delivering,
-                        }
-                    })
-                    .collect());
+                // This replica's spilled writes first (they wait for Redis), then the
+                // shared queue's.
+                let mut out: Vec<Listed> = match &f.spill {
+                    Some(sp) => sp
+                        .list(limit)
+                        .await
+                        .into_iter()
+                        .map(|(m, _, (blob, _))| Listed::of_spilled(m, &blob))
+                        .collect(),
+                    None => vec![],
+                };
+                let room = limit.saturating_sub(out.len());
+                if room > 0 {
+                    let rows = f.fleet.list(room).await.map_err(StoreError)?;
+                    out.extend(rows.iter().map(Listed::of_fleet));
+                }
+                return Ok(out);
             }
         };
         let metas: Vec<(Meta, bool)> = {
@@ -211,19 +261,8 @@ impl Outbox {
             .into_iter()
             .filter_map(|(m, delivering)| {
                 let (blob, _) = store.load(m.seq).ok()??;
-                let (method, url, idempotency_key) = describe(&blob);
-                Some(Listed {
-                    method,
-                    url,
-                    idempotency_key,
-                    last_error: store.last_error(m.seq),
-                    id: m.id,
-                    ordering_key: m.ordering_key,
-                    attempts: m.attempts,
-                    created_at_ms: m.created_at_ms,
-                    next_at_ms: m.next_at_ms,
-                    delivering,
-                })
+                let last_error = store.last_error(m.seq);
+                Some(Listed::of_embedded(m, &blob, last_error, delivering))
             })
             .collect())
     }
@@ -262,6 +301,13 @@ impl Outbox {
     pub(super) async fn remove(&self, id: &str, held: Option<u64>) -> Result<bool, StoreError> {
         let store = match &self.backend {
             Backend::Fleet(f) => {
+                if let Some(removed) = match &f.spill {
+                    Some(sp) => sp.discard(id).await?,
+                    None => None,
+                } {
+                    self.refresh_gauges(None);
+                    return Ok(removed);
+                }
                 let removed = match f.fleet.discard(id).await.map_err(StoreError)? {
                     Discarded::Removed => true,
                     Discarded::NotFound => false,
@@ -299,11 +345,12 @@ impl Outbox {
         }
     }
 
-    /// The shared queue's length now (the fleet's is read from Redis).
+    /// The shared queue's length now (the fleet's is read from Redis), with the writes this
+    /// replica spilled and has not forwarded yet.
     pub(super) async fn queued_now(&self) -> u64 {
         if let Backend::Fleet(f) = &self.backend {
             self.refresh_snapshot(f).await;
         }
-        self.counts().0
+        self.counts().0 + self.spilled().0
     }
 }

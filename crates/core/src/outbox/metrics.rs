@@ -13,16 +13,55 @@ pub enum RefusedReason {
     Full,
     /// The store failed, or is closed.
     StoreError,
+    /// Fleet outbox: Redis could not take a write with an ordering key, which is never
+    /// spilled (its order against the key's writes elsewhere could not be kept).
+    OrderingKey,
 }
 
 impl RefusedReason {
     /// Every reason, in discriminant order (`reason as usize` indexes it).
-    pub const ALL: [RefusedReason; 2] = [RefusedReason::Full, RefusedReason::StoreError];
+    pub const ALL: [RefusedReason; 3] = [
+        RefusedReason::Full,
+        RefusedReason::StoreError,
+        RefusedReason::OrderingKey,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
             RefusedReason::Full => "full",
             RefusedReason::StoreError => "store_error",
+            RefusedReason::OrderingKey => "ordering_key",
+        }
+    }
+}
+
+/// Why Redis could not take a fleet write that was then spilled to this replica's file
+/// (`dnastore_outbox_spilled_total{reason}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpillReason {
+    /// No connection could be opened (refused, no answer within `redisConnectTimeoutMs`,
+    /// or still backing off after a failed attempt), or it broke under the write.
+    Unreachable,
+    /// Connected, but no reply within `redisResponseTimeoutMs`: the write may have reached
+    /// the stream anyway (`spill/` says what that costs).
+    Timeout,
+    /// Redis answered with an error (a replica during a failover: READONLY; out of memory).
+    Error,
+}
+
+impl SpillReason {
+    /// Every reason, in discriminant order (`reason as usize` indexes it).
+    pub const ALL: [SpillReason; 3] = [
+        SpillReason::Unreachable,
+        SpillReason::Timeout,
+        SpillReason::Error,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SpillReason::Unreachable => "unreachable",
+            SpillReason::Timeout => "timeout",
+            SpillReason::Error => "error",
         }
     }
 }
@@ -39,6 +78,11 @@ pub struct OutboxMetrics {
     /// By `DeadReason as usize`.
     dead_lettered: Vec<IntCounter>,
     pub(super) delivery_seconds: Histogram,
+    /// The fleet's spill (0 for the embedded store, which never spills).
+    pub(super) spilled_entries: IntGauge,
+    /// By `SpillReason as usize`.
+    spilled: Vec<IntCounter>,
+    pub(super) forwarded: IntCounter,
 }
 
 impl OutboxMetrics {
@@ -59,7 +103,17 @@ impl OutboxMetrics {
                 .map(|r| s.of(&f.outbox_dead_lettered, &[r.as_str()]))
                 .collect(),
             delivery_seconds: s.of(&f.outbox_delivery, &[]),
+            spilled_entries: s.of(&f.outbox_spilled_entries, &[]),
+            spilled: SpillReason::ALL
+                .iter()
+                .map(|r| s.of(&f.outbox_spilled, &[r.label()]))
+                .collect(),
+            forwarded: s.of(&f.outbox_forwarded, &[]),
         }
+    }
+
+    pub(super) fn spilled(&self, why: SpillReason) -> &IntCounter {
+        &self.spilled[why as usize]
     }
 
     pub(super) fn refused(&self, why: RefusedReason) -> &IntCounter {
@@ -86,6 +140,9 @@ mod tests {
         for (i, r) in RefusedReason::ALL.iter().enumerate() {
             m.refused(*r).inc_by(i as u64 + 1);
         }
+        for (i, r) in SpillReason::ALL.iter().enumerate() {
+            m.spilled(*r).inc_by(i as u64 + 1);
+        }
         let text = render();
         for (i, r) in DeadReason::ALL.iter().enumerate() {
             let line = format!(
@@ -98,6 +155,14 @@ mod tests {
         for (i, r) in RefusedReason::ALL.iter().enumerate() {
             let line = format!(
                 "dnastore_outbox_refused_total{{name=\"outbox-reasons-unit\",reason=\"{}\"}} {}",
+                r.label(),
+                i + 1
+            );
+            assert!(text.contains(&line), "{line}");
+        }
+        for (i, r) in SpillReason::ALL.iter().enumerate() {
+            let line = format!(
+                "dnastore_outbox_spilled_total{{name=\"outbox-reasons-unit\",reason=\"{}\"}} {}",
                 r.label(),
                 i + 1
             );

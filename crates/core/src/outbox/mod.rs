@@ -5,22 +5,27 @@
 //! Idempotency-Key on every attempt (the transactional-outbox pattern).
 //!
 //! Two stores behind one API and one delivery loop: each process's own SQLite file (the
-//! default), or, with `outboxRedisUrl`, a Redis Stream shared by a fleet of replicas.
+//! default), or, with `outboxRedisUrl`, a Redis Stream shared by a fleet of replicas, where
+//! a write Redis cannot take is spilled to a file of the replica and forwarded later.
 //!
 //! Split by concern: `entry.rs` (what is kept, signed), `schedule.rs` (what may go now),
-//! `sqlite/` (the embedded store), `fleet/` (the Redis Streams store), `backend.rs`
+//! `sqlite/` (the embedded store), `fleet/` (the Redis Streams store), `spill/` (the
+//! fleet's writes Redis could not take, in the embedded store's format), `backend.rs`
 //! (what differs between the two, for the API), `turn.rs` (and for the loop),
 //! `driven.rs` (what the delivery loop asks of it: the loop itself lives with the breaker
 //! that drives it, `breaker/delivery.rs`), `metrics.rs` (its series), `shutdown.rs`
 //! (closing it without losing the durable writes in flight).
 
+pub mod admin;
 mod backend;
 mod driven;
 mod entry;
 pub mod fleet;
+mod listing;
 mod metrics;
 mod schedule;
 mod shutdown;
+mod spill;
 mod sqlite;
 mod turn;
 
@@ -36,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use backend::{Backend, FleetSide};
 pub use driven::Done;
 pub use entry::{kept_headers, Write};
-pub use metrics::{OutboxMetrics, RefusedReason};
+pub use metrics::{OutboxMetrics, RefusedReason, SpillReason};
 pub use schedule::{Meta, Schedule};
 pub use shutdown::{Hold, SHUTDOWN_QUEUE_TIMEOUT};
 pub use sqlite::{DeadRow, SqliteStore, StoreError};
@@ -75,6 +80,9 @@ pub enum Refused {
     Full,
     /// The store failed (disk full, I/O error); the message names the file.
     Store(String),
+    /// Fleet: Redis could not take a write with an ordering key (the message says why),
+    /// which is never spilled (`spill/` says why).
+    OrderingKey(String),
     Closed,
 }
 
@@ -84,6 +92,7 @@ impl Refused {
         match self {
             Refused::Full => RefusedReason::Full,
             Refused::Store(_) | Refused::Closed => RefusedReason::StoreError,
+            Refused::OrderingKey(_) => RefusedReason::OrderingKey,
         }
     }
 }
@@ -99,6 +108,12 @@ pub struct OutboxStats {
     pub enqueued: u64,
     pub delivered: u64,
     pub dead_lettered: u64,
+    /// Fleet: writes this replica spilled (Redis could not take them) and has not yet
+    /// forwarded to the stream, and their bytes (0 otherwise).
+    pub spilled: u64,
+    pub spilled_bytes: u64,
+    /// Fleet: spilled writes forwarded to the stream since start.
+    pub forwarded: u64,
 }
 
 /// A queued write as listed.
@@ -115,6 +130,8 @@ pub struct Listed {
     pub next_at_ms: u64,
     pub last_error: Option<String>,
     pub delivering: bool,
+    /// In this replica's spill file, waiting for Redis (fleet only).
+    pub spilled: bool,
 }
 
 /// A dead letter as listed.
@@ -162,6 +179,7 @@ pub struct Outbox {
     enqueued: AtomicU64,
     delivered: AtomicU64,
     dead_lettered: AtomicU64,
+    forwarded: AtomicU64,
     /// Counts since the delivery loop last looked (for its run log line).
     run_delivered: AtomicU64,
     run_dead: AtomicU64,
@@ -183,9 +201,38 @@ impl Outbox {
         let mut dead = 0;
         let mut warnings = vec![];
         let backend = match &cfg.redis_url {
-            Some(_) => Backend::Fleet(FleetSide::new(
-                fleet::Fleet::new(name, &cfg).map_err(|e| CallError::new(Code::Config, e))?,
-            )),
+            Some(_) => {
+                let f =
+                    fleet::Fleet::new(name, &cfg).map_err(|e| CallError::new(Code::Config, e))?;
+                let spill = if cfg.spill {
+                    let opened = spill::Spill::open(&cfg.dir, name, cfg.max_entries, cfg.max_bytes)
+                        .map_err(|e| {
+                            CallError::new(
+                                Code::Config,
+                                format!(
+                                    "the outbox's spill file cannot be opened: {e} (outboxSpill: \
+                                     false runs the fleet outbox without it)"
+                                ),
+                            )
+                        })?;
+                    let store = opened.spill.store();
+                    if let Some(w) = unverified(store, &opened.pending, secret.as_deref()) {
+                        warnings.push(w);
+                    }
+                    if !opened.pending.is_empty() {
+                        warnings.push(format!(
+                            "{} writes spilled while Redis could not take them are in {}: they \
+                             are forwarded to the shared queue once Redis answers",
+                            opened.pending.len(),
+                            store.path().display()
+                        ));
+                    }
+                    Some(Box::new(opened.spill))
+                } else {
+                    None
+                };
+                Backend::Fleet(FleetSide::new(f, spill))
+            }
             None => {
                 let opened = SqliteStore::open(&cfg.dir, name).map_err(|e| {
                     CallError::new(Code::Config, format!("the outbox cannot be opened: {e}"))
@@ -218,6 +265,7 @@ impl Outbox {
             enqueued: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
             schedule: Mutex::new(schedule),
             metrics,
             cfg,
@@ -327,6 +375,7 @@ impl Outbox {
         let (len, oldest, dead) = self.counts();
         m.entries.set(len as i64);
         m.dead_letters.set(dead as i64);
+        m.spilled_entries.set(self.spilled().0 as i64);
         let age = match (now_ms, oldest) {
             (Some(now), Some(o)) => now.saturating_sub(o) as f64 / 1000.0,
             _ => 0.0,
@@ -334,10 +383,12 @@ impl Outbox {
         m.oldest_age.set(age);
     }
 
-    /// For the fleet: `entries`, `bytes`, `dead_letters` and `oldest_age` are the shared
-    /// queue's (read at most [`fleet::STATS_EVERY`] ago); `in_flight` is this replica's.
+    /// For the fleet: `entries`, `bytes` and `dead_letters` are the shared queue's (read at
+    /// most [`fleet::STATS_EVERY`] ago), `oldest_age` theirs and this replica's spilled
+    /// writes'; `in_flight` and `spilled` are this replica's.
     pub fn stats(&self, now_ms: u64) -> OutboxStats {
         let (entries, oldest, dead_letters) = self.counts();
+        let (spilled, spilled_bytes) = self.spilled();
         OutboxStats {
             entries,
             bytes: self.bytes(),
@@ -347,6 +398,9 @@ impl Outbox {
             enqueued: self.enqueued.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            spilled,
+            spilled_bytes,
+            forwarded: self.forwarded.load(Ordering::Relaxed),
         }
     }
 
@@ -359,26 +413,8 @@ impl Outbox {
         Ok(self
             .dead_rows(limit)
             .await?
-            .into_iter()
-            .map(|d| {
-                let w = Write::decode(&d.blob);
-                DeadLetter {
-                    method: w
-                        .as_ref()
-                        .map_or_else(String::new, |w| w.method.to_string()),
-                    url: w
-                        .as_ref()
-                        .map_or_else(String::new, |w| crate::text::redact(&w.url)),
-                    idempotency_key: w.map(|w| w.idempotency_key).unwrap_or_default(),
-                    id: d.id,
-                    reason: d.reason,
-                    status: d.status,
-                    answer: d.answer.map(|a| String::from_utf8_lossy(&a).into_owned()),
-                    attempts: d.attempts,
-                    created_at_ms: d.created_at_ms,
-                    died_at_ms: d.died_at_ms,
-                }
-            })
+            .iter()
+            .map(DeadLetter::of)
             .collect())
     }
 
@@ -443,9 +479,10 @@ impl Outbox {
         }
     }
 
-    /// No write left to deliver: for the fleet, in the shared queue as last read and here.
+    /// No write left to deliver: for the fleet, in the shared queue as last read, held here
+    /// or spilled here.
     pub fn is_empty(&self) -> bool {
-        self.schedule.lock().is_empty() && self.counts().0 == 0
+        self.schedule.lock().is_empty() && self.counts().0 == 0 && self.spilled().0 == 0
     }
 }
 
@@ -468,14 +505,12 @@ fn unverified(
     secret: Option<&str>,
 ) -> Option<String> {
     secret?;
-    let checked: Vec<&schedule::Meta> = pending.iter().take(VERIFY_AT_OPEN).collect();
-    let failed = checked
+    let checked: Vec<Option<sqlite::Stored>> = pending
         .iter()
-        .filter(|m| match store.load(m.seq) {
-            Ok(Some((blob, mac))) => !entry::Write::verify(&blob, mac.as_deref(), secret),
-            _ => false,
-        })
-        .count();
+        .take(VERIFY_AT_OPEN)
+        .map(|m| store.load(m.seq).ok().flatten())
+        .collect();
+    let failed = listing::count_unverified(checked.iter().flatten(), secret);
     (failed > 0).then(|| {
         format!(
             "{failed} of the {} oldest queued writes in {} do not verify with signingSecret: \

@@ -87,11 +87,17 @@ impl Outbox {
     }
 
     /// The embedded file is closed (and its lock released, so a breaker of the same name
-    /// can open it). The fleet's connection is closed by its hand-back, which waits for
-    /// the holds.
+    /// can open it), as is the fleet's spill file: writes it holds stay there for the next
+    /// process on the directory. The fleet's connection is closed by its hand-back, which
+    /// waits for the holds.
     fn close_store(&self) {
-        if let Backend::Embedded(s) = &self.backend {
-            s.close();
+        match &self.backend {
+            Backend::Embedded(s) => s.close(),
+            Backend::Fleet(f) => {
+                if let Some(sp) = &f.spill {
+                    sp.close();
+                }
+            }
         }
     }
 

@@ -12,9 +12,10 @@ use super::{Meta, Outbox};
 
 impl Outbox {
     /// The fleet's periodic work, due or not, on each turn of the delivery loop: read the
-    /// shared counts, renew claims (dropping writes taken over), and, while the circuit
-    /// `admits` calls, take writes over from dead replicas and read new ones. Returns when
-    /// the next piece is due (`None` for the embedded store: nothing to poll).
+    /// shared counts, renew claims (dropping writes taken over), forward writes this replica
+    /// spilled (whatever the circuit says: this is Redis), and, while the circuit `admits`
+    /// calls, take writes over from dead replicas and read new ones. Returns when the next
+    /// piece is due (`None` for the embedded store: nothing to poll).
     pub async fn tick(&self, now: u64, admits: bool) -> Option<Duration> {
         let Backend::Fleet(f) = &self.backend else {
             return None;
@@ -31,14 +32,19 @@ impl Outbox {
         if keep_due {
             self.keep(f, now).await;
         }
+        self.forward_spilled(f, now).await;
         if admits {
             self.take(f, now).await;
         }
         // Reading is due again only with room to hold more (else the loop would spin on a
         // read time long past while this replica is full).
         let room = f.held.lock().len() < self.capacity();
+        let spilled = f.spill.as_ref().is_some_and(|sp| !sp.is_empty());
         let t = f.timers.lock();
         let mut next = t.stats.min(t.keep);
+        if spilled {
+            next = next.min(t.forward);
+        }
         if admits {
             next = next.min(t.take_over);
             if room {

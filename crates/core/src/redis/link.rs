@@ -27,6 +27,26 @@ struct State {
     last_error: String,
 }
 
+/// A failed operation, its message without credentials either way.
+#[derive(Debug)]
+pub enum LinkFailure {
+    /// No connection could be had (or the link is closed).
+    Connect(String),
+    /// The command failed on a connection.
+    Reply {
+        message: String,
+        error: redis::RedisError,
+    },
+}
+
+impl LinkFailure {
+    pub fn into_message(self) -> String {
+        match self {
+            LinkFailure::Connect(m) | LinkFailure::Reply { message: m, .. } => m,
+        }
+    }
+}
+
 /// A reconnecting connection for one feature (`label`: "outbox Redis", "fleet Redis").
 pub struct RedisLink {
     client: RedisClient,
@@ -114,6 +134,13 @@ impl RedisLink {
         self.state.lock().conn.is_some()
     }
 
+    /// False while operations would fail at once: after a failed connect, until its
+    /// backoff has passed (or once closed).
+    pub fn may_connect(&self) -> bool {
+        let l = self.state.lock();
+        l.conn.is_some() || (!l.closed && l.retry_at.is_none_or(|at| Instant::now() >= at))
+    }
+
     /// Drops the connection (the next operation opens a new one, without waiting for the
     /// backoff): what a caller does when a reply was too slow or its subscription broke.
     pub fn reset(&self) {
@@ -144,8 +171,24 @@ impl RedisLink {
         &self,
         inv: &redis::ScriptInvocation<'_>,
     ) -> Result<T, String> {
-        let mut c = self.conn().await?;
-        inv.invoke_async(&mut c).await.map_err(|e| self.failed(&e))
+        self.run_detailed(inv)
+            .await
+            .map_err(LinkFailure::into_message)
+    }
+
+    /// [`RedisLink::run`], saying whether no connection could be had or the command failed
+    /// (with redis-rs's error, for callers that tell timeouts from refusals).
+    pub async fn run_detailed<T: FromRedisValue>(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, LinkFailure> {
+        let mut c = self.conn().await.map_err(LinkFailure::Connect)?;
+        inv.invoke_async(&mut c)
+            .await
+            .map_err(|error| LinkFailure::Reply {
+                message: self.failed(&error),
+                error,
+            })
     }
 
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {

@@ -18,7 +18,7 @@ mod pubsub;
 
 pub use client::{read_ca_file, RedisClient};
 pub use connection::{is_broken, RedisConnection};
-pub use link::RedisLink;
+pub use link::{LinkFailure, RedisLink};
 pub use pubsub::Subscription;
 
 #[cfg(test)]

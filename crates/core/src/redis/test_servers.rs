@@ -159,6 +159,18 @@ impl Server {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to the process, by its PID: a SIGSTOPped server
+    /// accepts connections (the kernel does) and answers nothing.
+    pub fn signal(&self, signal: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .args(["-s", signal, &c.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill -s {signal}");
+        }
+    }
+
     /// Starts again on the same port with the same arguments.
     pub fn restart(&mut self) {
         self.stop();

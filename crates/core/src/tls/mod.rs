@@ -166,7 +166,7 @@ fn world_readable(_: &Path) -> bool {
 }
 
 #[cfg(test)]
-mod test_pki;
+pub(crate) mod test_pki;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

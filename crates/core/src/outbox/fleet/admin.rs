@@ -119,6 +119,7 @@ impl Fleet {
                     ordering_key: f.text("k").filter(|k| !k.is_empty()),
                     created_at_ms: f.number("t"),
                     blob: f.bytes("w"),
+                    mac: Some(f.bytes("m")).filter(|m| !m.is_empty()),
                     sid,
                     id,
                     attempts,
@@ -146,6 +147,16 @@ impl Fleet {
                 blob: f.bytes("w"),
             })
             .collect())
+    }
+
+    /// Writes some replica is attempting right now, fleet-wide.
+    pub async fn in_flight(&self) -> Result<u64, String> {
+        self.query(redis::cmd("HLEN").arg(&self.keys.flight)).await
+    }
+
+    /// The Redis URL without credentials, for messages.
+    pub fn location(&self) -> String {
+        self.link.client().spec().redacted()
     }
 
     /// The shared counts.

@@ -48,9 +48,13 @@
 //! its next poll ([`POLL`]); its own enqueues wake it at once.
 
 mod admin;
+mod forward;
 mod link;
 mod queue;
 mod scripts;
+
+pub use forward::{Forwarded, Spilled};
+pub use link::Failure;
 
 use std::time::Duration;
 
@@ -119,6 +123,8 @@ pub struct Row {
     pub ordering_key: Option<String>,
     pub created_at_ms: u64,
     pub blob: Vec<u8>,
+    /// Its HMAC, when it was signed.
+    pub mac: Option<Vec<u8>>,
     pub attempts: u32,
     pub next_at_ms: u64,
     pub last_error: Option<String>,
@@ -168,6 +174,11 @@ impl Keys {
             bytes: k("bytes"),
             prefix,
         }
+    }
+
+    /// The marker of a write forwarded from a replica's spill file (`scripts::FORWARD`).
+    fn forwarded(&self, id: &str) -> String {
+        format!("{}:fwd:{id}", self.prefix)
     }
 
     /// The ordering key's line; the stream itself stands for "none" (scripts compare).
@@ -223,3 +234,7 @@ impl Fleet {
 mod tests;
 #[cfg(test)]
 mod tests_shutdown;
+#[cfg(test)]
+mod tests_spill;
+#[cfg(test)]
+mod tests_support;

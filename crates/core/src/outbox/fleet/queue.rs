@@ -4,11 +4,14 @@
 
 use redis::{FromRedisValue, Value};
 
+use super::link::Failure;
 use super::{parse_state, scripts, seq_of, Begin, Fleet, Held, GROUP};
 use crate::outbox::schedule::Meta;
+use crate::outbox::SpillReason;
 
 impl Fleet {
-    /// Appends a write once Redis has it; `None` when the outbox is full.
+    /// Appends a write once Redis has it; `None` when the outbox is full. A failure says
+    /// why (the write may then be spilled, `outbox/spill/`).
     #[allow(clippy::too_many_arguments)]
     pub async fn enqueue(
         &self,
@@ -20,13 +23,14 @@ impl Fleet {
         mac: Option<&[u8]>,
         max_entries: usize,
         max_bytes: u64,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, Failure> {
         let k = &self.keys;
         let mut inv = scripts::ENQUEUE.prepare_invoke();
         inv.key(&k.q)
             .key(&k.bytes)
             .key(&k.ids)
             .key(k.line(ordering_key))
+            .key(k.forwarded(id))
             .arg(max_entries)
             .arg(max_bytes)
             .arg(size)
@@ -35,17 +39,25 @@ impl Fleet {
             .arg(mac.unwrap_or_default())
             .arg(ordering_key.unwrap_or_default())
             .arg(created_at_ms);
-        let (ok, sid): (i64, Option<String>) = match self.run::<Vec<Value>>(&inv).await?.as_slice()
-        {
+        let reply = self.run_classified::<Vec<Value>>(&inv).await?;
+        let odd = |m: String| Failure {
+            message: m,
+            reason: SpillReason::Error,
+        };
+        let (ok, sid): (i64, Option<String>) = match reply.as_slice() {
             [ok] => (
-                i64::from_redis_value(ok.clone()).map_err(|e| e.to_string())?,
+                i64::from_redis_value(ok.clone()).map_err(|e| odd(e.to_string()))?,
                 None,
             ),
             [ok, sid] => (
-                i64::from_redis_value(ok.clone()).map_err(|e| e.to_string())?,
-                Some(String::from_redis_value(sid.clone()).map_err(|e| e.to_string())?),
+                i64::from_redis_value(ok.clone()).map_err(|e| odd(e.to_string()))?,
+                Some(String::from_redis_value(sid.clone()).map_err(|e| odd(e.to_string()))?),
             ),
-            _ => return Err("outbox Redis: unexpected reply to the enqueue script".into()),
+            _ => {
+                return Err(odd(
+                    "outbox Redis: unexpected reply to the enqueue script".into()
+                ))
+            }
         };
         Ok(if ok == 1 { sid } else { None })
     }

@@ -7,7 +7,9 @@
 //! `P:dead` the dead letters (a stream), `P:ids` (write id -> `q <stream id>` or
 //! `d <dead stream id>`), `P:state` (write id -> `attempts|next_at_ms|last error`),
 //! `P:flight` (write id -> the consumer delivering it now), `P:bytes` (bytes queued),
-//! `P:key:<sha256 of the ordering key>` (the key's queued write ids, oldest first).
+//! `P:key:<sha256 of the ordering key>` (the key's queued write ids, oldest first),
+//! `P:fwd:<id>` (a write a replica forwarded from its spill file, kept for
+//! `outboxMaxAgeMs`: the same write forwarded again is not added twice).
 
 use std::sync::LazyLock;
 
@@ -39,12 +41,16 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}{body}"))
 }
 
-/// KEYS: q, bytes, ids, line (q when the write has no ordering key).
-/// ARGV: max entries, max bytes, size, id, encoded write, mac, ordering key, created at.
-/// Returns `{1, stream id}`, or `{0}` when the outbox is full.
+/// KEYS: q, bytes, ids, line (q when the write has no ordering key), the write's forward
+/// marker. ARGV: max entries, max bytes, size, id, encoded write, mac, ordering key,
+/// created at. Returns `{1, stream id}`, or `{0}` when the outbox is full. A write its
+/// replica already forwarded from its spill file (this script reached Redis late, after
+/// the replica had given up waiting for it and spilled the write) is not added again:
+/// `{1, ''}`.
 pub static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
+if redis.call('GET', KEYS[5]) then return {1, ''} end
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return {0} end
 local used = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 if used + tonumber(ARGV[3]) > tonumber(ARGV[2]) then return {0} end
@@ -223,6 +229,50 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[4])
 if #e == 0 then redis.call('HDEL', KEYS[3], ARGV[2]) return 0 end
 unqueue(KEYS[1], KEYS[6], KEYS[7], KEYS[4], KEYS[5], KEYS[3], ARGV[4], ARGV[2], e[1][2])
 return 1
+"#,
+    )
+});
+
+/// Forwards writes a replica spilled to its own file while Redis could not take them
+/// (`outbox/spill/`), oldest first, each with its id, encoding, MAC, ordering key and
+/// creation time. A write is added only once: not if its marker says it was forwarded
+/// before (the replica died between Redis's acknowledgement and its local delete, and
+/// forwards it again after a restart), nor if its id is queued or dead already (its live
+/// enqueue timed out in the replica but reached Redis). Either way the marker is set (or
+/// renewed) for `ttl` ms. Bounded like ENQUEUE; once one write does not fit, neither do
+/// the later ones (they stay in the file, in order).
+/// KEYS: q, bytes, ids, then per write: its marker, its line (q when none).
+/// ARGV: max entries, max bytes, marker ttl ms, then per write: id, encoded write, mac,
+/// ordering key, created at, size.
+/// Returns per write: 1 added, 2 added before, 0 no room.
+pub static FORWARD: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local q, bytes, ids = KEYS[1], KEYS[2], KEYS[3]
+local maxn, maxb, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local out, full = {}, false
+for i = 0, (#ARGV - 3) / 6 - 1 do
+  local a = 4 + i * 6
+  local id, k, sz = ARGV[a], ARGV[a + 3], tonumber(ARGV[a + 5]) or 0
+  local marker, line = KEYS[4 + i * 2], KEYS[5 + i * 2]
+  if redis.call('GET', marker) or redis.call('HGET', ids, id) then
+    redis.call('SET', marker, '1', 'PX', ttl)
+    out[#out + 1] = 2
+  elseif full or redis.call('XLEN', q) >= maxn
+      or (tonumber(redis.call('GET', bytes) or '0') or 0) + sz > maxb then
+    full = true
+    out[#out + 1] = 0
+  else
+    local sid = redis.call('XADD', q, '*', 'id', id, 'w', ARGV[a + 1], 'm', ARGV[a + 2],
+      'k', k, 't', ARGV[a + 4], 'sz', ARGV[a + 5])
+    redis.call('INCRBY', bytes, sz)
+    redis.call('HSET', ids, id, 'q ' .. sid)
+    if k ~= '' then redis.call('RPUSH', line, id) end
+    redis.call('SET', marker, '1', 'PX', ttl)
+    out[#out + 1] = 1
+  end
+end
+return out
 "#,
     )
 });

@@ -7,115 +7,17 @@
 //! claim idle times of a few hundred ms keep it fast. Skipped, saying why, without
 //! redis-server on the PATH, except under CI=true, where that fails.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::breaker::Transport;
-use crate::breaker::{Breaker, Call, Deps};
-use crate::config::{Config, RawOptions, RawValue};
+use super::tests_support::{drained, keys, ob, queued, replica, url, write, BASE, OK};
+use crate::breaker::Call;
 use crate::error::FailureKind;
-use crate::outbox::{Outbox, Refused};
+use crate::outbox::Refused;
 use crate::outcome::CallOutcome;
 use crate::redis::test_servers::{require_redis, Server};
-use crate::rng::SplitMix64;
 use crate::test_support::{eventually, Script, Step};
-
-const BASE: &str = "http://127.0.0.1:9";
-const OK: Step = Step::Reply(201, "application/json", "{}");
-
-pub(super) fn url(s: &Server) -> String {
-    format!("redis://127.0.0.1:{}", s.port)
-}
-
-/// A replica: a breaker named `name` on the shared outbox at `redis`.
-pub(super) fn replica(
-    name: &str,
-    redis: &str,
-    script: &Arc<Script>,
-    extra: &[(&str, f64)],
-) -> Arc<Breaker> {
-    let mut o = RawOptions::new()
-        .set("name", RawValue::String(name.into()))
-        .set("outbox", RawValue::String("on".into()))
-        .set("outboxRedisUrl", RawValue::String(redis.into()))
-        .set("signingSecret", RawValue::String("k".into()));
-    for (k, v) in [
-        ("maxAttempts", 1.0),
-        ("maxFailures", 1.0),
-        ("halfOpenMaxCalls", 1.0),
-        ("resetTimeout", 100.0),
-        ("retryBaseMs", 20.0),
-        ("outboxRetryMaxMs", 50.0),
-        ("outboxClaimIdleMs", 600.0),
-    ]
-    .iter()
-    .chain(extra)
-    {
-        o.insert(k, RawValue::Number(*v));
-    }
-    let cfg = Config::resolve(&o, &|_| None).unwrap();
-    let deps = Deps {
-        rng: Arc::new(SplitMix64::seeded(5)),
-        wall_origin: SystemTime::now(),
-        runtime: None,
-    };
-    Breaker::with_transport(cfg, deps, Transport::Script(script.clone())).unwrap()
-}
-
-pub(super) fn ob(b: &Arc<Breaker>) -> Arc<Outbox> {
-    b.outbox().unwrap().clone()
-}
-
-/// A durable write, as the binding makes it.
-async fn write(b: &Arc<Breaker>, method: &str, path: &str, body: &str) -> CallOutcome {
-    let req = b
-        .prepare(
-            &format!("{BASE}{path}"),
-            Some(method),
-            &[],
-            Some(Bytes::from(body.to_string())),
-        )
-        .unwrap();
-    let mut call = Call::new(req);
-    b.make_durable(&mut call, None).unwrap();
-    match b.admit() {
-        Some(p) => b.clone().execute(p, call).await,
-        None => b.clone().queue_rejected(call).await,
-    }
-}
-
-fn queued(o: &CallOutcome) -> (String, String) {
-    match o {
-        CallOutcome::Queued(q) => (q.id.clone(), q.idempotency_key.clone()),
-        other => panic!("expected queued, got {other:?}"),
-    }
-}
-
-/// The Idempotency-Keys the upstream saw, in the order the requests started.
-pub(super) fn keys(s: &Script) -> Vec<String> {
-    s.seen
-        .lock()
-        .iter()
-        .map(|r| {
-            r.headers
-                .get("idempotency-key")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect()
-}
-
-/// Waits until the shared queue is empty.
-pub(super) async fn drained(o: &Arc<Outbox>, secs: u64) {
-    eventually(secs, "the shared queue is empty", || async {
-        o.queued_now().await == 0
-    })
-    .await;
-}
 
 #[tokio::test]
 #[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]

@@ -99,6 +99,14 @@ impl Checkpointer {
     }
 }
 
+/// A store dropped without `close` (its breaker dropped, never shut down) stops its thread
+/// too, rather than leave it asleep with a connection open on the file.
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The thread: wait, look, checkpoint, until stopped. The WAL was emptied at open.
 fn run(conn: &Connection, s: &Shared, commits: &AtomicU64) {
     let mut seen = commits.load(Ordering::SeqCst);

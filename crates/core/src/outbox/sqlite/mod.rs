@@ -28,7 +28,12 @@ mod record;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_view;
+#[cfg(test)]
 mod tests_wal;
+mod view;
+
+pub use view::{store_path, View};
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -134,6 +139,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '1');
 ";
 
+/// The embedded store's file stem for breaker `name` (`<stem>.sqlite`, `<stem>.lock`).
+fn stem(name: &str) -> String {
+    format!("{name}.outbox")
+}
+
 pub(super) fn err(path: &Path, what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError(format!("outbox store {}: {what}: {e}", path.display()))
 }
@@ -151,13 +161,50 @@ impl SqliteStore {
         name: &str,
         checkpoints: bool,
     ) -> Result<Opened, StoreError> {
-        let path = dir.join(format!("{name}.outbox.sqlite"));
+        match Self::open_stem(dir, &stem(name), checkpoints)? {
+            Some(o) => Ok(o),
+            None => Err(err(
+                &store_path(dir, name),
+                "in use by another process (or by a breaker of this name still queueing \
+                 its writes in flight at shutdown)",
+                "locked",
+            )),
+        }
+    }
+
+    /// [`SqliteStore::open`] unless another process holds the store: then `None`, and
+    /// nothing was read or written (for the operator's commands, which must not touch a
+    /// store a live service holds).
+    pub fn open_if_free(dir: &Path, name: &str) -> Result<Option<Opened>, StoreError> {
+        Self::open_stem(dir, &stem(name), true)
+    }
+
+    /// Opens `<dir>/<stem>.sqlite` (locked by `<stem>.lock`) unless another process (or
+    /// another breaker of this process) holds it: then `None`, and nothing was read or
+    /// written. The embedded store's stem is `<name>.outbox`; the fleet's spill files use
+    /// another (`spill/`), in the same format and with the same guarantees.
+    pub(super) fn open_stem(
+        dir: &Path,
+        stem: &str,
+        checkpoints: bool,
+    ) -> Result<Option<Opened>, StoreError> {
+        match Self::lock(dir, stem)? {
+            Some(lock) => {
+                Self::open_locked(dir.join(format!("{stem}.sqlite")), lock, checkpoints).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Takes the lock of the store with file stem `stem` (creating the directory and the
+    /// lock file); `None` when another process (or another breaker of this process) holds it.
+    fn lock(dir: &Path, stem: &str) -> Result<Option<fs::File>, StoreError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(|e| err(dir, "cannot create the directory", e))?;
-        let lock_path = dir.join(format!("{name}.outbox.lock"));
+        let lock_path = dir.join(format!("{stem}.lock"));
         let lock = fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -166,17 +213,13 @@ impl SqliteStore {
             .open(&lock_path)
             .map_err(|e| err(&lock_path, "cannot create the lock file", e))?;
         match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(err(
-                    &path,
-                    "in use by another process (or by a breaker of this name still queueing \
-                     its writes in flight at shutdown)",
-                    "locked",
-                ))
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(err(&lock_path, "cannot lock", e)),
+            Ok(()) => Ok(Some(lock)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(err(&lock_path, "cannot lock", e)),
         }
+    }
+
+    fn open_locked(path: PathBuf, lock: fs::File, checkpoints: bool) -> Result<Opened, StoreError> {
         // Before SQLite sees the files: its recovery would drop what a damaged WAL lost,
         // and its first write would overwrite the WAL (record.rs).
         record::verify(&path)?;
@@ -401,24 +444,7 @@ impl SqliteStore {
     }
 
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadRow>, StoreError> {
-        self.with_conn("read failed", |c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, reason, status, answer, attempts, created_at_ms, died_at_ms, write FROM dead ORDER BY seq LIMIT ?1",
-            )?;
-            let rows = st.query_map([limit as i64], |r| {
-                Ok(DeadRow {
-                    id: r.get(0)?,
-                    reason: r.get(1)?,
-                    status: r.get::<_, Option<i64>>(2)?.map(|s| s as u16),
-                    answer: r.get(3)?,
-                    attempts: r.get::<_, i64>(4)? as u32,
-                    created_at_ms: r.get::<_, i64>(5)? as u64,
-                    died_at_ms: r.get::<_, i64>(6)? as u64,
-                    blob: r.get(7)?,
-                })
-            })?;
-            rows.collect()
-        })
+        self.with_conn("read failed", |c| dead_rows(c, limit))
     }
 
     pub fn dead_count(&self) -> u64 {
@@ -428,6 +454,26 @@ impl SqliteStore {
         .map(|n| n as u64)
         .unwrap_or(0)
     }
+}
+
+/// The oldest `limit` dead letters (the service's and the read-only view's one query).
+pub(super) fn dead_rows(c: &Connection, limit: usize) -> rusqlite::Result<Vec<DeadRow>> {
+    let mut st = c.prepare_cached(
+        "SELECT id, reason, status, answer, attempts, created_at_ms, died_at_ms, write FROM dead ORDER BY seq LIMIT ?1",
+    )?;
+    let rows = st.query_map([limit as i64], |r| {
+        Ok(DeadRow {
+            id: r.get(0)?,
+            reason: r.get(1)?,
+            status: r.get::<_, Option<i64>>(2)?.map(|s| s as u16),
+            answer: r.get(3)?,
+            attempts: r.get::<_, i64>(4)? as u32,
+            created_at_ms: r.get::<_, i64>(5)? as u64,
+            died_at_ms: r.get::<_, i64>(6)? as u64,
+            blob: r.get(7)?,
+        })
+    })?;
+    rows.collect()
 }
 
 /// The columns [`meta_of`] reads, in its order.

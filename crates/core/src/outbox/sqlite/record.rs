@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{err, SqliteStore, StoreError};
@@ -190,8 +191,20 @@ const URI_PATH: &AsciiSet = &CONTROLS.add(b'?').add(b'#').add(b'%');
 /// the WAL (writing only the `-shm` index) and cannot rewrite or delete it. Without a WAL,
 /// the file alone is opened as immutable, so that no empty WAL is created beside it.
 fn held(db: &Path, has_wal: bool) -> Result<u64, StoreError> {
+    let conn = open_read_only(db, has_wal)?;
+    SqliteStore::last_seq(&conn).map_err(|e| err(db, "not a readable outbox", e))
+}
+
+/// The file opened as [`held`] opens it (also the operator's read-only view, `view.rs`),
+/// whether a WAL is there now; nothing it does can write, checkpoint or delete the store's
+/// files (a read-only connection never checkpoints, on close either).
+pub(super) fn read_only(db: &Path) -> Result<Connection, StoreError> {
+    open_read_only(db, beside(db, "-wal").exists())
+}
+
+fn open_read_only(db: &Path, has_wal: bool) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = match db.to_str().filter(|_| !has_wal) {
+    match db.to_str().filter(|_| !has_wal) {
         Some(p) => {
             // `file:///abs` or `file:rel`: a path starting with // is never read as a host.
             let sep = if p.starts_with('/') { "//" } else { "" };
@@ -203,8 +216,12 @@ fn held(db: &Path, has_wal: bool) -> Result<u64, StoreError> {
         }
         None => Connection::open_with_flags(db, flags),
     }
-    .map_err(|e| err(db, "not a readable outbox", e))?;
-    SqliteStore::last_seq(&conn).map_err(|e| err(db, "not a readable outbox", e))
+    .and_then(|c| {
+        // Belt and braces: a read-only connection cannot checkpoint anyway.
+        c.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        Ok(c)
+    })
+    .map_err(|e| err(db, "not a readable outbox", e))
 }
 
 /// Test support: what the record says now.

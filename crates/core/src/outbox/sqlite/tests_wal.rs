@@ -59,11 +59,11 @@ fn crash_writer() {
     }
 }
 
-struct Crashed {
+pub(super) struct Crashed {
     dir: PathBuf,
-    db: PathBuf,
-    wal: PathBuf,
-    acked: u64,
+    pub db: PathBuf,
+    pub wal: PathBuf,
+    pub acked: u64,
 }
 
 impl Drop for Crashed {
@@ -74,7 +74,7 @@ impl Drop for Crashed {
 
 /// Runs `crash_writer` in a child process, waits for its acknowledgements (bounded), then
 /// kills it with SIGKILL: no destructor, no checkpoint, no clean close.
-fn crashed(tag: &str) -> Crashed {
+pub(super) fn crashed(tag: &str) -> Crashed {
     let dir = temp_dir(tag);
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
