@@ -222,6 +222,18 @@ export interface BreakerEvent {
   deadLettered?: number
   /** `delivered`: DNAStore's answer (up to 64 KiB; absent when larger). */
   body?: string
+  /** Transitions: 'local' (this replica's own decision) or 'fleet' (the fleet circuit's). */
+  decision?: string
+  /** Fleet decisions: the replica that tripped (opened the fleet) or whose trial decided. */
+  trippedBy?: string
+  /** Fleet decisions: the fleet state's generation. */
+  generation?: number
+  /** Fleet decisions: replicas whose trips opened the fleet. */
+  votes?: number
+  /** Fleet decisions: quorum | trial failed | trials succeeded. */
+  fleetReason?: string
+  /** `fleet` events (connected): this replica's id. */
+  replica?: string
   /**
    * `hedge`: won | lost | skipped (`reason` says why skipped: budget | bulkhead | circuit;
    * `attempt` the attempt it hedged; `afterMs` when it was sent or due, from that attempt's start).
@@ -338,6 +350,10 @@ export interface BreakerOptions {
   concurrencyLimit?: string
   /** Lower bound of the adaptive limit. Default 2 (DNASTORE_MIN_CONCURRENCY). */
   minConcurrency?: number | string
+  /** 'off' | 'on': every replica of this breaker name shares one circuit through redisUrl (fleet opens, leased half-open trials, new replicas start in the fleet's state). Needs redisUrl; set signingSecret too. Default 'off' (DNASTORE_FLEET_CIRCUIT). */
+  fleetCircuit?: string
+  /** With fleetCircuit 'on': replicas that must have opened on their own evidence within one rollingCountTimeout before the fleet opens. Default 2 (DNASTORE_FLEET_QUORUM). */
+  fleetQuorum?: number | string
   /** CA certificate(s) verifying DNAStore: a PEM file path (re-read on rotation) or PEM text (DNASTORE_CA_CERT). */
   caCert?: string
   /** 'add': caCert is trusted besides the platform roots; 'only': it replaces them. Default 'add' (DNASTORE_CA_MODE). */
@@ -384,6 +400,8 @@ export interface BreakerStats {
   bulkhead?: BulkheadStats
   /** Hedged reads over the window; absent without hedgeAfterMs. */
   hedges?: HedgeStats
+  /** The fleet circuit; null with fleetCircuit off. */
+  fleet?: FleetStats
 }
 
 /** `stats().bulkhead`. */
@@ -534,6 +552,27 @@ export interface EffectiveConfig {
  * checks membership instead of guessing from a prefix.
  */
 export declare function errorCodes(): Array<string>
+
+/** `stats().fleet` (null with fleetCircuit off). */
+export interface FleetStats {
+  /** This replica's id (host name, pid, random digits), as other replicas' logs name it. */
+  replica: string
+  /** Whether the fleet's Redis answers; false: this replica runs on its local circuit. */
+  connected: boolean
+  /** The fleet's state as this replica follows it: 'closed' | 'open' | 'halfOpen'. */
+  state: string
+  /** Grows by one at every fleet decision. */
+  generation: number
+  quorum: number
+  /** Live trip votes within rollingCountTimeout (this replica's included). */
+  votes: number
+  /** Replicas of this breaker name seen in the last few seconds. */
+  replicas: number
+  /** The replica that opened the fleet, while it is open. */
+  trippedBy?: string
+  /** Fleet messages and records ignored (forged, garbled, stale) so far. */
+  rejected: number
+}
 
 /** `stats().hedges`: hedges over the rolling window, by result. */
 export interface HedgeStats {

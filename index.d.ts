@@ -1,9 +1,9 @@
 // The public API. Types of the native side (BreakerOptions, BreakerStats, BreakerEvent) are
 // generated from Rust into binding.d.ts; this file types the JS facade around them.
 import { EventEmitter } from 'node:events';
-import type { BreakerOptions as NativeOptions, BreakerStats, BulkheadStats, HedgeStats, BreakerEvent, OutboxStats, OutboxEntry, OutboxDeadLetter } from './binding';
+import type { BreakerOptions as NativeOptions, BreakerStats, BulkheadStats, FleetStats, HedgeStats, BreakerEvent, OutboxStats, OutboxEntry, OutboxDeadLetter } from './binding';
 
-export type { BreakerStats, BulkheadStats, HedgeStats, BreakerEvent, OutboxStats, OutboxEntry, OutboxDeadLetter };
+export type { BreakerStats, BulkheadStats, FleetStats, HedgeStats, BreakerEvent, OutboxStats, OutboxEntry, OutboxDeadLetter };
 
 export interface Logger {
   warn(fields: object, msg: string): void;
@@ -108,7 +108,7 @@ export interface BreakerError extends Error {
 export type BreakerEventName =
   | 'open' | 'halfOpen' | 'close' | 'fire' | 'success' | 'failure' | 'timeout' | 'clientError' | 'reject'
   | 'fallback' | 'retry' | 'retryBudgetExhausted' | 'abort' | 'coalesced' | 'redis' | 'shutdown'
-  | 'queued' | 'delivered' | 'deadLetter' | 'outbox' | 'tls' | 'hedge';
+  | 'queued' | 'delivered' | 'deadLetter' | 'outbox' | 'tls' | 'hedge' | 'fleet';
 
 export declare class Breaker extends EventEmitter {
   readonly name: string;

@@ -6,7 +6,7 @@
 
 const { EventEmitter } = require('node:events');
 const native = require('./lib/native');
-const { resolveLogger, logTransition } = require('./lib/logger');
+const { resolveLogger, logTransition, logFleet } = require('./lib/logger');
 const { registerWith } = require('./lib/prom-client');
 const { Outbox } = require('./lib/outbox');
 const { CircuitBreaker } = require('./lib/circuit-breaker');
@@ -267,6 +267,8 @@ class Breaker extends EventEmitter {
       // Once per transition (the core dedupes); the URL is never logged: it may hold a password.
       if (payload.up) this.#logger.info({ breaker: this.name, up: true }, 'DNAStore LKG Redis reachable again');
       else this.#logger.warn({ breaker: this.name, up: false, reason: payload.reason }, `DNAStore LKG Redis unreachable (${payload.reason}): serving from the local cache only (errors in dnastore_lkg_redis_errors_total)`);
+    } else if (name === 'fleet') {
+      logFleet(this.#logger, this.name, payload);
     } else if (name === 'tls') {
       // The reason names the file and the problem, never its content.
       if (payload.up) this.#logger.info({ breaker: this.name }, 'DNAStore TLS material reloaded: new connections use the rotated certificate');

@@ -47,7 +47,9 @@ afterAll(async () => {
 });
 
 // Every family has series only on a breaker with every feature, so these breakers have an
-// outbox, a bulkhead and hedging (their families render only for breakers that have them).
+// outbox, a bulkhead, hedging and the fleet circuit (their families render only for breakers
+// that have them). The fleet's Redis is a port nothing listens on: its series exist, and the
+// breaker decides alone (the counts below are its own).
 const OUTBOX_DIR = require('node:fs').mkdtempSync(require('node:path').join(require('node:os').tmpdir(), 'promclient-outbox-'));
 
 function breaker(name) {
@@ -64,6 +66,9 @@ function breaker(name) {
     resetTimeout: 600000, // stays open for the whole test
     maxConcurrent: 64, // never reached here
     hedgeAfterMs: 2000, // never due here: the upstream answers at once or refuses
+    redisUrl: 'redis://127.0.0.1:1',
+    fleetCircuit: 'on',
+    signingSecret: 'promclient-secret',
   });
   breakers.push(b);
   return b;

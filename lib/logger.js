@@ -47,10 +47,26 @@ function logTransition(logger, breaker, name, payload) {
   return true;
 }
 
-// The reason, with the rate behind a slow-call trip (the failure rate reads from the fields).
+// The reason, with the rate behind a slow-call trip (the failure rate reads from the fields),
+// or the fleet's decision behind a transition the fleet circuit made.
 function transitionWhy(p) {
+  if (p.decision === 'fleet') return fleetWhy(p);
   if (p.reason !== 'slow calls' || typeof p.slowCallRate !== 'number') return p.reason;
   return `slow calls: ${Math.round(p.slowCallRate * 10) / 10} % of ${p.calls} calls slower than slowCallDurationMs`;
 }
 
-module.exports = { resolveLogger, defaultLogger, logTransition };
+function fleetWhy(p) {
+  if (p.to === 'halfOpen') return `fleet decision: the fleet's round of trials, leased fleet-wide (opened by ${p.trippedBy})`;
+  if (p.fleetReason === 'quorum') return `fleet decision: ${p.votes} replicas tripped, first ${p.trippedBy}`;
+  return `fleet decision: ${p.fleetReason} on ${p.trippedBy}`;
+}
+
+// The fleet circuit's connection and refusals, once each (the core dedupes); its state
+// changes are logged as the transitions they cause. The URL is never logged.
+function logFleet(logger, breaker, p) {
+  if (p.kind === 'connected') logger.info({ breaker, replica: p.replica }, `DNAStore fleet circuit connected: replica ${p.replica} follows the fleet's circuit`);
+  else if (p.kind === 'disconnected') logger.warn({ breaker, reason: p.reason }, `DNAStore fleet circuit disconnected (${p.reason}): this replica runs on its local circuit alone until Redis is back (dnastore_fleet_connected 0)`);
+  else if (p.kind === 'rejected') logger.warn({ breaker, reason: p.reason }, `DNAStore fleet circuit ignored a fleet record (${p.reason}): forged, garbled or stale; every one is counted in dnastore_fleet_rejected_total`);
+}
+
+module.exports = { resolveLogger, defaultLogger, logTransition, logFleet };

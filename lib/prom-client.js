@@ -123,7 +123,15 @@ function currentFamilies() {
 // processes, each with its own breakers. Counters, histograms and cache sizes add up; a
 // state or a failure rate does not: summing two open circuits (1 + 1) would read as
 // half-open (2). The worst worker is what the alert and the dashboard look at (`max by`).
-const CLUSTER_AGGREGATOR = { dnastore_circuit_state: 'max', dnastore_circuit_failure_rate: 'max' };
+// The fleet circuit's gauges: its state the worst worker's, connected only if every worker
+// is (min), and replicas seen as each worker counts the same fleet (max, not the sum).
+const CLUSTER_AGGREGATOR = {
+  dnastore_circuit_state: 'max',
+  dnastore_circuit_failure_rate: 'max',
+  dnastore_fleet_state: 'max',
+  dnastore_fleet_connected: 'min',
+  dnastore_fleet_replicas: 'max',
+};
 
 /** One core metric family, as prom-client's registry expects a metric object. */
 class NativeFamily {

@@ -54,9 +54,12 @@ impl NativeBreaker {
             runtime: bridge::io_handle().cloned(),
             ..Deps::default()
         };
-        let inner = registry::open(config, deps).map_err(|e| throw(&env, e.code, &e.message))?;
         let observer = Arc::new(JsObserver::new(events::build(&on_event)?));
-        let observer_id = inner.subscribe(observer.clone());
+        // Subscribed before a new breaker starts its background work: its first events
+        // (the fleet circuit connecting, or failing to) reach the facade's log.
+        let (inner, observer_id) = registry::open_with(config, deps, Some(observer.clone()))
+            .map_err(|e| throw(&env, e.code, &e.message))?;
+        let observer_id = observer_id.unwrap_or_default();
         Ok(Self {
             handle: HandleState::new(&inner),
             inner,
@@ -84,7 +87,9 @@ impl NativeBreaker {
 
     #[napi]
     pub fn stats(&self) -> BreakerStats {
-        self.inner.stats().into()
+        let mut s: BreakerStats = self.inner.stats().into();
+        s.fleet = self.inner.fleet_stats().map(Into::into);
+        s
     }
 
     /// Event names the JS side has listeners for.
@@ -114,6 +119,9 @@ impl NativeBreaker {
         let mut w: Vec<String> = self.io_warning.iter().cloned().collect();
         if lkg.redis_url.is_some() && lkg.signing_secret.is_none() {
             w.push("last-known-good entries shared through Redis are not authenticated: set DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET".to_string());
+        }
+        if self.inner.config().fleet.is_some() && lkg.signing_secret.is_none() {
+            w.push("the fleet circuit's messages through Redis are not authenticated (anyone who can write to that Redis can open or close the fleet's circuit): set DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET".to_string());
         }
         if let Some(o) = self.inner.outbox() {
             w.extend(o.warnings().iter().cloned());

@@ -334,6 +334,8 @@ pub struct BreakerStats {
     pub bulkhead: Option<BulkheadStats>,
     /// Hedged reads over the window; absent without hedgeAfterMs.
     pub hedges: Option<HedgeStats>,
+    /// The fleet circuit; null with fleetCircuit off.
+    pub fleet: Option<crate::fleet::FleetStats>,
 }
 
 /// `stats().hedges`: hedges over the rolling window, by result.
@@ -404,6 +406,7 @@ impl From<Stats> for BreakerStats {
             window_ms: s.window.as_millis() as f64,
             bulkhead: s.bulkhead.map(Into::into),
             hedges: s.hedges.map(Into::into),
+            fleet: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use dnastore_core::{Event, EventKind, Observer};
+use dnastore_core::{Event, EventKind, FleetEvent, FleetNote, Observer, Transition};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -53,6 +53,18 @@ pub struct BreakerEvent {
     pub dead_lettered: Option<f64>,
     /// `delivered`: DNAStore's answer (up to 64 KiB; absent when larger).
     pub body: Option<String>,
+    /// Transitions: 'local' (this replica's own decision) or 'fleet' (the fleet circuit's).
+    pub decision: Option<String>,
+    /// Fleet decisions: the replica that tripped (opened the fleet) or whose trial decided.
+    pub tripped_by: Option<String>,
+    /// Fleet decisions: the fleet state's generation.
+    pub generation: Option<f64>,
+    /// Fleet decisions: replicas whose trips opened the fleet.
+    pub votes: Option<u32>,
+    /// Fleet decisions: quorum | trial failed | trials succeeded.
+    pub fleet_reason: Option<String>,
+    /// `fleet` events (connected): this replica's id.
+    pub replica: Option<String>,
     /// `hedge`: won | lost | skipped (`reason` says why skipped: budget | bulkhead | circuit;
     /// `attempt` the attempt it hedged; `afterMs` when it was sent or due, from that attempt's start).
     pub result: Option<String>,
@@ -82,7 +94,8 @@ const ALWAYS: u32 = EventKind::Transition.bit()
     | EventKind::Shutdown.bit()
     | EventKind::RedisHealth.bit()
     | EventKind::Outbox.bit()
-    | EventKind::TlsReload.bit();
+    | EventKind::TlsReload.bit()
+    | EventKind::Fleet.bit();
 
 /// Event name (as the facade's listeners use it) -> interest bit.
 pub fn bit_of(name: &str) -> u32 {
@@ -105,6 +118,7 @@ pub fn bit_of(name: &str) -> u32 {
         "deadLetter" => EventKind::DeadLetter,
         "outbox" => EventKind::Outbox,
         "tls" => EventKind::TlsReload,
+        "fleet" => EventKind::Fleet,
         "hedge" => EventKind::Hedge,
         _ => return 0,
     };
@@ -140,9 +154,8 @@ impl Observer for JsObserver {
             return;
         }
         let (name, payload) = match e {
-            Event::Transition(t) => (
-                t.to.event_name(),
-                BreakerEvent {
+            Event::Transition(t) => (t.to.event_name(), {
+                let mut p = BreakerEvent {
                     from: Some(t.from.as_str().into()),
                     to: Some(t.to.as_str().into()),
                     reason: Some(t.reason.as_str().into()),
@@ -155,8 +168,11 @@ impl Observer for JsObserver {
                     time_in_previous_ms: ms(t.time_in_previous),
                     trips: Some(t.trips as f64),
                     ..Default::default()
-                },
-            ),
+                };
+                fleet_fields(&mut p, t);
+                p
+            }),
+            Event::Fleet(f) => ("fleet", fleet_event(f)),
             Event::Fire => ("fire", BreakerEvent::default()),
             Event::Success { latency, .. } => (
                 "success",
@@ -320,4 +336,47 @@ impl Observer for JsObserver {
         // settle before this event reaches its listeners (see `bridge::event_queued`).
         crate::bridge::event_queued();
     }
+}
+
+fn with_note(e: &mut BreakerEvent, n: &FleetNote) {
+    e.tripped_by = Some(n.by.clone());
+    e.generation = Some(n.generation as f64);
+    e.votes = Some(n.votes);
+    e.fleet_reason = Some(n.why.as_str().to_string());
+}
+
+/// A transition's decision fields: `decision` ('local' | 'fleet') and, for the fleet's,
+/// which replica and why.
+fn fleet_fields(e: &mut BreakerEvent, t: &Transition) {
+    e.decision = Some(if t.fleet.is_some() { "fleet" } else { "local" }.into());
+    if let Some(n) = &t.fleet {
+        with_note(e, n);
+    }
+}
+
+/// The `fleet` event: `kind` says what happened.
+fn fleet_event(f: &FleetEvent<'_>) -> BreakerEvent {
+    let mut e = BreakerEvent::default();
+    match f {
+        FleetEvent::Connected { replica } => {
+            e.kind = Some("connected".into());
+            e.up = Some(true);
+            e.replica = Some(replica.to_string());
+        }
+        FleetEvent::Disconnected { reason } => {
+            e.kind = Some("disconnected".into());
+            e.up = Some(false);
+            e.reason = Some(reason.to_string());
+        }
+        FleetEvent::State { state, note } => {
+            e.kind = Some("state".into());
+            e.to = Some(state.as_str().into());
+            with_note(&mut e, note);
+        }
+        FleetEvent::Rejected { reason } => {
+            e.kind = Some("rejected".into());
+            e.reason = Some(reason.to_string());
+        }
+    }
+    e
 }

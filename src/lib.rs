@@ -13,6 +13,7 @@ mod effective;
 mod events;
 mod fast;
 mod fire;
+mod fleet;
 mod guarded;
 mod options;
 mod outbox;

@@ -117,6 +117,10 @@ pub struct BreakerOptions {
     pub concurrency_limit: Option<String>,
     /// Lower bound of the adaptive limit. Default 2 (DNASTORE_MIN_CONCURRENCY).
     pub min_concurrency: Option<napi::bindgen_prelude::Either<u32, String>>,
+    /// 'off' | 'on': every replica of this breaker name shares one circuit through redisUrl (fleet opens, leased half-open trials, new replicas start in the fleet's state). Needs redisUrl; set signingSecret too. Default 'off' (DNASTORE_FLEET_CIRCUIT).
+    pub fleet_circuit: Option<String>,
+    /// With fleetCircuit 'on': replicas that must have opened on their own evidence within one rollingCountTimeout before the fleet opens. Default 2 (DNASTORE_FLEET_QUORUM).
+    pub fleet_quorum: Option<napi::bindgen_prelude::Either<u32, String>>,
     /// CA certificate(s) verifying DNAStore: a PEM file path (re-read on rotation) or PEM text (DNASTORE_CA_CERT).
     pub ca_cert: Option<String>,
     /// 'add': caCert is trusted besides the platform roots; 'only': it replaces them. Default 'add' (DNASTORE_CA_MODE).

@@ -73,6 +73,43 @@ async function startRedis(extra = [], port = undefined) {
 }
 
 /**
+ * A Sentinel watching the master on `masterPort` under the name `mymaster` (quorum 2),
+ * noticing a dead master after `downAfterMs`.
+ */
+async function startSentinel(masterPort, downAfterMs = 400) {
+  if (!HAVE_REDIS) throw new Error(INSTALL_HINT);
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-sentinel-'));
+  const conf = path.join(dir, 'sentinel.conf');
+  fs.writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor mymaster 127.0.0.1 ${masterPort} 2`,
+      `sentinel down-after-milliseconds mymaster ${downAfterMs}`,
+      'sentinel failover-timeout mymaster 2000',
+      'sentinel parallel-syncs mymaster 1',
+      '',
+    ].join('\n'),
+  );
+  const proc = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  await eventually(() => canConnect(port), 10000);
+  const alive = () => proc.exitCode === null && proc.signalCode === null;
+  return {
+    port,
+    cli: (...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim(),
+    async stop() {
+      if (alive()) process.kill(proc.pid, 'SIGKILL');
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
  * A new Node process with its own breaker (and empty memory), driven over IPC
  * (fixtures/redis-replica.js). `replicas` collects it for the suite's afterAll.
  */
@@ -116,4 +153,4 @@ async function startReplica(opts, replicas) {
   return r;
 }
 
-module.exports = { HAVE_REDIS, INSTALL_HINT, describeRedis, startRedis, startReplica };
+module.exports = { HAVE_REDIS, INSTALL_HINT, describeRedis, startRedis, startSentinel, startReplica };

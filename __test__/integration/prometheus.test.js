@@ -14,6 +14,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 const { freePort } = require('../helpers/upstream');
+const { startRedis } = require('../helpers/redis');
 
 const ROOT = path.join(__dirname, '..', '..');
 const PROM_DIR = path.join(ROOT, 'monitoring', 'prometheus');
@@ -33,6 +34,7 @@ let servicePort;
 let promPort;
 let promUrl;
 let startedAt;
+let redis;
 
 
 // Keeps the last output of a child for failure messages.
@@ -112,11 +114,13 @@ const valueOf = async (query) => (await instant(query))[0]?.value ?? NaN;
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-prom-'));
+  // The fleet circuit's series need a Redis (a fleet of one).
+  redis = await startRedis();
 
   const service = start(process.execPath, [SERVICE], {
     cwd: ROOT,
     // A small outbox, so the outage also fills it and refused writes show.
-    env: { ...process.env, BREAKER_NAME: NAME, MAX_LIFETIME_MS: '120000', OUTBOX_DIR: path.join(tmp, 'outbox'), OUTBOX_MAX_ENTRIES: '20' },
+    env: { ...process.env, BREAKER_NAME: NAME, MAX_LIFETIME_MS: '120000', OUTBOX_DIR: path.join(tmp, 'outbox'), OUTBOX_MAX_ENTRIES: '20', FLEET_REDIS_URL: redis.url },
   });
   servicePort = await until('the service to listen', () => {
     const line = service.output.split('\n').find((l) => l.startsWith('{"port"'));
@@ -157,6 +161,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(children.map(stop));
+  if (redis) await redis.stop();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -313,6 +318,8 @@ test('Prometheus evaluates every alert rule without error against the real serie
     'DNAStoreConcurrencyRejections',
     'DNAStoreFailureRateHigh',
     'DNAStoreFallbackRatioHigh',
+    'DNAStoreFleetCircuitDisconnected',
+    'DNAStoreFleetRecordForged',
     'DNAStoreLKGTampered',
     'DNAStoreOutboxDeadLetters',
     'DNAStoreOutboxNotDraining',

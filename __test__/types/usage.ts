@@ -1,7 +1,7 @@
 // Compile-only check of the published types (index.d.ts + the generated binding.d.ts):
 // `tsc -p __test__/types` must accept this file. Lines marked @ts-expect-error must fail.
 import { createBreaker, metrics, registerWith, METRICS_CONTENT_TYPE, optionNames } from '../..';
-import type { Fallback, BreakerStats, BulkheadStats, HedgeStats, BreakerEvent, FullResponse, Queued } from '../..';
+import type { Fallback, BreakerStats, BulkheadStats, FleetStats, HedgeStats, BreakerEvent, FullResponse, Queued } from '../..';
 import { Registry } from 'prom-client';
 
 interface Sigil {
@@ -90,6 +90,15 @@ async function main(): Promise<void> {
   console.log(hs?.won, hs?.lost, hs?.skipped);
   hedging.on('hedge', (e: BreakerEvent) => console.log(e.result, e.attempt, e.afterMs, e.reason));
   hedging.shutdown();
+
+  // The fleet circuit (issue 28).
+  const fleet = createBreaker({ name: 'fleet', redisUrl: 'redis://127.0.0.1:6379', fleetCircuit: 'on', fleetQuorum: 2, signingSecret: 's', logger: false });
+  const fs: FleetStats | undefined = fleet.stats().fleet;
+  console.log(fs?.replica, fs?.connected, fs?.state, fs?.generation, fs?.quorum, fs?.votes, fs?.replicas, fs?.trippedBy, fs?.rejected);
+  fleet.on('open', (e: BreakerEvent) => console.log(e.decision, e.trippedBy, e.generation, e.votes, e.fleetReason));
+  fleet.on('fleet', (e: BreakerEvent) => console.log(e.kind, e.up, e.reason, e.replica));
+  createBreaker({ fleetQuorum: '3' });
+  fleet.shutdown();
 
   // Numeric options may be decimal strings (`process.env.X || 3000`).
   createBreaker({ timeout: '3000' });

@@ -11,7 +11,8 @@
 //!   (the families, a breaker's series, the event-counting observer); and `redis`, the
 //!   Redis client plumbing that the features keeping state in Redis share.
 //! - **Features** import foundations only, never a sibling: `circuit`, `retry`, `limit`,
-//!   `http`, `tls`, `lkg`, `outbox`, `hedge`.
+//!   `http`, `tls`, `lkg`, `outbox`, `hedge`, `fleet` (the circuit shared by a fleet through
+//!   Redis: it speaks to its breaker through a trait, never to the circuit).
 //! - **The composition root**, `breaker`: the one module that joins features (the HTTP
 //!   clients from the TLS material, the metric handles, the outbox's delivery loop).
 //! - **On top**: `guarded` (the opossum class's circuit, with a breaker's series) and
@@ -35,6 +36,7 @@ pub mod window;
 
 // Features.
 pub mod circuit;
+pub mod fleet;
 pub mod hedge;
 pub mod http;
 pub mod limit;
@@ -57,8 +59,8 @@ pub use circuit::{BulkheadStats, Circuit, CircuitConfig, HedgeStats, Permit, Sta
 pub use config::{Config, ConfigError, RawOptions, RawValue};
 pub use error::{CallError, Code, FailureKind};
 pub use observer::{
-    CallKind, Event, EventKind, FallbackSource, HedgeResult, HedgeSkip, Observer, StateKind,
-    Transition, TransitionReason,
+    CallKind, Event, EventKind, FallbackSource, FleetEvent, FleetNote, FleetWhy, HedgeResult,
+    HedgeSkip, Observer, StateKind, Transition, TransitionReason,
 };
 pub use outcome::{CallOutcome, Fallback, QueuedWrite, Rejection, Success};
 /// Cancellation of a call (an AbortSignal) or of a handle's calls (shutdown).

@@ -3,6 +3,7 @@
 //! stream, so none of them can disagree with another. A foundation, with the typed label
 //! enums the events carry (states, call kinds, fallback sources, dead-letter reasons).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Code, FailureKind};
@@ -62,6 +63,9 @@ pub enum TransitionReason {
     TrialsSucceeded,
     /// Set by hand (`open()`, `close()`), by a failed health check or a restored state.
     Manual,
+    /// The fleet circuit decided (`fleetCircuit`): the transition's [`FleetNote`] says why
+    /// and which replica.
+    Fleet,
 }
 
 impl TransitionReason {
@@ -74,6 +78,7 @@ impl TransitionReason {
             TransitionReason::TrialFailed => "trial failed",
             TransitionReason::TrialsSucceeded => "trial succeeded",
             TransitionReason::Manual => "manual",
+            TransitionReason::Fleet => "fleet decision",
         }
     }
 }
@@ -95,6 +100,78 @@ pub struct Transition {
     pub time_in_previous: Duration,
     /// Total trips (closed/half-open -> open) of this breaker so far.
     pub trips: u64,
+    /// The fleet decision this transition applies (`fleetCircuit`); `None`: this replica's
+    /// own (local) decision.
+    pub fleet: Option<Arc<FleetNote>>,
+}
+
+/// A decision of the fleet circuit, as the transitions it causes carry it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetNote {
+    /// The replica that tripped (opened the fleet), or whose trial closed or reopened it.
+    pub by: String,
+    /// The fleet state's generation (one more at every fleet decision).
+    pub generation: u64,
+    /// Replicas whose trips opened the fleet (0 for decisions of a trial).
+    pub votes: u32,
+    pub why: FleetWhy,
+}
+
+/// Why the fleet's state changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FleetWhy {
+    /// `fleetQuorum` replicas opened on their own evidence within one rollingCountTimeout.
+    Quorum,
+    /// A leased half-open trial failed (or was slow).
+    TrialFailed,
+    /// The round's leased trials succeeded.
+    TrialsSucceeded,
+}
+
+impl FleetWhy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FleetWhy::Quorum => "quorum",
+            FleetWhy::TrialFailed => "trial failed",
+            FleetWhy::TrialsSucceeded => "trials succeeded",
+        }
+    }
+
+    /// The short form fleet records carry (`fleet/record.rs`).
+    pub fn code(self) -> &'static str {
+        match self {
+            FleetWhy::Quorum => "q",
+            FleetWhy::TrialFailed => "f",
+            FleetWhy::TrialsSucceeded => "s",
+        }
+    }
+
+    pub fn from_code(c: &str) -> Option<Self> {
+        match c {
+            "q" => Some(FleetWhy::Quorum),
+            "f" => Some(FleetWhy::TrialFailed),
+            "s" => Some(FleetWhy::TrialsSucceeded),
+            _ => None,
+        }
+    }
+}
+
+/// What the fleet circuit reports besides transitions.
+#[derive(Clone, Debug)]
+pub enum FleetEvent<'a> {
+    /// Connected to Redis and read the fleet's state: the replica follows the fleet.
+    Connected { replica: &'a str },
+    /// Redis unreachable or too slow: the replica runs on its local circuit alone.
+    Disconnected { reason: &'a str },
+    /// The fleet's state changed, as this replica learned it (also when its own circuit
+    /// was already there).
+    State {
+        state: StateKind,
+        note: &'a FleetNote,
+    },
+    /// A fleet message or record that did not verify (forged, garbled) was ignored;
+    /// reported once per connection, counted every time.
+    Rejected { reason: &'static str },
 }
 
 /// Where a fallback's data came from.
@@ -323,6 +400,8 @@ pub enum Event<'a> {
         /// Why it is down (never with credentials); `None` when up.
         reason: Option<&'a str>,
     },
+    /// The fleet circuit's connection and decisions (`fleetCircuit`).
+    Fleet(FleetEvent<'a>),
     /// The TLS files changed: the new material is in use (`ok`), or it did not load and
     /// the previous material stays (`reason` names the file and the problem, never its
     /// content).
@@ -380,6 +459,7 @@ impl Event<'_> {
             Event::Shutdown => EventKind::Shutdown,
             Event::RedisHealth { .. } => EventKind::RedisHealth,
             Event::TlsReload { .. } => EventKind::TlsReload,
+            Event::Fleet(_) => EventKind::Fleet,
             Event::Queued { .. } => EventKind::Queued,
             Event::Delivered { .. } => EventKind::Delivered,
             Event::DeadLetter { .. } => EventKind::DeadLetter,
@@ -412,6 +492,7 @@ pub enum EventKind {
     DeadLetter,
     Outbox,
     TlsReload,
+    Fleet,
     Hedge,
 }
 

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use crate::breaker::{Breaker, Deps};
 use crate::config::Config;
 use crate::error::{CallError, Code};
+use crate::observer::Observer;
 
 struct Entry {
     breaker: Arc<Breaker>,
@@ -20,8 +21,25 @@ struct Entry {
 static REGISTRY: LazyLock<Mutex<HashMap<String, Entry>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// Returns the breaker named `config.name`, creating it if needed.
+/// Returns the breaker named `config.name`, creating (and starting) it if needed.
 pub fn open(config: Config, deps: Deps) -> Result<Arc<Breaker>, CallError> {
+    open_with(config, deps, None).map(|(b, _)| b)
+}
+
+/// [`open`], with `first` subscribed (its id returned) before a new breaker starts its
+/// background work, so it hears that work's first events (the fleet circuit's connect).
+pub fn open_with(
+    config: Config,
+    deps: Deps,
+    first: Option<Arc<dyn Observer>>,
+) -> Result<(Arc<Breaker>, Option<u64>), CallError> {
+    let b = open_entry(config, deps)?;
+    let id = first.map(|o| b.subscribe(o));
+    b.start();
+    Ok((b, id))
+}
+
+fn open_entry(config: Config, deps: Deps) -> Result<Arc<Breaker>, CallError> {
     let mut reg = REGISTRY.lock();
     if let Some(e) = reg.get_mut(&config.name) {
         if *e.breaker.config() != config {

@@ -26,6 +26,8 @@ pub enum Step {
         header: &'static str,
         with: &'static [(&'static str, &'static str)],
     },
+    /// 200 JSON while the flag is set, else 503: an upstream a test turns off and on.
+    Switch(std::sync::Arc<std::sync::atomic::AtomicBool>),
     /// Never answer.
     Hang,
     Panic,
@@ -103,6 +105,13 @@ impl Script {
                     step = *then;
                 }
                 Step::Hang => std::future::pending::<()>().await,
+                Step::Switch(up) => {
+                    step = if up.load(std::sync::atomic::Ordering::SeqCst) {
+                        Step::Reply(200, "application/json", "{}")
+                    } else {
+                        Step::Reply(503, "text/plain", "")
+                    };
+                }
                 Step::Panic => panic!("scripted panic"),
                 Step::Fail(k) => return Err(AttemptFailure::of(k)),
                 Step::Reply(status, ct, body) => {

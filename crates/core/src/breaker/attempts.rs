@@ -128,10 +128,25 @@ impl Breaker {
         let mut attempt: u32 = 1;
         let mut prev_delay = None;
         loop {
+            let budget = per_attempt.min(deadline_at.saturating_duration_since(Instant::now()));
+            // A trial of a circuit that follows the fleet needs one of the round's leases.
+            let mut lease = None;
+            if self.fleet.is_some() {
+                // Boxed: the lease's Redis future is large, and a call's future is copied
+                // whole when it is spawned (`a_call_future_stays_small`).
+                match Box::pin(self.trial_lease(&permit, budget)).await {
+                    Ok(l) => lease = l,
+                    Err(()) => {
+                        drop(permit);
+                        self.record_short_circuit(self.now());
+                        let get = (req.method == Method::GET).then_some(req);
+                        return CallOutcome::Fallback(self.rejected(get));
+                    }
+                }
+            }
             if let Some(t) = &call.trace {
                 t.attempt();
             }
-            let budget = per_attempt.min(deadline_at.saturating_duration_since(Instant::now()));
             let started = self.now();
             let res = match self.hedging(req) {
                 None => tokio::time::timeout(
@@ -179,6 +194,7 @@ impl Breaker {
                                 route: call.route.as_deref(),
                             });
                             self.finish(permit, Verdict::Success, latency);
+                            self.report_trial(&mut lease, Verdict::Success, latency);
                             self.emit(&Event::Completed(CallKind::of(true, attempt)));
                             if let Some(k) = key {
                                 self.store_lkg(k, req, &resp, json);
@@ -199,6 +215,7 @@ impl Breaker {
                             route: call.route.as_deref(),
                         });
                         self.finish(permit, Verdict::ClientError, latency);
+                        self.report_trial(&mut lease, Verdict::ClientError, latency);
                         self.emit(&Event::Completed(CallKind::of(false, attempt)));
                         return CallOutcome::Rejected(Rejection {
                             code: Code::Http,
@@ -232,6 +249,7 @@ impl Breaker {
                 route: call.route.as_deref(),
             });
             let tripped = self.finish(permit, Verdict::Failure(kind), latency);
+            self.report_trial(&mut lease, Verdict::Failure(kind), latency);
 
             let may_retry = !tripped
                 && attempt < self.config.retry.max_attempts

@@ -1,6 +1,7 @@
 //! Building a breaker: the composition root. The files the configuration names are read
 //! (`files.rs`), the HTTP clients are built from the TLS material (and renewed when it
-//! rotates), the features get their metric handles, and the outbox's delivery loop starts.
+//! rotates), the features get their metric handles, and the outbox's delivery loop starts
+//! (the fleet circuit's task starts with [`Breaker::start`], once the opener listens).
 //! Features never build each other: everything that joins two of them happens here.
 
 use super::*;
@@ -58,7 +59,8 @@ impl Renew for RenewClients {
 }
 
 impl Breaker {
-    pub fn new(config: Config, deps: Deps) -> Result<Arc<Self>, CallError> {
+    pub fn new(config: Config, mut deps: Deps) -> Result<Arc<Self>, CallError> {
+        let started = Instant::now();
         let material = load_files(&config)?;
         if config.lkg.redis_url.is_some() {
             Self::redis_client(&config).map_err(|m| CallError::new(Code::Config, m))?;
@@ -67,6 +69,11 @@ impl Breaker {
         let clients = http_clients(&config.tls, base, &material)
             .map_err(|m| CallError::new(Code::Config, m))?;
         let http = HttpClient::new(clients, &config.tls, base);
+        // The clock's origin is taken when the breaker is assembled (`with_transport`): the
+        // wall origin moves on by what building took (files, the TLS roots: tens of ms for
+        // a process's first breaker), so `wall_ms` reads as other processes' clocks do (the
+        // fleet circuit compares the replicas' timestamps).
+        deps.wall_origin += started.elapsed();
         let b = Self::with_transport(config, deps, Transport::Http(http))?;
         b.metrics.tls.insecure.set(i64::from(b.config.tls.insecure));
         b.watch_tls();
@@ -135,6 +142,13 @@ impl Breaker {
             None
         };
         let lkg = LkgCache::new(config.lkg.clone(), metrics.lkg.clone());
+        if config.fleet.is_some() && runtime.is_none() {
+            metrics.remove();
+            return Err(CallError::new(
+                Code::Config,
+                "the fleet circuit needs a tokio runtime to follow the fleet from",
+            ));
+        }
         let wall_origin_ms = deps
             .wall_origin
             .duration_since(UNIX_EPOCH)
@@ -151,6 +165,7 @@ impl Breaker {
                 runtime.clone(),
             ),
             circuit: Circuit::new(CircuitConfig::from(&config)),
+            fleet: Self::fleet_for(&config, me.clone(), deps.rng.clone(), &metrics),
             http,
             origin: Instant::now(),
             wall_origin_ms,
@@ -205,7 +220,7 @@ impl Breaker {
     }
 
     /// The client for `redisUrl` (None without one). Errors never hold credentials.
-    fn redis_client(config: &Config) -> Result<Option<RedisClient>, String> {
+    pub(super) fn redis_client(config: &Config) -> Result<Option<RedisClient>, String> {
         let Some(url) = &config.lkg.redis_url else {
             return Ok(None);
         };

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use prometheus::IntCounter;
 
+use crate::fleet::FleetMetrics;
 use crate::hedge::HedgeMetrics;
 use crate::limit::LimitMetrics;
 use crate::lkg::LkgMetrics;
@@ -43,6 +44,11 @@ impl BreakerMetrics {
     /// The outbox's series (for a breaker with an outbox).
     pub fn outbox(&self) -> OutboxMetrics {
         OutboxMetrics::new(&self.series)
+    }
+
+    /// The fleet circuit's series (for a breaker with `fleetCircuit: 'on'`).
+    pub fn fleet(&self) -> FleetMetrics {
+        FleetMetrics::new(&self.series)
     }
 
     /// The bulkhead's series (for a breaker with `maxConcurrent`).

@@ -6,7 +6,7 @@
 //! admitted call enters [`Breaker::execute`] on the async runtime.
 //!
 //! The breaker is the composition root: the one module that joins the features (circuit,
-//! retry, limit, http, tls, lkg, outbox), none of which imports another.
+//! retry, limit, http, tls, lkg, outbox, fleet), none of which imports another.
 //!
 //! Split by concern: `build.rs` (building one: the features wired together), `files.rs`
 //! (the files the configuration names, read at build), `metrics.rs` (its series, handed to
@@ -14,7 +14,8 @@
 //! (the attempt/retry loop), `coalesce.rs` (identical concurrent GETs), `fallback.rs`
 //! (fallbacks, last-known-good, Redis), `hedged.rs` (hedged reads in the attempt loop),
 //! `durable.rs` (durable writes and the outbox),
-//! `delivery.rs` (the outbox's delivery loop, each delivery a call of this breaker).
+//! `delivery.rs` (the outbox's delivery loop, each delivery a call of this breaker),
+//! `fleet.rs` (the fleet circuit's decisions applied to the circuit, trial leases).
 
 mod attempts;
 mod build;
@@ -23,6 +24,7 @@ mod delivery;
 mod durable;
 mod fallback;
 mod files;
+mod fleet;
 mod hedged;
 mod metrics;
 mod transport;
@@ -157,6 +159,8 @@ pub struct Breaker {
     /// Writes that could not be delivered, kept until they are (`outbox` option).
     outbox: Option<Arc<Outbox>>,
     outbox_backoff: Backoff,
+    /// The circuit shared with the other replicas (`fleetCircuit`, `fleet.rs`).
+    fleet: Option<Arc<crate::fleet::FleetCircuit>>,
     metrics: BreakerMetrics,
     observers: RwLock<Vec<(u64, Arc<dyn Observer>)>>,
     next_observer: AtomicU64,
@@ -339,6 +343,14 @@ impl Breaker {
                 drop(permit);
                 return CallOutcome::Fallback(self.fallback_from(Code::Ordered, None));
             }
+            let permit = match &self.fleet {
+                None => permit,
+                // Boxed, as every rarely taken large future of a call.
+                Some(_) => match Box::pin(self.join_fleet(permit, &call)).await {
+                    Some(p) => p,
+                    None => return CallOutcome::Fallback(self.rejected(Some(&call.req))),
+                },
+            };
             self.run(permit, &call).await
         })
         .catch_unwind();
@@ -384,6 +396,9 @@ impl Breaker {
         }
         if let Some(o) = &self.outbox {
             o.close();
+        }
+        if let Some(f) = &self.fleet {
+            f.close();
         }
         self.metrics.remove();
         // Freed now, not when the last JS handle is collected: cached responses, HTTP clients.

@@ -13,9 +13,10 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::error::FailureKind;
-use crate::observer::{StateKind, Transition, TransitionReason};
+use crate::observer::{FleetNote, StateKind, Transition, TransitionReason};
 use crate::window::{AtomicWindow, RollingWindow, WindowClock};
 
+mod fleet;
 mod permit;
 mod stats;
 pub use permit::Permit;
@@ -92,6 +93,13 @@ struct Inner {
     generation: u64,
     consecutive_failures: u32,
     window: RollingWindow,
+    /// The fleet decision the current state follows (`fleetCircuit`); `None`: the state
+    /// is this replica's own. Kept from a fleet open into its half-open, whose trials are
+    /// then leased fleet-wide (`fleet.rs`); any local decision clears it.
+    fleet: Option<Arc<FleetNote>>,
+    /// While half-open for the fleet: no trial is admitted before this clock time, every
+    /// trial lease of the round being held elsewhere (`fleet.rs`).
+    trial_hold_until: Duration,
 }
 
 pub struct Circuit {
@@ -128,6 +136,8 @@ impl Circuit {
                 generation: 0,
                 consecutive_failures: 0,
                 window: RollingWindow::new(w, b),
+                fleet: None,
+                trial_hold_until: Duration::ZERO,
             })),
             opened: Notify::new(),
             open_until: AtomicU64::new(0),
@@ -181,17 +191,19 @@ impl Circuit {
                 if now < until {
                     return None;
                 }
+                // The fleet's round: no trial while its leases are all held elsewhere.
+                let held = self.trials_held(&g, now);
                 self.transition(
                     &mut g,
                     State::HalfOpen {
-                        admitted: 1,
+                        admitted: u32::from(!held),
                         succeeded: 0,
                     },
                     TransitionReason::ResetTimeoutElapsed,
                     now,
                     emit,
                 );
-                Some(Permit {
+                (!held).then(|| Permit {
                     generation: g.generation,
                     trial: Some(self.inner.clone()),
                 })
@@ -200,7 +212,7 @@ impl Circuit {
                 admitted,
                 succeeded,
             } => {
-                if admitted >= self.cfg.half_open_max_calls {
+                if admitted >= self.cfg.half_open_max_calls || self.trials_held(&g, now) {
                     return None;
                 }
                 g.state = State::HalfOpen {
@@ -442,8 +454,19 @@ impl Circuit {
         now: Duration,
         emit: &mut dyn FnMut(&Transition),
     ) {
+        self.open_until(g, now + self.cfg.reset_timeout, reason, now, emit);
+    }
+
+    /// Opens until `until` (clock time): resetTimeout from now, or the fleet's own end.
+    fn open_until(
+        &self,
+        g: &mut Inner,
+        until: Duration,
+        reason: TransitionReason,
+        now: Duration,
+        emit: &mut dyn FnMut(&Transition),
+    ) {
         self.trips.fetch_add(1, Ordering::Relaxed);
-        let until = now + self.cfg.reset_timeout;
         self.transition(g, State::Open { until }, reason, now, emit);
         self.opened.notify_waiters();
     }
@@ -457,6 +480,14 @@ impl Circuit {
         emit: &mut dyn FnMut(&Transition),
     ) {
         let from = g.state.kind();
+        // A fleet decision carries its note (set by the caller); a fleet open's half-open
+        // keeps it (its trials are leased); every local decision is the replica's own.
+        if !matches!(
+            reason,
+            TransitionReason::Fleet | TransitionReason::ResetTimeoutElapsed
+        ) {
+            g.fleet = None;
+        }
         let totals = g.window.totals(self.clock.at(now));
         let t = Transition {
             from,
@@ -470,6 +501,7 @@ impl Circuit {
             consecutive_failures: g.consecutive_failures,
             time_in_previous: now.saturating_sub(g.entered),
             trips: self.trips(),
+            fleet: g.fleet.clone(),
         };
         g.state = to;
         g.entered = now;

@@ -13,7 +13,7 @@
 //! setting is read from options or the environment), this file (the integer table, the
 //! boolean and general string settings, [`Config`] and [`Config::resolve`]), and one file
 //! per group beside its parser: `lkg.rs`, `redis.rs` (Redis URLs, the CA option),
-//! `outbox.rs`, `limit.rs`, `tls.rs`.
+//! `outbox.rs`, `fleet.rs`, `limit.rs`, `tls.rs`.
 //!
 //! # Adding an option
 //!
@@ -30,6 +30,7 @@ use url::Url;
 use crate::error::CallError;
 
 mod effective;
+mod fleet;
 mod hedge;
 mod input;
 mod limit;
@@ -40,6 +41,7 @@ mod resolver;
 mod tls;
 
 pub use effective::{Setting, Shown, Source, REDACTED};
+pub use fleet::FleetConfig;
 pub use hedge::{HedgeConfig, HedgeDelay};
 pub use input::{BoolSpec, ConfigError, IntSpec, RawOptions, RawValue, StrSpec};
 pub use limit::{LimitConfig, LimitKind, SlowCallConfig};
@@ -145,6 +147,9 @@ int_specs! {
         "Lower bound of the adaptive concurrency limit (must be <= maxConcurrent).";
     outbox_claim_idle: "outboxClaimIdleMs", "DNASTORE_OUTBOX_CLAIM_IDLE_MS", 30_000, 100, 3_600_000, "ms",
         "Fleet outbox (outboxRedisUrl): a write a replica took and has not finished for this long (the replica died or hangs) is taken over by another (XAUTOCLAIM); live replicas renew theirs every third of it.";
+    // The fleet circuit (config/fleet.rs).
+    fleet_quorum: "fleetQuorum", "DNASTORE_FLEET_QUORUM", 2, 1, 1000, "replicas",
+        "With fleetCircuit on: replicas that must have opened on their own evidence within one rollingCountTimeout before the whole fleet opens (a lone replica opens alone, as without the fleet).";
     // Upstream TLS (config/tls.rs).
     tls_reload: "tlsReloadMs", "DNASTORE_TLS_RELOAD_MS", 60_000, 0, 86_400_000, "ms",
         "How often caCert, clientCert and clientKey files are checked for a rotation (0: never); new connections use the new material, calls in flight keep theirs.";
@@ -204,6 +209,7 @@ pub const STR_SPECS: &[StrSpec] = &[
     outbox::OUTBOX,
     outbox::OUTBOX_DIR,
     outbox::OUTBOX_REDIS_URL,
+    fleet::FLEET_CIRCUIT,
     limit::CONCURRENCY_LIMIT,
     tls::CA_CERT,
     tls::CA_MODE,
@@ -265,6 +271,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Where the settings naming files came from (for the errors reading them).
     pub origins: Origins,
+    /// The circuit shared by every replica through `redisUrl`; `None` with `fleetCircuit` off.
+    pub fleet: Option<FleetConfig>,
     /// Hedged reads; `None` with `hedgeAfterMs` 0.
     pub hedge: Option<HedgeConfig>,
 }
@@ -398,6 +406,7 @@ impl Config {
         }
         let keys = r.cache_keys()?;
         let (redis_url, redis) = r.lkg_redis()?;
+        let fleet = r.fleet(redis_url.is_some())?;
         let outbox = r.outbox(&redis)?;
         let (slow_calls, limit) = r.limits()?;
         let (tls, [ca_cert, client_cert, client_key]) = r.tls(base_url.as_ref())?;
@@ -454,6 +463,7 @@ impl Config {
             },
             outbox,
             tls,
+            fleet,
         })
     }
 }

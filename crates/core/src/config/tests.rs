@@ -495,3 +495,47 @@ fn bulkhead_and_slow_call_settings_are_off_by_default_and_validated() {
     ])
     .is_ok());
 }
+
+#[test]
+fn the_fleet_circuit_needs_redis_and_a_quorum_in_range() {
+    assert_eq!(Config::defaults().fleet, None, "off by default");
+    // On without redisUrl: ECONFIG naming the option and what it needs.
+    let e = Config::resolve(
+        &RawOptions::new().set("fleetCircuit", RawValue::String("on".into())),
+        &|_| None,
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "fleetCircuit");
+    assert!(e.message.contains("needs redisUrl"), "{}", e.message);
+    let e = resolve_env(&[("DNASTORE_FLEET_CIRCUIT", "on")]).unwrap_err();
+    assert_eq!(e.key, "DNASTORE_FLEET_CIRCUIT");
+    let e = resolve_env(&[("DNASTORE_FLEET_CIRCUIT", "sometimes")]).unwrap_err();
+    assert_eq!(e.key, "DNASTORE_FLEET_CIRCUIT");
+    assert!(e.message.contains("off or on"), "{}", e.message);
+    // Every form redisUrl takes.
+    for url in [
+        "redis://127.0.0.1:6379",
+        "rediss://u:pw@redis.internal:6380/1",
+        "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster",
+        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+    ] {
+        let c = resolve_env(&[
+            ("DNASTORE_FLEET_CIRCUIT", "on"),
+            ("DNASTORE_LKG_REDIS_URL", url),
+        ])
+        .unwrap();
+        assert_eq!(c.fleet, Some(FleetConfig { quorum: 2 }), "{url}");
+    }
+    let c = resolve_env(&[
+        ("DNASTORE_FLEET_CIRCUIT", "on"),
+        ("DNASTORE_LKG_REDIS_URL", "redis://127.0.0.1:6379"),
+        ("DNASTORE_FLEET_QUORUM", "3"),
+    ])
+    .unwrap();
+    assert_eq!(c.fleet, Some(FleetConfig { quorum: 3 }));
+    let e = resolve_env(&[("DNASTORE_FLEET_QUORUM", "0")]).unwrap_err();
+    assert_eq!(e.key, "DNASTORE_FLEET_QUORUM");
+    assert!(e.message.contains("from 1 to 1000"), "{}", e.message);
+    // Off: the quorum is still validated (a typo is not silently kept for later).
+    assert!(resolve_env(&[("DNASTORE_FLEET_QUORUM", "x")]).is_err());
+}

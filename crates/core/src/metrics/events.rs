@@ -133,9 +133,10 @@ impl Observer for EventMetrics {
             Event::Completed(kind) => self.calls[*kind as usize].inc(),
             Event::Coalesced => self.coalesced.inc(),
             // Counted by their owners (see `metrics/mod.rs`): TLS reloads by `tls/`, the
-            // outbox's writes by `outbox/`, Redis errors by `lkg/`, hedges by `hedge/`; the
-            // rest are logged.
-            Event::Fire
+            // outbox's writes by `outbox/`, Redis errors by `lkg/`, hedges by `hedge/`, the
+            // fleet circuit's by `fleet/`; the rest are logged.
+            Event::Fleet(_)
+            | Event::Fire
             | Event::Hedge { .. }
             | Event::Shutdown
             | Event::RedisHealth { .. }

@@ -23,7 +23,8 @@
 //!   evictions, rejections, Redis errors), `outbox/metrics.rs` (the queue's gauges,
 //!   enqueued, refused, delivered, dead-lettered, delivery time, the fleet's spill),
 //!   `limit/metrics.rs` (the bulkhead's gauges and rejections), `tls/metrics.rs`
-//!   (insecure mode, reloads), `hedge/metrics.rs` (hedges by result).
+//!   (insecure mode, reloads), `fleet/metrics.rs` (the fleet circuit's state, connectivity,
+//!   replicas, refusals, leases, propagation), `hedge/metrics.rs` (hedges by result).
 //! - **The breaker itself**: slow attempts (`breaker/metrics.rs`), which only its attempt
 //!   loop sees.
 //!
@@ -71,6 +72,11 @@ pub const OUTCOME_ABORTED: &str = "aborted";
 /// (writes wait out whole outages).
 pub const OUTBOX_DELIVERY_BUCKETS: &[f64] = &[
     0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
+];
+
+/// `dnastore_fleet_propagation_seconds` buckets: 1 ms to 5 s.
+pub const FLEET_PROPAGATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 5.0,
 ];
 
 /// A family's Prometheus type and how it is made.
@@ -218,6 +224,19 @@ families! {
         "1 when DNASTORE_TLS_INSECURE=true turned certificate verification off.";
     tls_reloads: IntCounterVec = "dnastore_tls_reloads_total", ["name", "result"],
         "Rotations of the TLS files seen, by result (error: the new material did not load; the previous stays in use).";
+    // fleet/metrics.rs
+    fleet_state: IntGaugeVec = "dnastore_fleet_state", ["name"],
+        "The fleet circuit's state as this replica follows it: 0 closed (or no fleet decision), 1 open, 2 half-open (its round of leased trials).";
+    fleet_connected: IntGaugeVec = "dnastore_fleet_connected", ["name"],
+        "1 while the fleet circuit's Redis answers; 0: this replica runs on its local circuit alone.";
+    fleet_replicas: IntGaugeVec = "dnastore_fleet_replicas", ["name"],
+        "Replicas of this breaker name seen by the fleet circuit in the last few seconds (heartbeats in Redis).";
+    fleet_rejected: IntCounterVec = "dnastore_fleet_rejected_total", ["name", "reason"],
+        "Fleet messages and records ignored, by reason: signature (forged, or another secret), malformed, stale (older than one seen).";
+    fleet_leases: IntCounterVec = "dnastore_fleet_leases_total", ["name", "result"],
+        "Half-open trial leases asked for, by result: granted (this replica makes the trial), held (every lease of the round is held elsewhere), error (Redis failed: a local trial).";
+    fleet_propagation: HistogramVec = "dnastore_fleet_propagation_seconds", ["name"],
+        "From a fleet decision (its replica's wall clock) to this replica applying it, in seconds.", FLEET_PROPAGATION_BUCKETS;
 }
 
 /// The families, registered once per process.

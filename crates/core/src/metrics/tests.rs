@@ -8,10 +8,10 @@ use crate::observer::{Event, Observer, StateKind};
 
 #[test]
 fn families_list_matches_what_render_prints() {
-    // With the outbox's and the bulkhead's families, so the check does not depend on
-    // another test having made a breaker with them first.
+    // With the outbox's, the bulkhead's and the fleet circuit's families, so the check does
+    // not depend on another test having made a breaker with them first.
     let m = BreakerMetrics::new("metrics-test-families", DEFAULT_MAX_ROUTES);
-    let (_outbox, _limit) = (m.outbox(), m.limit());
+    let (_outbox, _limit, _fleet) = (m.outbox(), m.limit(), m.fleet());
     m.events.on_event(&Event::Success {
         latency: Duration::from_millis(1),
         route: Some("/r"),

@@ -8,7 +8,7 @@
 //! broken connection it calls [`RedisClient::connect`] again, which asks Sentinel anew.
 
 use redis::cluster::ClusterClient;
-use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo,
     RedisError, RedisResult, TlsCertificates, TlsMode,
@@ -34,6 +34,10 @@ pub struct RedisClient {
     spec: RedisSpec,
     opts: RedisOptions,
     kind: Kind,
+    /// Database and credentials of one node, and the CA: what a plain client for one node
+    /// of the spec needs (a Cluster subscriber talks to one node, `pubsub.rs`).
+    pub(super) settings: RedisConnectionInfo,
+    pub(super) ca: Option<TlsCertificates>,
 }
 
 impl std::fmt::Debug for RedisClient {
@@ -72,6 +76,22 @@ fn addr(n: &Node, tls: bool) -> ConnectionAddr {
     }
 }
 
+/// A plain client for one node: its address, the spec's database and credentials, the CA.
+pub(super) fn node_client(
+    n: &Node,
+    tls: bool,
+    settings: &RedisConnectionInfo,
+    ca: Option<&TlsCertificates>,
+) -> RedisResult<Client> {
+    let info = addr(n, tls)
+        .into_connection_info()?
+        .set_redis_settings(settings.clone());
+    match ca.cloned() {
+        Some(ca) => Client::build_with_tls(info, ca),
+        None => Client::open(info),
+    }
+}
+
 impl RedisClient {
     /// Builds the mode's client (no I/O except reading the CA file). Errors are redacted.
     pub fn new(spec: RedisSpec, opts: RedisOptions) -> Result<Self, String> {
@@ -99,23 +119,13 @@ impl RedisClient {
         }
         let describe = |e: RedisError| spec.redact(&e.to_string());
         let kind = match &spec.mode {
-            Mode::Single => {
-                let info = addr(&spec.nodes[0], spec.tls)
-                    .into_connection_info()
-                    .map_err(describe)?
-                    .set_redis_settings(settings);
-                Kind::Single(
-                    match ca.clone() {
-                        Some(ca) => Client::build_with_tls(info, ca),
-                        None => Client::open(info),
-                    }
-                    .map_err(describe)?,
-                )
-            }
+            Mode::Single => Kind::Single(
+                node_client(&spec.nodes[0], spec.tls, &settings, ca.as_ref()).map_err(describe)?,
+            ),
             Mode::Sentinel { master } => Kind::Sentinel {
                 sentinels: spec.nodes.iter().map(|n| addr(n, spec.tls)).collect(),
                 master: master.clone(),
-                ca,
+                ca: ca.clone(),
             },
             Mode::Cluster => {
                 let seeds = spec
@@ -130,7 +140,7 @@ impl RedisClient {
                 if spec.tls {
                     b = b.tls(TlsMode::Secure);
                 }
-                if let Some(ca) = ca {
+                if let Some(ca) = ca.clone() {
                     b = b.certs(ca);
                 }
                 if let Some(u) = &spec.username {
@@ -142,7 +152,57 @@ impl RedisClient {
                 Kind::Cluster(Box::new(b.build().map_err(describe)?))
             }
         };
-        Ok(Self { spec, opts, kind })
+        Ok(Self {
+            spec,
+            opts,
+            kind,
+            settings,
+            ca,
+        })
+    }
+
+    /// A Sentinel client asking for the master (Sentinel mode only): built per connect, so
+    /// every reconnect asks the Sentinels which node is master now.
+    pub(super) fn sentinel_client(&self) -> RedisResult<SentinelClient> {
+        let Kind::Sentinel {
+            sentinels,
+            master,
+            ca,
+        } = &self.kind
+        else {
+            return Err(RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "not a Sentinel URL",
+            )));
+        };
+        let mut b =
+            SentinelClientBuilder::new(sentinels.clone(), master, SentinelServerType::Master)?
+                .set_client_to_redis_db(self.spec.db);
+        if let Some(u) = &self.spec.username {
+            b = b.set_client_to_redis_username(u);
+        }
+        if let Some(p) = &self.spec.password {
+            b = b.set_client_to_redis_password(p);
+        }
+        if self.spec.tls {
+            b = b
+                .set_client_to_redis_tls_mode(TlsMode::Secure)
+                .set_client_to_sentinel_tls_mode(TlsMode::Secure);
+        }
+        if let Some(ca) = ca {
+            b = b
+                .set_client_to_redis_certificates(ca.clone())
+                .set_client_to_sentinel_certificates(ca.clone());
+        }
+        b.build()
+    }
+
+    /// The plain client of a single-node URL.
+    pub(super) fn single(&self) -> Option<&Client> {
+        match &self.kind {
+            Kind::Single(c) => Some(c),
+            _ => None,
+        }
     }
 
     pub fn spec(&self) -> &RedisSpec {
@@ -169,38 +229,11 @@ impl RedisClient {
                     .get_multiplexed_async_connection_with_config(&self.config())
                     .await
                     .map(RedisConnection::Node),
-                Kind::Sentinel {
-                    sentinels,
-                    master,
-                    ca,
-                } => {
-                    let mut b = SentinelClientBuilder::new(
-                        sentinels.clone(),
-                        master,
-                        SentinelServerType::Master,
-                    )?
-                    .set_client_to_redis_db(self.spec.db);
-                    if let Some(u) = &self.spec.username {
-                        b = b.set_client_to_redis_username(u);
-                    }
-                    if let Some(p) = &self.spec.password {
-                        b = b.set_client_to_redis_password(p);
-                    }
-                    if self.spec.tls {
-                        b = b
-                            .set_client_to_redis_tls_mode(TlsMode::Secure)
-                            .set_client_to_sentinel_tls_mode(TlsMode::Secure);
-                    }
-                    if let Some(ca) = ca {
-                        b = b
-                            .set_client_to_redis_certificates(ca.clone())
-                            .set_client_to_sentinel_certificates(ca.clone());
-                    }
-                    b.build()?
-                        .get_async_connection_with_config(&self.config())
-                        .await
-                        .map(RedisConnection::Node)
-                }
+                Kind::Sentinel { .. } => self
+                    .sentinel_client()?
+                    .get_async_connection_with_config(&self.config())
+                    .await
+                    .map(RedisConnection::Node),
                 Kind::Cluster(c) => c
                     .get_async_connection()
                     .await

@@ -193,3 +193,105 @@ impl Drop for Server {
         self.stop();
     }
 }
+
+fn openssl(dir: &TempDir, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(&dir.0)
+        .args(args)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `<name>.crt`/`.key` in `dir`, made with openssl: a CA; with `signer`, a server certificate
+/// for 127.0.0.1 (and localhost) that CA signed.
+pub fn cert(dir: &TempDir, name: &str, signer: Option<&str>) {
+    let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    match signer {
+        None => {
+            let subj = format!("/CN={name}");
+            let mut a = vec![
+                "req", "-x509", "-days", "1", "-subj", &subj, "-keyout", &key, "-out", &crt,
+            ];
+            a.extend(ec);
+            openssl(dir, &a);
+        }
+        Some(ca) => {
+            let csr = format!("{name}.csr");
+            let mut a = vec![
+                "req",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ];
+            a.extend(ec);
+            openssl(dir, &a);
+            std::fs::write(
+                dir.path("ext.cnf"),
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+            )
+            .unwrap();
+            let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
+            openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-days",
+                    "1",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    &ca_crt,
+                    "-CAkey",
+                    &ca_key,
+                    "-CAcreateserial",
+                    "-extfile",
+                    "ext.cnf",
+                    "-out",
+                    &crt,
+                ],
+            );
+        }
+    }
+}
+
+/// A redis-server speaking TLS only, with a certificate of a CA made in `dir` (`ca.crt`,
+/// what `redisCaFile` names); its redis-cli calls use TLS too.
+pub fn tls_server(dir: &TempDir) -> Server {
+    cert(dir, "ca", None);
+    cert(dir, "server", Some("ca"));
+    let p = |f: &str| dir.path(f).display().to_string();
+    let port = free_port();
+    let mut srv = Server::start_on(
+        port,
+        &[
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &p("server.crt"),
+            "--tls-key-file",
+            &p("server.key"),
+            "--tls-ca-cert-file",
+            &p("ca.crt"),
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    srv.cli_args = vec!["--tls".into(), "--cacert".into(), p("ca.crt")];
+    srv
+}

@@ -156,7 +156,7 @@ impl Fleet {
 
     /// The Redis URL without credentials, for messages.
     pub fn location(&self) -> String {
-        self.client.spec().redacted()
+        self.link.client().spec().redacted()
     }
 
     /// The shared counts.

@@ -58,14 +58,11 @@ pub use link::Failure;
 
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
 use super::sqlite::Stored;
 use crate::config::{OutboxConfig, RedisSpec};
-use crate::redis::{RedisClient, RedisConnection};
+use crate::redis::{RedisClient, RedisLink};
 
 /// The consumer group every replica of a breaker joins.
 const GROUP: &str = "delivery";
@@ -198,26 +195,13 @@ impl Keys {
     }
 }
 
-struct Link {
-    conn: Option<RedisConnection>,
-    /// Set once the breaker has closed: the connection is dropped and not opened again
-    /// (it stayed open for the life of the process).
-    closed: bool,
-    /// After a failed connect, operations fail at once until then.
-    retry_at: Option<Instant>,
-    backoff: Duration,
-    last_error: String,
-}
-
 /// One breaker's handle on the shared queue.
 pub struct Fleet {
-    client: RedisClient,
     keys: Keys,
     consumer: String,
     claim_idle: Duration,
-    link: Mutex<Link>,
-    /// One connect at a time; the others wait for its outcome.
-    connecting: Semaphore,
+    /// The one connection, reopened after it breaks (`redis/link.rs`).
+    link: RedisLink,
 }
 
 impl Fleet {
@@ -230,18 +214,10 @@ impl Fleet {
             .map_err(|m| format!("invalid outboxRedisUrl: {m}"))?;
         let random = uuid::Uuid::now_v7().simple().to_string();
         Ok(Self {
-            client,
             keys: Keys::new(name),
             consumer: format!("{}-{}", std::process::id(), &random[20..]),
             claim_idle: cfg.claim_idle,
-            link: Mutex::new(Link {
-                conn: None,
-                closed: false,
-                retry_at: None,
-                backoff: Duration::from_millis(100),
-                last_error: String::new(),
-            }),
-            connecting: Semaphore::new(1),
+            link: RedisLink::new(client, "outbox Redis"),
         })
     }
 
