@@ -16,7 +16,7 @@ export declare class NativeBreaker {
    */
   constructor(options: BreakerOptions | undefined | null, envVars: Record<string, string> | undefined | null, onEvent: (name: string, event: BreakerEvent) => void)
   get name(): string
-  /** 'closed' | 'open' | 'halfOpen' */
+  /** 'closed' | 'open' | 'halfOpen' | 'forcedOpen' | 'disabled' */
   get state(): string
   stats(): BreakerStats
   /** Event names the JS side has listeners for. */
@@ -43,6 +43,8 @@ export declare class NativeBreaker {
    * breaker (its background work stops, its metric series go).
    */
   shutdown(): void
+  /** An operator's command; answers whether it changed the state (false: already so). */
+  control(op: 'open' | 'close' | 'disable' | 'enable'): boolean
   /** Whether this breaker has an outbox. */
   get hasOutbox(): boolean
   /** 'off' | 'on' | 'all' (the `outbox` option). */
@@ -88,6 +90,11 @@ export declare class NativeCircuit {
   get state(): string
   /** Moves the circuit by hand; answers whether it moved. */
   force(to: 'open' | 'halfOpen' | 'closed'): boolean
+  /**
+   * An operator's command ('open' | 'close' | 'disable' | 'enable', as the fetch
+   * breaker's); answers whether it changed the state.
+   */
+  control(op: 'open' | 'close' | 'disable' | 'enable'): boolean
   /**
    * Half-opens an open circuit whose resetTimeout elapsed. Answers the ms still to wait
    * (the reset timer fired early), or null.
@@ -354,6 +361,8 @@ export interface BreakerOptions {
   fleetCircuit?: string
   /** With fleetCircuit 'on': replicas that must have opened on their own evidence within one rollingCountTimeout before the fleet opens. Default 2 (DNASTORE_FLEET_QUORUM). */
   fleetQuorum?: number | string
+  /** 'none' | 'open' | 'disabled': a forced state the circuit starts in (as breaker.open() / disable()), until breaker.close() or enable(). Default 'none' (DNASTORE_CIRCUIT_FORCE). */
+  circuitForce?: string
   /** CA certificate(s) verifying DNAStore: a PEM file path (re-read on rotation) or PEM text (DNASTORE_CA_CERT). */
   caCert?: string
   /** 'add': caCert is trusted besides the platform roots; 'only': it replaces them. Default 'add' (DNASTORE_CA_MODE). */

@@ -156,7 +156,8 @@ class CircuitBreaker extends EventEmitter {
     });
 
     if (st !== undefined && st !== null && typeof st === 'object') {
-      this.#enabled = st.enabled !== false;
+      if (st.enabled === false) this.#setEnabled(false);
+      else this.#enabled = true;
       if (st.shutdown) {
         this.shutdown();
       } else if (st.closed === false && !st.halfOpen) {
@@ -166,8 +167,10 @@ class CircuitBreaker extends EventEmitter {
       } else if (st.halfOpen) {
         this.#force('halfOpen');
       }
+    } else if (o.enabled === false) {
+      this.#setEnabled(false);
     } else {
-      this.#enabled = o.enabled !== false;
+      this.#enabled = true;
     }
   }
 
@@ -485,6 +488,11 @@ class CircuitBreaker extends EventEmitter {
     for (const t of this.#native.takeTransitions()) {
       const { name, ...payload } = t;
       logTransition(this.#logger, this.#name, name, payload);
+      // Into or out of disabled: opossum emits nothing; the state underneath is restored.
+      if (t.reason === 'forced') {
+        if (t.to !== 'disabled' && t.to !== 'forcedOpen') this.#state = t.to;
+        continue;
+      }
       this.#state = t.to;
       this.#pendingClose = t.to === 'halfOpen';
       if (this.#resetTimer !== null) clearTimeout(this.#resetTimer);
@@ -539,14 +547,22 @@ class CircuitBreaker extends EventEmitter {
     this.#force('closed');
   }
 
+  // The disabled state is the core's (the fetch breaker's disable(), one mechanism): it is
+  // what the metrics and the log show. #enabled mirrors it for the call path, which runs
+  // the action unprotected while disabled (opossum's behaviour), without a native call.
   enable() {
-    this.#enabled = true;
+    this.#setEnabled(true);
     this.#status.startListeneningForRotateEvent();
   }
 
   disable() {
-    this.#enabled = false;
+    this.#setEnabled(false);
     this.#status.removeRotateBucketControllerListener();
+  }
+
+  #setEnabled(on) {
+    this.#enabled = on;
+    if (!this.#shut && this.#native.control(on ? 'enable' : 'disable')) this.#drain();
   }
 
   // Later calls reject with ESHUTDOWN. Calls already running settle as they would have,
@@ -557,7 +573,9 @@ class CircuitBreaker extends EventEmitter {
     this.#emitOrLog('shutdown');
     // A 'shutdown' listener may have shut it down already.
     if (this.#shut) return;
-    this.disable();
+    // Disabled for the call path only: no 'disabled' transition logged at every shutdown.
+    this.#enabled = false;
+    this.#status.removeRotateBucketControllerListener();
     this.removeAllListeners();
     if (this.#resetTimer !== null) clearTimeout(this.#resetTimer);
     this.#resetTimer = null;

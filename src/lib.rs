@@ -8,6 +8,7 @@ mod abort;
 mod bound;
 mod breaker;
 mod bridge;
+mod control;
 mod convert;
 mod effective;
 mod events;

@@ -15,6 +15,12 @@ pub enum StateKind {
     Closed = 0,
     Open = 1,
     HalfOpen = 2,
+    /// Held open by hand (`breaker.open()`, `circuitForce: 'open'`) until `close()` or
+    /// `enable()`: no trials.
+    ForcedOpen = 3,
+    /// Tripping turned off by hand (`breaker.disable()`, `circuitForce: 'disabled'`): every
+    /// call goes to DNAStore, outcomes still counted.
+    Disabled = 4,
 }
 
 impl StateKind {
@@ -23,6 +29,8 @@ impl StateKind {
             StateKind::Closed => "closed",
             StateKind::Open => "open",
             StateKind::HalfOpen => "halfOpen",
+            StateKind::ForcedOpen => "forcedOpen",
+            StateKind::Disabled => "disabled",
         }
     }
 
@@ -33,6 +41,8 @@ impl StateKind {
             StateKind::Closed => "close",
             StateKind::Open => "open",
             StateKind::HalfOpen => "halfOpen",
+            StateKind::ForcedOpen => "forcedOpen",
+            StateKind::Disabled => "disabled",
         }
     }
 
@@ -40,6 +50,8 @@ impl StateKind {
         match v {
             1 => StateKind::Open,
             2 => StateKind::HalfOpen,
+            3 => StateKind::ForcedOpen,
+            4 => StateKind::Disabled,
             _ => StateKind::Closed,
         }
     }
@@ -63,6 +75,9 @@ pub enum TransitionReason {
     TrialsSucceeded,
     /// Set by hand (`open()`, `close()`), by a failed health check or a restored state.
     Manual,
+    /// An operator's manual control of a fetch breaker (`open()`, `close()`, `disable()`,
+    /// `enable()`, `circuitForce`): into or out of a forced state.
+    Forced,
     /// The fleet circuit decided (`fleetCircuit`): the transition's [`FleetNote`] says why
     /// and which replica.
     Fleet,
@@ -78,6 +93,7 @@ impl TransitionReason {
             TransitionReason::TrialFailed => "trial failed",
             TransitionReason::TrialsSucceeded => "trial succeeded",
             TransitionReason::Manual => "manual",
+            TransitionReason::Forced => "forced",
             TransitionReason::Fleet => "fleet decision",
         }
     }

@@ -185,6 +185,7 @@ impl Breaker {
                 .map(|h| Self::hedger(h, &config, &metrics)),
             observers: RwLock::new(vec![(0, metrics.events.clone() as Arc<dyn Observer>)]),
             next_observer: AtomicU64::new(1),
+            forced_at_start: std::sync::atomic::AtomicBool::new(false),
             metrics,
             deps,
             config,

@@ -29,6 +29,7 @@ use url::Url;
 
 use crate::error::CallError;
 
+mod circuit_force;
 mod effective;
 mod fleet;
 mod hedge;
@@ -40,6 +41,7 @@ mod redis;
 mod resolver;
 mod tls;
 
+pub use circuit_force::CircuitForce;
 pub use effective::{Setting, Shown, Source, REDACTED};
 pub use fleet::FleetConfig;
 pub use hedge::{HedgeConfig, HedgeDelay};
@@ -210,6 +212,7 @@ pub const STR_SPECS: &[StrSpec] = &[
     outbox::OUTBOX_DIR,
     outbox::OUTBOX_REDIS_URL,
     fleet::FLEET_CIRCUIT,
+    circuit_force::CIRCUIT_FORCE,
     limit::CONCURRENCY_LIMIT,
     tls::CA_CERT,
     tls::CA_MODE,
@@ -275,6 +278,8 @@ pub struct Config {
     pub fleet: Option<FleetConfig>,
     /// Hedged reads; `None` with `hedgeAfterMs` 0.
     pub hedge: Option<HedgeConfig>,
+    /// A forced state the circuit starts in (`circuitForce`); `None`: automatic.
+    pub circuit_force: Option<CircuitForce>,
 }
 
 /// Every accepted option name.
@@ -414,8 +419,10 @@ impl Config {
             .string(&redis::REDIS_CA_FILE)?
             .map(|(_, src)| Origin::of(&redis::REDIS_CA_FILE, &src));
         let hedge = r.hedge()?;
+        let circuit_force = r.circuit_force()?;
         Ok(Config {
             hedge,
+            circuit_force,
             origins: Origins {
                 ca_cert,
                 client_cert,
