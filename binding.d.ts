@@ -562,6 +562,40 @@ export interface EffectiveConfig {
  */
 export declare function errorCodes(): Array<string>
 
+/**
+ * Runs `op` ('status', or a command for every replica, then the status) on the fleet
+ * circuit that `options` and `envVars` describe (its name, redisUrl, signingSecret),
+ * validated as createBreaker validates them (ECONFIG otherwise). `by` names the operator
+ * in the replicas' logs.
+ */
+export declare function fleetCircuit(options: BreakerOptions | undefined | null, envVars: Record<string, string> | undefined | null, op: 'status' | 'open' | 'close' | 'disable' | 'enable', by: string): Promise<FleetCircuitStatus>
+
+/** The fleet circuit of one breaker name as its Redis holds it. */
+export interface FleetCircuitStatus {
+  name: string
+  /** The Redis URL without credentials. */
+  redis: string
+  /** What the replicas follow: 'closed' | 'open' | 'halfOpen' | 'forcedOpen' | 'disabled'. */
+  state: string
+  /** The fleet state record's generation; null without one. */
+  generation?: number
+  /** The replica that opened the fleet, while its record is open. */
+  trippedBy?: string
+  /**
+   * The latest operator's command ('open' | 'close' | 'disable' | 'enable'), who gave
+   * it and when (wall ms); null without one.
+   */
+  command?: string
+  commandBy?: string
+  commandAtMs?: number
+  /** Replicas that said they are alive in the last few seconds. */
+  replicas: number
+  /** A record Redis holds that does not verify: 'signature' | 'malformed' | 'stale'. */
+  refused?: string
+  /** Whether records are signed (a signing secret is set). */
+  signed: boolean
+}
+
 /** `stats().fleet` (null with fleetCircuit off). */
 export interface FleetStats {
   /** This replica's id (host name, pid, random digits), as other replicas' logs name it. */

@@ -57,6 +57,42 @@ impl StateKind {
     }
 }
 
+/// An operator's command (`breaker.open()`, ..., `dnastore-breaker circuit open`): applied by
+/// the circuit, carried fleet-wide by the fleet circuit's records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Forced open until `Close` or `Enable`.
+    Open,
+    /// Closed now (forced or not), the window cleared; automatic operation again.
+    Close,
+    /// Every call goes through; nothing trips.
+    Disable,
+    /// Back to automatic operation, in the state machine's own state.
+    Enable,
+}
+
+impl Control {
+    /// The command named `s` (`open`, `close`, `disable`, `enable`).
+    pub fn parse(s: &str) -> Option<Control> {
+        Some(match s {
+            "open" => Control::Open,
+            "close" => Control::Close,
+            "disable" => Control::Disable,
+            "enable" => Control::Enable,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Control::Open => "open",
+            Control::Close => "close",
+            Control::Disable => "disable",
+            Control::Enable => "enable",
+        }
+    }
+}
+
 /// Why the circuit changed state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransitionReason {

@@ -42,6 +42,10 @@ impl FleetHost for Breaker {
             .hold_trials(self.now() + Duration::from_millis(ms));
     }
 
+    fn fleet_control(&self, c: crate::observer::Control) {
+        self.apply_control(c);
+    }
+
     fn emit_fleet(&self, e: FleetEvent<'_>) {
         self.emit(&Event::Fleet(e));
     }

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{nanos, Circuit, Inner, Permit, State};
+pub use crate::observer::Control;
 use crate::observer::{StateKind, Transition, TransitionReason};
 
 /// A state an operator holds the circuit in.
@@ -30,41 +31,6 @@ impl Forced {
         match self {
             Forced::Open => StateKind::ForcedOpen,
             Forced::Disabled => StateKind::Disabled,
-        }
-    }
-}
-
-/// An operator's command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Control {
-    /// Forced open until `Close` or `Enable`.
-    Open,
-    /// Closed now (forced or not), the window cleared; automatic operation again.
-    Close,
-    /// Every call goes through; nothing trips.
-    Disable,
-    /// Back to automatic operation, in the state machine's own state.
-    Enable,
-}
-
-impl Control {
-    /// The command named `s` (`open`, `close`, `disable`, `enable`).
-    pub fn parse(s: &str) -> Option<Control> {
-        Some(match s {
-            "open" => Control::Open,
-            "close" => Control::Close,
-            "disable" => Control::Disable,
-            "enable" => Control::Enable,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Control::Open => "open",
-            Control::Close => "close",
-            Control::Disable => "disable",
-            Control::Enable => "enable",
         }
     }
 }
