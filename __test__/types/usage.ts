@@ -37,6 +37,7 @@ async function main(): Promise<void> {
   const changed: boolean = breaker.open() && breaker.close() && breaker.disable() && breaker.enable();
   breaker.on('forcedOpen', (e) => console.log(e.reason, changed));
   createBreaker({ name: 'maintenance', circuitForce: 'open', logger: false }).shutdown();
+  createBreaker({ name: 'backoff', resetTimeout: 1000, resetTimeoutMax: 60_000, halfOpenMaxWaitMs: 5000, logger: false }).shutdown();
   console.log(s.failures, state, metrics().length, METRICS_CONTENT_TYPE, optionNames().length);
   registerWith(new Registry());
 

@@ -109,6 +109,8 @@ pub enum TransitionReason {
     TrialFailed,
     /// Every half-open trial succeeded.
     TrialsSucceeded,
+    /// A half-open round was not decided within `halfOpenMaxWaitMs`.
+    HalfOpenTimeout,
     /// Set by hand (`open()`, `close()`), by a failed health check or a restored state.
     Manual,
     /// An operator's manual control of a fetch breaker (`open()`, `close()`, `disable()`,
@@ -128,6 +130,7 @@ impl TransitionReason {
             TransitionReason::ResetTimeoutElapsed => "reset timeout elapsed",
             TransitionReason::TrialFailed => "trial failed",
             TransitionReason::TrialsSucceeded => "trial succeeded",
+            TransitionReason::HalfOpenTimeout => "half-open timeout",
             TransitionReason::Manual => "manual",
             TransitionReason::Forced => "forced",
             TransitionReason::Fleet => "fleet decision",

@@ -164,7 +164,9 @@ impl Breaker {
                 me.clone(),
                 runtime.clone(),
             ),
-            circuit: Circuit::new(CircuitConfig::from(&config)),
+            circuit: Circuit::new(CircuitConfig::from(&config)).with_open_time(
+                crate::circuit::OpenTime::from_config(&config, deps.rng.clone()),
+            ),
             fleet: Self::fleet_for(&config, me.clone(), deps.rng.clone(), &metrics),
             http,
             origin: Instant::now(),

@@ -436,3 +436,5 @@ mod tests_identity;
 mod tests_lifecycle;
 #[cfg(test)]
 mod tests_limit;
+#[cfg(test)]
+mod tests_open_time;

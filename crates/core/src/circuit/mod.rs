@@ -18,9 +18,11 @@ use crate::window::{AtomicWindow, RollingWindow, WindowClock};
 
 mod fleet;
 mod force;
+mod open_time;
 mod permit;
 mod stats;
 pub use force::{Control, Forced};
+pub use open_time::OpenTime;
 pub use permit::Permit;
 pub use stats::{BucketCounts, BulkheadStats, HedgeStats, Stats};
 
@@ -104,6 +106,8 @@ struct Inner {
     trial_hold_until: Duration,
     /// An operator's forced state over the state machine (`force.rs`); `None`: automatic.
     forced: Option<Forced>,
+    /// Failed trials in a row, for the open period's growth (`open_time.rs`).
+    failed_trials: u32,
 }
 
 pub struct Circuit {
@@ -124,6 +128,8 @@ pub struct Circuit {
     hold_closed_until: AtomicU64,
     /// The windows' time: the clock, or the caller's rotations.
     clock: WindowClock,
+    /// How long it stays open, how long a half-open round may take (`open_time.rs`).
+    open_time: OpenTime,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -143,6 +149,7 @@ impl Circuit {
                 fleet: None,
                 trial_hold_until: Duration::ZERO,
                 forced: None,
+                failed_trials: 0,
             })),
             opened: Notify::new(),
             open_until: AtomicU64::new(0),
@@ -154,6 +161,7 @@ impl Circuit {
             retries: AtomicWindow::new(w, b),
             hold_closed_until: AtomicU64::new(0),
             clock: WindowClock::new(w, b, cfg.rotated_by_caller),
+            open_time: OpenTime::default(),
             cfg,
         }
     }
@@ -220,6 +228,10 @@ impl Circuit {
                 admitted,
                 succeeded,
             } => {
+                if self.round_expired(&g, now) {
+                    self.open(&mut g, TransitionReason::HalfOpenTimeout, now, emit);
+                    return None;
+                }
                 if admitted >= self.cfg.half_open_max_calls || self.trials_held(&g, now) {
                     return None;
                 }
@@ -476,7 +488,8 @@ impl Circuit {
         now: Duration,
         emit: &mut dyn FnMut(&Transition),
     ) {
-        self.open_until(g, now + self.cfg.reset_timeout, reason, now, emit);
+        let failed = Self::failed_trials(g);
+        self.open_until(g, now + self.open_period(failed), reason, now, emit);
     }
 
     /// Opens until `until` (clock time): resetTimeout from now, or the fleet's own end.
