@@ -361,6 +361,10 @@ export interface BreakerOptions {
   fleetCircuit?: string
   /** With fleetCircuit 'on': replicas that must have opened on their own evidence within one rollingCountTimeout before the fleet opens. Default 2 (DNASTORE_FLEET_QUORUM). */
   fleetQuorum?: number | string
+  /** Longest open period: each failed trial doubles it (jittered) up to this; 0: resetTimeout (no growth). Default 0 (DNASTORE_CIRCUIT_RESET_MAX_MS). */
+  resetTimeoutMax?: number | string
+  /** A half-open round not decided within this re-opens the circuit; 0: no bound. Default 0 (DNASTORE_CIRCUIT_HALF_OPEN_MAX_WAIT_MS). */
+  halfOpenMaxWaitMs?: number | string
   /** 'none' | 'open' | 'disabled': a forced state the circuit starts in (as breaker.open() / disable()), until breaker.close() or enable(). Default 'none' (DNASTORE_CIRCUIT_FORCE). */
   circuitForce?: string
   /** CA certificate(s) verifying DNAStore: a PEM file path (re-read on rotation) or PEM text (DNASTORE_CA_CERT). */
