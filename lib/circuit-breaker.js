@@ -287,9 +287,17 @@ class CircuitBreaker extends EventEmitter {
     const o = this.options;
     let cacheKey = '';
     if (o.cache || o.coalesce) {
-      cacheKey = o.cacheGetKey.apply(this, args);
+      // The key function and the cache are the caller's code: if either throws, the call
+      // rejects with what it threw (opossum lets it escape fire() synchronously).
+      let cached;
+      try {
+        cacheKey = o.cacheGetKey.apply(this, args);
+        if (o.cache) cached = o.cacheTransport.get(cacheKey);
+      } catch (err) {
+        this.#note(CallNote.Fire);
+        return Promise.reject(err);
+      }
       if (o.cache) {
-        const cached = o.cacheTransport.get(cacheKey);
         if (cached) {
           this.#note(CallNote.CacheHit);
           const threw = this.#tryEmit('cacheHit');
@@ -383,7 +391,13 @@ class CircuitBreaker extends EventEmitter {
     }
     call.resolve(value);
     const o = this.options;
-    if (o.cache) o.cacheTransport.set(call.cacheKey, source, o.cacheTTL > 0 ? Date.now() + o.cacheTTL : 0);
+    if (!o.cache) return;
+    try {
+      o.cacheTransport.set(call.cacheKey, source, o.cacheTTL > 0 ? Date.now() + o.cacheTTL : 0);
+    } catch {
+      // The caller has its value already; a cache that cannot store it only misses next time
+      // (thrown here it would be an unhandled rejection, which ends a Node 20 process).
+    }
   }
 
   #failed(call, err) {
