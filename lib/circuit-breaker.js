@@ -149,8 +149,7 @@ class CircuitBreaker extends EventEmitter {
     });
 
     if (st !== undefined && st !== null && typeof st === 'object') {
-      if (st.enabled === false) this.#setEnabled(false);
-      else this.#enabled = true;
+      this.#enabled = st.enabled !== false;
       if (st.shutdown) {
         this.shutdown();
       } else if (st.closed === false && !st.halfOpen) {
@@ -160,11 +159,10 @@ class CircuitBreaker extends EventEmitter {
       } else if (st.halfOpen) {
         this.#force('halfOpen');
       }
-    } else if (o.enabled === false) {
-      this.#setEnabled(false);
     } else {
-      this.#enabled = true;
+      this.#enabled = o.enabled !== false;
     }
+    if (!this.#enabled && !this.#shut) this.#native.control('disable'); // the core's state (the fetch breaker's disable())
   }
 
   get name() {
@@ -216,8 +214,7 @@ class CircuitBreaker extends EventEmitter {
     return this.#status.stats;
   }
 
-  // opossum's semaphore, for its `count` of free places (read-only here: the native
-  // circuit holds the places).
+  // opossum's semaphore, for its `count` of free places (read-only: the native circuit's).
   get semaphore() {
     if (this.#semaphore === null) {
       const capacity = this.options.capacity;
@@ -486,13 +483,9 @@ class CircuitBreaker extends EventEmitter {
   // emitted by the nested call, after this one's.
   #drain() {
     for (const t of this.#native.takeTransitions()) {
+      if (t.reason === 'forced') { if (t.to !== 'disabled') this.#state = t.to; continue; } // the core's disable()/enable(): opossum says nothing
       const { name, ...payload } = t;
       logTransition(this.#logger, this.#name, name, payload);
-      // Into or out of disabled: opossum emits nothing; the state underneath is restored.
-      if (t.reason === 'forced') {
-        if (t.to !== 'disabled' && t.to !== 'forcedOpen') this.#state = t.to;
-        continue;
-      }
       this.#state = t.to;
       this.#pendingClose = t.to === 'halfOpen';
       if (this.#resetTimer !== null) clearTimeout(this.#resetTimer);
@@ -547,22 +540,16 @@ class CircuitBreaker extends EventEmitter {
     this.#force('closed');
   }
 
-  // The disabled state is the core's (the fetch breaker's disable(), one mechanism): it is
-  // what the metrics and the log show. #enabled mirrors it for the call path, which runs
-  // the action unprotected while disabled (opossum's behaviour), without a native call.
   enable() {
-    this.#setEnabled(true);
+    this.#enabled = true;
+    if (!this.#shut && this.#native.control('enable')) this.#drain();
     this.#status.startListeneningForRotateEvent();
   }
 
   disable() {
-    this.#setEnabled(false);
+    this.#enabled = false;
+    if (!this.#shut) this.#native.control('disable');
     this.#status.removeRotateBucketControllerListener();
-  }
-
-  #setEnabled(on) {
-    this.#enabled = on;
-    if (!this.#shut && this.#native.control(on ? 'enable' : 'disable')) this.#drain();
   }
 
   // Later calls reject with ESHUTDOWN. Calls already running settle as they would have,
@@ -573,9 +560,7 @@ class CircuitBreaker extends EventEmitter {
     this.#emitOrLog('shutdown');
     // A 'shutdown' listener may have shut it down already.
     if (this.#shut) return;
-    // Disabled for the call path only: no 'disabled' transition logged at every shutdown.
-    this.#enabled = false;
-    this.#status.removeRotateBucketControllerListener();
+    this.#enabled = false; // not the core's disabled state: calls already running still move the circuit
     this.removeAllListeners();
     if (this.#resetTimer !== null) clearTimeout(this.#resetTimer);
     this.#resetTimer = null;
