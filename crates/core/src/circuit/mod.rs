@@ -19,10 +19,12 @@ use crate::window::{AtomicWindow, RollingWindow, WindowClock};
 mod fleet;
 mod force;
 mod open_time;
+mod per_route;
 mod permit;
 mod stats;
 pub use force::{Control, Forced};
 pub use open_time::OpenTime;
+pub use per_route::RouteCircuits;
 pub use permit::Permit;
 pub use stats::{BucketCounts, BulkheadStats, HedgeStats, Stats};
 
