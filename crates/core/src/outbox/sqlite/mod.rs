@@ -364,6 +364,7 @@ impl SqliteStore {
     pub fn bury(
         &self,
         seq: u64,
+        attempts: u32,
         reason: &str,
         status: Option<u16>,
         answer: Option<Vec<u8>>,
@@ -371,6 +372,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         self.run(Op::Bury {
             seq,
+            attempts,
             reason: reason.to_string(),
             status,
             answer,
