@@ -456,6 +456,8 @@ impl Shared {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_acl;
+#[cfg(test)]
 mod tests_clock;
 #[cfg(test)]
 mod tests_host;
