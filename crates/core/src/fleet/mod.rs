@@ -460,6 +460,8 @@ mod tests_acl;
 #[cfg(test)]
 mod tests_clock;
 #[cfg(test)]
+mod tests_deadline;
+#[cfg(test)]
 mod tests_host;
 #[cfg(test)]
 mod tests_modes;
