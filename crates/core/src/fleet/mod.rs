@@ -467,3 +467,5 @@ mod tests_host;
 mod tests_modes;
 #[cfg(test)]
 mod tests_redis;
+#[cfg(test)]
+mod tests_replay;
