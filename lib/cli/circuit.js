@@ -1,10 +1,12 @@
 'use strict';
 
 // `dnastore-breaker circuit`: the fleet circuit's state and manual control, for breaker N
-// on the fleet's Redis. The fleet circuit (issue 28: `fleetCircuit: 'on'`) and manual
-// control (issue 30) are not in this version: `status` says that no fleet circuit state
-// exists, and the controls say what they need. Wiring them is this file only: give
-// `fleetCircuit` below the binding's handle and each operation its call.
+// on the fleet's Redis. The fleet circuit (issue 28: `fleetCircuit: 'on'`) is in the
+// library, but this command cannot read it yet, and manual control (issue 30) is not in
+// this version: `status` says where the state is shown instead (each replica's
+// `stats().fleet` and the `dnastore_fleet_*` metrics), and the controls say what they need.
+// Wiring them is this file only: give `fleetCircuit` below the binding's handle and each
+// operation its call.
 
 const native = require('../native');
 const { Failure, UsageError, parse, readEnv, printable } = require('./io');
@@ -23,9 +25,10 @@ Commands:
   disable    let every call through, whatever the failures
   enable     back to automatic operation
 
-This version of dnastore-breaker has no fleet circuit (fleetCircuit: 'on', issue 28): each
-process's circuit is its own. status reports that no fleet circuit state exists; the
-other commands refuse (exit 1).
+This command cannot read the fleet circuit (fleetCircuit: 'on') yet: status says where
+its state is shown (each replica's stats().fleet, the dnastore_fleet_state metric) and
+exits 1. Manual control (issue 30) is not in this version: the other commands refuse
+(exit 1) and change nothing.
 
 Options:
   --name N        the breaker's name (otherwise DNASTORE_BREAKER_NAME, or 'dnastore')
@@ -64,10 +67,10 @@ async function run(args, io) {
   const redis = r.settings.find((s) => s.option === 'redisUrl').value;
   if (fleetCircuit === null) {
     if (op === 'status') {
-      const message = `no fleet circuit state exists for breaker ${printable(name)} at ${redis}: this version of dnastore-breaker has no fleet circuit (fleetCircuit: 'on', issue 28); each process's circuit is its own (see its dnastore_circuit_state metric)`;
+      const message = `the fleet circuit state of breaker ${printable(name)} at ${redis} cannot be read by this command yet: with fleetCircuit: 'on' each replica shows it in stats().fleet and the dnastore_fleet_state metric (each replica's own circuit: dnastore_circuit_state); nothing was read`;
       throw new Failure(message, { name, redis, state: null });
     }
-    throw new Failure(`circuit ${op} needs the fleet circuit (fleetCircuit: 'on', issue 28), which this version of dnastore-breaker does not have: nothing was changed`, { name, redis, operation: op });
+    throw new Failure(`circuit ${op} needs manual control of the fleet circuit (issue 30), which this version of dnastore-breaker does not have: nothing was changed`, { name, redis, operation: op });
   }
   return 0;
 }
