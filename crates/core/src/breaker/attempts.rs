@@ -144,6 +144,9 @@ impl Breaker {
                     }
                 }
             }
+            // What waiting for the lease took (a slow or hung Redis) comes out of the
+            // attempt's time: the call's deadline holds.
+            let budget = budget.min(deadline_at.saturating_duration_since(Instant::now()));
             if let Some(t) = &call.trace {
                 t.attempt();
             }

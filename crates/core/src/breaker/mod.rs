@@ -340,6 +340,8 @@ impl Breaker {
         // shutdown in the middle still finds it open to queue the write.
         let _hold = self.hold_outbox(&call);
         let stop = call.stop.clone().unwrap_or_else(|| self.stop.clone());
+        // The deadline counts from here: waiting for the fleet's first read is part of it.
+        let started = tokio::time::Instant::now();
         let run = AssertUnwindSafe(async {
             if self.behind_queued(&call).await {
                 // Sent live, it would land before the older write that replays later,
@@ -355,7 +357,7 @@ impl Breaker {
                     None => return CallOutcome::Fallback(self.rejected(Some(&call.req))),
                 },
             };
-            self.run(permit, &call).await
+            self.run(permit, &call, started).await
         })
         .catch_unwind();
         let out = tokio::select! {

@@ -382,6 +382,7 @@ impl Shared {
         // Applied under the view's lock, so two decisions are applied in the order seen.
         match seen {
             Seen::New(r) => {
+                v.learned(now, self.reset_ms());
                 self.follow(host.as_ref(), &r, true, now);
                 // Another host's clock may be ahead of this one's: counted as no delay.
                 if r.at_ms > 0 {
@@ -391,6 +392,7 @@ impl Shared {
             }
             Seen::Same { record, back } => {
                 if back || rejoin {
+                    v.learned(now, self.reset_ms());
                     self.follow(host.as_ref(), &record, false, now);
                 }
             }
@@ -463,6 +465,12 @@ impl Shared {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_acl;
+#[cfg(test)]
+mod tests_clock;
+#[cfg(test)]
+mod tests_deadline;
+#[cfg(test)]
 mod tests_force_redis;
 #[cfg(test)]
 mod tests_host;
@@ -470,3 +478,5 @@ mod tests_host;
 mod tests_modes;
 #[cfg(test)]
 mod tests_redis;
+#[cfg(test)]
+mod tests_replay;
