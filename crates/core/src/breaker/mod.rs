@@ -15,11 +15,13 @@
 //! (fallbacks, last-known-good, Redis), `hedged.rs` (hedged reads in the attempt loop),
 //! `durable.rs` (durable writes and the outbox),
 //! `delivery.rs` (the outbox's delivery loop, each delivery a call of this breaker),
-//! `fleet.rs` (the fleet circuit's decisions applied to the circuit, trial leases).
+//! `fleet.rs` (the fleet circuit's decisions applied to the circuit, trial leases),
+//! `control.rs` (an operator's open/close/disable/enable).
 
 mod attempts;
 mod build;
 mod coalesce;
+mod control;
 mod delivery;
 mod durable;
 mod fallback;
@@ -164,6 +166,8 @@ pub struct Breaker {
     metrics: BreakerMetrics,
     observers: RwLock<Vec<(u64, Arc<dyn Observer>)>>,
     next_observer: AtomicU64,
+    /// `circuitForce` was applied (`control.rs`): once per breaker, not per handle.
+    forced_at_start: std::sync::atomic::AtomicBool,
 }
 
 impl Breaker {
@@ -434,3 +438,5 @@ mod tests_identity;
 mod tests_lifecycle;
 #[cfg(test)]
 mod tests_limit;
+#[cfg(test)]
+mod tests_open_time;

@@ -39,6 +39,7 @@
 //! `dnastore_fleet_connected`), reconnects with a backoff, and on return reads the state
 //! and follows it again without writing anything that resets another replica.
 
+mod force;
 mod lease;
 mod metrics;
 mod observe;
@@ -56,10 +57,11 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::FleetConfig;
-use crate::observer::{FleetEvent, FleetNote, Observer, StateKind};
+use crate::observer::{Control, FleetEvent, FleetNote, Observer, StateKind};
 use crate::redis::{RedisClient, RedisLink};
 use crate::rng::Rng;
 
+pub use force::{FleetAdmin, FleetStatus, ForceRecord};
 pub use lease::{LeaseAsk, TrialLease};
 pub use metrics::FleetMetrics;
 use record::{Refused, Signer, StateRecord};
@@ -93,6 +95,8 @@ pub trait FleetHost: Send + Sync {
     fn fleet_detach(&self);
     /// Every trial lease is held elsewhere for `ms`: no trial before then.
     fn hold_trials(&self, ms: u64);
+    /// An operator's command, from another replica or the operator command (`force.rs`).
+    fn fleet_control(&self, c: Control);
     fn emit_fleet(&self, e: FleetEvent<'_>);
 }
 
@@ -157,6 +161,8 @@ pub(crate) enum Cmd {
     Release { key: String, token: String },
     /// The call path found Redis failing or too slow.
     Broken(String),
+    /// An operator's command on this replica, for every replica (`force.rs`).
+    Control(Control),
 }
 
 pub(crate) struct Shared {
@@ -182,6 +188,8 @@ pub(crate) struct Shared {
     corroborate: AtomicBool,
     /// A refusal was reported (logged) since the last connect.
     refusal_told: AtomicBool,
+    /// The latest operator's command seen (its sequence; 0: none yet).
+    force_seq: AtomicU64,
 }
 
 /// One breaker's fleet circuit.
@@ -239,6 +247,7 @@ impl FleetCircuit {
                 last_failure_ms: AtomicU64::new(0),
                 corroborate: AtomicBool::new(false),
                 refusal_told: AtomicBool::new(false),
+                force_seq: AtomicU64::new(0),
             }),
             rx: Mutex::new(Some(rx)),
         }
@@ -461,6 +470,8 @@ mod tests_acl;
 mod tests_clock;
 #[cfg(test)]
 mod tests_deadline;
+#[cfg(test)]
+mod tests_force_redis;
 #[cfg(test)]
 mod tests_host;
 #[cfg(test)]

@@ -107,7 +107,7 @@ impl View {
         };
         let r = match signer.open(bytes) {
             Ok(Message::State(r)) => r,
-            Ok(Message::Vote(_)) => {
+            Ok(Message::Vote(_) | Message::Force(_)) => {
                 self.current = None;
                 return Seen::Nothing(Some(Refused::Malformed));
             }

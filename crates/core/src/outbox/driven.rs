@@ -32,6 +32,11 @@ impl Outbox {
         self.wake.notified()
     }
 
+    /// Wakes the delivery loop to look again (the circuit was closed or disabled by hand).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Resolves when the outbox closes.
     pub fn stopped(&self) -> WaitForCancellationFuture<'_> {
         self.stop.cancelled()
