@@ -57,6 +57,18 @@ test("route A's failing endpoint opens A's circuit only; B and route-less calls 
   expect(text).toContain(`dnastore_circuit_state{name="${b.name}"} 0`);
 });
 
+test("route-less calls opening the breaker's circuit do not short-circuit routed calls", async () => {
+  const b = make({ circuitPerRoute: true });
+  await b.fire('/api/validate/1');
+  expect(b.state).toBe('open');
+  const hits = up.hits.length;
+  // The binding's open-circuit shortcut (no argument converted) must not answer for a route.
+  expect(await b.fire('/api/sigils/1', { route: '/api/sigils/:id' })).toEqual({ ok: true });
+  expect(await b.fire('/api/sigils/2', { route: '/api/sigils/:id', fullResponse: false })).toEqual({ ok: true });
+  expect(up.hits.length).toBe(hits + 2);
+  expect(await b.fire('/api/sigils/3')).toMatchObject({ fallback: true, code: 'EOPENBREAKER' });
+});
+
 test('without circuitPerRoute a failing route opens the breaker for every route', async () => {
   const b = make();
   await b.fire('/api/validate/1', { route: '/api/validate/:id' });
