@@ -480,3 +480,5 @@ mod tests_modes;
 mod tests_redis;
 #[cfg(test)]
 mod tests_replay;
+#[cfg(test)]
+mod tests_routes;
