@@ -215,24 +215,32 @@ describe('fleet circuit per outage', () => {
 
   test('with the fleet: opened together, one trial per round passes; without it: N trials per round fails', () => {
     const opens = [11000, 11020, 11030];
-    const fleet = fc.perOutage({ windows, transitions: transitions(opens), samples: samples([1, 0, 0], opens), replicas: names });
+    const fleet = fc.perOutage({ resetMs: 2000, windows, transitions: transitions(opens), samples: samples([1, 0, 0], opens), replicas: names });
     expect(fleet).toHaveLength(2);
     expect(fleet[0]).toMatchObject({ fault: 'dnastore-down', gated: true, opened: 3, spreadMs: 30, decisions: { local: 1, fleet: 2 }, rounds: 3, trials: 3, trialsPerRound: 1, withoutFleet: 9 });
     expect(fleet[1]).toMatchObject({ fault: 'dnastore-and-redis-down', gated: false, opened: 0 });
     expect(fc.fleetGates(fleet, 3).filter((g) => !g.pass)).toEqual([]);
 
-    const alone = fc.perOutage({ windows, transitions: transitions(opens), samples: samples([1, 1, 1], opens), replicas: names });
+    const alone = fc.perOutage({ resetMs: 2000, windows, transitions: transitions(opens), samples: samples([1, 1, 1], opens), replicas: names });
     expect(alone[0]).toMatchObject({ trials: 9, withoutFleet: 9 });
     expect(fc.fleetGates(alone, 3).map((g) => g.pass)).toEqual([true, false]);
 
     const apart = [11000, 11020, 13100];
-    const late = fc.perOutage({ windows, transitions: transitions(apart), samples: samples([1, 0, 0], apart), replicas: names });
+    const late = fc.perOutage({ resetMs: 2000, windows, transitions: transitions(apart), samples: samples([1, 0, 0], apart), replicas: names });
     expect(late[0].spreadMs).toBe(2100);
     expect(fc.fleetGates(late, 3).map((g) => g.pass)).toEqual([false, true]);
+    // Rounds are counted over every replica: one whose own trial failed reopens locally and
+    // does not log the fleet's next rounds.
+    const quiet = transitions(opens);
+    const only = (from, to) => (x) => x.t < 12000 || (x.t > from && x.t < to);
+    quiet['replica-1'] = quiet['replica-1'].filter(only(12000, 14000));
+    quiet['replica-2'] = quiet['replica-2'].filter(only(14000, 16000));
+    quiet['replica-3'] = quiet['replica-3'].filter(only(16000, 18000));
+    expect(fc.perOutage({ resetMs: 2000, windows, transitions: quiet, samples: samples([1, 0, 0], opens), replicas: names })[0]).toMatchObject({ rounds: 3, trials: 3 });
     // A replica that never opened, or no outage with Redis up at all, fails too.
     const two = transitions(opens);
     delete two['replica-3'];
-    expect(fc.fleetGates(fc.perOutage({ windows, transitions: two, samples: samples([1, 0, 0], opens), replicas: names }), 3)[0].pass).toBe(false);
+    expect(fc.fleetGates(fc.perOutage({ resetMs: 2000, windows, transitions: two, samples: samples([1, 0, 0], opens), replicas: names }), 3)[0].pass).toBe(false);
     expect(fc.fleetGates([fleet[1]], 3).map((g) => g.pass)).toEqual([false, false]);
   });
 });

@@ -86,9 +86,10 @@ function delta(samples, from, to) {
 /**
  * Per DNAStore outage: { fault, gated, opened, spreadMs, decisions, rounds, trials,
  * trialsPerRound, withoutFleet }. `transitions`: { replica: [{ t, to, decision }] };
- * `samples`: the sampler's; `windows`: the run's faults { name, outage, startMs, endMs }.
+ * `samples`: the sampler's; `windows`: the run's faults { name, outage, startMs, endMs };
+ * `resetMs`: the replicas' resetTimeout.
  */
-function perOutage({ windows, transitions, samples, replicas }) {
+function perOutage({ windows, transitions, samples, replicas, resetMs }) {
   const out = [];
   for (const w of windows) {
     if (!w.outage) continue;
@@ -106,9 +107,18 @@ function perOutage({ windows, transitions, samples, replicas }) {
     let rounds = null;
     let trials = null;
     if (allOpen !== null) {
-      // Rounds that began once all were open and had their trial's time before the end.
-      const roundsOf = (r) => (transitions[r] || []).filter((x) => x.to === 'halfOpen' && x.t >= allOpen && x.t <= w.endMs - IN_FLIGHT_MS).length;
-      rounds = Math.max(0, ...replicas.map(roundsOf));
+      // Rounds that began once all were open and had their trial's time before the end:
+      // the half-open transitions of every replica, those less than half a resetTimeout
+      // apart being one round. Not one replica's count: a replica whose own trial failed
+      // reopens locally and may not log the fleet's next round (it is open already).
+      const starts = replicas.flatMap((r) => (transitions[r] || []).filter((x) => x.to === 'halfOpen' && x.t >= allOpen && x.t <= w.endMs - IN_FLIGHT_MS).map((x) => x.t)).sort((a, b) => a - b);
+      rounds = 0;
+      let roundAt = -Infinity;
+      for (const t of starts) {
+        if (t - roundAt < resetMs / 2) continue;
+        rounds++;
+        roundAt = t;
+      }
       const perReplica = replicas.map((r) => delta(samples.filter((s) => s.replica === r), allOpen + IN_FLIGHT_MS, w.endMs));
       trials = perReplica.every((d) => d === null) ? null : perReplica.reduce((a, d) => a + (d ?? 0), 0);
     }

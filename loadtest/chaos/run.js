@@ -282,7 +282,7 @@ async function main() {
   }
   const records = parts.lb.records();
   const v = verdict({ replicas: REPLICAS, k6Metrics, audit: a, windows, firing, t0, runEndMs, circuitsOpenAtEnd, outboxLeft, rssGrowth, required: ONLY, failedByFault: failedByFault(records, windows) });
-  const fleetRows = perOutage({ windows, transitions: fleet.transitions, samples: attempts.samples, replicas: fleet.replicas.map((r) => r.name) });
+  const fleetRows = perOutage({ windows, transitions: fleet.transitions, samples: attempts.samples, replicas: fleet.replicas.map((r) => r.name), resetMs: Number(env.DNASTORE_CIRCUIT_RESET_MS) });
   v.summary.fleetCircuit = { on: fleetOn, halfOpenMaxCalls: 1, spreadLimitMs: SPREAD_LIMIT_MS, perOutage: fleetRows };
   v.gates.push(...fleetGates(fleetRows, REPLICAS));
   if (faultErrors.length) v.gates.push({ name: 'every fault started and ended cleanly', pass: false });
