@@ -23,18 +23,14 @@ const { TimeoutQueue } = require('./timeout-queue');
 const { startHealthCheck } = require('./circuit-health');
 const { readOptions } = require('./read-options');
 
-const { Pending, buildError, isOurError } = require('./circuit-call');
+const { Pending, buildError, isOurError, storeInCache } = require('./circuit-call');
 
 const { Admission, CallResult, CallNote } = native;
 const EMIT = EventEmitter.prototype.emit;
 // What a listener's throw answers when none threw (a listener may throw undefined).
 const NO_THROW = Symbol('no listener threw');
 
-function configError(message) {
-  const err = new TypeError(message);
-  err.code = 'ECONFIG';
-  return err;
-}
+const configError = (message) => Object.assign(new TypeError(message), { code: 'ECONFIG' });
 
 class CircuitBreaker extends EventEmitter {
   #native;
@@ -61,13 +57,10 @@ class CircuitBreaker extends EventEmitter {
   #resetMs = 0;
   #semaphore = null;
 
-  // Whether a per-call event can be heard: a listener of any event, or an emit() replaced
-  // on the instance, a subclass or EventEmitter.prototype after this module loaded (a monitor
-  // that wraps it sees every event, as in opossum; one installed on the prototype before this
-  // module loaded is taken for Node's own: docs/opossum.md, "Differences from opossum").
-  // Nobody listening, emit() is a no-op, but its call and arguments (the success latency's
-  // clock read) were about a quarter of a closed call's overhead and a tenth of an open
-  // circuit's (bench/wrapped.js). `_eventsCount` is EventEmitter's own count of event names.
+  // Whether a per-call event can be heard: a listener of any event (`_eventsCount`), or an
+  // emit() replaced after this module loaded (docs/opossum.md, "Differences from opossum").
+  // Emitting to nobody, with the latency's clock read, was a quarter of a closed call's
+  // overhead and a tenth of an open circuit's (bench/wrapped.js).
   #heard() {
     return this._eventsCount !== 0 || this.emit !== EMIT;
   }
@@ -287,9 +280,16 @@ class CircuitBreaker extends EventEmitter {
     const o = this.options;
     let cacheKey = '';
     if (o.cache || o.coalesce) {
-      cacheKey = o.cacheGetKey.apply(this, args);
+      // The caller's key function or cache throwing rejects the call (opossum: out of fire()).
+      let cached;
+      try {
+        cacheKey = o.cacheGetKey.apply(this, args);
+        if (o.cache) cached = o.cacheTransport.get(cacheKey);
+      } catch (err) {
+        this.#note(CallNote.Fire);
+        return Promise.reject(err);
+      }
       if (o.cache) {
-        const cached = o.cacheTransport.get(cacheKey);
         if (cached) {
           this.#note(CallNote.CacheHit);
           const threw = this.#tryEmit('cacheHit');
@@ -383,7 +383,7 @@ class CircuitBreaker extends EventEmitter {
     }
     call.resolve(value);
     const o = this.options;
-    if (o.cache) o.cacheTransport.set(call.cacheKey, source, o.cacheTTL > 0 ? Date.now() + o.cacheTTL : 0);
+    if (o.cache) storeInCache(o, call.cacheKey, source);
   }
 
   #failed(call, err) {

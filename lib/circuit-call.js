@@ -36,4 +36,14 @@ class Pending {
   }
 }
 
-module.exports = { Pending, buildError, isOurError };
+// The caller has its value already when its cache cannot store it: the next call misses.
+// Thrown where it is called it would be an unhandled rejection, which ends a Node 20 process.
+function storeInCache(o, key, value) {
+  try {
+    o.cacheTransport.set(key, value, o.cacheTTL > 0 ? Date.now() + o.cacheTTL : 0);
+  } catch {
+    // Nothing to do: see above.
+  }
+}
+
+module.exports = { Pending, buildError, isOurError, storeInCache };

@@ -73,3 +73,58 @@ test('capacity given as a numeric string bounds the calls (README: numeric strin
   const r = await Promise.allSettled([b.fire(), b.fire(), b.fire()]);
   expect(r.map((x) => x.status === 'rejected' && x.reason.code)).toEqual([false, false, 'ESEMLOCKED']);
 });
+
+// A key function or cache that throws escaped fire() synchronously (a review after issue 26):
+// opossum does the same (`get`, the key) or lets an unhandled rejection end the process
+// (`set`); here the call settles with it, as docs/opossum.md "Differences" says.
+describe('dnastore: a cache that throws', () => {
+  const { CircuitBreaker } = require('../..');
+  test('a throwing cacheGetKey or cacheTransport.get rejects the call, never throws out of fire()', async () => {
+    const boom = new Error('key boom');
+    const byKey = make(CircuitBreaker, async () => 1, {
+      coalesce: true,
+      cacheGetKey: () => {
+        throw boom;
+      },
+    });
+    let p;
+    expect(() => {
+      p = byKey.fire('a');
+    }).not.toThrow();
+    await expect(p).rejects.toBe(boom);
+    const cacheTransport = {
+      get: () => {
+        throw new Error('get boom');
+      },
+      set: () => {},
+      flush: () => {},
+    };
+    const byGet = make(CircuitBreaker, async () => 1, { cache: true, cacheTransport });
+    expect(() => {
+      p = byGet.fire('a');
+    }).not.toThrow();
+    await expect(p).rejects.toThrow('get boom');
+    expect(byGet.stats.fires).toBe(1);
+  });
+
+  test('a throwing cacheTransport.set leaves the call resolved and no unhandled rejection', async () => {
+    const unhandled = [];
+    const on = (e) => unhandled.push(e);
+    process.on('unhandledRejection', on);
+    try {
+      const cacheTransport = {
+        get: () => undefined,
+        set: () => {
+          throw new Error('set boom');
+        },
+        flush: () => {},
+      };
+      const b = make(CircuitBreaker, async () => 7, { cache: true, cacheTransport });
+      await expect(b.fire('a')).resolves.toBe(7);
+      await sleep(20);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', on);
+    }
+  });
+});

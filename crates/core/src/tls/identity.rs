@@ -6,8 +6,8 @@
 //! certificate with webpki, which refuses X.509 v1 certificates (`openssl x509 -req`
 //! without `-extfile`), and the error came out as "does not match" for a matching key
 //! (issue 25). A client presents its certificate without needing to understand it, so
-//! the SubjectPublicKeyInfo is located here by walking the certificate's outer DER
-//! structure, any version: seven length-prefixed fields, not worth a full X.509 parser.
+//! the SubjectPublicKeyInfo is read here with RustCrypto's `x509-cert`, which takes any
+//! version.
 
 use std::sync::Arc;
 
@@ -37,60 +37,23 @@ pub fn certified_key(
     if let (Some(key_spki), Some(cert)) = (signing.public_key(), chain.first()) {
         match subject_public_key_info(cert) {
             None => return Err(Mismatch::Unreadable),
-            Some(spki) if spki != key_spki.as_ref() => return Err(Mismatch::Different),
+            Some(spki) if spki.as_slice() != key_spki.as_ref() => return Err(Mismatch::Different),
             Some(_) => {}
         }
     }
     Ok(Arc::new(CertifiedKey::new(chain, signing)))
 }
 
-/// The SubjectPublicKeyInfo element (tag and length included) of a DER certificate.
-///
-/// RFC 5280 4.1: `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm,
-/// signatureValue }`, `TBSCertificate ::= SEQUENCE { version [0] EXPLICIT (absent in v1),
-/// serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, ... }`.
-pub fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
-    const SEQUENCE: u8 = 0x30;
-    const VERSION: u8 = 0xA0;
-    let (tag, certificate, _) = der(cert)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    let (tag, mut tbs, _) = der(certificate)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    if tbs.first() == Some(&VERSION) {
-        tbs = der(tbs)?.2;
-    }
-    // serialNumber, signature, issuer, validity, subject.
-    for _ in 0..5 {
-        tbs = der(tbs)?.2;
-    }
-    let (tag, _, rest) = der(tbs)?;
-    (tag == SEQUENCE).then(|| &tbs[..tbs.len() - rest.len()])
-}
-
-/// One DER element: its tag, its contents and what follows it. X.509's fields before the
-/// public key all have one-byte tags; a length takes at most four bytes here.
-fn der(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *d.first()?;
-    let first = *d.get(1)?;
-    let (len, header) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for b in d.get(2..2 + n)? {
-            len = len << 8 | usize::from(*b);
-        }
-        (len, 2 + n)
-    };
-    let end = header.checked_add(len)?;
-    Some((tag, d.get(header..end)?, d.get(end..)?))
+/// The SubjectPublicKeyInfo of a DER certificate, as DER (tag and length included): what
+/// a key's `public_key()` gives, so the two compare byte for byte. Any X.509 version: the
+/// version field is optional in RFC 5280 (v1 when absent), and x509-cert reads it so.
+pub fn subject_public_key_info(cert: &[u8]) -> Option<Vec<u8>> {
+    use x509_cert::der::{Decode, Encode};
+    let cert = x509_cert::Certificate::from_der(cert).ok()?;
+    cert.tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .ok()
 }
 
 #[cfg(test)]
@@ -107,19 +70,16 @@ mod tests {
             None
         );
         assert_eq!(subject_public_key_info(&[0x02, 0x01, 0x00]), None);
-        // Every prefix of a real structure: none panics.
         let nested = [
             0x30, 0x0f, 0x30, 0x0d, 0x02, 0x01, 0x01, 0x30, 0x00, 0x30, 0x00, 0x30, 0x00, 0x30,
             0x00, 0x30, 0x00,
         ];
-        for n in 0..nested.len() {
-            let _ = subject_public_key_info(&nested[..n]);
+        for n in 0..=nested.len() {
+            assert_eq!(
+                subject_public_key_info(&nested[..n]),
+                None,
+                "not a certificate"
+            );
         }
-        // v1 shape: serial, signature, issuer, validity, subject, then the key.
-        assert_eq!(
-            subject_public_key_info(&nested),
-            Some(&[0x30, 0x00][..]),
-            "the sixth field of a v1 tbsCertificate"
-        );
     }
 }
