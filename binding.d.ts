@@ -16,7 +16,7 @@ export declare class NativeBreaker {
    */
   constructor(options: BreakerOptions | undefined | null, envVars: Record<string, string> | undefined | null, onEvent: (name: string, event: BreakerEvent) => void)
   get name(): string
-  /** 'closed' | 'open' | 'halfOpen' */
+  /** 'closed' | 'open' | 'halfOpen' | 'forcedOpen' | 'disabled' */
   get state(): string
   stats(): BreakerStats
   /** Event names the JS side has listeners for. */
@@ -43,6 +43,8 @@ export declare class NativeBreaker {
    * breaker (its background work stops, its metric series go).
    */
   shutdown(): void
+  /** An operator's command; answers whether it changed the state (false: already so). */
+  control(op: 'open' | 'close' | 'disable' | 'enable'): boolean
   /** Whether this breaker has an outbox. */
   get hasOutbox(): boolean
   /** 'off' | 'on' | 'all' (the `outbox` option). */
@@ -88,6 +90,11 @@ export declare class NativeCircuit {
   get state(): string
   /** Moves the circuit by hand; answers whether it moved. */
   force(to: 'open' | 'halfOpen' | 'closed'): boolean
+  /**
+   * An operator's command ('open' | 'close' | 'disable' | 'enable', as the fetch
+   * breaker's); answers whether it changed the state.
+   */
+  control(op: 'open' | 'close' | 'disable' | 'enable'): boolean
   /**
    * Half-opens an open circuit whose resetTimeout elapsed. Answers the ms still to wait
    * (the reset timer fired early), or null.
@@ -354,6 +361,12 @@ export interface BreakerOptions {
   fleetCircuit?: string
   /** With fleetCircuit 'on': replicas that must have opened on their own evidence within one rollingCountTimeout before the fleet opens. Default 2 (DNASTORE_FLEET_QUORUM). */
   fleetQuorum?: number | string
+  /** Longest open period: each failed trial doubles it (jittered) up to this; 0: resetTimeout (no growth). Default 0 (DNASTORE_CIRCUIT_RESET_MAX_MS). */
+  resetTimeoutMax?: number | string
+  /** A half-open round not decided within this re-opens the circuit; 0: no bound. Default 0 (DNASTORE_CIRCUIT_HALF_OPEN_MAX_WAIT_MS). */
+  halfOpenMaxWaitMs?: number | string
+  /** 'none' | 'open' | 'disabled': a forced state the circuit starts in (as breaker.open() / disable()), until breaker.close() or enable(). Default 'none' (DNASTORE_CIRCUIT_FORCE). */
+  circuitForce?: string
   /** CA certificate(s) verifying DNAStore: a PEM file path (re-read on rotation) or PEM text (DNASTORE_CA_CERT). */
   caCert?: string
   /** 'add': caCert is trusted besides the platform roots; 'only': it replaces them. Default 'add' (DNASTORE_CA_MODE). */
@@ -552,6 +565,40 @@ export interface EffectiveConfig {
  * checks membership instead of guessing from a prefix.
  */
 export declare function errorCodes(): Array<string>
+
+/**
+ * Runs `op` ('status', or a command for every replica, then the status) on the fleet
+ * circuit that `options` and `envVars` describe (its name, redisUrl, signingSecret),
+ * validated as createBreaker validates them (ECONFIG otherwise). `by` names the operator
+ * in the replicas' logs.
+ */
+export declare function fleetCircuit(options: BreakerOptions | undefined | null, envVars: Record<string, string> | undefined | null, op: 'status' | 'open' | 'close' | 'disable' | 'enable', by: string): Promise<FleetCircuitStatus>
+
+/** The fleet circuit of one breaker name as its Redis holds it. */
+export interface FleetCircuitStatus {
+  name: string
+  /** The Redis URL without credentials. */
+  redis: string
+  /** What the replicas follow: 'closed' | 'open' | 'halfOpen' | 'forcedOpen' | 'disabled'. */
+  state: string
+  /** The fleet state record's generation; null without one. */
+  generation?: number
+  /** The replica that opened the fleet, while its record is open. */
+  trippedBy?: string
+  /**
+   * The latest operator's command ('open' | 'close' | 'disable' | 'enable'), who gave
+   * it and when (wall ms); null without one.
+   */
+  command?: string
+  commandBy?: string
+  commandAtMs?: number
+  /** Replicas that said they are alive in the last few seconds. */
+  replicas: number
+  /** A record Redis holds that does not verify: 'signature' | 'malformed' | 'stale'. */
+  refused?: string
+  /** Whether records are signed (a signing secret is set). */
+  signed: boolean
+}
 
 /** `stats().fleet` (null with fleetCircuit off). */
 export interface FleetStats {

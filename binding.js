@@ -848,6 +848,7 @@ module.exports.CallNote = nativeBinding.CallNote
 module.exports.CallResult = nativeBinding.CallResult
 module.exports.effectiveConfig = nativeBinding.effectiveConfig
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.fleetCircuit = nativeBinding.fleetCircuit
 module.exports.metricFamilies = nativeBinding.metricFamilies
 module.exports.metrics = nativeBinding.metrics
 module.exports.METRICS_CONTENT_TYPE = nativeBinding.METRICS_CONTENT_TYPE

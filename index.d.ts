@@ -108,15 +108,24 @@ export interface BreakerError extends Error {
 export type BreakerEventName =
   | 'open' | 'halfOpen' | 'close' | 'fire' | 'success' | 'failure' | 'timeout' | 'clientError' | 'reject'
   | 'fallback' | 'retry' | 'retryBudgetExhausted' | 'abort' | 'coalesced' | 'redis' | 'shutdown'
-  | 'queued' | 'delivered' | 'deadLetter' | 'outbox' | 'tls' | 'hedge' | 'fleet';
+  | 'queued' | 'delivered' | 'deadLetter' | 'outbox' | 'tls' | 'hedge' | 'fleet' | 'forcedOpen' | 'disabled';
 
 export declare class Breaker extends EventEmitter {
   readonly name: string;
-  readonly state: 'closed' | 'open' | 'halfOpen';
-  /** opossum-compatible aliases. */
+  /** The circuit's state; 'forcedOpen' and 'disabled' are an operator's (open(), disable(), circuitForce). */
+  readonly state: 'closed' | 'open' | 'halfOpen' | 'forcedOpen' | 'disabled';
+  /** opossum-compatible aliases (opened: open or forced open). */
   readonly opened: boolean;
   readonly closed: boolean;
   readonly halfOpen: boolean;
+  /** Forced open until close() or enable(): no trials, fallbacks served, durable writes queued. False if already so. */
+  open(): boolean;
+  /** Closed now, the rolling window cleared; automatic operation again. False if already closed and not forced. */
+  close(): boolean;
+  /** Every call goes to DNAStore, nothing trips, outcomes still counted. False if already disabled. */
+  disable(): boolean;
+  /** Automatic operation again, in the circuit's own state. False if not forced. */
+  enable(): boolean;
   /** Never throws: the Promise resolves (response, fallback, or a queued durable write) or rejects with a coded error. */
   fire<T = any>(url: string | URL, init?: FireInit & { fullResponse?: false }): Promise<T | Fallback<T> | Queued>;
   fire<T = any>(url: string | URL, init: FireInit & { fullResponse: true }): Promise<FullResponse<T> | Fallback<T> | Queued>;

@@ -86,14 +86,15 @@ class Breaker extends EventEmitter {
     return this.#outbox;
   }
 
-  /** 'closed' | 'open' | 'halfOpen' */
+  /** 'closed' | 'open' | 'halfOpen', or an operator's 'forcedOpen' | 'disabled' */
   get state() {
     return this.#native.state;
   }
 
   // opossum-compatible aliases.
   get opened() {
-    return this.state === 'open';
+    const s = this.state;
+    return s === 'open' || s === 'forcedOpen';
   }
 
   get closed() {
@@ -106,6 +107,27 @@ class Breaker extends EventEmitter {
 
   stats() {
     return this.#native.stats();
+  }
+
+  // Manual control (docs/operations.md): each answers whether the state changed.
+  /** Forced open until close() or enable(): no trials, fallbacks served, durable writes queued. */
+  open() {
+    return this.#native.control('open');
+  }
+
+  /** Closed now, the window cleared; automatic operation again. */
+  close() {
+    return this.#native.control('close');
+  }
+
+  /** Every call goes to DNAStore and nothing trips; outcomes still counted. */
+  disable() {
+    return this.#native.control('disable');
+  }
+
+  /** Back to automatic operation, in the state the circuit had. */
+  enable() {
+    return this.#native.control('enable');
   }
 
   /**

@@ -162,6 +162,7 @@ class CircuitBreaker extends EventEmitter {
     } else {
       this.#enabled = o.enabled !== false;
     }
+    if (!this.#enabled && !this.#shut) this.#native.control('disable'); // the core's state (the fetch breaker's disable())
   }
 
   get name() {
@@ -213,8 +214,7 @@ class CircuitBreaker extends EventEmitter {
     return this.#status.stats;
   }
 
-  // opossum's semaphore, for its `count` of free places (read-only here: the native
-  // circuit holds the places).
+  // opossum's semaphore, for its `count` of free places (read-only: the native circuit's).
   get semaphore() {
     if (this.#semaphore === null) {
       const capacity = this.options.capacity;
@@ -483,6 +483,7 @@ class CircuitBreaker extends EventEmitter {
   // emitted by the nested call, after this one's.
   #drain() {
     for (const t of this.#native.takeTransitions()) {
+      if (t.reason === 'forced') { if (t.to !== 'disabled') this.#state = t.to; continue; } // the core's disable()/enable(): opossum says nothing
       const { name, ...payload } = t;
       logTransition(this.#logger, this.#name, name, payload);
       this.#state = t.to;
@@ -541,11 +542,13 @@ class CircuitBreaker extends EventEmitter {
 
   enable() {
     this.#enabled = true;
+    if (!this.#shut && this.#native.control('enable')) this.#drain();
     this.#status.startListeneningForRotateEvent();
   }
 
   disable() {
     this.#enabled = false;
+    if (!this.#shut) this.#native.control('disable');
     this.#status.removeRotateBucketControllerListener();
   }
 
@@ -557,7 +560,7 @@ class CircuitBreaker extends EventEmitter {
     this.#emitOrLog('shutdown');
     // A 'shutdown' listener may have shut it down already.
     if (this.#shut) return;
-    this.disable();
+    this.#enabled = false; // not the core's disabled state: calls already running still move the circuit
     this.removeAllListeners();
     if (this.#resetTimer !== null) clearTimeout(this.#resetTimer);
     this.#resetTimer = null;

@@ -36,7 +36,7 @@ function resolveLogger(logger) {
 }
 
 // One log line per transition, for fetch breakers and wrapped-function breakers alike.
-const TRANSITION_LOG = { open: ['warn', 'OPEN'], halfOpen: ['info', 'HALF-OPEN'], close: ['info', 'CLOSED'] };
+const TRANSITION_LOG = { open: ['warn', 'OPEN'], halfOpen: ['info', 'HALF-OPEN'], close: ['info', 'CLOSED'], forcedOpen: ['warn', 'FORCED OPEN'], disabled: ['warn', 'DISABLED'] };
 
 // Logs `name`'s transition if it is one; answers whether it was.
 function logTransition(logger, breaker, name, payload) {

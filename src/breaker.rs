@@ -79,7 +79,7 @@ impl NativeBreaker {
         self.inner.name().to_string()
     }
 
-    /// 'closed' | 'open' | 'halfOpen'
+    /// 'closed' | 'open' | 'halfOpen' | 'forcedOpen' | 'disabled'
     #[napi(getter)]
     pub fn state(&self) -> &'static str {
         self.inner.state().as_str()

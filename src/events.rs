@@ -100,7 +100,7 @@ const ALWAYS: u32 = EventKind::Transition.bit()
 /// Event name (as the facade's listeners use it) -> interest bit.
 pub fn bit_of(name: &str) -> u32 {
     let kind = match name {
-        "open" | "halfOpen" | "close" => EventKind::Transition,
+        "open" | "halfOpen" | "close" | "forcedOpen" | "disabled" => EventKind::Transition,
         "fire" => EventKind::Fire,
         "success" => EventKind::Success,
         "clientError" => EventKind::ClientError,

@@ -275,6 +275,14 @@ impl NativeCircuit {
         self.inner.force(to)
     }
 
+    /// An operator's command ('open' | 'close' | 'disable' | 'enable', as the fetch
+    /// breaker's); answers whether it changed the state.
+    #[napi(ts_args_type = "op: 'open' | 'close' | 'disable' | 'enable'")]
+    pub fn control(&self, env: Env, op: String) -> Result<bool> {
+        let c = crate::control::parse(&env, &op)?;
+        Ok(self.inner.control(c))
+    }
+
     /// Half-opens an open circuit whose resetTimeout elapsed. Answers the ms still to wait
     /// (the reset timer fired early), or null.
     #[napi]

@@ -8,12 +8,14 @@ mod abort;
 mod bound;
 mod breaker;
 mod bridge;
+mod control;
 mod convert;
 mod effective;
 mod events;
 mod fast;
 mod fire;
 mod fleet;
+mod fleet_admin;
 mod guarded;
 mod options;
 mod outbox;
@@ -39,6 +41,7 @@ pub fn collect_memory() {
 pub use abort::{abort_call, pending_aborts};
 pub use breaker::NativeBreaker;
 pub use effective::effective_config;
+pub use fleet_admin::fleet_circuit;
 pub use guarded::NativeCircuit;
 pub use outbox_admin::NativeOutboxAdmin;
 

@@ -121,6 +121,12 @@ pub struct BreakerOptions {
     pub fleet_circuit: Option<String>,
     /// With fleetCircuit 'on': replicas that must have opened on their own evidence within one rollingCountTimeout before the fleet opens. Default 2 (DNASTORE_FLEET_QUORUM).
     pub fleet_quorum: Option<napi::bindgen_prelude::Either<u32, String>>,
+    /// Longest open period: each failed trial doubles it (jittered) up to this; 0: resetTimeout (no growth). Default 0 (DNASTORE_CIRCUIT_RESET_MAX_MS).
+    pub reset_timeout_max: Option<napi::bindgen_prelude::Either<u32, String>>,
+    /// A half-open round not decided within this re-opens the circuit; 0: no bound. Default 0 (DNASTORE_CIRCUIT_HALF_OPEN_MAX_WAIT_MS).
+    pub half_open_max_wait_ms: Option<napi::bindgen_prelude::Either<u32, String>>,
+    /// 'none' | 'open' | 'disabled': a forced state the circuit starts in (as breaker.open() / disable()), until breaker.close() or enable(). Default 'none' (DNASTORE_CIRCUIT_FORCE).
+    pub circuit_force: Option<String>,
     /// CA certificate(s) verifying DNAStore: a PEM file path (re-read on rotation) or PEM text (DNASTORE_CA_CERT).
     pub ca_cert: Option<String>,
     /// 'add': caCert is trusted besides the platform roots; 'only': it replaces them. Default 'add' (DNASTORE_CA_MODE).

@@ -32,7 +32,12 @@ async function main(): Promise<void> {
   }
   breaker.on('open', (e: BreakerEvent) => console.log(e.reason, e.failureRate));
   const s: BreakerStats = breaker.stats();
-  const state: 'closed' | 'open' | 'halfOpen' = breaker.state;
+  const state: 'closed' | 'open' | 'halfOpen' | 'forcedOpen' | 'disabled' = breaker.state;
+  // Manual control (each answers whether the state changed) and circuitForce.
+  const changed: boolean = breaker.open() && breaker.close() && breaker.disable() && breaker.enable();
+  breaker.on('forcedOpen', (e) => console.log(e.reason, changed));
+  createBreaker({ name: 'maintenance', circuitForce: 'open', logger: false }).shutdown();
+  createBreaker({ name: 'backoff', resetTimeout: 1000, resetTimeoutMax: 60_000, halfOpenMaxWaitMs: 5000, logger: false }).shutdown();
   console.log(s.failures, state, metrics().length, METRICS_CONTENT_TYPE, optionNames().length);
   registerWith(new Registry());
 

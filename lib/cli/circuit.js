@@ -1,11 +1,10 @@
 'use strict';
 
 // `dnastore-breaker circuit`: the fleet circuit's state and manual control, for breaker N
-// on the fleet's Redis. The fleet circuit (issue 28: `fleetCircuit: 'on'`) and manual
-// control (issue 30) are not in this version: `status` says that no fleet circuit state
-// exists, and the controls say what they need. Wiring them is this file only: give
-// `fleetCircuit` below the binding's handle and each operation its call.
+// on the fleet's Redis (`fleetCircuit: 'on'`). A command is a signed record every replica
+// of the name follows (the core's fleet/force.rs); the binding's `fleetCircuit` runs it.
 
+const os = require('node:os');
 const native = require('../native');
 const { Failure, UsageError, parse, readEnv, printable } = require('./io');
 
@@ -17,15 +16,17 @@ The fleet circuit of breaker N: the circuit state its replicas share through Red
 manual control of it.
 
 Commands:
-  status     the state Redis holds for breaker N
-  open       force the circuit open fleet-wide (e.g. for DNAStore's maintenance window)
-  close      force it closed
-  disable    let every call through, whatever the failures
+  status     the state Redis holds for breaker N, the latest command, replicas seen
+  open       force the circuit open fleet-wide (e.g. for DNAStore's maintenance window):
+             fallbacks served, durable writes queued, no trial until close or enable
+  close      close it fleet-wide (the rolling windows cleared)
+  disable    let every call through, whatever the failures (outcomes still counted)
   enable     back to automatic operation
 
-This version of dnastore-breaker has no fleet circuit (fleetCircuit: 'on', issue 28): each
-process's circuit is its own. status reports that no fleet circuit state exists; the
-other commands refuse (exit 1).
+Replicas run with fleetCircuit: 'on' and follow a command within a second (at once
+through Redis's channel, or at their next heartbeat). Give the service's signing secret
+(DNASTORE_LKG_SECRET or SPIRAL_EVENT_SECRET, in the environment or --env-file): replicas
+refuse a command it did not sign.
 
 Options:
   --name N        the breaker's name (otherwise DNASTORE_BREAKER_NAME, or 'dnastore')
@@ -38,9 +39,6 @@ Options:
 Exit status: 0 done; 1 failed or not available; 2 bad command line.`;
 
 const OPERATIONS = ['status', 'open', 'close', 'disable', 'enable'];
-
-/** The binding's fleet circuit, when this version has one (issue 28). */
-const fleetCircuit = null;
 
 async function run(args, io) {
   const { values, positionals } = parse(args, { name: { type: 'string' }, redis: { type: 'string' }, 'env-file': { type: 'string', short: 'f' } }, { positionals: 1 });
@@ -62,13 +60,25 @@ async function run(args, io) {
   }
   const name = r.settings.find((s) => s.option === 'name').value;
   const redis = r.settings.find((s) => s.option === 'redisUrl').value;
-  if (fleetCircuit === null) {
-    if (op === 'status') {
-      const message = `no fleet circuit state exists for breaker ${printable(name)} at ${redis}: this version of dnastore-breaker has no fleet circuit (fleetCircuit: 'on', issue 28); each process's circuit is its own (see its dnastore_circuit_state metric)`;
-      throw new Failure(message, { name, redis, state: null });
-    }
-    throw new Failure(`circuit ${op} needs the fleet circuit (fleetCircuit: 'on', issue 28), which this version of dnastore-breaker does not have: nothing was changed`, { name, redis, operation: op });
+  let st;
+  try {
+    st = await native.fleetCircuit(options, vars, op, `cli:${os.hostname()}`);
+  } catch (err) {
+    const changed = op === 'status' ? {} : { operation: op, changed: false };
+    throw new Failure(`${op === 'status' ? 'could not read' : `circuit ${op} failed, nothing was changed`}: ${err.message}`, { name, redis, ...changed });
   }
+  const doc = { ok: true, ...(op === 'status' ? {} : { operation: op }), ...st };
+  if (values.json) {
+    io.out(JSON.stringify(doc));
+    return 0;
+  }
+  if (op !== 'status') io.out(`circuit ${op}: sent to every replica of breaker ${printable(name)} at ${st.redis}`);
+  io.out(`breaker ${printable(name)} at ${st.redis}: ${st.state}`);
+  if (st.generation != null) io.out(`  fleet state generation ${st.generation}${st.trippedBy ? `, opened by ${printable(st.trippedBy)}` : ''}`);
+  if (st.command != null) io.out(`  latest command: ${st.command} by ${printable(st.commandBy)} at ${new Date(st.commandAtMs).toISOString()}`);
+  io.out(`  replicas seen: ${st.replicas}`);
+  if (!st.signed) io.out('  unsigned: no signing secret given (replicas with one refuse unsigned commands)');
+  if (st.refused != null) io.out(`  Redis holds a record that does not verify (${st.refused}): forged, another secret, or garbled`);
   return 0;
 }
 

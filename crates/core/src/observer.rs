@@ -15,6 +15,12 @@ pub enum StateKind {
     Closed = 0,
     Open = 1,
     HalfOpen = 2,
+    /// Held open by hand (`breaker.open()`, `circuitForce: 'open'`) until `close()` or
+    /// `enable()`: no trials.
+    ForcedOpen = 3,
+    /// Tripping turned off by hand (`breaker.disable()`, `circuitForce: 'disabled'`): every
+    /// call goes to DNAStore, outcomes still counted.
+    Disabled = 4,
 }
 
 impl StateKind {
@@ -23,6 +29,8 @@ impl StateKind {
             StateKind::Closed => "closed",
             StateKind::Open => "open",
             StateKind::HalfOpen => "halfOpen",
+            StateKind::ForcedOpen => "forcedOpen",
+            StateKind::Disabled => "disabled",
         }
     }
 
@@ -33,6 +41,8 @@ impl StateKind {
             StateKind::Closed => "close",
             StateKind::Open => "open",
             StateKind::HalfOpen => "halfOpen",
+            StateKind::ForcedOpen => "forcedOpen",
+            StateKind::Disabled => "disabled",
         }
     }
 
@@ -40,7 +50,45 @@ impl StateKind {
         match v {
             1 => StateKind::Open,
             2 => StateKind::HalfOpen,
+            3 => StateKind::ForcedOpen,
+            4 => StateKind::Disabled,
             _ => StateKind::Closed,
+        }
+    }
+}
+
+/// An operator's command (`breaker.open()`, ..., `dnastore-breaker circuit open`): applied by
+/// the circuit, carried fleet-wide by the fleet circuit's records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Forced open until `Close` or `Enable`.
+    Open,
+    /// Closed now (forced or not), the window cleared; automatic operation again.
+    Close,
+    /// Every call goes through; nothing trips.
+    Disable,
+    /// Back to automatic operation, in the state machine's own state.
+    Enable,
+}
+
+impl Control {
+    /// The command named `s` (`open`, `close`, `disable`, `enable`).
+    pub fn parse(s: &str) -> Option<Control> {
+        Some(match s {
+            "open" => Control::Open,
+            "close" => Control::Close,
+            "disable" => Control::Disable,
+            "enable" => Control::Enable,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Control::Open => "open",
+            Control::Close => "close",
+            Control::Disable => "disable",
+            Control::Enable => "enable",
         }
     }
 }
@@ -61,8 +109,13 @@ pub enum TransitionReason {
     TrialFailed,
     /// Every half-open trial succeeded.
     TrialsSucceeded,
+    /// A half-open round was not decided within `halfOpenMaxWaitMs`.
+    HalfOpenTimeout,
     /// Set by hand (`open()`, `close()`), by a failed health check or a restored state.
     Manual,
+    /// An operator's manual control of a fetch breaker (`open()`, `close()`, `disable()`,
+    /// `enable()`, `circuitForce`): into or out of a forced state.
+    Forced,
     /// The fleet circuit decided (`fleetCircuit`): the transition's [`FleetNote`] says why
     /// and which replica.
     Fleet,
@@ -77,7 +130,9 @@ impl TransitionReason {
             TransitionReason::ResetTimeoutElapsed => "reset timeout elapsed",
             TransitionReason::TrialFailed => "trial failed",
             TransitionReason::TrialsSucceeded => "trial succeeded",
+            TransitionReason::HalfOpenTimeout => "half-open timeout",
             TransitionReason::Manual => "manual",
+            TransitionReason::Forced => "forced",
             TransitionReason::Fleet => "fleet decision",
         }
     }

@@ -144,6 +144,9 @@ impl Breaker {
                     }
                 }
             }
+            // What waiting for the lease took (a slow or hung Redis) comes out of the
+            // attempt's time: the call's deadline holds.
+            let budget = budget.min(deadline_at.saturating_duration_since(Instant::now()));
             if let Some(t) = &call.trace {
                 t.attempt();
             }
@@ -250,6 +253,12 @@ impl Breaker {
             });
             let tripped = self.finish(permit, Verdict::Failure(kind), latency);
             self.report_trial(&mut lease, Verdict::Failure(kind), latency);
+            if tripped {
+                // DNAStore said when to come back: not before (capped by retryAfterMaxMs).
+                if let Some(d) = self.retry_after_of(&failure) {
+                    self.circuit.hold_open_for(d, self.now());
+                }
+            }
 
             let may_retry = !tripped
                 && attempt < self.config.retry.max_attempts

@@ -164,7 +164,9 @@ impl Breaker {
                 me.clone(),
                 runtime.clone(),
             ),
-            circuit: Circuit::new(CircuitConfig::from(&config)),
+            circuit: Circuit::new(CircuitConfig::from(&config)).with_open_time(
+                crate::circuit::OpenTime::from_config(&config, deps.rng.clone()),
+            ),
             fleet: Self::fleet_for(&config, me.clone(), deps.rng.clone(), &metrics),
             http,
             origin: Instant::now(),
@@ -185,6 +187,7 @@ impl Breaker {
                 .map(|h| Self::hedger(h, &config, &metrics)),
             observers: RwLock::new(vec![(0, metrics.events.clone() as Arc<dyn Observer>)]),
             next_observer: AtomicU64::new(1),
+            forced_at_start: std::sync::atomic::AtomicBool::new(false),
             metrics,
             deps,
             config,

@@ -18,8 +18,9 @@ pub(super) struct Led {
 pub(super) type Inflight = watch::Receiver<Option<Led>>;
 
 impl Breaker {
-    pub(super) async fn run(&self, permit: Permit, call: &Call) -> CallOutcome {
-        let deadline_at = Instant::now() + call.deadline.unwrap_or(self.config.deadline);
+    /// `started`: when the call began (its deadline counts from then).
+    pub(super) async fn run(&self, permit: Permit, call: &Call, started: Instant) -> CallOutcome {
+        let deadline_at = started + call.deadline.unwrap_or(self.config.deadline);
         self.budget.deposit(self.now());
         let key = (call.req.method == Method::GET && (self.lkg.is_some() || self.config.coalesce))
             .then(|| self.keys.key(&self.config.name, &call.req));

@@ -229,12 +229,12 @@ async fn deliver(b: &Arc<Breaker>, ob: &Arc<Outbox>, m: Meta) -> Done {
     let write = match ob.load(&m).await {
         Ok(w) => w,
         Err(reason) => {
-            bury(b, ob, &m, reason, None, None, now).await;
+            bury(b, ob, &m, m.attempts, reason, None, None, now).await;
             return Done::Dead;
         }
     };
     if ob.expired(&m, now) {
-        bury(b, ob, &m, DeadReason::Expired, None, None, now).await;
+        bury(b, ob, &m, m.attempts, DeadReason::Expired, None, None, now).await;
         return Done::Dead;
     }
     let Some(permit) = b.admit() else {
@@ -254,7 +254,19 @@ async fn deliver(b: &Arc<Breaker>, ob: &Arc<Outbox>, m: Meta) -> Done {
         // origin): sending it again gets the same answer.
         CallOutcome::Rejected(r) if r.code == Code::Http => {
             let answer = r.body.map(|a| a.to_vec());
-            bury(b, ob, &m, DeadReason::Rejected, r.status, answer, now).await;
+            // This delivery was an attempt: counted, as `again` counts a failed one.
+            let tried = m.attempts + 1;
+            bury(
+                b,
+                ob,
+                &m,
+                tried,
+                DeadReason::Rejected,
+                r.status,
+                answer,
+                now,
+            )
+            .await;
             Done::Dead
         }
         CallOutcome::Rejected(r) if r.code == Code::Shutdown => {
@@ -299,16 +311,18 @@ async fn delivered(
 
 /// A write moved to the dead letters: counted by the outbox, reported as an event (unless
 /// another replica finished it first, or it could not be moved yet).
+#[allow(clippy::too_many_arguments)]
 async fn bury(
     b: &Breaker,
     ob: &Outbox,
     m: &Meta,
+    attempts: u32,
     reason: DeadReason,
     status: Option<u16>,
     answer: Option<Vec<u8>>,
     now_ms: u64,
 ) {
-    if ob.bury(m, reason, status, answer, now_ms).await {
+    if ob.bury(m, attempts, reason, status, answer, now_ms).await {
         b.emit(&Event::DeadLetter {
             id: &m.id,
             reason,

@@ -42,6 +42,10 @@ impl FleetHost for Breaker {
             .hold_trials(self.now() + Duration::from_millis(ms));
     }
 
+    fn fleet_control(&self, c: crate::observer::Control) {
+        self.apply_control(c);
+    }
+
     fn emit_fleet(&self, e: FleetEvent<'_>) {
         self.emit(&Event::Fleet(e));
     }
@@ -77,6 +81,7 @@ impl Breaker {
     /// observer that tells it of trips. Idempotent. `registry::open_with` calls it once the
     /// opener's observer is subscribed; a breaker built otherwise calls it itself.
     pub fn start(self: &Arc<Self>) {
+        self.apply_circuit_force();
         let Some(f) = &self.fleet else { return };
         let rt = self
             .deps
@@ -142,8 +147,8 @@ impl Breaker {
         // reopened the fleet): no trial until the next round. (Closed meanwhile: it goes on
         // as any call of a closed circuit.)
         match self.circuit.state() {
-            StateKind::Open => return Err(()),
-            StateKind::Closed => return Ok(None),
+            StateKind::Open | StateKind::ForcedOpen => return Err(()),
+            StateKind::Closed | StateKind::Disabled => return Ok(None),
             StateKind::HalfOpen => {}
         }
         // Held for as long as the attempt may take, and a reply's worth more.

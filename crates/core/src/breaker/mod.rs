@@ -15,11 +15,13 @@
 //! (fallbacks, last-known-good, Redis), `hedged.rs` (hedged reads in the attempt loop),
 //! `durable.rs` (durable writes and the outbox),
 //! `delivery.rs` (the outbox's delivery loop, each delivery a call of this breaker),
-//! `fleet.rs` (the fleet circuit's decisions applied to the circuit, trial leases).
+//! `fleet.rs` (the fleet circuit's decisions applied to the circuit, trial leases),
+//! `control.rs` (an operator's open/close/disable/enable).
 
 mod attempts;
 mod build;
 mod coalesce;
+mod control;
 mod delivery;
 mod durable;
 mod fallback;
@@ -164,6 +166,8 @@ pub struct Breaker {
     metrics: BreakerMetrics,
     observers: RwLock<Vec<(u64, Arc<dyn Observer>)>>,
     next_observer: AtomicU64,
+    /// `circuitForce` was applied (`control.rs`): once per breaker, not per handle.
+    forced_at_start: std::sync::atomic::AtomicBool,
 }
 
 impl Breaker {
@@ -336,6 +340,8 @@ impl Breaker {
         // shutdown in the middle still finds it open to queue the write.
         let _hold = self.hold_outbox(&call);
         let stop = call.stop.clone().unwrap_or_else(|| self.stop.clone());
+        // The deadline counts from here: waiting for the fleet's first read is part of it.
+        let started = tokio::time::Instant::now();
         let run = AssertUnwindSafe(async {
             if self.behind_queued(&call).await {
                 // Sent live, it would land before the older write that replays later,
@@ -351,7 +357,7 @@ impl Breaker {
                     None => return CallOutcome::Fallback(self.rejected(Some(&call.req))),
                 },
             };
-            self.run(permit, &call).await
+            self.run(permit, &call, started).await
         })
         .catch_unwind();
         let out = tokio::select! {
@@ -432,3 +438,5 @@ mod tests_identity;
 mod tests_lifecycle;
 #[cfg(test)]
 mod tests_limit;
+#[cfg(test)]
+mod tests_open_time;

@@ -367,7 +367,7 @@ async fn the_attempt_timeout_bounds_the_whole_group() {
 #[tokio::test(start_paused = true)]
 async fn an_aborted_call_drops_every_copy() {
     let s = Script::new(vec![Step::Hang]);
-    let b = breaker(hedged("t-hedge-abort", &[]), &s);
+    let b = breaker(hedged("t-hedge-abort", &[("maxConcurrent", n(4.0))]), &s);
     let cancel = CancellationToken::new();
     let req = b.prepare(URL, Some("GET"), &[], None).unwrap();
     let call = Call {
@@ -377,9 +377,19 @@ async fn an_aborted_call_drops_every_copy() {
     let run = tokio::spawn(b.clone().execute(b.admit().unwrap(), call));
     tokio::time::sleep(40 * MS).await;
     assert_eq!(s.count(), 2);
+    assert_eq!(
+        b.stats().bulkhead.unwrap().inflight,
+        2,
+        "the call and its hedge"
+    );
     cancel.cancel();
     assert_eq!(code_of(&run.await.unwrap()), "EABORTED");
     assert_eq!(s.dropped(), 2);
+    assert_eq!(
+        b.stats().bulkhead.unwrap().inflight,
+        0,
+        "both slots came back"
+    );
 }
 
 #[tokio::test(start_paused = true)]

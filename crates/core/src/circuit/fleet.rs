@@ -4,11 +4,10 @@
 //! elsewhere). A circuit no fleet ever touches never runs any of this: its `fleet` note
 //! stays `None`, and the only check on its paths is one `Option` in the half-open branch.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{nanos, Circuit, Inner, State};
+use super::{Circuit, Inner, State};
 use crate::observer::{FleetNote, StateKind, Transition, TransitionReason};
 
 impl Circuit {
@@ -45,8 +44,7 @@ impl Circuit {
         if now < until {
             if let State::Open { .. } = g.state {
                 g.state = State::Open { until };
-                self.open_until
-                    .store(nanos(until).max(1), Ordering::Release);
+                self.publish(&g);
                 return false;
             }
             self.open_until(&mut g, until, TransitionReason::Fleet, now, emit);

@@ -17,8 +17,14 @@ use crate::observer::{FleetNote, StateKind, Transition, TransitionReason};
 use crate::window::{AtomicWindow, RollingWindow, WindowClock};
 
 mod fleet;
+mod force;
+mod open_time;
+mod per_route;
 mod permit;
 mod stats;
+pub use force::{Control, Forced};
+pub use open_time::OpenTime;
+pub use per_route::RouteCircuits;
 pub use permit::Permit;
 pub use stats::{BucketCounts, BulkheadStats, HedgeStats, Stats};
 
@@ -100,6 +106,10 @@ struct Inner {
     /// While half-open for the fleet: no trial is admitted before this clock time, every
     /// trial lease of the round being held elsewhere (`fleet.rs`).
     trial_hold_until: Duration,
+    /// An operator's forced state over the state machine (`force.rs`); `None`: automatic.
+    forced: Option<Forced>,
+    /// Failed trials in a row, for the open period's growth (`open_time.rs`).
+    failed_trials: u32,
 }
 
 pub struct Circuit {
@@ -120,6 +130,8 @@ pub struct Circuit {
     hold_closed_until: AtomicU64,
     /// The windows' time: the clock, or the caller's rotations.
     clock: WindowClock,
+    /// How long it stays open, how long a half-open round may take (`open_time.rs`).
+    open_time: OpenTime,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -138,6 +150,8 @@ impl Circuit {
                 window: RollingWindow::new(w, b),
                 fleet: None,
                 trial_hold_until: Duration::ZERO,
+                forced: None,
+                failed_trials: 0,
             })),
             opened: Notify::new(),
             open_until: AtomicU64::new(0),
@@ -149,6 +163,7 @@ impl Circuit {
             retries: AtomicWindow::new(w, b),
             hold_closed_until: AtomicU64::new(0),
             clock: WindowClock::new(w, b, cfg.rotated_by_caller),
+            open_time: OpenTime::default(),
             cfg,
         }
     }
@@ -182,6 +197,9 @@ impl Circuit {
             return None;
         }
         let mut g = self.inner.lock();
+        if let Some(f) = g.forced {
+            return Self::forced_permit(&g, f);
+        }
         match g.state {
             State::Closed => Some(Permit {
                 generation: g.generation,
@@ -212,6 +230,10 @@ impl Circuit {
                 admitted,
                 succeeded,
             } => {
+                if self.round_expired(&g, now) {
+                    self.open(&mut g, TransitionReason::HalfOpenTimeout, now, emit);
+                    return None;
+                }
                 if admitted >= self.cfg.half_open_max_calls || self.trials_held(&g, now) {
                     return None;
                 }
@@ -262,7 +284,8 @@ impl Circuit {
                 }
             }
         }
-        if permit.generation != g.generation {
+        // Stale, or forced: counted above, moves nothing.
+        if permit.generation != g.generation || g.forced.is_some() {
             return false;
         }
         match (g.state, verdict) {
@@ -389,6 +412,16 @@ impl Circuit {
     /// stale. A manual close clears the window, as a trial-success close does, so the old
     /// failures cannot reopen it at the next call. Returns false if it was already in `to`.
     pub fn force(&self, to: StateKind, now: Duration, emit: &mut dyn FnMut(&Transition)) -> bool {
+        let c = match to {
+            StateKind::ForcedOpen => Control::Open,
+            StateKind::Disabled => Control::Disable,
+            machine => return self.move_to(machine, now, emit),
+        };
+        self.control(c, now, emit)
+    }
+
+    /// [`Circuit::force`] into a state of the state machine.
+    fn move_to(&self, to: StateKind, now: Duration, emit: &mut dyn FnMut(&Transition)) -> bool {
         let mut g = self.inner.lock();
         if g.state.kind() == to {
             return false;
@@ -403,7 +436,7 @@ impl Circuit {
                 };
                 self.transition(&mut g, half, reason, now, emit);
             }
-            StateKind::Closed => {
+            _ => {
                 self.transition(&mut g, State::Closed, reason, now, emit);
                 g.window.reset();
             }
@@ -423,6 +456,9 @@ impl Circuit {
         let State::Open { until } = g.state else {
             return None;
         };
+        if g.forced.is_some() {
+            return None;
+        }
         if now < until {
             return Some(until - now);
         }
@@ -454,7 +490,8 @@ impl Circuit {
         now: Duration,
         emit: &mut dyn FnMut(&Transition),
     ) {
-        self.open_until(g, now + self.cfg.reset_timeout, reason, now, emit);
+        let failed = Self::failed_trials(g);
+        self.open_until(g, now + self.open_period(failed), reason, now, emit);
     }
 
     /// Opens until `until` (clock time): resetTimeout from now, or the fleet's own end.
@@ -509,13 +546,12 @@ impl Circuit {
         if to.kind() != StateKind::HalfOpen {
             g.consecutive_failures = 0;
         }
-        let until = match to {
-            State::Open { until } => nanos(until).max(1),
-            _ => 0,
-        };
-        self.open_until.store(until, Ordering::Release);
-        self.state.store(to.kind() as u8, Ordering::Release);
-        emit(&t);
+        // While forced, the state machine moves underneath (a fleet decision, the opossum
+        // class's open()) unseen: the forced state is what callers see.
+        if g.forced.is_none() {
+            self.publish(g);
+            emit(&t);
+        }
     }
 }
 

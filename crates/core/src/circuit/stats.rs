@@ -70,7 +70,7 @@ impl Circuit {
         let w = self.clock.at(now);
         let (state, totals, consecutive) = {
             let g = self.inner.lock();
-            (g.state.kind(), g.window.totals(w), g.consecutive_failures)
+            (g.shown(), g.window.totals(w), g.consecutive_failures)
         };
         Stats {
             state,

@@ -29,6 +29,7 @@ use url::Url;
 
 use crate::error::CallError;
 
+mod circuit_force;
 mod effective;
 mod fleet;
 mod hedge;
@@ -40,6 +41,7 @@ mod redis;
 mod resolver;
 mod tls;
 
+pub use circuit_force::CircuitForce;
 pub use effective::{Setting, Shown, Source, REDACTED};
 pub use fleet::FleetConfig;
 pub use hedge::{HedgeConfig, HedgeDelay};
@@ -86,6 +88,10 @@ int_specs! {
         "Calls the window must hold before the failure percentage can open the circuit.";
     max_failures: "maxFailures", "DNASTORE_CIRCUIT_MAX_FAILURES", 5, 0, 1_000_000, "failures",
         "Consecutive failures that open the circuit whatever the percentage (0 disables).";
+    reset_timeout_max: "resetTimeoutMax", "DNASTORE_CIRCUIT_RESET_MAX_MS", 0, 0, 86_400_000, "ms",
+        "Longest open period: each failed half-open trial in a row doubles the open period (jittered) up to it; a close starts again from resetTimeout (0: resetTimeout, no growth; else >= resetTimeout).";
+    half_open_max_wait: "halfOpenMaxWaitMs", "DNASTORE_CIRCUIT_HALF_OPEN_MAX_WAIT_MS", 0, 0, 3_600_000, "ms",
+        "A half-open round of trials not decided within this re-opens the circuit (checked when a call asks to be let through; 0: no bound).";
     half_open_calls: "halfOpenMaxCalls", "DNASTORE_CIRCUIT_HALF_OPEN_CALLS", 3, 1, 1000, "calls",
         "Trial calls let through while half-open; all must succeed to close. Other calls get the fallback.";
     max_response_bytes: "maxResponseBytes", "DNASTORE_MAX_RESPONSE_BYTES", 10 * MIB, 1, 1024 * MIB, "bytes",
@@ -210,6 +216,7 @@ pub const STR_SPECS: &[StrSpec] = &[
     outbox::OUTBOX_DIR,
     outbox::OUTBOX_REDIS_URL,
     fleet::FLEET_CIRCUIT,
+    circuit_force::CIRCUIT_FORCE,
     limit::CONCURRENCY_LIMIT,
     tls::CA_CERT,
     tls::CA_MODE,
@@ -248,6 +255,10 @@ pub struct Config {
     pub timeout: Duration,
     pub error_threshold_percentage: u32,
     pub reset_timeout: Duration,
+    /// The longest open period (`resetTimeoutMax`); `reset_timeout` when off.
+    pub reset_timeout_max: Duration,
+    /// `halfOpenMaxWaitMs`; `None`: no bound.
+    pub half_open_max_wait: Option<Duration>,
     pub rolling_count_timeout: Duration,
     pub rolling_count_buckets: u32,
     pub volume_threshold: u32,
@@ -275,6 +286,8 @@ pub struct Config {
     pub fleet: Option<FleetConfig>,
     /// Hedged reads; `None` with `hedgeAfterMs` 0.
     pub hedge: Option<HedgeConfig>,
+    /// A forced state the circuit starts in (`circuitForce`); `None`: automatic.
+    pub circuit_force: Option<CircuitForce>,
 }
 
 /// Every accepted option name.
@@ -414,8 +427,28 @@ impl Config {
             .string(&redis::REDIS_CA_FILE)?
             .map(|(_, src)| Origin::of(&redis::REDIS_CA_FILE, &src));
         let hedge = r.hedge()?;
+        let circuit_force = r.circuit_force()?;
+        let reset_timeout = r.ms(&spec::reset_timeout)?;
+        let reset_timeout_max = match r.ms(&spec::reset_timeout_max)? {
+            Duration::ZERO => reset_timeout,
+            m if m < reset_timeout => {
+                let given = r.int_label(&spec::reset_timeout_max);
+                return Err(err(
+                    given,
+                    format!(
+                        "invalid {given} ({} ms): must be 0 (off) or >= {} ({} ms)",
+                        m.as_millis(),
+                        r.int_label(&spec::reset_timeout),
+                        reset_timeout.as_millis()
+                    ),
+                ));
+            }
+            m => m,
+        };
+        let half_open_max_wait = Some(r.ms(&spec::half_open_max_wait)?).filter(|d| !d.is_zero());
         Ok(Config {
             hedge,
+            circuit_force,
             origins: Origins {
                 ca_cert,
                 client_cert,
@@ -428,7 +461,9 @@ impl Config {
             base_url,
             timeout: r.ms(&spec::timeout)?,
             error_threshold_percentage: r.int(&spec::error_threshold)? as u32,
-            reset_timeout: r.ms(&spec::reset_timeout)?,
+            reset_timeout,
+            reset_timeout_max,
+            half_open_max_wait,
             rolling_count_timeout,
             rolling_count_buckets,
             volume_threshold: r.int(&spec::volume_threshold)? as u32,

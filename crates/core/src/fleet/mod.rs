@@ -39,6 +39,7 @@
 //! `dnastore_fleet_connected`), reconnects with a backoff, and on return reads the state
 //! and follows it again without writing anything that resets another replica.
 
+mod force;
 mod lease;
 mod metrics;
 mod observe;
@@ -56,10 +57,11 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::FleetConfig;
-use crate::observer::{FleetEvent, FleetNote, Observer, StateKind};
+use crate::observer::{Control, FleetEvent, FleetNote, Observer, StateKind};
 use crate::redis::{RedisClient, RedisLink};
 use crate::rng::Rng;
 
+pub use force::{FleetAdmin, FleetStatus, ForceRecord};
 pub use lease::{LeaseAsk, TrialLease};
 pub use metrics::FleetMetrics;
 use record::{Refused, Signer, StateRecord};
@@ -93,6 +95,8 @@ pub trait FleetHost: Send + Sync {
     fn fleet_detach(&self);
     /// Every trial lease is held elsewhere for `ms`: no trial before then.
     fn hold_trials(&self, ms: u64);
+    /// An operator's command, from another replica or the operator command (`force.rs`).
+    fn fleet_control(&self, c: Control);
     fn emit_fleet(&self, e: FleetEvent<'_>);
 }
 
@@ -157,6 +161,8 @@ pub(crate) enum Cmd {
     Release { key: String, token: String },
     /// The call path found Redis failing or too slow.
     Broken(String),
+    /// An operator's command on this replica, for every replica (`force.rs`).
+    Control(Control),
 }
 
 pub(crate) struct Shared {
@@ -187,6 +193,8 @@ pub(crate) struct Shared {
     tripped_ms: AtomicU64,
     /// A refusal was reported (logged) since the last connect.
     refusal_told: AtomicBool,
+    /// The latest operator's command seen (its sequence; 0: none yet).
+    force_seq: AtomicU64,
 }
 
 /// One breaker's fleet circuit.
@@ -245,6 +253,7 @@ impl FleetCircuit {
                 corroborate: AtomicBool::new(false),
                 tripped_ms: AtomicU64::new(0),
                 refusal_told: AtomicBool::new(false),
+                force_seq: AtomicU64::new(0),
             }),
             rx: Mutex::new(Some(rx)),
         }
@@ -379,6 +388,7 @@ impl Shared {
         // Applied under the view's lock, so two decisions are applied in the order seen.
         match seen {
             Seen::New(r) => {
+                v.learned(now, self.reset_ms());
                 self.follow(host.as_ref(), &r, true, now);
                 // Another host's clock may be ahead of this one's: counted as no delay.
                 if r.at_ms > 0 {
@@ -388,6 +398,7 @@ impl Shared {
             }
             Seen::Same { record, back } => {
                 if back || rejoin {
+                    v.learned(now, self.reset_ms());
                     self.follow(host.as_ref(), &record, false, now);
                 }
             }
@@ -465,6 +476,14 @@ impl Shared {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_acl;
+#[cfg(test)]
+mod tests_clock;
+#[cfg(test)]
+mod tests_deadline;
+#[cfg(test)]
+mod tests_force_redis;
+#[cfg(test)]
 mod tests_host;
 #[cfg(test)]
 mod tests_modes;
@@ -472,3 +491,5 @@ mod tests_modes;
 mod tests_redis;
 #[cfg(test)]
 mod tests_rejoin;
+#[cfg(test)]
+mod tests_replay;

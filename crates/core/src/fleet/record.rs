@@ -7,6 +7,7 @@
 //! ```text
 //! s1|<generation>|o or c|<open until, wall ms>|<decided at, wall ms>|<replica>|<why>|<votes>|<tag>
 //! v1|<generation voted against>|<replica>|<tripped at, wall ms>|<tag>
+//! f1|<sequence>|<o, c, d or e: an operator's open, close, disable, enable>|<at, wall ms>|<by>|<tag>
 //! ```
 
 use hmac::{Hmac, Mac};
@@ -46,6 +47,8 @@ pub struct VoteRecord {
 pub enum Message {
     State(StateRecord),
     Vote(VoteRecord),
+    /// An operator's command, fleet-wide (`force.rs`).
+    Force(super::force::ForceRecord),
 }
 
 /// Why a record was refused (`dnastore_fleet_rejected_total{reason}`).
@@ -149,6 +152,16 @@ impl Signer {
         ))
     }
 
+    pub fn force(&self, f: &super::force::ForceRecord) -> String {
+        self.seal(format!(
+            "f1|{}|{}|{}|{}",
+            f.seq,
+            super::force::code(f.command),
+            f.at_ms,
+            clean_id(&f.by)
+        ))
+    }
+
     /// Decodes and verifies a record (a state key's value or a published message).
     pub fn open(&self, raw: &[u8]) -> Result<Message, Refused> {
         let text = std::str::from_utf8(raw).map_err(|_| Refused::Malformed)?;
@@ -183,6 +196,12 @@ impl Signer {
                     at_ms: num(at)?,
                 }))
             }
+            ["f1", seq, command, at, by] => Ok(Message::Force(super::force::ForceRecord {
+                seq: num(seq)?,
+                command: super::force::from_code(command).ok_or(Refused::Malformed)?,
+                at_ms: num(at)?,
+                by: clean_id(by),
+            })),
             _ => Err(Refused::Malformed),
         }
     }

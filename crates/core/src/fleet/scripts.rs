@@ -8,6 +8,7 @@
 //! | `dnastore:fleet:{name}:replicas` | sorted set | replica -> last heartbeat, Redis time (replicas seen) |
 //! | `dnastore:fleet:{name}:lease:<generation>:<i>` | string | trial lease `i` of a round: its holder's token (expires with the trial), or `done` after a success |
 //! | `dnastore:fleet:{name}:ok:<generation>` | string | successful trials of a round |
+//! | `dnastore:fleet:{name}:force` | string | the latest operator's command (`force.rs`; no expiry) |
 //!
 //! Changes are published on `dnastore:fleet:{name}:events` (a plain channel: a Cluster
 //! broadcasts it to every node). Redis verifies nothing: scripts compare and set whole
@@ -22,6 +23,7 @@ pub struct Keys {
     pub votes: String,
     pub replicas: String,
     pub channel: String,
+    pub force: String,
 }
 
 impl Keys {
@@ -33,6 +35,7 @@ impl Keys {
             votes: k("votes"),
             replicas: k("replicas"),
             channel: k("events"),
+            force: k("force"),
             prefix,
         }
     }
@@ -132,8 +135,8 @@ return 0
 });
 
 /// A heartbeat that reads the fleet: this replica seen now (Redis's clock), replicas not
-/// seen for `live` ms dropped; answers `{replicas seen, state, votes}`.
-/// KEYS: replicas, state, votes. ARGV: replica, live (ms).
+/// seen for `live` ms dropped; answers `{replicas seen, state, votes, operator's command}`.
+/// KEYS: replicas, state, votes, force. ARGV: replica, live (ms).
 pub static POLL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -142,7 +145,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 4)
-return {redis.call('ZCARD', KEYS[1]), redis.call('GET', KEYS[2]) or '', redis.call('HVALS', KEYS[3])}
+return {redis.call('ZCARD', KEYS[1]), redis.call('GET', KEYS[2]) or '', redis.call('HVALS', KEYS[3]), redis.call('GET', KEYS[4]) or ''}
 ",
     )
 });

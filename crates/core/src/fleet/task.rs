@@ -167,7 +167,7 @@ fn see_votes(s: &Shared, votes: &[Vec<u8>], local: &mut Local) {
     for raw in votes {
         match s.signer.open(raw) {
             Ok(Message::Vote(v)) => s.view.lock().see_vote(v),
-            Ok(Message::State(_)) => refuse(s, local, raw, Refused::Malformed),
+            Ok(Message::State(_) | Message::Force(_)) => refuse(s, local, raw, Refused::Malformed),
             Err(why) => refuse(s, local, raw, why),
         }
     }
@@ -179,12 +179,26 @@ async fn poll(s: &Shared, rejoin: bool, local: &mut Local) -> Step {
     let mut inv = POLL_SCRIPT.key(&s.keys.replicas);
     inv.key(&s.keys.state)
         .key(&s.keys.votes)
+        .key(&s.keys.force)
         .arg(me)
         .arg(SEEN_FOR.as_millis() as u64);
-    let (count, state, votes): (u64, Vec<u8>, Vec<Vec<u8>>) = s.link.run(&inv).await?;
+    let (count, state, votes, force): (u64, Vec<u8>, Vec<Vec<u8>>, Vec<u8>) =
+        s.link.run(&inv).await?;
     s.replicas.store(count, Ordering::Relaxed);
     s.metrics.set_replicas(count);
     s.see_state(opt(&state), rejoin);
+    // An operator's command first (a forced state hides what the state machine does).
+    if let Some(raw) = opt(&force) {
+        match s.signer.open(raw) {
+            Ok(Message::Force(f)) => {
+                if let Err(why) = s.see_force(f, rejoin) {
+                    refuse(s, local, raw, why);
+                }
+            }
+            Ok(_) => refuse(s, local, raw, Refused::Malformed),
+            Err(why) => refuse(s, local, raw, why),
+        }
+    }
     see_votes(s, &votes, local);
     let now = s.wall_ms();
     s.view.lock().prune(now);
@@ -224,6 +238,12 @@ async fn on_message(s: &Shared, payload: &[u8], local: &mut Local) -> Step {
             s.refresh_corroborate(now);
             try_quorum(s).await
         }
+        Ok(Message::Force(f)) => {
+            if let Err(why) = s.see_force(f, false) {
+                refuse(s, local, payload, why);
+            }
+            Ok(())
+        }
         Err(why) => {
             refuse(s, local, payload, why);
             Ok(())
@@ -261,6 +281,13 @@ async fn on_cmd(s: &Shared, cmd: Cmd, local: &mut Local) -> Step {
             s.link.run::<i64>(&inv).await.map(drop)
         }
         Cmd::Broken(reason) => Err(reason),
+        Cmd::Control(c) => {
+            let me = s.view.lock().me().to_string();
+            let r = super::force::publish(&s.link, &s.keys, &s.signer, c, &me, s.wall_ms()).await?;
+            // Its own command: seen, not applied again when it comes back on the channel.
+            s.force_seq.fetch_max(r.seq, Ordering::AcqRel);
+            Ok(())
+        }
     }
 }
 

@@ -40,6 +40,9 @@ impl FleetHost for FakeHost {
     fn hold_trials(&self, ms: u64) {
         self.calls.lock().push(format!("hold:{ms}"));
     }
+    fn fleet_control(&self, c: crate::observer::Control) {
+        self.calls.lock().push(format!("control:{}", c.as_str()));
+    }
     fn emit_fleet(&self, e: FleetEvent<'_>) {
         let s = match e {
             FleetEvent::Rejected { reason } => format!("event:rejected:{reason}"),
@@ -141,4 +144,49 @@ fn reading_the_state_applies_new_decisions_once_and_refuses_the_rest() {
         "dnastore_fleet_rejected_total{{name=\"{name}\",reason=\"stale\"}} 1"
     )));
     assert_eq!(f.stats().rejected, 2);
+}
+
+#[test]
+fn operator_commands_apply_once_in_order_and_a_rejoin_keeps_only_held_states() {
+    use super::force::ForceRecord;
+    use crate::observer::Control;
+    let name = "fleet-host-force";
+    let host = Arc::new(FakeHost::default());
+    let f = fleet(name, &host);
+    let cmd = |seq, command| ForceRecord {
+        seq,
+        command,
+        at_ms: seq,
+        by: "cli:ops".into(),
+    };
+    // The first read at start: a close of long ago is not applied (this replica's own
+    // circuitForce stands); a held state is.
+    f.shared.see_force(cmd(10, Control::Close), true).unwrap();
+    f.shared.see_force(cmd(11, Control::Open), false).unwrap();
+    // Heard again (the channel, then the heartbeat): once.
+    f.shared.see_force(cmd(11, Control::Open), false).unwrap();
+    // An older command: stale, refused.
+    assert_eq!(
+        f.shared.see_force(cmd(9, Control::Enable), false),
+        Err(super::record::Refused::Stale)
+    );
+    // After a reconnect: the held open again; a close issued meanwhile applies.
+    f.shared.see_force(cmd(11, Control::Open), true).unwrap();
+    f.shared.see_force(cmd(12, Control::Close), true).unwrap();
+    assert_eq!(
+        *host.calls.lock(),
+        ["control:open", "control:open", "control:close"]
+    );
+    // A record round-trips through the signer; a forged one does not verify.
+    let signer = Signer::new(name, Some(SECRET));
+    let raw = signer.force(&cmd(13, Control::Disable));
+    assert_eq!(
+        signer.open(raw.as_bytes()),
+        Ok(super::record::Message::Force(cmd(13, Control::Disable)))
+    );
+    let forged = Signer::new(name, None).force(&cmd(14, Control::Open));
+    assert_eq!(
+        signer.open(forged.as_bytes()),
+        Err(super::record::Refused::Signature)
+    );
 }

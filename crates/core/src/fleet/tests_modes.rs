@@ -13,7 +13,7 @@ use crate::redis::test_servers::{require_redis, tls_server, wait_for, Server, Te
 use crate::test_support::eventually;
 
 /// The smallest ACL grant the docs give for the fleet circuit.
-const GRANT: &[&str] = &[
+pub(super) const GRANT: &[&str] = &[
     "ACL",
     "SETUSER",
     "fleet",

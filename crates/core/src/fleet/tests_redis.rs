@@ -20,7 +20,7 @@ use crate::redis::test_servers::{require_redis, Server};
 use crate::rng::SplitMix64;
 use crate::test_support::{eventually, Script, Step};
 
-const SECRET: &str = "fleet-test-secret";
+pub(super) const SECRET: &str = "fleet-test-secret";
 
 /// What one replica's breaker reported, in order, with when.
 #[derive(Default)]

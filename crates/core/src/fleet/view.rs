@@ -38,6 +38,11 @@ pub struct View {
     high: u64,
     /// Genuine votes, the latest per replica.
     votes: HashMap<String, VoteRecord>,
+    /// When, on this replica's wall clock, the round of the open decision `last` starts at
+    /// the latest: `resetTimeout` after the replica learned it (`learned`), so a decision
+    /// stamped by a host whose clock is ahead holds no replica's trials longer than its own
+    /// circuit stays open (`FleetHost::fleet_open` caps it the same way).
+    round_by: Option<u64>,
 }
 
 impl View {
@@ -51,6 +56,7 @@ impl View {
             last: None,
             high: 0,
             votes: HashMap::new(),
+            round_by: None,
         }
     }
 
@@ -101,7 +107,7 @@ impl View {
         };
         let r = match signer.open(bytes) {
             Ok(Message::State(r)) => r,
-            Ok(Message::Vote(_)) => {
+            Ok(Message::Vote(_) | Message::Force(_)) => {
                 self.current = None;
                 return Seen::Nothing(Some(Refused::Malformed));
             }
@@ -126,6 +132,7 @@ impl View {
         self.high = r.generation;
         self.current = Some(r.clone());
         self.last = Some(r.clone());
+        self.round_by = None;
         Seen::New(r)
     }
 
@@ -239,9 +246,19 @@ impl View {
     /// Whether the fleet's round of half-open trials is on: the fleet is open and its open
     /// period is over.
     pub fn round_on(&self, now_ms: u64) -> bool {
-        self.current
-            .as_ref()
-            .is_some_and(|r| r.open && r.until_ms <= now_ms)
+        self.current.as_ref().is_some_and(|r| {
+            r.open && (r.until_ms <= now_ms || self.round_by.is_some_and(|t| t <= now_ms))
+        })
+    }
+
+    /// This replica follows the current decision from `now_ms` on: if it is open, its round
+    /// starts `reset_ms` from now at the latest, whatever the deciding host's clock says
+    /// (the first time it is followed counts).
+    pub fn learned(&mut self, now_ms: u64, reset_ms: u64) {
+        if self.current.as_ref().is_some_and(|r| r.open) {
+            let by = now_ms.saturating_add(reset_ms);
+            self.round_by = Some(self.round_by.map_or(by, |t| t.min(by)));
+        }
     }
 
     /// Votes that can no longer count are forgotten (bounded by the fleet's size anyway).

@@ -359,6 +359,13 @@ impl Guarded {
         self.circuit.force(to, self.now(), &mut emit)
     }
 
+    /// An operator's command (the class's `disable()` and `enable()`): the fetch
+    /// breaker's forced states (`circuit/force.rs`), one mechanism for both.
+    pub fn control(&self, c: crate::circuit::Control) -> bool {
+        let mut emit = Self::emitter(&self.metrics.events, &self.transitions);
+        self.circuit.control(c, self.now(), &mut emit)
+    }
+
     /// Half-opens an open circuit whose resetTimeout elapsed; the time left otherwise
     /// (the caller's reset timer fired early), `None` when not open.
     pub fn poll_half_open(&self) -> Option<Duration> {

@@ -32,6 +32,11 @@ impl Outbox {
         self.wake.notified()
     }
 
+    /// Wakes the delivery loop to look again (the circuit was closed or disabled by hand).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Resolves when the outbox closes.
     pub fn stopped(&self) -> WaitForCancellationFuture<'_> {
         self.stop.cancelled()
@@ -119,18 +124,21 @@ impl Outbox {
         after
     }
 
-    /// Moves `m` to the dead letters; true when it is there now (false: another replica
-    /// finished it first, or it could not be moved and is tried again later).
+    /// Moves `m` to the dead letters, recording `attempts` deliveries tried (`m.attempts`,
+    /// plus one when DNAStore's answer to this delivery is why); true when it is there now
+    /// (false: another replica finished it first, or it could not be moved and is tried
+    /// again later).
     pub async fn bury(
         &self,
         m: &Meta,
+        attempts: u32,
         reason: DeadReason,
         status: Option<u16>,
         answer: Option<Vec<u8>>,
         now_ms: u64,
     ) -> bool {
         match self
-            .store_bury(m, reason.as_str(), status, answer, now_ms)
+            .store_bury(m, attempts, reason.as_str(), status, answer, now_ms)
             .await
         {
             Some(true) => {}

@@ -198,6 +198,10 @@ async fn a_4xx_is_dead_lettered_with_the_answer_and_never_retried() {
         (id.as_str(), "rejected", Some(422))
     );
     assert_eq!(dead[0].answer.as_deref(), Some("{\"error\":\"bad sigil\"}"));
+    assert_eq!(
+        dead[0].attempts, 1,
+        "the delivery DNAStore refused was an attempt"
+    );
     // retry(id) puts it back; a 2xx now delivers it; discard removes a dead letter for good.
     let ob = b.outbox().unwrap().clone();
     assert!(!ob.retry("nope", b.wall_ms()).await.unwrap());

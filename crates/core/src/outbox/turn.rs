@@ -235,6 +235,7 @@ impl Outbox {
     pub(super) async fn store_bury(
         &self,
         m: &Meta,
+        attempts: u32,
         reason: &'static str,
         status: Option<u16>,
         answer: Option<Vec<u8>>,
@@ -244,7 +245,7 @@ impl Outbox {
             Backend::Embedded(s) => {
                 let (store, seq) = (s.clone(), m.seq);
                 blocking("bury", move || {
-                    store.bury(seq, reason, status, answer, now_ms)
+                    store.bury(seq, attempts, reason, status, answer, now_ms)
                 })
                 .await
                 .ok()
@@ -254,7 +255,7 @@ impl Outbox {
                 let sid = f.held.lock().get(&m.seq).map(|h| h.sid.clone())?;
                 let r = f
                     .fleet
-                    .bury(&sid, m, reason, status, answer.as_deref(), now_ms)
+                    .bury(&sid, m, attempts, reason, status, answer.as_deref(), now_ms)
                     .await
                     .ok();
                 if r.is_some() {

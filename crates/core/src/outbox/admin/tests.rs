@@ -67,8 +67,15 @@ async fn reads_a_held_store_and_changes_it_only_once_it_is_free() {
     let held = SqliteStore::open(&dir.0, "adm").unwrap().store;
     held.append(row(&a_write("a", 1_000), None)).unwrap();
     let b = held.append(row(&a_write("b", 2_000), None)).unwrap();
-    held.bury(b, "rejected", Some(422), Some(b"bad sigil".to_vec()), 3_000)
-        .unwrap();
+    held.bury(
+        b,
+        1,
+        "rejected",
+        Some(422),
+        Some(b"bad sigil".to_vec()),
+        3_000,
+    )
+    .unwrap();
     let admin = embedded("adm", &dir, None);
     assert_eq!(admin.kind(), "sqlite");
     assert!(admin.location().ends_with("adm.outbox.sqlite"));
@@ -139,7 +146,7 @@ async fn bodies_only_when_asked_and_never_a_credential() {
     let s = SqliteStore::open(&dir.0, "adm").unwrap().store;
     s.append(row(&a_write("a", 1), None)).unwrap();
     let b = s.append(row(&a_write("b", 1), None)).unwrap();
-    s.bury(b, "expired", None, None, 2).unwrap();
+    s.bury(b, 0, "expired", None, None, 2).unwrap();
     let admin = embedded("adm", &dir, None);
     let listed = admin.list(10, true).await.unwrap();
     let dead = admin.dead_letters(10, true).await.unwrap();

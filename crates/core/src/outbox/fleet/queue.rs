@@ -192,6 +192,7 @@ impl Fleet {
         &self,
         sid: &str,
         m: &Meta,
+        attempts: u32,
         reason: &str,
         status: Option<u16>,
         answer: Option<&[u8]>,
@@ -213,7 +214,7 @@ impl Fleet {
             .arg(status.map(|s| s.to_string()).unwrap_or_default())
             .arg(answer.unwrap_or_default())
             .arg(at_ms)
-            .arg(m.attempts);
+            .arg(attempts);
         self.run::<i64>(&inv).await.map(|n| n == 1)
     }
 

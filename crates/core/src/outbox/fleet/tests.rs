@@ -134,6 +134,10 @@ async fn a_4xx_is_dead_lettered_with_the_answer_then_retried_or_discarded() {
         ("POST", "http://127.0.0.1:9/a")
     );
     assert_eq!(s.count(), 2, "never retried");
+    assert_eq!(
+        dead[0].attempts, 1,
+        "the delivery DNAStore refused was an attempt"
+    );
     assert_eq!(redis.cli(&["GET", "dnastore:outbox:{fl-dead}:bytes"]), "0");
 
     let (second, _) = queued(&write(&b, "POST", "/b", "{}").await);

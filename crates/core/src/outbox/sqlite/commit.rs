@@ -28,6 +28,7 @@ pub(super) enum Op {
     },
     Bury {
         seq: u64,
+        attempts: u32,
         reason: String,
         status: Option<u16>,
         answer: Option<Vec<u8>>,
@@ -215,6 +216,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Done> {
         }
         Op::Bury {
             seq,
+            attempts,
             reason,
             status,
             answer,
@@ -222,7 +224,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Done> {
         } => {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO dead (seq, id, ordering_key, created_at_ms, attempts, died_at_ms, reason, status, answer, size, write, mac)
-                 SELECT seq, id, ordering_key, created_at_ms, attempts, ?2, ?3, ?4, ?5, size, write, mac FROM outbox WHERE seq = ?1",
+                 SELECT seq, id, ordering_key, created_at_ms, ?6, ?2, ?3, ?4, ?5, size, write, mac FROM outbox WHERE seq = ?1",
             )?
             .execute(params![
                 *seq as i64,
@@ -230,6 +232,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Done> {
                 reason,
                 status.map(i64::from),
                 answer,
+                *attempts as i64,
             ])?;
             tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?
                 .execute([*seq as i64])?;

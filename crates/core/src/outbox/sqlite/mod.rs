@@ -24,6 +24,7 @@
 
 mod checkpoint;
 mod commit;
+mod lock;
 mod record;
 #[cfg(test)]
 mod tests;
@@ -36,7 +37,7 @@ mod view;
 pub use view::{store_path, View};
 
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use super::schedule::Meta;
 use checkpoint::Checkpointer;
 use commit::{Done, Group, Op};
+use lock::StoreLock;
 use record::Record;
 
 /// A failed store operation; the message names the file, never an entry's contents.
@@ -90,8 +92,8 @@ pub struct SqliteStore {
     /// `None` once closed: the file and its lock are released.
     conn: Mutex<Option<Connection>>,
     group: Mutex<Group>,
-    /// The process's claim on the file (an exclusive flock), released on close.
-    lock: Mutex<Option<fs::File>>,
+    /// The process's claim on the file (an exclusive flock), released on close (lock.rs).
+    lock: Mutex<Option<StoreLock>>,
     checkpoints: Checkpointer,
     /// What the store acknowledged (`record.rs`), moved by the committer.
     record: Record,
@@ -188,7 +190,7 @@ impl SqliteStore {
         stem: &str,
         checkpoints: bool,
     ) -> Result<Option<Opened>, StoreError> {
-        match Self::lock(dir, stem)? {
+        match StoreLock::take(dir, stem)? {
             Some(lock) => {
                 Self::open_locked(dir.join(format!("{stem}.sqlite")), lock, checkpoints).map(Some)
             }
@@ -196,30 +198,11 @@ impl SqliteStore {
         }
     }
 
-    /// Takes the lock of the store with file stem `stem` (creating the directory and the
-    /// lock file); `None` when another process (or another breaker of this process) holds it.
-    fn lock(dir: &Path, stem: &str) -> Result<Option<fs::File>, StoreError> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| err(dir, "cannot create the directory", e))?;
-        let lock_path = dir.join(format!("{stem}.lock"));
-        let lock = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| err(&lock_path, "cannot create the lock file", e))?;
-        match lock.try_lock() {
-            Ok(()) => Ok(Some(lock)),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(err(&lock_path, "cannot lock", e)),
-        }
-    }
-
-    fn open_locked(path: PathBuf, lock: fs::File, checkpoints: bool) -> Result<Opened, StoreError> {
+    fn open_locked(
+        path: PathBuf,
+        lock: StoreLock,
+        checkpoints: bool,
+    ) -> Result<Opened, StoreError> {
         // Before SQLite sees the files: its recovery would drop what a damaged WAL lost,
         // and its first write would overwrite the WAL (record.rs).
         record::verify(&path)?;
@@ -381,6 +364,7 @@ impl SqliteStore {
     pub fn bury(
         &self,
         seq: u64,
+        attempts: u32,
         reason: &str,
         status: Option<u16>,
         answer: Option<Vec<u8>>,
@@ -388,6 +372,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         self.run(Op::Bury {
             seq,
+            attempts,
             reason: reason.to_string(),
             status,
             answer,

@@ -35,8 +35,15 @@ fn appends_survive_reopening_and_every_change_is_kept() {
         let c = s.append(row("c", None)).unwrap();
         s.reschedule(b, 900, 2, Some("EUPSTREAM".into())).unwrap();
         s.delete(a).unwrap();
-        s.bury(c, "http_4xx", Some(422), Some(b"{\"e\":1}".to_vec()), 1000)
-            .unwrap();
+        s.bury(
+            c,
+            1,
+            "http_4xx",
+            Some(422),
+            Some(b"{\"e\":1}".to_vec()),
+            1000,
+        )
+        .unwrap();
         assert_eq!(s.last_error(b).as_deref(), Some("EUPSTREAM"));
     }
     let o = SqliteStore::open(&dir, "b").unwrap();

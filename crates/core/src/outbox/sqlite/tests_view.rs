@@ -45,7 +45,7 @@ fn reads_a_held_store_without_its_lock_and_without_writing() {
     s.append(row("b", 20, 200)).unwrap();
     let c = s.append(row("c", 30, 300)).unwrap();
     s.reschedule(a, 900, 2, Some("ETIMEDOUT".into())).unwrap();
-    s.bury(c, "rejected", Some(422), Some(b"no".to_vec()), 40)
+    s.bury(c, 1, "rejected", Some(422), Some(b"no".to_vec()), 40)
         .unwrap();
     let before = files(&dir);
 
