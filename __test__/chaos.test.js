@@ -179,3 +179,68 @@ test('a long run averages its per-second lines over a few seconds (at most 600 p
   expect(traffic[0]).toEqual({ t: 0, replica: 'r1', requests: 30, failed: 0, fallbacks: 0, queued: 0 });
   expect(traffic.find((b) => b.t === 900)).toEqual({ t: 900, replica: 'r1', requests: 30, failed: 10, fallbacks: 0, queued: 0 });
 });
+
+describe('fleet circuit per outage', () => {
+  const fc = require('../loadtest/chaos/fleet-circuit');
+  const windows = [
+    { name: 'dnastore-down', outage: true, startMs: 10000, endMs: 18000 },
+    { name: 'redis-down', outage: false, startMs: 25000, endMs: 45000 },
+    { name: 'dnastore-and-redis-down', outage: true, startMs: 52000, endMs: 60000 },
+  ];
+  const names = ['replica-1', 'replica-2', 'replica-3'];
+  // Each replica opens at `opens[i]`, then half-opens every 2 s until the end of the outage.
+  const transitions = (opens, outage = windows[0]) => Object.fromEntries(names.map((r, i) => {
+    const list = [{ t: opens[i], to: 'open', decision: i === 0 ? 'local' : 'fleet' }];
+    for (let t = opens[i] + 2000; t < outage.endMs; t += 2000) list.push({ t, to: 'halfOpen' }, { t: t + 1, to: 'open' });
+    return [r, list];
+  }));
+  // Every 250 ms, each replica's attempts counter, which grows by `perRound[i]` at each round.
+  const samples = (perRound, opens) => {
+    const out = [];
+    for (let t = 9000; t <= 19000; t += 250) {
+      names.forEach((r, i) => out.push({ t, replica: r, attempts: 100 + perRound[i] * Math.max(0, Math.floor((t - opens[i]) / 2000)) }));
+    }
+    return out;
+  };
+
+  test('the transition log lines and the attempts counter are read from what a replica prints and exposes', () => {
+    expect(fc.transitionOf({ time: 5, breaker: 'dnastore', msg: 'DNAStore circuit breaker OPEN (fleet decision: 2 replicas tripped, first a)', decision: 'fleet', generation: 4 })).toEqual({ t: 5, to: 'open', decision: 'fleet', generation: 4 });
+    expect(fc.transitionOf({ time: 6, breaker: 'dnastore', msg: 'DNAStore circuit breaker HALF-OPEN (x)' })).toMatchObject({ to: 'halfOpen', decision: 'local' });
+    expect(fc.transitionOf({ time: 6, breaker: 'dnastore-summary', msg: 'DNAStore circuit breaker OPEN (x)' })).toBeNull();
+    expect(fc.transitionOf({ time: 6, msg: 'sigil-api listening' })).toBeNull();
+    const text = ['# HELP dnastore_requests_total x', 'dnastore_requests_total{name="dnastore",outcome="success"} 40', 'dnastore_requests_total{name="dnastore",outcome="rejected"} 900',
+      'dnastore_requests_total{name="dnastore",outcome="aborted"} 3', 'dnastore_requests_total{name="dnastore",outcome="connection_refused"} 7', 'dnastore_requests_total{name="dnastore-summary",outcome="success"} 5'].join('\n');
+    expect(fc.attemptsIn(text)).toBe(47);
+  });
+
+  test('with the fleet: opened together, one trial per round passes; without it: N trials per round fails', () => {
+    const opens = [11000, 11020, 11030];
+    const fleet = fc.perOutage({ resetMs: 2000, windows, transitions: transitions(opens), samples: samples([1, 0, 0], opens), replicas: names });
+    expect(fleet).toHaveLength(2);
+    expect(fleet[0]).toMatchObject({ fault: 'dnastore-down', gated: true, opened: 3, spreadMs: 30, decisions: { local: 1, fleet: 2 }, rounds: 3, trials: 3, trialsPerRound: 1, withoutFleet: 9 });
+    expect(fleet[1]).toMatchObject({ fault: 'dnastore-and-redis-down', gated: false, opened: 0 });
+    expect(fc.fleetGates(fleet, 3).filter((g) => !g.pass)).toEqual([]);
+
+    const alone = fc.perOutage({ resetMs: 2000, windows, transitions: transitions(opens), samples: samples([1, 1, 1], opens), replicas: names });
+    expect(alone[0]).toMatchObject({ trials: 9, withoutFleet: 9 });
+    expect(fc.fleetGates(alone, 3).map((g) => g.pass)).toEqual([true, false]);
+
+    const apart = [11000, 11020, 13100];
+    const late = fc.perOutage({ resetMs: 2000, windows, transitions: transitions(apart), samples: samples([1, 0, 0], apart), replicas: names });
+    expect(late[0].spreadMs).toBe(2100);
+    expect(fc.fleetGates(late, 3).map((g) => g.pass)).toEqual([false, true]);
+    // Rounds are counted over every replica: one whose own trial failed reopens locally and
+    // does not log the fleet's next rounds.
+    const quiet = transitions(opens);
+    const only = (from, to) => (x) => x.t < 12000 || (x.t > from && x.t < to);
+    quiet['replica-1'] = quiet['replica-1'].filter(only(12000, 14000));
+    quiet['replica-2'] = quiet['replica-2'].filter(only(14000, 16000));
+    quiet['replica-3'] = quiet['replica-3'].filter(only(16000, 18000));
+    expect(fc.perOutage({ resetMs: 2000, windows, transitions: quiet, samples: samples([1, 0, 0], opens), replicas: names })[0]).toMatchObject({ rounds: 3, trials: 3 });
+    // A replica that never opened, or no outage with Redis up at all, fails too.
+    const two = transitions(opens);
+    delete two['replica-3'];
+    expect(fc.fleetGates(fc.perOutage({ resetMs: 2000, windows, transitions: two, samples: samples([1, 0, 0], opens), replicas: names }), 3)[0].pass).toBe(false);
+    expect(fc.fleetGates([fleet[1]], 3).map((g) => g.pass)).toEqual([false, false]);
+  });
+});

@@ -19,6 +19,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawnNode, request, freePort, HOST } = require('../../examples/fake-dnastore/control');
 const procs = require('./procs');
+const { transitionOf } = require('./fleet-circuit');
 
 const SCRIPT = path.join(__dirname, '..', '..', 'examples', 'sigil-api', 'sigil-api.cjs');
 const READY_EVERY_MS = 1000;
@@ -47,6 +48,7 @@ async function startFleet({ count, env, dir, log, now }) {
   }));
   const samples = []; // { t, replica, up, state, outbox, inFlight }
   const events = []; // { t, replica, what }
+  const transitions = {}; // replica name -> [{ t, to, decision, generation }] from its log lines
   let setServing = () => {};
   let probing = null;
 
@@ -59,7 +61,11 @@ async function startFleet({ count, env, dir, log, now }) {
       isReady: (rec) => rec.msg === 'sigil-api listening',
       keepLines: 0,
       readyTimeoutMs: 20000,
-      onLine: (rec) => out.write(`${JSON.stringify(rec)}\n`),
+      onLine: (rec) => {
+        out.write(`${JSON.stringify(rec)}\n`);
+        const tr = transitionOf(rec);
+        if (tr) (transitions[r.name] ??= []).push(tr);
+      },
     });
     r.proc.child.stderr.on('data', (d) => out.write(d));
     r.proc.exited.then(() => out.end());
@@ -142,6 +148,7 @@ async function startFleet({ count, env, dir, log, now }) {
     ports,
     samples,
     events,
+    transitions,
     start,
     kill,
     readyz,

@@ -7,8 +7,8 @@
 //   k6 (loadtest/soak.js, 100 req/s, 80 % reads, 20 % writes with Idempotency-Keys)
 //     -> nginx (round robin, passive health checks; loadtest/chaos/lb.js)
 //       -> N replicas of examples/sigil-api (loadtest/chaos/fleet.js), each with
-//          last-known-good in Redis, the fleet outbox on Redis Streams, and the fleet
-//          circuit when the library has it (DNASTORE_FLEET_CIRCUIT)
+//          last-known-good in Redis, the fleet outbox on Redis Streams (spilling to its
+//          own file while Redis is down), and the fleet circuit (DNASTORE_FLEET_CIRCUIT=on)
 //            -> the fault-injecting fake DNAStore (examples/fake-dnastore)
 //            -> Redis: primary, replica, three Sentinels (redis+sentinel://; redis.js)
 //   Prometheus scraping every replica with the project's alert rules, time-scaled
@@ -18,8 +18,10 @@
 //                    [--rate 100] [--window 8] [--faults a,b] [--alert-scale 30]
 //                    [--fleet-circuit on|off] [--logs DIR]
 //
-// --fleet-circuit (or DNASTORE_FLEET_CIRCUIT=on|off): the shared circuit of issue 28;
-// by default on once the library accepts the option (optionNames() has fleetCircuit).
+// --fleet-circuit (or DNASTORE_FLEET_CIRCUIT=on|off): the shared circuit of issue 28, on
+// by default and always set explicitly. Its gates (fleet-circuit.js: the replicas open
+// together, one trial per round fleet-wide) are checked either way, so `off` is the A/B
+// that shows them fail.
 //
 // The faults and the schedule: faults.js. The gates: gates.js. The picture: timeline.js,
 // written beside the summary (FILE with .svg). Exit 0 only when every gate passed.
@@ -40,6 +42,7 @@ const { scaledRulesFile, startPrometheus } = require('./prometheus');
 const { schedule, inject, describe, NAMES, WINDOW_S } = require('./faults');
 const { verdict, failedByFault } = require('./gates');
 const { timelineData, buildSpec, renderSvg } = require('./timeline');
+const { startAttemptSampler, perOutage, fleetGates, SPREAD_LIMIT_MS } = require('./fleet-circuit');
 
 const argv = process.argv.slice(2);
 function arg(name, fallback) {
@@ -80,17 +83,12 @@ if (!(RATE > 0)) throw new Error(`--rate ${arg('rate')}: a positive number`);
 if (!Number.isInteger(SEED)) throw new Error(`--seed ${arg('seed')}: an integer`);
 if (!(WINDOW >= 2 && WINDOW <= 600)) throw new Error(`--window ${arg('window')}: seconds, 2 to 600`);
 
-// The fleet circuit (issue 28): on or off when asked (--fleet-circuit, or the library's own
-// DNASTORE_FLEET_CIRCUIT in the environment, which the replicas inherit), and otherwise on
-// as soon as the library's option table has `fleetCircuit`.
-const fleetSupported = () => require('dnastore-breaker').optionNames().includes('fleetCircuit');
-
+// The fleet circuit (issue 28): on unless asked otherwise (--fleet-circuit, or the library's
+// own DNASTORE_FLEET_CIRCUIT in the environment), and always told to the replicas.
 function fleetCircuit() {
-  const asked = arg('fleet-circuit', process.env.DNASTORE_FLEET_CIRCUIT || '');
-  const supported = fleetSupported();
-  if (asked && asked !== 'on' && asked !== 'off') throw new Error(`--fleet-circuit ${asked}: on or off`);
-  if (asked === 'on' && !supported) throw new Error('--fleet-circuit on: this build of dnastore-breaker has no fleetCircuit option yet');
-  return asked ? asked === 'on' : supported;
+  const asked = arg('fleet-circuit', process.env.DNASTORE_FLEET_CIRCUIT || 'on');
+  if (asked !== 'on' && asked !== 'off') throw new Error(`--fleet-circuit ${asked}: on or off`);
+  return asked === 'on';
 }
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'dnastore-chaos-run-'));
@@ -151,8 +149,12 @@ async function main() {
     DNASTORE_LKG_SECRET: crypto.randomBytes(16).toString('hex'),
     // A killed replica's writes are taken over after 5 s (well above the 1.5 s deadline).
     DNASTORE_OUTBOX_CLAIM_IDLE_MS: '5000',
-    // Only a library that has the option is told about it (off included).
-    ...(fleetOn ? { DNASTORE_FLEET_CIRCUIT: 'on' } : fleetSupported() ? { DNASTORE_FLEET_CIRCUIT: 'off' } : {}),
+    // The fleet circuit, explicitly either way; it shares the LKG's Redis (redisUrl) and
+    // signs its records with DNASTORE_LKG_SECRET.
+    DNASTORE_FLEET_CIRCUIT: fleetOn ? 'on' : 'off',
+    // One trial per half-open round (as docs/fleet.md measured): "trials per round" then
+    // reads as how many replicas probed DNAStore, 1 with the fleet, N without it.
+    DNASTORE_CIRCUIT_HALF_OPEN_CALLS: '1',
   };
   parts.fleet = await startFleet({ count: REPLICAS, env, dir: TMP, log, now: () => Date.now() });
   const fleet = parts.fleet;
@@ -175,6 +177,9 @@ async function main() {
     procs.stop(run.proc, 'SIGTERM', 10000);
   }, (DURATION_S + 90) * 1000);
   const rss = fleet.sampleRss({ t0, warmupS: WARMUP_S, stopped: () => run.done() });
+  // Each replica's upstream attempts, sampled during DNAStore outages (and 1 s after).
+  let sampleUntil = 0;
+  const attempts = startAttemptSampler({ replicas: fleet.replicas, active: () => Date.now() < sampleUntil });
 
   const windows = [];
   const notes = [];
@@ -203,6 +208,7 @@ async function main() {
   for (const f of plan) {
     if (!(await sleepUntil(t0 + f.atS * 1000, run.done))) break;
     const startMs = Date.now();
+    if (f.outage) sampleUntil = startMs + (f.windowS + 2) * 1000;
     log(`FAULT ${f.name} (${f.windowS} s): ${describe(f.name)}`);
     let end;
     try {
@@ -221,6 +227,7 @@ async function main() {
       }
     }
     windows.push({ name: f.name, outage: f.outage, startMs, endMs: Date.now() });
+    if (f.outage) sampleUntil = Date.now() + 1000;
     log(`FAULT ${f.name} over`);
   }
   // 30 s after the last fault, with k6 still sending: every circuit must be closed again.
@@ -235,6 +242,7 @@ async function main() {
 
   const k6Code = await run.exit;
   clearTimeout(hardLimit);
+  attempts.stop();
   if (cleaning) return 130; // Ctrl-C or SIGTERM: everything is being stopped
   const k6EndMs = Date.now();
   log(`k6 exited with ${k6Code}`);
@@ -274,6 +282,9 @@ async function main() {
   }
   const records = parts.lb.records();
   const v = verdict({ replicas: REPLICAS, k6Metrics, audit: a, windows, firing, t0, runEndMs, circuitsOpenAtEnd, outboxLeft, rssGrowth, required: ONLY, failedByFault: failedByFault(records, windows) });
+  const fleetRows = perOutage({ windows, transitions: fleet.transitions, samples: attempts.samples, replicas: fleet.replicas.map((r) => r.name), resetMs: Number(env.DNASTORE_CIRCUIT_RESET_MS) });
+  v.summary.fleetCircuit = { on: fleetOn, halfOpenMaxCalls: 1, spreadLimitMs: SPREAD_LIMIT_MS, perOutage: fleetRows };
+  v.gates.push(...fleetGates(fleetRows, REPLICAS));
   if (faultErrors.length) v.gates.push({ name: 'every fault started and ended cleanly', pass: false });
   v.passed = v.gates.every((g) => g.pass);
   const summary = {
@@ -331,6 +342,7 @@ function resultLines(s) {
     `  alerts fired          ${Object.entries(s.alerts.fired).map(([n, a]) => `${n} x${a.fired}${a.resolved ? '' : ' (still firing)'}`).join(', ') || 'none'}`,
     `  RSS growth            ${Object.entries(s.rssGrowth).map(([r, g]) => `${r} ${g.growthMiB ?? '?'} MiB over ${g.overS ?? '?'} s${g.restarts ? ` (since its restart)` : ''}`).join(', ')}`,
     `  liveness restarts     ${s.run.livenessRestarts}`,
+    `  fleet circuit ${s.fleetCircuit.on ? 'on ' : 'off'}     ${s.fleetCircuit.perOutage.map((o) => `${o.fault}: ${o.opened} opened within ${o.spreadMs ?? '?'} ms, ${o.trials ?? '?'} trials in ${o.rounds ?? '?'} rounds (without the fleet up to ${o.withoutFleet ?? '?'})${o.gated ? '' : ' [Redis down too: not gated]'}`).join('; ')}`,
   ];
 }
 

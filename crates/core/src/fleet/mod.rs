@@ -186,6 +186,11 @@ pub(crate) struct Shared {
     last_failure_ms: AtomicU64,
     /// Another replica's vote is live and this one has none: its next failure is its vote.
     corroborate: AtomicBool,
+    /// Wall ms of the local circuit's latest open on its own evidence; 0 once it closed
+    /// since. A trip is voted only while it stands: a trip the replica already recovered
+    /// from (queued while Redis was away, its circuit closed on a successful trial before
+    /// Redis came back) would reopen the whole fleet after DNAStore recovered.
+    tripped_ms: AtomicU64,
     /// A refusal was reported (logged) since the last connect.
     refusal_told: AtomicBool,
     /// The latest operator's command seen (its sequence; 0: none yet).
@@ -246,6 +251,7 @@ impl FleetCircuit {
                 replicas: AtomicU64::new(0),
                 last_failure_ms: AtomicU64::new(0),
                 corroborate: AtomicBool::new(false),
+                tripped_ms: AtomicU64::new(0),
                 refusal_told: AtomicBool::new(false),
                 force_seq: AtomicU64::new(0),
             }),
@@ -418,6 +424,11 @@ impl Shared {
             .store(v.other_tripped(now) && !v.voted(now), Ordering::Release);
     }
 
+    /// The local circuit's own trip still stands (it has not closed since).
+    fn trip_stands(&self) -> bool {
+        self.tripped_ms.load(Ordering::Acquire) != 0
+    }
+
     fn follow(&self, host: &dyn FleetHost, r: &StateRecord, fresh: bool, now: u64) {
         let note = note_of(r);
         if r.open {
@@ -478,6 +489,8 @@ mod tests_host;
 mod tests_modes;
 #[cfg(test)]
 mod tests_redis;
+#[cfg(test)]
+mod tests_rejoin;
 #[cfg(test)]
 mod tests_replay;
 #[cfg(test)]

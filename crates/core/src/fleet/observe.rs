@@ -28,7 +28,13 @@ impl Observer for FleetObserver {
                     && t.fleet.is_none()
                     && t.reason != TransitionReason::Manual =>
             {
-                let _ = s.tx.send(Cmd::Tripped(s.wall_ms()));
+                let at = s.wall_ms().max(1);
+                s.tripped_ms.store(at, Ordering::Release);
+                let _ = s.tx.send(Cmd::Tripped(at));
+            }
+            // Closed (on its own trial, or by the fleet): no trip of its own stands.
+            Event::Transition(t) if t.to == StateKind::Closed => {
+                s.tripped_ms.store(0, Ordering::Release);
             }
             Event::Failure { .. } => {
                 let now = s.wall_ms().max(1);

@@ -34,7 +34,7 @@ type Step = Result<(), String>;
 #[derive(Default)]
 struct Local {
     /// A trip of the local circuit while Redis was away (wall ms): voted on return if
-    /// still within the window.
+    /// still within the window and the circuit has not closed since.
     offline_trip: Option<u64>,
     /// Hashes of refused records already counted.
     refused: HashSet<u64>,
@@ -115,7 +115,7 @@ async fn session(
     s.reconnected();
     s.mark_joined();
     if let Some(at) = local.offline_trip.take() {
-        if s.wall_ms().saturating_sub(at) <= s.window_ms() {
+        if s.wall_ms().saturating_sub(at) <= s.window_ms() && s.trip_stands() {
             if let Err(e) = vote(s, at, local).await {
                 return Ended::Broken(e);
             }
@@ -253,7 +253,9 @@ async fn on_message(s: &Shared, payload: &[u8], local: &mut Local) -> Step {
 
 async fn on_cmd(s: &Shared, cmd: Cmd, local: &mut Local) -> Step {
     match cmd {
-        Cmd::Tripped(at) => vote(s, at, local).await,
+        // A trip queued while the session (re)connected counts only if it still stands.
+        Cmd::Tripped(at) if s.trip_stands() => vote(s, at, local).await,
+        Cmd::Tripped(_) => Ok(()),
         Cmd::Failed(at) => {
             let now = s.wall_ms();
             let go = {
