@@ -45,6 +45,8 @@ export declare class NativeBreaker {
   shutdown(): void
   /** An operator's command; answers whether it changed the state (false: already so). */
   control(op: 'open' | 'close' | 'disable' | 'enable'): boolean
+  /** The state of `route`'s own circuit (`circuitPerRoute`); null when it has none. */
+  stateOf(route: string): 'closed' | 'open' | 'halfOpen' | 'forcedOpen' | 'disabled' | null
   /** Whether this breaker has an outbox. */
   get hasOutbox(): boolean
   /** 'off' | 'on' | 'all' (the `outbox` option). */
@@ -229,6 +231,8 @@ export interface BreakerEvent {
   deadLettered?: number
   /** `delivered`: DNAStore's answer (up to 64 KiB; absent when larger). */
   body?: string
+  /** `routeTransition`: the route whose own circuit changed state (`circuitPerRoute`). */
+  route?: string
   /** Transitions: 'local' (this replica's own decision) or 'fleet' (the fleet circuit's). */
   decision?: string
   /** Fleet decisions: the replica that tripped (opened the fleet) or whose trial decided. */
@@ -301,6 +305,8 @@ export interface BreakerOptions {
   generateIdempotencyKeys?: boolean
   /** Identical concurrent GETs share one request. Default true (DNASTORE_COALESCE). */
   coalesce?: boolean
+  /** Calls that pass `init.route` get a circuit of their own (at most maxRoutes, the least recently used closed one evicted); calls without one use the breaker's circuit. Default false (DNASTORE_CIRCUIT_PER_ROUTE). */
+  circuitPerRoute?: boolean
   /** A call fired while no other call of its JS thread is pending does its HTTP I/O on that JS thread (less CPU per call); false sends every call to the I/O thread. Default true (DNASTORE_INLINE_IO). */
   inlineIo?: boolean
   /** Header naming the tenant; like Authorization, Cookie and X-Api-Key it always splits the cache and coalescing key. Default 'x-tenant-id' (DNASTORE_LKG_TENANT_HEADER). */

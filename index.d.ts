@@ -108,7 +108,9 @@ export interface BreakerError extends Error {
 export type BreakerEventName =
   | 'open' | 'halfOpen' | 'close' | 'fire' | 'success' | 'failure' | 'timeout' | 'clientError' | 'reject'
   | 'fallback' | 'retry' | 'retryBudgetExhausted' | 'abort' | 'coalesced' | 'redis' | 'shutdown'
-  | 'queued' | 'delivered' | 'deadLetter' | 'outbox' | 'tls' | 'hedge' | 'fleet' | 'forcedOpen' | 'disabled';
+  | 'queued' | 'delivered' | 'deadLetter' | 'outbox' | 'tls' | 'hedge' | 'fleet' | 'forcedOpen' | 'disabled'
+  /** A route's own circuit changed state (circuitPerRoute): the transition's fields and `route`. */
+  | 'routeTransition';
 
 export declare class Breaker extends EventEmitter {
   readonly name: string;
@@ -126,6 +128,11 @@ export declare class Breaker extends EventEmitter {
   disable(): boolean;
   /** Automatic operation again, in the circuit's own state. False if not forced. */
   enable(): boolean;
+  /**
+   * The state of `route`'s own circuit (circuitPerRoute); null when it has none (the option
+   * off, the route not called yet, or its closed circuit evicted). `state` stays the breaker's.
+   */
+  stateOf(route: string): 'closed' | 'open' | 'halfOpen' | 'forcedOpen' | 'disabled' | null;
   /** Never throws: the Promise resolves (response, fallback, or a queued durable write) or rejects with a coded error. */
   fire<T = any>(url: string | URL, init?: FireInit & { fullResponse?: false }): Promise<T | Fallback<T> | Queued>;
   fire<T = any>(url: string | URL, init: FireInit & { fullResponse: true }): Promise<FullResponse<T> | Fallback<T> | Queued>;

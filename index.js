@@ -6,7 +6,7 @@
 
 const { EventEmitter } = require('node:events');
 const native = require('./lib/native');
-const { resolveLogger, logTransition, logFleet } = require('./lib/logger');
+const { resolveLogger, logTransition, logRouteTransition, logFleet } = require('./lib/logger');
 const { registerWith } = require('./lib/prom-client');
 const { Outbox } = require('./lib/outbox');
 const { CircuitBreaker } = require('./lib/circuit-breaker');
@@ -118,6 +118,11 @@ class Breaker extends EventEmitter {
   /** Closed now, the window cleared; automatic operation again. */
   close() {
     return this.#native.control('close');
+  }
+
+  // The state of a route's own circuit (circuitPerRoute); null when it has none.
+  stateOf(route) {
+    return this.#native.stateOf(route);
   }
 
   /** Every call goes to DNAStore and nothing trips; outcomes still counted. */
@@ -291,6 +296,8 @@ class Breaker extends EventEmitter {
       else this.#logger.warn({ breaker: this.name, up: false, reason: payload.reason }, `DNAStore LKG Redis unreachable (${payload.reason}): serving from the local cache only (errors in dnastore_lkg_redis_errors_total)`);
     } else if (name === 'fleet') {
       logFleet(this.#logger, this.name, payload);
+    } else if (name === 'routeTransition') {
+      logRouteTransition(this.#logger, this.name, payload);
     } else if (name === 'tls') {
       // The reason names the file and the problem, never its content.
       if (payload.up) this.#logger.info({ breaker: this.name }, 'DNAStore TLS material reloaded: new connections use the rotated certificate');

@@ -47,6 +47,12 @@ function logTransition(logger, breaker, name, payload) {
   return true;
 }
 
+// A route's own circuit changed state (circuitPerRoute): the same levels, with the route.
+function logRouteTransition(logger, breaker, payload) {
+  const [level, label] = TRANSITION_LOG[payload.to === 'closed' ? 'close' : payload.to] ?? ['info', payload.to];
+  logger[level]({ breaker, ...payload }, `DNAStore circuit breaker route ${payload.route} ${label} (${transitionWhy(payload)})`);
+}
+
 // The reason, with the rate behind a slow-call trip (the failure rate reads from the fields),
 // or the fleet's decision behind a transition the fleet circuit made.
 function transitionWhy(p) {
@@ -69,4 +75,4 @@ function logFleet(logger, breaker, p) {
   else if (p.kind === 'rejected') logger.warn({ breaker, reason: p.reason }, `DNAStore fleet circuit ignored a fleet record (${p.reason}): forged, garbled or stale; every one is counted in dnastore_fleet_rejected_total`);
 }
 
-module.exports = { resolveLogger, defaultLogger, logTransition, logFleet };
+module.exports = { resolveLogger, defaultLogger, logTransition, logRouteTransition, logFleet };

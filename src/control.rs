@@ -28,4 +28,15 @@ impl NativeBreaker {
         let c = parse(&env, &op)?;
         Ok(self.core().control(c))
     }
+
+    /// The state of `route`'s own circuit (`circuitPerRoute`); null when it has none.
+    #[napi(
+        js_name = "stateOf",
+        ts_return_type = "'closed' | 'open' | 'halfOpen' | 'forcedOpen' | 'disabled' | null"
+    )]
+    pub fn state_of(&self, env: Env, route: String) -> Result<Option<&'static str>> {
+        let route = dnastore_core::text::route_template(&route)
+            .map_err(|e| throw(&env, Code::Invalid, &e.message))?;
+        Ok(self.core().state_of(&route).map(|s| s.as_str()))
+    }
 }

@@ -53,6 +53,8 @@ pub struct BreakerEvent {
     pub dead_lettered: Option<f64>,
     /// `delivered`: DNAStore's answer (up to 64 KiB; absent when larger).
     pub body: Option<String>,
+    /// `routeTransition`: the route whose own circuit changed state (`circuitPerRoute`).
+    pub route: Option<String>,
     /// Transitions: 'local' (this replica's own decision) or 'fleet' (the fleet circuit's).
     pub decision: Option<String>,
     /// Fleet decisions: the replica that tripped (opened the fleet) or whose trial decided.
@@ -95,7 +97,8 @@ const ALWAYS: u32 = EventKind::Transition.bit()
     | EventKind::RedisHealth.bit()
     | EventKind::Outbox.bit()
     | EventKind::TlsReload.bit()
-    | EventKind::Fleet.bit();
+    | EventKind::Fleet.bit()
+    | EventKind::RouteTransition.bit();
 
 /// Event name (as the facade's listeners use it) -> interest bit.
 pub fn bit_of(name: &str) -> u32 {
@@ -120,6 +123,7 @@ pub fn bit_of(name: &str) -> u32 {
         "tls" => EventKind::TlsReload,
         "fleet" => EventKind::Fleet,
         "hedge" => EventKind::Hedge,
+        "routeTransition" => EventKind::RouteTransition,
         _ => return 0,
     };
     kind.bit()
@@ -154,24 +158,14 @@ impl Observer for JsObserver {
             return;
         }
         let (name, payload) = match e {
-            Event::Transition(t) => (t.to.event_name(), {
-                let mut p = BreakerEvent {
-                    from: Some(t.from.as_str().into()),
-                    to: Some(t.to.as_str().into()),
-                    reason: Some(t.reason.as_str().into()),
-                    failures: Some(t.failures as f64),
-                    calls: Some(t.calls as f64),
-                    failure_rate: Some(t.failure_percent),
-                    slow_calls: Some(t.slow_calls as f64),
-                    slow_call_rate: Some(t.slow_percent),
-                    consecutive_failures: Some(t.consecutive_failures),
-                    time_in_previous_ms: ms(t.time_in_previous),
-                    trips: Some(t.trips as f64),
-                    ..Default::default()
-                };
-                fleet_fields(&mut p, t);
-                p
-            }),
+            Event::RouteTransition { route, transition } => (
+                "routeTransition",
+                BreakerEvent {
+                    route: Some((*route).into()),
+                    ..transition_event(transition)
+                },
+            ),
+            Event::Transition(t) => (t.to.event_name(), transition_event(t)),
             Event::Fleet(f) => ("fleet", fleet_event(f)),
             Event::Fire => ("fire", BreakerEvent::default()),
             Event::Success { latency, .. } => (
@@ -379,4 +373,24 @@ fn fleet_event(f: &FleetEvent<'_>) -> BreakerEvent {
         }
     }
     e
+}
+
+/// A transition's payload (the breaker's circuit, or a route's).
+fn transition_event(t: &Transition) -> BreakerEvent {
+    let mut p = BreakerEvent {
+        from: Some(t.from.as_str().into()),
+        to: Some(t.to.as_str().into()),
+        reason: Some(t.reason.as_str().into()),
+        failures: Some(t.failures as f64),
+        calls: Some(t.calls as f64),
+        failure_rate: Some(t.failure_percent),
+        slow_calls: Some(t.slow_calls as f64),
+        slow_call_rate: Some(t.slow_percent),
+        consecutive_failures: Some(t.consecutive_failures),
+        time_in_previous_ms: ms(t.time_in_previous),
+        trips: Some(t.trips as f64),
+        ..Default::default()
+    };
+    fleet_fields(&mut p, t);
+    p
 }

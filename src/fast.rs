@@ -113,9 +113,12 @@ unsafe extern "C" fn fire_cb(env: sys::napi_env, info: sys::napi_callback_info) 
         catch_unwind(AssertUnwindSafe(|| -> Result<sys::napi_value> {
             // SAFETY: argument values of this callback, in its scope.
             let may_queue = unsafe { may_queue(env, args[1], args[9], &bound.breaker) };
+            // A routed call with `circuitPerRoute` is its route's circuit's to answer.
+            // SAFETY: as above.
+            let routed = bound.breaker.routes_circuits() && !unsafe { absent(env, args[8]) };
             // Open circuit, nothing cached: null (the facade resolves the fallback) before
             // anything is converted; the same answer fire() gives, for less.
-            if !may_queue && fire::try_reject(&bound.breaker, &bound.handle) {
+            if !may_queue && !routed && fire::try_reject(&bound.breaker, &bound.handle) {
                 // SAFETY: env of this callback.
                 return unsafe { Null::to_napi_value(env, Null) };
             }

@@ -166,7 +166,16 @@ pub fn fire<'env>(
         }
         Ok(call)
     };
-    let Some(permit) = b.admit() else {
+    // With `circuitPerRoute`, a routed call is admitted by its route's circuit (an invalid
+    // route is the caller's EINVALID, before admission counts it).
+    let admitted = match a.route.as_deref().filter(|_| b.routes_circuits()) {
+        None => b.admit(),
+        Some(r) => match dnastore_core::text::route_template(r) {
+            Ok(r) => b.admit_route(Some(&r)),
+            Err(e) => return Ok(Either3::B(convert::rejection(e))),
+        },
+    };
+    let Some(permit) = admitted else {
         if durable {
             // Open: stored in the outbox (its sync runs on the I/O runtime, never here).
             let call = prepare(b, &url, method, a.headers, a.body).and_then(|r| build(b, r));

@@ -61,6 +61,8 @@ pub struct BreakerOptions {
     pub generate_idempotency_keys: Option<bool>,
     /// Identical concurrent GETs share one request. Default true (DNASTORE_COALESCE).
     pub coalesce: Option<bool>,
+    /// Calls that pass `init.route` get a circuit of their own (at most maxRoutes, the least recently used closed one evicted); calls without one use the breaker's circuit. Default false (DNASTORE_CIRCUIT_PER_ROUTE).
+    pub circuit_per_route: Option<bool>,
     /// A call fired while no other call of its JS thread is pending does its HTTP I/O on that JS thread (less CPU per call); false sends every call to the I/O thread. Default true (DNASTORE_INLINE_IO).
     pub inline_io: Option<bool>,
     /// Header naming the tenant; like Authorization, Cookie and X-Api-Key it always splits the cache and coalescing key. Default 'x-tenant-id' (DNASTORE_LKG_TENANT_HEADER).

@@ -38,6 +38,11 @@ async function main(): Promise<void> {
   breaker.on('forcedOpen', (e) => console.log(e.reason, changed));
   createBreaker({ name: 'maintenance', circuitForce: 'open', logger: false }).shutdown();
   createBreaker({ name: 'backoff', resetTimeout: 1000, resetTimeoutMax: 60_000, halfOpenMaxWaitMs: 5000, logger: false }).shutdown();
+  // Per-route circuits: a route's own state, its transitions with the route.
+  const perRoute = createBreaker({ name: 'per-route', circuitPerRoute: true, logger: false });
+  const routeState: 'closed' | 'open' | 'halfOpen' | 'forcedOpen' | 'disabled' | null = perRoute.stateOf('/api/validate');
+  perRoute.on('routeTransition', (e) => console.log(e.route, e.to, routeState));
+  perRoute.shutdown();
   console.log(s.failures, state, metrics().length, METRICS_CONTENT_TYPE, optionNames().length);
   registerWith(new Registry());
 

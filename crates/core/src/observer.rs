@@ -397,6 +397,12 @@ impl DeadReason {
 #[derive(Clone, Debug)]
 pub enum Event<'a> {
     Transition(&'a Transition),
+    /// A transition of a route's own circuit (`circuitPerRoute`); the breaker's circuit,
+    /// its state gauge and `state` are not moved by it.
+    RouteTransition {
+        route: &'a str,
+        transition: &'a Transition,
+    },
     /// A call was admitted (closed, or a half-open trial).
     Fire,
     /// An attempt got a 2xx.
@@ -499,6 +505,7 @@ impl Event<'_> {
     pub fn kind(&self) -> EventKind {
         match self {
             Event::Transition(_) => EventKind::Transition,
+            Event::RouteTransition { .. } => EventKind::RouteTransition,
             Event::Fire => EventKind::Fire,
             Event::Success { .. } => EventKind::Success,
             Event::ClientError { .. } => EventKind::ClientError,
@@ -549,6 +556,7 @@ pub enum EventKind {
     TlsReload,
     Fleet,
     Hedge,
+    RouteTransition,
 }
 
 impl EventKind {

@@ -28,6 +28,9 @@ pub enum Step {
     },
     /// 200 JSON while the flag is set, else 503: an upstream a test turns off and on.
     Switch(std::sync::Arc<std::sync::atomic::AtomicBool>),
+    /// `then` for a request whose path starts with the prefix, `other` for the rest: an
+    /// upstream where one endpoint fails while the others answer.
+    ByPath(&'static str, Box<Step>, Box<Step>),
     /// Never answer.
     Hang,
     Panic,
@@ -105,6 +108,13 @@ impl Script {
                     step = *then;
                 }
                 Step::Hang => std::future::pending::<()>().await,
+                Step::ByPath(prefix, then, other) => {
+                    step = if req.url.path().starts_with(prefix) {
+                        *then
+                    } else {
+                        *other
+                    };
+                }
                 Step::Switch(up) => {
                     step = if up.load(std::sync::atomic::Ordering::SeqCst) {
                         Step::Reply(200, "application/json", "{}")

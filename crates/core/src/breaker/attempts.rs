@@ -40,14 +40,22 @@ impl Breaker {
         )))
     }
 
-    fn finish(&self, permit: Permit, verdict: Verdict, latency: Duration) -> bool {
-        if self.circuit.is_slow(latency) {
+    /// Records an attempt's verdict on the circuit that admitted it (its permit's).
+    fn finish(
+        &self,
+        permit: Permit,
+        route: Option<&str>,
+        verdict: Verdict,
+        latency: Duration,
+    ) -> bool {
+        let routed = permit.route_circuit().cloned();
+        let circuit = self.circuit_of(routed.as_ref());
+        if circuit.is_slow(latency) {
             self.metrics.slow_calls.inc();
         }
-        self.circuit
-            .on_result(permit, verdict, latency, self.now(), &mut |t| {
-                self.emit(&Event::Transition(t))
-            })
+        circuit.on_result(permit, verdict, latency, self.now(), &mut |t| {
+            self.emit_for(routed.is_some(), route, t)
+        })
     }
 
     /// A call the bulkhead refused: the fallback (last-known-good for a GET) with
@@ -84,12 +92,12 @@ impl Breaker {
 
     /// Waits `delay` before a retry, or less: true if the circuit opened meanwhile (the
     /// next attempt would be short-circuited anyway, so the call settles now).
-    async fn backoff(&self, delay: Duration) -> bool {
-        let opened = self.circuit.opened();
+    async fn backoff(&self, circuit: &Circuit, delay: Duration) -> bool {
+        let opened = circuit.opened();
         tokio::pin!(opened);
         // Registered before the check, so an opening in between is not missed.
         opened.as_mut().enable();
-        if self.circuit.is_open_at(self.now()) {
+        if circuit.is_open_at(self.now()) {
             return true;
         }
         tokio::select! {
@@ -127,11 +135,15 @@ impl Breaker {
         };
         let mut attempt: u32 = 1;
         let mut prev_delay = None;
+        let route = call.route.as_deref();
         loop {
+            // The circuit that admitted this attempt (a route's; `None`: the breaker's).
+            let routed = permit.route_circuit().cloned();
             let budget = per_attempt.min(deadline_at.saturating_duration_since(Instant::now()));
-            // A trial of a circuit that follows the fleet needs one of the round's leases.
+            // A trial of a circuit that follows the fleet needs one of the round's leases
+            // (a route's circuit is local: never).
             let mut lease = None;
-            if self.fleet.is_some() {
+            if self.fleet.is_some() && routed.is_none() {
                 // Boxed: the lease's Redis future is large, and a call's future is copied
                 // whole when it is spawned (`a_call_future_stays_small`).
                 match Box::pin(self.trial_lease(&permit, budget)).await {
@@ -159,7 +171,7 @@ impl Breaker {
                 .await
                 .unwrap_or_else(|_| Err(AttemptFailure::of(FailureKind::Timeout))),
                 // Boxed: only hedged reads pay for the race's future (see a_call_future_stays_small).
-                Some(h) => Box::pin(self.hedged(h, call, attempt, permit.is_trial(), budget)).await,
+                Some(h) => Box::pin(self.hedged(h, call, attempt, &permit, budget)).await,
             };
             let latency = self.now().saturating_sub(started);
             if let Some(s) = &slot {
@@ -196,7 +208,7 @@ impl Breaker {
                                 latency,
                                 route: call.route.as_deref(),
                             });
-                            self.finish(permit, Verdict::Success, latency);
+                            self.finish(permit, route, Verdict::Success, latency);
                             self.report_trial(&mut lease, Verdict::Success, latency);
                             self.emit(&Event::Completed(CallKind::of(true, attempt)));
                             if let Some(k) = key {
@@ -217,7 +229,7 @@ impl Breaker {
                             status,
                             route: call.route.as_deref(),
                         });
-                        self.finish(permit, Verdict::ClientError, latency);
+                        self.finish(permit, route, Verdict::ClientError, latency);
                         self.report_trial(&mut lease, Verdict::ClientError, latency);
                         self.emit(&Event::Completed(CallKind::of(false, attempt)));
                         return CallOutcome::Rejected(Rejection {
@@ -251,12 +263,13 @@ impl Breaker {
                 latency,
                 route: call.route.as_deref(),
             });
-            let tripped = self.finish(permit, Verdict::Failure(kind), latency);
+            let tripped = self.finish(permit, route, Verdict::Failure(kind), latency);
             self.report_trial(&mut lease, Verdict::Failure(kind), latency);
             if tripped {
                 // DNAStore said when to come back: not before (capped by retryAfterMaxMs).
                 if let Some(d) = self.retry_after_of(&failure) {
-                    self.circuit.hold_open_for(d, self.now());
+                    self.circuit_of(routed.as_ref())
+                        .hold_open_for(d, self.now());
                 }
             }
 
@@ -279,11 +292,11 @@ impl Breaker {
                             t.retry(attempt, delay, kind);
                         }
                         prev_delay = Some(delay);
-                        let next = if self.backoff(delay).await {
+                        let circuit = self.circuit_of(routed.as_ref());
+                        let next = if self.backoff(circuit, delay).await {
                             None
                         } else {
-                            self.circuit
-                                .try_acquire(self.now(), &mut |t| self.emit(&Event::Transition(t)))
+                            self.reacquire(routed.as_ref(), route)
                         };
                         match next {
                             Some(p) => {

@@ -167,6 +167,13 @@ impl Breaker {
             circuit: Circuit::new(CircuitConfig::from(&config)).with_open_time(
                 crate::circuit::OpenTime::from_config(&config, deps.rng.clone()),
             ),
+            routes: config.circuit_per_route.then(|| {
+                crate::circuit::RouteCircuits::new(
+                    CircuitConfig::from(&config),
+                    crate::circuit::OpenTime::from_config(&config, deps.rng.clone()),
+                    config.max_routes,
+                )
+            }),
             fleet: Self::fleet_for(&config, me.clone(), deps.rng.clone(), &metrics),
             http,
             origin: Instant::now(),

@@ -86,10 +86,7 @@ impl Breaker {
 
     /// A follower that may not take the leader's answer makes its own call.
     async fn solo(&self, call: &Call, k: CacheKey, deadline_at: Instant) -> CallOutcome {
-        match self
-            .circuit
-            .try_acquire(self.now(), &mut |t| self.emit(&Event::Transition(t)))
-        {
+        match self.acquire_for(call.route.as_deref()) {
             Some(p) => self.attempts(p, call, Some(k), deadline_at).await,
             None => CallOutcome::Fallback(self.rejected(Some(&call.req))),
         }

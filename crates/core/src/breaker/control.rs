@@ -25,6 +25,8 @@ impl Breaker {
     /// Applies a command to this replica's circuit only (`circuitForce`, or one the fleet
     /// carried here).
     pub(super) fn apply_control(&self, c: Control) -> bool {
+        // Every route's circuit too (`circuitPerRoute`): the answer is the breaker's own.
+        self.control_routes(c);
         let changed = self
             .circuit
             .control(c, self.now(), &mut |t| self.emit(&Event::Transition(t)));

@@ -53,15 +53,18 @@ impl Breaker {
     }
 
     /// Attempt `attempt` of a read, hedged, within `limit`: what one send would give (a
-    /// timeout as an ETIMEDOUT failure). `trial`: the attempt is a half-open trial.
+    /// timeout as an ETIMEDOUT failure). `permit`: the attempt's (a trial is never hedged,
+    /// nor an attempt of a circuit not closed: the one that admitted it).
     pub(super) async fn hedged(
         &self,
         h: &Hedger,
         call: &Call,
         attempt: u32,
-        trial: bool,
+        permit: &Permit,
         limit: Duration,
     ) -> Sent {
+        let circuit = self.circuit_of(permit.route_circuit());
+        let trial = permit.is_trial();
         let (req, max_body) = (&call.req, self.config.max_response_bytes);
         let raced = race(
             h.delay(self.now()),
@@ -69,7 +72,7 @@ impl Breaker {
             limit,
             || self.http.send(req, max_body),
             settles,
-            || self.admit_hedge(trial),
+            || self.admit_hedge(circuit, trial),
             |latency| h.sample(self.now(), latency),
         )
         .await;
@@ -82,8 +85,8 @@ impl Breaker {
     /// Whether a hedge due now may be sent: what it holds while it runs (its bulkhead slot),
     /// or why not. Checked in this order so that a refusal costs nothing: the circuit (a
     /// load), a slot (given back if the budget then refuses), the budget (spent for good).
-    fn admit_hedge(&self, trial: bool) -> Result<Option<Slot<'_>>, HedgeSkip> {
-        if trial || self.circuit.state() != StateKind::Closed {
+    fn admit_hedge(&self, circuit: &Circuit, trial: bool) -> Result<Option<Slot<'_>>, HedgeSkip> {
+        if trial || circuit.state() != StateKind::Closed {
             return Err(HedgeSkip::Circuit);
         }
         let slot = match &self.limiter {

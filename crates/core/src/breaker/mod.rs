@@ -16,7 +16,8 @@
 //! `durable.rs` (durable writes and the outbox),
 //! `delivery.rs` (the outbox's delivery loop, each delivery a call of this breaker),
 //! `fleet.rs` (the fleet circuit's decisions applied to the circuit, trial leases),
-//! `control.rs` (an operator's open/close/disable/enable).
+//! `control.rs` (an operator's open/close/disable/enable), `routes.rs` (per-route
+//! circuits: admission on a route's circuit, the permit carrying it).
 
 mod attempts;
 mod build;
@@ -29,6 +30,7 @@ mod files;
 mod fleet;
 mod hedged;
 mod metrics;
+mod routes;
 mod transport;
 
 pub use build::{http_client, watch_clients};
@@ -140,6 +142,8 @@ use coalesce::Inflight;
 pub struct Breaker {
     config: Config,
     circuit: Circuit,
+    /// Routes' own circuits (`circuitPerRoute`, `routes.rs`); `None` when off.
+    routes: Option<crate::circuit::RouteCircuits>,
     http: Transport,
     deps: Deps,
     /// The origin of [`Breaker::now`] on tokio's clock.
@@ -351,6 +355,8 @@ impl Breaker {
             }
             let permit = match &self.fleet {
                 None => permit,
+                // A route's circuit is this replica's own: the fleet does not gate it.
+                Some(_) if permit.route_circuit().is_some() => permit,
                 // Boxed, as every rarely taken large future of a call.
                 Some(_) => match Box::pin(self.join_fleet(permit, &call)).await {
                     Some(p) => p,
@@ -440,3 +446,5 @@ mod tests_lifecycle;
 mod tests_limit;
 #[cfg(test)]
 mod tests_open_time;
+#[cfg(test)]
+mod tests_routes;

@@ -53,6 +53,7 @@ impl Circuit {
         (f == Forced::Disabled).then_some(Permit {
             generation: g.generation,
             trial: None,
+            circuit: None,
         })
     }
 

@@ -204,6 +204,7 @@ impl Circuit {
             State::Closed => Some(Permit {
                 generation: g.generation,
                 trial: None,
+                circuit: None,
             }),
             State::Open { until } => {
                 if now < until {
@@ -224,6 +225,7 @@ impl Circuit {
                 (!held).then(|| Permit {
                     generation: g.generation,
                     trial: Some(self.inner.clone()),
+                    circuit: None,
                 })
             }
             State::HalfOpen {
@@ -244,6 +246,7 @@ impl Circuit {
                 Some(Permit {
                     generation: g.generation,
                     trial: Some(self.inner.clone()),
+                    circuit: None,
                 })
             }
         }

@@ -68,3 +68,19 @@ fn the_least_recently_used_closed_circuit_makes_room_never_an_open_one() {
     }
     assert_eq!(many.len(), 50);
 }
+
+#[test]
+fn a_circuit_with_a_call_in_flight_is_not_evicted() {
+    let r = routes(1);
+    let c = r.get("/busy").unwrap();
+    let p = RouteCircuits::acquire(&c, MS, &mut |_| {}).unwrap();
+    drop(c);
+    assert!(r.get("/other").is_none(), "the only circuit is busy");
+    assert_eq!(r.state_of("/busy"), Some(StateKind::Closed));
+    drop(p);
+    assert!(
+        r.get("/other").is_some(),
+        "idle again: evicted to make room"
+    );
+    assert_eq!(r.state_of("/busy"), None);
+}

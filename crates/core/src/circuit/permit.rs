@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{Inner, State};
+use super::{Circuit, Inner, State};
 
 /// Permission to make one attempt. Results of permits from an earlier state
 /// (`generation` changed) are counted but cannot move the state machine.
@@ -15,16 +15,35 @@ use super::{Inner, State};
 /// after admission, a dropped future, a panic unwinding through its owner) returns the
 /// slot: a wedged half-open circuit is impossible by construction, not by care at each
 /// call site. Permits of a closed circuit hold nothing (no allocation, no atomic).
-#[derive(Debug)]
 pub struct Permit {
     pub(super) generation: u64,
     /// The state to give a trial slot back to; `None` for a closed circuit's permit.
     pub(super) trial: Option<Arc<Mutex<Inner>>>,
+    /// The circuit that admitted it when that is a route's (`circuitPerRoute`); `None`: the
+    /// breaker's own. Carried so that every end of the call records on, and gives back
+    /// to, the circuit that admitted it, even one evicted from the registry meanwhile.
+    /// `None` costs nothing: route-less calls take no reference.
+    pub(super) circuit: Option<Arc<Circuit>>,
 }
 
 impl Permit {
     pub fn is_trial(&self) -> bool {
         self.trial.is_some()
+    }
+
+    /// The route's circuit that admitted it; `None` for the breaker's own circuit.
+    pub fn route_circuit(&self) -> Option<&Arc<Circuit>> {
+        self.circuit.as_ref()
+    }
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit")
+            .field("generation", &self.generation)
+            .field("trial", &self.trial.is_some())
+            .field("routed", &self.circuit.is_some())
+            .finish()
     }
 }
 

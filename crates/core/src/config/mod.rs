@@ -183,9 +183,16 @@ pub const INLINE_IO: BoolSpec = BoolSpec {
     default: true,
     doc: "A call fired while no other call of its JS thread is pending does its HTTP I/O on that JS thread (no hand-over to the I/O thread and back: less CPU per call); false sends every call to the I/O thread.",
 };
+pub const CIRCUIT_PER_ROUTE: BoolSpec = BoolSpec {
+    option: "circuitPerRoute",
+    env: "DNASTORE_CIRCUIT_PER_ROUTE",
+    default: false,
+    doc: "Calls that pass `init.route` get a circuit of their own (at most maxRoutes of them, the least recently used closed one evicted); calls without a route use the breaker's circuit.",
+};
 pub const BOOL_SPECS: &[BoolSpec] = &[
     GENERATE_IDEMPOTENCY_KEYS,
     COALESCE,
+    CIRCUIT_PER_ROUTE,
     INLINE_IO,
     outbox::OUTBOX_SPILL,
 ];
@@ -270,6 +277,8 @@ pub struct Config {
     /// Process-wide (the binding's I/O runtime); the first breaker's value wins.
     pub io_threads: u32,
     pub coalesce: bool,
+    /// `circuitPerRoute`: a circuit per `init.route` (`circuit/per_route.rs`).
+    pub circuit_per_route: bool,
     /// `inlineIo`: lone calls run on the JS thread's own runtime (the binding's choice).
     pub inline_io: bool,
     pub retry: RetryConfig,
@@ -474,6 +483,7 @@ impl Config {
             max_routes: r.int(&spec::max_routes)? as u32,
             io_threads: r.int(&spec::io_threads)? as u32,
             coalesce: r.boolean(&COALESCE)?,
+            circuit_per_route: r.boolean(&CIRCUIT_PER_ROUTE)?,
             inline_io: r.boolean(&INLINE_IO)?,
             retry: RetryConfig {
                 max_attempts: r.int(&spec::max_attempts)? as u32,

@@ -493,3 +493,5 @@ mod tests_redis;
 mod tests_rejoin;
 #[cfg(test)]
 mod tests_replay;
+#[cfg(test)]
+mod tests_routes;

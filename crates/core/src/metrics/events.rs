@@ -90,6 +90,11 @@ impl EventMetrics {
     pub fn remove_routes(&self) {
         self.routes.remove();
     }
+
+    /// A route's circuit was evicted: its state series goes.
+    pub fn remove_route_state(&self, route: &str) {
+        self.routes.remove_state(route);
+    }
 }
 
 impl Observer for EventMetrics {
@@ -104,6 +109,12 @@ impl Observer for EventMetrics {
                     if t.calls > 0 {
                         self.failure_rate.set(t.failure_percent);
                     }
+                }
+            }
+            Event::RouteTransition { route, transition } => {
+                self.routes.set_state(route, transition.to);
+                if transition.to == StateKind::Open {
+                    self.trips.inc();
                 }
             }
             Event::Success { latency, route } => {

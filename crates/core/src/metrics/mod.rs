@@ -170,6 +170,8 @@ families! {
         "Upstream attempts by caller-supplied route template and outcome (bounded by maxRoutes).";
     route_duration: HistogramVec = "dnastore_route_request_duration_seconds", ["name", "route"],
         "Duration of each upstream attempt by caller-supplied route template, in seconds.", DURATION_BUCKETS;
+    route_state: IntGaugeVec = "dnastore_route_circuit_state", ["name", "route"],
+        "State of a route's own circuit (circuitPerRoute), as dnastore_circuit_state; at most maxRoutes routes, an evicted route's series removed.";
     // The breaker's attempt loop (breaker/metrics.rs).
     slow_calls: IntCounterVec = "dnastore_slow_calls_total", ["name"],
         "Attempts slower than slowCallDurationMs (counted whatever their outcome).";

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use prometheus::{Histogram, IntCounter};
+use prometheus::{Histogram, IntCounter, IntGauge};
 
 use super::{FAMILIES, OUTCOME_CLIENT_ERROR, OUTCOME_SUCCESS};
 use crate::error::FailureKind;
+use crate::observer::StateKind;
 
 pub const DEFAULT_MAX_ROUTES: u32 = 50;
 pub const OTHER_ROUTE: &str = "other";
@@ -33,6 +34,9 @@ pub struct RouteMetrics {
     max: usize,
     /// `None` once removed: a late attempt of a closed breaker must not create series again.
     routes: RwLock<Option<HashMap<Box<str>, Arc<RouteHandles>>>>,
+    /// Route circuits' states (`circuitPerRoute`): at most `max` routes labelled; `None`
+    /// once removed.
+    states: parking_lot::Mutex<Option<HashMap<Box<str>, IntGauge>>>,
 }
 
 impl RouteMetrics {
@@ -41,6 +45,37 @@ impl RouteMetrics {
             name: name.to_string(),
             max: max as usize,
             routes: RwLock::new(Some(HashMap::new())),
+            states: parking_lot::Mutex::new(Some(HashMap::new())),
+        }
+    }
+
+    /// Shows a route circuit's state. A route over the cap is not labelled (the registry
+    /// holds at most `maxRoutes` circuits and removes an evicted one's series, so only a
+    /// late transition of an evicted circuit can find the map full).
+    pub fn set_state(&self, route: &str, to: StateKind) {
+        let mut g = self.states.lock();
+        let Some(map) = g.as_mut() else { return };
+        if let Some(gauge) = map.get(route) {
+            gauge.set(to as i64);
+            return;
+        }
+        if map.len() >= self.max {
+            return;
+        }
+        let gauge = FAMILIES
+            .route_state
+            .with_label_values(&[self.name.as_str(), route]);
+        gauge.set(to as i64);
+        map.insert(route.into(), gauge);
+    }
+
+    /// Removes a route circuit's state series (its circuit was evicted).
+    pub fn remove_state(&self, route: &str) {
+        let mut g = self.states.lock();
+        if g.as_mut().and_then(|m| m.remove(route)).is_some() {
+            let _ = FAMILIES
+                .route_state
+                .remove_label_values(&[self.name.as_str(), route]);
         }
     }
 
@@ -87,6 +122,9 @@ impl RouteMetrics {
     pub fn remove(&self) {
         let f = &*FAMILIES;
         let n = self.name.as_str();
+        for route in self.states.lock().take().unwrap_or_default().into_keys() {
+            let _ = f.route_state.remove_label_values(&[n, &route]);
+        }
         let routes = self.routes.write().take().unwrap_or_default();
         for route in routes.into_keys() {
             for o in outcomes() {

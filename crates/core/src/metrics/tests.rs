@@ -16,6 +16,24 @@ fn families_list_matches_what_render_prints() {
         latency: Duration::from_millis(1),
         route: Some("/r"),
     });
+    let opened = crate::observer::Transition {
+        from: StateKind::Closed,
+        to: StateKind::Open,
+        reason: crate::observer::TransitionReason::ConsecutiveFailures,
+        failures: 1,
+        calls: 1,
+        failure_percent: 100.0,
+        slow_calls: 0,
+        slow_percent: 0.0,
+        consecutive_failures: 1,
+        time_in_previous: Duration::ZERO,
+        trips: 1,
+        fleet: None,
+    };
+    m.events.on_event(&Event::RouteTransition {
+        route: "/r",
+        transition: &opened,
+    });
     let text = render();
     let mut typed: Vec<(String, String)> = text
         .lines()
