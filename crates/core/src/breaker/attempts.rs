@@ -264,7 +264,6 @@ impl Breaker {
                 route: call.route.as_deref(),
             });
             let tripped = self.finish(permit, route, Verdict::Failure(kind), latency);
-            self.report_trial(&mut lease, Verdict::Failure(kind), latency);
             if tripped {
                 // DNAStore said when to come back: not before (capped by retryAfterMaxMs).
                 if let Some(d) = self.retry_after_of(&failure) {
@@ -272,6 +271,8 @@ impl Breaker {
                         .hold_open_for(d, self.now());
                 }
             }
+            // After the hold: a failed fleet trial carries its circuit's open period.
+            self.report_trial(&mut lease, Verdict::Failure(kind), latency);
 
             let may_retry = !tripped
                 && attempt < self.config.retry.max_attempts

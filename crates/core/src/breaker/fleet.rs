@@ -12,19 +12,30 @@ impl FleetHost for Breaker {
         Breaker::wall_ms(self)
     }
 
-    fn fleet_open(&self, until_ms: u64, note: Arc<FleetNote>, fresh: bool) {
+    fn fleet_open(&self, until_ms: u64, note: Arc<FleetNote>, fresh: bool, trials: u32) {
         let now = self.now();
-        // Never longer than resetTimeout from now, whatever another host's clock says.
+        // The deciding replica's open period (grown, or held by a Retry-After), but never
+        // longer from now than this replica's own configuration allows a circuit to stay
+        // open, whatever another host's clock says.
         let left = until_ms
             .saturating_sub(Breaker::wall_ms(self))
-            .min(self.config.reset_timeout.as_millis() as u64);
+            .min(crate::fleet::open_max(&self.config).as_millis() as u64);
         if left == 0 && !fresh && self.circuit.state() == StateKind::Closed {
             // A round this replica did not see begin, while it recovered on its own.
             return;
         }
         let until = now + Duration::from_millis(left);
+        // The fleet's failed trials in a row: whichever replica's trial fails next grows
+        // the open period from there.
+        self.circuit.fleet_failed_trials(trials);
         self.circuit
             .fleet_open(until, note, now, &mut |t| self.emit(&Event::Transition(t)));
+    }
+
+    fn own_open_ms(&self) -> Option<u64> {
+        self.circuit
+            .chosen_open(self.now())
+            .map(|(d, _)| d.as_millis() as u64)
     }
 
     fn fleet_close(&self, note: Arc<FleetNote>) {
@@ -161,12 +172,20 @@ impl Breaker {
     }
 
     /// Tells the fleet how a leased trial ended: a slow answer is no success (the circuit
-    /// reopens on it too).
+    /// reopens on it too). After a failure the fleet stays open as long as this circuit
+    /// chose to (its grown period, or a Retry-After's hold, applied before this call).
     #[inline]
     pub(super) fn report_trial(&self, lease: &mut Lease, verdict: Verdict, latency: Duration) {
         if let Some(l) = lease.take() {
             let ok = !matches!(verdict, Verdict::Failure(_)) && !self.circuit.is_slow(latency);
-            l.report(ok);
+            let open = if ok {
+                None
+            } else {
+                self.circuit
+                    .chosen_open(self.now())
+                    .map(|(d, n)| (d.as_millis() as u64, n))
+            };
+            l.report(ok, open);
         }
     }
 }

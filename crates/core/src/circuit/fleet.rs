@@ -66,6 +66,7 @@ impl Circuit {
 
     /// The fleet closed: a state that follows the fleet closes (its window cleared, as a
     /// trial-success close does); a state of the replica's own (it opened alone) stays.
+    /// Either way the open period's growth (`resetTimeoutMax`) starts over.
     /// Returns whether the state changed.
     pub fn fleet_close(
         &self,
@@ -74,6 +75,8 @@ impl Circuit {
         emit: &mut dyn FnMut(&Transition),
     ) -> bool {
         let mut g = self.inner.lock();
+        // The fleet's store recovered: the open period's growth ends on every replica.
+        g.failed_trials = 0;
         if g.fleet.is_none() {
             return false;
         }

@@ -180,3 +180,33 @@ fn a_late_joiner_enters_the_fleets_round_half_open() {
     assert_eq!(c.trips(), 0, "not an open of its own");
     assert!(c.try_acquire(300 * MS, &mut |_| {}).unwrap().is_trial());
 }
+
+#[test]
+fn a_failed_trial_grows_from_the_fleets_failed_trials_and_reports_its_period() {
+    let c = circuit(1).with_open_time(super::super::OpenTime {
+        reset_timeout_max: 60_000 * MS,
+        half_open_max_wait: None,
+        rng: None,
+    });
+    // The fleet reopened after two failed trials in a row (of other replicas).
+    c.fleet_failed_trials(2);
+    c.fleet_open(1000 * MS, note(3), Duration::ZERO, &mut |_| {});
+    assert_eq!(c.chosen_open(Duration::ZERO), Some((1000 * MS, 2)));
+    // This replica's trial of the next round fails: the third in a row, 8 s.
+    let now = 1000 * MS;
+    let p = c.try_acquire(now, &mut |_| {}).expect("a trial");
+    assert!(c.on_result(p, FAIL, Duration::ZERO, now, &mut |_| {}));
+    assert_eq!(c.chosen_open(now), Some((8000 * MS, 3)));
+    // Its decision comes back; a later round's trial closes the fleet: the growth ends.
+    c.fleet_failed_trials(3);
+    c.fleet_open(now + 8000 * MS, note(4), now, &mut |_| {});
+    c.fleet_close(note(5), now, &mut |_| {});
+    assert_eq!(c.chosen_open(now), None);
+    let p = c.try_acquire(now, &mut |_| {}).expect("closed");
+    drop(p);
+    c.fleet_open(now + 1000 * MS, note(6), now, &mut |_| {});
+    let now = now + 1000 * MS;
+    let p = c.try_acquire(now, &mut |_| {}).expect("a trial");
+    assert!(c.on_result(p, FAIL, Duration::ZERO, now, &mut |_| {}));
+    assert_eq!(c.chosen_open(now), Some((2000 * MS, 1)), "from 0 again");
+}

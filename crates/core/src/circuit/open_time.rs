@@ -84,6 +84,26 @@ impl Circuit {
         g.failed_trials
     }
 
+    /// What the state machine chose when it last opened, for the fleet's decision: the
+    /// open period left from `now` and the failed trials in a row behind it. `None` when
+    /// not open, or while an operator forces a state (a forced open is no period).
+    pub fn chosen_open(&self, now: Duration) -> Option<(Duration, u32)> {
+        let g = self.inner.lock();
+        match g.state {
+            State::Open { until } if g.forced.is_none() => {
+                Some((until.saturating_sub(now), g.failed_trials))
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes the fleet's failed trials in a row (`fleetCircuit`): the next failed trial,
+    /// whichever replica's it is, grows the open period from there; a fleet's close or
+    /// its first open (0) ends the growth on every replica.
+    pub fn fleet_failed_trials(&self, n: u32) {
+        self.inner.lock().failed_trials = n;
+    }
+
     /// The open circuit stays open at least `at_least` from `now` (the Retry-After of the
     /// answer that opened it). No effect unless open, or while an operator forces a state.
     pub fn hold_open_for(&self, at_least: Duration, now: Duration) {

@@ -38,8 +38,10 @@ pub struct TrialLease {
 
 impl TrialLease {
     /// The trial's outcome: a success counts towards closing the fleet, a failure (or a
-    /// slow answer) reopens it for everyone.
-    pub fn report(mut self, ok: bool) {
+    /// slow answer) reopens it for everyone, for `open`: the period the trial's circuit
+    /// chose (ms from now, grown by its failed trials in a row, or held by a Retry-After)
+    /// and those failed trials, so every replica stays open that long and grows from there.
+    pub fn report(mut self, ok: bool, open: Option<(u64, u32)>) {
         self.reported = true;
         let _ = self.shared.tx.send(Cmd::Report {
             key: std::mem::take(&mut self.key),
@@ -47,6 +49,7 @@ impl TrialLease {
             generation: self.generation,
             expected: std::mem::take(&mut self.expected),
             ok,
+            open: if ok { None } else { open },
         });
     }
 }

@@ -87,8 +87,14 @@ pub trait FleetHost: Send + Sync {
     /// The fleet is open until `until_ms` (wall clock); at or before now its round of
     /// trials is on. `fresh`: a decision this replica had not applied yet (a closed circuit
     /// joins a round only then; a replica that recovered alone while Redis was away keeps
-    /// its closed circuit).
-    fn fleet_open(&self, until_ms: u64, note: Arc<FleetNote>, fresh: bool);
+    /// its closed circuit). `trials`: failed trials in a row behind this open, from which
+    /// the next failed trial grows the open period (`resetTimeoutMax`).
+    fn fleet_open(&self, until_ms: u64, note: Arc<FleetNote>, fresh: bool, trials: u32);
+    /// How long, in ms from now, this replica's own circuit chose to stay open (its open
+    /// period, held longer by a Retry-After); `None` when it is not open on its own.
+    fn own_open_ms(&self) -> Option<u64> {
+        None
+    }
     /// The fleet closed: a circuit that follows the fleet closes.
     fn fleet_close(&self, note: Arc<FleetNote>);
     /// No fleet decision to follow: the local circuit decides alone.
@@ -109,6 +115,10 @@ pub struct FleetSettings {
     pub reset_timeout: Duration,
     /// `halfOpenMaxCalls`: leases per round, successes that close.
     pub trials: u32,
+    /// The longest open period this replica's configuration allows: resetTimeout,
+    /// resetTimeoutMax, retryAfterMaxMs (a Retry-After holds a circuit open that long at
+    /// most). No decision holds this replica longer, whatever the deciding host's clock.
+    pub open_max: Duration,
 }
 
 impl FleetSettings {
@@ -118,8 +128,17 @@ impl FleetSettings {
             window: c.rolling_count_timeout,
             reset_timeout: c.reset_timeout,
             trials: c.half_open_max_calls,
+            open_max: open_max(c),
         }
     }
+}
+
+/// The longest open period `c` allows a circuit: resetTimeout, grown up to
+/// resetTimeoutMax, held by a Retry-After up to retryAfterMaxMs.
+pub fn open_max(c: &crate::config::Config) -> Duration {
+    c.reset_timeout
+        .max(c.reset_timeout_max)
+        .max(c.retry.retry_after_max)
 }
 
 /// `stats().fleet`.
@@ -156,6 +175,9 @@ pub(crate) enum Cmd {
         generation: u64,
         expected: Vec<u8>,
         ok: bool,
+        /// After a failure: the open period the trial's circuit chose (ms from the
+        /// failure; `None`: resetTimeout) and its failed trials in a row.
+        open: Option<(u64, u32)>,
     },
     /// A lease given back unused.
     Release { key: String, token: String },
@@ -357,6 +379,19 @@ impl Shared {
         self.settings.reset_timeout.as_millis() as u64
     }
 
+    /// The longest open period a decision may hold this replica ([`FleetSettings::open_max`]).
+    fn open_max_ms(&self) -> u64 {
+        (self.settings.open_max.as_millis() as u64).max(self.reset_ms())
+    }
+
+    /// The open period a decision of this replica carries: `chosen` (what its circuit
+    /// chose), at least resetTimeout, at most what its configuration allows.
+    fn open_ms(&self, chosen: Option<u64>) -> u64 {
+        chosen
+            .unwrap_or(0)
+            .clamp(self.reset_ms(), self.open_max_ms())
+    }
+
     fn mark_joined(&self) {
         if !self.joined.swap(true, Ordering::AcqRel) {
             self.joined_now.notify_waiters();
@@ -388,7 +423,7 @@ impl Shared {
         // Applied under the view's lock, so two decisions are applied in the order seen.
         match seen {
             Seen::New(r) => {
-                v.learned(now, self.reset_ms());
+                v.learned(now, self.open_max_ms());
                 self.follow(host.as_ref(), &r, true, now);
                 // Another host's clock may be ahead of this one's: counted as no delay.
                 if r.at_ms > 0 {
@@ -398,7 +433,7 @@ impl Shared {
             }
             Seen::Same { record, back } => {
                 if back || rejoin {
-                    v.learned(now, self.reset_ms());
+                    v.learned(now, self.open_max_ms());
                     self.follow(host.as_ref(), &record, false, now);
                 }
             }
@@ -432,7 +467,7 @@ impl Shared {
     fn follow(&self, host: &dyn FleetHost, r: &StateRecord, fresh: bool, now: u64) {
         let note = note_of(r);
         if r.open {
-            host.fleet_open(r.until_ms, note.clone(), fresh);
+            host.fleet_open(r.until_ms, note.clone(), fresh, r.trials);
         } else {
             host.fleet_close(note.clone());
         }
@@ -487,6 +522,8 @@ mod tests_force_redis;
 mod tests_host;
 #[cfg(test)]
 mod tests_modes;
+#[cfg(test)]
+mod tests_open_time;
 #[cfg(test)]
 mod tests_redis;
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! carry `-` instead of a tag and anyone who can write to Redis can write them.
 //!
 //! ```text
-//! s1|<generation>|o or c|<open until, wall ms>|<decided at, wall ms>|<replica>|<why>|<votes>|<tag>
+//! s1|<generation>|o or c|<open until, wall ms>|<decided at, wall ms>|<replica>|<why>|<votes>[|<failed trials>]|<tag>
 //! v1|<generation voted against>|<replica>|<tripped at, wall ms>|<tag>
 //! f1|<sequence>|<o, c, d or e: an operator's open, close, disable, enable>|<at, wall ms>|<by>|<tag>
 //! ```
@@ -32,6 +32,10 @@ pub struct StateRecord {
     pub why: FleetWhy,
     /// Replicas whose votes opened the fleet (0 for a trial's decision).
     pub votes: u32,
+    /// Failed trials in a row behind this open (`resetTimeoutMax`: every replica's next
+    /// failed trial grows the open period from there); 0 otherwise. Written only when
+    /// above 0, so a fleet without `resetTimeoutMax` writes what earlier versions read.
+    pub trials: u32,
 }
 
 /// A replica opened on its own evidence while the fleet was closed at `generation`.
@@ -131,7 +135,7 @@ impl Signer {
     }
 
     pub fn state(&self, r: &StateRecord) -> String {
-        self.seal(format!(
+        let mut body = format!(
             "s1|{}|{}|{}|{}|{}|{}|{}",
             r.generation,
             if r.open { "o" } else { "c" },
@@ -140,7 +144,11 @@ impl Signer {
             clean_id(&r.by),
             r.why.code(),
             r.votes
-        ))
+        );
+        if r.trials > 0 {
+            body.push_str(&format!("|{}", r.trials));
+        }
+        self.seal(body)
     }
 
     pub fn vote(&self, v: &VoteRecord) -> String {
@@ -173,7 +181,12 @@ impl Signer {
         }
         let f: Vec<&str> = body.split('|').collect();
         let num = |s: &str| s.parse::<u64>().map_err(|_| Refused::Malformed);
-        match f.as_slice() {
+        // The failed-trials count is optional (absent: 0).
+        let (f, trials) = match f.as_slice() {
+            ["s1", .., t] if f.len() == 9 => (&f[..8], num(t)?.min(31) as u32),
+            all => (all, 0),
+        };
+        match f {
             ["s1", generation, open, until, at, by, why, votes] => {
                 Ok(Message::State(StateRecord {
                     generation: num(generation)?,
@@ -187,6 +200,7 @@ impl Signer {
                     by: clean_id(by),
                     why: FleetWhy::from_code(why).ok_or(Refused::Malformed)?,
                     votes: num(votes)?.min(u32::MAX as u64) as u32,
+                    trials,
                 }))
             }
             ["v1", generation, replica, at] if !replica.is_empty() => {
@@ -234,6 +248,7 @@ mod tests {
             by: "web-1:42:ab12".into(),
             why: FleetWhy::Quorum,
             votes: 2,
+            trials: 0,
         }
     }
 
@@ -243,6 +258,15 @@ mod tests {
             let s = Signer::new("dnastore", secret);
             let r = open_rec();
             assert_eq!(s.open(s.state(&r).as_bytes()), Ok(Message::State(r)));
+            // A grown open carries its failed trials; without them the record is as before.
+            let grown = StateRecord {
+                trials: 3,
+                ..open_rec()
+            };
+            let text = s.state(&grown);
+            assert_eq!(text.matches('|').count(), 9, "{text}");
+            assert_eq!(s.open(text.as_bytes()), Ok(Message::State(grown)));
+            assert_eq!(s.state(&open_rec()).matches('|').count(), 8);
             let v = VoteRecord {
                 generation: 6,
                 replica: "web-2:7:ff".into(),

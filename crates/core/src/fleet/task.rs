@@ -274,7 +274,8 @@ async fn on_cmd(s: &Shared, cmd: Cmd, local: &mut Local) -> Step {
             generation,
             expected,
             ok,
-        } => report(s, &key, &token, generation, &expected, ok).await,
+            open,
+        } => report(s, &key, &token, generation, &expected, ok, open).await,
         Cmd::Release { key, token } => {
             let mut inv = RELEASE.key(&key);
             inv.arg(&token);
@@ -320,11 +321,14 @@ async fn vote(s: &Shared, at: u64, local: &mut Local) -> Step {
 /// Opens the fleet when the quorum is reached (compare-and-set on the state this replica
 /// saw; when another got there first, its record is what the reply holds).
 async fn try_quorum(s: &Shared) -> Step {
+    // The fleet stays open as long as this replica's own circuit chose to (a Retry-After
+    // on its trip holds every replica), within what its configuration allows.
+    let open_ms = s.open_ms(s.host.upgrade().and_then(|h| h.own_open_ms()));
     for _ in 0..2 {
         let now = s.wall_ms();
         let (record, expected) = {
             let v = s.view.lock();
-            match v.quorum_open(now, s.reset_ms()) {
+            match v.quorum_open(now, open_ms) {
                 Some(r) => (s.signer.state(&r), v.expected().to_vec()),
                 None => return Ok(()),
             }
@@ -348,12 +352,14 @@ async fn report(
     generation: u64,
     expected: &[u8],
     ok: bool,
+    open: Option<(u64, u32)>,
 ) -> Step {
     let now = s.wall_ms();
+    let (open_ms, trials) = (s.open_ms(open.map(|o| o.0)), open.map_or(0, |o| o.1));
     let record = {
         let v = s.view.lock();
         s.signer
-            .state(&v.trial_outcome(generation, ok, now, s.reset_ms()))
+            .state(&v.trial_outcome(generation, ok, now, open_ms, trials))
     };
     let mut inv = REPORT.key(&s.keys.state);
     inv.key(key)

@@ -2,7 +2,7 @@
 //! are followed (generations, forgeries, replays, a missing key), the records a replica
 //! proposes. Pure: wall-clock time is an argument, moved by hand.
 
-use super::record::{Refused, Signer, StateRecord, VoteRecord};
+use super::record::{Message, Refused, Signer, StateRecord, VoteRecord};
 use super::view::{Seen, View};
 use crate::observer::FleetWhy;
 
@@ -30,6 +30,7 @@ fn closed(generation: u64) -> StateRecord {
         by: "b".into(),
         why: FleetWhy::TrialsSucceeded,
         votes: 0,
+        trials: 0,
     }
 }
 
@@ -42,6 +43,7 @@ fn opened(generation: u64, until_ms: u64) -> StateRecord {
         by: "a".into(),
         why: FleetWhy::Quorum,
         votes: 2,
+        trials: 0,
     }
 }
 
@@ -167,7 +169,7 @@ fn generations_only_grow_and_an_older_record_is_no_decision() {
     assert_eq!(v.expected(), g2.as_bytes());
     // The next proposal overwrites it with a newer generation than any seen.
     v.see_vote(vote("a", 3, 9_500));
-    assert_eq!(v.trial_outcome(3, true, 9_600, RESET).generation, 4);
+    assert_eq!(v.trial_outcome(3, true, 9_600, RESET, 0).generation, 4);
     // The genuine generation-3 record back: followed again (`back`).
     assert!(matches!(
         v.see_state(Some(g3.as_bytes()), &s),
@@ -210,16 +212,43 @@ fn the_round_is_on_when_the_fleets_open_period_ends() {
     v.see_state(Some(o.as_bytes()), &s);
     assert!(!v.round_on(1_999));
     assert!(v.round_on(2_000));
-    let fail = v.trial_outcome(1, false, 2_100, RESET);
+    let fail = v.trial_outcome(1, false, 2_100, RESET, 0);
     assert_eq!(
         (fail.generation, fail.open, fail.until_ms),
         (2, true, 3_100)
     );
     assert_eq!(fail.why, FleetWhy::TrialFailed);
     assert_eq!(fail.by, "a");
-    let ok = v.trial_outcome(1, true, 2_100, RESET);
+    let ok = v.trial_outcome(1, true, 2_100, RESET, 0);
     assert_eq!((ok.generation, ok.open), (2, false));
     assert_eq!(ok.why, FleetWhy::TrialsSucceeded);
+}
+
+#[test]
+fn a_failed_trial_carries_its_circuits_open_period_and_a_success_ends_the_growth() {
+    let s = signer();
+    let mut v = View::new("a", 2, WINDOW);
+    let o = s.state(&opened(1, 2_000));
+    v.see_state(Some(o.as_bytes()), &s);
+    // The trial's circuit chose 1.7 s after its second failed trial in a row.
+    let fail = v.trial_outcome(1, false, 2_100, 1_700, 2);
+    assert_eq!((fail.until_ms, fail.trials), (3_800, 2));
+    let back = s.state(&fail);
+    assert!(matches!(s.open(back.as_bytes()), Ok(Message::State(r)) if r.trials == 2));
+    let ok = v.trial_outcome(1, true, 2_100, 1_700, 2);
+    assert_eq!((ok.until_ms, ok.trials), (0, 0));
+}
+
+#[test]
+fn a_decision_starts_its_round_within_the_longest_open_period_of_this_replica() {
+    let s = signer();
+    let mut v = View::new("a", 2, WINDOW);
+    // Stamped by a host an hour ahead.
+    let o = s.state(&opened(1, 3_600_000));
+    v.see_state(Some(o.as_bytes()), &s);
+    v.learned(1_000, 2_500);
+    assert!(!v.round_on(3_499));
+    assert!(v.round_on(3_500));
 }
 
 #[test]

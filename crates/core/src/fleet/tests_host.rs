@@ -24,7 +24,7 @@ impl FleetHost for FakeHost {
     fn wall_ms(&self) -> u64 {
         self.wall.load(Ordering::SeqCst)
     }
-    fn fleet_open(&self, until_ms: u64, note: Arc<FleetNote>, fresh: bool) {
+    fn fleet_open(&self, until_ms: u64, note: Arc<FleetNote>, fresh: bool, _trials: u32) {
         self.calls.lock().push(format!(
             "open:{until_ms}:{}:{}",
             note.generation,
@@ -67,6 +67,7 @@ fn fleet(name: &str, host: &Arc<FakeHost>) -> FleetCircuit {
             window: std::time::Duration::from_secs(10),
             reset_timeout: std::time::Duration::from_secs(1),
             trials: 1,
+            open_max: std::time::Duration::from_secs(1),
         },
         Some(SECRET),
         client,
@@ -85,6 +86,7 @@ fn open(generation: u64, at_ms: u64) -> StateRecord {
         by: "web-1".into(),
         why: FleetWhy::Quorum,
         votes: 2,
+        trials: 0,
     }
 }
 

@@ -475,6 +475,7 @@ async fn a_forged_state_or_message_without_the_secret_opens_and_closes_nothing()
         by: "forger".into(),
         why: crate::observer::FleetWhy::Quorum,
         votes: 9,
+        trials: 0,
     };
     let forged = forger.state(&open);
     srv.cli(&["PUBLISH", &keys.channel, &forged]);

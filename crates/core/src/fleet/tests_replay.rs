@@ -34,6 +34,7 @@ async fn an_old_genuine_open_replayed_into_the_key_and_the_channel_reopens_nothi
             FleetWhy::TrialsSucceeded
         },
         votes: if open { 2 } else { 0 },
+        trials: 0,
     };
     // Genuine history: opened (generation 1), then closed (generation 2).
     let old_open = signer.state(&rec(1, true));

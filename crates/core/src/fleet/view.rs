@@ -39,9 +39,10 @@ pub struct View {
     /// Genuine votes, the latest per replica.
     votes: HashMap<String, VoteRecord>,
     /// When, on this replica's wall clock, the round of the open decision `last` starts at
-    /// the latest: `resetTimeout` after the replica learned it (`learned`), so a decision
-    /// stamped by a host whose clock is ahead holds no replica's trials longer than its own
-    /// circuit stays open (`FleetHost::fleet_open` caps it the same way).
+    /// the latest: the longest open period its own configuration allows after the replica
+    /// learned it (`learned`), so a decision stamped by a host whose clock is ahead holds no
+    /// replica's trials longer than its own circuit could stay open (`FleetHost::fleet_open`
+    /// caps it the same way).
     round_by: Option<u64>,
 }
 
@@ -199,8 +200,10 @@ impl View {
 
     /// The open this replica proposes when the quorum is reached: only a replica that
     /// voted itself proposes (the others would only race it), and only while the fleet
-    /// has no open decision. The replica that tripped first is named.
-    pub fn quorum_open(&self, now_ms: u64, reset_ms: u64) -> Option<StateRecord> {
+    /// has no open decision. The replica that tripped first is named; the fleet stays open
+    /// `open_ms`, the period the proposing replica's circuit chose (at least resetTimeout,
+    /// longer when a Retry-After holds it).
+    pub fn quorum_open(&self, now_ms: u64, open_ms: u64) -> Option<StateRecord> {
         if !self.may_vote() || !self.voted(now_ms) {
             return None;
         }
@@ -211,27 +214,31 @@ impl View {
         Some(StateRecord {
             generation: self.high + 1,
             open: true,
-            until_ms: now_ms + reset_ms,
+            until_ms: now_ms + open_ms,
             at_ms: now_ms,
             by: live[0].replica.clone(),
             why: FleetWhy::Quorum,
             votes: live.len() as u32,
+            trials: 0,
         })
     }
 
     /// The record a leased trial of the round of `generation` proposes: closed after
-    /// success, open again for `reset_ms` after a failure.
+    /// success (the growth of the open period ends fleet-wide), open again after a failure
+    /// for `open_ms`, the period the trial's circuit chose (grown by `trials` failed trials
+    /// in a row, or held by a Retry-After).
     pub fn trial_outcome(
         &self,
         generation: u64,
         ok: bool,
         now_ms: u64,
-        reset_ms: u64,
+        open_ms: u64,
+        trials: u32,
     ) -> StateRecord {
         StateRecord {
             generation: generation + 1,
             open: !ok,
-            until_ms: if ok { 0 } else { now_ms + reset_ms },
+            until_ms: if ok { 0 } else { now_ms + open_ms },
             at_ms: now_ms,
             by: self.me.clone(),
             why: if ok {
@@ -240,6 +247,7 @@ impl View {
                 FleetWhy::TrialFailed
             },
             votes: 0,
+            trials: if ok { 0 } else { trials },
         }
     }
 
@@ -252,11 +260,11 @@ impl View {
     }
 
     /// This replica follows the current decision from `now_ms` on: if it is open, its round
-    /// starts `reset_ms` from now at the latest, whatever the deciding host's clock says
-    /// (the first time it is followed counts).
-    pub fn learned(&mut self, now_ms: u64, reset_ms: u64) {
+    /// starts `max_ms` (the longest open period its configuration allows) from now at the
+    /// latest, whatever the deciding host's clock says (the first time it is followed counts).
+    pub fn learned(&mut self, now_ms: u64, max_ms: u64) {
         if self.current.as_ref().is_some_and(|r| r.open) {
-            let by = now_ms.saturating_add(reset_ms);
+            let by = now_ms.saturating_add(max_ms);
             self.round_by = Some(self.round_by.map_or(by, |t| t.min(by)));
         }
     }
