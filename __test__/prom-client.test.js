@@ -74,9 +74,19 @@ function breaker(name) {
   return b;
 }
 
+// dnastore_route_circuit_state has series only for a breaker with circuitPerRoute whose
+// routed call made its route's circuit: a companion breaker gives that family its series
+// (on the breakers above it would move the counts below to the route's circuit).
+async function routeCircuit(name) {
+  const b = createBreaker({ name: `${name}-routes`, baseUrl, logger: false, circuitPerRoute: true });
+  breakers.push(b);
+  expect(await b.fire('/api/sigils/1', { route: '/api/sigils/:id' })).toEqual({ ok: true });
+}
+
 // success x2, 503 x3 (trips on consecutive failures), then 2 calls short-circuited.
 async function driveThroughOutage(b) {
   upstreamDown = false;
+  await routeCircuit(b.name);
   // One call names its route, so the route-level families have series too.
   expect(await b.fire('/api/sigils/1', { route: '/api/sigils/:id' })).toEqual({ ok: true });
   expect(await b.fire('/api/sigils/1')).toEqual({ ok: true });
@@ -181,6 +191,7 @@ describe('registerWith(register)', () => {
   test("a breaker's series leave register.metrics() when it shuts down; the families stay", async () => {
     const b = breaker('promclient-gone');
     await b.fire('/api/sigils/2', { route: '/api/sigils/:id' });
+    await routeCircuit('promclient-gone');
     const before = await register.metrics();
     expect(before).toContain('dnastore_circuit_state{name="promclient-gone"} 0');
     const coreHeaders = headerLines(metrics(), 'dnastore_').sort();
@@ -199,6 +210,7 @@ describe('registerWith(register)', () => {
   test("the family list (from the core) matches what the core renders", async () => {
     const b = breaker('promclient-families');
     await b.fire('/api/sigils/5', { route: '/api/sigils/:id' });
+    await routeCircuit('promclient-families');
     const own = headerLines(metrics(), 'dnastore_');
     const expected = FAMILIES.flatMap(([name, type, help]) => [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`]);
     expect(expected.sort()).toEqual(own.sort());

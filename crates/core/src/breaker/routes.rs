@@ -47,7 +47,13 @@ impl Breaker {
         if let Some(evicted) = found.evicted {
             self.metrics.events.remove_route_state(&evicted);
         }
-        Some((route, found.circuit?))
+        let circuit = found.circuit?;
+        if found.created {
+            // Its series starts with the circuit (closed, or forced as the breaker is), not
+            // at its first transition: a dashboard sees every route the breaker guards.
+            self.metrics.events.show_route_state(route, circuit.state());
+        }
+        Some((route, circuit))
     }
 
     /// A new permit for another attempt of the call `permit_circuit` admitted (a retry,

@@ -96,6 +96,13 @@ async fn a_failing_route_opens_only_its_own_circuit() {
         "{text}"
     );
     assert!(text.contains(r#"dnastore_circuit_state{name="t-route-iso"} 0"#));
+    // A route whose circuit never moved shows too, closed, from its first call.
+    assert!(
+        text.contains(
+            r#"dnastore_route_circuit_state{name="t-route-iso",route="/api/sigils/:id"} 0"#
+        ),
+        "{text}"
+    );
     // After resetTimeout its trial goes to DNAStore again: still failing, open again.
     tokio::time::sleep(1000 * MS).await;
     assert_eq!(code_of(&fire(&b, VALIDATE, Some(v)).await), "ECONNREFUSED");

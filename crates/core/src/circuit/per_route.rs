@@ -39,6 +39,8 @@ pub struct Found {
     pub circuit: Option<Arc<Circuit>>,
     /// The route whose (closed) circuit was evicted to make room.
     pub evicted: Option<Arc<str>>,
+    /// Whether `circuit` was made by this lookup (its state series starts now).
+    pub created: bool,
 }
 
 /// The circuits of one breaker's routes.
@@ -76,11 +78,13 @@ impl RouteCircuits {
             return Found {
                 circuit: Some(e.circuit.clone()),
                 evicted: None,
+                created: false,
             };
         }
         let none = Found {
             circuit: None,
             evicted: None,
+            created: false,
         };
         if self.max == 0 {
             return none;
@@ -119,6 +123,7 @@ impl RouteCircuits {
         Found {
             circuit: Some(c),
             evicted,
+            created: true,
         }
     }
 

@@ -91,6 +91,11 @@ impl EventMetrics {
         self.routes.remove();
     }
 
+    /// A route's circuit was made: its state series starts.
+    pub fn show_route_state(&self, route: &str, state: StateKind) {
+        self.routes.set_state(route, state);
+    }
+
     /// A route's circuit was evicted: its state series goes.
     pub fn remove_route_state(&self, route: &str) {
         self.routes.remove_state(route);
