@@ -9,7 +9,9 @@ use super::scripts::Keys;
 use super::tests_redis::{connected, Replica};
 use crate::config::RawValue;
 use crate::observer::StateKind;
-use crate::redis::test_servers::{require_redis, tls_server, wait_for, Server, TempDir};
+use crate::redis::test_servers::{
+    require_redis, tls_server, wait_for, SentinelSet, Server, TempDir,
+};
 use crate::test_support::eventually;
 
 /// The smallest ACL grant the docs give for the fleet circuit.
@@ -82,34 +84,12 @@ async fn the_documented_acl_grant_is_enough() {
 #[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_sentinel_failover_during_an_outage_is_followed() {
     require_redis();
-    let mut master = Server::start(&[]);
-    let replica = Server::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
-    let sentinels: Vec<Server> = (0..3).map(|_| Server::sentinel(master.port, 400)).collect();
-    let limit = Duration::from_secs(15);
-    wait_for(limit, "the replica in sync", || {
-        replica
-            .cli(&["INFO", "replication"])
-            .contains("master_link_status:up")
-    });
-    wait_for(
-        limit,
-        "the Sentinels know each other and the replica",
-        || {
-            sentinels.iter().all(|s| {
-                s.cli(&["SENTINEL", "replicas", "mymaster"])
-                    .contains(&replica.port.to_string())
-                    && s.cli(&["SENTINEL", "sentinels", "mymaster"])
-                        .matches("name")
-                        .count()
-                        == 2
-            })
-        },
-    );
-    let nodes: Vec<String> = sentinels
-        .iter()
-        .map(|s| format!("127.0.0.1:{}", s.port))
-        .collect();
-    let url = format!("redis+sentinel://{}/mymaster", nodes.join(","));
+    let SentinelSet {
+        mut master,
+        replica,
+        sentinels: _sentinels,
+        url,
+    } = SentinelSet::start();
     let name = "fleet-sentinel";
     let slow = [("resetTimeout", RawValue::Number(1500.0))];
     let a = Replica::new(&url, name, 1, &slow);
@@ -127,7 +107,7 @@ async fn a_sentinel_failover_during_an_outage_is_followed() {
             && b.state() == StateKind::Open
     })
     .await;
-    wait_for(limit, "the open replicated", || {
+    wait_for(Duration::from_secs(15), "the open replicated", || {
         replica
             .cli(&["GET", &Keys::new(name).state])
             .starts_with("s1|1|o|")

@@ -67,6 +67,55 @@ impl Drop for TempDir {
     }
 }
 
+/// A primary, its replica and three Sentinels watching it as `mymaster` (down-after
+/// 400 ms), ready for a failover: the replica in sync, the Sentinels knowing it and each
+/// other (hello every 2 s). `url` is the `redis+sentinel://` URL of the three.
+pub struct SentinelSet {
+    pub master: Server,
+    pub replica: Server,
+    pub sentinels: Vec<Server>,
+    pub url: String,
+}
+
+impl SentinelSet {
+    pub fn start() -> Self {
+        let master = Server::start(&[]);
+        let replica = Server::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+        let sentinels: Vec<Server> = (0..3).map(|_| Server::sentinel(master.port, 400)).collect();
+        let limit = Duration::from_secs(15);
+        wait_for(limit, "the replica in sync", || {
+            replica
+                .cli(&["INFO", "replication"])
+                .contains("master_link_status:up")
+        });
+        wait_for(
+            limit,
+            "the Sentinels know each other and the replica",
+            || {
+                sentinels.iter().all(|s| {
+                    s.cli(&["SENTINEL", "replicas", "mymaster"])
+                        .contains(&replica.port.to_string())
+                        && s.cli(&["SENTINEL", "sentinels", "mymaster"])
+                            .matches("name")
+                            .count()
+                            == 2
+                })
+            },
+        );
+        let nodes: Vec<String> = sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        let url = format!("redis+sentinel://{}/mymaster", nodes.join(","));
+        Self {
+            master,
+            replica,
+            sentinels,
+            url,
+        }
+    }
+}
+
 /// One redis-server (or Sentinel) we started.
 pub struct Server {
     child: Option<Child>,

@@ -5,41 +5,18 @@
 use std::io::Write;
 
 use super::*;
-use crate::redis::test_servers::{require_redis, wait_for, Server};
+use crate::redis::test_servers::{require_redis, SentinelSet};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server: cargo test -- --include-ignored (scripts/test.sh does)"]
 async fn a_failover_is_followed_without_a_restart() {
     require_redis();
-    let mut master = Server::start(&[]);
-    let replica = Server::start(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
-    let sentinels: Vec<Server> = (0..3).map(|_| Server::sentinel(master.port, 400)).collect();
-    let limit = Duration::from_secs(15);
-    wait_for(limit, "the replica in sync", || {
-        replica
-            .cli(&["INFO", "replication"])
-            .contains("master_link_status:up")
-    });
-    // A failover needs the Sentinels to know the replica and each other (hello every 2 s).
-    wait_for(
-        limit,
-        "the Sentinels know each other and the replica",
-        || {
-            sentinels.iter().all(|s| {
-                s.cli(&["SENTINEL", "replicas", "mymaster"])
-                    .contains(&replica.port.to_string())
-                    && s.cli(&["SENTINEL", "sentinels", "mymaster"])
-                        .matches("name")
-                        .count()
-                        == 2
-            })
-        },
-    );
-    let nodes: Vec<String> = sentinels
-        .iter()
-        .map(|s| format!("127.0.0.1:{}", s.port))
-        .collect();
-    let url = format!("redis+sentinel://{}/mymaster", nodes.join(","));
+    let SentinelSet {
+        mut master,
+        replica,
+        sentinels: _sentinels,
+        url,
+    } = SentinelSet::start();
     let (c, health, _) = client(&url, "redis-sentinel");
     round_trip(&c, entry("1")).await;
     assert_eq!(
